@@ -1,0 +1,54 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrClosed is returned by every method after Close.
+	ErrClosed = errors.New("wal: log closed")
+	// ErrFull is returned by Append when WithMaxBytes would be exceeded.
+	ErrFull = errors.New("wal: log full")
+	// ErrNotFound is returned for a seq never written or already
+	// acknowledged.
+	ErrNotFound = errors.New("wal: record not found")
+	// ErrLocked is returned by Open when another Log, in this process or
+	// another, holds the directory.
+	ErrLocked = errors.New("wal: directory locked by another log")
+	// ErrCorrupt matches every *CorruptionError with errors.Is.
+	ErrCorrupt = errors.New("wal: corrupt log")
+	// ErrTooLarge is returned for a record or batch larger than 1 GiB.
+	ErrTooLarge = errors.New("wal: record too large")
+)
+
+// CorruptionError reports damage on disk: which file, where, and why.
+// Nothing is deleted on its account; Repair cuts the log at the damage.
+type CorruptionError struct {
+	Path   string // the damaged file
+	Offset int64  // byte offset of the damaged frame in that file
+	Seq    uint64 // the sequence number expected there, if known (0 otherwise)
+	Reason string
+
+	fix fixKind // what Repair does about it
+}
+
+// fixKind tells Repair how to mend a CorruptionError.
+type fixKind uint8
+
+const (
+	fixCut       fixKind = iota // cut Path at Offset, and every later segment
+	fixExtend                   // the segment is short: extend it with zeros
+	fixMoveAside                // move the metadata file Path aside
+)
+
+func (e *CorruptionError) Error() string {
+	s := fmt.Sprintf("wal: corrupt log: %s at offset %d", e.Path, e.Offset)
+	if e.Seq != 0 {
+		s += fmt.Sprintf(" (seq %d)", e.Seq)
+	}
+	return s + ": " + e.Reason
+}
+
+// Is reports whether target is ErrCorrupt.
+func (e *CorruptionError) Is(target error) bool { return target == ErrCorrupt }

@@ -1,0 +1,157 @@
+package index
+
+import (
+	"encoding/binary"
+	"errors"
+	"sync/atomic"
+)
+
+// Acks is the acknowledgement bitmap of one segment: a bit for each seq of
+// [Base, Base+Len). Set and Has are safe for concurrent use; the capacity
+// is fixed at creation so that the words never move.
+type Acks struct {
+	base  uint64
+	n     uint64
+	words []uint64
+}
+
+// NewAcks returns a bitmap for n seqs starting at base, all unacknowledged.
+func NewAcks(base, n uint64) *Acks {
+	return &Acks{base: base, n: n, words: make([]uint64, (n+63)/64)}
+}
+
+// Base is the first seq covered.
+func (a *Acks) Base() uint64 { return a.base }
+
+// Len is the number of seqs covered.
+func (a *Acks) Len() uint64 { return a.n }
+
+// Covers reports whether seq is in the bitmap's range.
+func (a *Acks) Covers(seq uint64) bool { return seq >= a.base && seq-a.base < a.n }
+
+// Has reports whether seq is acknowledged. Seqs out of range are not.
+func (a *Acks) Has(seq uint64) bool {
+	if !a.Covers(seq) {
+		return false
+	}
+	i := seq - a.base
+	return atomic.LoadUint64(&a.words[i/64])&(1<<(i%64)) != 0
+}
+
+// Set marks seq acknowledged and reports whether it was not already.
+func (a *Acks) Set(seq uint64) bool {
+	if !a.Covers(seq) {
+		return false
+	}
+	i := seq - a.base
+	bit := uint64(1) << (i % 64)
+	return atomic.OrUint64(&a.words[i/64], bit)&bit == 0
+}
+
+// Truncate shrinks the range to n seqs (a sealed segment's final range).
+// Bits past n are cleared. Not safe concurrently with Set.
+func (a *Acks) Truncate(n uint64) {
+	if n >= a.n {
+		return
+	}
+	a.n = n
+	w := (n + 63) / 64
+	a.words = a.words[:w:w]
+	if r := n % 64; r != 0 {
+		a.words[w-1] &= (1 << r) - 1
+	}
+}
+
+// Count returns the number of acknowledged seqs.
+func (a *Acks) Count() int {
+	c := 0
+	for i := range a.words {
+		c += popcount(atomic.LoadUint64(&a.words[i]))
+	}
+	return c
+}
+
+func popcount(x uint64) int {
+	c := 0
+	for x != 0 {
+		x &= x - 1
+		c++
+	}
+	return c
+}
+
+// ErrAckPayload is returned for an ack frame payload that does not decode.
+var ErrAckPayload = errors.New("index: malformed ack payload")
+
+// maxAckRanges bounds the ranges one ack frame may hold.
+const maxAckRanges = 1 << 20
+
+// AppendAckPayload encodes seqs, which must be sorted ascending without
+// duplicates, as an ack frame payload appended to dst.
+func AppendAckPayload(dst []byte, seqs []uint64) []byte {
+	if len(seqs) == 0 {
+		return dst
+	}
+	n := 1
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] != seqs[i-1]+1 {
+			n++
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(n))
+	prevEnd := uint64(0)
+	for i := 0; i < len(seqs); {
+		j := i + 1
+		for j < len(seqs) && seqs[j] == seqs[j-1]+1 {
+			j++
+		}
+		dst = binary.AppendUvarint(dst, seqs[i]-prevEnd)
+		dst = binary.AppendUvarint(dst, uint64(j-i-1))
+		prevEnd = seqs[j-1] + 1
+		i = j
+	}
+	return dst
+}
+
+// DecodeAckPayload calls fn for each range [start, start+n) of an ack
+// payload. It never panics and allocates nothing; ranges are ascending and
+// disjoint, and seqs are positive, or it returns ErrAckPayload.
+func DecodeAckPayload(p []byte, fn func(start, n uint64)) error {
+	count, k := binary.Uvarint(p)
+	if k <= 0 || count == 0 || count > maxAckRanges {
+		return ErrAckPayload
+	}
+	p = p[k:]
+	prevEnd := uint64(0)
+	for range count {
+		delta, k1 := binary.Uvarint(p)
+		if k1 <= 0 {
+			return ErrAckPayload
+		}
+		p = p[k1:]
+		lenm1, k2 := binary.Uvarint(p)
+		if k2 <= 0 {
+			return ErrAckPayload
+		}
+		p = p[k2:]
+		start := prevEnd + delta
+		if start < prevEnd || start == 0 || (prevEnd > 0 && delta == 0) || lenm1 >= 1<<62 || start+lenm1 < start {
+			return ErrAckPayload
+		}
+		fn(start, lenm1+1)
+		prevEnd = start + lenm1 + 1
+	}
+	if len(p) != 0 {
+		return ErrAckPayload
+	}
+	return nil
+}
+
+// Clone returns a copy of the bitmap as it is now.
+func (a *Acks) Clone() *Acks {
+	c := &Acks{base: a.base, n: a.n, words: make([]uint64, len(a.words))}
+	for i := range a.words {
+		c.words[i] = atomic.LoadUint64(&a.words[i])
+	}
+	return c
+}

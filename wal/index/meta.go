@@ -1,0 +1,217 @@
+package index
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// File names and sizes; part of the on-disk format.
+const (
+	CheckpointName   = "checkpoint"
+	SuperblockName   = "superblock"
+	CheckpointMagic  = "WALPUBCK"
+	SuperblockMagic  = "WALPUBSB"
+	Version          = 1
+	SuperblockSlot   = 512
+	SuperblockSize   = 2 * SuperblockSlot
+	checkpointHeader = 32
+)
+
+// FormatError is a damaged checkpoint or superblock. Offset is the byte
+// offset of the damaged structure in its file.
+type FormatError struct {
+	Offset int64
+	Reason string
+}
+
+func (e *FormatError) Error() string { return fmt.Sprintf("offset %d: %s", e.Offset, e.Reason) }
+
+// Checkpoint is the persisted acknowledgement state of the sealed segments.
+type Checkpoint struct {
+	Through  uint64 // ack frames of segments up to this id are included
+	NextSeq  uint64
+	Segments []SegmentAcks
+}
+
+// SegmentAcks is one sealed segment's acknowledgement bitmap.
+type SegmentAcks struct {
+	ID   uint64
+	Acks *Acks
+}
+
+// AppendCheckpoint encodes c, appended to dst.
+func AppendCheckpoint(dst []byte, c Checkpoint) []byte {
+	start := len(dst)
+	dst = append(dst, CheckpointMagic...)
+	dst = binary.LittleEndian.AppendUint16(dst, Version)
+	dst = binary.LittleEndian.AppendUint16(dst, 0)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(c.Segments)))
+	dst = binary.LittleEndian.AppendUint64(dst, c.Through)
+	dst = binary.LittleEndian.AppendUint64(dst, c.NextSeq)
+	for _, s := range c.Segments {
+		dst = binary.LittleEndian.AppendUint64(dst, s.ID)
+		dst = binary.LittleEndian.AppendUint64(dst, s.Acks.base)
+		dst = binary.LittleEndian.AppendUint64(dst, s.Acks.n)
+		for i := range s.Acks.words {
+			dst = binary.LittleEndian.AppendUint64(dst, s.Acks.Word(i))
+		}
+	}
+	return binary.LittleEndian.AppendUint64(dst, xxhash.Sum64(dst[start:]))
+}
+
+// Word returns the i-th bitmap word.
+func (a *Acks) Word(i int) uint64 { return atomicLoad(&a.words[i]) }
+
+// DecodeCheckpoint decodes and verifies a checkpoint file's bytes. It never
+// panics, and allocates no more than the input's size allows.
+func DecodeCheckpoint(b []byte) (Checkpoint, error) {
+	if len(b) < checkpointHeader+8 {
+		return Checkpoint{}, &FormatError{0, fmt.Sprintf("checkpoint truncated: %d bytes", len(b))}
+	}
+	if string(b[:8]) != CheckpointMagic {
+		return Checkpoint{}, &FormatError{0, "bad checkpoint magic"}
+	}
+	body := b[:len(b)-8]
+	if binary.LittleEndian.Uint64(b[len(b)-8:]) != xxhash.Sum64(body) {
+		return Checkpoint{}, &FormatError{0, "checkpoint checksum mismatch"}
+	}
+	if v := binary.LittleEndian.Uint16(b[8:]); v != Version {
+		return Checkpoint{}, &FormatError{8, fmt.Sprintf("unsupported checkpoint version %d", v)}
+	}
+	if binary.LittleEndian.Uint16(b[10:]) != 0 {
+		return Checkpoint{}, &FormatError{10, "reserved checkpoint bytes are not zero"}
+	}
+	n := binary.LittleEndian.Uint32(b[12:])
+	c := Checkpoint{
+		Through: binary.LittleEndian.Uint64(b[16:]),
+		NextSeq: binary.LittleEndian.Uint64(b[24:]),
+	}
+	off := checkpointHeader
+	if uint64(n)*24 > uint64(len(body)-off) {
+		return Checkpoint{}, &FormatError{12, fmt.Sprintf("checkpoint claims %d segments in %d bytes", n, len(body))}
+	}
+	c.Segments = make([]SegmentAcks, 0, n)
+	var prevID uint64
+	for range n {
+		if len(body)-off < 24 {
+			return Checkpoint{}, &FormatError{int64(off), "checkpoint entry truncated"}
+		}
+		id := binary.LittleEndian.Uint64(body[off:])
+		base := binary.LittleEndian.Uint64(body[off+8:])
+		bits := binary.LittleEndian.Uint64(body[off+16:])
+		words := (bits + 63) / 64
+		if id <= prevID || base == 0 || bits > 1<<40 || words*8 > uint64(len(body)-off-24) {
+			return Checkpoint{}, &FormatError{int64(off), "invalid checkpoint entry"}
+		}
+		prevID = id
+		a := NewAcks(base, bits)
+		for i := range a.words {
+			a.words[i] = binary.LittleEndian.Uint64(body[off+24+8*i:])
+		}
+		if r := bits % 64; r != 0 && a.words[len(a.words)-1]>>r != 0 {
+			return Checkpoint{}, &FormatError{int64(off), "checkpoint bitmap has bits past its range"}
+		}
+		c.Segments = append(c.Segments, SegmentAcks{ID: id, Acks: a})
+		off += 24 + 8*int(words)
+	}
+	if off != len(body) {
+		return Checkpoint{}, &FormatError{int64(off), "trailing bytes in checkpoint"}
+	}
+	return c, nil
+}
+
+// Superblock is the durable high-water mark: everything up to Offset in
+// segment Segment, and every record up to Seq, was on stable storage.
+type Superblock struct {
+	Generation uint64
+	Segment    uint64
+	Offset     int64
+	Seq        uint64
+}
+
+// PutSuperblockSlot encodes s into a 64-byte slot.
+func PutSuperblockSlot(b []byte, s Superblock) {
+	_ = b[63]
+	clear(b[:64])
+	copy(b, SuperblockMagic)
+	binary.LittleEndian.PutUint16(b[8:], Version)
+	binary.LittleEndian.PutUint64(b[16:], s.Generation)
+	binary.LittleEndian.PutUint64(b[24:], s.Segment)
+	binary.LittleEndian.PutUint64(b[32:], uint64(s.Offset))
+	binary.LittleEndian.PutUint64(b[40:], s.Seq)
+	binary.LittleEndian.PutUint64(b[56:], xxhash.Sum64(b[:56]))
+}
+
+// ErrNoSuperblock means neither slot holds a valid superblock.
+var ErrNoSuperblock = errors.New("index: no valid superblock slot")
+
+func decodeSlot(b []byte) (Superblock, bool) {
+	if len(b) < 64 || string(b[:8]) != SuperblockMagic ||
+		binary.LittleEndian.Uint64(b[56:]) != xxhash.Sum64(b[:56]) ||
+		binary.LittleEndian.Uint16(b[8:]) != Version {
+		return Superblock{}, false
+	}
+	s := Superblock{
+		Generation: binary.LittleEndian.Uint64(b[16:]),
+		Segment:    binary.LittleEndian.Uint64(b[24:]),
+		Offset:     int64(binary.LittleEndian.Uint64(b[32:])),
+		Seq:        binary.LittleEndian.Uint64(b[40:]),
+	}
+	if s.Offset < 0 {
+		return Superblock{}, false
+	}
+	return s, true
+}
+
+// DecodeSuperblock returns the newest valid slot of a superblock file's
+// bytes. A slot that is all zeros is empty; damage in the older slot is
+// expected after a torn write and ignored. With no valid slot at all it
+// returns ErrNoSuperblock if both are empty and a *FormatError otherwise.
+func DecodeSuperblock(b []byte) (Superblock, error) {
+	var best Superblock
+	found, damaged := false, false
+	for i := 0; i < 2; i++ {
+		lo := i * SuperblockSlot
+		if lo+64 > len(b) {
+			if lo < len(b) {
+				damaged = true
+			}
+			continue
+		}
+		slot := b[lo : lo+64]
+		s, ok := decodeSlot(slot)
+		if !ok {
+			if !isZero(slot) {
+				damaged = true
+			}
+			continue
+		}
+		if s.Generation%2 != uint64(i) {
+			damaged = true
+			continue
+		}
+		if !found || s.Generation > best.Generation {
+			best, found = s, true
+		}
+	}
+	switch {
+	case found:
+		return best, nil
+	case damaged:
+		return Superblock{}, &FormatError{0, "no valid superblock slot"}
+	default:
+		return Superblock{}, ErrNoSuperblock
+	}
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}

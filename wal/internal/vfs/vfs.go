@@ -1,0 +1,218 @@
+// Package vfs is the small file-system interface the log does all its I/O
+// through, so that tests can inject faults (failed writes and syncs, short
+// writes, a full disk) without hoping for them.
+//
+// Memory mapping needs a real file, so File exposes it (OS); every
+// other operation — allocation, writes, syncs, renames, removals — goes
+// through the interface and can fail on demand.
+package vfs
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+)
+
+// FS is the subset of the operating system's file API the log uses.
+type FS interface {
+	OpenFile(name string, flag int, perm fs.FileMode) (File, error)
+	Remove(name string) error
+	Rename(oldpath, newpath string) error
+	ReadDir(name string) ([]fs.DirEntry, error)
+	MkdirAll(name string, perm fs.FileMode) error
+	// SyncDir makes the directory's entries (creations, renames,
+	// removals) durable.
+	SyncDir(name string) error
+}
+
+// File is an open file.
+type File interface {
+	io.ReaderAt
+	io.WriterAt
+	io.Closer
+	Name() string
+	// OS returns the operating-system file, for memory mapping.
+	OS() *os.File
+	Stat() (fs.FileInfo, error)
+	Truncate(size int64) error
+	// Sync makes the file's data durable (fdatasync on Linux). It also
+	// writes back pages dirtied through a shared memory mapping.
+	Sync() error
+	// Allocate reserves size bytes of disk for the file, so that stores
+	// into a mapping of it can never fail for want of space. Where the
+	// file system cannot preallocate it writes the zeros out instead.
+	Allocate(size int64) error
+}
+
+// OS is the real file system.
+var OS FS = osFS{}
+
+type osFS struct{}
+
+func (osFS) OpenFile(name string, flag int, perm fs.FileMode) (File, error) {
+	f, err := os.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return osFile{f}, nil
+}
+
+func (osFS) Remove(name string) error                     { return os.Remove(name) }
+func (osFS) Rename(oldpath, newpath string) error         { return os.Rename(oldpath, newpath) }
+func (osFS) ReadDir(name string) ([]fs.DirEntry, error)   { return os.ReadDir(name) }
+func (osFS) MkdirAll(name string, perm fs.FileMode) error { return os.MkdirAll(name, perm) }
+
+func (osFS) SyncDir(name string) error {
+	d, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+type osFile struct{ *os.File }
+
+func (f osFile) OS() *os.File              { return f.File }
+func (f osFile) Sync() error               { return datasync(f.File) }
+func (f osFile) Allocate(size int64) error { return allocate(f.File, size) }
+
+// writeZeros extends f to size by writing zeros: the fallback where the
+// file system has no fallocate. The file is never left sparse.
+func writeZeros(f *os.File, size int64) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 1<<20)
+	for off := fi.Size(); off < size; {
+		n := min(int64(len(buf)), size-off)
+		if _, err := f.WriteAt(buf[:n], off); err != nil {
+			return err
+		}
+		off += n
+	}
+	return nil
+}
+
+// ErrInjected is the error a Faulty file system returns for an injected
+// failure.
+var ErrInjected = errors.New("vfs: injected fault")
+
+// Faulty wraps an FS and fails chosen operations on demand. It is safe for
+// concurrent use.
+type Faulty struct {
+	FS FS
+
+	mu          sync.Mutex
+	failSync    int   // fail the next n Syncs
+	failWrite   int   // fail the next n WriteAts (after a short write)
+	failAlloc   int   // fail the next n Allocates with ENOSPC
+	failRename  int   // fail the next n Renames
+	writeErr    error // error for failed writes (default ErrInjected)
+	Syncs       int   // Syncs performed (successful or not)
+	Allocations int
+}
+
+// FailNextSyncs makes the next n File.Sync or SyncDir calls fail.
+func (f *Faulty) FailNextSyncs(n int) { f.mu.Lock(); f.failSync = n; f.mu.Unlock() }
+
+// FailNextWrites makes the next n WriteAt calls write half their bytes and
+// fail with err (ErrInjected when nil).
+func (f *Faulty) FailNextWrites(n int, err error) {
+	f.mu.Lock()
+	f.failWrite, f.writeErr = n, err
+	f.mu.Unlock()
+}
+
+// FailNextAllocates makes the next n Allocate calls fail with ENOSPC.
+func (f *Faulty) FailNextAllocates(n int) { f.mu.Lock(); f.failAlloc = n; f.mu.Unlock() }
+
+// FailNextRenames makes the next n Rename calls fail.
+func (f *Faulty) FailNextRenames(n int) { f.mu.Lock(); f.failRename = n; f.mu.Unlock() }
+
+func (f *Faulty) take(counter *int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if *counter > 0 {
+		*counter--
+		return true
+	}
+	return false
+}
+
+func (f *Faulty) OpenFile(name string, flag int, perm fs.FileMode) (File, error) {
+	file, err := f.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &faultyFile{File: file, fs: f}, nil
+}
+
+func (f *Faulty) Remove(name string) error                     { return f.FS.Remove(name) }
+func (f *Faulty) ReadDir(name string) ([]fs.DirEntry, error)   { return f.FS.ReadDir(name) }
+func (f *Faulty) MkdirAll(name string, perm fs.FileMode) error { return f.FS.MkdirAll(name, perm) }
+
+func (f *Faulty) Rename(oldpath, newpath string) error {
+	if f.take(&f.failRename) {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: ErrInjected}
+	}
+	return f.FS.Rename(oldpath, newpath)
+}
+
+func (f *Faulty) SyncDir(name string) error {
+	f.mu.Lock()
+	f.Syncs++
+	f.mu.Unlock()
+	if f.take(&f.failSync) {
+		return &os.PathError{Op: "fsync", Path: name, Err: ErrInjected}
+	}
+	return f.FS.SyncDir(name)
+}
+
+type faultyFile struct {
+	File
+	fs *Faulty
+}
+
+func (f *faultyFile) Sync() error {
+	f.fs.mu.Lock()
+	f.fs.Syncs++
+	f.fs.mu.Unlock()
+	if f.fs.take(&f.fs.failSync) {
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: ErrInjected}
+	}
+	return f.File.Sync()
+}
+
+func (f *faultyFile) WriteAt(p []byte, off int64) (int, error) {
+	if f.fs.take(&f.fs.failWrite) {
+		n, _ := f.File.WriteAt(p[:len(p)/2], off)
+		err := f.fs.writeErr
+		if err == nil {
+			err = ErrInjected
+		}
+		return n, &os.PathError{Op: "write", Path: f.Name(), Err: err}
+	}
+	return f.File.WriteAt(p, off)
+}
+
+func (f *faultyFile) Allocate(size int64) error {
+	f.fs.mu.Lock()
+	f.fs.Allocations++
+	f.fs.mu.Unlock()
+	if f.fs.take(&f.fs.failAlloc) {
+		return &os.PathError{Op: "fallocate", Path: f.Name(), Err: syscall.ENOSPC}
+	}
+	return f.File.Allocate(size)
+}
+
+// Join is filepath.Join, here so callers need not import both.
+func Join(elem ...string) string { return filepath.Join(elem...) }

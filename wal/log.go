@@ -1,0 +1,916 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/walpub/walpub/wal/index"
+	"github.com/walpub/walpub/wal/internal/vfs"
+	"github.com/walpub/walpub/wal/segment"
+)
+
+// Log is a write-ahead log in one directory. It is safe for concurrent
+// use: many appenders, readers and ackers at once.
+type Log struct {
+	dir  string
+	cfg  config
+	fs   vfs.FS
+	log  *slog.Logger
+	lock vfs.File
+
+	mu           sync.Mutex
+	closed       bool
+	err          error // sticky: the first write or sync failure
+	segs         []*seg
+	active       *seg
+	nextSeq      uint64
+	pending      int
+	pendingBytes int64
+	diskBytes    int64 // segment files and the prepared one
+	sbBytes      int64 // superblock file size
+	ckptBytes    int64 // checkpoint file size
+	tornBytes    int64
+	unsynced     []*mapped // sealed segment files written since the last sync
+	dirDirty     bool      // a file was created, renamed or removed since the last sync
+	prepared     *segment.File
+	prepSeq      atomic.Uint64
+	ackEpoch     uint64 // bumped by every Ack and rotation
+	ckptEpoch    uint64 // ackEpoch the last checkpoint saw
+
+	// Group commit.
+	syncMu   sync.Mutex
+	syncCond *sync.Cond
+	syncing  bool
+	synced   pos
+	sbGen    uint64
+	sb       vfs.File
+
+	zenc *zstd.Encoder
+	zdec *zstd.Decoder
+
+	prepKick    chan struct{}
+	compactKick chan struct{}
+	quit        chan struct{}
+	wg          sync.WaitGroup
+}
+
+// Record is an unacknowledged record yielded by Pending.
+type Record struct {
+	Seq  uint64
+	Data []byte // valid only until the iteration step returns; copy to keep
+}
+
+// Stats describes a log.
+type Stats struct {
+	NextSeq      uint64 // the seq the next Append will get
+	Pending      int    // unacknowledged records
+	PendingBytes int64  // their payload bytes (uncompressed)
+	Segments     int    // segment files on disk
+	DiskBytes    int64  // bytes the log occupies on disk, all files included
+	TornBytes    int64  // bytes of a torn tail cut off by Open
+}
+
+// Open opens the log in dir, creating the directory (mode 0700) and an
+// empty log if needed. It verifies every unacknowledged record and the
+// metadata: damage is a *CorruptionError naming the file and offset,
+// except a torn tail (damage at the very end, beyond the durable
+// high-water mark, with nothing valid after it), which is cut off and
+// logged. A directory held by another Log fails with ErrLocked.
+func Open(dir string, opts ...Option) (*Log, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.fs.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("wal: %w", err)
+	}
+	lock, err := lockDir(cfg.fs, dir, cfg.fileMode)
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{dir: dir, cfg: cfg, fs: cfg.fs, log: cfg.logger, lock: lock,
+		prepKick: make(chan struct{}, 1), compactKick: make(chan struct{}, 1), quit: make(chan struct{})}
+	l.syncCond = sync.NewCond(&l.syncMu)
+	if err := l.open(); err != nil {
+		l.closeFiles()
+		lock.Close()
+		return nil, err
+	}
+	l.wg.Add(2)
+	go l.preparer()
+	go l.compactor()
+	if cfg.sync.kind == syncEvery {
+		l.wg.Add(1)
+		go l.syncer(cfg.sync.every)
+	}
+	l.kick(l.prepKick)
+	l.kick(l.compactKick)
+	return l, nil
+}
+
+func (l *Log) open() error {
+	l.removeTemps()
+	st, err := load(l.fs, l.dir, loadWrite)
+	if err != nil {
+		return err
+	}
+	l.segs, l.nextSeq = st.segs, st.nextSeq
+	l.sbBytes, l.ckptBytes = st.sbBytes, st.ckptBytes
+	l.sbGen = st.hwm.Generation
+	l.synced = pos{st.hwm.Segment, st.hwm.Offset}
+	for _, s := range l.segs {
+		l.diskBytes += s.file.Size()
+		l.pending += s.pending
+		l.pendingBytes += s.pendingBytes
+	}
+	if l.cfg.compression == CompressionZstd {
+		if l.zenc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest)); err != nil {
+			return fmt.Errorf("wal: %w", err)
+		}
+	}
+	if n := len(l.segs); n > 0 && !l.segs[n-1].compacted() {
+		l.active = l.segs[n-1]
+		if st.tornFrom >= 0 {
+			b := l.active.file.Bytes()
+			clear(b[st.tornFrom:st.tornTo])
+			l.tornBytes = st.tornTo - st.tornFrom
+			l.log.Warn("wal: cut a torn tail", "file", l.active.file.Path, "offset", st.tornFrom,
+				"bytes", l.tornBytes, "unfinished_batch", st.tornBatch)
+			if err := l.active.file.Sync(); err != nil {
+				return fmt.Errorf("wal: %w", err)
+			}
+		}
+	} else {
+		// No segment yet, or the last one is compacted: start a new one.
+		s, err := l.newSegmentLocked(0)
+		if err != nil {
+			return err
+		}
+		l.installActiveLocked(s)
+	}
+	if l.sb, err = l.fs.OpenFile(vfs.Join(l.dir, index.SuperblockName), os.O_RDWR|os.O_CREATE, l.cfg.fileMode); err != nil {
+		return fmt.Errorf("wal: %w", err)
+	}
+	return nil
+}
+
+// removeTemps deletes files a crash left half-made: a prepared segment, a
+// compaction or checkpoint in progress. None holds acknowledged-as-written
+// data.
+func (l *Log) removeTemps() {
+	ents, err := l.fs.ReadDir(l.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if n := e.Name(); e.Type().IsRegular() && len(n) > len(tmpExt) && n[len(n)-len(tmpExt):] == tmpExt {
+			l.fs.Remove(vfs.Join(l.dir, n))
+		}
+	}
+}
+
+func (l *Log) kick(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// checkLocked returns the error every call returns after a failure or
+// Close.
+func (l *Log) checkLocked() error {
+	if l.closed {
+		return ErrClosed
+	}
+	return l.err
+}
+
+// failLocked makes err sticky.
+func (l *Log) failLocked(err error) error {
+	if l.err == nil {
+		l.err = err
+		l.log.Error("wal: log failed; every later call returns this error", "err", err)
+	}
+	return l.err
+}
+
+func (l *Log) fail(err error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failLocked(err)
+}
+
+// encode compresses data if the log is configured to and it helps.
+func (l *Log) encode(data []byte, buf []byte) (payload []byte, flags uint32) {
+	if l.zenc == nil || len(data) < 64 {
+		return data, 0
+	}
+	c := l.zenc.EncodeAll(data, buf[:0])
+	if len(c) >= len(data) {
+		return data, 0
+	}
+	return c, segment.FlagZstd
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// Append appends a record and returns its seq. With SyncAlways it returns
+// once the record is on stable storage. The log keeps no reference to
+// data.
+func (l *Log) Append(data []byte) (uint64, error) {
+	return l.append([][]byte{data})
+}
+
+// AppendBatch appends the records of batch as one unit: after a crash the
+// batch is recovered whole or not at all. It returns the first seq; the
+// records get first..first+len(batch)-1. An empty batch appends nothing
+// and returns the next seq.
+func (l *Log) AppendBatch(batch [][]byte) (first uint64, err error) {
+	if len(batch) == 0 {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if err := l.checkLocked(); err != nil {
+			return 0, err
+		}
+		return l.nextSeq, nil
+	}
+	return l.append(batch)
+}
+
+func (l *Log) append(batch [][]byte) (uint64, error) {
+	payloads := make([][]byte, len(batch))
+	flags := make([]uint32, len(batch))
+	var raw, total int64
+	var bufs []*[]byte
+	for i, d := range batch {
+		if len(d) > segment.MaxPayload {
+			return 0, ErrTooLarge
+		}
+		payloads[i] = d
+		if l.zenc != nil && len(d) >= 64 {
+			bp := bufPool.Get().(*[]byte)
+			bufs = append(bufs, bp)
+			payloads[i], flags[i] = l.encode(d, *bp)
+			*bp = payloads[i][:0]
+		}
+		raw += int64(len(d))
+		total += int64(segment.FrameSize(len(payloads[i])))
+	}
+	defer func() {
+		for _, bp := range bufs {
+			bufPool.Put(bp)
+		}
+	}()
+	if len(batch) > 1 {
+		for i := range flags {
+			flags[i] |= segment.FlagBatch
+		}
+		flags[len(flags)-1] |= segment.FlagCommit
+	}
+	if total > segment.MaxSize-segment.HeaderSize {
+		return 0, ErrTooLarge
+	}
+
+	l.mu.Lock()
+	if err := l.checkLocked(); err != nil {
+		l.mu.Unlock()
+		return 0, err
+	}
+	if l.cfg.maxBytes > 0 && l.pendingBytes+raw > l.cfg.maxBytes {
+		l.mu.Unlock()
+		return 0, ErrFull
+	}
+	if err := l.ensureRoomLocked(total); err != nil {
+		l.mu.Unlock()
+		return 0, err
+	}
+	s := l.active
+	b := s.file.Bytes()
+	first := l.nextSeq
+	for i, p := range payloads {
+		seq := first + uint64(i)
+		off := s.tail
+		n := segment.PutFrame(b[off:], seq, flags[i], len(batch[i]), p)
+		s.tail += int64(n)
+		s.locs.Add(seq, off)
+		s.lastSeq = seq
+		s.pending++
+		s.pendingBytes += int64(len(batch[i]))
+		s.liveFrames += int64(n)
+	}
+	l.nextSeq += uint64(len(batch))
+	l.pending += len(batch)
+	l.pendingBytes += raw
+	at := pos{s.id, s.tail}
+	l.mu.Unlock()
+
+	if l.cfg.sync.kind == syncAlways {
+		if err := l.syncTo(at); err != nil {
+			return 0, err
+		}
+	}
+	return first, nil
+}
+
+// ensureRoomLocked makes sure the active segment has n free bytes,
+// rotating to a new segment if not.
+func (l *Log) ensureRoomLocked(n int64) error {
+	if l.active.tail+n <= l.active.file.Size() {
+		return nil
+	}
+	s, err := l.newSegmentLocked(n)
+	if err != nil {
+		return err
+	}
+	old := l.active
+	old.sealed = true
+	old.locs.Trim()
+	old.acks.Truncate(l.nextSeq - old.firstSeq)
+	l.unsynced = append(l.unsynced, old.file)
+	l.installActiveLocked(s)
+	l.ackEpoch++
+	l.kick(l.prepKick)
+	l.kick(l.compactKick)
+	return nil
+}
+
+func (l *Log) installActiveLocked(s *seg) {
+	l.segs = append(l.segs, s)
+	l.active = s
+}
+
+// newSegmentLocked turns the prepared file (or a new one, if none is
+// ready or it is too small for need bytes) into the next segment.
+func (l *Log) newSegmentLocked(need int64) (*seg, error) {
+	var id uint64 = 1
+	if n := len(l.segs); n > 0 {
+		id = l.segs[n-1].id + 1
+	}
+	f := l.prepared
+	l.prepared = nil
+	size := max(l.cfg.segmentSize, (segment.HeaderSize+need+4095)&^4095)
+	if f != nil && f.Size() < size {
+		l.discardPrepared(f)
+		f = nil
+	}
+	if f == nil {
+		var err error
+		if f, err = l.createFile(l.preparedPath(), size); err != nil {
+			return nil, fmt.Errorf("wal: new segment: %w", err)
+		}
+	}
+	path := vfs.Join(l.dir, segName(id))
+	f.Init(segment.Header{ID: id, FirstSeq: l.nextSeq})
+	if err := l.fs.Rename(f.Path, path); err != nil {
+		// Keep the file for the next try.
+		l.prepared = f
+		return nil, fmt.Errorf("wal: new segment: %w", err)
+	}
+	f.Path = path
+	l.dirDirty = true
+	capacity := uint64(f.Size()-segment.HeaderSize) / segment.FrameHeaderSize
+	return &seg{id: id, firstSeq: l.nextSeq, file: &mapped{File: f}, tail: segment.HeaderSize,
+		locs: index.NewLocations(l.nextSeq), acks: index.NewAcks(l.nextSeq, capacity)}, nil
+}
+
+// createFile allocates and maps a new segment file and counts it.
+func (l *Log) createFile(path string, size int64) (*segment.File, error) {
+	f, err := segment.Create(l.fs, path, size, l.cfg.fileMode)
+	if err != nil {
+		return nil, err
+	}
+	l.diskBytes += size
+	return f, nil
+}
+
+func (l *Log) discardPrepared(f *segment.File) {
+	f.Close()
+	l.fs.Remove(f.Path)
+	l.diskBytes -= f.Size()
+}
+
+// preparedPath names a new file to prepare a segment in; the names are
+// unique, so the preparer and a rotation that cannot wait never collide.
+func (l *Log) preparedPath() string {
+	return vfs.Join(l.dir, fmt.Sprintf("next-%d%s%s", l.prepSeq.Add(1), segExt, tmpExt))
+}
+
+// preparer keeps the next segment allocated, mapped and pre-faulted, so
+// that a rotation never waits for the disk.
+func (l *Log) preparer() {
+	defer l.wg.Done()
+	for {
+		select {
+		case <-l.quit:
+			return
+		case <-l.prepKick:
+		}
+		l.mu.Lock()
+		if l.closed || l.prepared != nil {
+			l.mu.Unlock()
+			continue
+		}
+		size := l.cfg.segmentSize
+		active := l.active.file
+		from := l.active.tail
+		active.refs++
+		l.mu.Unlock()
+		// Pre-fault what is left of the active segment first.
+		active.Populate(from, active.Size())
+		l.release(active)
+
+		path := l.preparedPath()
+		f, err := segment.Create(l.fs, path, size, l.cfg.fileMode)
+		if err != nil {
+			l.log.Warn("wal: could not prepare the next segment; will retry at rotation", "err", err)
+			continue
+		}
+		f.Populate(0, f.Size())
+		l.mu.Lock()
+		if l.closed || l.prepared != nil {
+			l.mu.Unlock()
+			f.Close()
+			l.fs.Remove(path)
+			continue
+		}
+		l.prepared = f
+		l.diskBytes += size
+		l.mu.Unlock()
+	}
+}
+
+// release unpins a file, closing it if it was retired.
+func (l *Log) release(m *mapped) {
+	l.mu.Lock()
+	m.refs--
+	closeIt := m.retired && m.refs == 0
+	l.mu.Unlock()
+	if closeIt {
+		m.Close()
+	}
+}
+
+// retireLocked closes m now or, if a reader holds it, when the last one
+// lets go.
+func (l *Log) retireLocked(m *mapped) {
+	m.retired = true
+	if m.refs == 0 {
+		m.Close()
+	}
+}
+
+// Sync makes every record appended and every acknowledgement made so far
+// durable, whatever the sync policy.
+func (l *Log) Sync() error {
+	l.mu.Lock()
+	if err := l.checkLocked(); err != nil {
+		l.mu.Unlock()
+		return err
+	}
+	at := pos{l.active.id, l.active.tail}
+	l.mu.Unlock()
+	return l.syncTo(at)
+}
+
+// syncTo returns once everything up to at is durable. Concurrent callers
+// share one sync: the first becomes the syncer, the rest wait for it and
+// find their position covered.
+func (l *Log) syncTo(at pos) error {
+	l.syncMu.Lock()
+	for {
+		l.mu.Lock()
+		err := l.err
+		l.mu.Unlock()
+		if err != nil {
+			l.syncMu.Unlock()
+			return err
+		}
+		if !l.synced.less(at) {
+			l.syncMu.Unlock()
+			return nil
+		}
+		if !l.syncing {
+			break
+		}
+		l.syncCond.Wait()
+	}
+	l.syncing = true
+	l.syncMu.Unlock()
+
+	done, err := l.doSync()
+
+	l.syncMu.Lock()
+	l.syncing = false
+	if err == nil && l.synced.less(done) {
+		l.synced = done
+	}
+	l.syncCond.Broadcast()
+	l.syncMu.Unlock()
+	return err
+}
+
+// doSync syncs every file written since the last sync, then records the
+// new durable high-water mark in the superblock.
+func (l *Log) doSync() (pos, error) {
+	l.mu.Lock()
+	if err := l.err; err != nil {
+		l.mu.Unlock()
+		return pos{}, err
+	}
+	files := append(l.unsynced, l.active.file)
+	l.unsynced = nil
+	for _, f := range files {
+		f.refs++
+	}
+	at := pos{l.active.id, l.active.tail}
+	sb := index.Superblock{Segment: at.seg, Offset: at.off, Seq: l.nextSeq - 1}
+	dirDirty := l.dirDirty
+	l.dirDirty = false
+	l.mu.Unlock()
+
+	var err error
+	for _, f := range files {
+		if err == nil && !f.retired {
+			err = f.Sync()
+		}
+		l.release(f)
+	}
+	if err == nil && dirDirty {
+		err = l.fs.SyncDir(l.dir)
+	}
+	if err == nil {
+		err = l.writeSuperblock(sb)
+	}
+	if err != nil {
+		return pos{}, l.fail(fmt.Errorf("wal: sync: %w", err))
+	}
+	return at, nil
+}
+
+// writeSuperblock writes the next slot and syncs it. Only the syncer
+// (syncing set) or Close calls it.
+func (l *Log) writeSuperblock(sb index.Superblock) error {
+	l.sbGen++
+	sb.Generation = l.sbGen
+	var slot [64]byte
+	index.PutSuperblockSlot(slot[:], sb)
+	if _, err := l.sb.WriteAt(slot[:], int64(sb.Generation%2)*index.SuperblockSlot); err != nil {
+		return err
+	}
+	if err := l.sb.Sync(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.sbBytes = max(l.sbBytes, int64(sb.Generation%2)*index.SuperblockSlot+64)
+	l.mu.Unlock()
+	return nil
+}
+
+// syncer syncs in the background for SyncEvery.
+func (l *Log) syncer(every time.Duration) {
+	defer l.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.quit:
+			return
+		case <-t.C:
+		}
+		l.mu.Lock()
+		if l.closed || l.err != nil {
+			l.mu.Unlock()
+			return
+		}
+		at := pos{l.active.id, l.active.tail}
+		l.mu.Unlock()
+		l.syncMu.Lock()
+		behind := l.synced.less(at)
+		l.syncMu.Unlock()
+		if behind {
+			l.syncTo(at)
+		}
+	}
+}
+
+// Get returns a copy of the record seq. It returns ErrNotFound if seq was
+// never written or is acknowledged, and a *CorruptionError if its frame
+// fails its checksum.
+func (l *Log) Get(seq uint64) ([]byte, error) {
+	l.mu.Lock()
+	if err := l.checkLocked(); err != nil {
+		l.mu.Unlock()
+		return nil, err
+	}
+	s := findSeg(l.segs, seq)
+	if s == nil || seq >= l.nextSeq || s.acks.Has(seq) {
+		l.mu.Unlock()
+		return nil, ErrNotFound
+	}
+	off, ok := s.locs.Lookup(seq)
+	if !ok {
+		l.mu.Unlock()
+		return nil, ErrNotFound
+	}
+	f := s.file
+	f.refs++
+	l.mu.Unlock()
+	defer l.release(f)
+	fr, err := segment.DecodeFrame(f.Bytes(), off)
+	if err == nil && fr.Seq != seq {
+		err = &segment.Error{Offset: off, Reason: fmt.Sprintf("frame has seq %d", fr.Seq)}
+	}
+	if err != nil {
+		return nil, l.frameError(f.Path, off, seq, err)
+	}
+	return l.decode(fr, f.Path, nil)
+}
+
+func (l *Log) frameError(path string, off int64, seq uint64, err error) error {
+	var se *segment.Error
+	if errors.As(err, &se) {
+		return corrupt(path, off, seq, fixCut, "%s", se.Reason)
+	}
+	return corrupt(path, off, seq, fixCut, "%v", err)
+}
+
+// decode returns the record's bytes: decompressed into buf's storage, or
+// a fresh copy when buf is nil.
+func (l *Log) decode(fr segment.Frame, path string, buf []byte) ([]byte, error) {
+	if fr.Flags&segment.FlagZstd == 0 {
+		if buf == nil {
+			return slices.Clone(fr.Payload), nil
+		}
+		return fr.Payload, nil
+	}
+	dec, err := l.decoder()
+	if err != nil {
+		return nil, err
+	}
+	if cap(buf) < int(fr.RawLen) {
+		buf = make([]byte, 0, fr.RawLen)
+	}
+	out, err := dec.DecodeAll(fr.Payload, buf[:0])
+	if err != nil || len(out) != int(fr.RawLen) {
+		return nil, corrupt(path, fr.Offset, fr.Seq, fixCut, "compressed record does not decode to its %d bytes: %v", fr.RawLen, err)
+	}
+	return out, nil
+}
+
+var (
+	decOnce sync.Once
+	zdec    *zstd.Decoder
+	zdecErr error
+)
+
+// decoder returns the process's shared zstd decoder. DecodeAll is safe
+// for concurrent use and starts no goroutines.
+func (l *Log) decoder() (*zstd.Decoder, error) {
+	decOnce.Do(func() {
+		zdec, zdecErr = zstd.NewReader(nil, zstd.WithDecoderConcurrency(4), zstd.WithDecoderMaxMemory(segment.MaxPayload))
+	})
+	return zdec, zdecErr
+}
+
+// Ack acknowledges records: they leave Pending and their space is
+// reclaimed. It acknowledges every valid seq it is given and returns
+// ErrNotFound if any was never written (0 included). Acknowledging an
+// acknowledged seq is a no-op. An acknowledgement is durable on the same
+// terms as an Append.
+func (l *Log) Ack(seqs ...uint64) error {
+	l.mu.Lock()
+	if err := l.checkLocked(); err != nil {
+		l.mu.Unlock()
+		return err
+	}
+	notFound := false
+	var fresh []uint64
+	reclaim := false
+	for _, q := range seqs {
+		if q == 0 || q >= l.nextSeq {
+			notFound = true
+			continue
+		}
+		s := findSeg(l.segs, q)
+		if s == nil {
+			continue // in a reclaimed segment: acknowledged long ago
+		}
+		off, ok := s.locs.Lookup(q)
+		if !ok || !s.acks.Set(q) {
+			continue
+		}
+		fr, err := segment.DecodeFrame(s.file.Bytes(), off)
+		if err != nil {
+			// Verified when written or opened; damaged since.
+			l.mu.Unlock()
+			return l.frameError(s.file.Path, off, q, err)
+		}
+		s.pending--
+		s.pendingBytes -= int64(fr.RawLen)
+		s.liveFrames -= int64(fr.Size())
+		l.pending--
+		l.pendingBytes -= int64(fr.RawLen)
+		fresh = append(fresh, q)
+		if s.sealed && (s.pending == 0 || wasDense(s, fr.Size())) {
+			reclaim = true
+		}
+	}
+	var at pos
+	if len(fresh) > 0 {
+		slices.Sort(fresh)
+		fresh = slices.Compact(fresh)
+		l.ackEpoch++
+		p := index.AppendAckPayload(nil, fresh)
+		n := int64(segment.FrameSize(len(p)))
+		if err := l.ensureRoomLocked(n); err != nil {
+			l.mu.Unlock()
+			return err
+		}
+		s := l.active
+		s.tail += int64(segment.PutFrame(s.file.Bytes()[s.tail:], l.nextSeq-1, segment.FlagAck, len(p), p))
+		at = pos{s.id, s.tail}
+	}
+	l.mu.Unlock()
+	if reclaim {
+		l.kick(l.compactKick)
+	}
+	if len(fresh) > 0 && l.cfg.sync.kind == syncAlways {
+		if err := l.syncTo(at); err != nil {
+			return err
+		}
+	}
+	if notFound {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Pending yields the unacknowledged records, ascending by seq, that were
+// written before the call. Record.Data is valid only until the iteration
+// step returns. A record that fails its checksum ends the iteration with a
+// *CorruptionError; after Close it ends with ErrClosed.
+func (l *Log) Pending() iter.Seq2[Record, error] {
+	return func(yield func(Record, error) bool) {
+		l.mu.Lock()
+		if err := l.checkLocked(); err != nil {
+			l.mu.Unlock()
+			yield(Record{}, err)
+			return
+		}
+		end := l.nextSeq
+		l.mu.Unlock()
+		var buf []byte
+		var after uint64 // segment id done
+		for {
+			l.mu.Lock()
+			if err := l.checkLocked(); err != nil {
+				l.mu.Unlock()
+				yield(Record{}, err)
+				return
+			}
+			var s *seg
+			for _, c := range l.segs {
+				if c.id > after {
+					s = c
+					break
+				}
+			}
+			if s == nil || s.firstSeq >= end {
+				l.mu.Unlock()
+				return
+			}
+			after = s.id
+			if s.pending == 0 {
+				l.mu.Unlock()
+				continue
+			}
+			f, acks, tail, sealed := s.file, s.acks, s.tail, s.sealed
+			f.refs++
+			l.mu.Unlock()
+			more, err := l.pendingIn(f, acks, tail, end, &buf, yield)
+			if err != nil {
+				l.release(f)
+				yield(Record{}, err)
+				return
+			}
+			if sealed {
+				f.Release(0, f.Size())
+			}
+			l.release(f)
+			if !more {
+				return
+			}
+		}
+	}
+}
+
+// pendingIn yields the pending records of one segment file below end.
+func (l *Log) pendingIn(f *mapped, acks *index.Acks, tail int64, end uint64, buf *[]byte, yield func(Record, error) bool) (more bool, err error) {
+	defer catchFault(f.Path, &err)
+	b := f.Bytes()[:tail]
+	for off := int64(segment.HeaderSize); off < tail; {
+		fr, err := segment.DecodeFrame(b, off)
+		if err != nil {
+			return false, l.frameError(f.Path, off, 0, err)
+		}
+		off = fr.End()
+		if fr.Flags&segment.FlagAck != 0 || acks.Has(fr.Seq) {
+			continue
+		}
+		if fr.Seq >= end {
+			return false, nil
+		}
+		data, err := l.decode(fr, f.Path, *buf)
+		if err != nil {
+			return false, err
+		}
+		if fr.Flags&segment.FlagZstd != 0 {
+			*buf = data
+		}
+		if !yield(Record{Seq: fr.Seq, Data: data}, nil) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// Stats returns the log's counters. After Close it returns the last
+// values.
+func (l *Log) Stats() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Stats{
+		NextSeq:      l.nextSeq,
+		Pending:      l.pending,
+		PendingBytes: l.pendingBytes,
+		Segments:     len(l.segs),
+		DiskBytes:    l.diskBytes + l.sbBytes + l.ckptBytes,
+		TornBytes:    l.tornBytes,
+	}
+}
+
+// Close syncs everything, writes the checkpoint, stops every goroutine
+// the log started and releases the directory. Later calls return
+// ErrClosed.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.mu.Unlock()
+	// Stop the background work first, so nothing races the final sync.
+	close(l.quit)
+	l.wg.Wait()
+	var err error
+	l.mu.Lock()
+	stickyErr := l.err
+	l.mu.Unlock()
+	if stickyErr == nil {
+		err = l.Sync()
+		if err == nil {
+			_, err = l.writeCheckpoint()
+		}
+	}
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.closeFiles()
+	if l.zenc != nil {
+		l.zenc.Close()
+	}
+	if l.sb != nil {
+		err = errors.Join(err, l.sb.Close())
+	}
+	err = errors.Join(err, l.lock.Close())
+	if stickyErr != nil {
+		return stickyErr
+	}
+	return err
+}
+
+// closeFiles unmaps every segment not held by a reader and removes the
+// prepared file.
+func (l *Log) closeFiles() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.segs {
+		l.retireLocked(s.file)
+	}
+	if l.prepared != nil {
+		l.discardPrepared(l.prepared)
+		l.prepared = nil
+	}
+}

@@ -1,0 +1,60 @@
+// Package segment owns the bytes of one segment file of a walpub log: the
+// segment header, the record frames, preallocation, memory mapping and
+// scanning. It knows nothing about acknowledgements or other segments.
+//
+// # Segment file
+//
+// A segment is a file of fixed size, allocated in full (fallocate, or zeros
+// written out where the file system cannot) before it is mapped, so that a
+// store into the mapping never meets a full disk. It starts with a 64-byte
+// header; frames follow from offset 64, each aligned to 8 bytes; the rest
+// of the file is zero. All integers are little-endian. Everything below is
+// part of the on-disk format.
+//
+//	offset size field
+//	0      8    magic "WALPUBSG"
+//	8      2    format version (1)
+//	10     2    flags: bit 0 = compacted (seqs may have gaps)
+//	12     4    reserved, zero
+//	16     8    segment id (1, 2, ...; the file is named after it)
+//	24     8    first seq: the seq of the first record the segment was opened for
+//	32     8    size: the file's size in bytes
+//	40     8    generation: 0, then +1 each time the segment is compacted
+//	48     8    reserved, zero
+//	56     8    xxhash64 of bytes 0..55
+//
+// # Frame
+//
+//	offset size field
+//	0      8    xxhash64 of bytes 8..(32+stored length) of the frame:
+//	            the header fields below and the payload
+//	8      4    stored length: payload bytes as stored (max 1 GiB)
+//	12     4    flags (below)
+//	16     8    seq
+//	24     4    raw length: payload bytes after decompression
+//	28     4    reserved, zero
+//	32     n    payload, then zero padding to a multiple of 8
+//
+// Flags:
+//
+//	bit 0  zstd: the payload is one zstd frame of raw length bytes
+//	bit 1  batch: the frame belongs to a batch of AppendBatch
+//	bit 2  commit: the last frame of a batch (set together with batch)
+//	bit 3  ack: the payload lists acknowledged seqs (see package index);
+//	       seq holds the last record seq written before it
+//
+// Because the checksum covers the length and flags, a damaged length is
+// caught by the checksum of the frame it claims to describe. A frame whose
+// first 32 bytes are all zero marks the end of the data.
+//
+// A batch is recovered whole or not at all: its frames carry the batch
+// flag, and only the last carries commit. Frames of a batch with no commit
+// frame after them are an unfinished batch.
+//
+// # Caveats
+//
+// Segments are mapped read-write for the writer and read-only for readers.
+// A reader of a file that another process might truncate must turn faults
+// into errors (runtime/debug.SetPanicOnFault); Scanner does not do that
+// itself.
+package segment

@@ -1,0 +1,135 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/edsrzf/mmap-go"
+
+	"github.com/walpub/walpub/wal/internal/vfs"
+)
+
+// File is one segment file, mapped in full. A File is not safe for
+// concurrent use except as the log arranges: one writer appending past the
+// data that readers read.
+type File struct {
+	Path   string
+	Header Header
+	f      vfs.File
+	m      mmap.MMap
+}
+
+// Create creates the file at path with size bytes, allocated in full before
+// it is mapped read-write. The header is not written: the file is all
+// zeros until Init. Whatever fails, nothing is left behind.
+func Create(fsys vfs.FS, path string, size int64, mode fs.FileMode) (_ *File, err error) {
+	if size < HeaderSize || size > MaxSize {
+		return nil, fmt.Errorf("segment: invalid size %d", size)
+	}
+	f, err := fsys.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			fsys.Remove(path)
+		}
+	}()
+	if err := f.Allocate(size); err != nil {
+		return nil, err
+	}
+	m, err := mmap.MapRegion(f.OS(), int(size), mmap.RDWR, 0, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "mmap", Path: path, Err: err}
+	}
+	return &File{Path: path, f: f, m: m}, nil
+}
+
+// Init writes the header h (with h.Size set to the file's size) into the
+// mapping.
+func (s *File) Init(h Header) {
+	h.Size = int64(len(s.m))
+	PutHeader(s.m[:HeaderSize], h)
+	s.Header = h
+}
+
+// Open maps an existing segment file and decodes its header. A file whose
+// size is not the size its header names is reported as an *Error, with
+// the File still returned (mapped) so that a caller may inspect or repair
+// it; any other failure returns a nil File.
+func Open(fsys vfs.FS, path string, writable bool) (*File, error) {
+	flag, prot := os.O_RDONLY, mmap.RDONLY
+	if writable {
+		flag, prot = os.O_RDWR, mmap.RDWR
+	}
+	f, err := fsys.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	size := fi.Size()
+	if size < HeaderSize {
+		f.Close()
+		return nil, errAt(0, "file is %d bytes, shorter than a segment header", size)
+	}
+	if size > MaxSize {
+		f.Close()
+		return nil, errAt(0, "file is %d bytes, larger than any segment", size)
+	}
+	m, err := mmap.MapRegion(f.OS(), int(size), prot, 0, 0)
+	if err != nil {
+		f.Close()
+		return nil, &os.PathError{Op: "mmap", Path: path, Err: err}
+	}
+	s := &File{Path: path, f: f, m: m}
+	h, err := DecodeHeader(m)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.Header = h
+	if h.Size != size {
+		return s, errAt(size, "file is %d bytes but its header says %d", size, h.Size)
+	}
+	return s, nil
+}
+
+// Bytes returns the whole mapping.
+func (s *File) Bytes() []byte { return s.m }
+
+// Size is the file's size.
+func (s *File) Size() int64 { return int64(len(s.m)) }
+
+// Sync makes everything stored into the mapping durable.
+func (s *File) Sync() error { return s.f.Sync() }
+
+// Populate pre-faults the pages of [start, end) for writing, off the
+// append path. It changes no data. Errors are ignored: it is an
+// optimisation only.
+func (s *File) Populate(start, end int64) { populate(s.m, start, end) }
+
+// Release drops the pages of [start, end) from the process's resident set;
+// the data stays in the page cache and on disk.
+func (s *File) Release(start, end int64) { release(s.m, start, end) }
+
+// Close unmaps and closes the file. Stores made through the mapping stay
+// in the page cache; Close does not sync.
+func (s *File) Close() error {
+	var err error
+	if s.m != nil {
+		err = s.m.Unmap()
+		s.m = nil
+	}
+	if s.f != nil {
+		err = errors.Join(err, s.f.Close())
+		s.f = nil
+	}
+	return err
+}

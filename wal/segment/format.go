@@ -1,0 +1,267 @@
+package segment
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Sizes and constants; part of the on-disk format.
+const (
+	Magic           = "WALPUBSG"
+	Version         = 1
+	HeaderSize      = 64
+	FrameHeaderSize = 32
+	Align           = 8
+	// MaxPayload is the largest stored or raw payload a frame may claim.
+	MaxPayload = 1 << 30
+	// MinSize is the smallest segment size.
+	MinSize = 64 << 10
+	// MaxSize is the largest segment size (offsets must fit 32 bits).
+	MaxSize = 1<<32 - 4096
+)
+
+// Segment header flags; part of the on-disk format.
+const (
+	SegCompacted uint16 = 1 << 0
+)
+
+// Frame flags; part of the on-disk format.
+const (
+	FlagZstd   uint32 = 1 << 0
+	FlagBatch  uint32 = 1 << 1
+	FlagCommit uint32 = 1 << 2
+	FlagAck    uint32 = 1 << 3
+
+	knownFlags = FlagZstd | FlagBatch | FlagCommit | FlagAck
+)
+
+// Header is a segment header.
+type Header struct {
+	Flags      uint16
+	ID         uint64
+	FirstSeq   uint64
+	Size       int64
+	Generation uint64
+}
+
+// Compacted reports whether the segment was rewritten by compaction.
+func (h Header) Compacted() bool { return h.Flags&SegCompacted != 0 }
+
+// Error is a damaged header or frame. Offset is the byte offset of the
+// damaged structure in its file.
+type Error struct {
+	Offset int64
+	Reason string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("offset %d: %s", e.Offset, e.Reason) }
+
+func errAt(off int64, format string, args ...any) *Error {
+	return &Error{Offset: off, Reason: fmt.Sprintf(format, args...)}
+}
+
+// PutHeader encodes h into b[:HeaderSize].
+func PutHeader(b []byte, h Header) {
+	_ = b[HeaderSize-1]
+	copy(b[0:8], Magic)
+	binary.LittleEndian.PutUint16(b[8:], Version)
+	binary.LittleEndian.PutUint16(b[10:], h.Flags)
+	binary.LittleEndian.PutUint32(b[12:], 0)
+	binary.LittleEndian.PutUint64(b[16:], h.ID)
+	binary.LittleEndian.PutUint64(b[24:], h.FirstSeq)
+	binary.LittleEndian.PutUint64(b[32:], uint64(h.Size))
+	binary.LittleEndian.PutUint64(b[40:], h.Generation)
+	binary.LittleEndian.PutUint64(b[48:], 0)
+	binary.LittleEndian.PutUint64(b[56:], xxhash.Sum64(b[:56]))
+}
+
+// DecodeHeader decodes and checks a segment header. It never panics: a
+// short or damaged header is an *Error at offset 0.
+func DecodeHeader(b []byte) (Header, error) {
+	if len(b) < HeaderSize {
+		return Header{}, errAt(0, "segment header truncated: %d of %d bytes", len(b), HeaderSize)
+	}
+	if string(b[0:8]) != Magic {
+		if allZero(b[:HeaderSize]) {
+			return Header{}, errAt(0, "segment header is all zeros")
+		}
+		return Header{}, errAt(0, "bad segment magic %q", b[0:8])
+	}
+	if sum := binary.LittleEndian.Uint64(b[56:]); sum != xxhash.Sum64(b[:56]) {
+		return Header{}, errAt(0, "segment header checksum mismatch")
+	}
+	if v := binary.LittleEndian.Uint16(b[8:]); v != Version {
+		return Header{}, errAt(0, "unsupported segment format version %d", v)
+	}
+	h := Header{
+		Flags:      binary.LittleEndian.Uint16(b[10:]),
+		ID:         binary.LittleEndian.Uint64(b[16:]),
+		FirstSeq:   binary.LittleEndian.Uint64(b[24:]),
+		Size:       int64(binary.LittleEndian.Uint64(b[32:])),
+		Generation: binary.LittleEndian.Uint64(b[40:]),
+	}
+	switch {
+	case h.Flags&^SegCompacted != 0:
+		return Header{}, errAt(0, "unknown segment flags %#x", h.Flags)
+	case binary.LittleEndian.Uint32(b[12:]) != 0 || binary.LittleEndian.Uint64(b[48:]) != 0:
+		return Header{}, errAt(0, "reserved header bytes are not zero")
+	case h.ID == 0 || h.FirstSeq == 0:
+		return Header{}, errAt(0, "segment id and first seq must be positive")
+	case h.Size < HeaderSize || h.Size > MaxSize || h.Size%Align != 0:
+		return Header{}, errAt(0, "invalid segment size %d", h.Size)
+	}
+	return h, nil
+}
+
+// FrameSize is the aligned size of a frame holding n stored payload bytes.
+func FrameSize(n int) int {
+	return FrameHeaderSize + (n+Align-1)&^(Align-1)
+}
+
+// Frame is a decoded frame. Payload aliases the buffer it was decoded from.
+type Frame struct {
+	Offset  int64 // where the frame starts
+	Seq     uint64
+	Flags   uint32
+	RawLen  uint32
+	Payload []byte // stored bytes (compressed when Flags&FlagZstd != 0)
+}
+
+// Size is the frame's aligned size on disk.
+func (f Frame) Size() int { return FrameSize(len(f.Payload)) }
+
+// End is the offset just past the frame.
+func (f Frame) End() int64 { return f.Offset + int64(f.Size()) }
+
+// PutFrame encodes a frame into dst, which must hold FrameSize(len(payload))
+// bytes (the padding is written as zeros), and returns the bytes written.
+func PutFrame(dst []byte, seq uint64, flags uint32, rawLen int, payload []byte) int {
+	n := FrameSize(len(payload))
+	_ = dst[n-1]
+	binary.LittleEndian.PutUint32(dst[8:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(dst[12:], flags)
+	binary.LittleEndian.PutUint64(dst[16:], seq)
+	binary.LittleEndian.PutUint32(dst[24:], uint32(rawLen))
+	binary.LittleEndian.PutUint32(dst[28:], 0)
+	end := FrameHeaderSize + copy(dst[FrameHeaderSize:], payload)
+	clear(dst[end:n])
+	binary.LittleEndian.PutUint64(dst[0:], xxhash.Sum64(dst[8:end]))
+	return n
+}
+
+// ErrEnd is returned by DecodeFrame where the data ends: the frame header
+// is all zeros.
+var ErrEnd = &Error{Reason: "end of data"}
+
+// DecodeFrame decodes and verifies the frame at off in seg, the whole
+// segment's bytes. At the end of the data (a zero header, or too little room
+// left for a header) it returns ErrEnd; a damaged frame is an *Error. It
+// never panics and never allocates.
+func DecodeFrame(seg []byte, off int64) (Frame, error) {
+	if off < HeaderSize || off%Align != 0 || off > int64(len(seg)) {
+		return Frame{}, errAt(off, "frame offset out of range")
+	}
+	rest := seg[off:]
+	if len(rest) < FrameHeaderSize {
+		if allZero(rest) {
+			return Frame{}, ErrEnd
+		}
+		return Frame{}, errAt(off, "frame header truncated at end of segment")
+	}
+	h := rest[:FrameHeaderSize]
+	if allZero(h) {
+		return Frame{}, ErrEnd
+	}
+	stored := binary.LittleEndian.Uint32(h[8:])
+	if stored > MaxPayload || int64(FrameSize(int(stored))) > int64(len(rest)) {
+		return Frame{}, errAt(off, "frame length %d exceeds the segment", stored)
+	}
+	end := FrameHeaderSize + int(stored)
+	if binary.LittleEndian.Uint64(h[0:]) != xxhash.Sum64(rest[8:end]) {
+		return Frame{}, errAt(off, "frame checksum mismatch")
+	}
+	f := Frame{
+		Offset:  off,
+		Flags:   binary.LittleEndian.Uint32(h[12:]),
+		Seq:     binary.LittleEndian.Uint64(h[16:]),
+		RawLen:  binary.LittleEndian.Uint32(h[24:]),
+		Payload: rest[FrameHeaderSize:end:end],
+	}
+	switch {
+	case f.Flags&^knownFlags != 0:
+		return Frame{}, errAt(off, "unknown frame flags %#x", f.Flags)
+	case binary.LittleEndian.Uint32(h[28:]) != 0:
+		return Frame{}, errAt(off, "reserved frame bytes are not zero")
+	case f.Flags&FlagCommit != 0 && f.Flags&FlagBatch == 0:
+		return Frame{}, errAt(off, "commit flag without batch flag")
+	case f.Flags&FlagAck != 0 && f.Flags&(FlagBatch|FlagZstd) != 0:
+		return Frame{}, errAt(off, "ack frame with record flags")
+	case f.RawLen > MaxPayload:
+		return Frame{}, errAt(off, "raw length %d too large", f.RawLen)
+	case f.Flags&FlagZstd == 0 && f.RawLen != stored:
+		return Frame{}, errAt(off, "raw length %d differs from stored length %d", f.RawLen, stored)
+	case f.Seq == 0 && f.Flags&FlagAck == 0:
+		return Frame{}, errAt(off, "record frame with seq 0")
+	}
+	return f, nil
+}
+
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// AllZero reports whether b holds only zero bytes.
+func AllZero(b []byte) bool { return allZero(b) }
+
+// NextValid returns the offset of the first frame at or after off (aligned)
+// that decodes without error, or -1 when there is none. Recovery uses it to
+// tell a torn tail (nothing valid after the damage) from damage in the
+// middle of the data.
+func NextValid(seg []byte, off int64) int64 {
+	off = (off + Align - 1) &^ (Align - 1)
+	if off < HeaderSize {
+		off = HeaderSize
+	}
+	for ; off+FrameHeaderSize <= int64(len(seg)); off += Align {
+		// Skip zero words quickly: a frame header never starts with a
+		// zero checksum and zero length at once in practice, and a zero
+		// header is ErrEnd anyway.
+		if binary.LittleEndian.Uint64(seg[off:]) == 0 && binary.LittleEndian.Uint64(seg[off+8:]) == 0 {
+			continue
+		}
+		if _, err := DecodeFrame(seg, off); err == nil {
+			return off
+		}
+	}
+	return -1
+}
+
+// LastNonZero returns the offset just past the last non-zero byte of seg at
+// or after off, or off when everything from off on is zero.
+func LastNonZero(seg []byte, off int64) int64 {
+	end := int64(len(seg))
+	for end > off {
+		start := max(off, end-4096)
+		if !allZero(seg[start:end]) {
+			for end > start && seg[end-1] == 0 {
+				end--
+			}
+			return end
+		}
+		end = start
+	}
+	return off
+}

@@ -1,0 +1,501 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/walpub/walpub/wal/index"
+	"github.com/walpub/walpub/wal/internal/vfs"
+	"github.com/walpub/walpub/wal/segment"
+)
+
+const (
+	segExt = ".seg"
+	tmpExt = ".tmp"
+)
+
+func segName(id uint64) string { return fmt.Sprintf("%020d%s", id, segExt) }
+
+// mapped is a segment file shared by the log and its readers. A reader
+// pins it (refs, under Log.mu); a retired file is closed when its last
+// reader lets go.
+type mapped struct {
+	*segment.File
+	refs    int
+	retired bool
+}
+
+// seg is one logical segment: a range of seqs, its current file, where
+// each record lives and which are acknowledged.
+type seg struct {
+	id       uint64
+	firstSeq uint64
+	file     *mapped
+	locs     *index.Locations
+	acks     *index.Acks
+	tail     int64  // end of the data: where the next frame goes
+	lastSeq  uint64 // highest record seq in the segment, 0 if none
+	sealed   bool
+	gen      uint64
+
+	pending      int
+	pendingBytes int64 // raw payload bytes of pending records
+	liveFrames   int64 // frame bytes of pending records
+}
+
+func (s *seg) compacted() bool { return s.file.Header.Compacted() }
+
+// pos is a position in the log: a segment and an offset in it.
+type pos struct {
+	seg uint64
+	off int64
+}
+
+func (p pos) less(q pos) bool { return p.seg < q.seg || p.seg == q.seg && p.off < q.off }
+
+// loaded is the state read from a log directory.
+type loaded struct {
+	segs      []*seg
+	nextSeq   uint64
+	hwm       index.Superblock
+	ckpt      index.Checkpoint
+	haveCkpt  bool
+	tornFrom  int64 // in the last segment: where a torn tail starts, or -1
+	tornTo    int64
+	tornBatch bool
+	sbBytes   int64
+	ckptBytes int64
+}
+
+type loadMode uint8
+
+const (
+	loadWrite loadMode = iota // Open: the last segment is mapped writable
+	loadRead                  // a read-only view: nothing is changed
+)
+
+func corrupt(path string, off int64, seq uint64, fix fixKind, format string, args ...any) *CorruptionError {
+	return &CorruptionError{Path: path, Offset: off, Seq: seq, Reason: fmt.Sprintf(format, args...), fix: fix}
+}
+
+// catchFault turns a memory fault while reading a mapping (the file was
+// truncated under us by another process) into an error.
+func catchFault(path string, err *error) {
+	if r := recover(); r != nil {
+		if _, ok := r.(interface{ Addr() uintptr }); ok {
+			*err = fmt.Errorf("wal: fault reading %s (file truncated while mapped?): %v", path, r)
+			return
+		}
+		panic(r)
+	}
+}
+
+// listSegments returns the ids of the segment files in dir, ascending.
+func listSegments(fsys vfs.FS, dir string) ([]uint64, error) {
+	ents, err := fsys.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("wal: %w", err)
+	}
+	var ids []uint64
+	for _, e := range ents {
+		name := e.Name()
+		if !e.Type().IsRegular() || !strings.HasSuffix(name, segExt) {
+			continue
+		}
+		id, err := strconv.ParseUint(strings.TrimSuffix(name, segExt), 10, 64)
+		if err != nil || id == 0 || segName(id) != name {
+			continue
+		}
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids, nil
+}
+
+func readFile(fsys vfs.FS, path string) ([]byte, error) {
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > 1<<34 {
+		return nil, fmt.Errorf("%s: implausible size %d", path, fi.Size())
+	}
+	b := make([]byte, fi.Size())
+	n, err := f.ReadAt(b, 0)
+	if n == len(b) {
+		err = nil
+	}
+	return b[:n], err
+}
+
+// load reads and verifies the log in dir. It returns a *CorruptionError
+// for any damage but a torn tail, which it reports in tornFrom/tornTo
+// without cutting it. Every segment is left mapped; on error all are
+// closed.
+func load(fsys vfs.FS, dir string, mode loadMode) (st *loaded, err error) {
+	st = &loaded{tornFrom: -1}
+	defer func() {
+		if err != nil {
+			for _, s := range st.segs {
+				s.file.Close()
+			}
+			st = nil
+		}
+	}()
+	defer catchFault(dir, &err)
+	old := debug.SetPanicOnFault(true)
+	defer debug.SetPanicOnFault(old)
+
+	// Superblock: the durable high-water mark.
+	sbPath := vfs.Join(dir, index.SuperblockName)
+	if b, rerr := readFile(fsys, sbPath); rerr == nil {
+		st.sbBytes = int64(len(b))
+		sb, derr := index.DecodeSuperblock(b)
+		var fe *index.FormatError
+		switch {
+		case errors.As(derr, &fe):
+			return nil, corrupt(sbPath, fe.Offset, 0, fixMoveAside, "%s", fe.Reason)
+		case derr == nil:
+			st.hwm = sb
+		}
+	} else if !errors.Is(rerr, fs.ErrNotExist) {
+		return nil, fmt.Errorf("wal: %w", rerr)
+	}
+
+	// Checkpoint: acknowledgement state of sealed segments.
+	ckPath := vfs.Join(dir, index.CheckpointName)
+	if b, rerr := readFile(fsys, ckPath); rerr == nil {
+		st.ckptBytes = int64(len(b))
+		c, derr := index.DecodeCheckpoint(b)
+		if derr != nil {
+			var fe *index.FormatError
+			errors.As(derr, &fe)
+			return nil, corrupt(ckPath, fe.Offset, 0, fixMoveAside, "%s", fe.Reason)
+		}
+		st.ckpt, st.haveCkpt = c, true
+	} else if !errors.Is(rerr, fs.ErrNotExist) {
+		return nil, fmt.Errorf("wal: %w", rerr)
+	}
+
+	ids, err := listSegments(fsys, dir)
+	if err != nil {
+		return nil, err
+	}
+	ckptSegs := map[uint64]*index.Acks{}
+	for _, e := range st.ckpt.Segments {
+		ckptSegs[e.ID] = e.Acks
+	}
+	if len(ids) == 0 {
+		if st.hwm.Seq > 0 || st.ckpt.NextSeq > 1 || st.hwm.Segment > 0 {
+			return nil, corrupt(vfs.Join(dir, segName(max(st.hwm.Segment, 1))), 0, st.hwm.Seq, fixMoveAside,
+				"missing segment: the log's metadata names records but no segment file exists")
+		}
+		st.nextSeq = 1
+		return st, nil
+	}
+	last := ids[len(ids)-1]
+	if st.hwm.Segment > last || (st.haveCkpt && st.ckpt.Through >= last) {
+		missing := max(st.hwm.Segment, st.ckpt.Through+1)
+		return nil, corrupt(vfs.Join(dir, segName(missing)), 0, 0, fixMoveAside,
+			"missing segment: segment %d is gone but the log's metadata names it", missing)
+	}
+
+	type ackRange struct{ start, n uint64 }
+	var replay []ackRange
+	var prev *seg
+	for i, id := range ids {
+		path := vfs.Join(dir, segName(id))
+		isLast := i == len(ids)-1
+		f, oerr := segment.Open(fsys, path, isLast && mode == loadWrite)
+		if oerr != nil {
+			var se *segment.Error
+			if errors.As(oerr, &se) {
+				fix := fixCut
+				if f != nil {
+					f.Close()
+					if f.Size() < f.Header.Size {
+						fix = fixExtend
+					}
+				}
+				// A last segment whose header never reached the disk
+				// is a torn tail of the rotation that created it.
+				return nil, corrupt(path, se.Offset, 0, fix, "%s", se.Reason)
+			}
+			return nil, fmt.Errorf("wal: %w", oerr)
+		}
+		s := &seg{id: id, firstSeq: f.Header.FirstSeq, file: &mapped{File: f}, locs: index.NewLocations(f.Header.FirstSeq), gen: f.Header.Generation}
+		st.segs = append(st.segs, s)
+		if f.Header.ID != id {
+			return nil, corrupt(path, 0, 0, fixCut, "header names segment %d", f.Header.ID)
+		}
+		// Sequence continuity with the segment before.
+		if prev != nil {
+			prevEnd := prev.firstSeq - 1
+			if prev.lastSeq != 0 {
+				prevEnd = prev.lastSeq
+			}
+			switch {
+			case s.firstSeq <= prevEnd:
+				return nil, corrupt(path, 0, prevEnd+1, fixCut, "segment starts at seq %d, at or below seq %d of the segment before", s.firstSeq, prevEnd)
+			case s.firstSeq != prevEnd+1 && !prev.compacted() && prev.id+1 == id:
+				return nil, corrupt(path, 0, prevEnd+1, fixCut, "gap in sequence numbers: segment starts at %d, expected %d", s.firstSeq, prevEnd+1)
+			}
+		}
+		for missing := uint64(0); prev != nil && prev.id+1+missing < id; missing++ {
+			// A segment between two others is gone. That is fine if
+			// it was reclaimed: the checkpoint covers it.
+			if gone := prev.id + 1 + missing; !st.haveCkpt || gone > st.ckpt.Through {
+				return nil, corrupt(vfs.Join(dir, segName(gone)), 0, 0, fixCut, "missing segment %d", gone)
+			}
+		}
+
+		ferr := scanSegment(s, f, isLast, st, func(start, n uint64) {
+			if id > st.ckpt.Through {
+				replay = append(replay, ackRange{start, n})
+			}
+		})
+		if ferr != nil {
+			return nil, ferr
+		}
+		if !isLast {
+			s.sealed = true
+			f.Release(0, f.Size())
+		}
+		prev = s
+	}
+
+	lastSeg := st.segs[len(st.segs)-1]
+	st.nextSeq = lastSeg.firstSeq
+	for _, s := range st.segs {
+		if s.lastSeq != 0 {
+			st.nextSeq = s.lastSeq + 1
+		}
+	}
+	if st.nextSeq < lastSeg.firstSeq {
+		st.nextSeq = lastSeg.firstSeq
+	}
+	lastPath := lastSeg.file.Path
+	if st.hwm.Seq >= st.nextSeq {
+		return nil, corrupt(lastPath, lastSeg.tail, st.nextSeq, fixMoveAside,
+			"records %d..%d are missing below the durable high-water mark", st.nextSeq, st.hwm.Seq)
+	}
+	if st.ckpt.NextSeq > st.nextSeq {
+		return nil, corrupt(lastPath, lastSeg.tail, st.nextSeq, fixMoveAside,
+			"records %d..%d are missing: the checkpoint saw them", st.nextSeq, st.ckpt.NextSeq-1)
+	}
+
+	// Acknowledgement bitmaps: sealed segments from the checkpoint, then
+	// the ack frames of segments it does not cover.
+	for i, s := range st.segs {
+		var n uint64
+		if i+1 < len(st.segs) {
+			n = st.segs[i+1].firstSeq - s.firstSeq
+		} else {
+			n = uint64(s.file.Size()-segment.HeaderSize) / segment.FrameHeaderSize
+			n = max(n, st.nextSeq-s.firstSeq)
+		}
+		if a, ok := ckptSegs[s.id]; ok {
+			if a.Base() != s.firstSeq || (s.sealed && a.Len() != n) || a.Len() > n {
+				return nil, corrupt(ckPath, 0, 0, fixMoveAside, "checkpoint entry for segment %d covers seqs %d+%d, the segment %d+%d", s.id, a.Base(), a.Len(), s.firstSeq, n)
+			}
+			if a.Len() < n {
+				b := index.NewAcks(s.firstSeq, n)
+				for q := a.Base(); q < a.Base()+a.Len(); q++ {
+					if a.Has(q) {
+						b.Set(q)
+					}
+				}
+				a = b
+			}
+			s.acks = a
+			delete(ckptSegs, s.id)
+		} else {
+			s.acks = index.NewAcks(s.firstSeq, n)
+		}
+	}
+	for _, r := range replay {
+		if r.start+r.n-1 >= st.nextSeq {
+			return nil, corrupt(lastPath, 0, r.start, fixMoveAside, "ack frame acknowledges seqs %d..%d, beyond the last record", r.start, r.start+r.n-1)
+		}
+		setAcked(st.segs, r.start, r.n, ckptSegs)
+	}
+	// Segments the checkpoint lists that are gone must have been fully
+	// acknowledged.
+	for id, a := range ckptSegs {
+		if a.Count() != int(a.Len()) {
+			return nil, corrupt(vfs.Join(dir, segName(id)), 0, 0, fixMoveAside, "missing segment %d holds unacknowledged records", id)
+		}
+	}
+	// Pending counts, and every pending record of a compacted segment
+	// must be there.
+	for _, s := range st.segs {
+		b := s.file.Bytes()
+		for q := s.firstSeq; q <= s.lastSeq; q++ {
+			if s.acks.Has(q) {
+				continue
+			}
+			off, ok := s.locs.Lookup(q)
+			if !ok {
+				return nil, corrupt(s.file.Path, 0, q, fixMoveAside, "unacknowledged record %d is missing from compacted segment", q)
+			}
+			fr, _ := segment.DecodeFrame(b, off)
+			s.pending++
+			s.pendingBytes += int64(fr.RawLen)
+			s.liveFrames += int64(fr.Size())
+		}
+	}
+	return st, nil
+}
+
+// setAcked marks [start, start+n) acknowledged in whichever segments or
+// gone-segment bitmaps hold them.
+func setAcked(segs []*seg, start, n uint64, gone map[uint64]*index.Acks) {
+	for q := start; q < start+n; q++ {
+		if s := findSeg(segs, q); s != nil && s.acks.Covers(q) {
+			s.acks.Set(q)
+			continue
+		}
+		for _, a := range gone {
+			if a.Covers(q) {
+				a.Set(q)
+			}
+		}
+	}
+}
+
+// findSeg returns the segment whose range holds seq, or nil.
+func findSeg(segs []*seg, seq uint64) *seg {
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].firstSeq > seq })
+	if i == 0 {
+		return nil
+	}
+	return segs[i-1]
+}
+
+// scanSegment reads every frame of s, checking checksums, seq order and
+// batches; it fills s.locs, s.tail and s.lastSeq and hands ack ranges to
+// onAck. Damage in a sealed segment is corruption; in the last one, damage
+// with nothing valid after it and beyond the durable high-water mark is a
+// torn tail, recorded in st.
+func scanSegment(s *seg, f *segment.File, isLast bool, st *loaded, onAck func(start, n uint64)) error {
+	b := f.Bytes()
+	compacted := f.Header.Compacted()
+	off := int64(segment.HeaderSize)
+	expect := s.firstSeq
+	batchStart := int64(-1) // offset of the first frame of an open batch
+	var batchLocs []struct {
+		seq uint64
+		off int64
+	}
+	var ackBuf []struct{ start, n uint64 }
+	flushBatch := func() {
+		for _, e := range batchLocs {
+			s.locs.Add(e.seq, e.off)
+			s.lastSeq = e.seq
+		}
+		batchLocs = batchLocs[:0]
+	}
+	var damage *CorruptionError
+	for {
+		fr, err := segment.DecodeFrame(b, off)
+		if err == segment.ErrEnd {
+			break
+		}
+		if err != nil {
+			var se *segment.Error
+			errors.As(err, &se)
+			damage = corrupt(f.Path, off, expect, fixCut, "%s", se.Reason)
+			break
+		}
+		if fr.Flags&segment.FlagAck != 0 {
+			if batchStart >= 0 {
+				damage = corrupt(f.Path, off, expect, fixCut, "ack frame inside a batch")
+				break
+			}
+			ackBuf = ackBuf[:0]
+			if derr := index.DecodeAckPayload(fr.Payload, func(start, n uint64) {
+				ackBuf = append(ackBuf, struct{ start, n uint64 }{start, n})
+			}); derr != nil {
+				damage = corrupt(f.Path, off, expect, fixCut, "malformed ack frame")
+				break
+			}
+			for _, r := range ackBuf {
+				onAck(r.start, r.n)
+			}
+			off = fr.End()
+			continue
+		}
+		if fr.Seq != expect && !(compacted && fr.Seq > expect) {
+			damage = corrupt(f.Path, off, expect, fixCut, "frame has seq %d, expected %d", fr.Seq, expect)
+			break
+		}
+		expect = fr.Seq + 1
+		switch {
+		case fr.Flags&segment.FlagBatch == 0:
+			if batchStart >= 0 {
+				damage = corrupt(f.Path, off, fr.Seq, fixCut, "batch without its commit frame")
+				break
+			}
+			s.locs.Add(fr.Seq, off)
+			s.lastSeq = fr.Seq
+		default:
+			if batchStart < 0 {
+				batchStart = off
+			}
+			batchLocs = append(batchLocs, struct {
+				seq uint64
+				off int64
+			}{fr.Seq, off})
+			if fr.Flags&segment.FlagCommit != 0 {
+				flushBatch()
+				batchStart = -1
+			}
+		}
+		if damage != nil {
+			break
+		}
+		off = fr.End()
+	}
+	end := off
+	if damage == nil && batchStart >= 0 {
+		// An unfinished batch at the end: the batch was never committed.
+		damage = corrupt(f.Path, batchStart, batchLocs[0].seq, fixCut, "batch without its commit frame")
+		end = batchStart
+	} else if damage != nil && batchStart >= 0 {
+		end = batchStart
+	}
+	s.tail = end
+	// Whatever follows the end of the data must be zeros, unless it is a
+	// torn tail of the last segment.
+	tornTo := segment.LastNonZero(b, off)
+	if damage == nil && tornTo == off {
+		return nil
+	}
+	if damage == nil {
+		damage = corrupt(f.Path, off, expect, fixCut, "non-zero bytes after the end of the data")
+	}
+	if !isLast {
+		return damage
+	}
+	if nv := segment.NextValid(b, off+segment.Align); nv >= 0 {
+		damage.Reason += fmt.Sprintf(" (followed by a valid frame at offset %d)", nv)
+		return damage
+	}
+	if below := st.hwm.Segment > s.id || st.hwm.Segment == s.id && st.hwm.Offset > end; below {
+		damage.Reason += " (below the durable high-water mark)"
+		return damage
+	}
+	st.tornFrom, st.tornTo, st.tornBatch = end, max(tornTo, off), batchStart >= 0
+	return nil
+}
