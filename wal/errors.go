@@ -30,7 +30,8 @@ type CorruptionError struct {
 	Seq    uint64 // the sequence number expected there, if known (0 otherwise)
 	Reason string
 
-	fix fixKind // what Repair does about it
+	fix   fixKind // what Repair does about it
+	aside string  // with fixMoveAside: the metadata file to move aside
 }
 
 // fixKind tells Repair how to mend a CorruptionError.
@@ -39,7 +40,7 @@ type fixKind uint8
 const (
 	fixCut       fixKind = iota // cut Path at Offset, and every later segment
 	fixExtend                   // the segment is short: extend it with zeros
-	fixMoveAside                // move the metadata file Path aside
+	fixMoveAside                // move the metadata file named by aside
 )
 
 func (e *CorruptionError) Error() string {

@@ -84,6 +84,15 @@ func corrupt(path string, off int64, seq uint64, fix fixKind, format string, arg
 	return &CorruptionError{Path: path, Offset: off, Seq: seq, Reason: fmt.Sprintf(format, args...), fix: fix}
 }
 
+// corruptMeta reports damage that Repair mends by moving the metadata
+// file aside (the superblock or the checkpoint); the log is then judged
+// by its segments alone.
+func corruptMeta(path string, off int64, seq uint64, aside string, format string, args ...any) *CorruptionError {
+	e := corrupt(path, off, seq, fixMoveAside, format, args...)
+	e.aside = aside
+	return e
+}
+
 // catchFault turns a memory fault while reading a mapping (the file was
 // truncated under us by another process) into an error.
 func catchFault(path string, err *error) {
@@ -143,14 +152,13 @@ func readFile(fsys vfs.FS, path string) ([]byte, error) {
 // for any damage but a torn tail, which it reports in tornFrom/tornTo
 // without cutting it. Every segment is left mapped; on error all are
 // closed.
-func load(fsys vfs.FS, dir string, mode loadMode) (st *loaded, err error) {
-	st = &loaded{tornFrom: -1}
+func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
+	st := &loaded{tornFrom: -1}
 	defer func() {
 		if err != nil {
 			for _, s := range st.segs {
 				s.file.Close()
 			}
-			st = nil
 		}
 	}()
 	defer catchFault(dir, &err)
@@ -165,7 +173,7 @@ func load(fsys vfs.FS, dir string, mode loadMode) (st *loaded, err error) {
 		var fe *index.FormatError
 		switch {
 		case errors.As(derr, &fe):
-			return nil, corrupt(sbPath, fe.Offset, 0, fixMoveAside, "%s", fe.Reason)
+			return nil, corruptMeta(sbPath, fe.Offset, 0, sbPath, "%s", fe.Reason)
 		case derr == nil:
 			st.hwm = sb
 		}
@@ -181,7 +189,7 @@ func load(fsys vfs.FS, dir string, mode loadMode) (st *loaded, err error) {
 		if derr != nil {
 			var fe *index.FormatError
 			errors.As(derr, &fe)
-			return nil, corrupt(ckPath, fe.Offset, 0, fixMoveAside, "%s", fe.Reason)
+			return nil, corruptMeta(ckPath, fe.Offset, 0, ckPath, "%s", fe.Reason)
 		}
 		st.ckpt, st.haveCkpt = c, true
 	} else if !errors.Is(rerr, fs.ErrNotExist) {
@@ -197,18 +205,25 @@ func load(fsys vfs.FS, dir string, mode loadMode) (st *loaded, err error) {
 		ckptSegs[e.ID] = e.Acks
 	}
 	if len(ids) == 0 {
-		if st.hwm.Seq > 0 || st.ckpt.NextSeq > 1 || st.hwm.Segment > 0 {
-			return nil, corrupt(vfs.Join(dir, segName(max(st.hwm.Segment, 1))), 0, st.hwm.Seq, fixMoveAside,
-				"missing segment: the log's metadata names records but no segment file exists")
+		if st.hwm.Seq > 0 || st.hwm.Segment > 0 {
+			return nil, corruptMeta(vfs.Join(dir, segName(max(st.hwm.Segment, 1))), 0, st.hwm.Seq, sbPath,
+				"missing segment: the superblock names records but no segment file exists")
+		}
+		if st.ckpt.NextSeq > 1 {
+			return nil, corruptMeta(vfs.Join(dir, segName(max(st.ckpt.Through, 1))), 0, 0, ckPath,
+				"missing segment: the checkpoint names records but no segment file exists")
 		}
 		st.nextSeq = 1
 		return st, nil
 	}
 	last := ids[len(ids)-1]
-	if st.hwm.Segment > last || (st.haveCkpt && st.ckpt.Through >= last) {
-		missing := max(st.hwm.Segment, st.ckpt.Through+1)
-		return nil, corrupt(vfs.Join(dir, segName(missing)), 0, 0, fixMoveAside,
-			"missing segment: segment %d is gone but the log's metadata names it", missing)
+	if st.hwm.Segment > last {
+		return nil, corruptMeta(vfs.Join(dir, segName(st.hwm.Segment)), 0, 0, sbPath,
+			"missing segment: segment %d is gone but the superblock names it", st.hwm.Segment)
+	}
+	if st.haveCkpt && st.ckpt.Through >= last {
+		return nil, corruptMeta(vfs.Join(dir, segName(st.ckpt.Through+1)), 0, 0, ckPath,
+			"missing segment: segment %d is gone but the checkpoint implies it", st.ckpt.Through+1)
 	}
 
 	type ackRange struct{ start, n uint64 }
@@ -287,11 +302,11 @@ func load(fsys vfs.FS, dir string, mode loadMode) (st *loaded, err error) {
 	}
 	lastPath := lastSeg.file.Path
 	if st.hwm.Seq >= st.nextSeq {
-		return nil, corrupt(lastPath, lastSeg.tail, st.nextSeq, fixMoveAside,
+		return nil, corruptMeta(lastPath, lastSeg.tail, st.nextSeq, sbPath,
 			"records %d..%d are missing below the durable high-water mark", st.nextSeq, st.hwm.Seq)
 	}
 	if st.ckpt.NextSeq > st.nextSeq {
-		return nil, corrupt(lastPath, lastSeg.tail, st.nextSeq, fixMoveAside,
+		return nil, corruptMeta(lastPath, lastSeg.tail, st.nextSeq, ckPath,
 			"records %d..%d are missing: the checkpoint saw them", st.nextSeq, st.ckpt.NextSeq-1)
 	}
 
@@ -307,7 +322,7 @@ func load(fsys vfs.FS, dir string, mode loadMode) (st *loaded, err error) {
 		}
 		if a, ok := ckptSegs[s.id]; ok {
 			if a.Base() != s.firstSeq || (s.sealed && a.Len() != n) || a.Len() > n {
-				return nil, corrupt(ckPath, 0, 0, fixMoveAside, "checkpoint entry for segment %d covers seqs %d+%d, the segment %d+%d", s.id, a.Base(), a.Len(), s.firstSeq, n)
+				return nil, corruptMeta(ckPath, 0, 0, ckPath, "checkpoint entry for segment %d covers seqs %d+%d, the segment %d+%d", s.id, a.Base(), a.Len(), s.firstSeq, n)
 			}
 			if a.Len() < n {
 				b := index.NewAcks(s.firstSeq, n)
@@ -325,16 +340,13 @@ func load(fsys vfs.FS, dir string, mode loadMode) (st *loaded, err error) {
 		}
 	}
 	for _, r := range replay {
-		if r.start+r.n-1 >= st.nextSeq {
-			return nil, corrupt(lastPath, 0, r.start, fixMoveAside, "ack frame acknowledges seqs %d..%d, beyond the last record", r.start, r.start+r.n-1)
-		}
 		setAcked(st.segs, r.start, r.n, ckptSegs)
 	}
 	// Segments the checkpoint lists that are gone must have been fully
 	// acknowledged.
 	for id, a := range ckptSegs {
 		if a.Count() != int(a.Len()) {
-			return nil, corrupt(vfs.Join(dir, segName(id)), 0, 0, fixMoveAside, "missing segment %d holds unacknowledged records", id)
+			return nil, corruptMeta(vfs.Join(dir, segName(id)), 0, 0, ckPath, "missing segment %d holds unacknowledged records", id)
 		}
 	}
 	// Pending counts, and every pending record of a compacted segment
@@ -347,7 +359,7 @@ func load(fsys vfs.FS, dir string, mode loadMode) (st *loaded, err error) {
 			}
 			off, ok := s.locs.Lookup(q)
 			if !ok {
-				return nil, corrupt(s.file.Path, 0, q, fixMoveAside, "unacknowledged record %d is missing from compacted segment", q)
+				return nil, corruptMeta(s.file.Path, 0, q, ckPath, "unacknowledged record %d is missing from compacted segment", q)
 			}
 			fr, _ := segment.DecodeFrame(b, off)
 			s.pending++
@@ -428,6 +440,15 @@ func scanSegment(s *seg, f *segment.File, isLast bool, st *loaded, onAck func(st
 				ackBuf = append(ackBuf, struct{ start, n uint64 }{start, n})
 			}); derr != nil {
 				damage = corrupt(f.Path, off, expect, fixCut, "malformed ack frame")
+				break
+			}
+			bad := false
+			for _, r := range ackBuf {
+				// An ack frame acknowledges only records written before it.
+				bad = bad || r.start+r.n-1 > fr.Seq
+			}
+			if bad {
+				damage = corrupt(f.Path, off, expect, fixCut, "ack frame acknowledges seqs beyond %d", fr.Seq)
 				break
 			}
 			for _, r := range ackBuf {

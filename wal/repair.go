@@ -1,0 +1,240 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/walpub/walpub/wal/internal/vfs"
+	"github.com/walpub/walpub/wal/segment"
+)
+
+// RepairReport says what Repair cut.
+type RepairReport struct {
+	Path     string // the file that was cut (the first, if several were)
+	Offset   int64  // where it was cut
+	Moved    int64  // bytes moved aside
+	SideFile string // where they went
+}
+
+// Repair truncates the log in dir at its first damaged frame so that it
+// opens again, moving every byte it cuts off into a side file in dir; it
+// never deletes data. Everything after the damage goes too: the rest of
+// the damaged segment and every later segment. Damaged or inconsistent
+// metadata (superblock, checkpoint) is moved aside whole; acknowledgements
+// only it recorded are then lost, so some acknowledged records may be
+// pending again (at-least-once, never a loss).
+//
+// The side file, "repair-<time>.cut", is a sequence of pieces, each a
+// line "walpub-repair <file> <offset> <length>\n" followed by that many
+// bytes cut from <file> at <offset>. A log with nothing to repair is left
+// as it is, with an empty report. Repair takes the directory's lock.
+func Repair(dir string) (RepairReport, error) {
+	return repair(vfs.OS, dir)
+}
+
+func repair(fsys vfs.FS, dir string) (rep RepairReport, err error) {
+	lock, err := lockDir(fsys, dir, 0o600)
+	if err != nil {
+		return rep, err
+	}
+	defer lock.Close()
+	var side vfs.File
+	defer func() {
+		if side != nil {
+			if serr := side.Sync(); err == nil {
+				err = serr
+			}
+			side.Close()
+			if err == nil {
+				err = fsys.SyncDir(dir)
+			}
+		}
+	}()
+	sideOff := int64(0)
+	// moveBytes appends a piece to the side file.
+	moveBytes := func(path string, off int64, b []byte) error {
+		if side == nil {
+			rep.SideFile = vfs.Join(dir, fmt.Sprintf("repair-%s.cut", time.Now().UTC().Format("20060102T150405.000000000Z")))
+			if side, err = fsys.OpenFile(rep.SideFile, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+				side = nil
+				return fmt.Errorf("wal: repair: %w", err)
+			}
+		}
+		hdr := fmt.Sprintf("walpub-repair %s %d %d\n", baseName(path), off, len(b))
+		if _, err := side.WriteAt([]byte(hdr), sideOff); err != nil {
+			return fmt.Errorf("wal: repair: %w", err)
+		}
+		sideOff += int64(len(hdr))
+		if _, err := side.WriteAt(b, sideOff); err != nil {
+			return fmt.Errorf("wal: repair: %w", err)
+		}
+		sideOff += int64(len(b))
+		// The bytes are safe in the side file before they leave the log.
+		if err := side.Sync(); err != nil {
+			return fmt.Errorf("wal: repair: %w", err)
+		}
+		rep.Moved += int64(len(b))
+		if rep.Path == "" {
+			rep.Path, rep.Offset = path, off
+		}
+		return nil
+	}
+	// moveFile moves a whole file into the side file and removes it.
+	moveFile := func(path string) error {
+		b, err := readFile(fsys, path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("wal: repair: %w", err)
+		}
+		if err := moveBytes(path, 0, b); err != nil {
+			return err
+		}
+		return fsys.Remove(path)
+	}
+
+	for range 1000 {
+		st, lerr := load(fsys, dir, loadRead)
+		if lerr == nil {
+			for _, s := range st.segs {
+				s.file.Close()
+			}
+			return rep, nil
+		}
+		var ce *CorruptionError
+		if !errors.As(lerr, &ce) {
+			return rep, lerr
+		}
+		switch ce.fix {
+		case fixMoveAside:
+			if err := moveFile(ce.aside); err != nil {
+				return rep, err
+			}
+		case fixExtend:
+			if err := extendSegment(fsys, ce.Path); err != nil {
+				return rep, err
+			}
+			if rep.Path == "" {
+				rep.Path, rep.Offset = ce.Path, ce.Offset
+			}
+		case fixCut:
+			if err := cutAt(fsys, dir, ce.Path, ce.Offset, moveBytes, moveFile); err != nil {
+				return rep, err
+			}
+		}
+	}
+	return rep, fmt.Errorf("wal: repair: %s still does not open after many repairs", dir)
+}
+
+func baseName(path string) string {
+	if i := strings.LastIndexByte(path, os.PathSeparator); i >= 0 {
+		return path[i+1:]
+	}
+	return path
+}
+
+// extendSegment gives a segment shorter than its header says its full
+// size back, with zeros.
+func extendSegment(fsys vfs.FS, path string) error {
+	f, err := fsys.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("wal: repair: %w", err)
+	}
+	defer f.Close()
+	var hb [segment.HeaderSize]byte
+	if _, err := f.ReadAt(hb[:], 0); err != nil {
+		return fmt.Errorf("wal: repair: %w", err)
+	}
+	h, err := segment.DecodeHeader(hb[:])
+	if err != nil {
+		return fmt.Errorf("wal: repair: %s: %w", path, err)
+	}
+	if err := f.Allocate(h.Size); err != nil {
+		return fmt.Errorf("wal: repair: %w", err)
+	}
+	return f.Sync()
+}
+
+// cutAt moves the bytes of the segment at path from off on, and every
+// later segment, into the side file. A segment cut within its header
+// goes whole.
+func cutAt(fsys vfs.FS, dir, path string, off int64, moveBytes func(string, int64, []byte) error, moveFile func(string) error) error {
+	ids, err := listSegments(fsys, dir)
+	if err != nil {
+		return err
+	}
+	cutID := uint64(0)
+	for _, id := range ids {
+		if vfs.Join(dir, segName(id)) == path {
+			cutID = id
+		}
+	}
+	if cutID == 0 {
+		// A missing segment: cut every segment after it.
+		for _, id := range ids {
+			if vfs.Join(dir, segName(id)) > path {
+				if err := moveFile(vfs.Join(dir, segName(id))); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if off < segment.HeaderSize {
+		if err := moveFile(path); err != nil {
+			return err
+		}
+	} else if err := cutFile(fsys, path, off, moveBytes); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if id > cutID {
+			if err := moveFile(vfs.Join(dir, segName(id))); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// cutFile moves the non-zero bytes of the file from off on aside and
+// zeros them in place.
+func cutFile(fsys vfs.FS, path string, off int64, moveBytes func(string, int64, []byte) error) error {
+	f, err := fsys.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("wal: repair: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("wal: repair: %w", err)
+	}
+	if off >= fi.Size() {
+		return nil
+	}
+	rest := make([]byte, fi.Size()-off)
+	if _, err := f.ReadAt(rest, off); err != nil && err != io.EOF {
+		return fmt.Errorf("wal: repair: %w", err)
+	}
+	n := int64(len(rest))
+	for n > 0 && rest[n-1] == 0 {
+		n--
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := moveBytes(path, off, rest[:n]); err != nil {
+		return err
+	}
+	clear(rest[:n])
+	if _, err := f.WriteAt(rest[:n], off); err != nil {
+		return fmt.Errorf("wal: repair: %w", err)
+	}
+	return f.Sync()
+}

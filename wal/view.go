@@ -1,0 +1,212 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"iter"
+	"runtime/debug"
+
+	"github.com/walpub/walpub/wal/internal/vfs"
+	"github.com/walpub/walpub/wal/segment"
+)
+
+// View is a read-only look at a log directory, for tools: it takes no
+// lock and changes no byte, so it may look at a log another process has
+// open. It is a snapshot of the moment OpenView ran. A View is not safe
+// for concurrent use.
+type View struct {
+	dir  string
+	st   *loaded
+	zdec func(segment.Frame, string, []byte) ([]byte, error)
+}
+
+// Info summarises a log.
+type Info struct {
+	Dir           string
+	Segments      []SegmentInfo
+	NextSeq       uint64 // the seq the next Append would get
+	Records       int    // records present on disk, acknowledged or not
+	Pending       int    // unacknowledged records
+	Acked         int    // acknowledged records still on disk
+	PendingBytes  int64  // payload bytes of pending records, uncompressed
+	RawBytes      int64  // payload bytes of all records present, uncompressed
+	StoredBytes   int64  // payload bytes of all records present, as stored
+	DiskBytes     int64  // bytes of segment and metadata files
+	OldestPending uint64 // seq of the oldest pending record, 0 if none
+	HighWater     HighWater
+	TornBytes     int64 // bytes of a torn tail that Open would cut
+	TornOffset    int64 // where it starts in the last segment, -1 if none
+}
+
+// HighWater is the durable high-water mark the last sync recorded.
+type HighWater struct {
+	Segment uint64
+	Offset  int64
+	Seq     uint64
+}
+
+// SegmentInfo describes one segment file.
+type SegmentInfo struct {
+	Path       string
+	ID         uint64
+	FirstSeq   uint64
+	LastSeq    uint64 // 0 if the segment holds no record
+	Size       int64
+	DataEnd    int64 // offset where the data ends
+	Compacted  bool
+	Generation uint64
+	Records    int
+	Pending    int
+}
+
+// RecordInfo is one record as stored.
+type RecordInfo struct {
+	Seq        uint64
+	Path       string // segment file
+	Offset     int64  // of the frame in that file
+	Size       int    // payload bytes, uncompressed
+	StoredSize int    // payload bytes as stored
+	Compressed bool
+	Batch      bool // written by AppendBatch with other records
+	Acked      bool
+	Data       []byte // valid only until the iteration step returns
+}
+
+// OpenView reads and verifies the log in dir like Open does (every frame
+// of every segment is checked), without taking the lock or changing
+// anything. Damage is a *CorruptionError, except a torn tail, which Info
+// reports.
+func OpenView(dir string) (*View, error) {
+	st, err := load(vfs.OS, dir, loadRead)
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{}
+	return &View{dir: dir, st: st, zdec: l.decode}, nil
+}
+
+// Close unmaps the log's files.
+func (v *View) Close() error {
+	var err error
+	for _, s := range v.st.segs {
+		err = errors.Join(err, s.file.Close())
+	}
+	v.st.segs = nil
+	return err
+}
+
+// Info returns the summary of the log.
+func (v *View) Info() Info {
+	st := v.st
+	in := Info{Dir: v.dir, NextSeq: st.nextSeq, TornOffset: st.tornFrom,
+		HighWater: HighWater{st.hwm.Segment, st.hwm.Offset, st.hwm.Seq},
+		DiskBytes: st.sbBytes + st.ckptBytes}
+	if st.tornFrom >= 0 {
+		in.TornBytes = st.tornTo - st.tornFrom
+	}
+	for _, s := range st.segs {
+		si := SegmentInfo{Path: s.file.Path, ID: s.id, FirstSeq: s.firstSeq, LastSeq: s.lastSeq,
+			Size: s.file.Size(), DataEnd: s.tail, Compacted: s.compacted(), Generation: s.gen,
+			Records: s.locs.Len(), Pending: s.pending}
+		in.Segments = append(in.Segments, si)
+		in.DiskBytes += si.Size
+		in.Records += si.Records
+		in.Pending += s.pending
+		in.PendingBytes += s.pendingBytes
+	}
+	in.Acked = in.Records - in.Pending
+	for r, err := range v.Records(0, 0) {
+		if err != nil {
+			break
+		}
+		in.RawBytes += int64(r.Size)
+		in.StoredBytes += int64(r.StoredSize)
+		if !r.Acked && in.OldestPending == 0 {
+			in.OldestPending = r.Seq
+		}
+	}
+	return in
+}
+
+// Records yields every record present on disk with from <= seq <= to
+// (to 0: no upper bound), acknowledged or not, ascending, with its
+// payload decompressed. It stops with an error at a record that does not
+// decode.
+func (v *View) Records(from, to uint64) iter.Seq2[RecordInfo, error] {
+	return func(yield func(RecordInfo, error) bool) {
+		var buf []byte
+		for _, s := range v.st.segs {
+			if to != 0 && s.firstSeq > to {
+				return
+			}
+			if s.lastSeq < from {
+				continue
+			}
+			if !v.recordsIn(s, from, to, &buf, yield) {
+				return
+			}
+		}
+	}
+}
+
+func (v *View) recordsIn(s *seg, from, to uint64, buf *[]byte, yield func(RecordInfo, error) bool) (more bool) {
+	var err error
+	defer func() {
+		if err != nil {
+			yield(RecordInfo{}, err)
+			more = false
+		}
+	}()
+	defer catchFault(s.file.Path, &err)
+	old := debug.SetPanicOnFault(true)
+	defer debug.SetPanicOnFault(old)
+	b := s.file.Bytes()[:s.tail]
+	for off := int64(segment.HeaderSize); off < s.tail; {
+		fr, ferr := segment.DecodeFrame(b, off)
+		if ferr != nil {
+			err = fmt.Errorf("wal: %s: %w", s.file.Path, ferr)
+			return false
+		}
+		off = fr.End()
+		if fr.Flags&segment.FlagAck != 0 || fr.Seq < from {
+			continue
+		}
+		if to != 0 && fr.Seq > to {
+			return false
+		}
+		data, derr := v.zdec(fr, s.file.Path, *buf)
+		if derr != nil {
+			err = derr
+			return false
+		}
+		if fr.Flags&segment.FlagZstd != 0 {
+			*buf = data
+		}
+		r := RecordInfo{Seq: fr.Seq, Path: s.file.Path, Offset: fr.Offset, Size: int(fr.RawLen),
+			StoredSize: len(fr.Payload), Compressed: fr.Flags&segment.FlagZstd != 0,
+			Batch: fr.Flags&segment.FlagBatch != 0, Acked: s.acks.Has(fr.Seq), Data: data}
+		if !yield(r, nil) {
+			return false
+		}
+	}
+	return true
+}
+
+// Verify checks the log in dir without changing it: every checksum,
+// header, sequence number, the metadata and the durable high-water mark,
+// and that every compressed record decompresses. It returns nil for a
+// healthy log (a torn tail, which Open would cut, is healthy) and the
+// first damage otherwise, a *CorruptionError where it is damage on disk.
+func Verify(dir string) error {
+	v, err := OpenView(dir)
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+	for _, err := range v.Records(0, 0) {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
