@@ -40,6 +40,7 @@ type ackSnapshot struct {
 	seg     *seg
 	acks    *index.Acks
 	pending int
+	sparse  bool // less than half of the file is live: worth compacting
 }
 
 // writeCheckpoint records the acknowledgement bitmaps of every sealed
@@ -63,7 +64,8 @@ func (l *Log) writeCheckpoint() ([]ackSnapshot, error) {
 		a := s.acks.Clone()
 		c.Through = s.id
 		c.Segments = append(c.Segments, index.SegmentAcks{ID: s.id, Acks: a})
-		snap = append(snap, ackSnapshot{seg: s, acks: a, pending: s.pending})
+		sparse := s.liveFrames*2 < s.file.Size()-segment.HeaderSize
+		snap = append(snap, ackSnapshot{seg: s, acks: a, pending: s.pending, sparse: sparse})
 	}
 	changed := epoch != l.ckptEpoch || l.ckptBytes == 0 && len(snap) > 0
 	l.mu.Unlock()
@@ -127,8 +129,10 @@ func (l *Log) reclaim() error {
 			removed = true
 			continue
 		}
-		if err := l.compact(s, sn.acks); err != nil {
-			return err
+		if sn.sparse {
+			if err := l.compact(s, sn.acks); err != nil {
+				return err
+			}
 		}
 	}
 	if removed && l.durable() {

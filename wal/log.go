@@ -27,24 +27,27 @@ type Log struct {
 	log  *slog.Logger
 	lock vfs.File
 
-	mu           sync.Mutex
-	closed       bool
-	err          error // sticky: the first write or sync failure
-	segs         []*seg
-	active       *seg
-	nextSeq      uint64
-	pending      int
-	pendingBytes int64
-	diskBytes    int64 // segment files and the prepared one
-	sbBytes      int64 // superblock file size
-	ckptBytes    int64 // checkpoint file size
-	tornBytes    int64
-	unsynced     []*mapped // sealed segment files written since the last sync
-	dirDirty     bool      // a file was created, renamed or removed since the last sync
-	prepared     *segment.File
-	prepSeq      atomic.Uint64
-	ackEpoch     uint64 // bumped by every Ack and rotation
-	ckptEpoch    uint64 // ackEpoch the last checkpoint saw
+	mu            sync.Mutex
+	closed        bool
+	err           error // sticky: the first write or sync failure
+	segs          []*seg
+	active        *seg
+	nextSeq       uint64
+	pending       int
+	pendingBytes  int64
+	diskBytes     int64 // segment files and the prepared one
+	sbBytes       int64 // superblock file size
+	ckptBytes     int64 // checkpoint file size
+	tornBytes     int64
+	unsynced      []*mapped // sealed segment files written since the last sync
+	dirDirty      bool      // a file was created, renamed or removed since the last sync
+	prepared      *segment.File
+	prepSeq       atomic.Uint64
+	prepPopulated int64  // bytes of the prepared file pre-faulted
+	prepBusy      bool   // the preparer is populating the prepared file
+	mapWrites     bool   // the last append went through the mapping: pre-fault for the next
+	ackEpoch      uint64 // bumped by every Ack and rotation
+	ckptEpoch     uint64 // ackEpoch the last checkpoint saw
 
 	// Group commit.
 	syncMu   sync.Mutex
@@ -224,6 +227,12 @@ func (l *Log) encode(data []byte, buf []byte) (payload []byte, flags uint32) {
 	return c, segment.FlagZstd
 }
 
+// writeThrough is the size from which an append is written with pwrite
+// rather than copied into the mapping.
+const writeThrough = 32 << 10
+
+var stagePool = sync.Pool{New: func() any { b := make([]byte, 0, 256<<10); return &b }}
+
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // Append appends a record and returns its seq. With SyncAlways it returns
@@ -297,24 +306,50 @@ func (l *Log) append(batch [][]byte) (uint64, error) {
 		return 0, err
 	}
 	s := l.active
-	b := s.file.Bytes()
+	b := s.file.Bytes()[s.tail : s.tail+total]
+	var staged *[]byte
+	if total >= writeThrough {
+		// Large appends are framed in a buffer and written with one
+		// pwrite: the mapping's fault path costs more than the copy.
+		staged = stagePool.Get().(*[]byte)
+		if int64(cap(*staged)) < total {
+			*staged = make([]byte, total)
+		}
+		b = (*staged)[:total]
+	}
 	first := l.nextSeq
+	w := int64(0)
 	for i, p := range payloads {
 		seq := first + uint64(i)
-		off := s.tail
-		n := segment.PutFrame(b[off:], seq, flags[i], len(batch[i]), p)
-		s.tail += int64(n)
-		s.locs.Add(seq, off)
-		s.lastSeq = seq
-		s.pending++
+		n := segment.PutFrame(b[w:], seq, flags[i], len(batch[i]), p)
+		s.locs.Add(seq, s.tail+w)
+		w += int64(n)
 		s.pendingBytes += int64(len(batch[i]))
 		s.liveFrames += int64(n)
 	}
+	if staged != nil {
+		err := s.file.WriteAt(b, s.tail)
+		stagePool.Put(staged)
+		if err != nil {
+			// The frames may be half on disk: the log cannot go on.
+			err = l.failLocked(fmt.Errorf("wal: append: %w", err))
+			l.mu.Unlock()
+			return 0, err
+		}
+	}
+	s.tail += w
+	s.lastSeq = first + uint64(len(batch)) - 1
+	s.pending += len(batch)
 	l.nextSeq += uint64(len(batch))
 	l.pending += len(batch)
 	l.pendingBytes += raw
 	at := pos{s.id, s.tail}
+	l.mapWrites = staged == nil
+	kick := l.mapWrites && s.tail+populateAhead/2 > s.populated && s.populated < s.file.Size()
 	l.mu.Unlock()
+	if kick {
+		l.kick(l.prepKick)
+	}
 
 	if l.cfg.sync.kind == syncAlways {
 		if err := l.syncTo(at); err != nil {
@@ -358,12 +393,16 @@ func (l *Log) newSegmentLocked(need int64) (*seg, error) {
 	if n := len(l.segs); n > 0 {
 		id = l.segs[n-1].id + 1
 	}
-	f := l.prepared
-	l.prepared = nil
+	var f *segment.File
+	populated := int64(segment.HeaderSize)
 	size := max(l.cfg.segmentSize, (segment.HeaderSize+need+4095)&^4095)
-	if f != nil && f.Size() < size {
-		l.discardPrepared(f)
-		f = nil
+	if p := l.prepared; p != nil && !l.prepBusy {
+		l.prepared = nil
+		if p.Size() < size {
+			l.discardPrepared(p)
+		} else {
+			f, populated = p, l.prepPopulated
+		}
 	}
 	if f == nil {
 		var err error
@@ -375,13 +414,17 @@ func (l *Log) newSegmentLocked(need int64) (*seg, error) {
 	f.Init(segment.Header{ID: id, FirstSeq: l.nextSeq})
 	if err := l.fs.Rename(f.Path, path); err != nil {
 		// Keep the file for the next try.
-		l.prepared = f
+		if l.prepared == nil {
+			l.prepared, l.prepPopulated = f, populated
+		} else {
+			l.discardPrepared(f)
+		}
 		return nil, fmt.Errorf("wal: new segment: %w", err)
 	}
 	f.Path = path
 	l.dirDirty = true
 	capacity := uint64(f.Size()-segment.HeaderSize) / segment.FrameHeaderSize
-	return &seg{id: id, firstSeq: l.nextSeq, file: &mapped{File: f}, tail: segment.HeaderSize,
+	return &seg{id: id, firstSeq: l.nextSeq, file: &mapped{File: f}, tail: segment.HeaderSize, populated: populated,
 		locs: index.NewLocations(l.nextSeq), acks: index.NewAcks(l.nextSeq, capacity)}, nil
 }
 
@@ -407,8 +450,17 @@ func (l *Log) preparedPath() string {
 	return vfs.Join(l.dir, fmt.Sprintf("next-%d%s%s", l.prepSeq.Add(1), segExt, tmpExt))
 }
 
-// preparer keeps the next segment allocated, mapped and pre-faulted, so
-// that a rotation never waits for the disk.
+// Pre-faulting: the preparer keeps populateAhead bytes past the active
+// segment's tail faulted in, populateChunk at a time, then prepares the
+// next segment the same way, so that appends rarely take a page fault.
+const (
+	populateChunk = 2 << 20
+	populateAhead = 16 << 20
+)
+
+// preparer keeps the next segment allocated, mapped and pre-faulted, and
+// the active one pre-faulted ahead of its tail, so that neither a rotation
+// nor an append waits for the disk or the page allocator.
 func (l *Log) preparer() {
 	defer l.wg.Done()
 	for {
@@ -417,38 +469,75 @@ func (l *Log) preparer() {
 			return
 		case <-l.prepKick:
 		}
-		l.mu.Lock()
-		if l.closed || l.prepared != nil {
-			l.mu.Unlock()
-			continue
+		for l.prepareStep() {
+			select {
+			case <-l.quit:
+				return
+			default:
+			}
 		}
-		size := l.cfg.segmentSize
-		active := l.active.file
-		from := l.active.tail
-		active.refs++
-		l.mu.Unlock()
-		// Pre-fault what is left of the active segment first.
-		active.Populate(from, active.Size())
-		l.release(active)
-
-		path := l.preparedPath()
-		f, err := segment.Create(l.fs, path, size, l.cfg.fileMode)
-		if err != nil {
-			l.log.Warn("wal: could not prepare the next segment; will retry at rotation", "err", err)
-			continue
-		}
-		f.Populate(0, f.Size())
-		l.mu.Lock()
-		if l.closed || l.prepared != nil {
-			l.mu.Unlock()
-			f.Close()
-			l.fs.Remove(path)
-			continue
-		}
-		l.prepared = f
-		l.diskBytes += size
-		l.mu.Unlock()
 	}
+}
+
+// prepareStep does one chunk of preparation and reports whether more
+// remains.
+func (l *Log) prepareStep() bool {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return false
+	}
+	a := l.active
+	if from := a.populated; l.mapWrites && from < min(a.file.Size(), a.tail+populateAhead) {
+		f := a.file
+		f.refs++
+		l.mu.Unlock()
+		to := min(from+populateChunk, f.Size())
+		f.Populate(from, to)
+		l.mu.Lock()
+		if l.active == a && a.file == f {
+			a.populated = max(a.populated, to)
+		}
+		l.mu.Unlock()
+		l.release(f)
+		return true
+	}
+	if p := l.prepared; p != nil {
+		from := l.prepPopulated
+		if from >= p.Size() || !l.mapWrites {
+			l.mu.Unlock()
+			return false
+		}
+		l.prepBusy = true // a rotation takes the file only when not busy
+		l.mu.Unlock()
+		to := min(from+populateChunk, p.Size())
+		p.Populate(from, to)
+		l.mu.Lock()
+		l.prepBusy = false
+		if l.prepared == p {
+			l.prepPopulated = to
+		}
+		l.mu.Unlock()
+		return true
+	}
+	size := l.cfg.segmentSize
+	l.mu.Unlock()
+	path := l.preparedPath()
+	f, err := segment.Create(l.fs, path, size, l.cfg.fileMode)
+	if err != nil {
+		l.log.Warn("wal: could not prepare the next segment; will retry at rotation", "err", err)
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || l.prepared != nil {
+		f.Close()
+		l.fs.Remove(path)
+		return false
+	}
+	l.prepared, l.prepPopulated = f, 0
+	l.diskBytes += size
+	return true
 }
 
 // release unpins a file, closing it if it was retired.

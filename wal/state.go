@@ -34,15 +34,16 @@ type mapped struct {
 // seg is one logical segment: a range of seqs, its current file, where
 // each record lives and which are acknowledged.
 type seg struct {
-	id       uint64
-	firstSeq uint64
-	file     *mapped
-	locs     *index.Locations
-	acks     *index.Acks
-	tail     int64  // end of the data: where the next frame goes
-	lastSeq  uint64 // highest record seq in the segment, 0 if none
-	sealed   bool
-	gen      uint64
+	id        uint64
+	firstSeq  uint64
+	file      *mapped
+	locs      *index.Locations
+	acks      *index.Acks
+	tail      int64  // end of the data: where the next frame goes
+	populated int64  // the active segment is pre-faulted up to here
+	lastSeq   uint64 // highest record seq in the segment, 0 if none
+	sealed    bool
+	gen       uint64
 
 	pending      int
 	pendingBytes int64 // raw payload bytes of pending records

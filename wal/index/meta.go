@@ -54,13 +54,27 @@ func AppendCheckpoint(dst []byte, c Checkpoint) []byte {
 	for _, s := range c.Segments {
 		dst = binary.LittleEndian.AppendUint64(dst, s.ID)
 		dst = binary.LittleEndian.AppendUint64(dst, s.Acks.base)
-		dst = binary.LittleEndian.AppendUint64(dst, s.Acks.n)
-		for i := range s.Acks.words {
-			dst = binary.LittleEndian.AppendUint64(dst, s.Acks.Word(i))
+		switch n := s.Acks.Count(); {
+		case n == 0:
+			dst = binary.LittleEndian.AppendUint64(dst, s.Acks.n|bitsNone)
+		case uint64(n) == s.Acks.n:
+			dst = binary.LittleEndian.AppendUint64(dst, s.Acks.n|bitsAll)
+		default:
+			dst = binary.LittleEndian.AppendUint64(dst, s.Acks.n)
+			for i := range s.Acks.words {
+				dst = binary.LittleEndian.AppendUint64(dst, s.Acks.Word(i))
+			}
 		}
 	}
 	return binary.LittleEndian.AppendUint64(dst, xxhash.Sum64(dst[start:]))
 }
+
+// Flags in a checkpoint entry's bits field; part of the on-disk format.
+const (
+	bitsNone = 1 << 63
+	bitsAll  = 1 << 62
+	bitsMask = bitsAll - 1
+)
 
 // Word returns the i-th bitmap word.
 func (a *Acks) Word(i int) uint64 { return atomicLoad(&a.words[i]) }
@@ -101,18 +115,33 @@ func DecodeCheckpoint(b []byte) (Checkpoint, error) {
 		}
 		id := binary.LittleEndian.Uint64(body[off:])
 		base := binary.LittleEndian.Uint64(body[off+8:])
-		bits := binary.LittleEndian.Uint64(body[off+16:])
+		field := binary.LittleEndian.Uint64(body[off+16:])
+		bits := field & bitsMask
+		kind := field &^ bitsMask
 		words := (bits + 63) / 64
-		if id <= prevID || base == 0 || bits > 1<<40 || words*8 > uint64(len(body)-off-24) {
+		if kind != 0 {
+			words = 0
+		}
+		if id <= prevID || base == 0 || bits > 1<<40 || kind == bitsNone|bitsAll || words*8 > uint64(len(body)-off-24) {
 			return Checkpoint{}, &FormatError{int64(off), "invalid checkpoint entry"}
 		}
 		prevID = id
 		a := NewAcks(base, bits)
-		for i := range a.words {
-			a.words[i] = binary.LittleEndian.Uint64(body[off+24+8*i:])
-		}
-		if r := bits % 64; r != 0 && a.words[len(a.words)-1]>>r != 0 {
-			return Checkpoint{}, &FormatError{int64(off), "checkpoint bitmap has bits past its range"}
+		switch kind {
+		case bitsAll:
+			for i := range a.words {
+				a.words[i] = ^uint64(0)
+			}
+			if r := bits % 64; r != 0 {
+				a.words[len(a.words)-1] = 1<<r - 1
+			}
+		case 0:
+			for i := range a.words {
+				a.words[i] = binary.LittleEndian.Uint64(body[off+24+8*i:])
+			}
+			if r := bits % 64; r != 0 && a.words[len(a.words)-1]>>r != 0 {
+				return Checkpoint{}, &FormatError{int64(off), "checkpoint bitmap has bits past its range"}
+			}
 		}
 		c.Segments = append(c.Segments, SegmentAcks{ID: id, Acks: a})
 		off += 24 + 8*int(words)

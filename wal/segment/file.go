@@ -101,6 +101,18 @@ func Open(fsys vfs.FS, path string, writable bool) (*File, error) {
 	return s, nil
 }
 
+// WriteAt writes b at off through the file rather than the mapping: for
+// large appends, the kernel's write path fills fresh page-cache pages
+// without first faulting them in through the mapping. The mapping sees
+// the same pages.
+func (s *File) WriteAt(b []byte, off int64) error {
+	n, err := s.f.WriteAt(b, off)
+	if err == nil && n != len(b) {
+		err = fmt.Errorf("segment: short write to %s: %d of %d bytes", s.Path, n, len(b))
+	}
+	return err
+}
+
 // Bytes returns the whole mapping.
 func (s *File) Bytes() []byte { return s.m }
 
