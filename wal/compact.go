@@ -55,14 +55,15 @@ func (l *Log) writeCheckpoint() ([]ackSnapshot, error) {
 		return nil, err
 	}
 	epoch := l.ackEpoch
-	c := index.Checkpoint{NextSeq: l.nextSeq}
+	// Every segment before the active one is sealed, present or
+	// reclaimed, and its ack frames are in the bitmaps.
+	c := index.Checkpoint{NextSeq: l.nextSeq, Through: l.active.id - 1}
 	var snap []ackSnapshot
 	for _, s := range l.segs {
 		if !s.sealed {
 			continue
 		}
 		a := s.acks.Clone()
-		c.Through = s.id
 		c.Segments = append(c.Segments, index.SegmentAcks{ID: s.id, Acks: a})
 		sparse := s.liveFrames*2 < s.file.Size()-segment.HeaderSize
 		snap = append(snap, ackSnapshot{seg: s, acks: a, pending: s.pending, sparse: sparse})

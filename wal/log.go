@@ -130,6 +130,10 @@ func (l *Log) open() error {
 		return err
 	}
 	l.segs, l.nextSeq = st.segs, st.nextSeq
+	// Recovery may have replayed acks the checkpoint on disk lacks: the
+	// first checkpoint of this Log is always written before any segment
+	// is reclaimed.
+	l.ackEpoch = 1
 	l.sbBytes, l.ckptBytes = st.sbBytes, st.ckptBytes
 	l.sbGen = st.hwm.Generation
 	l.synced = pos{st.hwm.Segment, st.hwm.Offset}
@@ -272,7 +276,10 @@ func (l *Log) append(batch [][]byte) (uint64, error) {
 			bp := bufPool.Get().(*[]byte)
 			bufs = append(bufs, bp)
 			payloads[i], flags[i] = l.encode(d, *bp)
-			*bp = payloads[i][:0]
+			if flags[i]&segment.FlagZstd != 0 {
+				// Keep the (maybe grown) buffer, never the caller's data.
+				*bp = payloads[i][:0]
+			}
 		}
 		raw += int64(len(d))
 		total += int64(segment.FrameSize(len(payloads[i])))

@@ -301,16 +301,6 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 	if st.nextSeq < lastSeg.firstSeq {
 		st.nextSeq = lastSeg.firstSeq
 	}
-	lastPath := lastSeg.file.Path
-	if st.hwm.Seq >= st.nextSeq {
-		return nil, corruptMeta(lastPath, lastSeg.tail, st.nextSeq, sbPath,
-			"records %d..%d are missing below the durable high-water mark", st.nextSeq, st.hwm.Seq)
-	}
-	if st.ckpt.NextSeq > st.nextSeq {
-		return nil, corruptMeta(lastPath, lastSeg.tail, st.nextSeq, ckPath,
-			"records %d..%d are missing: the checkpoint saw them", st.nextSeq, st.ckpt.NextSeq-1)
-	}
-
 	// Acknowledgement bitmaps: sealed segments from the checkpoint, then
 	// the ack frames of segments it does not cover.
 	for i, s := range st.segs {
@@ -320,6 +310,13 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 		} else {
 			n = uint64(s.file.Size()-segment.HeaderSize) / segment.FrameHeaderSize
 			n = max(n, st.nextSeq-s.firstSeq)
+			if a, ok := ckptSegs[s.id]; ok {
+				// A sealed last segment (its successor was reclaimed or
+				// lost): its range is what the checkpoint says, and no
+				// seq of it may be used again.
+				n = max(n, a.Len())
+				st.nextSeq = max(st.nextSeq, a.Base()+a.Len())
+			}
 		}
 		if a, ok := ckptSegs[s.id]; ok {
 			if a.Base() != s.firstSeq || (s.sealed && a.Len() != n) || a.Len() > n {
@@ -340,6 +337,16 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			s.acks = index.NewAcks(s.firstSeq, n)
 		}
 	}
+	lastPath := lastSeg.file.Path
+	if st.hwm.Seq >= st.nextSeq {
+		return nil, corruptMeta(lastPath, lastSeg.tail, st.nextSeq, sbPath,
+			"records %d..%d are missing below the durable high-water mark", st.nextSeq, st.hwm.Seq)
+	}
+	if st.ckpt.NextSeq > st.nextSeq {
+		return nil, corruptMeta(lastPath, lastSeg.tail, st.nextSeq, ckPath,
+			"records %d..%d are missing: the checkpoint saw them", st.nextSeq, st.ckpt.NextSeq-1)
+	}
+
 	for _, r := range replay {
 		setAcked(st.segs, r.start, r.n, ckptSegs)
 	}
