@@ -3,6 +3,7 @@ package wal
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/walpub/walpub/wal/index"
 	"github.com/walpub/walpub/wal/internal/vfs"
@@ -22,17 +23,26 @@ func wasDense(s *seg, n int) bool {
 // and compacts those held by a few.
 func (l *Log) compactor() {
 	defer l.wg.Done()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
 	for {
 		select {
 		case <-l.quit:
 			return
 		case <-l.compactKick:
+		case <-retry.C:
 		}
 		if err := l.reclaim(); err != nil {
-			l.log.Error("wal: reclaiming space failed", "err", err)
+			l.log.Warn("wal: reclaiming space failed; will retry", "err", err)
+			retry.Reset(reclaimRetry)
 		}
 	}
 }
+
+// reclaimRetry is how long the compactor waits after a failure (a full
+// disk, say) before it tries again.
+const reclaimRetry = 500 * time.Millisecond
 
 // ackSnapshot is a sealed segment's acknowledgement state as a checkpoint
 // recorded it.
@@ -40,7 +50,8 @@ type ackSnapshot struct {
 	seg     *seg
 	acks    *index.Acks
 	pending int
-	sparse  bool // less than half of the file is live: worth compacting
+	live    int64 // frame bytes of pending records
+	sparse  bool  // less than half of the file is live: worth compacting
 }
 
 // writeCheckpoint records the acknowledgement bitmaps of every sealed
@@ -57,7 +68,7 @@ func (l *Log) writeCheckpoint() ([]ackSnapshot, error) {
 	epoch := l.ackEpoch
 	// Every segment before the active one is sealed, present or
 	// reclaimed, and its ack frames are in the bitmaps.
-	c := index.Checkpoint{NextSeq: l.nextSeq, Through: l.active.id - 1}
+	c := index.Checkpoint{NextSeq: l.nextSeq, Through: l.active.id - 1, SealedEnd: l.active.firstSeq}
 	var snap []ackSnapshot
 	for _, s := range l.segs {
 		if !s.sealed {
@@ -66,7 +77,7 @@ func (l *Log) writeCheckpoint() ([]ackSnapshot, error) {
 		a := s.acks.Clone()
 		c.Segments = append(c.Segments, index.SegmentAcks{ID: s.id, Acks: a})
 		sparse := s.liveFrames*2 < s.file.Size()-segment.HeaderSize
-		snap = append(snap, ackSnapshot{seg: s, acks: a, pending: s.pending, sparse: sparse})
+		snap = append(snap, ackSnapshot{seg: s, acks: a, pending: s.pending, live: s.liveFrames, sparse: sparse})
 	}
 	changed := epoch != l.ckptEpoch || l.ckptBytes == 0 && len(snap) > 0
 	l.mu.Unlock()
@@ -75,8 +86,15 @@ func (l *Log) writeCheckpoint() ([]ackSnapshot, error) {
 	}
 	b := index.AppendCheckpoint(nil, c)
 	path := vfs.Join(l.dir, index.CheckpointName)
-	if err := l.writeFileAtomic(path, b); err != nil {
-		return nil, l.fail(fmt.Errorf("wal: checkpoint: %w", err))
+	if renamed, err := l.writeFileAtomic(path, b); err != nil {
+		err = fmt.Errorf("wal: checkpoint: %w", err)
+		if renamed {
+			// The new checkpoint is in place but may not be durable.
+			return nil, l.fail(err)
+		}
+		// The old checkpoint is intact: nothing is reclaimed until a
+		// later try succeeds (a full disk, say, has room again).
+		return nil, err
 	}
 	l.mu.Lock()
 	l.ckptEpoch = epoch
@@ -89,12 +107,13 @@ func (l *Log) writeCheckpoint() ([]ackSnapshot, error) {
 func (l *Log) durable() bool { return l.cfg.sync.kind != syncNever }
 
 // writeFileAtomic writes b to path through a temporary file and a rename,
-// synced unless the policy is SyncNever.
-func (l *Log) writeFileAtomic(path string, b []byte) error {
+// synced unless the policy is SyncNever. It reports whether the rename
+// happened: a failure before it leaves the old file intact.
+func (l *Log) writeFileAtomic(path string, b []byte) (renamed bool, err error) {
 	tmp := path + tmpExt
 	f, err := l.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, l.cfg.fileMode)
 	if err != nil {
-		return err
+		return false, err
 	}
 	_, err = f.WriteAt(b, 0)
 	if err == nil && l.durable() {
@@ -106,13 +125,14 @@ func (l *Log) writeFileAtomic(path string, b []byte) error {
 	if err == nil {
 		err = l.fs.Rename(tmp, path)
 	}
-	if err == nil && l.durable() {
-		err = l.fs.SyncDir(l.dir)
-	}
 	if err != nil {
 		l.fs.Remove(tmp)
+		return false, err
 	}
-	return err
+	if l.durable() {
+		return true, l.fs.SyncDir(l.dir)
+	}
+	return true, nil
 }
 
 func (l *Log) reclaim() error {
@@ -121,6 +141,16 @@ func (l *Log) reclaim() error {
 		return err
 	}
 	removed := false
+	var run []ackSnapshot // adjacent sparse sealed segments to merge
+	var runLive int64
+	flush := func() error {
+		r := run
+		run, runLive = nil, 0
+		if len(r) == 0 {
+			return nil
+		}
+		return l.merge(r)
+	}
 	for _, sn := range snap {
 		s := sn.seg
 		if sn.pending == 0 {
@@ -128,13 +158,20 @@ func (l *Log) reclaim() error {
 				return err
 			}
 			removed = true
-			continue
+			continue // a reclaimed segment does not break a run
 		}
-		if sn.sparse {
-			if err := l.compact(s, sn.acks); err != nil {
+		if !sn.sparse || runLive+sn.live > l.cfg.segmentSize {
+			if err := flush(); err != nil {
 				return err
 			}
 		}
+		if sn.sparse {
+			run = append(run, sn)
+			runLive += sn.live
+		}
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	if removed && l.durable() {
 		if err := l.fs.SyncDir(l.dir); err != nil {
@@ -161,68 +198,111 @@ func (l *Log) removeSegment(s *seg) error {
 	l.retireLocked(s.file)
 	l.mu.Unlock()
 	if err := l.fs.Remove(path); err != nil {
-		return l.fail(fmt.Errorf("wal: remove reclaimed segment: %w", err))
+		// Its records are all acknowledged: a file left behind is only
+		// space, and the next Open reclaims it again.
+		l.log.Warn("wal: could not remove a reclaimed segment", "file", path, "err", err)
+		return nil
 	}
 	l.log.Debug("wal: removed acknowledged segment", "file", path)
 	return nil
 }
 
-// compact rewrites a sealed segment with only the records snap leaves
-// unacknowledged, if that at least halves its size. The new file is
-// written and synced under a temporary name, then renamed over the old
-// one: a crash at any point leaves one complete version of the segment.
-func (l *Log) compact(s *seg, snap *index.Acks) (err error) {
+// merge rewrites a run of adjacent sealed segments (often just one) into
+// one file holding only the records the snapshot leaves unacknowledged,
+// under the first segment's id, if that at least halves the space they
+// take. The new file is written and synced under a temporary name, then
+// renamed over the first segment; the others are removed after. Its
+// header names the last id merged, so that an Open after a crash between
+// the rename and the removals knows the old files for leftovers. A crash
+// at any point leaves every unacknowledged record in the log exactly once.
+func (l *Log) merge(run []ackSnapshot) (err error) {
 	l.mu.Lock()
-	if l.closed {
+	if l.closed || l.err != nil {
 		l.mu.Unlock()
 		return nil
 	}
-	old, tail, gen := s.file, s.tail, s.gen
-	old.refs++
+	type src struct {
+		s    *seg
+		f    *mapped
+		tail int64
+		snap *index.Acks
+	}
+	srcs := make([]src, len(run))
+	var oldSize int64
+	var gen, mergedThrough uint64
+	for i, sn := range run {
+		srcs[i] = src{sn.seg, sn.seg.file, sn.seg.tail, sn.acks}
+		sn.seg.file.refs++
+		oldSize += sn.seg.file.Size()
+		gen = max(gen, sn.seg.gen)
+		mergedThrough = max(mergedThrough, sn.seg.file.Header.MergedThrough, sn.seg.id)
+	}
 	l.mu.Unlock()
-	defer l.release(old)
-	defer catchFault(old.Path, &err)
-
-	b := old.Bytes()[:tail]
-	var need int64
-	for off := int64(segment.HeaderSize); off < tail; {
-		fr, err := segment.DecodeFrame(b, off)
-		if err != nil {
-			return l.frameError(old.Path, off, 0, err)
+	defer func() {
+		for _, sr := range srcs {
+			l.release(sr.f)
 		}
-		off = fr.End()
-		if fr.Flags&segment.FlagAck == 0 && !snap.Has(fr.Seq) {
-			need += int64(fr.Size())
+	}()
+	first := srcs[0].s
+	if mergedThrough == first.id {
+		mergedThrough = 0
+	}
+
+	// Size the new file.
+	var need int64
+	for _, sr := range srcs {
+		ferr := func() (err error) {
+			defer catchFault(sr.f.Path, &err)
+			b := sr.f.Bytes()[:sr.tail]
+			for off := int64(segment.HeaderSize); off < sr.tail; {
+				fr, err := segment.DecodeFrame(b, off)
+				if err != nil {
+					return l.frameError(sr.f.Path, off, 0, err)
+				}
+				off = fr.End()
+				if fr.Flags&segment.FlagAck == 0 && !sr.snap.Has(fr.Seq) {
+					need += int64(fr.Size())
+				}
+			}
+			return nil
+		}()
+		if ferr != nil {
+			return ferr
 		}
 	}
 	size := (segment.HeaderSize + need + 4095) &^ 4095
-	if size*2 > old.Size() {
+	if len(srcs) == 1 && size*2 > oldSize {
 		return nil
 	}
-	path := vfs.Join(l.dir, segName(s.id))
+
+	path := vfs.Join(l.dir, segName(first.id))
 	tmp := path + ".compact" + tmpExt
 	nf, err := segment.Create(l.fs, tmp, size, l.cfg.fileMode)
 	if err != nil {
 		l.log.Warn("wal: compaction postponed", "file", path, "err", err)
 		return nil
 	}
-	nf.Init(segment.Header{ID: s.id, FirstSeq: s.firstSeq, Generation: gen + 1, Flags: segment.SegCompacted})
+	nf.Init(segment.Header{ID: first.id, FirstSeq: first.firstSeq, Generation: gen + 1,
+		Flags: segment.SegCompacted, MergedThrough: mergedThrough})
 	nb := nf.Bytes()
-	locs := index.NewLocations(s.firstSeq)
+	locs := index.NewLocations(first.firstSeq)
 	w := int64(segment.HeaderSize)
 	var copied []uint64
-	for off := int64(segment.HeaderSize); off < tail; {
-		fr, _ := segment.DecodeFrame(b, off)
-		n := int64(fr.Size())
-		if fr.Flags&segment.FlagAck == 0 && !snap.Has(fr.Seq) {
-			// Batch flags are dropped: the batch was committed long ago
-			// and its survivors are records of their own now.
-			segment.PutFrame(nb[w:], fr.Seq, fr.Flags&segment.FlagZstd, int(fr.RawLen), fr.Payload)
-			locs.Add(fr.Seq, w)
-			copied = append(copied, fr.Seq)
-			w += n
+	for _, sr := range srcs {
+		b := sr.f.Bytes()[:sr.tail]
+		for off := int64(segment.HeaderSize); off < sr.tail; {
+			fr, _ := segment.DecodeFrame(b, off)
+			n := int64(fr.Size())
+			if fr.Flags&segment.FlagAck == 0 && !sr.snap.Has(fr.Seq) {
+				// Batch flags are dropped: the batch was committed long
+				// ago and its survivors are records of their own now.
+				segment.PutFrame(nb[w:], fr.Seq, fr.Flags&segment.FlagZstd, int(fr.RawLen), fr.Payload)
+				locs.Add(fr.Seq, w)
+				copied = append(copied, fr.Seq)
+				w += n
+			}
+			off += n
 		}
-		off += n
 	}
 	if l.durable() {
 		err = nf.Sync()
@@ -230,35 +310,88 @@ func (l *Log) compact(s *seg, snap *index.Acks) (err error) {
 	if err == nil {
 		err = l.fs.Rename(tmp, path)
 	}
-	if err == nil && l.durable() {
-		err = l.fs.SyncDir(l.dir)
-	}
 	if err != nil {
+		// The old segments are intact; compaction is tried again later.
 		nf.Close()
 		l.fs.Remove(tmp)
-		return l.fail(fmt.Errorf("wal: compaction: %w", err))
+		l.log.Warn("wal: compaction postponed", "file", path, "err", err)
+		return nil
 	}
 	nf.Path = path
+	if l.durable() {
+		if err := l.fs.SyncDir(l.dir); err != nil {
+			nf.Close()
+			return l.fail(fmt.Errorf("wal: compaction: %w", err))
+		}
+	}
+
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed {
+		l.mu.Unlock()
 		nf.Close()
 		return nil
 	}
-	s.file = &mapped{File: nf}
-	s.locs = locs
-	s.tail = w
-	s.gen = gen + 1
-	s.liveFrames = 0
-	for _, q := range copied {
-		if !s.acks.Has(q) {
-			off, _ := locs.Lookup(q)
-			fr, _ := segment.DecodeFrame(nb, off)
-			s.liveFrames += int64(fr.Size())
+	// The merged segment's range runs to the segment after the run; seqs
+	// between the run's segments belong to reclaimed ones.
+	at := -1
+	for i, c := range l.segs {
+		if c == first {
+			at = i
 		}
 	}
-	l.diskBytes += size - old.Size()
-	l.retireLocked(old)
-	l.log.Debug("wal: compacted segment", "file", path, "from", old.Size(), "to", size, "records", len(copied))
+	last := at + len(srcs) - 1
+	if at < 0 || last+1 >= len(l.segs) || l.segs[last] != srcs[len(srcs)-1].s {
+		l.mu.Unlock()
+		nf.Close()
+		return l.fail(fmt.Errorf("wal: compaction: segments changed under the compactor"))
+	}
+	end := l.segs[last+1].firstSeq
+	ns := &seg{id: first.id, firstSeq: first.firstSeq, file: &mapped{File: nf}, locs: locs, tail: w,
+		sealed: true, gen: gen + 1, acks: index.NewAcks(first.firstSeq, end-first.firstSeq)}
+	q := first.firstSeq
+	for _, o := range l.segs[at : last+1] {
+		for ; q < o.firstSeq; q++ {
+			ns.acks.Set(q) // a reclaimed segment's seq
+		}
+		for oEnd := min(o.firstSeq+o.acks.Len(), end); q < oEnd; q++ {
+			if o.acks.Has(q) {
+				ns.acks.Set(q)
+			}
+		}
+	}
+	for ; q < end; q++ {
+		ns.acks.Set(q)
+	}
+	for _, q := range copied {
+		if !ns.acks.Has(q) {
+			off, _ := locs.Lookup(q)
+			fr, _ := segment.DecodeFrame(nb, off)
+			ns.pending++
+			ns.pendingBytes += int64(fr.RawLen)
+			ns.liveFrames += int64(fr.Size())
+		}
+	}
+	var others []string
+	for _, sr := range srcs {
+		l.retireLocked(sr.f)
+		if sr.s != first {
+			others = append(others, sr.f.Path)
+		}
+	}
+	l.segs = append(l.segs[:at:at], append([]*seg{ns}, l.segs[last+1:]...)...)
+	l.diskBytes += size - oldSize
+	l.mu.Unlock()
+
+	for _, p := range others {
+		if err := l.fs.Remove(p); err != nil {
+			l.log.Warn("wal: could not remove a merged segment; the next Open will", "file", p, "err", err)
+		}
+	}
+	if len(others) > 0 && l.durable() {
+		if err := l.fs.SyncDir(l.dir); err != nil {
+			return l.fail(fmt.Errorf("wal: compaction: %w", err))
+		}
+	}
+	l.log.Debug("wal: compacted", "file", path, "segments", len(srcs), "from", oldSize, "to", size, "records", len(copied))
 	return nil
 }

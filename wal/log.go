@@ -6,6 +6,7 @@ import (
 	"iter"
 	"log/slog"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -56,6 +57,9 @@ type Log struct {
 	synced   pos
 	sbGen    uint64
 	sb       vfs.File
+	// sbUnsynced: a superblock slot was written without a sync since the
+	// last Sync.
+	sbUnsynced atomic.Bool
 
 	zenc *zstd.Encoder
 	zdec *zstd.Decoder
@@ -128,6 +132,12 @@ func (l *Log) open() error {
 	st, err := load(l.fs, l.dir, loadWrite)
 	if err != nil {
 		return err
+	}
+	for _, path := range st.leftovers {
+		if err := l.fs.Remove(path); err != nil {
+			return fmt.Errorf("wal: remove a segment merged into another: %w", err)
+		}
+		l.log.Info("wal: removed a segment an interrupted merge left behind", "file", path)
 	}
 	l.segs, l.nextSeq = st.segs, st.nextSeq
 	// Recovery may have replayed acks the checkpoint on disk lacks: the
@@ -379,7 +389,11 @@ func (l *Log) ensureRoomLocked(n int64) error {
 	old := l.active
 	old.sealed = true
 	old.locs.Trim()
-	old.acks.Truncate(l.nextSeq - old.firstSeq)
+	// A Pending iterator may be reading the old bitmap without the lock:
+	// truncate a copy rather than the bitmap under it.
+	acks := old.acks.Clone()
+	acks.Truncate(l.nextSeq - old.firstSeq)
+	old.acks = acks
 	l.unsynced = append(l.unsynced, old.file)
 	l.installActiveLocked(s)
 	l.ackEpoch++
@@ -577,7 +591,16 @@ func (l *Log) Sync() error {
 	}
 	at := pos{l.active.id, l.active.tail}
 	l.mu.Unlock()
-	return l.syncTo(at)
+	if err := l.syncTo(at); err != nil {
+		return err
+	}
+	// Make the high-water mark itself durable too.
+	if l.sbUnsynced.Swap(false) {
+		if err := l.sb.Sync(); err != nil {
+			return l.fail(fmt.Errorf("wal: sync superblock: %w", err))
+		}
+	}
+	return nil
 }
 
 // syncTo returns once everything up to at is durable. Concurrent callers
@@ -604,7 +627,8 @@ func (l *Log) syncTo(at pos) error {
 	}
 	l.syncing = true
 	l.syncMu.Unlock()
-
+	// Let appenders running beside us add their records to this round.
+	runtime.Gosched()
 	done, err := l.doSync()
 
 	l.syncMu.Lock()
@@ -618,7 +642,11 @@ func (l *Log) syncTo(at pos) error {
 }
 
 // doSync syncs every file written since the last sync, then records the
-// new durable high-water mark in the superblock.
+// new durable high-water mark in the superblock. The superblock itself is
+// synced by Sync and Close only; otherwise the kernel writes it back, so
+// that a group-commit round costs one fdatasync. After a power cut the
+// mark on disk may be older than the last sync, never newer, which only
+// narrows what recovery classifies as corruption.
 func (l *Log) doSync() (pos, error) {
 	l.mu.Lock()
 	if err := l.err; err != nil {
@@ -638,7 +666,10 @@ func (l *Log) doSync() (pos, error) {
 
 	var err error
 	for _, f := range files {
-		if err == nil && !f.retired {
+		l.mu.Lock()
+		retired := f.retired // set under the lock by compaction and removal
+		l.mu.Unlock()
+		if err == nil && !retired {
 			err = f.Sync()
 		}
 		l.release(f)
@@ -655,8 +686,8 @@ func (l *Log) doSync() (pos, error) {
 	return at, nil
 }
 
-// writeSuperblock writes the next slot and syncs it. Only the syncer
-// (syncing set) or Close calls it.
+// writeSuperblock writes the next slot, unsynced (see doSync). Only the
+// syncer (syncing set) calls it.
 func (l *Log) writeSuperblock(sb index.Superblock) error {
 	l.sbGen++
 	sb.Generation = l.sbGen
@@ -665,9 +696,7 @@ func (l *Log) writeSuperblock(sb index.Superblock) error {
 	if _, err := l.sb.WriteAt(slot[:], int64(sb.Generation%2)*index.SuperblockSlot); err != nil {
 		return err
 	}
-	if err := l.sb.Sync(); err != nil {
-		return err
-	}
+	l.sbUnsynced.Store(true)
 	l.mu.Lock()
 	l.sbBytes = max(l.sbBytes, int64(sb.Generation%2)*index.SuperblockSlot+64)
 	l.mu.Unlock()
@@ -791,9 +820,11 @@ func (l *Log) Ack(seqs ...uint64) error {
 		l.mu.Unlock()
 		return err
 	}
+	// First find what is new, changing nothing: the ack frame must have
+	// room before any state changes, or a failed Ack would leave seqs
+	// acknowledged in memory only.
 	notFound := false
 	var fresh []uint64
-	reclaim := false
 	for _, q := range seqs {
 		if q == 0 || q >= l.nextSeq {
 			notFound = true
@@ -803,40 +834,44 @@ func (l *Log) Ack(seqs ...uint64) error {
 		if s == nil {
 			continue // in a reclaimed segment: acknowledged long ago
 		}
-		off, ok := s.locs.Lookup(q)
-		if !ok || !s.acks.Set(q) {
-			continue
-		}
-		fr, err := segment.DecodeFrame(s.file.Bytes(), off)
-		if err != nil {
-			// Verified when written or opened; damaged since.
-			l.mu.Unlock()
-			return l.frameError(s.file.Path, off, q, err)
-		}
-		s.pending--
-		s.pendingBytes -= int64(fr.RawLen)
-		s.liveFrames -= int64(fr.Size())
-		l.pending--
-		l.pendingBytes -= int64(fr.RawLen)
-		fresh = append(fresh, q)
-		if s.sealed && (s.pending == 0 || wasDense(s, fr.Size())) {
-			reclaim = true
+		if _, ok := s.locs.Lookup(q); ok && !s.acks.Has(q) {
+			fresh = append(fresh, q)
 		}
 	}
+	reclaim := false
 	var at pos
 	if len(fresh) > 0 {
 		slices.Sort(fresh)
 		fresh = slices.Compact(fresh)
-		l.ackEpoch++
 		p := index.AppendAckPayload(nil, fresh)
-		n := int64(segment.FrameSize(len(p)))
-		if err := l.ensureRoomLocked(n); err != nil {
+		if err := l.ensureRoomLocked(int64(segment.FrameSize(len(p)))); err != nil {
 			l.mu.Unlock()
 			return err
 		}
-		s := l.active
-		s.tail += int64(segment.PutFrame(s.file.Bytes()[s.tail:], l.nextSeq-1, segment.FlagAck, len(p), p))
-		at = pos{s.id, s.tail}
+		for _, q := range fresh {
+			s := findSeg(l.segs, q)
+			off, _ := s.locs.Lookup(q)
+			fr, err := segment.DecodeFrame(s.file.Bytes(), off)
+			if err != nil {
+				// Verified when written or opened; damaged since. The
+				// frame stays unacknowledged: nothing is half done.
+				l.mu.Unlock()
+				return l.frameError(s.file.Path, off, q, err)
+			}
+			s.acks.Set(q)
+			s.pending--
+			s.pendingBytes -= int64(fr.RawLen)
+			s.liveFrames -= int64(fr.Size())
+			l.pending--
+			l.pendingBytes -= int64(fr.RawLen)
+			if s.sealed && (s.pending == 0 || wasDense(s, fr.Size())) {
+				reclaim = true
+			}
+		}
+		l.ackEpoch++
+		a := l.active
+		a.tail += int64(segment.PutFrame(a.file.Bytes()[a.tail:], l.nextSeq-1, segment.FlagAck, len(p), p))
+		at = pos{a.id, a.tail}
 	}
 	l.mu.Unlock()
 	if reclaim {
@@ -868,34 +903,42 @@ func (l *Log) Pending() iter.Seq2[Record, error] {
 		end := l.nextSeq
 		l.mu.Unlock()
 		var buf []byte
-		var after uint64 // segment id done
-		for {
+		from := uint64(1) // the lowest seq not yet considered
+		for from < end {
 			l.mu.Lock()
 			if err := l.checkLocked(); err != nil {
 				l.mu.Unlock()
 				yield(Record{}, err)
 				return
 			}
+			// The segment whose range holds from, or the first after it.
+			// Going by seq, not by segment, keeps the iteration right
+			// while compaction merges or replaces segments under it.
 			var s *seg
-			for _, c := range l.segs {
-				if c.id > after {
-					s = c
+			rangeEnd := end
+			for i, c := range l.segs {
+				next := end
+				if i+1 < len(l.segs) {
+					next = l.segs[i+1].firstSeq
+				}
+				if next > from {
+					s, rangeEnd = c, next
 					break
 				}
 			}
-			if s == nil || s.firstSeq >= end {
+			if s == nil {
 				l.mu.Unlock()
 				return
 			}
-			after = s.id
 			if s.pending == 0 {
+				from = rangeEnd
 				l.mu.Unlock()
 				continue
 			}
 			f, acks, tail, sealed := s.file, s.acks, s.tail, s.sealed
 			f.refs++
 			l.mu.Unlock()
-			more, err := l.pendingIn(f, acks, tail, end, &buf, yield)
+			more, err := l.pendingIn(f, acks, tail, from, end, &buf, yield)
 			if err != nil {
 				l.release(f)
 				yield(Record{}, err)
@@ -908,12 +951,13 @@ func (l *Log) Pending() iter.Seq2[Record, error] {
 			if !more {
 				return
 			}
+			from = rangeEnd
 		}
 	}
 }
 
 // pendingIn yields the pending records of one segment file below end.
-func (l *Log) pendingIn(f *mapped, acks *index.Acks, tail int64, end uint64, buf *[]byte, yield func(Record, error) bool) (more bool, err error) {
+func (l *Log) pendingIn(f *mapped, acks *index.Acks, tail int64, from, end uint64, buf *[]byte, yield func(Record, error) bool) (more bool, err error) {
 	defer catchFault(f.Path, &err)
 	b := f.Bytes()[:tail]
 	for off := int64(segment.HeaderSize); off < tail; {
@@ -922,7 +966,7 @@ func (l *Log) pendingIn(f *mapped, acks *index.Acks, tail int64, end uint64, buf
 			return false, l.frameError(f.Path, off, 0, err)
 		}
 		off = fr.End()
-		if fr.Flags&segment.FlagAck != 0 || acks.Has(fr.Seq) {
+		if fr.Flags&segment.FlagAck != 0 || fr.Seq < from || acks.Has(fr.Seq) {
 			continue
 		}
 		if fr.Seq >= end {
@@ -962,13 +1006,19 @@ func (l *Log) Stats() Stats {
 // ErrClosed.
 func (l *Log) Close() error {
 	l.mu.Lock()
-	if l.closed {
+	closing := false
+	select {
+	case <-l.quit:
+		closing = true // another Close is at work
+	default:
+	}
+	if l.closed || closing {
 		l.mu.Unlock()
 		return ErrClosed
 	}
-	l.mu.Unlock()
 	// Stop the background work first, so nothing races the final sync.
 	close(l.quit)
+	l.mu.Unlock()
 	l.wg.Wait()
 	var err error
 	l.mu.Lock()

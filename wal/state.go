@@ -70,6 +70,7 @@ type loaded struct {
 	tornFrom  int64 // in the last segment: where a torn tail starts, or -1
 	tornTo    int64
 	tornBatch bool
+	leftovers []string // segment files a finished merge made redundant
 	sbBytes   int64
 	ckptBytes int64
 }
@@ -230,8 +231,15 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 	type ackRange struct{ start, n uint64 }
 	var replay []ackRange
 	var prev *seg
+	var mergedThrough uint64 // segment ids up to this live inside a merged file
 	for i, id := range ids {
 		path := vfs.Join(dir, segName(id))
+		if id <= mergedThrough {
+			// Left behind by a merge interrupted before it removed the
+			// old files: its unacknowledged records are in the merged one.
+			st.leftovers = append(st.leftovers, path)
+			continue
+		}
 		isLast := i == len(ids)-1
 		f, oerr := segment.Open(fsys, path, isLast && mode == loadWrite)
 		if oerr != nil {
@@ -244,8 +252,6 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 						fix = fixExtend
 					}
 				}
-				// A last segment whose header never reached the disk
-				// is a torn tail of the rotation that created it.
 				return nil, corrupt(path, se.Offset, 0, fix, "%s", se.Reason)
 			}
 			return nil, fmt.Errorf("wal: %w", oerr)
@@ -267,14 +273,16 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			case s.firstSeq != prevEnd+1 && !prev.compacted() && prev.id+1 == id:
 				return nil, corrupt(path, 0, prevEnd+1, fixCut, "gap in sequence numbers: segment starts at %d, expected %d", s.firstSeq, prevEnd+1)
 			}
-		}
-		for missing := uint64(0); prev != nil && prev.id+1+missing < id; missing++ {
-			// A segment between two others is gone. That is fine if
-			// it was reclaimed: the checkpoint covers it.
-			if gone := prev.id + 1 + missing; !st.haveCkpt || gone > st.ckpt.Through {
-				return nil, corrupt(vfs.Join(dir, segName(gone)), 0, 0, fixCut, "missing segment %d", gone)
+			// A segment between two others is gone. That is fine if it
+			// was merged into another or reclaimed (the checkpoint covers
+			// it).
+			for gone := prev.id + 1; gone < id; gone++ {
+				if gone > mergedThrough && (!st.haveCkpt || gone > st.ckpt.Through) {
+					return nil, corrupt(vfs.Join(dir, segName(gone)), 0, 0, fixCut, "missing segment %d", gone)
+				}
 			}
 		}
+		mergedThrough = max(mergedThrough, f.Header.MergedThrough)
 
 		ferr := scanSegment(s, f, isLast, st, func(start, n uint64) {
 			if id > st.ckpt.Through {
@@ -290,6 +298,9 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 		}
 		prev = s
 	}
+	if len(st.segs) == 0 {
+		return nil, corrupt(vfs.Join(dir, segName(ids[0])), 0, 0, fixCut, "every segment file is a leftover of a merge")
+	}
 
 	lastSeg := st.segs[len(st.segs)-1]
 	st.nextSeq = lastSeg.firstSeq
@@ -298,11 +309,24 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			st.nextSeq = s.lastSeq + 1
 		}
 	}
-	if st.nextSeq < lastSeg.firstSeq {
-		st.nextSeq = lastSeg.firstSeq
+	st.nextSeq = max(st.nextSeq, lastSeg.firstSeq)
+	lastPath := lastSeg.file.Path
+	if st.hwm.Seq >= st.nextSeq {
+		return nil, corruptMeta(lastPath, lastSeg.tail, st.nextSeq, sbPath,
+			"records %d..%d are missing below the durable high-water mark", st.nextSeq, st.hwm.Seq)
 	}
-	// Acknowledgement bitmaps: sealed segments from the checkpoint, then
-	// the ack frames of segments it does not cover.
+	if st.hwm.Segment == lastSeg.id && st.hwm.Offset > lastSeg.tail && !lastSeg.compacted() {
+		// Whole frames are missing (ack frames, if no record is).
+		return nil, corruptMeta(lastPath, lastSeg.tail, st.nextSeq, sbPath,
+			"the data ends at offset %d, below the durable high-water mark at %d", lastSeg.tail, st.hwm.Offset)
+	}
+	if st.ckpt.NextSeq > st.nextSeq {
+		return nil, corruptMeta(lastPath, lastSeg.tail, st.nextSeq, ckPath,
+			"records %d..%d are missing: the checkpoint saw them", st.nextSeq, st.ckpt.NextSeq-1)
+	}
+
+	// Acknowledgement bitmaps, keyed by seq: what the checkpoint
+	// recorded, then the ack frames of segments it does not cover.
 	for i, s := range st.segs {
 		var n uint64
 		if i+1 < len(st.segs) {
@@ -310,51 +334,38 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 		} else {
 			n = uint64(s.file.Size()-segment.HeaderSize) / segment.FrameHeaderSize
 			n = max(n, st.nextSeq-s.firstSeq)
-			if a, ok := ckptSegs[s.id]; ok {
-				// A sealed last segment (its successor was reclaimed or
-				// lost): its range is what the checkpoint says, and no
-				// seq of it may be used again.
-				n = max(n, a.Len())
-				st.nextSeq = max(st.nextSeq, a.Base()+a.Len())
-			}
 		}
-		if a, ok := ckptSegs[s.id]; ok {
-			if a.Base() != s.firstSeq || (s.sealed && a.Len() != n) || a.Len() > n {
-				return nil, corruptMeta(ckPath, 0, 0, ckPath, "checkpoint entry for segment %d covers seqs %d+%d, the segment %d+%d", s.id, a.Base(), a.Len(), s.firstSeq, n)
-			}
-			if a.Len() < n {
-				b := index.NewAcks(s.firstSeq, n)
-				for q := a.Base(); q < a.Base()+a.Len(); q++ {
-					if a.Has(q) {
-						b.Set(q)
-					}
-				}
-				a = b
-			}
-			s.acks = a
-			delete(ckptSegs, s.id)
-		} else {
-			s.acks = index.NewAcks(s.firstSeq, n)
+		s.acks = index.NewAcks(s.firstSeq, n)
+		if st.haveCkpt {
+			st.ckpt.Fill(s.acks)
 		}
 	}
-	lastPath := lastSeg.file.Path
-	if st.hwm.Seq >= st.nextSeq {
-		return nil, corruptMeta(lastPath, lastSeg.tail, st.nextSeq, sbPath,
-			"records %d..%d are missing below the durable high-water mark", st.nextSeq, st.hwm.Seq)
-	}
-	if st.ckpt.NextSeq > st.nextSeq {
-		return nil, corruptMeta(lastPath, lastSeg.tail, st.nextSeq, ckPath,
-			"records %d..%d are missing: the checkpoint saw them", st.nextSeq, st.ckpt.NextSeq-1)
-	}
-
 	for _, r := range replay {
-		setAcked(st.segs, r.start, r.n, ckptSegs)
+		for q := r.start; q < r.start+r.n; q++ {
+			if s := findSeg(st.segs, q); s != nil {
+				s.acks.Set(q)
+			}
+		}
 	}
-	// Segments the checkpoint lists that are gone must have been fully
-	// acknowledged.
-	for id, a := range ckptSegs {
-		if a.Count() != int(a.Len()) {
-			return nil, corruptMeta(vfs.Join(dir, segName(id)), 0, 0, ckPath, "missing segment %d holds unacknowledged records", id)
+	// Every seq the checkpoint calls unacknowledged must still be in a
+	// segment, unless an ack frame acknowledged it since.
+	for _, e := range st.ckpt.Segments {
+		for q := e.Acks.Base(); q < e.Acks.Base()+e.Acks.Len(); q++ {
+			if e.Acks.Has(q) {
+				continue
+			}
+			if s := findSeg(st.segs, q); s != nil {
+				if _, ok := s.locs.Lookup(q); ok || s.acks.Has(q) {
+					continue
+				}
+			}
+			acked := false
+			for _, r := range replay {
+				acked = acked || q >= r.start && q < r.start+r.n
+			}
+			if !acked {
+				return nil, corruptMeta(vfs.Join(dir, segName(e.ID)), 0, q, ckPath, "missing segment %d holds unacknowledged record %d", e.ID, q)
+			}
 		}
 	}
 	// Pending counts, and every pending record of a compacted segment
@@ -376,22 +387,6 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 		}
 	}
 	return st, nil
-}
-
-// setAcked marks [start, start+n) acknowledged in whichever segments or
-// gone-segment bitmaps hold them.
-func setAcked(segs []*seg, start, n uint64, gone map[uint64]*index.Acks) {
-	for q := start; q < start+n; q++ {
-		if s := findSeg(segs, q); s != nil && s.acks.Covers(q) {
-			s.acks.Set(q)
-			continue
-		}
-		for _, a := range gone {
-			if a.Covers(q) {
-				a.Set(q)
-			}
-		}
-	}
 }
 
 // findSeg returns the segment whose range holds seq, or nil.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -17,7 +18,7 @@ const (
 	Version          = 1
 	SuperblockSlot   = 512
 	SuperblockSize   = 2 * SuperblockSlot
-	checkpointHeader = 32
+	checkpointHeader = 40
 )
 
 // FormatError is a damaged checkpoint or superblock. Offset is the byte
@@ -31,9 +32,50 @@ func (e *FormatError) Error() string { return fmt.Sprintf("offset %d: %s", e.Off
 
 // Checkpoint is the persisted acknowledgement state of the sealed segments.
 type Checkpoint struct {
-	Through  uint64 // ack frames of segments up to this id are included
-	NextSeq  uint64
-	Segments []SegmentAcks
+	Through   uint64 // ack frames of segments up to this id are included
+	NextSeq   uint64
+	SealedEnd uint64 // seqs below it that no entry covers are acknowledged
+	Segments  []SegmentAcks
+}
+
+// Fill sets in a the bits of every seq of its range that the checkpoint
+// records as acknowledged (see Acked).
+func (c *Checkpoint) Fill(a *Acks) {
+	end := min(a.base+a.n, c.SealedEnd)
+	q := a.base
+	for _, e := range c.Segments {
+		eb, ee := e.Acks.base, e.Acks.base+e.Acks.n
+		if ee <= q {
+			continue
+		}
+		if eb >= end {
+			break
+		}
+		for ; q < min(eb, end); q++ {
+			a.Set(q) // a reclaimed segment's seq
+		}
+		for ; q < min(ee, end); q++ {
+			if e.Acks.Has(q) {
+				a.Set(q)
+			}
+		}
+	}
+	for ; q < end; q++ {
+		a.Set(q)
+	}
+}
+
+// Acked reports whether the checkpoint records seq as acknowledged: set
+// in the entry covering it, or below SealedEnd and covered by none.
+func (c *Checkpoint) Acked(seq uint64) bool {
+	i := sort.Search(len(c.Segments), func(i int) bool {
+		a := c.Segments[i].Acks
+		return a.base+a.n > seq
+	})
+	if i < len(c.Segments) && c.Segments[i].Acks.Covers(seq) {
+		return c.Segments[i].Acks.Has(seq)
+	}
+	return seq < c.SealedEnd
 }
 
 // SegmentAcks is one sealed segment's acknowledgement bitmap.
@@ -51,6 +93,7 @@ func AppendCheckpoint(dst []byte, c Checkpoint) []byte {
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(c.Segments)))
 	dst = binary.LittleEndian.AppendUint64(dst, c.Through)
 	dst = binary.LittleEndian.AppendUint64(dst, c.NextSeq)
+	dst = binary.LittleEndian.AppendUint64(dst, c.SealedEnd)
 	for _, s := range c.Segments {
 		dst = binary.LittleEndian.AppendUint64(dst, s.ID)
 		dst = binary.LittleEndian.AppendUint64(dst, s.Acks.base)
@@ -100,15 +143,16 @@ func DecodeCheckpoint(b []byte) (Checkpoint, error) {
 	}
 	n := binary.LittleEndian.Uint32(b[12:])
 	c := Checkpoint{
-		Through: binary.LittleEndian.Uint64(b[16:]),
-		NextSeq: binary.LittleEndian.Uint64(b[24:]),
+		Through:   binary.LittleEndian.Uint64(b[16:]),
+		NextSeq:   binary.LittleEndian.Uint64(b[24:]),
+		SealedEnd: binary.LittleEndian.Uint64(b[32:]),
 	}
 	off := checkpointHeader
 	if uint64(n)*24 > uint64(len(body)-off) {
 		return Checkpoint{}, &FormatError{12, fmt.Sprintf("checkpoint claims %d segments in %d bytes", n, len(body))}
 	}
 	c.Segments = make([]SegmentAcks, 0, n)
-	var prevID uint64
+	var prevID, prevEnd uint64
 	for range n {
 		if len(body)-off < 24 {
 			return Checkpoint{}, &FormatError{int64(off), "checkpoint entry truncated"}
@@ -122,10 +166,10 @@ func DecodeCheckpoint(b []byte) (Checkpoint, error) {
 		if kind != 0 {
 			words = 0
 		}
-		if id <= prevID || base == 0 || bits > 1<<40 || kind == bitsNone|bitsAll || words*8 > uint64(len(body)-off-24) {
+		if id <= prevID || base < max(prevEnd, 1) || bits > 1<<40 || kind == bitsNone|bitsAll || words*8 > uint64(len(body)-off-24) {
 			return Checkpoint{}, &FormatError{int64(off), "invalid checkpoint entry"}
 		}
-		prevID = id
+		prevID, prevEnd = id, base+bits
 		a := NewAcks(base, bits)
 		switch kind {
 		case bitsAll:
@@ -180,7 +224,8 @@ var ErrNoSuperblock = errors.New("index: no valid superblock slot")
 func decodeSlot(b []byte) (Superblock, bool) {
 	if len(b) < 64 || string(b[:8]) != SuperblockMagic ||
 		binary.LittleEndian.Uint64(b[56:]) != xxhash.Sum64(b[:56]) ||
-		binary.LittleEndian.Uint16(b[8:]) != Version {
+		binary.LittleEndian.Uint16(b[8:]) != Version ||
+		!isZero(b[10:16]) || !isZero(b[48:56]) {
 		return Superblock{}, false
 	}
 	s := Superblock{

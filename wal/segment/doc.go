@@ -20,7 +20,8 @@
 //	24     8    first seq: the seq of the first record the segment was opened for
 //	32     8    size: the file's size in bytes
 //	40     8    generation: 0, then +1 each time the segment is compacted
-//	48     8    reserved, zero
+//	48     8    merged through: the last segment id whose records compaction
+//	            merged into this file (0: only its own; else > id, compacted)
 //	56     8    xxhash64 of bytes 0..55
 //
 // # Frame

@@ -44,6 +44,9 @@ type Header struct {
 	FirstSeq   uint64
 	Size       int64
 	Generation uint64
+	// MergedThrough is the last segment id whose records a compaction
+	// merged into this file (0: none but its own).
+	MergedThrough uint64
 }
 
 // Compacted reports whether the segment was rewritten by compaction.
@@ -73,7 +76,7 @@ func PutHeader(b []byte, h Header) {
 	binary.LittleEndian.PutUint64(b[24:], h.FirstSeq)
 	binary.LittleEndian.PutUint64(b[32:], uint64(h.Size))
 	binary.LittleEndian.PutUint64(b[40:], h.Generation)
-	binary.LittleEndian.PutUint64(b[48:], 0)
+	binary.LittleEndian.PutUint64(b[48:], h.MergedThrough)
 	binary.LittleEndian.PutUint64(b[56:], xxhash.Sum64(b[:56]))
 }
 
@@ -96,17 +99,20 @@ func DecodeHeader(b []byte) (Header, error) {
 		return Header{}, errAt(0, "unsupported segment format version %d", v)
 	}
 	h := Header{
-		Flags:      binary.LittleEndian.Uint16(b[10:]),
-		ID:         binary.LittleEndian.Uint64(b[16:]),
-		FirstSeq:   binary.LittleEndian.Uint64(b[24:]),
-		Size:       int64(binary.LittleEndian.Uint64(b[32:])),
-		Generation: binary.LittleEndian.Uint64(b[40:]),
+		Flags:         binary.LittleEndian.Uint16(b[10:]),
+		ID:            binary.LittleEndian.Uint64(b[16:]),
+		FirstSeq:      binary.LittleEndian.Uint64(b[24:]),
+		Size:          int64(binary.LittleEndian.Uint64(b[32:])),
+		Generation:    binary.LittleEndian.Uint64(b[40:]),
+		MergedThrough: binary.LittleEndian.Uint64(b[48:]),
 	}
 	switch {
 	case h.Flags&^SegCompacted != 0:
 		return Header{}, errAt(0, "unknown segment flags %#x", h.Flags)
-	case binary.LittleEndian.Uint32(b[12:]) != 0 || binary.LittleEndian.Uint64(b[48:]) != 0:
+	case binary.LittleEndian.Uint32(b[12:]) != 0:
 		return Header{}, errAt(0, "reserved header bytes are not zero")
+	case h.MergedThrough != 0 && (h.MergedThrough <= h.ID || h.Flags&SegCompacted == 0):
+		return Header{}, errAt(0, "invalid merged-through segment id %d", h.MergedThrough)
 	case h.ID == 0 || h.FirstSeq == 0:
 		return Header{}, errAt(0, "segment id and first seq must be positive")
 	case h.Size < HeaderSize || h.Size > MaxSize || h.Size%Align != 0:
@@ -181,6 +187,11 @@ func DecodeFrame(seg []byte, off int64) (Frame, error) {
 	end := FrameHeaderSize + int(stored)
 	if binary.LittleEndian.Uint64(h[0:]) != xxhash.Sum64(rest[8:end]) {
 		return Frame{}, errAt(off, "frame checksum mismatch")
+	}
+	// The padding is outside the checksum: it must be zeros, so that a
+	// frame has one encoding and damage there is not ignored.
+	if !allZero(rest[end:FrameSize(int(stored))]) {
+		return Frame{}, errAt(off, "non-zero frame padding")
 	}
 	f := Frame{
 		Offset:  off,

@@ -1,0 +1,325 @@
+package segment
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// reseal recomputes a header's checksum after a test changed a field.
+func reseal(b []byte) { binary.LittleEndian.PutUint64(b[56:], xxhash.Sum64(b[:56])) }
+
+func randHeader(r *rand.Rand) Header {
+	h := Header{ID: 1 + r.Uint64N(1<<40), FirstSeq: 1 + r.Uint64N(1<<50), Size: HeaderSize + 8*r.Int64N(1<<20), Generation: r.Uint64N(5)}
+	if r.IntN(2) == 0 {
+		h.Flags = SegCompacted
+		if r.IntN(2) == 0 {
+			h.MergedThrough = h.ID + 1 + r.Uint64N(100)
+		}
+	}
+	return h
+}
+
+func TestHeaderRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 1))
+	for range 1000 {
+		h := randHeader(r)
+		b := make([]byte, HeaderSize+10)
+		PutHeader(b, h)
+		got, err := DecodeHeader(b)
+		if err != nil {
+			t.Fatalf("DecodeHeader(%+v): %v", h, err)
+		}
+		if got != h {
+			t.Fatalf("round trip: %+v -> %+v", h, got)
+		}
+		if got.Compacted() != (h.Flags&SegCompacted != 0) {
+			t.Fatal("Compacted")
+		}
+	}
+}
+
+func TestHeaderRejects(t *testing.T) {
+	good := make([]byte, HeaderSize)
+	PutHeader(good, Header{ID: 3, FirstSeq: 100, Size: 1 << 16})
+	cases := []struct {
+		name string
+		b    func() []byte
+	}{
+		{"short", func() []byte { return good[:HeaderSize-1] }},
+		{"empty", func() []byte { return nil }},
+		{"zeros", func() []byte { return make([]byte, HeaderSize) }},
+		{"magic", func() []byte { b := bytes.Clone(good); b[0] = 'X'; reseal(b); return b }},
+		{"checksum", func() []byte { b := bytes.Clone(good); b[57] ^= 1; return b }},
+		{"version", func() []byte { b := bytes.Clone(good); b[8] = 2; reseal(b); return b }},
+		{"flags", func() []byte { b := bytes.Clone(good); b[10] = 2; reseal(b); return b }},
+		{"reserved", func() []byte { b := bytes.Clone(good); b[13] = 1; reseal(b); return b }},
+		{"id-zero", func() []byte { b := bytes.Clone(good); clear(b[16:24]); reseal(b); return b }},
+		{"first-seq-zero", func() []byte { b := bytes.Clone(good); clear(b[24:32]); reseal(b); return b }},
+		{"size-small", func() []byte { b := bytes.Clone(good); binary.LittleEndian.PutUint64(b[32:], 8); reseal(b); return b }},
+		{"size-huge", func() []byte {
+			b := bytes.Clone(good)
+			binary.LittleEndian.PutUint64(b[32:], MaxSize+8)
+			reseal(b)
+			return b
+		}},
+		{"size-unaligned", func() []byte { b := bytes.Clone(good); b[32] = 65; reseal(b); return b }},
+		{"merged-not-compacted", func() []byte {
+			b := bytes.Clone(good)
+			binary.LittleEndian.PutUint64(b[48:], 9)
+			reseal(b)
+			return b
+		}},
+		{"merged-below-id", func() []byte {
+			b := bytes.Clone(good)
+			b[10] = byte(SegCompacted)
+			binary.LittleEndian.PutUint64(b[48:], 2)
+			reseal(b)
+			return b
+		}},
+	}
+	for _, c := range cases {
+		_, err := DecodeHeader(c.b())
+		var se *Error
+		if !errors.As(err, &se) || se.Offset != 0 || se.Reason == "" {
+			t.Errorf("%s: %v, want an *Error at offset 0", c.name, err)
+		}
+	}
+	// Every single-bit flip of the checksummed bytes is caught.
+	for i := range 56 * 8 {
+		b := bytes.Clone(good)
+		b[i/8] ^= 1 << (i % 8)
+		if _, err := DecodeHeader(b); err == nil {
+			t.Fatalf("flip of bit %d of byte %d accepted", i%8, i/8)
+		}
+	}
+}
+
+// frameBuf encodes a frame at HeaderSize in a zeroed segment buffer with
+// extra room after it.
+func frameBuf(seq uint64, flags uint32, raw int, payload []byte, extra int) []byte {
+	b := make([]byte, HeaderSize+FrameSize(len(payload))+extra)
+	PutFrame(b[HeaderSize:], seq, flags, raw, payload)
+	return b
+}
+
+// rawFrame writes frame header fields as given (valid or not) and a correct
+// checksum, so that a test reaches the checks after the checksum.
+func rawFrame(stored uint32, flags uint32, seq uint64, raw, reserved uint32, payload []byte) []byte {
+	b := make([]byte, HeaderSize+FrameSize(len(payload))+64)
+	f := b[HeaderSize:]
+	binary.LittleEndian.PutUint32(f[8:], stored)
+	binary.LittleEndian.PutUint32(f[12:], flags)
+	binary.LittleEndian.PutUint64(f[16:], seq)
+	binary.LittleEndian.PutUint32(f[24:], raw)
+	binary.LittleEndian.PutUint32(f[28:], reserved)
+	copy(f[32:], payload)
+	binary.LittleEndian.PutUint64(f[0:], xxhash.Sum64(f[8:32+len(payload)]))
+	return b
+}
+
+func TestFrameRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(2, 2))
+	flagSets := []uint32{0, FlagZstd, FlagBatch, FlagBatch | FlagCommit, FlagBatch | FlagZstd, FlagBatch | FlagCommit | FlagZstd, FlagAck}
+	for range 2000 {
+		n := r.IntN(300)
+		if r.IntN(10) == 0 {
+			n = r.IntN(70000)
+		}
+		payload := make([]byte, n)
+		for i := range payload {
+			payload[i] = byte(r.Uint32())
+		}
+		flags := flagSets[r.IntN(len(flagSets))]
+		seq := 1 + r.Uint64N(1<<60)
+		raw := n
+		if flags&FlagZstd != 0 {
+			raw = r.IntN(1 << 20)
+		}
+		// Garbage around the frame must not leak into it or be touched.
+		b := make([]byte, HeaderSize+FrameSize(n)+16)
+		for i := range b {
+			b[i] = 0xA5
+		}
+		if w := PutFrame(b[HeaderSize:], seq, flags, raw, payload); w != FrameSize(n) || w%Align != 0 || w < FrameHeaderSize+n {
+			t.Fatalf("PutFrame wrote %d bytes for %d payload bytes", w, n)
+		}
+		if !bytes.Equal(b[HeaderSize+FrameSize(n):], bytes.Repeat([]byte{0xA5}, 16)) {
+			t.Fatal("PutFrame wrote past the frame")
+		}
+		fr, err := DecodeFrame(b, HeaderSize)
+		if err != nil {
+			t.Fatalf("DecodeFrame: %v", err)
+		}
+		if fr.Seq != seq || fr.Flags != flags || int(fr.RawLen) != raw || !bytes.Equal(fr.Payload, payload) ||
+			fr.Offset != HeaderSize || fr.Size() != FrameSize(n) || fr.End() != HeaderSize+int64(FrameSize(n)) {
+			t.Fatalf("round trip: got %+v", fr)
+		}
+		if cap(fr.Payload) != len(fr.Payload) {
+			t.Fatal("Payload's capacity reaches past the frame")
+		}
+	}
+}
+
+func TestFrameRejects(t *testing.T) {
+	good := frameBuf(7, 0, 5, []byte("hello"), 64)
+	p := []byte("payload!")
+	cases := []struct {
+		name string
+		b    []byte
+		off  int64
+	}{
+		{"offset-in-header", good, 8},
+		{"offset-unaligned", good, HeaderSize + 4},
+		{"offset-past-end", good, int64(len(good)) + 8},
+		{"truncated-header", append(make([]byte, HeaderSize), 1, 2, 3), HeaderSize},
+		{"length-past-segment", rawFrame(1000, 0, 1, 1000, 0, p), HeaderSize},
+		{"length-huge", rawFrame(MaxPayload+1, 0, 1, 0, 0, nil), HeaderSize},
+		{"checksum", func() []byte { b := bytes.Clone(good); b[HeaderSize+33] ^= 1; return b }(), HeaderSize},
+		{"unknown-flags", rawFrame(8, 1<<7, 1, 8, 0, p), HeaderSize},
+		{"reserved", rawFrame(8, 0, 1, 8, 1, p), HeaderSize},
+		{"commit-without-batch", rawFrame(8, FlagCommit, 1, 8, 0, p), HeaderSize},
+		{"ack-with-batch", rawFrame(8, FlagAck|FlagBatch, 1, 8, 0, p), HeaderSize},
+		{"ack-with-zstd", rawFrame(8, FlagAck|FlagZstd, 1, 8, 0, p), HeaderSize},
+		{"raw-huge", rawFrame(8, FlagZstd, 1, MaxPayload+1, 0, p), HeaderSize},
+		{"raw-differs", rawFrame(8, 0, 1, 9, 0, p), HeaderSize},
+		{"seq-zero", rawFrame(8, 0, 0, 8, 0, p), HeaderSize},
+		{"padding", func() []byte {
+			b := frameBuf(7, 0, 5, []byte("hello"), 64)
+			b[HeaderSize+FrameHeaderSize+6] = 1
+			return b
+		}(), HeaderSize},
+	}
+	for _, c := range cases {
+		_, err := DecodeFrame(c.b, c.off)
+		var se *Error
+		if !errors.As(err, &se) || err == ErrEnd || se.Offset != c.off {
+			t.Errorf("%s: %v, want an *Error at offset %d", c.name, err, c.off)
+		}
+	}
+	// An ack frame may have seq 0; the end of the data is ErrEnd.
+	if _, err := DecodeFrame(rawFrame(8, FlagAck, 0, 8, 0, p), HeaderSize); err != nil {
+		t.Errorf("ack frame with seq 0: %v", err)
+	}
+	for _, b := range [][]byte{make([]byte, HeaderSize+100), make([]byte, HeaderSize+8), make([]byte, HeaderSize)} {
+		if _, err := DecodeFrame(b, HeaderSize); err != ErrEnd {
+			t.Errorf("zeros (%d bytes): %v, want ErrEnd", len(b), err)
+		}
+	}
+	// Every single-bit flip of a frame's header and payload is caught.
+	for i := HeaderSize; i < HeaderSize+FrameHeaderSize+5; i++ {
+		for bit := range 8 {
+			b := bytes.Clone(good)
+			b[i] ^= 1 << bit
+			if _, err := DecodeFrame(b, HeaderSize); err == nil {
+				t.Fatalf("flip of bit %d of byte %d accepted", bit, i)
+			}
+		}
+	}
+}
+
+// TestDecodeFrameNeverPanics decodes random bytes at every offset.
+func TestDecodeFrameNeverPanics(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	for range 200 {
+		b := make([]byte, r.IntN(400))
+		for i := range b {
+			if r.IntN(3) == 0 {
+				b[i] = byte(r.Uint32())
+			}
+		}
+		for off := int64(-16); off < int64(len(b))+16; off++ {
+			DecodeFrame(b, off)
+		}
+		NextValid(b, int64(r.IntN(len(b)+1)))
+		LastNonZero(b, int64(r.IntN(len(b)+1)))
+	}
+}
+
+func FuzzDecodeFrame(f *testing.F) {
+	f.Add(frameBuf(1, 0, 3, []byte("abc"), 0), int64(HeaderSize))
+	f.Add(make([]byte, 200), int64(HeaderSize))
+	f.Add(rawFrame(8, FlagAck, 0, 8, 0, []byte("12345678")), int64(HeaderSize))
+	f.Fuzz(func(t *testing.T, b []byte, off int64) {
+		fr, err := DecodeFrame(b, off)
+		if err == nil {
+			// A decoded frame re-encodes to the same bytes.
+			c := make([]byte, fr.Size())
+			PutFrame(c, fr.Seq, fr.Flags, int(fr.RawLen), fr.Payload)
+			if !bytes.Equal(c, b[off:fr.End()]) {
+				t.Fatalf("frame at %d does not re-encode to its bytes", off)
+			}
+		}
+	})
+}
+
+func TestNextValid(t *testing.T) {
+	seg := make([]byte, 4096)
+	var offs []int64
+	off := int64(HeaderSize)
+	for i := range 5 {
+		offs = append(offs, off)
+		off += int64(PutFrame(seg[off:], uint64(i+1), 0, 10*i, bytes.Repeat([]byte{'x'}, 10*i)))
+	}
+	for i, o := range offs {
+		if got := NextValid(seg, o); got != o {
+			t.Errorf("NextValid at frame %d (%d) = %d", i, o, got)
+		}
+		if i+1 < len(offs) {
+			if got := NextValid(seg, o+1); got != offs[i+1] {
+				t.Errorf("NextValid just after frame %d start = %d, want %d", i, got, offs[i+1])
+			}
+		}
+	}
+	if got := NextValid(seg, 0); got != HeaderSize {
+		t.Errorf("NextValid(0) = %d, want %d", got, HeaderSize)
+	}
+	if got := NextValid(seg, offs[4]+1); got != -1 {
+		t.Errorf("NextValid past the last frame = %d, want -1", got)
+	}
+	// Garbage is skipped: a valid frame after it is found.
+	g := bytes.Clone(seg)
+	for i := offs[1]; i < offs[3]; i++ {
+		g[i] = byte(i * 7)
+	}
+	if got := NextValid(g, offs[1]); got != offs[3] {
+		t.Errorf("NextValid over garbage = %d, want %d", got, offs[3])
+	}
+	if got := NextValid(seg[:offs[4]+8], offs[4]); got != -1 {
+		t.Errorf("NextValid of a truncated frame = %d, want -1", got)
+	}
+}
+
+func TestLastNonZero(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 4095, 4096, 4097, 10000} {
+		b := make([]byte, n)
+		for _, off := range []int64{0, int64(n) / 2, int64(n)} {
+			if got := LastNonZero(b, off); got != off {
+				t.Errorf("zeros(%d) from %d: %d", n, off, got)
+			}
+		}
+		for _, at := range []int{0, n / 3, n - 1, 4095, 4096} {
+			if at >= n || at < 0 {
+				continue
+			}
+			c := bytes.Clone(b)
+			c[at] = 9
+			for _, off := range []int64{0, int64(at), int64(at) + 1} {
+				want := int64(at + 1)
+				if off > int64(at) {
+					want = off
+				}
+				if got := LastNonZero(c, off); got != want {
+					t.Errorf("%d bytes, non-zero at %d, from %d: %d, want %d", n, at, off, got, want)
+				}
+			}
+		}
+	}
+	if !AllZero(make([]byte, 13)) || AllZero([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 1}) || !AllZero(nil) {
+		t.Error("AllZero")
+	}
+}
