@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"iter"
 	"runtime/debug"
+	"time"
 
 	"github.com/walpub/walpub/wal/internal/vfs"
 	"github.com/walpub/walpub/wal/segment"
@@ -76,14 +77,33 @@ type RecordInfo struct {
 // of every segment is checked), without taking the lock or changing
 // anything. Damage is a *CorruptionError, except a torn tail, which Info
 // reports.
+//
+// A writer in another process may be in the middle of a frame when the
+// view reads it, and finish it (and start the next) while the view scans
+// on: what looks like damage followed by a valid frame. Damage is
+// therefore looked at again a few times before it is reported; real
+// damage stays.
 func OpenView(dir string) (*View, error) {
-	st, err := load(vfs.OS, dir, loadRead)
+	var st *loaded
+	var err error
+	for try := 0; ; try++ {
+		st, err = load(vfs.OS, dir, loadRead)
+		if err == nil || !errors.Is(err, ErrCorrupt) || try == viewRetries {
+			break
+		}
+		time.Sleep(viewRetryWait)
+	}
 	if err != nil {
 		return nil, err
 	}
 	l := &Log{}
 	return &View{dir: dir, st: st, zdec: l.decode}, nil
 }
+
+const (
+	viewRetries   = 3
+	viewRetryWait = 20 * time.Millisecond
+)
 
 // Close unmaps the log's files.
 func (v *View) Close() error {
