@@ -1,0 +1,156 @@
+package walcat
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/walpub/walpub/wal"
+)
+
+var followCmd = &command{
+	name:    "follow",
+	summary: "print records as they are appended, like tail -f",
+	usage: `Usage: walcat follow [flags] DIR
+
+Prints the last records of the log (-n, default 10), then every record
+appended after them, by any process, until interrupted (Ctrl-C): like
+tail -f. It polls: every --interval it takes a fresh read-only look at the
+log (no lock, no byte changed) and prints the records with a higher seq
+than the last one printed. A record acknowledged and reclaimed between two
+looks is not shown; follow says so on stderr. The output flags are dump's.
+
+A look that meets damage is retried: a writer may be in the middle of a
+frame. Damage seen on 5 looks in a row ends follow with exit status 1.
+If DIR does not exist yet, follow waits for it.
+
+Examples:
+  walcat follow publisher.journal
+  walcat follow -n 0 --json DIR           # only records appended from now on
+  walcat follow --from 1 --raw DIR        # everything, then new payloads
+`,
+}
+
+func init() { followCmd.run = runFollow }
+
+// followRetries is how many looks in a row may fail before follow gives up.
+const followRetries = 5
+
+func runFollow(ctx context.Context, c *cli, args []string) int {
+	flags := c.newFlags(followCmd)
+	var po printOpts
+	po.register(flags)
+	last := flags.Int("n", 10, "print the last `N` records first (0: none)")
+	from := flags.Uint64("from", 0, "start at `seq` instead of the last N records")
+	interval := flags.Duration("interval", 500*time.Millisecond, "how often to look for new records")
+	dir, code, ok := c.parse(followCmd, flags, args)
+	if !ok {
+		return code
+	}
+	w := bufio.NewWriterSize(c.stdout, 64<<10)
+	p, err := po.printer(w)
+	if err != nil {
+		c.errorf("follow: %v", err)
+		return ExitUsage
+	}
+	if *last < 0 || *interval <= 0 {
+		c.errorf("follow: -n must be 0 or more and --interval positive")
+		return ExitUsage
+	}
+	f := follower{c: c, p: p, w: w, dir: dir, next: *from, lastN: uint64(*last)}
+	tick := time.NewTicker(*interval)
+	defer tick.Stop()
+	for {
+		if code, done := f.look(); done {
+			return code
+		}
+		if err := w.Flush(); err != nil {
+			c.errorf("follow: %v", err)
+			return ExitDamaged
+		}
+		select {
+		case <-ctx.Done():
+			return ExitOK
+		case <-tick.C:
+		}
+	}
+}
+
+type follower struct {
+	c       *cli
+	p       *printer
+	w       *bufio.Writer
+	dir     string
+	next    uint64 // the next seq to print; 0 until the first look
+	lastN   uint64
+	shown   bool // a record was printed, so a gap after it is news
+	failed  int  // looks in a row that failed
+	waiting bool // said that DIR does not exist yet
+}
+
+// look takes one look at the log and prints what is new. done reports
+// that follow must end with code.
+func (f *follower) look() (code int, done bool) {
+	if fi, err := os.Stat(f.dir); errors.Is(err, fs.ErrNotExist) {
+		if !f.waiting {
+			f.c.errorf("follow: %s does not exist yet; waiting for it", f.dir)
+			f.waiting = true
+		}
+		return 0, false
+	} else if err == nil && !fi.IsDir() {
+		f.c.errorf("follow: %s is not a directory", f.dir)
+		return ExitUsage, true
+	}
+	v, err := wal.OpenView(f.dir)
+	if err == nil {
+		err = f.printNew(v)
+		v.Close()
+	}
+	var oe outputError
+	if errors.As(err, &oe) {
+		f.c.errorf("follow: %v", oe.err)
+		return ExitDamaged, true
+	}
+	if err != nil {
+		f.failed++
+		if f.failed >= followRetries {
+			f.w.Flush()
+			return f.c.reportOpenError("follow", f.dir, err), true
+		}
+		return 0, false
+	}
+	f.failed = 0
+	return 0, false
+}
+
+func (f *follower) printNew(v *wal.View) error {
+	if f.next == 0 {
+		next := v.Info().NextSeq
+		f.next = 1
+		if next > f.lastN {
+			f.next = max(next-f.lastN, 1)
+		}
+	}
+	for r, err := range v.Records(f.next, 0) {
+		if err != nil {
+			return err
+		}
+		if r.Seq > f.next && f.shown {
+			f.c.errorf("follow: seqs %d..%d were acknowledged and reclaimed before they could be shown", f.next, r.Seq-1)
+		}
+		if err := f.p.print(r); err != nil {
+			return outputError{err}
+		}
+		f.next = r.Seq + 1
+		f.shown = true
+	}
+	return nil
+}
+
+// outputError is a failure to write the output, which no retry mends.
+type outputError struct{ err error }
+
+func (e outputError) Error() string { return e.err.Error() }

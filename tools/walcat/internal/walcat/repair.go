@@ -1,0 +1,94 @@
+package walcat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/walpub/walpub/wal"
+)
+
+var repairCmd = &command{
+	name:    "repair",
+	summary: "cut a damaged log at its first damage, keeping the cut bytes aside",
+	usage: `Usage: walcat repair [flags] DIR
+
+Runs wal.Repair: cuts the log at its first damaged frame so that it opens
+again, and says what was cut and where the cut bytes went. Nothing is
+deleted: the rest of the damaged segment, every later segment, and damaged
+metadata move into a side file "repair-<time>.cut" in DIR (a sequence of
+pieces, each a line "walpub-repair <file> <offset> <length>" followed by
+those bytes). Records after the damage are no longer in the log; the
+side file keeps their bytes. Acknowledgements recorded only in moved
+metadata are lost, so some acknowledged records may be pending again
+(they are sent again: at least once, never a loss).
+
+repair takes the log's lock: stop the process using the log first. It is
+the only walcat command that changes the log. A healthy log is left alone.
+
+Exit status: 0 healthy or repaired; 1 damage remains (always with
+--dry-run) or the repair failed; 2 usage error.
+
+Examples:
+  walcat repair --dry-run publisher.journal   # what would be cut
+  walcat repair publisher.journal
+`,
+}
+
+func init() { repairCmd.run = runRepair }
+
+func runRepair(ctx context.Context, c *cli, args []string) int {
+	fs := c.newFlags(repairCmd)
+	dryRun := fs.Bool("dry-run", false, "only say what would be cut")
+	dir, code, ok := c.parse(repairCmd, fs, args)
+	if !ok {
+		return code
+	}
+	if !c.checkDir("repair", dir) {
+		return ExitUsage
+	}
+	w := c.stdout
+	err := wal.Verify(dir)
+	var ce *wal.CorruptionError
+	switch {
+	case err == nil:
+		fmt.Fprintf(w, "nothing to repair: %s is healthy\n", dir)
+		return ExitOK
+	case !errors.As(err, &ce):
+		c.errorf("repair: %s cannot be verified: %v", dir, err)
+		return ExitDamaged
+	}
+	fmt.Fprintf(w, "damage: %s at offset %d%s: %s\n", ce.Path, ce.Offset, seqText(ce.Seq), ce.Reason)
+	if *dryRun {
+		fmt.Fprintf(w, "would cut the log there, moving the bytes cut off (and any later segment or damaged metadata) to a side file in %s\n", dir)
+		return ExitDamaged
+	}
+	rep, err := wal.Repair(dir)
+	if errors.Is(err, wal.ErrLocked) {
+		c.errorf("repair: another process has %s open; stop it, then run repair again", dir)
+		return ExitDamaged
+	}
+	if rep.Moved > 0 || rep.Path != "" {
+		fmt.Fprintf(w, "cut %s at offset %d\n", rep.Path, rep.Offset)
+	}
+	if rep.SideFile != "" {
+		fmt.Fprintf(w, "moved %d bytes to %s\n", rep.Moved, rep.SideFile)
+	}
+	if err != nil {
+		c.errorf("repair: %v", err)
+		return ExitDamaged
+	}
+	if verr := wal.Verify(dir); verr != nil {
+		c.errorf("repair: %s is still damaged: %v", dir, verr)
+		return ExitDamaged
+	}
+	v, err := wal.OpenView(dir)
+	if err != nil {
+		return c.reportOpenError("repair", dir, err)
+	}
+	in := v.Info()
+	v.Close()
+	fmt.Fprintf(w, "repaired: %s is healthy: %s (%d pending), next seq %d\n", dir,
+		plural(int64(in.Records), "record"), in.Pending, in.NextSeq)
+	return ExitOK
+}

@@ -1,0 +1,224 @@
+// Package walcat implements the walcat command: dump, verify, stats,
+// follow and repair a walpub log directory. Main writes to the writers it
+// is given and returns the exit status, so that tests run it directly.
+//
+// Every command but repair is read-only: it opens the log with
+// wal.OpenView, which takes no lock, opens every file read-only and
+// changes no byte, so it works on a log another process has open.
+//
+// Exit status: 0 success (for verify: the log is healthy); 1 the log is
+// damaged or could not be read; 2 a usage error.
+package walcat
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/walpub/walpub/wal"
+)
+
+// Exit statuses.
+const (
+	ExitOK      = 0 // success; for verify, a healthy log
+	ExitDamaged = 1 // the log is damaged, or an error occurred
+	ExitUsage   = 2 // bad command line
+)
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	usage   string // synopsis, description and examples
+	run     func(ctx context.Context, c *cli, args []string) int
+}
+
+var commands []*command
+
+func init() {
+	commands = []*command{dumpCmd, verifyCmd, statsCmd, followCmd, repairCmd}
+}
+
+// cli carries the output streams of one Main call.
+type cli struct {
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// errorf prints "walcat: ..." on stderr.
+func (c *cli) errorf(format string, args ...any) {
+	fmt.Fprintf(c.stderr, "walcat: "+format+"\n", args...)
+}
+
+const mainUsage = `walcat looks inside a walpub log directory without changing it.
+
+Usage:
+  walcat COMMAND [flags] DIR
+
+Commands:
+%s
+Run "walcat COMMAND --help" for a command's flags and examples.
+
+Every command but repair is read-only: it takes no lock and changes no byte,
+so it may run on a log another process has open.
+
+Exit status: 0 success (verify: healthy), 1 damaged log or error, 2 usage error.
+`
+
+func printMainUsage(w io.Writer) {
+	var b strings.Builder
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, mainUsage, b.String())
+}
+
+// Main runs walcat with args (without the program name) and returns the
+// exit status. ctx ends follow.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c := &cli{stdout: stdout, stderr: stderr}
+	if len(args) == 0 {
+		printMainUsage(stderr)
+		return ExitUsage
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 {
+			if cmd := lookup(args[1]); cmd != nil {
+				fmt.Fprint(stdout, cmd.usage)
+				return ExitOK
+			}
+			c.errorf("unknown command %q", args[1])
+			return ExitUsage
+		}
+		printMainUsage(stdout)
+		return ExitOK
+	}
+	cmd := lookup(name)
+	if cmd == nil {
+		c.errorf("unknown command %q (want dump, verify, stats, follow or repair; see walcat help)", name)
+		return ExitUsage
+	}
+	return cmd.run(ctx, c, args[1:])
+}
+
+func lookup(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// newFlags returns a flag set for cmd whose errors go to c.stderr.
+func (c *cli) newFlags(cmd *command) *flag.FlagSet {
+	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // parse reports errors itself
+	return fs
+}
+
+// parse parses args with fs, allowing flags after the positional
+// arguments ("walcat dump DIR --json"), and checks that exactly one
+// positional argument, the directory, is left. On failure it returns the
+// exit status to use: ExitOK after --help, ExitUsage otherwise.
+func (c *cli) parse(cmd *command, fs *flag.FlagSet, args []string) (dir string, code int, ok bool) {
+	var pos []string
+	for {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			c.printUsage(c.stdout, cmd, fs)
+			return "", ExitOK, false
+		}
+		if err != nil {
+			c.errorf("%s: %v", cmd.name, err)
+			fmt.Fprintf(c.stderr, "Run \"walcat %s --help\" for usage.\n", cmd.name)
+			return "", ExitUsage, false
+		}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	switch {
+	case len(pos) == 0:
+		c.errorf("%s: no log directory given", cmd.name)
+	case len(pos) > 1:
+		c.errorf("%s: one log directory expected, got %d arguments: %s", cmd.name, len(pos), strings.Join(pos, " "))
+	default:
+		return pos[0], ExitOK, true
+	}
+	fmt.Fprintf(c.stderr, "Run \"walcat %s --help\" for usage.\n", cmd.name)
+	return "", ExitUsage, false
+}
+
+// printUsage prints cmd's description and flags, GNU style (--name).
+func (c *cli) printUsage(w io.Writer, cmd *command, fs *flag.FlagSet) {
+	fmt.Fprint(w, cmd.usage)
+	fmt.Fprintf(w, "\nFlags:\n")
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if len(f.Name) == 1 {
+			line = "  -" + f.Name
+		}
+		if name != "" {
+			line += " " + name
+		}
+		fmt.Fprintf(w, "%s\n      %s", line, usage)
+		switch {
+		case f.DefValue == "" || f.DefValue == "false" || f.DefValue == "0":
+		case fmt.Sprintf("%T", f.Value) == "*flag.stringValue":
+			fmt.Fprintf(w, " (default \"%s\")", f.DefValue)
+		default:
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
+}
+
+// checkDir reports a missing or unreadable directory in plain words; it
+// returns false after printing the error.
+func (c *cli) checkDir(cmd, dir string) bool {
+	fi, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		c.errorf("%s: %v", cmd, err)
+		return false
+	case !fi.IsDir():
+		c.errorf("%s: %s is not a directory", cmd, dir)
+		return false
+	}
+	return true
+}
+
+// reportOpenError explains an error from wal.OpenView or reading records
+// and returns the exit status.
+func (c *cli) reportOpenError(cmd, dir string, err error) int {
+	var ce *wal.CorruptionError
+	if errors.As(err, &ce) {
+		c.errorf("%s: %s is damaged: %s at offset %d%s: %s", cmd, dir, ce.Path, ce.Offset, seqText(ce.Seq), ce.Reason)
+		fmt.Fprintf(c.stderr, "Run \"walcat verify %s\" for details and \"walcat repair %s\" to cut the log at the damage.\n", dir, dir)
+		return ExitDamaged
+	}
+	c.errorf("%s: %v", cmd, err)
+	return ExitDamaged
+}
+
+func seqText(seq uint64) string {
+	if seq == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (seq %d)", seq)
+}

@@ -1,0 +1,195 @@
+package walpub
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
+
+	"github.com/walpub/walpub/wal"
+)
+
+// childEnv makes the test binary run walpub itself (os.Args after "--"),
+// for the tests that kill a walpub process.
+const childEnv = "WALPUB_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		args := os.Args[1:]
+		for i, a := range args {
+			if a == "--" {
+				args = args[i+1:]
+				break
+			}
+		}
+		os.Exit(Main(context.Background(), args, Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// walpub runs Main in this process with stdin as its input.
+func walpub(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	var out, errOut syncBuffer
+	code := Main(context.Background(), args, Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut})
+	return result{out.String(), errOut.String(), code}
+}
+
+// newCluster starts an in-process kfake broker with topic (one partition).
+func newCluster(t *testing.T, topic string) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func clusterURL(c *kfake.Cluster, topic string) string {
+	return "kafka://" + strings.Join(c.ListenAddrs(), ",") + "/" + topic
+}
+
+// deadURL names a loopback port where nothing listens.
+func deadURL(t *testing.T, topic string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "kafka://" + addr + "/" + topic
+}
+
+// readTopic returns every record of topic, in offset order per partition.
+func readTopic(t *testing.T, addrs []string, topic string) []*kgo.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	admin, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := endOffsets(ctx, admin, topic)
+	admin.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	offsets := map[int32]kgo.Offset{}
+	want := int64(0)
+	for p, end := range ends {
+		if end > 0 {
+			offsets[p] = kgo.NewOffset().At(0)
+			want += end
+		}
+	}
+	var out []*kgo.Record
+	if want == 0 {
+		return out
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for int64(len(out)) < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("reading %s: %d of %d records", topic, len(out), want)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset < ends[r.Partition] {
+				out = append(out, r)
+			}
+		})
+	}
+	return out
+}
+
+func values(recs []*kgo.Record) []string {
+	var vs []string
+	for _, r := range recs {
+		vs = append(vs, string(r.Value))
+	}
+	return vs
+}
+
+func header(r *kgo.Record, key string) []byte {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return h.Value
+		}
+	}
+	return nil
+}
+
+// lines returns "prefix1\n" ... "prefixN\n".
+func lines(prefix string, n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "%s%d\n", prefix, i)
+	}
+	return b.String()
+}
+
+// journalInfo looks at a journal without a lock (another process may hold
+// it). A look that meets a record half written is retried.
+func journalInfo(t *testing.T, dir string) (wal.Info, bool) {
+	t.Helper()
+	v, err := wal.OpenView(dir)
+	if err != nil {
+		return wal.Info{}, false
+	}
+	defer v.Close()
+	return v.Info(), true
+}
+
+// waitUntil polls cond; the minute is a bound for a hung test, not a
+// timing assertion.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting after a minute: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

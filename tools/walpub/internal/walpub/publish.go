@@ -1,0 +1,322 @@
+package walpub
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/walpub/walpub/adapter/kafka"
+)
+
+// chunk is a batch of records read from the input, or the error that
+// ended the input.
+type chunk struct {
+	recs []*kgo.Record
+	err  error
+}
+
+const (
+	chunkRecords = 1024     // records per chunk, at most
+	chunkBytes   = 64 << 10 // value bytes per chunk, about
+	readBuffer   = 256 << 10
+)
+
+// publish journals every record of the input until the input ends, an
+// interrupt comes, or Write fails.
+func (r *run) publish(p *kafka.Producer) error {
+	chunks := make(chan chunk, 4)
+	stop := make(chan struct{})
+	// The reader ends when the input does or when it next sends after
+	// stop; a read blocked on a terminal that never delivers ends with
+	// the process.
+	go r.read(chunks, stop)
+	defer close(stop)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-r.interrupted:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for {
+		select {
+		case <-r.interrupted:
+			return nil
+		case c, ok := <-chunks:
+			if !ok {
+				return nil
+			}
+			for _, rec := range c.recs {
+				if err := p.Write(ctx, rec); err != nil {
+					if r.isInterrupted() {
+						return nil
+					}
+					return fmt.Errorf("journaling a record: %w", err)
+				}
+				r.written.Add(1)
+			}
+			if c.err != nil {
+				return c.err
+			}
+		}
+	}
+}
+
+// read sends the input's records to out in chunks and closes out at the
+// end of the input.
+func (r *run) read(out chan<- chunk, stop <-chan struct{}) {
+	defer close(out)
+	send := func(c chunk) bool {
+		select {
+		case out <- c:
+			return true
+		case <-stop:
+			return false
+		}
+	}
+	files := r.cfg.files
+	if len(files) == 0 {
+		files = []string{"-"}
+	}
+	for _, name := range files {
+		if !r.readFile(name, send) {
+			return
+		}
+	}
+}
+
+// readFile reads one input file ("-": standard input); it returns false
+// when reading must stop.
+func (r *run) readFile(name string, send func(chunk) bool) bool {
+	var in io.Reader = r.env.Stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			send(chunk{err: err})
+			return false
+		}
+		defer f.Close()
+		in = f
+	} else {
+		name = "standard input"
+	}
+	if r.cfg.whole {
+		data, err := io.ReadAll(in)
+		if err != nil {
+			send(chunk{err: fmt.Errorf("reading %s: %w", name, err)})
+			return false
+		}
+		return send(chunk{recs: []*kgo.Record{r.record(data)}})
+	}
+	br := bufio.NewReaderSize(in, readBuffer)
+	var recs []*kgo.Record
+	arena := make([]byte, 0, chunkBytes)
+	flush := func() bool {
+		if len(recs) == 0 {
+			return true
+		}
+		ok := send(chunk{recs: recs})
+		recs, arena = nil, make([]byte, 0, chunkBytes)
+		return ok
+	}
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			long := append([]byte(nil), line...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = br.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			line = long
+		}
+		if len(line) > 0 {
+			line = bytes.TrimSuffix(line, []byte("\n"))
+			line = bytes.TrimSuffix(line, []byte("\r"))
+			start := len(arena)
+			arena = append(arena, line...)
+			recs = append(recs, r.record(arena[start:len(arena):len(arena)]))
+		}
+		if err == io.EOF {
+			return flush()
+		}
+		if err != nil {
+			flush()
+			send(chunk{err: fmt.Errorf("reading %s: %w", name, err)})
+			return false
+		}
+		// Hand over what there is when the input pauses, so that an
+		// interactive line is published at once.
+		if len(recs) >= chunkRecords || len(arena) >= chunkBytes || br.Buffered() == 0 {
+			if !flush() {
+				return false
+			}
+		}
+	}
+}
+
+// record makes the record for one line or file. Records share the key
+// and header slices: Write neither keeps nor modifies them.
+func (r *run) record(value []byte) *kgo.Record {
+	rec := &kgo.Record{Topic: r.cfg.topic, Value: value, Headers: r.cfg.headers}
+	switch {
+	case r.cfg.key != nil:
+		rec.Key = r.keyBytes
+	case r.cfg.keyDelim != "":
+		if k, v, ok := bytes.Cut(value, []byte(r.cfg.keyDelim)); ok {
+			rec.Key, rec.Value = k, v
+		}
+	}
+	return rec
+}
+
+// drain closes the producer, waiting for confirmations as long as they
+// keep coming (at most --drain-timeout without one), and after an
+// interrupt at most --drain-timeout; a second interrupt ends it at once.
+func (r *run) drain(p *kafka.Producer) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- p.Close(ctx) }()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	last, lastAt := p.Stats().Delivered, time.Now()
+	limit := r.cfg.drainTimeout
+	for {
+		select {
+		case err := <-closed:
+			return err
+		case <-r.aborted:
+			cancel()
+		case now := <-tick.C:
+			if d := p.Stats().Delivered; d != last {
+				last, lastAt = d, now
+			}
+			if limit == 0 {
+				continue
+			}
+			stalled := now.Sub(lastAt) >= limit
+			late := r.isInterrupted() && now.Sub(time.Unix(0, r.intrAt.Load())) >= limit
+			if stalled || late {
+				cancel()
+			}
+		}
+	}
+}
+
+// readBack consumes the embedded broker's topic and counts its records
+// and their distinct _id headers.
+func (r *run) readBack() (records, distinct int, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	addrs := r.broker.ListenAddrs()
+	admin, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		return 0, 0, err
+	}
+	ends, err := endOffsets(ctx, admin, r.cfg.topic)
+	admin.Close()
+	if err != nil {
+		return 0, 0, err
+	}
+	offsets := map[int32]kgo.Offset{}
+	want := int64(0)
+	for p, end := range ends {
+		if end > 0 {
+			offsets[p] = kgo.NewOffset().At(0)
+			want += end
+		}
+	}
+	if want == 0 {
+		return 0, 0, nil
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.cfg.topic: offsets}))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer cl.Close()
+	ids := make(map[[16]byte]struct{}, want)
+	got := int64(0)
+	for got < want {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return int(got), len(ids), fmt.Errorf("read %d of %d records: %w", got, want, err)
+		}
+		fs.EachRecord(func(rec *kgo.Record) {
+			if rec.Offset >= ends[rec.Partition] {
+				return
+			}
+			got++
+			for _, h := range rec.Headers {
+				if h.Key == "_id" && len(h.Value) == 16 {
+					ids[[16]byte(h.Value)] = struct{}{}
+					break
+				}
+			}
+		})
+	}
+	return int(got), len(ids), nil
+}
+
+// endOffsets returns the end offset of every partition of topic.
+func endOffsets(ctx context.Context, cl *kgo.Client, topic string) (map[int32]int64, error) {
+	mreq := kmsg.NewPtrMetadataRequest()
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr(topic)
+	mreq.Topics = append(mreq.Topics, mt)
+	mresp, err := mreq.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	if len(mresp.Topics) != 1 || mresp.Topics[0].ErrorCode != 0 {
+		return nil, fmt.Errorf("metadata: topic %q not found", topic)
+	}
+	req := kmsg.NewPtrListOffsetsRequest()
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	for _, p := range mresp.Topics[0].Partitions {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition = p.Partition
+		rp.Timestamp = -1 // the end
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, fmt.Errorf("list offsets: %w", err)
+	}
+	ends := map[int32]int64{}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if p.ErrorCode != 0 {
+				return nil, fmt.Errorf("list offsets of %s/%d: error code %d", topic, p.Partition, p.ErrorCode)
+			}
+			ends[p.Partition] = p.Offset
+		}
+	}
+	return ends, nil
+}
+
+// lockedWriter serialises the writes of the goroutines that share stderr.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

@@ -1,0 +1,119 @@
+package walpub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/walpub/walpub/adapter/kafka"
+)
+
+// progressEvery is how often progress is shown.
+const progressEvery = time.Second
+
+// startProgress shows sent (journaled by this run), confirmed, pending
+// and the confirmation rate on stderr every second: on one line rewritten
+// in place on a terminal, a line each otherwise. The returned function
+// stops it and waits for it.
+func (r *run) startProgress(p *kafka.Producer) func() {
+	if !r.cfg.progress {
+		return func() {}
+	}
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		lastConf, lastAt := int64(0), r.start
+		for {
+			select {
+			case <-done:
+				if r.env.StderrTerminal {
+					fmt.Fprint(r.env.Stderr, "\r\033[K")
+				}
+				return
+			case now := <-t.C:
+				st := p.Stats()
+				rate := float64(st.Delivered-lastConf) / now.Sub(lastAt).Seconds()
+				lastConf, lastAt = st.Delivered, now
+				line := fmt.Sprintf("sent %d  confirmed %d  pending %d  %.0f records/s  journal %s",
+					r.written.Load(), st.Delivered, st.Queued+st.InFlight, rate, sizeText(st.JournalBytes))
+				if r.env.StderrTerminal {
+					fmt.Fprintf(r.env.Stderr, "\r\033[K%s", line)
+				} else {
+					fmt.Fprintf(r.env.Stderr, "walpub: %s\n", line)
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-exited
+	}
+}
+
+// finish prints the summary and returns the exit status.
+func (r *run) finish(p *kafka.Producer, inputErr, closeErr error) int {
+	st := p.Stats()
+	left := st.Queued + st.InFlight
+	elapsed := time.Since(r.start)
+	earlier := ""
+	if r.leftover > 0 {
+		earlier = fmt.Sprintf(" (%d of them left by an earlier run)", r.leftover)
+	}
+	fmt.Fprintf(r.env.Stdout, "walpub: %d records journaled, %d confirmed by the broker%s, %d unconfirmed in %s; %.2fs, %.0f records/s\n",
+		r.written.Load(), st.Delivered, earlier, left, r.cfg.journal, elapsed.Seconds(), float64(st.Delivered)/elapsed.Seconds())
+
+	code := ExitOK
+	fail := func(format string, a ...any) {
+		r.notef(format, a...)
+		code = ExitError
+	}
+	if r.broker != nil {
+		n, distinct, err := r.readBack()
+		if err != nil {
+			fail("reading back topic %q from the embedded broker: %v", r.cfg.topic, err)
+		} else {
+			fmt.Fprintf(r.env.Stdout, "walpub: read back from the embedded broker: topic %q holds %d records, %d distinct _id\n",
+				r.cfg.topic, n, distinct)
+			if int64(distinct) < st.Delivered {
+				fail("the topic holds fewer distinct records (%d) than the broker confirmed (%d)", distinct, st.Delivered)
+			}
+		}
+	}
+	if inputErr != nil {
+		fail("%v", inputErr)
+	}
+	if closeErr != nil && !errors.Is(closeErr, context.Canceled) {
+		fail("%v", closeErr)
+	}
+	if st.DeadLettered > 0 {
+		fail("%d records were refused by the broker for good and moved to %s/%s (walcat dump %s/%s shows them and why)",
+			st.DeadLettered, r.cfg.journal, kafka.DeadLetterDir, r.cfg.journal, kafka.DeadLetterDir)
+	}
+	switch {
+	case left > 0:
+		r.notef("%d records stay in %s; the next walpub run with this journal sends them first", left, r.cfg.journal)
+		if code == ExitOK {
+			code = ExitUnconfirmed
+		}
+	case code == ExitOK && r.isInterrupted():
+		code = r.signalCode()
+	}
+	return code
+}
+
+// sizeText shows a byte count in binary units.
+func sizeText(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n), 0
+	for v >= unit && i < 5 {
+		v /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMGTP"[i-1])
+}

@@ -1,0 +1,577 @@
+// Package walpub implements the walpub command: publish lines or files to
+// Kafka through the robust producer (adapter/kafka), which journals every
+// record before sending it and resends what an earlier run left
+// unconfirmed. With no broker URL it starts an embedded broker (franz-go's
+// kfake) on loopback, publishes to it, and reads the topic back.
+//
+// Main writes to the writers of the Env it is given and returns the exit
+// status, so that tests run it directly.
+package walpub
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/walpub/walpub/adapter/kafka"
+	"github.com/walpub/walpub/wal"
+)
+
+// Exit statuses.
+const (
+	ExitOK          = 0 // every record confirmed by the broker
+	ExitError       = 1 // an error: journal unusable, input unreadable, records refused (dead-lettered)
+	ExitUsage       = 2 // bad command line
+	ExitUnconfirmed = 3 // records remain unconfirmed in the journal; the next run sends them first
+	// After an interrupt (SIGINT, SIGTERM) with every record read so far
+	// confirmed, the status is 128 + the signal number, as a shell reports it.
+)
+
+// SASLEnv is the environment variable read for --sasl when the flag is
+// not given.
+const SASLEnv = "WALPUB_SASL"
+
+// DefaultTopic is the embedded broker's topic when --topic is not given.
+const DefaultTopic = "walpub"
+
+// Env is what Main needs from its process.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer // the summary
+	Stderr io.Writer // progress, notes, errors
+	// Getenv reads the environment; nil reads none.
+	Getenv func(string) string
+	// Signals delivers interrupt requests (SIGINT, SIGTERM): the first
+	// stops reading input and starts the drain, the second ends the
+	// drain at once. nil: no interrupts.
+	Signals <-chan os.Signal
+	// StderrTerminal makes progress show by default.
+	StderrTerminal bool
+}
+
+func (e Env) getenv(k string) string {
+	if e.Getenv == nil {
+		return ""
+	}
+	return e.Getenv(k)
+}
+
+const usage = `walpub publishes lines or files to Kafka through the robust producer:
+every record is journaled on disk before it is sent and acknowledged in the
+journal once the broker confirms it; what a run leaves unconfirmed, the
+next run with the same journal sends first.
+
+Usage:
+  walpub [flags] [kafka://host:port[,host:port...]/topic] [FILE...]
+
+Each line of the FILEs (standard input when there are none, or for "-")
+becomes one record, without its line ending ("\n" or "\r\n"); --whole
+makes each FILE one record. Every record gets a 16-byte random "_id"
+header, stable across resends, for consumers to drop duplicates. A topic
+that does not exist is created if the broker allows it (as kcat does).
+
+With no URL, walpub starts an embedded Kafka broker (franz-go's kfake, in
+memory) on 127.0.0.1 with the topic --topic, publishes to it, then reads
+the topic back and reports how many records landed. Nothing to install:
+  seq 100000 | walpub
+
+At the end of the input walpub waits for the broker's confirmations as long
+as they keep coming; when none has come for --drain-timeout it gives up.
+Ctrl-C (or SIGTERM) stops reading input and waits at most --drain-timeout;
+a second Ctrl-C stops at once. Unconfirmed records stay in the journal.
+Progress (sent, confirmed, pending, rate) goes to stderr every second when
+stderr is a terminal or with --progress; a summary line to stdout.
+
+Exit status: 0 every record confirmed; 1 error (including records the
+broker refused for good, which move to JOURNAL/dead-letter); 2 usage error;
+3 records remain unconfirmed in the journal (run walpub again to send them);
+130/143 interrupted by SIGINT/SIGTERM, everything read so far confirmed.
+
+Examples:
+  seq 100000 | walpub                              # embedded broker
+  walpub kafka://localhost:9092/events events.log  # one record per line
+  walpub --whole kafka://localhost:9092/docs *.json
+  walpub --key host1 --header src=syslog kafka://broker:9092/logs < /var/log/syslog
+  WALPUB_SASL=SCRAM-SHA-512:alice:secret walpub --tls kafka://broker:9093/t file
+  walpub kafka://localhost:9092/events </dev/null  # only resend what is journaled
+  walcat stats publisher.journal                   # look inside the journal
+
+Flags:
+`
+
+// headerFlag collects repeated --header k=v.
+type headerFlag []kgo.RecordHeader
+
+func (h *headerFlag) String() string { return "" }
+
+func (h *headerFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want KEY=VALUE, got %q", s)
+	}
+	*h = append(*h, kgo.RecordHeader{Key: k, Value: []byte(v)})
+	return nil
+}
+
+// config is the parsed command line.
+type config struct {
+	url          string // "" for the embedded broker
+	files        []string
+	journal      string
+	topic        string
+	key          *string
+	keyDelim     string
+	headers      headerFlag
+	whole        bool
+	sync         wal.SyncPolicy
+	syncText     string
+	sasl         string
+	tls          bool
+	tlsCA        string
+	progress     bool
+	drainTimeout time.Duration
+	partitions   int
+	verbose      bool
+}
+
+func printUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, usage)
+	fs.VisitAll(func(f *flag.Flag) {
+		name, help := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if len(f.Name) == 1 {
+			line = "  -" + f.Name
+		}
+		if name != "" {
+			line += " " + name
+		}
+		fmt.Fprintf(w, "%s\n      %s", line, help)
+		switch {
+		case f.DefValue == "" || f.DefValue == "false" || f.DefValue == "0" || f.Name == "progress":
+		case fmt.Sprintf("%T", f.Value) == "*flag.stringValue":
+			fmt.Fprintf(w, " (default \"%s\")", f.DefValue)
+		default:
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
+}
+
+// parseArgs parses the command line. It returns ok false with the exit
+// status when Main must stop (after --help, or a usage error it printed).
+func parseArgs(args []string, env Env) (cfg config, code int, ok bool) {
+	fs := flag.NewFlagSet("walpub", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var key string
+	fs.StringVar(&cfg.journal, "journal", kafka.DefaultJournal, "the journal `directory` (created if missing)")
+	fs.StringVar(&cfg.topic, "topic", "", "the `topic`, overriding the URL's (embedded broker: default \""+DefaultTopic+"\")")
+	fs.StringVar(&key, "key", "", "the record `key` of every record (default: no key)")
+	fs.StringVar(&cfg.keyDelim, "key-delim", "", "split each line at the first `SEP`: the key before it, the value after it")
+	fs.Var(&cfg.headers, "header", "add the header `KEY=VALUE` to every record (repeatable)")
+	fs.BoolVar(&cfg.whole, "whole", false, "each FILE (or all of standard input) is one record")
+	fs.StringVar(&cfg.syncText, "sync", "never", "journal sync `policy`: never (survives a killed process, not a power cut), always (each record on stable storage before the next is read: one sync per record, slow), or every=DURATION")
+	fs.StringVar(&cfg.sasl, "sasl", "", "SASL `MECH:USER:PASSWORD`, MECH one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (default: $"+SASLEnv+")")
+	fs.BoolVar(&cfg.tls, "tls", false, "connect with TLS, verifying the broker with the system's roots")
+	fs.StringVar(&cfg.tlsCA, "tls-ca", "", "verify the broker with the CA certificates in `FILE` (PEM); implies --tls")
+	fs.BoolVar(&cfg.progress, "progress", env.StderrTerminal, "show progress on stderr (default: when stderr is a terminal)")
+	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", 30*time.Second, "at the end of the input: give up after this `duration` without a confirmation; after Ctrl-C: wait at most this long (0: no limit)")
+	fs.IntVar(&cfg.partitions, "partitions", 1, "embedded broker: the topic's number of partitions, `N`")
+	fs.BoolVar(&cfg.verbose, "v", false, "log the producer's events (retries, resends) to stderr")
+
+	usageErr := func(format string, a ...any) (config, int, bool) {
+		fmt.Fprintf(env.Stderr, "walpub: "+format+"\n", a...)
+		fmt.Fprintln(env.Stderr, `Run "walpub --help" for usage.`)
+		return config{}, ExitUsage, false
+	}
+	// Flags may come after the URL and the files.
+	var pos []string
+	for {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(env.Stdout, fs)
+			return config{}, ExitOK, false
+		}
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "key" {
+			cfg.key = &key
+		}
+	})
+	for _, p := range pos {
+		if len(p) >= 8 && strings.EqualFold(p[:8], "kafka://") {
+			if cfg.url != "" {
+				return usageErr("two broker URLs: %s and %s", cfg.url, p)
+			}
+			cfg.url = p
+			continue
+		}
+		cfg.files = append(cfg.files, p)
+	}
+	if cfg.key != nil && cfg.keyDelim != "" {
+		return usageErr("--key and --key-delim exclude each other")
+	}
+	if cfg.whole && cfg.keyDelim != "" {
+		return usageErr("--key-delim splits lines; it does not go with --whole")
+	}
+	var err error
+	if cfg.sync, err = parseSync(cfg.syncText); err != nil {
+		return usageErr("--sync: %v", err)
+	}
+	if cfg.sasl == "" {
+		cfg.sasl = env.getenv(SASLEnv)
+	}
+	if cfg.sasl != "" {
+		if _, _, _, err := parseSASL(cfg.sasl); err != nil {
+			return usageErr("--sasl (or $%s): %v", SASLEnv, err)
+		}
+	}
+	if cfg.tlsCA != "" {
+		cfg.tls = true
+	}
+	if cfg.url == "" && (cfg.sasl != "" || cfg.tls) {
+		return usageErr("--sasl and --tls need a broker URL; the embedded broker uses neither")
+	}
+	if cfg.partitions < 1 {
+		return usageErr("--partitions %d: want 1 or more", cfg.partitions)
+	}
+	if cfg.drainTimeout < 0 {
+		return usageErr("--drain-timeout %v: want 0 or more", cfg.drainTimeout)
+	}
+	if cfg.url == "" && cfg.topic == "" {
+		cfg.topic = DefaultTopic
+	}
+	if cfg.url != "" && urlTopic(cfg.url) == "" && cfg.topic == "" {
+		return usageErr("the URL %s names no topic: add /TOPIC or --topic", cfg.url)
+	}
+	for _, f := range cfg.files {
+		if f == "-" {
+			continue
+		}
+		if fi, err := os.Stat(f); err != nil {
+			return usageErr("%v", err)
+		} else if fi.IsDir() {
+			return usageErr("%s is a directory", f)
+		}
+	}
+	return cfg, ExitOK, true
+}
+
+// urlTopic returns the topic of a kafka:// URL, "" if it names none.
+func urlTopic(url string) string {
+	_, topic, _ := strings.Cut(url[len("kafka://"):], "/")
+	return topic
+}
+
+func parseSync(s string) (wal.SyncPolicy, error) {
+	switch {
+	case s == "never":
+		return wal.SyncNever, nil
+	case s == "always":
+		return wal.SyncAlways, nil
+	case strings.HasPrefix(s, "every="):
+		d, err := time.ParseDuration(strings.TrimPrefix(s, "every="))
+		if err != nil || d <= 0 {
+			return wal.SyncPolicy{}, fmt.Errorf("%q: want every=DURATION with a positive duration, such as every=10ms", s)
+		}
+		return wal.SyncEvery(d), nil
+	}
+	return wal.SyncPolicy{}, fmt.Errorf("%q: want never, always or every=DURATION", s)
+}
+
+// parseSASL splits MECH:USER:PASSWORD; the password may contain colons.
+func parseSASL(s string) (mech, user, pass string, err error) {
+	parts := strings.SplitN(s, ":", 3)
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" {
+		return "", "", "", errors.New("want MECH:USER:PASSWORD")
+	}
+	switch strings.ToUpper(parts[0]) {
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+	default:
+		return "", "", "", fmt.Errorf("mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", parts[0])
+	}
+	return parts[0], parts[1], parts[2], nil
+}
+
+// run is one walpub invocation.
+type run struct {
+	cfg    config
+	env    Env
+	start  time.Time
+	broker *kfake.Cluster // the embedded broker, or nil
+
+	keyBytes []byte       // --key
+	written  atomic.Int64 // records whose Write returned
+	leftover int          // unconfirmed records of an earlier run, at the start
+
+	interrupted chan struct{} // closed at the first signal
+	aborted     chan struct{} // closed at the second signal
+	signal      atomic.Value  // the first os.Signal
+	intrAt      atomic.Int64  // unix nanos of the first signal
+}
+
+// notef prints a note on stderr, over the progress line on a terminal.
+func (r *run) notef(format string, a ...any) {
+	prefix := ""
+	if r.cfg.progress && r.env.StderrTerminal {
+		prefix = "\r\033[K"
+	}
+	fmt.Fprintf(r.env.Stderr, prefix+"walpub: "+format+"\n", a...)
+}
+
+// Main runs walpub with args (without the program name) and returns the
+// exit status. Cancelling ctx is like a second interrupt: walpub stops at
+// once, leaving what is unconfirmed in the journal.
+func Main(ctx context.Context, args []string, env Env) int {
+	if env.Stdin == nil {
+		env.Stdin = strings.NewReader("")
+	}
+	env.Stderr = &lockedWriter{w: env.Stderr}
+	cfg, code, ok := parseArgs(args, env)
+	if !ok {
+		return code
+	}
+	r := &run{cfg: cfg, env: env, start: time.Now(),
+		interrupted: make(chan struct{}), aborted: make(chan struct{})}
+	if cfg.key != nil {
+		r.keyBytes = []byte(*cfg.key)
+	}
+	stopSignals := r.watchSignals(ctx)
+	defer stopSignals()
+	return r.main()
+}
+
+// watchSignals turns env.Signals and ctx into the interrupted and aborted
+// channels. The returned function stops the watcher and waits for it.
+func (r *run) watchSignals(ctx context.Context) func() {
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		n := 0
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				r.interrupt(nil)
+				if n < 2 {
+					close(r.aborted)
+				}
+				<-done
+				return
+			case s := <-r.env.Signals:
+				n++
+				switch n {
+				case 1:
+					r.interrupt(s)
+				case 2:
+					close(r.aborted)
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-exited
+	}
+}
+
+func (r *run) interrupt(s os.Signal) {
+	select {
+	case <-r.interrupted:
+		return
+	default:
+	}
+	if s != nil {
+		r.signal.Store(s)
+	}
+	r.intrAt.Store(time.Now().UnixNano())
+	close(r.interrupted)
+	if s != nil {
+		wait := "as long as it takes"
+		if r.cfg.drainTimeout > 0 {
+			wait = "at most " + r.cfg.drainTimeout.String()
+		}
+		r.notef("%v: no more input; waiting %s for confirmations (again to stop now)", s, wait)
+	}
+}
+
+func (r *run) isInterrupted() bool {
+	select {
+	case <-r.interrupted:
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *run) main() int {
+	cfg := r.cfg
+	url := cfg.url
+	if url == "" {
+		if code, ok := r.checkEmbeddedJournal(); !ok {
+			return code
+		}
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(cfg.partitions), cfg.topic),
+			kfake.AllowAutoTopicCreation())
+		if err != nil {
+			r.notef("starting the embedded broker: %v", err)
+			return ExitError
+		}
+		defer c.Close()
+		r.broker = c
+		url = "kafka://" + strings.Join(c.ListenAddrs(), ",") + "/" + cfg.topic
+		r.notef("embedded Kafka broker (kfake) on %s, topic %q", strings.Join(c.ListenAddrs(), ","), cfg.topic)
+	}
+	opts, err := r.producerOptions()
+	if err != nil {
+		r.notef("%v", err)
+		return ExitUsage
+	}
+	p, err := kafka.NewProducer(url, opts...)
+	if err != nil {
+		return r.reportOpenError(err)
+	}
+	st := p.Stats()
+	r.leftover = st.Queued + st.InFlight
+	if r.leftover > 0 {
+		r.notef("sending first the %d records an earlier run left unconfirmed in %s", r.leftover, cfg.journal)
+	}
+	stopProgress := r.startProgress(p)
+	inputErr := r.publish(p)
+	closeErr := r.drain(p)
+	stopProgress()
+	return r.finish(p, inputErr, closeErr)
+}
+
+func (r *run) reportOpenError(err error) int {
+	var ce *wal.CorruptionError
+	switch {
+	case errors.As(err, &ce):
+		r.notef("the journal %s is damaged: %s at offset %d: %s", r.cfg.journal, ce.Path, ce.Offset, ce.Reason)
+		r.notef(`"walcat verify %s" shows the damage; "walcat repair %s" cuts the journal there, keeping the cut bytes in a side file`, r.cfg.journal, r.cfg.journal)
+	case errors.Is(err, wal.ErrLocked):
+		r.notef("the journal %s is in use by another process (another walpub?); wait for it or use --journal", r.cfg.journal)
+	case errors.Is(err, kafka.ErrInvalidURL):
+		r.notef("%v", err)
+		return ExitUsage
+	default:
+		r.notef("%v", err)
+	}
+	return ExitError
+}
+
+func (r *run) producerOptions() ([]kafka.Option, error) {
+	cfg := r.cfg
+	level := slog.LevelWarn
+	if cfg.verbose {
+		level = slog.LevelInfo
+	}
+	logger := slog.New(slog.NewTextHandler(r.env.Stderr, &slog.HandlerOptions{Level: level}))
+	opts := []kafka.Option{
+		kafka.WithJournal(cfg.journal),
+		kafka.WithWAL(wal.WithSync(cfg.sync)),
+		kafka.WithLogger(logger),
+		// Like kcat: a missing topic is created if the broker allows it
+		// (auto.create.topics.enable); otherwise records wait, retried.
+		kafka.WithClient(kgo.AllowAutoTopicCreation()),
+	}
+	if cfg.sasl != "" {
+		mech, user, pass, _ := parseSASL(cfg.sasl)
+		opts = append(opts, kafka.WithSASL(mech, user, pass))
+	}
+	if cfg.tls {
+		tc := &tls.Config{}
+		if cfg.tlsCA != "" {
+			pem, err := os.ReadFile(cfg.tlsCA)
+			if err != nil {
+				return nil, fmt.Errorf("--tls-ca: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("--tls-ca: no PEM certificate in %s", cfg.tlsCA)
+			}
+		}
+		opts = append(opts, kafka.WithTLS(tc))
+	}
+	if cfg.verbose {
+		opts = append(opts, kafka.WithClient(kgo.WithLogger(kgo.BasicLogger(r.env.Stderr, kgo.LogLevelInfo, nil))))
+	}
+	return opts, nil
+}
+
+// checkEmbeddedJournal refuses to hand an in-memory broker the records an
+// earlier run left for another topic (most likely for a real broker): the
+// embedded broker would confirm them and the journal would forget them.
+func (r *run) checkEmbeddedJournal() (int, bool) {
+	if _, err := os.Stat(r.cfg.journal); err != nil {
+		return 0, true // a new journal; NewProducer reports other trouble
+	}
+	v, err := wal.OpenView(r.cfg.journal)
+	if err != nil {
+		return r.reportOpenError(err), false
+	}
+	defer v.Close()
+	others := map[string]int{}
+	for rec, err := range v.Records(0, 0) {
+		if err != nil {
+			return r.reportOpenError(err), false
+		}
+		if rec.Acked {
+			continue
+		}
+		k, err := kafka.DecodeRecord(rec.Data)
+		if err != nil {
+			others["(not a journal record)"]++
+			continue
+		}
+		if k.Topic != r.cfg.topic {
+			others[k.Topic]++
+		}
+	}
+	if len(others) == 0 {
+		return 0, true
+	}
+	var list []string
+	for t, n := range others {
+		list = append(list, fmt.Sprintf("%d for %q", n, t))
+	}
+	r.notef("the journal %s holds records an earlier run left unconfirmed (%s); the embedded broker would swallow them",
+		r.cfg.journal, strings.Join(list, ", "))
+	r.notef("send them to their broker (walpub kafka://HOST:PORT/TOPIC </dev/null) or use another --journal")
+	return ExitError, false
+}
+
+// signalCode is the exit status after an interrupt with nothing left.
+func (r *run) signalCode() int {
+	if s, ok := r.signal.Load().(syscall.Signal); ok {
+		return 128 + int(s)
+	}
+	return 128 + int(syscall.SIGINT)
+}

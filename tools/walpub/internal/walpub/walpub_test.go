@@ -1,0 +1,488 @@
+package walpub
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/walpub/walpub/adapter/kafka"
+	"github.com/walpub/walpub/wal"
+)
+
+// TestEmbeddedBroker is the README's first command: lines on stdin, no
+// URL: the embedded broker receives them all and walpub reads them back.
+func TestEmbeddedBroker(t *testing.T) {
+	journal := filepath.Join(t.TempDir(), "j")
+	r := walpub(t, lines("", 2000), "--journal", journal)
+	if r.code != ExitOK {
+		t.Fatal(r)
+	}
+	for _, want := range []string{
+		"walpub: 2000 records journaled, 2000 confirmed by the broker, 0 unconfirmed in " + journal,
+		`walpub: read back from the embedded broker: topic "walpub" holds 2000 records, 2000 distinct _id`,
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, r)
+		}
+	}
+	if !strings.Contains(r.stderr, `embedded Kafka broker (kfake) on 127.0.0.1:`) {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+	in, ok := journalInfo(t, journal)
+	if !ok || in.Pending != 0 || in.NextSeq != 2001 {
+		t.Errorf("journal: %+v", in)
+	}
+	// Again with the same journal: nothing left to resend, a fresh broker.
+	r = walpub(t, "x\n", "--journal", journal, "--topic", "other")
+	if r.code != ExitOK || !strings.Contains(r.stdout, `topic "other" holds 1 records, 1 distinct _id`) {
+		t.Fatal(r)
+	}
+}
+
+// TestLinesFromFiles: every line of every file (and "-" for stdin) is a
+// record, in order, without its line ending, with --key and --header.
+func TestLinesFromFiles(t *testing.T) {
+	c := newCluster(t, "lines")
+	dir := t.TempDir()
+	f1 := filepath.Join(dir, "a.txt")
+	f2 := filepath.Join(dir, "b.txt")
+	if err := os.WriteFile(f1, []byte("one\r\ntwo\n\nfour"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("L", 600<<10) // longer than the read buffer
+	if err := os.WriteFile(f2, []byte(long+"\nlast\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := walpub(t, "from stdin\n", "--journal", filepath.Join(dir, "j"), clusterURL(c, "lines"), f1, "-", f2,
+		"--key", "k", "--header", "src=test", "--header", "n=1")
+	if r.code != ExitOK {
+		t.Fatal(r)
+	}
+	recs := readTopic(t, c.ListenAddrs(), "lines")
+	want := []string{"one", "two", "", "four", "from stdin", long, "last"}
+	if got := values(recs); !slices.Equal(got, want) {
+		t.Fatalf("values %q, want %q", got, want)
+	}
+	for _, rec := range recs {
+		if string(rec.Key) != "k" || string(header(rec, "src")) != "test" || string(header(rec, "n")) != "1" || len(header(rec, "_id")) != 16 {
+			t.Fatalf("record %d: key %q headers %v", rec.Offset, rec.Key, rec.Headers)
+		}
+	}
+	if !strings.Contains(r.stdout, "7 records journaled, 7 confirmed by the broker, 0 unconfirmed") {
+		t.Error(r)
+	}
+}
+
+// TestWholeFiles: --whole makes each file one record, byte for byte.
+func TestWholeFiles(t *testing.T) {
+	c := newCluster(t, "files")
+	dir := t.TempDir()
+	contents := [][]byte{[]byte("line 1\nline 2\n"), {0, 1, 2, '\n', 0xff}, {}}
+	var args []string
+	for i, b := range contents {
+		f := filepath.Join(dir, fmt.Sprintf("f%d", i))
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, f)
+	}
+	r := walpub(t, "", append([]string{"--whole", "--journal", filepath.Join(dir, "j"), clusterURL(c, "files")}, args...)...)
+	if r.code != ExitOK {
+		t.Fatal(r)
+	}
+	recs := readTopic(t, c.ListenAddrs(), "files")
+	if len(recs) != len(contents) {
+		t.Fatalf("%d records, want %d", len(recs), len(contents))
+	}
+	for i, rec := range recs {
+		if !bytes.Equal(rec.Value, contents[i]) {
+			t.Errorf("record %d: %q, want %q", i, rec.Value, contents[i])
+		}
+	}
+	// Standard input as one record.
+	r = walpub(t, "a\nb\n", "--whole", "--journal", filepath.Join(dir, "j"), clusterURL(c, "files"))
+	if r.code != ExitOK {
+		t.Fatal(r)
+	}
+	if recs := readTopic(t, c.ListenAddrs(), "files"); string(recs[len(recs)-1].Value) != "a\nb\n" {
+		t.Errorf("stdin record %q", recs[len(recs)-1].Value)
+	}
+}
+
+// TestKeyDelim splits each line into key and value.
+func TestKeyDelim(t *testing.T) {
+	c := newCluster(t, "kv")
+	r := walpub(t, "a\tx\nb\ty\tz\nnokey\n", "--key-delim", "\t", "--journal", filepath.Join(t.TempDir(), "j"), clusterURL(c, "kv"))
+	if r.code != ExitOK {
+		t.Fatal(r)
+	}
+	recs := readTopic(t, c.ListenAddrs(), "kv")
+	var got []string
+	for _, rec := range recs {
+		got = append(got, fmt.Sprintf("%v:%s=%s", rec.Key != nil, rec.Key, rec.Value))
+	}
+	if want := []string{"true:a=x", "true:b=y\tz", "false:=nokey"}; !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestUnconfirmedThenResent: with no broker to answer, walpub gives up
+// after --drain-timeout without a confirmation, exits 3 and leaves the
+// records journaled; the next run sends them first, then its own.
+func TestUnconfirmedThenResent(t *testing.T) {
+	journal := filepath.Join(t.TempDir(), "j")
+	r := walpub(t, lines("old", 50), "--journal", journal, "--drain-timeout", "1200ms", "--progress", deadURL(t, "resend"))
+	if r.code != ExitUnconfirmed {
+		t.Fatal(r)
+	}
+	if !strings.Contains(r.stdout, "50 records journaled, 0 confirmed by the broker, 50 unconfirmed") ||
+		!strings.Contains(r.stderr, "50 records stay in "+journal+"; the next walpub run with this journal sends them first") {
+		t.Error(r)
+	}
+	// --progress on a non-terminal: a line per second.
+	if !strings.Contains(r.stderr, "walpub: sent 50  confirmed 0  pending 50  0 records/s  journal ") {
+		t.Errorf("no progress line:\n%s", r.stderr)
+	}
+	if in, _ := journalInfo(t, journal); in.Pending != 50 {
+		t.Fatalf("journal: %+v", in)
+	}
+
+	c := newCluster(t, "resend")
+	r = walpub(t, "new\n", "--journal", journal, clusterURL(c, "resend"))
+	if r.code != ExitOK {
+		t.Fatal(r)
+	}
+	if !strings.Contains(r.stderr, "sending first the 50 records an earlier run left unconfirmed") ||
+		!strings.Contains(r.stdout, "1 records journaled, 51 confirmed by the broker (50 of them left by an earlier run), 0 unconfirmed") {
+		t.Error(r)
+	}
+	want := append(strings.Fields(lines("old", 50)), "new")
+	if got := values(readTopic(t, c.ListenAddrs(), "resend")); !slices.Equal(got, want) {
+		t.Fatalf("topic %q, want %q", got, want)
+	}
+}
+
+// TestEmbeddedRefusesForeignJournal: the embedded broker must not swallow
+// records an earlier run left for another broker's topic.
+func TestEmbeddedRefusesForeignJournal(t *testing.T) {
+	journal := filepath.Join(t.TempDir(), "j")
+	r := walpub(t, "precious\n", "--journal", journal, "--drain-timeout", "10ms", deadURL(t, "orders"))
+	if r.code != ExitUnconfirmed {
+		t.Fatal(r)
+	}
+	r = walpub(t, "x\n", "--journal", journal)
+	if r.code != ExitError || !strings.Contains(r.stderr, `1 for "orders"`) {
+		t.Fatal(r)
+	}
+	if in, _ := journalInfo(t, journal); in.Pending != 1 || in.NextSeq != 2 {
+		t.Fatalf("the journal changed: %+v", in)
+	}
+}
+
+// TestInterrupt: the first signal stops reading input (which never ends
+// here), the records read so far are confirmed, the exit status says
+// which signal came.
+func TestInterrupt(t *testing.T) {
+	c := newCluster(t, "intr")
+	journal := filepath.Join(t.TempDir(), "j")
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	sigs := make(chan os.Signal, 2)
+	var out, errOut syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- Main(context.Background(), []string{"--journal", journal, clusterURL(c, "intr")},
+			Env{Stdin: pr, Stdout: &out, Stderr: &errOut, Signals: sigs})
+	}()
+	if _, err := io.WriteString(pw, lines("i", 20)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "20 records journaled", func() bool {
+		in, ok := journalInfo(t, journal)
+		return ok && in.Records == 20
+	})
+	sigs <- syscall.SIGTERM
+	code := <-done
+	if code != 128+int(syscall.SIGTERM) {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "terminated: no more input; waiting at most 30s for confirmations") ||
+		!strings.Contains(out.String(), "20 records journaled, 20 confirmed by the broker, 0 unconfirmed") {
+		t.Errorf("stdout:\n%s\nstderr:\n%s", out.String(), errOut.String())
+	}
+	if got := values(readTopic(t, c.ListenAddrs(), "intr")); len(got) != 20 {
+		t.Errorf("topic: %q", got)
+	}
+}
+
+// TestInterruptTwice: with no broker and no drain limit, a second signal
+// ends the drain; the records stay journaled.
+func TestInterruptTwice(t *testing.T) {
+	journal := filepath.Join(t.TempDir(), "j")
+	sigs := make(chan os.Signal, 2)
+	var out, errOut syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- Main(context.Background(), []string{"--journal", journal, "--drain-timeout", "0", deadURL(t, "t")},
+			Env{Stdin: strings.NewReader("a\nb\n"), Stdout: &out, Stderr: &errOut, Signals: sigs})
+	}()
+	waitUntil(t, "2 records journaled", func() bool {
+		in, ok := journalInfo(t, journal)
+		return ok && in.Records == 2
+	})
+	sigs <- os.Interrupt
+	sigs <- os.Interrupt
+	if code := <-done; code != ExitUnconfirmed {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	if in, _ := journalInfo(t, journal); in.Pending != 2 {
+		t.Fatalf("journal: %+v", in)
+	}
+}
+
+// child starts the test binary as a walpub process.
+func child(t *testing.T, stdin io.Reader, args ...string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", "--"}, args...)...)
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	cmd.Stdin = stdin
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, &out
+}
+
+// TestKilledProcessNoBroker: a walpub process that journaled everything
+// but reached no broker is killed with SIGKILL; the next run delivers its
+// records first, then its own.
+func TestKilledProcessNoBroker(t *testing.T) {
+	dir := t.TempDir()
+	journal := filepath.Join(dir, "j")
+	input := filepath.Join(dir, "in")
+	const n = 300
+	if err := os.WriteFile(input, []byte(lines("k", n)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd, out := child(t, nil, "--journal", journal, "--drain-timeout", "0", deadURL(t, "killed"), input)
+	waitUntil(t, "the child journals every line", func() bool {
+		in, ok := journalInfo(t, journal)
+		return ok && in.Records == n
+	})
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if in, _ := journalInfo(t, journal); in.Pending != n {
+		t.Fatalf("after the kill: %+v\nchild output:\n%s", in, out.String())
+	}
+
+	c := newCluster(t, "killed")
+	r := walpub(t, "after\n", "--journal", journal, clusterURL(c, "killed"))
+	if r.code != ExitOK || !strings.Contains(r.stdout, fmt.Sprintf("(%d of them left by an earlier run)", n)) {
+		t.Fatal(r)
+	}
+	want := append(strings.Fields(lines("k", n)), "after")
+	if got := values(readTopic(t, c.ListenAddrs(), "killed")); !slices.Equal(got, want) {
+		t.Fatalf("topic holds %d records %q..., want %d", len(got), got[:min(5, len(got))], len(want))
+	}
+}
+
+// TestKilledProcessMidStream: a walpub process publishing to a live
+// broker is killed with SIGKILL while records are in flight; after the
+// next run, every record the killed process journaled is on the topic
+// (duplicates allowed, no loss).
+func TestKilledProcessMidStream(t *testing.T) {
+	c := newCluster(t, "mid")
+	killMidStream(t, c.ListenAddrs(), "mid")
+}
+
+// TestKilledProcessMidStreamRealBroker is TestKilledProcessMidStream
+// against the broker of scripts/kafka.sh.
+func TestKilledProcessMidStreamRealBroker(t *testing.T) {
+	brokers := os.Getenv("KAFKA_BROKERS")
+	if brokers == "" {
+		t.Skip("KAFKA_BROKERS is not set: start a broker with scripts/kafka.sh start; eval \"$(scripts/kafka.sh env)\"")
+	}
+	killMidStream(t, strings.Split(brokers, ","), fmt.Sprintf("walpub-tool-kill-%d", time.Now().UnixNano()))
+}
+
+func killMidStream(t *testing.T, addrs []string, topic string) {
+	url := "kafka://" + strings.Join(addrs, ",") + "/" + topic
+	dir := t.TempDir()
+	journal := filepath.Join(dir, "j")
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, out := child(t, pr, "--progress", "--journal", journal, url)
+	pr.Close()
+	// Feed lines until the child shows progress with records both
+	// confirmed and pending, then kill it.
+	stop := make(chan struct{})
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := io.WriteString(pw, lines(fmt.Sprintf("m%d-", i), 500)); err != nil {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	progress := regexp.MustCompile(`confirmed ([1-9]\d*)  pending ([1-9]\d*)`)
+	waitUntil(t, "progress with records confirmed and pending", func() bool { return progress.MatchString(out.String()) })
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	close(stop)
+	pw.Close()
+	<-fed
+
+	// Everything the killed process journaled, by _id.
+	v, err := wal.OpenView(journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	journaled := map[string]string{}
+	pending := 0
+	for rec, err := range v.Records(0, 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := kafka.DecodeRecord(rec.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		journaled[string(header(k, "_id"))] = string(k.Value)
+		if !rec.Acked {
+			pending++
+		}
+	}
+	v.Close()
+	t.Logf("killed with %d records journaled, %d unconfirmed", len(journaled), pending)
+
+	r := walpub(t, "", "--journal", journal, url)
+	if r.code != ExitOK {
+		t.Fatal(r)
+	}
+	onTopic := map[string]bool{}
+	dups := 0
+	for _, rec := range readTopic(t, addrs, topic) {
+		id := string(header(rec, "_id"))
+		if onTopic[id] {
+			dups++
+		}
+		onTopic[id] = true
+	}
+	lost := 0
+	for id, val := range journaled {
+		if !onTopic[id] {
+			if lost < 5 {
+				t.Errorf("journaled record %q is not on the topic", val)
+			}
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Fatalf("%d of %d journaled records lost", lost, len(journaled))
+	}
+	t.Logf("all %d journaled records on the topic, %d duplicates", len(journaled), dups)
+}
+
+func TestUsageErrors(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing")
+	for _, args := range [][]string{
+		{"--bogus"},
+		{"--sync", "sometimes"},
+		{"--sync", "every=-1s"},
+		{"--sasl", "PLAIN:user"},
+		{"--sasl", "GSSAPI:u:p", "kafka://h:9092/t"},
+		{"--tls"},
+		{"--sasl", "PLAIN:u:p"},
+		{"kafka://a:9092/t", "kafka://b:9092/t"},
+		{"kafka://a:9092"},
+		{"kafka://a:9092/"},
+		{missing},
+		{t.TempDir()},
+		{"--key", "k", "--key-delim", ","},
+		{"--whole", "--key-delim", ","},
+		{"--partitions", "0"},
+		{"--drain-timeout", "-1s"},
+	} {
+		r := walpub(t, "", args...)
+		if r.code != ExitUsage || !strings.Contains(r.stderr, "walpub --help") {
+			t.Errorf("walpub %s: %s", strings.Join(args, " "), r)
+		}
+	}
+	r := walpub(t, "", "--journal", filepath.Join(t.TempDir(), "j"), "kafka://a:99999/t")
+	if r.code != ExitUsage {
+		t.Errorf("bad URL: %s", r)
+	}
+	r = walpub(t, "", "--help")
+	if r.code != ExitOK || !strings.Contains(r.stdout, "Usage:\n  walpub [flags] [kafka://host:port") ||
+		!strings.Contains(r.stdout, "  --drain-timeout duration\n") {
+		t.Errorf("--help: %s", r)
+	}
+	// $WALPUB_SASL is checked like --sasl.
+	var out, errOut syncBuffer
+	code := Main(context.Background(), []string{"kafka://h:9092/t"}, Env{Stdout: &out, Stderr: &errOut,
+		Getenv: func(k string) string { return map[string]string{SASLEnv: "nope"}[k] }})
+	if code != ExitUsage || !strings.Contains(errOut.String(), "$WALPUB_SASL") {
+		t.Errorf("WALPUB_SASL=nope: exit %d: %s", code, errOut.String())
+	}
+}
+
+// TestRealBroker publishes to the broker of scripts/kafka.sh, plaintext
+// and, when configured, SCRAM.
+func TestRealBroker(t *testing.T) {
+	brokers := os.Getenv("KAFKA_BROKERS")
+	if brokers == "" {
+		t.Skip("KAFKA_BROKERS is not set: start a broker with scripts/kafka.sh start; eval \"$(scripts/kafka.sh env)\"")
+	}
+	topic := fmt.Sprintf("walpub-tool-%d", time.Now().UnixNano())
+	journal := filepath.Join(t.TempDir(), "j")
+	r := walpub(t, lines("real", 1000), "--journal", journal, "--drain-timeout", "60s", "kafka://"+brokers+"/"+topic)
+	if r.code != ExitOK || !strings.Contains(r.stdout, "1000 records journaled, 1000 confirmed") {
+		t.Fatal(r)
+	}
+	recs := readTopic(t, strings.Split(brokers, ","), topic)
+	if got := values(recs); !slices.Equal(got, strings.Fields(lines("real", 1000))) {
+		t.Fatalf("topic holds %d records", len(got))
+	}
+
+	scram := os.Getenv("KAFKA_SCRAM_BROKERS")
+	if scram == "" {
+		t.Log("KAFKA_SCRAM_BROKERS is not set: SCRAM not tested")
+		return
+	}
+	sasl := os.Getenv("KAFKA_SCRAM_MECHANISM") + ":" + os.Getenv("KAFKA_SCRAM_USER") + ":" + os.Getenv("KAFKA_SCRAM_PASSWORD")
+	var out, errOut syncBuffer
+	code := Main(context.Background(), []string{"--journal", filepath.Join(t.TempDir(), "j2"), "--drain-timeout", "60s",
+		"kafka://" + scram + "/" + topic}, Env{Stdin: strings.NewReader("scram\n"), Stdout: &out, Stderr: &errOut,
+		Getenv: func(k string) string { return map[string]string{SASLEnv: sasl}[k] }})
+	if code != ExitOK {
+		t.Fatalf("SCRAM: exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	if recs := readTopic(t, strings.Split(brokers, ","), topic); string(recs[len(recs)-1].Value) != "scram" {
+		t.Fatalf("SCRAM record not on the topic")
+	}
+
+}
