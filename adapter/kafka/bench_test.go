@@ -1,0 +1,149 @@
+package kafka
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// benchBrokers returns the brokers to benchmark against: KAFKA_BROKERS
+// (comma-separated) when set, else an in-process kfake cluster that discards
+// what it is sent (so that its memory does not grow with b.N).
+func benchBrokers(b *testing.B, topic string) []string {
+	b.Helper()
+	if env := os.Getenv("KAFKA_BROKERS"); env != "" {
+		brokers := strings.Split(env, ",")
+		createTopic(b, brokers, topic, 3)
+		return brokers
+	}
+	return newCluster(b, kfake.SeedTopics(3, topic), kfake.BlackholeProduce()).ListenAddrs()
+}
+
+// createTopic creates topic on a real broker if it does not exist.
+func createTopic(b *testing.B, brokers []string, topic string, partitions int32) {
+	b.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, partitions, -1
+	req.Topics = append(req.Topics, rt)
+	req.TimeoutMillis = 30000
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, t := range resp.Topics {
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			b.Fatalf("creating %s: %v", topic, err)
+		}
+	}
+}
+
+// BenchmarkProducer compares the robust producer with a bare franz-go
+// producer (acks=all, idempotent) on 1 KiB records against the same broker.
+// Each op is one record, counted once the broker confirmed it: the time
+// includes the final flush. The ratio of the two MB/s figures is the cost
+// of the journal.
+func BenchmarkProducer(b *testing.B) {
+	// Distinct incompressible values, as real payloads tend to be: both
+	// producers compress batches (snappy by default).
+	const size = 1024
+	pool := make([]byte, 4<<20)
+	rand.Read(pool)
+	value := func(i int) []byte {
+		off := (i * 1031) % (len(pool) - size)
+		return pool[off : off+size : off+size]
+	}
+	b.Run("impl=robust", func(b *testing.B) {
+		topic := "bench-robust"
+		brokers := benchBrokers(b, topic)
+		p, err := NewProducer("kafka://"+strings.Join(brokers, ",")+"/"+topic,
+			WithJournal(filepath.Join(b.TempDir(), "journal")))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		r := &kgo.Record{Key: []byte("key")}
+		b.SetBytes(size)
+		b.ReportAllocs()
+		cpu := processCPU()
+		i := 0
+		for b.Loop() {
+			r.Value = value(i) // Write keeps nothing of r
+			i++
+			if err := p.Write(ctx, r); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := p.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		reportCPU(b, cpu, i)
+		if err := p.Close(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if st := p.Stats(); st.DeadLettered != 0 {
+			b.Fatalf("dead letters: %+v", st)
+		}
+	})
+	b.Run("impl=kgo", func(b *testing.B) {
+		topic := "bench-kgo"
+		brokers := benchBrokers(b, topic)
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RequiredAcks(kgo.AllISRAcks()),
+			kgo.DefaultProduceTopic(topic))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cl.Close()
+		ctx := context.Background()
+		var failed atomic.Int64
+		promise := func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.Add(1)
+			}
+		}
+		b.SetBytes(size)
+		b.ReportAllocs()
+		cpu := processCPU()
+		i := 0
+		for b.Loop() {
+			cl.Produce(ctx, &kgo.Record{Key: []byte("key"), Value: value(i)}, promise)
+			i++
+		}
+		if err := cl.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		reportCPU(b, cpu, i)
+		if n := failed.Load(); n > 0 {
+			b.Fatalf("%d records failed", n)
+		}
+	})
+}
+
+// reportCPU reports the process CPU time per record since start, the whole
+// process included (with kfake, the broker too): on a busy machine it is a
+// steadier measure of cost than the wall time.
+func reportCPU(b *testing.B, start time.Duration, n int) {
+	if used := processCPU() - start; used > 0 && n > 0 {
+		b.ReportMetric(float64(used.Nanoseconds())/float64(n), "cpu-ns/op")
+	}
+}

@@ -1,0 +1,115 @@
+// Package kafka publishes records to Apache Kafka at least once, even when
+// the network fails, the broker restarts or the publishing process is
+// killed. It is the Go counterpart of hop-client's RobustProducer, on
+// franz-go (kgo), with a [wal.Log] as its journal.
+//
+// [Producer.Write] appends the record to a journal on local disk and
+// returns. A background sender hands journaled records to a franz-go client
+// (idempotent, acks=all) and, once the broker confirms a record, marks it
+// acknowledged in the journal and calls the [WithOnDelivery] callback. A
+// record that is not confirmed is sent again, with backoff, for as long as
+// it takes; a process that dies leaves its unconfirmed records in the
+// journal, and the next [NewProducer] on that journal sends them, oldest
+// first.
+//
+// # Usage
+//
+// The reference uses the producer as a context manager; in Go, Close is
+// deferred. Close drains: it returns once every record is confirmed (or its
+// context ends, leaving the rest journaled for the next run).
+//
+//	p, err := kafka.NewProducer("kafka://hostname:9092/topic")
+//	if err != nil {
+//		return err
+//	}
+//	defer p.Close(ctx)
+//	for _, m := range messages {
+//		if err := p.Write(ctx, &kgo.Record{Value: m}); err != nil {
+//			return err
+//		}
+//	}
+//
+// The explicit lifecycle has no start step: NewProducer starts the sender.
+//
+//	p, err := kafka.NewProducer("kafka://hostname:9092/topic",
+//		kafka.WithJournal("/var/lib/app/publisher.journal"),
+//		kafka.WithSASL("SCRAM-SHA-512", user, password),
+//		kafka.WithTLS(&tls.Config{}))
+//	// ...
+//	err = p.Write(ctx, record)
+//	// ...
+//	err = p.Flush(ctx)  // optional: wait until everything so far is confirmed
+//	// ...
+//	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+//	defer cancel()
+//	err = p.Close(ctx)  // context.DeadlineExceeded: the rest waits in the journal
+//
+// The examples run against franz-go's in-process broker, kfake.
+//
+// # Guarantees
+//
+//   - At least once: a record whose Write returned reaches the broker, or
+//     the dead-letter log, even across crashes of the process, provided the
+//     journal survives (see Limits).
+//   - Per partition, records reach the broker in the order they were
+//     written, apart from duplicates caused by resends. The client retries
+//     retriable errors itself, in order; when it gives up on records, the
+//     sender stops handing out records until everything in flight is
+//     reported, then resends the failed records, in order, before anything
+//     newer. (A record handed to the client in the instant between the
+//     client failing its partition's records and reporting it can still
+//     land first; see sender.go.)
+//   - Every record carries a 16-byte "_id" header (a random version 4 UUID,
+//     as the reference's duplicate-detection header), chosen at Write and
+//     journaled, so that it is the same in every copy; a caller's own "_id"
+//     header is kept instead.
+//   - Errors that no retry can fix — the record is too large for the broker
+//     (tried alone, so that neighbours failed with it are not blamed), the
+//     topic is invalid, writing is not authorized — move the record to a
+//     dead-letter log in the journal directory ("dead-letter", a [wal.Log]
+//     whose entries [DecodeDeadLetter] reads: the record and the error
+//     text). It is logged, counted in [Stats].DeadLettered and reported to
+//     [WithOnDeadLetter]. Nothing is dropped silently; every other error is
+//     retried.
+//   - Memory does not grow with the backlog: at most [WithMaxInFlight]
+//     records (10000, 64 MiB by default) are in flight, about as many wait
+//     in memory to be sent, and the rest is read from the journal when the
+//     window has room. A million pending records cost their seq ranges.
+//   - A Producer is safe for concurrent use. Write may be called from many
+//     goroutines; records written concurrently have no order among them.
+//
+// # Limits
+//
+//   - Duplicates: a record is sent again whenever its confirmation is not
+//     known to have arrived (a lost response, a crash after the broker wrote
+//     it). Consumers that must not see duplicates drop repeated "_id"s.
+//   - Durability is the journal's: under the default [wal.SyncNever] a
+//     record survives a killed process but not a power cut or kernel crash;
+//     pass wal.WithSync(wal.SyncAlways) through [WithWAL] to have Write
+//     return only once the record is on stable storage.
+//   - A damaged journal stops NewProducer with a [*wal.CorruptionError]
+//     naming file and offset, as the reference does; a record torn by a
+//     crash mid-write is dropped from the tail instead, and Write had not
+//     returned for it. [wal.Repair] (walcat repair) cuts the damage off,
+//     moving the bytes aside, so that the producer starts again.
+//   - The journal holds records in the clear (files mode 0600 in a 0700
+//     directory by default): protect it like the data.
+//   - With every broker unreachable and a context without deadline, Flush
+//     and Close wait as long as the brokers stay away, as the reference's
+//     stop does.
+//   - A record without a key is partitioned when it is sent, so a resend may
+//     go to another partition than the first attempt did.
+//   - Client options passed with [WithClient] that limit retries or record
+//     lifetimes (kgo.RecordRetries, kgo.RecordDeliveryTimeout), or that
+//     disable idempotence, make the client give up earlier; the producer
+//     then resends, which can duplicate and, without idempotence, reorder.
+//
+// # Journal records
+//
+// Each journal record is one Kafka record in the binary format of
+// [EncodeRecord]: a magic "WPKR", a version byte, flags, the timestamp in
+// milliseconds, the partition, then the topic, key, value and headers, each
+// prefixed with its length (see codec.go for the byte layout). [IsRecord]
+// recognises it and [DecodeRecord] reads it back, checking every length
+// against the bytes present; tools such as walcat use them.
+package kafka

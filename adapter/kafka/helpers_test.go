@@ -1,0 +1,254 @@
+package kafka
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/goleak"
+)
+
+// helperEnv selects a helper mode when the test binary is re-executed as a
+// child process (see crash_test.go).
+const helperEnv = "WALPUB_KAFKA_TEST_HELPER"
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(helperEnv); mode != "" {
+		os.Exit(runHelper(mode))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// newCluster starts an in-process kfake cluster, closed when the test ends.
+func newCluster(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func clusterURL(c *kfake.Cluster, topic string) string {
+	return "kafka://" + strings.Join(c.ListenAddrs(), ",") + "/" + topic
+}
+
+// deadPort returns a loopback port nobody listens on (a closed listener's).
+func deadPort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return port
+}
+
+// fastRetries makes the client and the producer retry quickly, so that
+// fault tests do not sit in production-sized backoffs.
+func fastRetries() []Option {
+	return []Option{
+		WithRetryBackoff(10*time.Millisecond, 200*time.Millisecond),
+		WithClient(kgo.MetadataMinAge(10*time.Millisecond),
+			kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond })),
+	}
+}
+
+// newTestProducer opens a producer on a fresh journal in t's temp dir and
+// closes it when the test ends (if the test did not).
+func newTestProducer(t testing.TB, url string, opts ...Option) (*Producer, string) {
+	t.Helper()
+	dir := t.TempDir() + "/journal"
+	p, err := NewProducer(url, append(append([]Option{WithJournal(dir)}, fastRetries()...), opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = p.Close(ctx)
+	})
+	return p, dir
+}
+
+func ctxTimeout(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// endOffsets asks the cluster for the end offset of every partition of topic.
+func endOffsets(t testing.TB, cl *kgo.Client, topic string) map[int32]int64 {
+	t.Helper()
+	ctx := ctxTimeout(t, 20*time.Second)
+	mreq := kmsg.NewPtrMetadataRequest()
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr(topic)
+	mreq.Topics = append(mreq.Topics, mt)
+	mresp, err := mreq.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mresp.Topics) != 1 || mresp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("metadata for %s: %+v", topic, mresp.Topics)
+	}
+	req := kmsg.NewPtrListOffsetsRequest()
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	for _, p := range mresp.Topics[0].Partitions {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition = p.Partition
+		rp.Timestamp = -1 // latest
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends := make(map[int32]int64)
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if rp.ErrorCode != 0 {
+				t.Fatalf("list offsets %s/%d: error code %d", topic, rp.Partition, rp.ErrorCode)
+			}
+			ends[rp.Partition] = rp.Offset
+		}
+	}
+	return ends
+}
+
+// readTopic consumes every record of topic, per partition in offset order.
+func readTopic(t testing.TB, addrs []string, topic string) map[int32][]*kgo.Record {
+	t.Helper()
+	admin, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends := endOffsets(t, admin, topic)
+	admin.Close()
+
+	offsets := make(map[int32]kgo.Offset)
+	want := 0
+	for p, end := range ends {
+		if end > 0 {
+			offsets[p] = kgo.NewOffset().At(0)
+			want += int(end)
+		}
+	}
+	out := make(map[int32][]*kgo.Record)
+	if want == 0 {
+		return out
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := ctxTimeout(t, 30*time.Second)
+	got := 0
+	for got < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("reading %s: got %d of %d records: %v", topic, got, want, ctx.Err())
+		}
+		fs.EachError(func(_ string, p int32, err error) { t.Logf("fetch %s/%d: %v", topic, p, err) })
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset < ends[r.Partition] {
+				out[r.Partition] = append(out[r.Partition], r)
+				got++
+			}
+		})
+	}
+	return out
+}
+
+func header(r *kgo.Record, key string) []byte {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return h.Value
+		}
+	}
+	return nil
+}
+
+// tally counts the copies of each _id on the topic.
+type tally struct {
+	copies map[string]int
+	byID   map[string]*kgo.Record
+}
+
+func countIDs(t testing.TB, parts map[int32][]*kgo.Record) tally {
+	t.Helper()
+	tl := tally{copies: map[string]int{}, byID: map[string]*kgo.Record{}}
+	for _, rs := range parts {
+		for _, r := range rs {
+			id := header(r, idHeader)
+			if len(id) != idLen {
+				t.Fatalf("record at %d/%d has _id %x", r.Partition, r.Offset, id)
+			}
+			k := hex.EncodeToString(id)
+			tl.copies[k]++
+			if tl.byID[k] == nil {
+				tl.byID[k] = r
+			}
+		}
+	}
+	return tl
+}
+
+func (tl tally) duplicates() int {
+	n := 0
+	for _, c := range tl.copies {
+		n += c - 1
+	}
+	return n
+}
+
+// deliveries counts OnDelivery calls.
+type deliveries struct {
+	mu   sync.Mutex
+	recs []*kgo.Record
+}
+
+func (d *deliveries) add(r *kgo.Record) {
+	d.mu.Lock()
+	d.recs = append(d.recs, r)
+	d.mu.Unlock()
+}
+
+func (d *deliveries) count() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.recs)
+}
+
+// testRecord is record i of a run: key k<i%keys>, value "v<i>" padded.
+func testRecord(i, keys, pad int) *kgo.Record {
+	v := fmt.Sprintf("v%08d", i)
+	if pad > len(v) {
+		v += strings.Repeat(".", pad-len(v))
+	}
+	return &kgo.Record{Key: fmt.Appendf(nil, "k%d", i%keys), Value: []byte(v)}
+}
+
+func recordIndex(t testing.TB, r *kgo.Record) int {
+	t.Helper()
+	var i int
+	if _, err := fmt.Sscanf(string(r.Value), "v%08d", &i); err != nil {
+		t.Fatalf("value %.20q: %v", r.Value, err)
+	}
+	return i
+}

@@ -1,0 +1,510 @@
+package kafka
+
+import (
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/walpub/walpub/wal"
+)
+
+// Errors returned by Producer methods.
+var (
+	// ErrClosed is returned by Write and Flush once Close has begun.
+	ErrClosed = errors.New("kafka: producer closed")
+	// ErrNoTopic is returned by Write for a record without a topic when the
+	// producer's URL names none either.
+	ErrNoTopic = errors.New("kafka: record has no topic and the URL names none")
+	// ErrInvalidTopic is returned by Write for a topic name Kafka refuses.
+	ErrInvalidTopic = errors.New("kafka: invalid topic")
+	// ErrRecordTooLarge is returned by Write for a record that alone exceeds
+	// the journal's wal.WithMaxBytes bound; it wraps wal.ErrFull.
+	ErrRecordTooLarge = fmt.Errorf("kafka: record exceeds the journal's size bound: %w", wal.ErrFull)
+)
+
+// Stats is a snapshot of a Producer's counters.
+type Stats struct {
+	Queued       int   // journaled, not yet handed to the client
+	InFlight     int   // handed to the client, not yet confirmed
+	Delivered    int64 // confirmed by the broker since NewProducer
+	Retries      int64 // records requeued after a failed attempt
+	DeadLettered int64 // records moved to the dead-letter log (unfixable errors)
+	JournalBytes int64 // the journal's DiskBytes
+}
+
+// Producer publishes records to Kafka at least once, through a journal on
+// disk; see the package documentation. A Producer is safe for concurrent use
+// by multiple goroutines.
+type Producer struct {
+	cfg     config
+	topic   string // the URL's topic, may be ""
+	journal *wal.Log
+	client  *kgo.Client
+	snd     *sender
+
+	// Writes in progress; Close waits for them after setting closed.
+	mu       sync.Mutex
+	closed   bool
+	writers  sync.WaitGroup
+	closing  chan struct{} // closed when Close begins
+	progress chan struct{} // closed and replaced when records are resolved
+
+	// published is the highest seq such that every seq up to it has
+	// returned from Append (or predates this producer); pub holds seqs
+	// that returned out of order beyond it.
+	pubMu     sync.Mutex
+	pub       map[uint64]struct{}
+	published atomic.Uint64
+
+	// resolved: every seq below it is confirmed or dead-lettered.
+	resolved atomic.Uint64
+
+	kick chan struct{} // cap 1: tells the sender new records were published
+	stop chan struct{} // closed to make the sender shut down
+	done chan struct{} // closed when the sender has exited
+
+	inFlight     atomic.Int64
+	delivered    atomic.Int64
+	retries      atomic.Int64
+	deadLettered atomic.Int64
+
+	idMu  sync.Mutex
+	idRng *rand.ChaCha8
+
+	closeOnce  sync.Once
+	closeDone  chan struct{}
+	closeErr   error
+	finalStats *wal.Stats // set under mu just before the journal closes
+
+	bufPool sync.Pool
+	hand    handoff
+}
+
+// handoff passes records from Write to the sender in memory, so that the
+// sender need not read back from the journal what was just appended. It is
+// bounded like the in-flight window; when it is full, Write leaves the
+// record to be read from the journal, as are records of an earlier run.
+type handoff struct {
+	mu       sync.Mutex
+	m        map[uint64][]byte
+	n, bytes int // reserved, including records in m
+	maxN     int
+	maxBytes int
+}
+
+// reserve makes room for a record of size bytes, if there is room.
+func (h *handoff) reserve(size int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.n >= h.maxN || h.bytes+size > h.maxBytes {
+		return false
+	}
+	h.n++
+	h.bytes += size
+	return true
+}
+
+// release gives back a reservation that was not used.
+func (h *handoff) release(size int) {
+	h.mu.Lock()
+	h.n--
+	h.bytes -= size
+	h.mu.Unlock()
+}
+
+// put stores the encoded record seq under an earlier reservation.
+func (h *handoff) put(seq uint64, b []byte) {
+	h.mu.Lock()
+	h.m[seq] = b
+	h.mu.Unlock()
+}
+
+// take removes and returns record seq, if it was handed off.
+func (h *handoff) take(seq uint64) ([]byte, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	b, ok := h.m[seq]
+	if ok {
+		delete(h.m, seq)
+		h.n--
+		h.bytes -= len(b)
+	}
+	return b, ok
+}
+
+// NewProducer opens the journal, starts the background sender and resends
+// every record an earlier run left unconfirmed, oldest first. url is
+// "kafka://host:port[,host:port...]/topic"; the topic may be omitted when
+// every record names its own, and a port, when it is 9092.
+//
+// An unreachable broker is not an error: records wait in the journal until
+// one answers. A damaged journal is (errors.Is(err, wal.ErrCorrupt), with the
+// *wal.CorruptionError naming file and offset; see wal.Repair), and so is a
+// journal held by another producer (wal.ErrLocked).
+func NewProducer(url string, opts ...Option) (*Producer, error) {
+	t, err := parseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	copts, err := cfg.clientOptions(t.brokers)
+	if err != nil {
+		return nil, err
+	}
+	var seed [32]byte
+	if _, err := crand.Read(seed[:]); err != nil {
+		return nil, fmt.Errorf("kafka: seeding record ids: %w", err)
+	}
+
+	journal, err := wal.Open(cfg.journal, cfg.walOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: opening journal %s: %w", cfg.journal, err)
+	}
+	p := &Producer{
+		cfg:       cfg,
+		topic:     t.topic,
+		journal:   journal,
+		closing:   make(chan struct{}),
+		progress:  make(chan struct{}),
+		pub:       make(map[uint64]struct{}),
+		kick:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+		closeDone: make(chan struct{}),
+		idRng:     rand.NewChaCha8(seed),
+		hand: handoff{m: make(map[uint64][]byte), maxN: cfg.maxInFlight,
+			maxBytes: cfg.maxInFlightLen},
+	}
+	snd, err := newSender(p)
+	if err != nil {
+		_ = journal.Close()
+		return nil, err
+	}
+	client, err := kgo.NewClient(copts...)
+	if err == nil {
+		if err = checkClient(client); err != nil {
+			client.Close()
+		}
+	} else {
+		err = fmt.Errorf("%w: client: %w", ErrInvalidOption, err)
+	}
+	if err != nil {
+		snd.end()
+		_ = journal.Close()
+		return nil, err
+	}
+	p.client, p.snd = client, snd
+	js := journal.Stats()
+	cfg.logger.Info("kafka: producer started", "journal", cfg.journal, "brokers", t.brokers,
+		"topic", t.topic, "resending", js.Pending, "resend_bytes", js.PendingBytes)
+	go snd.run()
+	return p, nil
+}
+
+// checkClient refuses client options under which the sender cannot work.
+func checkClient(cl *kgo.Client) error {
+	if manual, _ := cl.OptValue(kgo.ManualFlushing).(bool); manual {
+		return fmt.Errorf("%w: WithClient: kgo.ManualFlushing would leave records unsent", ErrInvalidOption)
+	}
+	if v := cl.OptValues(kgo.TransactionalID); len(v) == 2 && v[1] == true {
+		return fmt.Errorf("%w: WithClient: kgo.TransactionalID is not supported (records are produced outside transactions)", ErrInvalidOption)
+	}
+	return nil
+}
+
+// Write journals r's topic (r.Topic, or the URL's when empty), partition,
+// key, value, headers and timestamp (time.Now when zero), then returns: the
+// record is sent in the background. A 16-byte random "_id" header is added
+// unless r already has an "_id" header; it is journaled, so it stays the
+// same across resends and lets consumers drop duplicates.
+//
+// Write neither keeps nor modifies r. It blocks only while the journal is at
+// its wal.WithMaxBytes bound (until an acknowledgement makes room or ctx
+// ends) and, under wal.SyncAlways, for the sync. It returns ErrClosed once
+// Close has begun, ErrNoTopic, ErrInvalidTopic, ErrRecordTooLarge, ctx's
+// error, or the journal's error wrapped.
+func (p *Producer) Write(ctx context.Context, r *kgo.Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if r == nil {
+		return errors.New("kafka: nil record")
+	}
+	topic := r.Topic
+	if topic == "" {
+		topic = p.topic
+		if topic == "" {
+			return ErrNoTopic
+		}
+	} else if topic != p.topic {
+		if err := validTopic(topic); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidTopic, err)
+		}
+	}
+	ts := r.Timestamp
+	if ts.IsZero() {
+		ts = time.Now()
+	}
+	var id []byte
+	if !hasID(r) {
+		var b [idLen]byte
+		p.newID(&b)
+		id = b[:]
+	}
+
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	p.writers.Add(1)
+	p.mu.Unlock()
+	defer p.writers.Done()
+
+	// Encode into a buffer of our own if the record can be handed to the
+	// sender, else into a pooled one.
+	size := encodedLen(r, topic, id, 0, "")
+	var buf []byte
+	handed := p.hand.reserve(size)
+	if handed {
+		buf = make([]byte, 0, size)
+	} else {
+		bp := p.getBuf()
+		defer p.bufPool.Put(bp)
+		buf = (*bp)[:0]
+		defer func() { *bp = buf[:0] }()
+	}
+	buf = appendRecord(buf, r, topic, ts, id, 0, "")
+	seq, err := p.append(ctx, buf)
+	if err != nil {
+		if handed {
+			p.hand.release(size)
+		}
+		return err
+	}
+	if handed {
+		p.hand.put(seq, buf)
+	}
+	p.publish(seq)
+	return nil
+}
+
+// append appends an encoded record to the journal, waiting for room.
+func (p *Producer) append(ctx context.Context, b []byte) (uint64, error) {
+	for {
+		progress := p.progressChan()
+		seq, err := p.journal.Append(b)
+		if err == nil {
+			return seq, nil
+		}
+		if !errors.Is(err, wal.ErrFull) {
+			return 0, fmt.Errorf("kafka: journal append: %w", err)
+		}
+		if p.journal.Stats().Pending == 0 {
+			return 0, fmt.Errorf("%w (%d bytes)", ErrRecordTooLarge, len(b))
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-p.closing:
+			return 0, ErrClosed
+		case <-progress:
+		}
+	}
+}
+
+func hasID(r *kgo.Record) bool {
+	for _, h := range r.Headers {
+		if h.Key == idHeader {
+			return true
+		}
+	}
+	return false
+}
+
+// newID fills b with a random RFC 9562 version 4 UUID, from a ChaCha8
+// stream seeded by crypto/rand.
+func (p *Producer) newID(b *[idLen]byte) {
+	p.idMu.Lock()
+	_, _ = p.idRng.Read(b[:]) // never fails
+	p.idMu.Unlock()
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+}
+
+func (p *Producer) getBuf() *[]byte {
+	if bp, ok := p.bufPool.Get().(*[]byte); ok {
+		return bp
+	}
+	b := make([]byte, 0, 4096)
+	return &b
+}
+
+// publish records that seq returned from Append and tells the sender.
+func (p *Producer) publish(seq uint64) {
+	p.pubMu.Lock()
+	hi := p.published.Load()
+	if seq == hi+1 {
+		hi++
+		for {
+			if _, ok := p.pub[hi+1]; !ok {
+				break
+			}
+			delete(p.pub, hi+1)
+			hi++
+		}
+		p.published.Store(hi)
+	} else if seq > hi {
+		p.pub[seq] = struct{}{}
+	}
+	p.pubMu.Unlock()
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (p *Producer) progressChan() chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.progress
+}
+
+// broadcast wakes everyone waiting for progress (Flush, Write at the
+// journal's bound).
+func (p *Producer) broadcast() {
+	p.mu.Lock()
+	close(p.progress)
+	p.progress = make(chan struct{})
+	p.mu.Unlock()
+}
+
+// Flush waits until every record whose Write returned before the call is
+// confirmed by the broker or dead-lettered, including records resent from an
+// earlier run, and their WithOnDelivery and WithOnDeadLetter callbacks have
+// returned. It returns ctx's error if ctx ends first, and ErrClosed if Close
+// has begun.
+func (p *Producer) Flush(ctx context.Context) error {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	return p.waitResolved(ctx, p.published.Load())
+}
+
+// waitResolved waits until every seq up to target is resolved.
+func (p *Producer) waitResolved(ctx context.Context, target uint64) error {
+	for {
+		progress := p.progressChan()
+		if p.resolved.Load() > target {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.done:
+			// The sender stopped; whatever is left stays journaled.
+			if p.resolved.Load() > target {
+				return nil
+			}
+			return ErrClosed
+		case <-progress:
+		}
+	}
+}
+
+// Close stops accepting writes, waits until every journaled record is
+// confirmed (or dead-lettered), then stops the client and every goroutine of
+// the producer and closes the journal. If ctx ends first, Close returns ctx's
+// error; the records not yet confirmed stay in the journal for the next
+// NewProducer on it, and Close still stops everything and closes the journal
+// before returning. With brokers down and a ctx that never ends, Close waits
+// for as long as they stay down.
+//
+// Close is idempotent: later calls wait for the first to finish (or for
+// their own ctx) and return its result.
+func (p *Producer) Close(ctx context.Context) error {
+	first := false
+	p.closeOnce.Do(func() {
+		first = true
+		p.closeErr = p.close(ctx)
+		close(p.closeDone)
+	})
+	if first {
+		return p.closeErr
+	}
+	select {
+	case <-p.closeDone:
+		return p.closeErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *Producer) close(ctx context.Context) error {
+	p.mu.Lock()
+	p.closed = true
+	close(p.closing)
+	p.mu.Unlock()
+	p.writers.Wait()
+
+	err := p.waitResolved(ctx, p.published.Load())
+	if errors.Is(err, ErrClosed) {
+		err = nil // the sender stopped on its own; nothing more to wait for
+	}
+	close(p.stop)
+	<-p.done
+
+	final := p.journal.Stats()
+	p.mu.Lock()
+	p.finalStats = &final
+	p.mu.Unlock()
+	if cerr := p.journal.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("kafka: closing journal: %w", cerr)
+	}
+	if cerr := p.snd.closeDeadLetter(); cerr != nil && err == nil {
+		err = cerr
+	}
+	p.cfg.logger.Info("kafka: producer closed", "delivered", p.delivered.Load(),
+		"left_in_journal", final.Pending, "err", err)
+	return err
+}
+
+// Stats returns a snapshot of the producer's counters. After Close it
+// reports the journal as Close left it.
+func (p *Producer) Stats() Stats {
+	var js wal.Stats
+	p.mu.Lock() // Close sets finalStats under mu before it closes the journal
+	if p.finalStats != nil {
+		js = *p.finalStats
+	} else {
+		js = p.journal.Stats()
+	}
+	p.mu.Unlock()
+	inFlight := int(p.inFlight.Load())
+	return Stats{
+		Queued:       max(js.Pending-inFlight, 0),
+		InFlight:     inFlight,
+		Delivered:    p.delivered.Load(),
+		Retries:      p.retries.Load(),
+		DeadLettered: p.deadLettered.Load(),
+		JournalBytes: js.DiskBytes,
+	}
+}
