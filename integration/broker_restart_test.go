@@ -1,0 +1,79 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/walpub/walpub/adapter/kafka"
+)
+
+// kafkaScript runs $KAFKA_SCRIPT (scripts/kafka.sh) with one command.
+func kafkaScript(t *testing.T, command string) {
+	t.Helper()
+	script := os.Getenv("KAFKA_SCRIPT")
+	start := time.Now()
+	out, err := exec.Command(script, command).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", script, command, err, out)
+	}
+	t.Logf("%s %s (%v): %s", script, command, time.Since(start).Round(time.Millisecond),
+		strings.TrimSpace(string(out)))
+}
+
+// TestIntegrationBrokerRestart stops the broker with scripts/kafka.sh while
+// a producer writes, keeps writing while it is down, starts it again, and
+// checks after Flush that every record reached it.
+func TestIntegrationBrokerRestart(t *testing.T) {
+	b := brokers(t)
+	if os.Getenv("KAFKA_SCRIPT") == "" {
+		t.Skip("KAFKA_SCRIPT not set (the path of scripts/kafka.sh, printed by scripts/kafka.sh env); needed to stop and start the broker")
+	}
+	topic := topicName(t)
+	createTopic(t, b, topic, 2)
+	logger, _ := newLogger(t)
+	p := newProducer(t, "kafka://"+b+"/"+topic,
+		kafka.WithJournal(t.TempDir()),
+		kafka.WithLogger(logger),
+		kafka.WithRetryBackoff(50*time.Millisecond, time.Second),
+	)
+	ctx := context.Background()
+
+	// Whatever happens, leave a running broker for the tests after this one.
+	brokerDown := false
+	t.Cleanup(func() {
+		if brokerDown {
+			kafkaScript(t, "start")
+		}
+	})
+
+	stopWriter := startWriter(t, p, "k", 2*time.Millisecond)
+	time.Sleep(1500 * time.Millisecond)
+	brokerDown = true
+	kafkaScript(t, "stop")
+	mid := p.Stats()
+	time.Sleep(2 * time.Second) // writes go on into the journal
+	kafkaScript(t, "start")
+	brokerDown = false
+	time.Sleep(1500 * time.Millisecond)
+	keys := stopWriter()
+	t.Logf("stats while the broker was down: %+v", mid)
+
+	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := p.Flush(fctx); err != nil {
+		t.Fatalf("Flush after the broker restart: %v (stats %+v)", err, p.Stats())
+	}
+	st := p.Stats()
+	if err := p.Close(fctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	t.Logf("producer stats after Flush: %+v", st)
+	if st.DeadLettered != 0 {
+		t.Errorf("%d records dead-lettered", st.DeadLettered)
+	}
+	verify(t, b, topic, keys, verifyOptions{})
+}

@@ -1,0 +1,46 @@
+// Package integration holds the tests that run the robust producer
+// (package github.com/walpub/walpub/adapter/kafka) against a real Apache
+// Kafka 4.x broker in KRaft mode, and check what reached the broker with an
+// independent consumer, kcat.
+//
+// The tests skip unless KAFKA_BROKERS names a broker. To run them locally
+// (Java 17, Maven and kcat installed):
+//
+//	scripts/kafka.sh start
+//	eval "$(scripts/kafka.sh env)"
+//	go test -race -count=1 -v ./integration/
+//	scripts/kafka.sh stop
+//
+// .ci/run does the same. The environment that scripts/kafka.sh env prints:
+//
+//	KAFKA_BROKERS          PLAINTEXT listener, host:port
+//	KAFKA_SCRAM_BROKERS    SASL_PLAINTEXT listener with SCRAM-SHA-512
+//	KAFKA_SCRAM_USER       the SCRAM user created when the storage was formatted
+//	KAFKA_SCRAM_PASSWORD   its password
+//	KAFKA_SCRAM_MECHANISM  SCRAM-SHA-512
+//	KAFKA_SCRIPT           absolute path of scripts/kafka.sh, which the
+//	                       broker-restart test calls to stop and start the broker
+//
+// What the tests prove, each time by reading the topic back with
+// `kcat -C -e`: every record whose Write returned is on the broker once
+// Flush (or a later producer on the same journal) has confirmed it;
+// duplicates from resends are counted and logged, never a loss; per
+// partition the first copy of each record arrives in write order. The
+// faults:
+//
+//   - TestIntegrationProduce: none, the baseline.
+//   - TestIntegrationKill9: a child process producing through the journal is
+//     killed with SIGKILL at random moments, round after round, each round
+//     restarting on the same journal; a last producer drains it.
+//   - TestIntegrationBrokerRestart: the broker is stopped and started again
+//     ($KAFKA_SCRIPT stop / start) while records are written.
+//   - TestIntegrationProxyFaults: a TCP proxy between producer and broker cuts
+//     every connection, and swallows the broker's responses for a while.
+//   - TestIntegrationSCRAM: SCRAM-SHA-512 with the right password delivers;
+//     with a wrong one nothing is delivered, the authentication error is
+//     logged, and the records stay in the journal until a producer with the
+//     right password sends them.
+//
+// The tests share one broker and the broker-restart test stops it, so none
+// of them runs in parallel with another.
+package integration

@@ -1,0 +1,231 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/walpub/walpub/adapter/kafka"
+)
+
+// Environment of the child process that TestIntegrationKill9 starts.
+const (
+	helperEnv      = "WALPUB_IT_HELPER" // "kill9" makes TestHelperProcess the child
+	helperJournal  = "WALPUB_IT_JOURNAL"
+	helperURL      = "WALPUB_IT_URL"
+	helperPrefix   = "WALPUB_IT_PREFIX"
+	helperCount    = "WALPUB_IT_COUNT"
+	killRounds     = 15
+	recordsPerKill = 3000
+)
+
+// TestHelperProcess is not a test: it is the child process of
+// TestIntegrationKill9 (the test binary run again with
+// -test.run=^TestHelperProcess$ and WALPUB_IT_HELPER=kill9). It opens a
+// producer on the journal it is given, writes numbered records and prints
+// each number on stdout after Write returned, then closes the producer.
+func TestHelperProcess(t *testing.T) {
+	if os.Getenv(helperEnv) != "kill9" {
+		return
+	}
+	os.Exit(helperMain())
+}
+
+func helperMain() int {
+	n, err := strconv.Atoi(os.Getenv(helperCount))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper: bad count:", err)
+		return 2
+	}
+	prefix := os.Getenv(helperPrefix)
+	p, err := kafka.NewProducer(os.Getenv(helperURL), kafka.WithJournal(os.Getenv(helperJournal)))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper: NewProducer:", err)
+		return 1
+	}
+	ctx := context.Background()
+	out := bufio.NewWriterSize(os.Stdout, 64)
+	fmt.Fprintln(out, "ready")
+	out.Flush()
+	for i := range n {
+		if err := p.Write(ctx, record(fmt.Sprintf("%s-%06d", prefix, i))); err != nil {
+			fmt.Fprintln(os.Stderr, "helper: Write:", err)
+			return 1
+		}
+		// The parent counts a record as written once it reads its number;
+		// write the line out at once.
+		fmt.Fprintln(out, i)
+		out.Flush()
+		if i%10 == 9 {
+			time.Sleep(time.Millisecond) // leave time to be killed mid-stream
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := p.Close(cctx); err != nil {
+		fmt.Fprintln(os.Stderr, "helper: Close:", err)
+		return 1
+	}
+	fmt.Fprintln(out, "closed")
+	out.Flush()
+	return 0
+}
+
+// TestIntegrationKill9 kills a producing child process with SIGKILL at a
+// random moment, killRounds times, each round restarting the producer on the
+// same journal (which resends what the killed one left unconfirmed). A last
+// producer in this process drains the journal. Every record whose Write
+// returned in any round must be on the broker.
+func TestIntegrationKill9(t *testing.T) {
+	b := brokers(t)
+	topic := topicName(t)
+	createTopic(t, b, topic, 1)
+	journal := t.TempDir()
+	url := "kafka://" + b + "/" + topic
+
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, seed>>1))
+	t.Logf("random seed %d", seed)
+
+	var want []string
+	killed := 0
+	for round := range killRounds {
+		prefix := fmt.Sprintf("r%02d", round)
+		// A third of the rounds are killed from 0 to 1.5 s after the child
+		// started, often while it opens and recovers the journal (its start
+		// takes about that long under the race detector); the others from
+		// 0 to 800 ms after it is ready, while it writes (a few after it has
+		// written everything and is closing).
+		kill := killPoint{delay: time.Duration(rng.Int64N(int64(800 * time.Millisecond))), afterReady: true}
+		if round%3 == 0 {
+			kill = killPoint{delay: time.Duration(rng.Int64N(int64(1500 * time.Millisecond)))}
+		}
+		keys, wasKilled, err := runChild(t, journal, url, prefix, kill)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if wasKilled {
+			killed++
+		}
+		t.Logf("round %d: %v: %d records written, killed=%v", round, kill, len(keys), wasKilled)
+		want = append(want, keys...)
+	}
+	if killed == 0 {
+		t.Logf("note: no round was killed before it finished")
+	}
+
+	// Drain: a clean producer on the same journal resends what is left.
+	logger, _ := newLogger(t)
+	p := newProducer(t, url, kafka.WithJournal(journal), kafka.WithLogger(logger))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := p.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v (stats %+v)", err, p.Stats())
+	}
+	st := p.Stats()
+	if err := p.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	t.Logf("drain: %+v", st)
+	if st.DeadLettered != 0 {
+		t.Errorf("%d records dead-lettered", st.DeadLettered)
+	}
+	verify(t, b, topic, want, verifyOptions{allowExtra: true})
+}
+
+// killPoint says when runChild kills the child: delay after it started,
+// or after it reported that its producer is open.
+type killPoint struct {
+	delay      time.Duration
+	afterReady bool
+}
+
+func (k killPoint) String() string {
+	if k.afterReady {
+		return fmt.Sprintf("kill %v after ready", k.delay.Round(time.Millisecond))
+	}
+	return fmt.Sprintf("kill %v after start", k.delay.Round(time.Millisecond))
+}
+
+// runChild runs the helper process, kills it with SIGKILL at kill unless it
+// finished first, and returns the keys of the records whose Write returned
+// (those whose number it printed).
+func runChild(t *testing.T, journal, url, prefix string, kill killPoint) (keys []string, killed bool, err error) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(),
+		helperEnv+"=kill9",
+		helperJournal+"="+journal,
+		helperURL+"="+url,
+		helperPrefix+"="+prefix,
+		helperCount+"="+strconv.Itoa(recordsPerKill),
+	)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, false, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, false, err
+	}
+
+	// The reader owns keys and closed until it returns (wg).
+	var wg sync.WaitGroup
+	wg.Add(1)
+	ready := make(chan struct{})
+	var closed bool
+	go func() {
+		defer wg.Done()
+		readyOnce := sync.OnceFunc(func() { close(ready) })
+		defer readyOnce() // EOF: the child is gone, stop waiting for it
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			switch line := sc.Text(); line {
+			case "ready":
+				readyOnce()
+			case "closed":
+				closed = true
+			default:
+				i, err := strconv.Atoi(line)
+				if err != nil {
+					continue // the test framework's own lines (PASS, ...)
+				}
+				keys = append(keys, fmt.Sprintf("%s-%06d", prefix, i))
+			}
+		}
+	}()
+
+	// The killer: wait for the moment, then SIGKILL (which fails harmlessly
+	// if the child has exited and been reaped already).
+	killedCh := make(chan bool, 1)
+	go func() {
+		if kill.afterReady {
+			<-ready
+		}
+		time.Sleep(kill.delay)
+		killedCh <- cmd.Process.Kill() == nil
+	}()
+	wg.Wait() // stdout reaches EOF when the child exits or is killed
+	werr := cmd.Wait()
+	killed = <-killedCh
+	if killed && werr != nil {
+		// Killed: Wait reports "signal: killed"; whatever the child printed
+		// before it died counts.
+		return keys, true, nil
+	}
+	if werr != nil {
+		return keys, false, fmt.Errorf("child exited: %v\n%s", werr, stderr.String())
+	}
+	if !closed {
+		return keys, false, fmt.Errorf("child exited without closing its producer\n%s", stderr.String())
+	}
+	return keys, false, nil
+}

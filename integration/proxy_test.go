@@ -1,0 +1,251 @@
+package integration
+
+import (
+	"context"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/walpub/walpub/adapter/kafka"
+)
+
+// proxy is a TCP proxy on 127.0.0.1 in front of one broker. It can cut
+// every connection, and swallow what the broker sends (its responses) while
+// still passing on what the client sends, as a network that loses the way
+// back does: requests take effect, their answers never come. A connection
+// that lost a response can carry nothing after it (the stream is out of
+// step), so the proxy closes it when the swallowing ends.
+//
+// A proxy is safe for concurrent use; Close stops its goroutines and waits
+// for them.
+type proxy struct {
+	ln     net.Listener
+	target string
+
+	swallowing atomic.Bool
+	accepted   atomic.Int64
+	cuts       atomic.Int64
+	swallowed  atomic.Int64 // bytes
+
+	mu     sync.Mutex
+	conns  map[*proxyConn]struct{}
+	closed bool
+	wg     sync.WaitGroup
+}
+
+type proxyConn struct {
+	client, server net.Conn
+	poisoned       atomic.Bool // lost bytes from the broker
+	once           sync.Once
+}
+
+func (c *proxyConn) close() {
+	c.once.Do(func() {
+		c.client.Close()
+		c.server.Close()
+	})
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("proxy listen: %v", err)
+	}
+	p := &proxy{ln: ln, target: target, conns: make(map[*proxyConn]struct{})}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.Close)
+	return p
+}
+
+func (p *proxy) Addr() string { return p.ln.Addr().String() }
+
+func (p *proxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return // closed
+		}
+		p.accepted.Add(1)
+		s, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		pc := &proxyConn{client: c, server: s}
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			pc.close()
+			return
+		}
+		p.conns[pc] = struct{}{}
+		p.wg.Add(2)
+		p.mu.Unlock()
+		go p.forward(pc)
+		go p.backward(pc)
+	}
+}
+
+// forward copies client -> broker (requests).
+func (p *proxy) forward(pc *proxyConn) {
+	defer p.wg.Done()
+	_, _ = io.Copy(pc.server, pc.client)
+	p.drop(pc)
+}
+
+// backward copies broker -> client (responses), swallowing them while
+// p.swallowing is set.
+func (p *proxy) backward(pc *proxyConn) {
+	defer p.wg.Done()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := pc.server.Read(buf)
+		if n > 0 {
+			if p.swallowing.Load() {
+				pc.poisoned.Store(true)
+				p.swallowed.Add(int64(n))
+			} else if pc.poisoned.Load() {
+				break
+			} else if _, werr := pc.client.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	p.drop(pc)
+}
+
+func (p *proxy) drop(pc *proxyConn) {
+	pc.close()
+	p.mu.Lock()
+	delete(p.conns, pc)
+	p.mu.Unlock()
+}
+
+// cut closes connections (all of them, or only the poisoned ones); the
+// client sees them reset and must reconnect.
+func (p *proxy) cut(onlyPoisoned bool) int {
+	p.mu.Lock()
+	var victims []*proxyConn
+	for pc := range p.conns {
+		if !onlyPoisoned || pc.poisoned.Load() {
+			victims = append(victims, pc)
+		}
+	}
+	p.mu.Unlock()
+	for _, pc := range victims {
+		pc.close()
+	}
+	p.cuts.Add(int64(len(victims)))
+	return len(victims)
+}
+
+// startSwallow drops every response from now on, until endSwallow.
+func (p *proxy) startSwallow() { p.swallowing.Store(true) }
+
+// endSwallow passes responses on again, and closes the connections that
+// lost one.
+func (p *proxy) endSwallow() int {
+	p.swallowing.Store(false)
+	return p.cut(true)
+}
+
+func (p *proxy) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	p.mu.Unlock()
+	p.ln.Close()
+	p.cut(false)
+	p.wg.Wait()
+}
+
+// TestIntegrationProxyFaults puts a TCP proxy between the producer and the
+// broker (every connection the client opens, whatever address the broker
+// advertises, is dialled to the proxy) and, while records are written, cuts
+// all connections and swallows the broker's responses, several times. After
+// the faults stop, Flush must confirm everything, and kcat (connected to the
+// broker directly) must find every record.
+func TestIntegrationProxyFaults(t *testing.T) {
+	b := brokers(t)
+	topic := topicName(t)
+	createTopic(t, b, topic, 2)
+	px := newProxy(t, strings.Split(b, ",")[0])
+	logger, _ := newLogger(t)
+
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	p := newProducer(t, "kafka://"+b+"/"+topic,
+		kafka.WithJournal(t.TempDir()),
+		kafka.WithLogger(logger),
+		kafka.WithRetryBackoff(50*time.Millisecond, time.Second),
+		kafka.WithClient(
+			kgo.Dialer(func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return dialer.DialContext(ctx, network, px.Addr())
+			}),
+			// Shorter request timeouts than the defaults (10 s each), so
+			// that a swallowed response is given up on within this test's
+			// swallow window rather than after 20 s.
+			kgo.ProduceRequestTimeout(2*time.Second),
+			kgo.RequestTimeoutOverhead(time.Second),
+		),
+	)
+	ctx := context.Background()
+	stopWriter := startWriter(t, p, "k", 2*time.Millisecond)
+
+	pause := func() { time.Sleep(700 * time.Millisecond) }
+	pause()
+	for i := range 3 {
+		n := px.cut(false)
+		t.Logf("cut %d: closed %d connections", i, n)
+		pause()
+	}
+	// Responses lost, connections then reset by the proxy.
+	px.startSwallow()
+	time.Sleep(1500 * time.Millisecond)
+	t.Logf("swallow 1.5s: closed %d connections", px.endSwallow())
+	pause()
+	// Lost for longer than the client's request timeout: the client gives
+	// up on the connection itself and reconnects (into the same black hole).
+	px.startSwallow()
+	time.Sleep(5 * time.Second)
+	t.Logf("swallow 5s: closed %d connections", px.endSwallow())
+	pause()
+	// Both at once: swallow, and cut everything in the middle of it.
+	px.startSwallow()
+	time.Sleep(500 * time.Millisecond)
+	t.Logf("cut while swallowing: closed %d connections", px.cut(false))
+	time.Sleep(time.Second)
+	t.Logf("swallow 1.5s: closed %d connections", px.endSwallow())
+	pause()
+	keys := stopWriter()
+	t.Logf("proxy: %d connections accepted, %d cut, %d response bytes swallowed",
+		px.accepted.Load(), px.cuts.Load(), px.swallowed.Load())
+
+	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := p.Flush(fctx); err != nil {
+		t.Fatalf("Flush after the network faults: %v (stats %+v)", err, p.Stats())
+	}
+	st := p.Stats()
+	if err := p.Close(fctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	t.Logf("producer stats after Flush: %+v", st)
+	if st.DeadLettered != 0 {
+		t.Errorf("%d records dead-lettered", st.DeadLettered)
+	}
+	verify(t, b, topic, keys, verifyOptions{})
+}

@@ -1,0 +1,138 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"os"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/walpub/walpub/adapter/kafka"
+	"github.com/walpub/walpub/wal"
+)
+
+// scramEnv returns the SCRAM listener and credentials that
+// scripts/kafka.sh env exports, skipping the test without them.
+func scramEnv(t *testing.T) (addr, mechanism, user, password string) {
+	t.Helper()
+	addr = os.Getenv("KAFKA_SCRAM_BROKERS")
+	mechanism = os.Getenv("KAFKA_SCRAM_MECHANISM")
+	user = os.Getenv("KAFKA_SCRAM_USER")
+	password = os.Getenv("KAFKA_SCRAM_PASSWORD")
+	if addr == "" || user == "" {
+		t.Skip("KAFKA_SCRAM_BROKERS / KAFKA_SCRAM_USER not set; eval $(scripts/kafka.sh env)")
+	}
+	if mechanism == "" {
+		mechanism = "SCRAM-SHA-512"
+	}
+	return addr, mechanism, user, password
+}
+
+// TestIntegrationSCRAM produces over the SASL_PLAINTEXT listener with
+// SCRAM: the right password delivers; a wrong one delivers nothing, the
+// authentication failure shows in the producer's log, and the records stay
+// in the journal, from which a producer with the right password then
+// delivers them.
+func TestIntegrationSCRAM(t *testing.T) {
+	b := brokers(t)
+	addr, mech, user, password := scramEnv(t)
+	topic := topicName(t)
+	createTopic(t, b, topic, 1)
+	url := "kafka://" + addr + "/" + topic
+	ctx := context.Background()
+
+	// Accepted.
+	logger, _ := newLogger(t)
+	p := newProducer(t, url,
+		kafka.WithJournal(t.TempDir()),
+		kafka.WithLogger(logger),
+		kafka.WithSASL(mech, user, password))
+	keys := writeKeys(t, func(r *kgo.Record) error { return p.Write(ctx, r) }, "a-ok", 100, nil, 0)
+	fctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := p.Flush(fctx); err != nil {
+		t.Fatalf("Flush with the right password: %v (stats %+v)", err, p.Stats())
+	}
+	if err := p.Close(fctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	// Refused.
+	journal := t.TempDir()
+	badLogger, logs := newLogger(t)
+	// The producer documents that the franz-go client keeps its own logger,
+	// set through WithClient; collect both, as a user who wants to see
+	// connection errors would.
+	clientLogs := new(logBuffer)
+	bad := newProducer(t, url,
+		kafka.WithJournal(journal),
+		kafka.WithLogger(badLogger),
+		kafka.WithSASL(mech, user, password+"-wrong"),
+		kafka.WithRetryBackoff(100*time.Millisecond, time.Second),
+		kafka.WithClient(kgo.WithLogger(kgo.BasicLogger(clientLogs, kgo.LogLevelWarn, nil))))
+	refused := writeKeys(t, func(r *kgo.Record) error { return bad.Write(ctx, r) }, "b-refused", 20, nil, 0)
+	sctx, scancel := context.WithTimeout(ctx, 8*time.Second)
+	err := bad.Flush(sctx)
+	scancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Flush with a wrong password = %v, want the context's deadline (nothing can be confirmed)", err)
+	}
+	st := bad.Stats()
+	t.Logf("stats with a wrong password: %+v", st)
+	if st.Delivered != 0 || st.DeadLettered != 0 {
+		t.Errorf("with a wrong password: %d delivered, %d dead-lettered; want none of either: the records must wait in the journal",
+			st.Delivered, st.DeadLettered)
+	}
+	cctx, ccancel := context.WithTimeout(ctx, 3*time.Second)
+	err = bad.Close(cctx)
+	ccancel()
+	t.Logf("Close with a wrong password: %v", err)
+
+	// The failure must be visible: in the producer's log or, failing that,
+	// in the client's.
+	authErr := regexp.MustCompile(`(?im)^.*(SASL_AUTHENTICATION_FAILED|authentication failed|invalid credentials).*$`)
+	switch {
+	case authErr.MatchString(logs.String()):
+		t.Logf("the producer logged: %s", authErr.FindString(logs.String()))
+	case authErr.MatchString(clientLogs.String()):
+		t.Logf("the producer's own log does not mention the authentication failure; the franz-go client's log (WithClient(kgo.WithLogger)) does: %s",
+			authErr.FindString(clientLogs.String()))
+	default:
+		t.Errorf("no log mentions the authentication failure; the producer's says:\n%s\nthe client's says:\n%s",
+			logs.String(), clientLogs.String())
+	}
+
+	// Nothing was lost: the journal still holds every refused record.
+	j, err := wal.Open(journal)
+	if err != nil {
+		t.Fatalf("reopening the journal: %v", err)
+	}
+	js := j.Stats()
+	if err := j.Close(); err != nil {
+		t.Fatalf("closing the journal: %v", err)
+	}
+	if js.Pending != len(refused) {
+		t.Errorf("journal after the refused run: %d records pending, want %d", js.Pending, len(refused))
+	}
+
+	// The right password on the same journal delivers them.
+	logger2, _ := newLogger(t)
+	good := newProducer(t, url,
+		kafka.WithJournal(journal),
+		kafka.WithLogger(logger2),
+		kafka.WithSASL(mech, user, password))
+	if err := good.Flush(fctx); err != nil {
+		t.Fatalf("Flush of the refused records with the right password: %v (stats %+v)", err, good.Stats())
+	}
+	st = good.Stats()
+	if err := good.Close(fctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if st.Delivered != int64(len(refused)) {
+		t.Errorf("the right password delivered %d of the %d journaled records", st.Delivered, len(refused))
+	}
+	verify(t, b, topic, append(keys, refused...), verifyOptions{})
+}
