@@ -33,9 +33,13 @@ func (l *Log) compactor() {
 		case <-l.compactKick:
 		case <-retry.C:
 		}
-		if err := l.reclaim(); err != nil {
+		recheck, err := l.reclaim()
+		switch {
+		case err != nil:
 			l.log.Warn("wal: reclaiming space failed; will retry", "err", err)
 			retry.Reset(reclaimRetry)
+		case recheck:
+			retry.Reset(stuckAfter)
 		}
 	}
 }
@@ -43,6 +47,10 @@ func (l *Log) compactor() {
 // reclaimRetry is how long the compactor waits after a failure (a full
 // disk, say) before it tries again.
 const reclaimRetry = 500 * time.Millisecond
+
+// stuckAfter is how long a sparse segment's pending count must stay the
+// same before it counts as stuck and is merged.
+const stuckAfter = time.Second
 
 // ackSnapshot is a sealed segment's acknowledgement state as a checkpoint
 // recorded it.
@@ -135,11 +143,26 @@ func (l *Log) writeFileAtomic(path string, b []byte) (renamed bool, err error) {
 	return true, nil
 }
 
-func (l *Log) reclaim() error {
+// reclaim writes the checkpoint, then deletes and merges. It reports
+// whether a pass should follow soon (a sparse segment is being watched to
+// see whether it is stuck).
+func (l *Log) reclaim() (recheck bool, err error) {
 	snap, err := l.writeCheckpoint()
 	if err != nil {
-		return err
+		return false, err
 	}
+	// Merging copies live records: do it only when the sealed segments
+	// would otherwise take more than about twice their live data (plus
+	// a segment of slack). With acknowledgements in order, the oldest
+	// segments empty and are deleted whole, and nothing is copied.
+	var sealedBytes, sealedLive int64
+	for _, sn := range snap {
+		if sn.pending > 0 {
+			sealedBytes += sn.seg.file.Size()
+			sealedLive += sn.live
+		}
+	}
+	overBound := sealedBytes > 2*sealedLive+l.cfg.segmentSize
 	removed := false
 	var run []ackSnapshot // adjacent sparse sealed segments to merge
 	var runLive int64
@@ -155,30 +178,43 @@ func (l *Log) reclaim() error {
 		s := sn.seg
 		if sn.pending == 0 {
 			if err := l.removeSegment(s); err != nil {
-				return err
+				return false, err
 			}
 			removed = true
 			continue // a reclaimed segment does not break a run
 		}
-		if !sn.sparse || runLive+sn.live > l.cfg.segmentSize {
-			if err := flush(); err != nil {
-				return err
+		// A sparse segment is merged when disk use calls for it, or when
+		// it is stuck: its pending count has not moved since the last
+		// pass (a few records held back while the rest were
+		// acknowledged). One still emptying is left to be deleted whole.
+		stuck := false
+		if sn.sparse {
+			stuck = s.sparseSeen == sn.pending
+			if !stuck {
+				s.sparseSeen = sn.pending
+				recheck = true
 			}
 		}
-		if sn.sparse {
+		take := sn.sparse && (overBound || stuck)
+		if !take || runLive+sn.live > l.cfg.segmentSize {
+			if err := flush(); err != nil {
+				return false, err
+			}
+		}
+		if take {
 			run = append(run, sn)
 			runLive += sn.live
 		}
 	}
 	if err := flush(); err != nil {
-		return err
+		return false, err
 	}
 	if removed && l.durable() {
 		if err := l.fs.SyncDir(l.dir); err != nil {
-			return l.fail(fmt.Errorf("wal: sync directory: %w", err))
+			return false, l.fail(fmt.Errorf("wal: sync directory: %w", err))
 		}
 	}
-	return nil
+	return recheck, nil
 }
 
 func (l *Log) removeSegment(s *seg) error {

@@ -39,7 +39,7 @@ type fixKind uint8
 
 const (
 	fixCut       fixKind = iota // cut Path at Offset, and every later segment
-	fixExtend                   // the segment is short: extend it with zeros
+	fixResize                   // give the segment the size its header names
 	fixMoveAside                // move the metadata file named by aside
 )
 

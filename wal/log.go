@@ -62,7 +62,6 @@ type Log struct {
 	sbUnsynced atomic.Bool
 
 	zenc *zstd.Encoder
-	zdec *zstd.Decoder
 
 	prepKick    chan struct{}
 	compactKick chan struct{}
@@ -902,7 +901,7 @@ func (l *Log) Pending() iter.Seq2[Record, error] {
 		}
 		end := l.nextSeq
 		l.mu.Unlock()
-		var buf []byte
+		buf := []byte{}   // not nil: decode copies into a nil buffer
 		from := uint64(1) // the lowest seq not yet considered
 		for from < end {
 			l.mu.Lock()

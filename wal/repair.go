@@ -116,8 +116,8 @@ func repair(fsys vfs.FS, dir string) (rep RepairReport, err error) {
 			if err := moveFile(ce.aside); err != nil {
 				return rep, err
 			}
-		case fixExtend:
-			if err := extendSegment(fsys, ce.Path); err != nil {
+		case fixResize:
+			if err := resizeSegment(fsys, ce.Path, moveBytes); err != nil {
 				return rep, err
 			}
 			if rep.Path == "" {
@@ -139,9 +139,9 @@ func baseName(path string) string {
 	return path
 }
 
-// extendSegment gives a segment shorter than its header says its full
-// size back, with zeros.
-func extendSegment(fsys vfs.FS, path string) error {
+// resizeSegment gives a segment the size its header names: a short one is
+// extended with zeros, bytes past the end of a long one are moved aside.
+func resizeSegment(fsys vfs.FS, path string, moveBytes func(string, int64, []byte) error) error {
 	f, err := fsys.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("wal: repair: %w", err)
@@ -155,7 +155,22 @@ func extendSegment(fsys vfs.FS, path string) error {
 	if err != nil {
 		return fmt.Errorf("wal: repair: %s: %w", path, err)
 	}
-	if err := f.Allocate(h.Size); err != nil {
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("wal: repair: %w", err)
+	}
+	if fi.Size() > h.Size {
+		extra := make([]byte, fi.Size()-h.Size)
+		if _, err := f.ReadAt(extra, h.Size); err != nil && err != io.EOF {
+			return fmt.Errorf("wal: repair: %w", err)
+		}
+		if err := moveBytes(path, h.Size, extra); err != nil {
+			return err
+		}
+		if err := f.Truncate(h.Size); err != nil {
+			return fmt.Errorf("wal: repair: %w", err)
+		}
+	} else if err := f.Allocate(h.Size); err != nil {
 		return fmt.Errorf("wal: repair: %w", err)
 	}
 	return f.Sync()

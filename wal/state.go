@@ -46,6 +46,7 @@ type seg struct {
 	gen       uint64
 
 	pending      int
+	sparseSeen   int   // pending count when the compactor last saw it sparse (compactor only)
 	pendingBytes int64 // raw payload bytes of pending records
 	liveFrames   int64 // frame bytes of pending records
 }
@@ -247,10 +248,10 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			if errors.As(oerr, &se) {
 				fix := fixCut
 				if f != nil {
+					// The header is sound but the file's size is not the
+					// size it names.
 					f.Close()
-					if f.Size() < f.Header.Size {
-						fix = fixExtend
-					}
+					fix = fixResize
 				}
 				return nil, corrupt(path, se.Offset, 0, fix, "%s", se.Reason)
 			}
