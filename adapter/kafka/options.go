@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -98,7 +99,8 @@ func WithWAL(opts ...wal.Option) Option {
 // WithClient passes options to the franz-go client, after the producer's
 // own: the seed brokers of the URL, kgo.RequiredAcks(kgo.AllISRAcks()) (and
 // so idempotent writes), kgo.MaxBufferedRecords set to the in-flight window,
-// and the WithTLS and WithSASL settings. By default none are added. Options
+// kgo.AllowAutoTopicCreation, the client's warnings and errors logged to
+// WithLogger's logger, and the WithTLS and WithSASL settings. By default none are added. Options
 // that weaken delivery (kgo.DisableIdempotentWrite, other acks, record
 // retry limits or timeouts) are honoured but weaken the guarantees: failures
 // they cause are retried, which may duplicate or reorder records. Repeated
@@ -152,8 +154,9 @@ func WithOnDeadLetter(fn func(r *kgo.Record, err error)) Option {
 }
 
 // WithLogger sets the logger for retries, dead letters and lifecycle events,
-// overriding the default, which discards everything. The franz-go client
-// keeps its own logger (kgo.WithLogger through WithClient).
+// and for the franz-go client's warnings and errors (a refused login, an
+// unreachable broker), overriding the default, which discards everything.
+// kgo.WithLogger through WithClient replaces the client's part.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger = l }
 }
@@ -214,6 +217,9 @@ func parseURL(raw string) (target, error) {
 		}
 		if host == "" {
 			return bad("broker %q has no host", h)
+		}
+		if strings.ContainsFunc(host, func(r rune) bool { return r <= ' ' || r == '/' || r == '?' || r == '#' }) {
+			return bad("broker %q: host has spaces or other characters no host name has", h)
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 			return bad("broker %q: port must be 1-65535", h)
@@ -294,6 +300,13 @@ func (c *config) clientOptions(brokers []string) ([]kgo.Opt, error) {
 		kgo.SeedBrokers(brokers...),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.MaxBufferedRecords(c.maxInFlight),
+		// A topic that does not exist yet is created where the broker
+		// allows it (auto.create.topics.enable), as other clients do;
+		// otherwise its records wait, retried, in the journal.
+		kgo.AllowAutoTopicCreation(),
+		// The client's warnings and errors (a refused SASL login, say)
+		// go to the producer's logger.
+		kgo.WithLogger(slogAdapter{c.logger}),
 	}
 	if c.tls != nil {
 		opts = append(opts, kgo.DialTLSConfig(c.tls))
@@ -306,4 +319,18 @@ func (c *config) clientOptions(brokers []string) ([]kgo.Opt, error) {
 		opts = append(opts, kgo.SASL(m))
 	}
 	return append(opts, c.clientOpts...), nil
+}
+
+// slogAdapter logs the franz-go client's warnings and errors to a slog
+// logger.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (a slogAdapter) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	lv := slog.LevelWarn
+	if level == kgo.LogLevelError {
+		lv = slog.LevelError
+	}
+	a.l.Log(context.Background(), lv, "kafka client: "+msg, keyvals...)
 }
