@@ -415,6 +415,9 @@ func (l *Log) merge(run []ackSnapshot) (err error) {
 		}
 	}
 	l.segs = append(l.segs[:at:at], append([]*seg{ns}, l.segs[last+1:]...)...)
+	if !l.durable() {
+		l.noteUnsyncedLocked(ns.file) // for an explicit Sync
+	}
 	l.diskBytes += size - oldSize
 	l.mu.Unlock()
 

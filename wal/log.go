@@ -45,7 +45,6 @@ type Log struct {
 	prepared      *segment.File
 	prepSeq       atomic.Uint64
 	prepPopulated int64  // bytes of the prepared file pre-faulted
-	prepBusy      bool   // the preparer is populating the prepared file
 	mapWrites     bool   // the last append went through the mapping: pre-fault for the next
 	ackEpoch      uint64 // bumped by every Ack and rotation
 	ckptEpoch     uint64 // ackEpoch the last checkpoint saw
@@ -393,12 +392,25 @@ func (l *Log) ensureRoomLocked(n int64) error {
 	acks := old.acks.Clone()
 	acks.Truncate(l.nextSeq - old.firstSeq)
 	old.acks = acks
-	l.unsynced = append(l.unsynced, old.file)
+	l.noteUnsyncedLocked(old.file)
 	l.installActiveLocked(s)
 	l.ackEpoch++
 	l.kick(l.prepKick)
 	l.kick(l.compactKick)
 	return nil
+}
+
+// noteUnsyncedLocked remembers a file written since the last sync, for the
+// next sync to flush; files retired since (reclaimed or replaced by
+// compaction) are forgotten, so the list does not grow under SyncNever.
+func (l *Log) noteUnsyncedLocked(f *mapped) {
+	keep := l.unsynced[:0]
+	for _, u := range l.unsynced {
+		if !u.retired {
+			keep = append(keep, u)
+		}
+	}
+	l.unsynced = append(keep, f)
 }
 
 func (l *Log) installActiveLocked(s *seg) {
@@ -416,7 +428,7 @@ func (l *Log) newSegmentLocked(need int64) (*seg, error) {
 	var f *segment.File
 	populated := int64(segment.HeaderSize)
 	size := max(l.cfg.segmentSize, (segment.HeaderSize+need+4095)&^4095)
-	if p := l.prepared; p != nil && !l.prepBusy {
+	if p := l.prepared; p != nil {
 		l.prepared = nil
 		if p.Size() < size {
 			l.discardPrepared(p)
@@ -528,12 +540,12 @@ func (l *Log) prepareStep() bool {
 			l.mu.Unlock()
 			return false
 		}
-		l.prepBusy = true // a rotation takes the file only when not busy
+		// A rotation may take the file while we populate it: that
+		// changes no data, and the file stays mapped while it is active.
 		l.mu.Unlock()
 		to := min(from+populateChunk, p.Size())
 		p.Populate(from, to)
 		l.mu.Lock()
-		l.prepBusy = false
 		if l.prepared == p {
 			l.prepPopulated = to
 		}
@@ -652,11 +664,16 @@ func (l *Log) doSync() (pos, error) {
 		l.mu.Unlock()
 		return pos{}, err
 	}
-	files := append(l.unsynced, l.active.file)
-	l.unsynced = nil
-	for _, f := range files {
-		f.refs++
+	// A sealed file retired since its rotation (merged or reclaimed) may
+	// be closed already: pinning it would make release close it again.
+	var files []*mapped
+	for _, f := range append(l.unsynced, l.active.file) {
+		if !f.retired {
+			f.refs++
+			files = append(files, f)
+		}
 	}
+	l.unsynced = nil
 	at := pos{l.active.id, l.active.tail}
 	sb := index.Superblock{Segment: at.seg, Offset: at.off, Seq: l.nextSeq - 1}
 	dirDirty := l.dirDirty

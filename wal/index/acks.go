@@ -135,7 +135,7 @@ func DecodeAckPayload(p []byte, fn func(start, n uint64)) error {
 		}
 		p = p[k2:]
 		start := prevEnd + delta
-		if start < prevEnd || start == 0 || (prevEnd > 0 && delta == 0) || lenm1 >= 1<<62 || start+lenm1 < start {
+		if start < prevEnd || start == 0 || (prevEnd > 0 && delta == 0) || lenm1 >= 1<<62 || start+lenm1 < start || start+lenm1 == 1<<64-1 {
 			return ErrAckPayload
 		}
 		fn(start, lenm1+1)

@@ -122,8 +122,8 @@ func (s *File) Size() int64 { return int64(len(s.m)) }
 // Sync makes everything stored into the mapping durable.
 func (s *File) Sync() error { return s.f.Sync() }
 
-// Populate pre-faults the pages of [start, end) for writing, off the
-// append path. It changes no data. Errors are ignored: it is an
+// Populate pre-faults the pages of [start, end), off the append path. It
+// changes no data and dirties no page. Errors are ignored: it is an
 // optimisation only.
 func (s *File) Populate(start, end int64) { populate(s.m, start, end) }
 

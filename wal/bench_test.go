@@ -1,0 +1,182 @@
+package wal
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// BenchmarkAppend appends records of each size, one at a time or in
+// batches of 100, under each sync policy (SyncAlways only where a sync is
+// shared by a batch or a large record). Segments have the default size;
+// Open and the final Close are outside the timer.
+func BenchmarkAppend(b *testing.B) {
+	policies := []struct {
+		name string
+		p    SyncPolicy
+	}{{"never", SyncNever}, {"always", SyncAlways}, {"every10ms", SyncEvery(10 * time.Millisecond)}}
+	for _, size := range []struct {
+		name string
+		n    int
+	}{{"100B", 100}, {"1KiB", 1 << 10}, {"1MiB", 1 << 20}} {
+		for _, batch := range []int{1, 100} {
+			if size.n == 1<<20 && batch > 1 {
+				continue
+			}
+			for _, pol := range policies {
+				if pol.name == "always" && batch == 1 && size.n < 1<<20 {
+					continue
+				}
+				b.Run(fmt.Sprintf("size=%s/batch=%d/sync=%s", size.name, batch, pol.name), func(b *testing.B) {
+					l, err := Open(b.TempDir(), WithSync(pol.p))
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer l.Close()
+					r := rand.New(rand.NewPCG(1, 1))
+					recs := make([][]byte, batch)
+					for i := range recs {
+						recs[i] = randRecord(r, size.n)
+					}
+					b.SetBytes(int64(size.n * batch))
+					b.ReportAllocs()
+					for b.Loop() {
+						if batch == 1 {
+							_, err = l.Append(recs[0])
+						} else {
+							_, err = l.AppendBatch(recs)
+						}
+						if err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// benchLog returns a log of n records of size bytes each, open.
+func benchLog(b *testing.B, dir string, n, size int) *Log {
+	b.Helper()
+	l, err := Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(2, 2))
+	rec := randRecord(r, size)
+	batch := make([][]byte, 1000)
+	for i := range batch {
+		batch[i] = rec
+	}
+	for k := 0; k < n; k += len(batch) {
+		if _, err := l.AppendBatch(batch[:min(len(batch), n-k)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return l
+}
+
+// BenchmarkGet reads random records of 1 KiB from a log of 100 000.
+func BenchmarkGet(b *testing.B) {
+	const n = 100_000
+	l := benchLog(b, b.TempDir(), n, 1<<10)
+	defer l.Close()
+	r := rand.New(rand.NewPCG(3, 3))
+	b.SetBytes(1 << 10)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := l.Get(1 + r.Uint64N(n)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPending replays the pending records of a closed log of 64 MiB
+// of 1 KiB records: Open (which verifies every live record), a full
+// Pending iteration, Close ("open"); and the iteration alone on an open
+// log ("iterate").
+func BenchmarkPending(b *testing.B) {
+	const n, size = 64 << 10, 1 << 10
+	dir := b.TempDir()
+	l := benchLog(b, dir, n, size)
+	if err := l.Close(); err != nil {
+		b.Fatal(err)
+	}
+	iterate := func(b *testing.B, l *Log) {
+		k := 0
+		for _, err := range l.Pending() {
+			if err != nil {
+				b.Fatal(err)
+			}
+			k++
+		}
+		if k != n {
+			b.Fatalf("%d records pending, want %d", k, n)
+		}
+	}
+	b.Run("mode=open", func(b *testing.B) {
+		b.SetBytes(n * size)
+		b.ReportAllocs()
+		for b.Loop() {
+			l, err := Open(dir)
+			if err != nil {
+				b.Fatal(err)
+			}
+			iterate(b, l)
+			if err := l.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("mode=iterate", func(b *testing.B) {
+		l, err := Open(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		b.SetBytes(n * size)
+		b.ReportAllocs()
+		for b.Loop() {
+			iterate(b, l)
+		}
+	})
+}
+
+// BenchmarkAck acknowledges records of 100 bytes in order, one seq or 100
+// seqs a call.
+func BenchmarkAck(b *testing.B) {
+	for _, per := range []int{1, 100} {
+		b.Run(fmt.Sprintf("seqs=%d", per), func(b *testing.B) {
+			const chunk = 200_000
+			l := benchLog(b, b.TempDir(), chunk, 100)
+			defer l.Close()
+			next := uint64(1)
+			seqs := make([]uint64, per)
+			b.ReportAllocs()
+			for b.Loop() {
+				if next+uint64(per) > l.Stats().NextSeq {
+					b.StopTimer()
+					batch := make([][]byte, 1000)
+					for i := range batch {
+						batch[i] = make([]byte, 100)
+					}
+					for range chunk / len(batch) {
+						if _, err := l.AppendBatch(batch); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.StartTimer()
+				}
+				for i := range seqs {
+					seqs[i] = next + uint64(i)
+				}
+				next += uint64(per)
+				if err := l.Ack(seqs...); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

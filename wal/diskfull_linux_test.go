@@ -1,0 +1,221 @@
+package wal
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+// mountTmpfs mounts a tmpfs of size bytes on a new directory and unmounts
+// it when the test ends. It skips the test where mounting is not allowed.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(mnt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", mnt).CombinedOutput()
+	if err != nil {
+		t.Skipf("cannot mount a %s tmpfs to fill (%v: %s); the disk-full test needs root (CAP_SYS_ADMIN)", size, err, out)
+	}
+	// Registered before anything that uses the mount, so it runs last.
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", mnt, err, out)
+		}
+	})
+	return mnt
+}
+
+// fillFile writes a file of n bytes (allocated, not sparse).
+func fillFile(t *testing.T, path string, n int) {
+	t.Helper()
+	if err := os.WriteFile(path, make([]byte, n), 0o600); err != nil {
+		t.Fatalf("filler: %v", err)
+	}
+}
+
+// appendUntilFull appends records until Append fails and returns the
+// error, which must be the file system's ENOSPC and must leave the log
+// usable.
+func appendUntilFull(t *testing.T, l *Log, m *model, r *rand.Rand) error {
+	t.Helper()
+	for range 10000 {
+		d := randRecord(r, 1000+r.IntN(7000))
+		next := l.Stats().NextSeq
+		q, err := l.Append(d)
+		if err != nil {
+			if l.Stats().NextSeq != next {
+				t.Fatalf("a failed Append consumed a seq")
+			}
+			return err
+		}
+		m.data[q] = d
+	}
+	t.Fatal("the log never filled the file system")
+	return nil
+}
+
+// TestDiskFull fills a 1 MiB tmpfs: Append fails cleanly with ENOSPC (no
+// SIGBUS: segments are allocated before they are mapped), the records
+// written stay intact, and Append works again once space returns, whether
+// from a file removed or from acknowledged records reclaimed.
+func TestDiskFull(t *testing.T) {
+	mnt := mountTmpfs(t, "1m")
+	dir := filepath.Join(mnt, "log")
+	filler := filepath.Join(mnt, "filler")
+	fillFile(t, filler, 200<<10)
+	r := rand.New(rand.NewPCG(12, 12))
+	l := mustOpen(t, dir, WithSegmentSize(smallSeg))
+	defer func() { l.Close() }()
+	m := newModel()
+
+	err := appendUntilFull(t, l, m, r)
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Append on a full file system: %v, want ENOSPC", err)
+	}
+	t.Logf("full after %d records: %v", len(m.data), err)
+	// Failures are not sticky: appending goes on failing (or succeeding,
+	// where the preparer had a segment ready) cleanly.
+	if err := appendUntilFull(t, l, m, r); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Append again: %v, want ENOSPC", err)
+	}
+	m.check(t, l)
+
+	// Space returns: a file is removed.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		d := randRecord(r, 30<<10)
+		q, err := l.Append(d)
+		if err != nil {
+			t.Fatalf("Append after space returned: %v", err)
+		}
+		m.data[q] = d
+	}
+	m.check(t, l)
+
+	// Full again; then acknowledging most records lets the compactor
+	// reclaim their segments.
+	if err := appendUntilFull(t, l, m, r); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Append on a full file system: %v, want ENOSPC", err)
+	}
+	pend := m.pending()
+	if err := l.Ack(pend[:len(pend)*3/4]...); err != nil {
+		t.Fatalf("Ack on a full file system: %v", err)
+	}
+	for _, q := range pend[:len(pend)*3/4] {
+		m.acked[q] = true
+	}
+	d := randRecord(r, 30<<10)
+	var q uint64
+	eventually(t, "Append to succeed once acknowledged segments are reclaimed", func() bool {
+		var err error
+		q, err = l.Append(d)
+		if err != nil && !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("Append: %v", err)
+		}
+		return err == nil
+	})
+	m.data[q] = d
+	m.check(t, l)
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	l = mustOpen(t, dir, WithSegmentSize(smallSeg))
+	m.check(t, l)
+}
+
+// fillUp writes zeros to path until the file system is full.
+func fillUp(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil && !errors.Is(err, syscall.ENOSPC) {
+		t.Fatal(err)
+	}
+	if f == nil {
+		return
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+}
+
+// A checkpoint that cannot be written on a completely full file system
+// loses nothing (the old one is intact), so it must not poison the log:
+// once space returns, appends work and the compactor's retry reclaims
+// the acknowledged segment.
+func TestCheckpointENOSPCRecovers(t *testing.T) {
+	mnt := mountTmpfs(t, "1m")
+	dir := filepath.Join(mnt, "log")
+	r := rand.New(rand.NewPCG(13, 13))
+	logs := &logBuffer{}
+	l := mustOpen(t, dir, WithSegmentSize(smallSeg), WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
+	defer func() { l.Close() }()
+	m := newModel()
+	if err := appendUntilFull(t, l, m, r); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Append on a full file system: %v, want ENOSPC", err)
+	}
+	filler := filepath.Join(mnt, "filler")
+	fillUp(t, filler)
+	// All records of the first segment acknowledged: the compactor must
+	// write a checkpoint before it deletes the segment, and cannot.
+	rg := segRanges(l)[0]
+	for q := rg[0]; q < rg[1]; q++ {
+		if err := l.Ack(q); err != nil && !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("Ack(%d): %v", q, err)
+		}
+	}
+	eventually(t, "the compactor to fail for want of space", func() bool {
+		for _, ln := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(ln, "reclaiming space failed") && strings.Contains(ln, "no space left on device") {
+				return true
+			}
+		}
+		return false
+	})
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append([]byte("space is back")); err != nil {
+		t.Fatalf("Append after space returned: %v", err)
+	}
+	eventually(t, "the acknowledged first segment to be reclaimed", func() bool {
+		_, err := os.Stat(filepath.Join(dir, segName(1)))
+		return errors.Is(err, os.ErrNotExist)
+	})
+}
+
+// logBuffer collects a Log's log output, safe for concurrent use.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *logBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *logBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}

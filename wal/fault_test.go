@@ -1,0 +1,240 @@
+package wal
+
+import (
+	"errors"
+	"math/rand/v2"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/walpub/walpub/wal/internal/vfs"
+	"github.com/walpub/walpub/wal/segment"
+)
+
+// checkpointWritten waits until the checkpoint every Open writes first is
+// on disk, so that the compactor does not take an injected fault meant
+// for something else.
+func checkpointWritten(t *testing.T, l *Log) {
+	t.Helper()
+	eventually(t, "the first checkpoint", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.ckptEpoch == l.ackEpoch && l.ckptBytes > 0
+	})
+}
+
+// sticky checks that every call on l returns an error wrapping want.
+func sticky(t *testing.T, l *Log, want error) {
+	t.Helper()
+	next := l.Stats().NextSeq
+	if _, err := l.Append([]byte("x")); !errors.Is(err, want) {
+		t.Errorf("Append: %v, want %v", err, want)
+	}
+	if _, err := l.AppendBatch([][]byte{[]byte("a"), []byte("b")}); !errors.Is(err, want) {
+		t.Errorf("AppendBatch: %v, want %v", err, want)
+	}
+	if _, err := l.AppendBatch(nil); !errors.Is(err, want) {
+		t.Errorf("AppendBatch(nil): %v, want %v", err, want)
+	}
+	if err := l.Ack(1); !errors.Is(err, want) {
+		t.Errorf("Ack: %v, want %v", err, want)
+	}
+	if _, err := l.Get(1); !errors.Is(err, want) {
+		t.Errorf("Get: %v, want %v", err, want)
+	}
+	if err := l.Sync(); !errors.Is(err, want) {
+		t.Errorf("Sync: %v, want %v", err, want)
+	}
+	for _, err := range l.Pending() {
+		if !errors.Is(err, want) {
+			t.Errorf("Pending: %v, want %v", err, want)
+		}
+		break
+	}
+	if l.Stats().NextSeq != next {
+		t.Errorf("refused appends consumed seqs")
+	}
+	if err := l.Close(); !errors.Is(err, want) {
+		t.Errorf("Close: %v, want %v", err, want)
+	}
+	if _, err := l.Append([]byte("x")); !errors.Is(err, ErrClosed) {
+		t.Errorf("Append after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestFailedSyncIsSticky: under SyncAlways a failed sync makes Append
+// return the error, and every later call returns it too (a retried fsync
+// can falsely succeed). The records written before stay readable after a
+// reopen.
+func TestFailedSyncIsSticky(t *testing.T) {
+	fsys := &vfs.Faulty{FS: vfs.OS}
+	dir := t.TempDir()
+	l := mustOpen(t, dir, withFS(fsys), WithSync(SyncAlways), WithSegmentSize(smallSeg))
+	checkpointWritten(t, l)
+	m := newModel()
+	r := rand.New(rand.NewPCG(14, 14))
+	appendSmall(t, l, m, r, 5)
+	fsys.FailNextSyncs(1)
+	if _, err := l.Append([]byte("not synced")); !errors.Is(err, vfs.ErrInjected) {
+		t.Fatalf("Append with a failing sync: %v, want the injected error", err)
+	}
+	sticky(t, l, vfs.ErrInjected)
+
+	l = mustOpen(t, dir, WithSegmentSize(smallSeg))
+	defer l.Close()
+	recs := pendingOf(t, l)
+	if len(recs) < 5 {
+		t.Fatalf("%d records after reopen, want at least the 5 synced", len(recs))
+	}
+	for _, rec := range recs[:5] {
+		if string(rec.Data) != string(m.data[rec.Seq]) {
+			t.Fatalf("seq %d differs after reopen", rec.Seq)
+		}
+	}
+}
+
+// TestFailedWriteIsSticky: a large append is written with a write call;
+// when it fails half-way the log cannot know what is on disk, so the error
+// is sticky.
+func TestFailedWriteIsSticky(t *testing.T) {
+	fsys := &vfs.Faulty{FS: vfs.OS}
+	l := mustOpen(t, t.TempDir(), withFS(fsys), WithSegmentSize(smallSeg))
+	checkpointWritten(t, l)
+	if _, err := l.Append([]byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	fsys.FailNextWrites(1, syscall.EIO)
+	next := l.Stats().NextSeq
+	if _, err := l.Append(make([]byte, 60<<10)); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Append with a failing write: %v, want EIO", err)
+	}
+	if got := l.Stats().NextSeq; got != next {
+		t.Errorf("the failed Append consumed a seq: NextSeq %d -> %d", next, got)
+	}
+	sticky(t, l, syscall.EIO)
+}
+
+// TestAllocationFailureAtRotation: a segment that cannot be allocated
+// (ENOSPC) fails the Append that needed it, consumes no seq and leaves the
+// log working: a later Append succeeds.
+func TestAllocationFailureAtRotation(t *testing.T) {
+	fsys := &vfs.Faulty{FS: vfs.OS}
+	dir := t.TempDir()
+	l := mustOpen(t, dir, withFS(fsys), WithSegmentSize(smallSeg))
+	defer func() { l.Close() }()
+	m := newModel()
+	r := rand.New(rand.NewPCG(15, 15))
+	appendSmall(t, l, m, r, 3)
+
+	// A record larger than a segment needs a file of its own, whatever
+	// was prepared.
+	fsys.FailNextAllocates(1000)
+	next := l.Stats().NextSeq
+	big := randRecord(r, 100<<10)
+	if _, err := l.Append(big); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Append needing an allocation that fails: %v, want ENOSPC", err)
+	}
+	if l.Stats().NextSeq != next {
+		t.Fatalf("the failed Append consumed a seq")
+	}
+	// The same at an ordinary rotation, with nothing prepared.
+	var err error
+	for i := 0; err == nil; i++ {
+		if i > 1000 {
+			t.Fatal("no rotation")
+		}
+		d := randRecord(r, 4000)
+		var q uint64
+		if q, err = l.Append(d); err == nil {
+			m.data[q] = d
+		}
+	}
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Append at a rotation whose allocation fails: %v, want ENOSPC", err)
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatalf("Sync after a failed allocation: %v (the failure must not be sticky)", err)
+	}
+
+	fsys.FailNextAllocates(0)
+	for _, d := range [][]byte{big, randRecord(r, 4000)} {
+		q, err := l.Append(d)
+		if err != nil {
+			t.Fatalf("Append once allocation works again: %v", err)
+		}
+		m.data[q] = d
+	}
+	m.check(t, l)
+	mustClose(t, l)
+	l = mustOpen(t, dir, WithSegmentSize(smallSeg))
+	m.check(t, l)
+}
+
+// TestFailedCheckpointRename: a checkpoint that cannot be renamed into
+// place is reported (by Close here), and the log still opens afterwards
+// with every record and acknowledgement.
+func TestFailedCheckpointRename(t *testing.T) {
+	fsys := &vfs.Faulty{FS: vfs.OS}
+	dir := t.TempDir()
+	l := mustOpen(t, dir, withFS(fsys), WithSegmentSize(smallSeg))
+	checkpointWritten(t, l)
+	m := newModel()
+	r := rand.New(rand.NewPCG(16, 16))
+	appendSmall(t, l, m, r, 5)
+	if err := l.Ack(2); err != nil {
+		t.Fatal(err)
+	}
+	m.acked[2] = true
+	fsys.FailNextRenames(1)
+	if err := l.Close(); !errors.Is(err, vfs.ErrInjected) {
+		t.Fatalf("Close with a failing checkpoint rename: %v, want the injected error", err)
+	}
+	l = mustOpen(t, dir, WithSegmentSize(smallSeg))
+	defer l.Close()
+	m.check(t, l)
+}
+
+// TestAckAfterFailedRotation: an Ack that cannot make room for its ack
+// frame (the next segment cannot be allocated) fails and changes nothing,
+// so that a retry that returns nil is durable: after a kill the record
+// is not pending again.
+func TestAckAfterFailedRotation(t *testing.T) {
+	fsys := &vfs.Faulty{FS: vfs.OS}
+	dir := t.TempDir()
+	l := mustOpen(t, dir, withFS(fsys), WithSegmentSize(smallSeg))
+	defer l.Close()
+	checkpointWritten(t, l)
+	q, err := l.Append([]byte("to be acknowledged"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fill the active segment up to 8 bytes before its end: no room for
+	// an ack frame.
+	l.mu.Lock()
+	free := l.active.file.Size() - l.active.tail
+	l.mu.Unlock()
+	if _, err := l.Append(make([]byte, free-8-segment.FrameHeaderSize)); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing prepared (a record larger than a segment discards it) and
+	// no allocation possible.
+	fsys.FailNextAllocates(1000)
+	if _, err := l.Append(make([]byte, 100<<10)); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("big Append: %v, want ENOSPC", err)
+	}
+	if err := l.Ack(q); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Ack with no room for its frame: %v, want ENOSPC", err)
+	}
+	retry := l.Ack(q)
+	if retry != nil {
+		return // an error is honest; the bug is a nil without a frame
+	}
+	killed := copyDir(t, dir, filepath.Join(t.TempDir(), "killed"))
+	lk := mustOpen(t, killed, WithSegmentSize(smallSeg))
+	defer lk.Close()
+	for _, rec := range pendingOf(t, lk) {
+		if rec.Seq == q {
+			t.Fatalf("the retried Ack(%d) returned nil, yet after a kill seq %d is pending again", q, q)
+		}
+	}
+}

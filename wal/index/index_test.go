@@ -1,0 +1,468 @@
+package index
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+type rng struct{ start, n uint64 }
+
+// refRanges is the reference: the maximal runs of consecutive seqs.
+func refRanges(seqs []uint64) []rng {
+	var rs []rng
+	for _, q := range seqs {
+		if n := len(rs); n > 0 && rs[n-1].start+rs[n-1].n == q {
+			rs[n-1].n++
+			continue
+		}
+		rs = append(rs, rng{q, 1})
+	}
+	return rs
+}
+
+// refEncode is the reference encoding of ranges.
+func refEncode(rs []rng) []byte {
+	b := binary.AppendUvarint(nil, uint64(len(rs)))
+	prevEnd := uint64(0)
+	for _, r := range rs {
+		b = binary.AppendUvarint(b, r.start-prevEnd)
+		b = binary.AppendUvarint(b, r.n-1)
+		prevEnd = r.start + r.n
+	}
+	return b
+}
+
+func decodeRanges(p []byte) ([]rng, error) {
+	var rs []rng
+	err := DecodeAckPayload(p, func(start, n uint64) { rs = append(rs, rng{start, n}) })
+	return rs, err
+}
+
+func randSeqs(r *rand.Rand) []uint64 {
+	set := map[uint64]bool{}
+	base := 1 + r.Uint64N(1<<40)
+	if r.IntN(10) == 0 {
+		base = math.MaxUint64 - 5000
+	}
+	set[base] = true
+	n := r.IntN(300)
+	for range n {
+		switch r.IntN(3) {
+		case 0: // runs
+			s := base + r.Uint64N(2000)
+			for k := range r.Uint64N(40) {
+				set[s+k] = true
+			}
+		default:
+			set[base+r.Uint64N(4000)] = true
+		}
+	}
+	return slices.Sorted(func(yield func(uint64) bool) {
+		for q := range set {
+			if !yield(q) {
+				return
+			}
+		}
+	})
+}
+
+// TestAckPayloadRoundTrip: random sorted sets encode to the reference
+// encoding and decode to the reference ranges.
+func TestAckPayloadRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 1))
+	for range 2000 {
+		seqs := randSeqs(r)
+		p := AppendAckPayload([]byte("prefix"), seqs)
+		if !bytes.HasPrefix(p, []byte("prefix")) {
+			t.Fatal("AppendAckPayload lost dst")
+		}
+		p = p[len("prefix"):]
+		want := refRanges(seqs)
+		if !bytes.Equal(p, refEncode(want)) {
+			t.Fatalf("encoding of %d seqs differs from the reference", len(seqs))
+		}
+		got, err := decodeRanges(p)
+		if err != nil || !slices.Equal(got, want) {
+			t.Fatalf("decode: %v, %v; want %v", got, err, want)
+		}
+	}
+	if p := AppendAckPayload(nil, nil); len(p) != 0 {
+		t.Fatalf("empty set encodes to %x", p)
+	}
+}
+
+// TestAckPayloadDecodeProperty decodes arbitrary bytes: never a panic, and
+// whatever is accepted describes positive, ascending, disjoint,
+// non-adjacent ranges (so that it re-encodes to the same ranges).
+func TestAckPayloadDecodeProperty(t *testing.T) {
+	r := rand.New(rand.NewPCG(2, 2))
+	check := func(p []byte) {
+		t.Helper()
+		rs, err := decodeRanges(p)
+		if err != nil {
+			if !errors.Is(err, ErrAckPayload) {
+				t.Fatalf("%x: %v", p, err)
+			}
+			return
+		}
+		if again, err := decodeRanges(refEncode(rs)); err != nil || !slices.Equal(again, rs) {
+			t.Fatalf("%x: its ranges %v do not survive a re-encoding: %v, %v", p, rs, again, err)
+		}
+		for i, x := range rs {
+			last := x.start + x.n - 1
+			if x.start == 0 || x.n == 0 || last < x.start {
+				t.Fatalf("%x: bad range %v", p, x)
+			}
+			if i > 0 {
+				prevLast := rs[i-1].start + rs[i-1].n - 1
+				if x.start <= prevLast+1 || prevLast == math.MaxUint64 {
+					t.Fatalf("%x: range %v does not follow %v with a gap", p, x, rs[i-1])
+				}
+			}
+		}
+	}
+	for range 20000 {
+		p := make([]byte, r.IntN(24))
+		for i := range p {
+			p[i] = byte(r.Uint32())
+			if r.IntN(3) == 0 {
+				p[i] &= 0x7f
+			}
+		}
+		if len(p) > 0 && r.IntN(2) == 0 {
+			p[0] = byte(1 + r.IntN(3))
+		}
+		check(p)
+	}
+	// Edge cases: zero count, zero start, adjacent ranges, trailing bytes,
+	// a range ending at the largest seq followed by another.
+	for _, p := range [][]byte{
+		nil, {0}, {1, 0, 0}, {1, 1}, {2, 1, 0, 0, 0}, {1, 1, 0, 0},
+		refEncode([]rng{{math.MaxUint64, 1}}),
+		refEncode([]rng{{math.MaxUint64 - 3, 4}, {5, 1}}),
+		refEncode([]rng{{1, 1 << 62}}),
+	} {
+		check(p)
+	}
+}
+
+func TestAcks(t *testing.T) {
+	a := NewAcks(100, 130)
+	if a.Base() != 100 || a.Len() != 130 || a.Count() != 0 {
+		t.Fatal("new bitmap")
+	}
+	for _, q := range []uint64{99, 230, 0, math.MaxUint64} {
+		if a.Covers(q) || a.Has(q) || a.Set(q) {
+			t.Fatalf("seq %d out of range accepted", q)
+		}
+	}
+	ref := map[uint64]bool{}
+	r := rand.New(rand.NewPCG(3, 3))
+	for range 300 {
+		q := 100 + r.Uint64N(130)
+		if got := a.Set(q); got == ref[q] {
+			t.Fatalf("Set(%d) = %v with the bit %v", q, got, ref[q])
+		}
+		ref[q] = true
+	}
+	for q := uint64(100); q < 230; q++ {
+		if a.Has(q) != ref[q] || !a.Covers(q) {
+			t.Fatalf("Has(%d)", q)
+		}
+	}
+	if a.Count() != len(ref) {
+		t.Fatalf("Count %d, want %d", a.Count(), len(ref))
+	}
+	c := a.Clone()
+	c.Set(229)
+	if a.Has(229) != ref[229] {
+		t.Fatal("Clone shares bits")
+	}
+	a.Truncate(70)
+	if a.Len() != 70 || a.Covers(170) || a.Has(170) {
+		t.Fatal("Truncate kept seqs past the new end")
+	}
+	n := 0
+	for q := uint64(100); q < 170; q++ {
+		if a.Has(q) != ref[q] {
+			t.Fatalf("Truncate changed seq %d", q)
+		}
+		if ref[q] {
+			n++
+		}
+	}
+	if a.Count() != n {
+		t.Fatalf("Count after Truncate %d, want %d", a.Count(), n)
+	}
+	a.Truncate(200) // growing is a no-op
+	if a.Len() != 70 {
+		t.Fatal("Truncate grew the bitmap")
+	}
+	if c.Len() != 130 || !c.Has(229) {
+		t.Fatal("Truncate changed a clone")
+	}
+}
+
+func TestLocations(t *testing.T) {
+	// Dense: seqs in order from the base.
+	l := NewLocations(50)
+	if _, ok := l.Last(); ok || l.Len() != 0 {
+		t.Fatal("empty")
+	}
+	for i := range 100 {
+		l.Add(uint64(50+i), int64(64+8*i))
+	}
+	check := func(l *Locations, want map[uint64]int64, last uint64) {
+		t.Helper()
+		if l.Len() != len(want) {
+			t.Fatalf("Len %d, want %d", l.Len(), len(want))
+		}
+		for q, off := range want {
+			if got, ok := l.Lookup(q); !ok || got != off {
+				t.Fatalf("Lookup(%d) = %d, %v; want %d", q, got, ok, off)
+			}
+		}
+		for _, q := range []uint64{0, 49, last + 1, math.MaxUint64} {
+			if _, ok := l.Lookup(q); ok {
+				t.Fatalf("Lookup(%d) found a seq never added", q)
+			}
+		}
+		if q, ok := l.Last(); !ok || q != last {
+			t.Fatalf("Last = %d, %v; want %d", q, ok, last)
+		}
+	}
+	want := map[uint64]int64{}
+	for i := range 100 {
+		want[uint64(50+i)] = int64(64 + 8*i)
+	}
+	check(l, want, 149)
+	// A gap turns it sparse, keeping what it had.
+	l.Add(200, 5000)
+	l.Add(300, 6000)
+	want[200], want[300] = 5000, 6000
+	check(l, want, 300)
+	if _, ok := l.Lookup(250); ok {
+		t.Fatal("Lookup in a gap")
+	}
+	l.Trim()
+	check(l, want, 300)
+
+	// Sparse from the start (a compacted segment whose first record went).
+	s := NewLocations(10)
+	s.Add(12, 64)
+	s.Add(15, 128)
+	check(s, map[uint64]int64{12: 64, 15: 128}, 15)
+	if _, ok := s.Lookup(10); ok {
+		t.Fatal("Lookup of the base")
+	}
+	d := NewLocations(7)
+	d.Add(7, 64)
+	d.Trim()
+	check(d, map[uint64]int64{7: 64}, 7)
+}
+
+func resealCkpt(b []byte) {
+	binary.LittleEndian.PutUint64(b[len(b)-8:], xxhash.Sum64(b[:len(b)-8]))
+}
+
+func randCheckpoint(r *rand.Rand) Checkpoint {
+	c := Checkpoint{Through: r.Uint64N(1000), NextSeq: 1 + r.Uint64N(1<<40)}
+	base := 1 + r.Uint64N(1000)
+	id := uint64(0)
+	for range r.IntN(6) {
+		id += 1 + r.Uint64N(3)
+		n := r.Uint64N(300)
+		a := NewAcks(base, n)
+		switch r.IntN(3) {
+		case 0: // none
+		case 1:
+			for q := base; q < base+n; q++ {
+				a.Set(q)
+			}
+		default:
+			for range r.IntN(int(n) + 1) {
+				a.Set(base + r.Uint64N(max(n, 1)))
+			}
+		}
+		c.Segments = append(c.Segments, SegmentAcks{ID: id, Acks: a})
+		base += n + r.Uint64N(50)
+	}
+	c.SealedEnd = base
+	return c
+}
+
+func sameCheckpoint(a, b Checkpoint) bool {
+	if a.Through != b.Through || a.NextSeq != b.NextSeq || a.SealedEnd != b.SealedEnd || len(a.Segments) != len(b.Segments) {
+		return false
+	}
+	for i := range a.Segments {
+		x, y := a.Segments[i], b.Segments[i]
+		if x.ID != y.ID || x.Acks.Base() != y.Acks.Base() || x.Acks.Len() != y.Acks.Len() {
+			return false
+		}
+		for q := x.Acks.Base(); q < x.Acks.Base()+x.Acks.Len(); q++ {
+			if x.Acks.Has(q) != y.Acks.Has(q) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func TestCheckpointRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	for range 500 {
+		c := randCheckpoint(r)
+		b := AppendCheckpoint(nil, c)
+		got, err := DecodeCheckpoint(b)
+		if err != nil {
+			t.Fatalf("DecodeCheckpoint: %v", err)
+		}
+		if !sameCheckpoint(c, got) {
+			t.Fatalf("round trip differs: %+v", c)
+		}
+		// Acked agrees with the entries and with SealedEnd.
+		for _, e := range c.Segments {
+			for q := e.Acks.Base(); q < e.Acks.Base()+e.Acks.Len(); q++ {
+				if got.Acked(q) != e.Acks.Has(q) {
+					t.Fatalf("Acked(%d)", q)
+				}
+			}
+		}
+		if got.Acked(c.SealedEnd) || got.Acked(c.SealedEnd+100) {
+			t.Fatal("Acked past SealedEnd")
+		}
+	}
+}
+
+func TestCheckpointDamage(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	c := randCheckpoint(r)
+	for len(c.Segments) < 3 {
+		c = randCheckpoint(r)
+	}
+	good := AppendCheckpoint(nil, c)
+	isFormatErr := func(err error) bool {
+		var fe *FormatError
+		return errors.As(err, &fe) && fe.Offset >= 0 && fe.Offset < int64(len(good)) && fe.Error() != ""
+	}
+	for i := range good {
+		for bit := range 8 {
+			b := bytes.Clone(good)
+			b[i] ^= 1 << bit
+			if _, err := DecodeCheckpoint(b); !isFormatErr(err) {
+				t.Fatalf("flip of bit %d of byte %d: %v", bit, i, err)
+			}
+		}
+	}
+	for n := range len(good) {
+		if _, err := DecodeCheckpoint(good[:n]); !isFormatErr(err) {
+			t.Fatalf("truncated to %d bytes: %v", n, err)
+		}
+	}
+	// Structural damage with a valid checksum.
+	mut := []struct {
+		name string
+		f    func(b []byte) []byte
+	}{
+		{"trailing", func(b []byte) []byte {
+			return append(b[:len(b)-8:len(b)-8], append(make([]byte, 8), b[len(b)-8:]...)...)
+		}},
+		{"version", func(b []byte) []byte { b[8] = 9; return b }},
+		{"reserved", func(b []byte) []byte { b[10] = 1; return b }},
+		{"count", func(b []byte) []byte { binary.LittleEndian.PutUint32(b[12:], 1<<30); return b }},
+		{"ids-not-ascending", func(b []byte) []byte {
+			binary.LittleEndian.PutUint64(b[checkpointHeader:], 1<<50)
+			return b
+		}},
+		{"base-zero", func(b []byte) []byte { clear(b[checkpointHeader+8 : checkpointHeader+16]); return b }},
+		{"both-kinds", func(b []byte) []byte { b[checkpointHeader+23] |= 0xC0; return b }},
+	}
+	for _, m := range mut {
+		b := m.f(bytes.Clone(good))
+		resealCkpt(b)
+		if _, err := DecodeCheckpoint(b); !isFormatErr(err) {
+			t.Errorf("%s: %v", m.name, err)
+		}
+	}
+	// Bits past an entry's range.
+	a := NewAcks(10, 70)
+	a.Set(11)
+	b := AppendCheckpoint(nil, Checkpoint{NextSeq: 90, Segments: []SegmentAcks{{ID: 1, Acks: a}}})
+	b[checkpointHeader+24+15] |= 0x80 // bit 127 of the bitmap, past 70
+	resealCkpt(b)
+	if _, err := DecodeCheckpoint(b); !isFormatErr(err) {
+		t.Errorf("bits past the range: %v", err)
+	}
+}
+
+func TestSuperblock(t *testing.T) {
+	file := func(slots ...Superblock) []byte {
+		b := make([]byte, SuperblockSize)
+		for _, s := range slots {
+			PutSuperblockSlot(b[int(s.Generation%2)*SuperblockSlot:], s)
+		}
+		return b
+	}
+	s1 := Superblock{Generation: 1, Segment: 3, Offset: 4096, Seq: 77}
+	s2 := Superblock{Generation: 2, Segment: 4, Offset: 64, Seq: 80}
+	for _, c := range []struct {
+		name string
+		b    []byte
+		want Superblock
+	}{
+		{"one", file(s1), s1},
+		{"both", file(s1, s2), s2},
+		{"one-slot-only-file", file(s1)[:SuperblockSlot+64], s1},
+		{"first-slot-only", file(s2)[:64], s2},
+	} {
+		got, err := DecodeSuperblock(c.b)
+		if err != nil || got != c.want {
+			t.Errorf("%s: %+v, %v; want %+v", c.name, got, err, c.want)
+		}
+	}
+	// A damaged newer slot (a torn write) falls back to the older.
+	for i := range 64 {
+		b := file(s1, s2)
+		b[i] ^= 0x08
+		got, err := DecodeSuperblock(b)
+		if err != nil || got != s1 {
+			t.Fatalf("damage at byte %d of the newer slot: %+v, %v", i, got, err)
+		}
+	}
+	// Nothing valid.
+	if _, err := DecodeSuperblock(nil); !errors.Is(err, ErrNoSuperblock) {
+		t.Errorf("empty: %v", err)
+	}
+	if _, err := DecodeSuperblock(make([]byte, SuperblockSize)); !errors.Is(err, ErrNoSuperblock) {
+		t.Errorf("zeros: %v", err)
+	}
+	var fe *FormatError
+	b := file(s1)
+	b[SuperblockSlot+20] ^= 1
+	if _, err := DecodeSuperblock(b); !errors.As(err, &fe) {
+		t.Errorf("only slot damaged: %v", err)
+	}
+	if _, err := DecodeSuperblock(file(s1)[:SuperblockSlot+10]); !errors.As(err, &fe) {
+		t.Errorf("only slot truncated: %v", err)
+	}
+	// A slot in the wrong place for its generation is damage.
+	w := make([]byte, SuperblockSize)
+	PutSuperblockSlot(w, s1)
+	if _, err := DecodeSuperblock(w); !errors.As(err, &fe) {
+		t.Errorf("generation 1 in slot 0: %v", err)
+	}
+	// A negative offset is invalid.
+	neg := make([]byte, SuperblockSize)
+	PutSuperblockSlot(neg[SuperblockSlot:], Superblock{Generation: 1, Offset: -1})
+	if _, err := DecodeSuperblock(neg); !errors.As(err, &fe) {
+		t.Errorf("negative offset: %v", err)
+	}
+}

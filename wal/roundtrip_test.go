@@ -1,0 +1,148 @@
+package wal
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestRoundTrip writes random records (0..20 KiB, some larger than a
+// segment) across many segments through Append and AppendBatch, and reads
+// them back with Get and Pending: while open, after a reopen, and after a
+// reopen with another segment size and compression.
+func TestRoundTrip(t *testing.T) {
+	for _, comp := range []Compression{CompressionNone, CompressionZstd} {
+		t.Run(fmt.Sprintf("compression=%d", comp), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(uint64(comp), 1))
+			dir := t.TempDir()
+			l := mustOpen(t, dir, WithSegmentSize(smallSeg), WithCompression(comp))
+			m := newModel()
+			m.appendRandom(t, l, r, 400)
+			if st := l.Stats(); st.Segments < 20 {
+				t.Fatalf("only %d segments: the test wants many", st.Segments)
+			}
+			m.check(t, l)
+			mustClose(t, l)
+
+			l = mustOpen(t, dir, WithSegmentSize(smallSeg), WithCompression(comp))
+			m.check(t, l)
+			m.appendRandom(t, l, r, 50)
+			m.check(t, l)
+			mustClose(t, l)
+
+			// Other options: existing segments keep their size and
+			// format, new records use the new ones.
+			other := CompressionZstd - comp
+			l = mustOpen(t, dir, WithSegmentSize(3*smallSeg), WithCompression(other))
+			m.check(t, l)
+			m.appendRandom(t, l, r, 100)
+			m.check(t, l)
+			mustClose(t, l)
+
+			l = mustOpen(t, dir)
+			m.check(t, l)
+			if st := l.Stats(); st.NextSeq != uint64(len(m.data))+1 {
+				t.Fatalf("NextSeq %d, want %d", st.NextSeq, len(m.data)+1)
+			}
+			mustClose(t, l)
+		})
+	}
+}
+
+// TestRoundTripEdges covers the empty record, the empty batch, a batch
+// larger than a segment and a record larger than a segment.
+func TestRoundTripEdges(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir, WithSegmentSize(smallSeg))
+	defer func() { l.Close() }()
+	m := newModel()
+	add := func(first uint64, recs ...[]byte) {
+		for i, d := range recs {
+			m.data[first+uint64(i)] = d
+		}
+	}
+	if q, err := l.Append(nil); err != nil || q != 1 {
+		t.Fatalf("Append(nil) = %d, %v", q, err)
+	}
+	add(1, []byte{})
+	if q, err := l.AppendBatch(nil); err != nil || q != 2 {
+		t.Fatalf("AppendBatch(nil) = %d, %v; want 2, nil", q, err)
+	}
+	if st := l.Stats(); st.NextSeq != 2 || st.Pending != 1 {
+		t.Fatalf("an empty batch changed the log: %+v", st)
+	}
+	r := rand.New(rand.NewPCG(2, 2))
+	big := [][]byte{randRecord(r, 40<<10), randRecord(r, 40<<10), randRecord(r, 10)}
+	q, err := l.AppendBatch(big)
+	if err != nil || q != 2 {
+		t.Fatalf("AppendBatch(big) = %d, %v", q, err)
+	}
+	add(2, big...)
+	huge := randRecord(r, 300<<10)
+	if q, err = l.Append(huge); err != nil || q != 5 {
+		t.Fatalf("Append(huge) = %d, %v", q, err)
+	}
+	add(5, huge)
+	if q, err = l.Append([]byte("after")); err != nil || q != 6 {
+		t.Fatalf("Append = %d, %v", q, err)
+	}
+	add(6, []byte("after"))
+	m.check(t, l)
+	mustClose(t, l)
+	l = mustOpen(t, dir, WithSegmentSize(smallSeg))
+	m.check(t, l)
+}
+
+// TestCallerBuffers checks that the log keeps no reference to the caller's
+// buffers and that Get returns a fresh copy, with and without compression.
+func TestCallerBuffers(t *testing.T) {
+	for _, comp := range []Compression{CompressionNone, CompressionZstd} {
+		t.Run(fmt.Sprintf("compression=%d", comp), func(t *testing.T) {
+			l := mustOpen(t, t.TempDir(), WithSegmentSize(smallSeg), WithCompression(comp))
+			defer l.Close()
+			r := rand.New(rand.NewPCG(3, uint64(comp)))
+			// Incompressible records (stored as they are), each followed
+			// by compressible ones that reuse the log's buffers.
+			var kept [][]byte
+			var copies [][]byte
+			for range 200 {
+				d := randRecord(r, 64+r.IntN(3000))
+				for d[0] == 'r' { // randRecord's compressible form starts "record-"
+					d = randRecord(r, 64+r.IntN(3000))
+				}
+				if _, err := l.Append(d); err != nil {
+					t.Fatal(err)
+				}
+				kept = append(kept, d)
+				copies = append(copies, bytes.Clone(d))
+				if _, err := l.AppendBatch([][]byte{bytes.Repeat([]byte("z"), 5000), bytes.Repeat([]byte("y"), 3000)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range kept {
+				if !bytes.Equal(kept[i], copies[i]) {
+					t.Fatalf("the log wrote into the caller's buffer of record %d", i)
+				}
+			}
+			d := []byte("mutable")
+			q, err := l.Append(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			copy(d, "XXXXXXX")
+			g, err := l.Get(q)
+			if err != nil || string(g) != "mutable" {
+				t.Fatalf("Get after the caller changed its buffer: %q, %v", g, err)
+			}
+			copy(g, "YYYYYYY")
+			if g2, err := l.Get(q); err != nil || string(g2) != "mutable" {
+				t.Fatalf("Get after the caller changed a Get result: %q, %v", g2, err)
+			}
+			if _, err := l.Get(q + 1); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("Get(next seq): %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
