@@ -105,7 +105,7 @@ func Open(dir string, opts ...Option) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{dir: dir, cfg: cfg, fs: cfg.fs, log: cfg.logger, lock: lock,
+	l := &Log{dir: dir, cfg: cfg, fs: cfg.fs, log: cfg.logger, lock: lock, mapWrites: true,
 		prepKick: make(chan struct{}, 1), compactKick: make(chan struct{}, 1), quit: make(chan struct{})}
 	l.syncCond = sync.NewCond(&l.syncMu)
 	if err := l.open(); err != nil {

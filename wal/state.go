@@ -381,10 +381,10 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			if !ok {
 				return nil, corruptMeta(s.file.Path, 0, q, ckPath, "unacknowledged record %d is missing from compacted segment", q)
 			}
-			fr, _ := segment.DecodeFrame(b, off)
+			raw, size := segment.PeekSizes(b, off) // verified by the scan
 			s.pending++
-			s.pendingBytes += int64(fr.RawLen)
-			s.liveFrames += int64(fr.Size())
+			s.pendingBytes += int64(raw)
+			s.liveFrames += int64(size)
 		}
 	}
 	return st, nil

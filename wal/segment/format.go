@@ -157,6 +157,13 @@ func PutFrame(dst []byte, seq uint64, flags uint32, rawLen int, payload []byte) 
 	return n
 }
 
+// PeekSizes returns the raw length and the aligned size of the frame at
+// off without verifying it: only for a frame DecodeFrame has accepted.
+func PeekSizes(seg []byte, off int64) (rawLen uint32, size int) {
+	h := seg[off : off+FrameHeaderSize]
+	return binary.LittleEndian.Uint32(h[24:]), FrameSize(int(binary.LittleEndian.Uint32(h[8:])))
+}
+
 // ErrEnd is returned by DecodeFrame where the data ends: the frame header
 // is all zeros.
 var ErrEnd = &Error{Reason: "end of data"}
