@@ -105,7 +105,7 @@ func Open(dir string, opts ...Option) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{dir: dir, cfg: cfg, fs: cfg.fs, log: cfg.logger, lock: lock, mapWrites: true,
+	l := &Log{dir: dir, cfg: cfg, fs: cfg.fs, log: cfg.logger, lock: lock,
 		prepKick: make(chan struct{}, 1), compactKick: make(chan struct{}, 1), quit: make(chan struct{})}
 	l.syncCond = sync.NewCond(&l.syncMu)
 	if err := l.open(); err != nil {
@@ -120,7 +120,8 @@ func Open(dir string, opts ...Option) (*Log, error) {
 		l.wg.Add(1)
 		go l.syncer(cfg.sync.every)
 	}
-	l.kick(l.prepKick)
+	// The preparer starts with the first append: a process that only
+	// replays its backlog need not allocate and fault in a segment.
 	l.kick(l.compactKick)
 	return l, nil
 }
@@ -360,7 +361,7 @@ func (l *Log) append(batch [][]byte) (uint64, error) {
 	l.pendingBytes += raw
 	at := pos{s.id, s.tail}
 	l.mapWrites = staged == nil
-	kick := l.mapWrites && s.tail+populateAhead/2 > s.populated && s.populated < s.file.Size()
+	kick := l.prepared == nil || l.mapWrites && s.tail+populateAhead/2 > s.populated && s.populated < s.file.Size()
 	l.mu.Unlock()
 	if kick {
 		l.kick(l.prepKick)
@@ -769,7 +770,7 @@ func (l *Log) Get(seq uint64) ([]byte, error) {
 	f.refs++
 	l.mu.Unlock()
 	defer l.release(f)
-	fr, err := segment.DecodeFrame(f.Bytes(), off)
+	fr, err := segment.DecodeFrameVerified(f.Bytes(), off)
 	if err == nil && fr.Seq != seq {
 		err = &segment.Error{Offset: off, Reason: fmt.Sprintf("frame has seq %d", fr.Seq)}
 	}
@@ -977,7 +978,7 @@ func (l *Log) pendingIn(f *mapped, acks *index.Acks, tail int64, from, end uint6
 	defer catchFault(f.Path, &err)
 	b := f.Bytes()[:tail]
 	for off := int64(segment.HeaderSize); off < tail; {
-		fr, err := segment.DecodeFrame(b, off)
+		fr, err := segment.DecodeFrameVerified(b, off)
 		if err != nil {
 			return false, l.frameError(f.Path, off, 0, err)
 		}

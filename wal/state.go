@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/walpub/walpub/wal/index"
 	"github.com/walpub/walpub/wal/internal/vfs"
@@ -231,7 +233,17 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 
 	type ackRange struct{ start, n uint64 }
 	var replay []ackRange
-	var prev *seg
+
+	// Open every segment and read its header, in order: a merged file's
+	// header says which later files are leftovers.
+	type opened struct {
+		s       *seg
+		err     error // opening it failed
+		scanErr error
+		acks    []ackRange
+		isLast  bool
+	}
+	var files []*opened
 	var mergedThrough uint64 // segment ids up to this live inside a merged file
 	for i, id := range ids {
 		path := vfs.Join(dir, segName(id))
@@ -242,6 +254,8 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			continue
 		}
 		isLast := i == len(ids)-1
+		o := &opened{isLast: isLast}
+		files = append(files, o)
 		f, oerr := segment.Open(fsys, path, isLast && mode == loadWrite)
 		if oerr != nil {
 			var se *segment.Error
@@ -253,16 +267,63 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 					f.Close()
 					fix = fixResize
 				}
-				return nil, corrupt(path, se.Offset, 0, fix, "%s", se.Reason)
+				o.err = corrupt(path, se.Offset, 0, fix, "%s", se.Reason)
+			} else {
+				o.err = fmt.Errorf("wal: %w", oerr)
 			}
-			return nil, fmt.Errorf("wal: %w", oerr)
+			break
 		}
-		s := &seg{id: id, firstSeq: f.Header.FirstSeq, file: &mapped{File: f}, locs: index.NewLocations(f.Header.FirstSeq), gen: f.Header.Generation}
-		st.segs = append(st.segs, s)
+		o.s = &seg{id: id, firstSeq: f.Header.FirstSeq, file: &mapped{File: f}, locs: index.NewLocations(f.Header.FirstSeq), gen: f.Header.Generation}
+		st.segs = append(st.segs, o.s)
 		if f.Header.ID != id {
-			return nil, corrupt(path, 0, 0, fixCut, "header names segment %d", f.Header.ID)
+			o.err = corrupt(path, 0, 0, fixCut, "header names segment %d", f.Header.ID)
+			break
 		}
-		// Sequence continuity with the segment before.
+		mergedThrough = max(mergedThrough, f.Header.MergedThrough)
+	}
+
+	// Verify every frame, several segments at a time: checksums are most
+	// of the work of opening a log.
+	var wg sync.WaitGroup
+	work := make(chan *opened)
+	for range min(runtime.GOMAXPROCS(0), len(files)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			debug.SetPanicOnFault(true) // per goroutine; this one ends here
+			for o := range work {
+				o.scanErr = func() (err error) {
+					defer catchFault(o.s.file.Path, &err)
+					return scanSegment(o.s, o.s.file.File, o.isLast, st, func(start, n uint64) {
+						if o.s.id > st.ckpt.Through {
+							o.acks = append(o.acks, ackRange{start, n})
+						}
+					})
+				}()
+				if !o.isLast {
+					o.s.file.Release(0, o.s.file.Size())
+				}
+			}
+		}()
+	}
+	for _, o := range files {
+		if o.err == nil {
+			work <- o
+		}
+	}
+	close(work)
+	wg.Wait()
+
+	// Judge the segments in order, so that the damage reported is always
+	// the first.
+	var prev *seg
+	mergedThrough = 0
+	for _, o := range files {
+		if o.err != nil {
+			return nil, o.err
+		}
+		s := o.s
+		path := s.file.Path
 		if prev != nil {
 			prevEnd := prev.firstSeq - 1
 			if prev.lastSeq != 0 {
@@ -271,32 +332,24 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			switch {
 			case s.firstSeq <= prevEnd:
 				return nil, corrupt(path, 0, prevEnd+1, fixCut, "segment starts at seq %d, at or below seq %d of the segment before", s.firstSeq, prevEnd)
-			case s.firstSeq != prevEnd+1 && !prev.compacted() && prev.id+1 == id:
+			case s.firstSeq != prevEnd+1 && !prev.compacted() && prev.id+1 == s.id:
 				return nil, corrupt(path, 0, prevEnd+1, fixCut, "gap in sequence numbers: segment starts at %d, expected %d", s.firstSeq, prevEnd+1)
 			}
 			// A segment between two others is gone. That is fine if it
 			// was merged into another or reclaimed (the checkpoint covers
 			// it).
-			for gone := prev.id + 1; gone < id; gone++ {
+			for gone := prev.id + 1; gone < s.id; gone++ {
 				if gone > mergedThrough && (!st.haveCkpt || gone > st.ckpt.Through) {
 					return nil, corrupt(vfs.Join(dir, segName(gone)), 0, 0, fixCut, "missing segment %d", gone)
 				}
 			}
 		}
-		mergedThrough = max(mergedThrough, f.Header.MergedThrough)
-
-		ferr := scanSegment(s, f, isLast, st, func(start, n uint64) {
-			if id > st.ckpt.Through {
-				replay = append(replay, ackRange{start, n})
-			}
-		})
-		if ferr != nil {
-			return nil, ferr
+		mergedThrough = max(mergedThrough, s.file.Header.MergedThrough)
+		if o.scanErr != nil {
+			return nil, o.scanErr
 		}
-		if !isLast {
-			s.sealed = true
-			f.Release(0, f.Size())
-		}
+		replay = append(replay, o.acks...)
+		s.sealed = !o.isLast
 		prev = s
 	}
 	if len(st.segs) == 0 {
@@ -503,7 +556,16 @@ func scanSegment(s *seg, f *segment.File, isLast bool, st *loaded, onAck func(st
 	s.tail = end
 	// Whatever follows the end of the data must be zeros, unless it is a
 	// torn tail of the last segment.
-	tornTo := segment.LastNonZero(b, off)
+	// Skip what the file system knows to be unwritten preallocation (most
+	// of an active segment) instead of reading it.
+	from := off
+	if d := f.DataFrom(off); d > off {
+		from = d &^ (segment.Align - 1)
+	}
+	tornTo := segment.LastNonZero(b, from)
+	if tornTo == from {
+		tornTo = off
+	}
 	if damage == nil && tornTo == off {
 		return nil
 	}

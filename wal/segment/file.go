@@ -113,6 +113,12 @@ func (s *File) WriteAt(b []byte, off int64) error {
 	return err
 }
 
+// DataFrom returns the offset of the first byte at or after off that the
+// file system holds data for, or the file's size if it holds none (the
+// rest is unwritten preallocation, which reads as zeros). Where it cannot
+// tell, it returns off.
+func (s *File) DataFrom(off int64) int64 { return dataFrom(s.f.OS(), off, s.Size()) }
+
 // Bytes returns the whole mapping.
 func (s *File) Bytes() []byte { return s.m }
 

@@ -2,7 +2,11 @@
 
 package segment
 
-import "golang.org/x/sys/unix"
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
 
 const pageSize = 4096
 
@@ -30,4 +34,15 @@ func release(m []byte, start, end int64) {
 	if b := pageRange(m, start, end); b != nil {
 		_ = unix.Madvise(b, unix.MADV_DONTNEED)
 	}
+}
+
+func dataFrom(f *os.File, off, size int64) int64 {
+	d, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
+	switch {
+	case err == unix.ENXIO:
+		return size
+	case err != nil || d < off:
+		return off
+	}
+	return min(d, size)
 }

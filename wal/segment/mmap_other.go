@@ -2,6 +2,10 @@
 
 package segment
 
+import "os"
+
 func populate(m []byte, start, end int64) {}
 
 func release(m []byte, start, end int64) {}
+
+func dataFrom(f *os.File, off, size int64) int64 { return off }
