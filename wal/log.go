@@ -603,10 +603,12 @@ func (l *Log) Sync() error {
 	}
 	at := pos{l.active.id, l.active.tail}
 	l.mu.Unlock()
-	if err := l.syncTo(at); err != nil {
-		return err
-	}
-	// Make the high-water mark itself durable too.
+	return l.syncTo(at)
+}
+
+// syncSuperblock makes the last high-water mark written durable too.
+// Close does it; a sync round does not, so that it costs one fdatasync.
+func (l *Log) syncSuperblock() error {
 	if l.sbUnsynced.Swap(false) {
 		if err := l.sb.Sync(); err != nil {
 			return l.fail(fmt.Errorf("wal: sync superblock: %w", err))
@@ -655,7 +657,7 @@ func (l *Log) syncTo(at pos) error {
 
 // doSync syncs every file written since the last sync, then records the
 // new durable high-water mark in the superblock. The superblock itself is
-// synced by Sync and Close only; otherwise the kernel writes it back, so
+// synced by Close only; otherwise the kernel writes it back, so
 // that a group-commit round costs one fdatasync. After a power cut the
 // mark on disk may be older than the last sync, never newer, which only
 // narrows what recovery classifies as corruption.
@@ -1043,6 +1045,9 @@ func (l *Log) Close() error {
 	l.mu.Unlock()
 	if stickyErr == nil {
 		err = l.Sync()
+		if err == nil {
+			err = l.syncSuperblock()
+		}
 		if err == nil {
 			_, err = l.writeCheckpoint()
 		}

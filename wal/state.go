@@ -292,6 +292,9 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			defer wg.Done()
 			debug.SetPanicOnFault(true) // per goroutine; this one ends here
 			for o := range work {
+				// Fault the segment's data in with one call rather than
+				// a fault every few pages while hashing it.
+				o.s.file.Populate(0, o.s.file.HoleFrom(0))
 				o.scanErr = func() (err error) {
 					defer catchFault(o.s.file.Path, &err)
 					return scanSegment(o.s, o.s.file.File, o.isLast, st, func(start, n uint64) {

@@ -119,6 +119,11 @@ func (s *File) WriteAt(b []byte, off int64) error {
 // tell, it returns off.
 func (s *File) DataFrom(off int64) int64 { return dataFrom(s.f.OS(), off, s.Size()) }
 
+// HoleFrom returns the offset of the first byte at or after off that the
+// file system holds no data for (unwritten preallocation), or the file's
+// size. Where it cannot tell, it returns the file's size.
+func (s *File) HoleFrom(off int64) int64 { return holeFrom(s.f.OS(), off, s.Size()) }
+
 // Bytes returns the whole mapping.
 func (s *File) Bytes() []byte { return s.m }
 

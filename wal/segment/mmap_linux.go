@@ -46,3 +46,11 @@ func dataFrom(f *os.File, off, size int64) int64 {
 	}
 	return min(d, size)
 }
+
+func holeFrom(f *os.File, off, size int64) int64 {
+	h, err := unix.Seek(int(f.Fd()), off, unix.SEEK_HOLE)
+	if err != nil || h < off {
+		return size
+	}
+	return min(h, size)
+}
