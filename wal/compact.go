@@ -196,7 +196,8 @@ func (l *Log) reclaim() (recheck bool, err error) {
 			}
 		}
 		take := sn.sparse && (overBound || stuck)
-		if !take || runLive+sn.live > l.cfg.segmentSize {
+		if !take || runLive+sn.live > l.cfg.segmentSize ||
+			len(run) > 0 && s.firstSeq+s.acks.Len()-run[0].seg.firstSeq > index.MaxSpan {
 			if err := flush(); err != nil {
 				return false, err
 			}
@@ -381,7 +382,12 @@ func (l *Log) merge(run []ackSnapshot) (err error) {
 		nf.Close()
 		return l.fail(fmt.Errorf("wal: compaction: segments changed under the compactor"))
 	}
-	end := l.segs[last+1].firstSeq
+	// The merged range ends where the last member's did: seqs after it
+	// belong to reclaimed segments.
+	var end uint64
+	for _, o := range l.segs[at : last+1] {
+		end = max(end, o.firstSeq+o.acks.Len())
+	}
 	ns := &seg{id: first.id, firstSeq: first.firstSeq, file: &mapped{File: nf}, locs: locs, tail: w,
 		sealed: true, gen: gen + 1, acks: index.NewAcks(first.firstSeq, end-first.firstSeq)}
 	q := first.firstSeq

@@ -385,12 +385,19 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 	// Acknowledgement bitmaps, keyed by seq: what the checkpoint
 	// recorded, then the ack frames of segments it does not cover.
 	for i, s := range st.segs {
-		var n uint64
-		if i+1 < len(st.segs) {
-			n = st.segs[i+1].firstSeq - s.firstSeq
-		} else {
-			n = uint64(s.file.Size()-segment.HeaderSize) / segment.FrameHeaderSize
-			n = max(n, st.nextSeq-s.firstSeq)
+		// A sealed segment's range ends at its last record: seqs after it
+		// and before the next segment belong to reclaimed segments (or,
+		// in a compacted one, to records dropped as acknowledged). The
+		// active segment's covers all it can hold.
+		n := s.lastSeq + 1 - s.firstSeq
+		if s.lastSeq == 0 {
+			n = 0
+		}
+		if i+1 == len(st.segs) && !s.compacted() {
+			n = max(n, uint64(s.file.Size()-segment.HeaderSize)/segment.FrameHeaderSize)
+		}
+		if n > index.MaxSpan {
+			return nil, corrupt(s.file.Path, 0, s.lastSeq, fixCut, "segment spans %d seqs, more than %d", n, index.MaxSpan)
 		}
 		s.acks = index.NewAcks(s.firstSeq, n)
 		if st.haveCkpt {
@@ -398,9 +405,14 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 		}
 	}
 	for _, r := range replay {
-		for q := r.start; q < r.start+r.n; q++ {
-			if s := findSeg(st.segs, q); s != nil {
-				s.acks.Set(q)
+		// Only the bitmaps that exist: a range may be long, and seqs
+		// outside every segment's range are acknowledged already.
+		end := r.start + r.n
+		i := sort.Search(len(st.segs), func(i int) bool { return st.segs[i].firstSeq > r.start })
+		for i = max(i-1, 0); i < len(st.segs) && st.segs[i].firstSeq < end; i++ {
+			a := st.segs[i].acks
+			for q := max(r.start, a.Base()); q < min(end, a.Base()+a.Len()); q++ {
+				a.Set(q)
 			}
 		}
 	}
@@ -502,9 +514,10 @@ func scanSegment(s *seg, f *segment.File, isLast bool, st *loaded, onAck func(st
 				damage = corrupt(f.Path, off, expect, fixCut, "malformed ack frame")
 				break
 			}
-			bad := false
+			// An ack frame's seq is the last record written before it,
+			// and it acknowledges only records up to that one.
+			bad := fr.Seq != expect-1
 			for _, r := range ackBuf {
-				// An ack frame acknowledges only records written before it.
 				bad = bad || r.start+r.n-1 > fr.Seq
 			}
 			if bad {
@@ -575,7 +588,9 @@ func scanSegment(s *seg, f *segment.File, isLast bool, st *loaded, onAck func(st
 	if damage == nil {
 		damage = corrupt(f.Path, off, expect, fixCut, "non-zero bytes after the end of the data")
 	}
-	if !isLast {
+	if !isLast || compacted {
+		// A compacted segment is written whole and synced before it is
+		// renamed into place: it cannot have a torn tail.
 		return damage
 	}
 	if nv := segment.NextValid(b, off+segment.Align); nv >= 0 {

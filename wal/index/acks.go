@@ -6,6 +6,12 @@ import (
 	"sync/atomic"
 )
 
+// MaxSpan is the most seqs one segment's bitmap may cover (a 32 MiB
+// bitmap): a segment, compacted or merged, spanning more is damage, and a
+// checkpoint entry claiming more is rejected before anything is allocated.
+// Part of the on-disk format's limits.
+const MaxSpan = 1 << 28
+
 // Acks is the acknowledgement bitmap of one segment: a bit for each seq of
 // [Base, Base+Len). Set and Has are safe for concurrent use; the capacity
 // is fixed at creation so that the words never move.
