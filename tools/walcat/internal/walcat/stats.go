@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"text/tabwriter"
 
+	"github.com/walpub/walpub/tools/internal/cliutil"
 	"github.com/walpub/walpub/wal"
 )
 
@@ -162,14 +163,8 @@ func printStatsJSON(w io.Writer, in wal.Info) {
 
 // sizeText shows a byte count exactly and, from 1 KiB on, in binary units.
 func sizeText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
+	if n < 1024 {
+		return cliutil.IBytes(n)
 	}
-	v, i := float64(n), 0
-	for v >= unit && i < 5 {
-		v /= unit
-		i++
-	}
-	return fmt.Sprintf("%d B (%.1f %ciB)", n, v, "KMGTP"[i-1])
+	return fmt.Sprintf("%d B (%s)", n, cliutil.IBytes(n))
 }

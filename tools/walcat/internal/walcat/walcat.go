@@ -19,6 +19,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/walpub/walpub/tools/internal/cliutil"
 	"github.com/walpub/walpub/wal"
 )
 
@@ -167,25 +168,7 @@ func (c *cli) parse(cmd *command, fs *flag.FlagSet, args []string) (dir string, 
 func (c *cli) printUsage(w io.Writer, cmd *command, fs *flag.FlagSet) {
 	fmt.Fprint(w, cmd.usage)
 	fmt.Fprintf(w, "\nFlags:\n")
-	fs.VisitAll(func(f *flag.Flag) {
-		name, usage := flag.UnquoteUsage(f)
-		line := "  --" + f.Name
-		if len(f.Name) == 1 {
-			line = "  -" + f.Name
-		}
-		if name != "" {
-			line += " " + name
-		}
-		fmt.Fprintf(w, "%s\n      %s", line, usage)
-		switch {
-		case f.DefValue == "" || f.DefValue == "false" || f.DefValue == "0":
-		case fmt.Sprintf("%T", f.Value) == "*flag.stringValue":
-			fmt.Fprintf(w, " (default \"%s\")", f.DefValue)
-		default:
-			fmt.Fprintf(w, " (default %s)", f.DefValue)
-		}
-		fmt.Fprintln(w)
-	})
+	cliutil.PrintFlags(w, fs, nil)
 }
 
 // checkDir reports a missing or unreadable directory in plain words; it

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/walpub/walpub/adapter/kafka"
+	"github.com/walpub/walpub/tools/internal/cliutil"
 )
 
 // progressEvery is how often progress is shown.
@@ -38,7 +39,7 @@ func (r *run) startProgress(p *kafka.Producer) func() {
 				rate := float64(st.Delivered-lastConf) / now.Sub(lastAt).Seconds()
 				lastConf, lastAt = st.Delivered, now
 				line := fmt.Sprintf("sent %d  confirmed %d  pending %d  %.0f records/s  journal %s",
-					r.written.Load(), st.Delivered, st.Queued+st.InFlight, rate, sizeText(st.JournalBytes))
+					r.written.Load(), st.Delivered, st.Queued+st.InFlight, rate, cliutil.IBytes(st.JournalBytes))
 				if r.env.StderrTerminal {
 					fmt.Fprintf(r.env.Stderr, "\r\033[K%s", line)
 				} else {
@@ -102,18 +103,4 @@ func (r *run) finish(p *kafka.Producer, inputErr, closeErr error) int {
 		code = r.signalCode()
 	}
 	return code
-}
-
-// sizeText shows a byte count in binary units.
-func sizeText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, i := float64(n), 0
-	for v >= unit && i < 5 {
-		v /= unit
-		i++
-	}
-	return fmt.Sprintf("%.1f %ciB", v, "KMGTP"[i-1])
 }

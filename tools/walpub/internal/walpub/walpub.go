@@ -27,6 +27,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/walpub/walpub/adapter/kafka"
+	"github.com/walpub/walpub/tools/internal/cliutil"
 	"github.com/walpub/walpub/wal"
 )
 
@@ -149,25 +150,7 @@ type config struct {
 
 func printUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprint(w, usage)
-	fs.VisitAll(func(f *flag.Flag) {
-		name, help := flag.UnquoteUsage(f)
-		line := "  --" + f.Name
-		if len(f.Name) == 1 {
-			line = "  -" + f.Name
-		}
-		if name != "" {
-			line += " " + name
-		}
-		fmt.Fprintf(w, "%s\n      %s", line, help)
-		switch {
-		case f.DefValue == "" || f.DefValue == "false" || f.DefValue == "0" || f.Name == "progress":
-		case fmt.Sprintf("%T", f.Value) == "*flag.stringValue":
-			fmt.Fprintf(w, " (default \"%s\")", f.DefValue)
-		default:
-			fmt.Fprintf(w, " (default %s)", f.DefValue)
-		}
-		fmt.Fprintln(w)
-	})
+	cliutil.PrintFlags(w, fs, func(f *flag.Flag) bool { return f.Name == "progress" })
 }
 
 // parseArgs parses the command line. It returns ok false with the exit

@@ -1,0 +1,48 @@
+// Package cliutil holds what walcat and walpub print alike: GNU-style flag
+// help and byte counts in binary units.
+package cliutil
+
+import (
+	"flag"
+	"fmt"
+	"io"
+)
+
+// PrintFlags prints fs's flags as "--name value" with their help and
+// default, GNU style. A flag whose default is its zero value, or for which
+// hideDefault (may be nil) says so, is printed without a default.
+func PrintFlags(w io.Writer, fs *flag.FlagSet, hideDefault func(*flag.Flag) bool) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if len(f.Name) == 1 {
+			line = "  -" + f.Name
+		}
+		if name != "" {
+			line += " " + name
+		}
+		fmt.Fprintf(w, "%s\n      %s", line, usage)
+		switch {
+		case f.DefValue == "" || f.DefValue == "false" || f.DefValue == "0" || hideDefault != nil && hideDefault(f):
+		case fmt.Sprintf("%T", f.Value) == "*flag.stringValue":
+			fmt.Fprintf(w, " (default \"%s\")", f.DefValue)
+		default:
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
+}
+
+// IBytes shows a byte count in binary units: "512 B", "1.5 MiB".
+func IBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n), 0
+	for v >= unit && i < 5 {
+		v /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMGTP"[i-1])
+}
