@@ -429,13 +429,11 @@ func (l *Log) newSegmentLocked(need int64) (*seg, error) {
 	var f *segment.File
 	populated := int64(segment.HeaderSize)
 	size := max(l.cfg.segmentSize, (segment.HeaderSize+need+4095)&^4095)
-	if p := l.prepared; p != nil {
+	// A prepared file too small for need stays prepared (the preparer
+	// may be pre-faulting it): an oversized record gets a file of its own.
+	if p := l.prepared; p != nil && p.Size() >= size {
 		l.prepared = nil
-		if p.Size() < size {
-			l.discardPrepared(p)
-		} else {
-			f, populated = p, l.prepPopulated
-		}
+		f, populated = p, l.prepPopulated
 	}
 	if f == nil {
 		var err error

@@ -352,7 +352,9 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			return nil, o.scanErr
 		}
 		replay = append(replay, o.acks...)
-		s.sealed = !o.isLast
+		// A compacted segment is sealed even when it is the last file: Open
+		// starts a new active segment after it.
+		s.sealed = !o.isLast || s.compacted()
 		prev = s
 	}
 	if len(st.segs) == 0 {

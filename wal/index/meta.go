@@ -98,6 +98,8 @@ func AppendCheckpoint(dst []byte, c Checkpoint) []byte {
 		dst = binary.LittleEndian.AppendUint64(dst, s.ID)
 		dst = binary.LittleEndian.AppendUint64(dst, s.Acks.base)
 		switch n := s.Acks.Count(); {
+		case s.Acks.n == 0:
+			dst = binary.LittleEndian.AppendUint64(dst, 0)
 		case n == 0:
 			dst = binary.LittleEndian.AppendUint64(dst, s.Acks.n|bitsNone)
 		case uint64(n) == s.Acks.n:
@@ -166,7 +168,7 @@ func DecodeCheckpoint(b []byte) (Checkpoint, error) {
 		if kind != 0 {
 			words = 0
 		}
-		if id <= prevID || base < max(prevEnd, 1) || bits > MaxSpan || kind == bitsNone|bitsAll || words*8 > uint64(len(body)-off-24) {
+		if id <= prevID || base < max(prevEnd, 1) || bits > MaxSpan || kind == bitsNone|bitsAll || kind != 0 && bits == 0 || words*8 > uint64(len(body)-off-24) {
 			return Checkpoint{}, &FormatError{int64(off), "invalid checkpoint entry"}
 		}
 		prevID, prevEnd = id, base+bits
