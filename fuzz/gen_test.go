@@ -689,14 +689,15 @@ func journalSeeds() *corpus {
 	return c
 }
 
-// addKnownIssueSeeds adds the inputs that reproduce the known issues of
-// known_test.go (the targets skip them until the bugs are fixed).
+// addKnownIssueSeeds adds the inputs that reproduced issues found by
+// fuzzing: those of known_test.go (skipped until fixed) and those fixed
+// since, which now guard the fixes.
 func addKnownIssueSeeds(scans, ckpts *corpus) {
 	jump := append(frameBytes(1, 0, 1, []byte("a")), frameBytes(1<<40, 0, 1, []byte("b"))...)
-	scans.addRegression("known-compacted-seq-span", jump, uint8(scanBody|scanCompacted), uint64(1))
+	scans.addRegression("compacted-seq-span", jump, uint8(scanBody|scanCompacted), uint64(1))
 	ap := []byte{1, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f} // one range: [1, 1+2^59)
 	ahead := append(frameBytes(1, 0, 1, []byte("a")), frameBytes(1<<59, segment.FlagAck, len(ap), ap)...)
-	scans.addRegression("known-ack-range-loop", ahead, uint8(scanBody), uint64(1))
+	scans.addRegression("ack-range-loop", ahead, uint8(scanBody), uint64(1))
 	b := checkpointHeader(1)
 	b = binary.LittleEndian.AppendUint64(b, 1)
 	b = binary.LittleEndian.AppendUint64(b, 1)

@@ -16,76 +16,58 @@ import (
 // are outside the decoders this package may fix). A target skips such an
 // input, naming the issue, so that fuzzing goes on past it; the regression
 // seeds under testdata/fuzz/*/regression-known-* reproduce each one. When a
-// bug is fixed, delete its check here and the seed starts guarding the fix.
+// bug is fixed, delete its check here and rename its seeds regression-*:
+// they then guard the fix (as regression-compacted-seq-span,
+// regression-ack-range-loop and regression-compacted-torn-tail do, fixed
+// in wal since they were found).
 
 // knownIssue is an error that names a known issue.
 type knownIssue string
 
 func (k knownIssue) Error() string { return "known issue: " + string(k) }
 
-// knownCompactedTornTail returns a knownIssue if err, from opening a log
-// again after a first Open succeeded, is the known bug: a compacted
-// segment that is the last one, with damage after its data, passes as a
-// torn tail, but Open does not cut it (it cuts only an active segment's
-// tail) and starts a new segment after it; from then on the damage is in
-// a sealed segment and every Open fails. (Damage in a compacted segment,
-// which compaction writes and syncs whole before renaming it into place,
-// cannot be a torn tail.)
-func knownCompactedTornTail(files snapshot, err error) error {
-	if !isCorruption(err) {
+// knownCompactedLast returns a knownIssue if err, a difference between
+// what a first Open found and what the log shows after it (OpenView, or
+// a second Open), comes from the log's last segment being compacted. Open
+// starts a new segment after such a segment without sealing it, and two
+// bugs follow:
+//
+//   - its records are lost: the checkpoint written at Close lists only
+//     sealed segments, yet records where sealed seqs end (the new
+//     segment's first seq); the next Open takes the compacted segment's
+//     seqs, below that and in no entry, for a reclaimed segment's, hence
+//     acknowledged, and the compactor deletes the file — unacknowledged
+//     records gone without a word;
+//   - damage after its data passes as a torn tail, which Open does not cut
+//     (it cuts only an active segment's), so that once the new segment
+//     follows it is damage in a sealed segment and every later Open fails.
+//     (Damage in a compacted segment, written and synced whole before its
+//     rename, cannot be a torn tail.)
+func knownCompactedLast(files snapshot, err error) error {
+	var last string
+	for _, name := range files.names() {
+		if strings.HasSuffix(name, ".seg") {
+			last = name
+		}
+	}
+	if h, herr := segment.DecodeHeader(files[last]); last == "" || herr != nil || !h.Compacted() {
 		return nil
 	}
-	for name, b := range files {
-		if h, herr := segment.DecodeHeader(b); herr == nil && h.Compacted() && strings.HasSuffix(name, ".seg") {
-			return knownIssue(fmt.Sprintf("a last, compacted segment with a torn tail opens once, then never again: %v", err))
-		}
-	}
-	return nil
+	return knownIssue(fmt.Sprintf("the last segment is compacted: %v", err))
 }
 
-// knownSpan is the largest seq span the checks below let through: the
-// log allocates a bit and spends a loop step per seq of it.
+// knownSpan is the most seqs the checkpoint check below lets through
+// per entry without words.
 const knownSpan = 1 << 20
 
-// knownScanIssue reports whether a segment file hits a known bug of
-// wal.Open:
-//
-//   - a compacted segment whose record seqs span far more than the file
-//     could hold makes load allocate an acknowledgement bitmap of a bit
-//     per seq of the span (index.NewAcks in wal/state.go): a 4 KiB file
-//     with seqs 1 and 2^40 asks for 128 GiB and the process dies of "out
-//     of memory";
-//   - an ack frame acknowledging a range of 2^59 seqs (its seq field, which
-//     only bounds the range, is not checked against the records before it)
-//     makes setAcked (wal/state.go) loop once per seq: Open never returns.
-func knownScanIssue(file []byte) string {
-	h, err := segment.DecodeHeader(file)
-	if err != nil {
-		return ""
-	}
-	for _, fr := range refScan(file) {
-		if fr.flags&segment.FlagAck != 0 {
-			var total uint64
-			index.DecodeAckPayload(fr.payload, func(start, n uint64) { total += min(n, knownSpan+1) })
-			if total > knownSpan {
-				return fmt.Sprintf("known issue: an ack frame acknowledging %d+ seqs makes wal.Open loop per seq", total)
-			}
-			continue
-		}
-		if h.Compacted() && fr.seq >= h.FirstSeq && fr.seq-h.FirstSeq > knownSpan {
-			return fmt.Sprintf("known issue: a compacted segment spanning seqs %d..%d makes wal.Open allocate a bitmap for the span", h.FirstSeq, fr.seq)
-		}
-	}
-	return ""
-}
-
-// knownCheckpointIssue reports whether a checkpoint hits a known bug of
+// knownCheckpointIssue reports whether a checkpoint hits a known issue of
 // index.DecodeCheckpoint: an entry flagged "no seq" or "every seq"
 // acknowledged carries no words, yet the decoder allocates its bitmap in
-// full — up to 2^40 bits (128 GiB) from 24 bytes — so that the allocation
-// is not bounded by the input (with "every seq" it also fills it). It
-// returns the bytes such bitmaps take, which FuzzCheckpoint allows on top
-// of its bound, and a reason to skip the input when they are too many.
+// full — up to index.MaxSpan bits (32 MiB) for 24 bytes, and entries are
+// not bounded in number — so that the allocation is not bounded by the
+// input (a few KiB of checkpoint can ask for gigabytes). It returns the
+// bytes such bitmaps take, which FuzzCheckpoint allows on top of its
+// bound, and a reason to skip the input when they are too many.
 func knownCheckpointIssue(b []byte) (extra uint64, why string) {
 	off := len(checkpointHeader(0))
 	if len(b) < off+8 {
