@@ -703,7 +703,17 @@ func addKnownIssueSeeds(scans, ckpts *corpus) {
 	b = binary.LittleEndian.AppendUint64(b, 1)
 	b = binary.LittleEndian.AppendUint64(b, 1<<62|1<<40) // every seq of 2^40 acknowledged, no words
 	b = binary.LittleEndian.AppendUint64(b, xxhash.Sum64(b))
-	ckpts.addRegression("known-compact-entry-huge-bitmap", b, false)
+	ckpts.addRegression("compact-entry-huge-bitmap", b, false)
+	// Still open: entries of index.MaxSpan seqs each, flagged, no words:
+	// 32 MiB allocated per 24 bytes.
+	b = checkpointHeader(4)
+	for i := range uint64(4) {
+		b = binary.LittleEndian.AppendUint64(b, i+1)
+		b = binary.LittleEndian.AppendUint64(b, 1+i*index.MaxSpan)
+		b = binary.LittleEndian.AppendUint64(b, 1<<62|index.MaxSpan)
+	}
+	b = binary.LittleEndian.AppendUint64(b, xxhash.Sum64(b))
+	ckpts.addRegression("known-compact-entries-maxspan", b, false)
 }
 
 // checkpointHeader returns the header of a checkpoint (as the encoder

@@ -2,7 +2,6 @@ package fuzz
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -106,10 +105,6 @@ func FuzzSegmentScan(f *testing.F) {
 		if n := heapAllocs(func() { err = scanCheck(dir, files) }); n > allowed {
 			t.Errorf("opening a %d-byte segment allocated %d bytes (allowed %d)", len(file), n, allowed)
 		}
-		var known knownIssue
-		if errors.As(err, &known) {
-			t.Skip(known)
-		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,9 +139,6 @@ func scanCheck(dir string, files snapshot) error {
 	}
 	v, err := wal.OpenView(dir)
 	if err != nil {
-		if known := knownCompactedLast(files, err); known != nil {
-			return known
-		}
 		return fmt.Errorf("Open succeeded, but OpenView after it failed: %v", err)
 	}
 	viewRecs, verr := viewPendingOf(v)
@@ -156,16 +148,10 @@ func scanCheck(dir string, files snapshot) error {
 	}
 	if perr == nil && verr == nil && !sameRecs(got, viewRecs) {
 		err := fmt.Errorf("Pending and the View disagree:\n Pending %v\n View    %v", got, viewRecs)
-		if known := knownCompactedLast(files, err); known != nil {
-			return known
-		}
 		return err
 	}
 	l, err = wal.Open(dir, openOpts...)
 	if err != nil {
-		if known := knownCompactedLast(files, err); known != nil {
-			return known
-		}
 		return fmt.Errorf("reopening after a successful Open and Close: %v", err)
 	}
 	again, perr2 := pendingOf(l)
@@ -174,9 +160,6 @@ func scanCheck(dir string, files snapshot) error {
 	}
 	if !sameRecs(again, got) || (perr == nil) != (perr2 == nil) {
 		err := fmt.Errorf("reopening yields different records:\n first  %v (%v)\n second %v (%v)", got, perr, again, perr2)
-		if known := knownCompactedLast(files, err); known != nil {
-			return known
-		}
 		return err
 	}
 	return nil

@@ -180,7 +180,8 @@ func DecodeFrameVerified(seg []byte, off int64) (Frame, error) {
 // DecodeFrame decodes and verifies the frame at off in seg, the whole
 // segment's bytes. At the end of the data (a zero header, or too little room
 // left for a header) it returns ErrEnd; a damaged frame is an *Error. It
-// never panics and never allocates.
+// never panics, and allocates nothing for a valid frame or at the end of
+// the data (an *Error, with its reason, is allocated).
 func DecodeFrame(seg []byte, off int64) (Frame, error) {
 	return decodeFrame(seg, off, true)
 }
