@@ -46,3 +46,25 @@ func IBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", v, "KMGTP"[i-1])
 }
+
+// ParseInterspersed parses args with fs, allowing flags after positional
+// arguments ("walcat dump DIR --json"), and returns the positional
+// arguments in order; everything after "--" is positional. Its errors are
+// fs.Parse's, flag.ErrHelp included.
+func ParseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}

@@ -129,28 +129,15 @@ func (c *cli) newFlags(cmd *command) *flag.FlagSet {
 // positional argument, the directory, is left. On failure it returns the
 // exit status to use: ExitOK after --help, ExitUsage otherwise.
 func (c *cli) parse(cmd *command, fs *flag.FlagSet, args []string) (dir string, code int, ok bool) {
-	var pos []string
-	for {
-		err := fs.Parse(args)
-		if errors.Is(err, flag.ErrHelp) {
-			c.printUsage(c.stdout, cmd, fs)
-			return "", ExitOK, false
-		}
-		if err != nil {
-			c.errorf("%s: %v", cmd.name, err)
-			fmt.Fprintf(c.stderr, "Run \"walcat %s --help\" for usage.\n", cmd.name)
-			return "", ExitUsage, false
-		}
-		rest := fs.Args()
-		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
-			pos = append(pos, rest...)
-			break
-		}
-		if len(rest) == 0 {
-			break
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
+	pos, err := cliutil.ParseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		c.printUsage(c.stdout, cmd, fs)
+		return "", ExitOK, false
+	}
+	if err != nil {
+		c.errorf("%s: %v", cmd.name, err)
+		fmt.Fprintf(c.stderr, "Run \"walcat %s --help\" for usage.\n", cmd.name)
+		return "", ExitUsage, false
 	}
 	switch {
 	case len(pos) == 0:

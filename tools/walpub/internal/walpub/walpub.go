@@ -180,26 +180,13 @@ func parseArgs(args []string, env Env) (cfg config, code int, ok bool) {
 		return config{}, ExitUsage, false
 	}
 	// Flags may come after the URL and the files.
-	var pos []string
-	for {
-		err := fs.Parse(args)
-		if errors.Is(err, flag.ErrHelp) {
-			printUsage(env.Stdout, fs)
-			return config{}, ExitOK, false
-		}
-		if err != nil {
-			return usageErr("%v", err)
-		}
-		rest := fs.Args()
-		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
-			pos = append(pos, rest...)
-			break
-		}
-		if len(rest) == 0 {
-			break
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
+	pos, err := cliutil.ParseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		printUsage(env.Stdout, fs)
+		return config{}, ExitOK, false
+	}
+	if err != nil {
+		return usageErr("%v", err)
 	}
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "key" {
@@ -222,7 +209,6 @@ func parseArgs(args []string, env Env) (cfg config, code int, ok bool) {
 	if cfg.whole && cfg.keyDelim != "" {
 		return usageErr("--key-delim splits lines; it does not go with --whole")
 	}
-	var err error
 	if cfg.sync, err = parseSync(cfg.syncText); err != nil {
 		return usageErr("--sync: %v", err)
 	}
