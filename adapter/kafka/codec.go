@@ -229,6 +229,12 @@ func (d *recordDecoder) uvarint(what string) uint64 {
 		d.fail("bad length of " + what)
 		return 0
 	}
+	if n > 1 && d.b[d.off+n-1] == 0 {
+		// The encoder writes minimal uvarints: a padded one is damage,
+		// and refusing it keeps one encoding per record.
+		d.fail("non-minimal length of " + what)
+		return 0
+	}
 	d.off += n
 	return v
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -128,9 +129,15 @@ func TestCodecRejects(t *testing.T) {
 		"topic":   func(b []byte) { b[18] = 0x7f },
 		"varint":  func(b []byte) { copy(b[18:], bytes.Repeat([]byte{0xff}, len(b)-18)) },
 	}
+	mutate := func(fn func([]byte)) []byte { b := bytes.Clone(valid); fn(b); return b }
+	inputs := map[string][]byte{}
 	for name, fn := range damage {
-		b := bytes.Clone(valid)
-		fn(b)
+		inputs[name] = mutate(fn)
+	}
+	// The topic length 1 written on two bytes (0x81 0x00): the same
+	// record's second encoding, refused.
+	inputs["non-minimal uvarint"] = slices.Concat(valid[:18], []byte{0x81, 0x00}, valid[19:])
+	for name, b := range inputs {
 		_, err := DecodeRecord(b)
 		var re *RecordError
 		if !errors.As(err, &re) || !errors.Is(err, ErrInvalidRecord) {

@@ -13,12 +13,45 @@ import (
 const MaxSpan = 1 << 28
 
 // Acks is the acknowledgement bitmap of one segment: a bit for each seq of
-// [Base, Base+Len). Set and Has are safe for concurrent use; the capacity
-// is fixed at creation so that the words never move.
+// [Base, Base+Len). On a bitmap from NewAcks, Set and Has are safe for
+// concurrent use; the capacity is fixed at creation so that the words
+// never move.
+//
+// A bitmap decoded from a checkpoint entry flagged "no seq" or "every seq"
+// acknowledged holds no words (full says which): decoding allocates
+// nothing for bits the input does not carry. Such a bitmap is read
+// concurrently like any other; its first Set allocates the words and
+// must not race with other calls.
 type Acks struct {
 	base  uint64
 	n     uint64
-	words []uint64
+	words []uint64 // nil for a uniform bitmap
+	full  bool     // with words nil: every seq is acknowledged
+}
+
+// uniformAcks returns a bitmap of n seqs from base with no bit set, or
+// every bit set if full, without allocating its words.
+func uniformAcks(base, n uint64, full bool) *Acks {
+	return &Acks{base: base, n: n, full: full}
+}
+
+// materialize allocates the words of a uniform bitmap.
+func (a *Acks) materialize() {
+	w := make([]uint64, (a.n+63)/64)
+	if a.full {
+		for i := range w {
+			w[i] = lastWordMask(a.n, i)
+		}
+	}
+	a.words = w
+}
+
+// lastWordMask returns word i of a bitmap of n seqs with every bit set.
+func lastWordMask(n uint64, i int) uint64 {
+	if r := n % 64; r != 0 && uint64(i) == (n-1)/64 {
+		return 1<<r - 1
+	}
+	return ^uint64(0)
 }
 
 // NewAcks returns a bitmap for n seqs starting at base, all unacknowledged.
@@ -40,6 +73,9 @@ func (a *Acks) Has(seq uint64) bool {
 	if !a.Covers(seq) {
 		return false
 	}
+	if a.words == nil {
+		return a.full
+	}
 	i := seq - a.base
 	return atomic.LoadUint64(&a.words[i/64])&(1<<(i%64)) != 0
 }
@@ -48,6 +84,12 @@ func (a *Acks) Has(seq uint64) bool {
 func (a *Acks) Set(seq uint64) bool {
 	if !a.Covers(seq) {
 		return false
+	}
+	if a.words == nil {
+		if a.full {
+			return false
+		}
+		a.materialize()
 	}
 	i := seq - a.base
 	bit := uint64(1) << (i % 64)
@@ -61,6 +103,9 @@ func (a *Acks) Truncate(n uint64) {
 		return
 	}
 	a.n = n
+	if a.words == nil {
+		return
+	}
 	w := (n + 63) / 64
 	a.words = a.words[:w:w]
 	if r := n % 64; r != 0 {
@@ -70,6 +115,12 @@ func (a *Acks) Truncate(n uint64) {
 
 // Count returns the number of acknowledged seqs.
 func (a *Acks) Count() int {
+	if a.words == nil {
+		if a.full {
+			return int(a.n)
+		}
+		return 0
+	}
 	c := 0
 	for i := range a.words {
 		c += popcount(atomic.LoadUint64(&a.words[i]))
@@ -155,6 +206,9 @@ func DecodeAckPayload(p []byte, fn func(start, n uint64)) error {
 
 // Clone returns a copy of the bitmap as it is now.
 func (a *Acks) Clone() *Acks {
+	if a.words == nil {
+		return uniformAcks(a.base, a.n, a.full)
+	}
 	c := &Acks{base: a.base, n: a.n, words: make([]uint64, len(a.words))}
 	for i := range a.words {
 		c.words[i] = atomic.LoadUint64(&a.words[i])

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -464,5 +465,113 @@ func TestSuperblock(t *testing.T) {
 	PutSuperblockSlot(neg[SuperblockSlot:], Superblock{Generation: 1, Offset: -1})
 	if _, err := DecodeSuperblock(neg); !errors.As(err, &fe) {
 		t.Errorf("negative offset: %v", err)
+	}
+}
+
+func TestUniformAcks(t *testing.T) {
+	for _, full := range []bool{false, true} {
+		a := uniformAcks(100, 130, full)
+		want := 0
+		if full {
+			want = 130
+		}
+		if a.Count() != want || a.Has(99) || a.Has(230) || a.Has(100) != full || a.Has(229) != full {
+			t.Fatalf("full=%v: Count %d, Has wrong", full, a.Count())
+		}
+		if w := a.Word(2); full && w != 1<<2-1 || !full && w != 0 {
+			t.Fatalf("full=%v: last word %x", full, w)
+		}
+		if w := a.Word(0); full && w != math.MaxUint64 || !full && w != 0 {
+			t.Fatalf("full=%v: first word %x", full, w)
+		}
+		c := a.Clone()
+		if c.words != nil || c.Count() != want {
+			t.Fatalf("full=%v: Clone materialised or changed", full)
+		}
+		c.Truncate(65)
+		if c.Len() != 65 || c.Has(165) || c.Has(164) != full || a.Len() != 130 {
+			t.Fatalf("full=%v: Truncate", full)
+		}
+		if got := a.Set(150); got == full {
+			t.Fatalf("full=%v: Set(150) = %v", full, got)
+		}
+		if !a.Has(150) || a.Has(151) != full || a.Count() != max(want, 1) {
+			t.Fatalf("full=%v: after Set, Count %d", full, a.Count())
+		}
+		if !full && a.words == nil {
+			t.Fatal("Set did not materialise a bitmap with no bit set")
+		}
+		if full && a.words != nil {
+			t.Fatal("Set of an already set bit materialised a full bitmap")
+		}
+	}
+}
+
+// A checkpoint's entries flagged "no seq" or "every seq" acknowledged
+// carry no words: decoding them allocates nothing for their bits, however
+// many they claim.
+func TestCheckpointUniformEntriesAllocateNothing(t *testing.T) {
+	var c Checkpoint
+	base := uint64(1)
+	for i := range 200 {
+		a := uniformAcks(base, MaxSpan, i%2 == 0)
+		c.Segments = append(c.Segments, SegmentAcks{ID: uint64(i + 1), Acks: a})
+		base += MaxSpan
+	}
+	c.SealedEnd, c.NextSeq = base, base
+	b := AppendCheckpoint(nil, c)
+	var got Checkpoint
+	var err error
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got, err = DecodeCheckpoint(b)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 4*uint64(len(b))+64<<10 {
+		t.Fatalf("decoding %d bytes claiming %d bits allocated %d bytes", len(b), 200*MaxSpan, n)
+	}
+	if len(got.Segments) != 200 || got.SealedEnd != c.SealedEnd || got.NextSeq != c.NextSeq {
+		t.Fatalf("decoded %d entries, SealedEnd %d, NextSeq %d", len(got.Segments), got.SealedEnd, got.NextSeq)
+	}
+	for i, e := range got.Segments {
+		if e.Acks.Has(e.Acks.Base()+MaxSpan-1) != (i%2 == 0) || e.Acks.Count() != map[bool]int{true: MaxSpan}[i%2 == 0] {
+			t.Fatalf("entry %d decoded wrong", i)
+		}
+	}
+	if re := AppendCheckpoint(nil, got); !bytes.Equal(re, b) {
+		t.Fatal("re-encoding differs")
+	}
+}
+
+// A bitmap with no bit or every bit set has one encoding, the flag: its
+// words spelled out are refused, so a checkpoint has a single encoding.
+func TestCheckpointSpelledOutUniformRefused(t *testing.T) {
+	for _, full := range []bool{false, true} {
+		b := AppendCheckpoint(nil, Checkpoint{NextSeq: 200, SealedEnd: 140, Segments: []SegmentAcks{{ID: 1, Acks: NewAcks(10, 130)}}})
+		// Rewrite the entry without its flag, with its three words.
+		body := b[:checkpointHeader+24]
+		binary.LittleEndian.PutUint64(body[checkpointHeader+16:], 130)
+		for i := range 3 {
+			var w uint64
+			if full {
+				w = lastWordMask(130, i)
+			}
+			body = binary.LittleEndian.AppendUint64(body, w)
+		}
+		body = binary.LittleEndian.AppendUint64(body, 0)
+		resealCkpt(body)
+		_, err := DecodeCheckpoint(body)
+		var fe *FormatError
+		if !errors.As(err, &fe) || fe.Offset != checkpointHeader {
+			t.Fatalf("full=%v: spelled-out uniform bitmap: %v", full, err)
+		}
+		// One bit fewer (or more) is a real bitmap and decodes.
+		body[checkpointHeader+24] ^= 1
+		resealCkpt(body)
+		if _, err := DecodeCheckpoint(body); err != nil {
+			t.Fatalf("full=%v: %v", full, err)
+		}
 	}
 }

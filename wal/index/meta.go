@@ -106,7 +106,7 @@ func AppendCheckpoint(dst []byte, c Checkpoint) []byte {
 			dst = binary.LittleEndian.AppendUint64(dst, s.Acks.n|bitsAll)
 		default:
 			dst = binary.LittleEndian.AppendUint64(dst, s.Acks.n)
-			for i := range s.Acks.words {
+			for i := range int((s.Acks.n + 63) / 64) {
 				dst = binary.LittleEndian.AppendUint64(dst, s.Acks.Word(i))
 			}
 		}
@@ -121,8 +121,16 @@ const (
 	bitsMask = bitsAll - 1
 )
 
-// Word returns the i-th bitmap word.
-func (a *Acks) Word(i int) uint64 { return atomicLoad(&a.words[i]) }
+// Word returns the i-th bitmap word, i < (Len()+63)/64.
+func (a *Acks) Word(i int) uint64 {
+	if a.words == nil {
+		if a.full && uint64(i) < (a.n+63)/64 {
+			return lastWordMask(a.n, i)
+		}
+		return 0
+	}
+	return atomicLoad(&a.words[i])
+}
 
 // DecodeCheckpoint decodes and verifies a checkpoint file's bytes. It never
 // panics, and allocates no more than the input's size allows.
@@ -172,21 +180,22 @@ func DecodeCheckpoint(b []byte) (Checkpoint, error) {
 			return Checkpoint{}, &FormatError{int64(off), "invalid checkpoint entry"}
 		}
 		prevID, prevEnd = id, base+bits
-		a := NewAcks(base, bits)
+		var a *Acks
 		switch kind {
-		case bitsAll:
-			for i := range a.words {
-				a.words[i] = ^uint64(0)
-			}
-			if r := bits % 64; r != 0 {
-				a.words[len(a.words)-1] = 1<<r - 1
-			}
-		case 0:
+		case bitsNone, bitsAll:
+			a = uniformAcks(base, bits, kind == bitsAll)
+		default:
+			a = NewAcks(base, bits)
 			for i := range a.words {
 				a.words[i] = binary.LittleEndian.Uint64(body[off+24+8*i:])
 			}
 			if r := bits % 64; r != 0 && a.words[len(a.words)-1]>>r != 0 {
 				return Checkpoint{}, &FormatError{int64(off), "checkpoint bitmap has bits past its range"}
+			}
+			// One encoding per checkpoint: a bitmap with no bit or every
+			// bit set is written as a flag, never spelled out.
+			if count := uint64(a.Count()); bits > 0 && (count == 0 || count == bits) {
+				return Checkpoint{}, &FormatError{int64(off), "checkpoint bitmap spells out a uniform bitmap its flags encode"}
 			}
 		}
 		c.Segments = append(c.Segments, SegmentAcks{ID: id, Acks: a})
