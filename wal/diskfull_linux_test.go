@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes on a new directory and unmounts
@@ -138,21 +139,40 @@ func TestDiskFull(t *testing.T) {
 // fillUp writes zeros to path until the file system is full.
 func fillUp(t *testing.T, path string) {
 	t.Helper()
-	f, err := os.Create(path)
+	// Space can come back after a first fill: a segment the log's
+	// preparer was allocating when the file system filled up is removed
+	// when its fallocate fails. Top the filler up until it stays full.
+	for still := 0; still < 3; time.Sleep(20 * time.Millisecond) {
+		if topUp(t, path) == 0 {
+			still++
+		} else {
+			still = 0
+		}
+	}
+}
+
+// topUp appends to the file at path until the file system is full and
+// returns the bytes it added.
+func topUp(t *testing.T, path string) int64 {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil && !errors.Is(err, syscall.ENOSPC) {
 		t.Fatal(err)
 	}
 	if f == nil {
-		return
+		return 0
 	}
 	defer f.Close()
 	buf := make([]byte, 4096)
+	var added int64
 	for {
-		if _, err := f.Write(buf); err != nil {
+		n, err := f.Write(buf)
+		added += int64(n)
+		if err != nil {
 			if !errors.Is(err, syscall.ENOSPC) {
 				t.Fatal(err)
 			}
-			return
+			return added
 		}
 	}
 }
