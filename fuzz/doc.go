@@ -46,10 +46,11 @@
 // harness recompute the checksums after mutation, so that the fuzzer gets
 // past them to the checks behind.
 //
-// known_test.go lists bugs found and reported but not fixed here (they lie
-// outside the decoders): the targets skip inputs that trigger them, saying
-// so, and testdata/fuzz/*/regression-known-* reproduce them. Delete a check
-// there once its bug is fixed.
+// No target skips an input as a known issue: every bug the fuzzers found
+// is fixed, and its input kept as a regression-* seed. Should one be
+// reported and left for later, name its seeds regression-known-* and let
+// the target skip the inputs that trigger it, saying why, until it is
+// fixed.
 //
 // Run fuzzing under a memory limit (fuzz.sh sets ulimit -v): an input
 // that makes a decoder ask for an absurd allocation then fails the worker

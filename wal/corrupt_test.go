@@ -21,6 +21,10 @@ type damageCase struct {
 	damage func(t testing.TB, s snapshot) (file string, off int64, keepBelow uint64)
 }
 
+// keepsLater names the damage cases that lose a whole segment (the file
+// damage returns): Repair keeps every record of the segments after it.
+var keepsLater = map[string]bool{"missing-middle-segment": true}
+
 var (
 	imagesOnce         sync.Once
 	closedImg, killImg logImage

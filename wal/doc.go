@@ -56,11 +56,15 @@
 //     Stats.TornBytes;
 //   - anything else — damage followed by valid frames, damage or missing
 //     records below the high-water mark, a segment shorter than its size,
-//     a missing segment, a gap in sequence numbers, damaged metadata — is
-//     a *CorruptionError naming the file, the offset and the seq expected.
+//     a missing segment, a gap in sequence numbers, damaged metadata, a
+//     missing checkpoint once compaction reclaimed a segment after the
+//     first one left (its ack frames may have held acknowledgements found
+//     nowhere else) — is a *CorruptionError naming the file, the offset
+//     and the seq expected.
 //
 // Nothing is deleted on account of damage: Repair cuts the log at the
-// damage and moves the cut bytes into a side file.
+// damage and moves the cut bytes into a side file, or writes a lost
+// checkpoint anew from the ack frames still on disk.
 //
 // # Reclaiming space
 //

@@ -38,9 +38,10 @@ type CorruptionError struct {
 type fixKind uint8
 
 const (
-	fixCut       fixKind = iota // cut Path at Offset, and every later segment
-	fixResize                   // give the segment the size its header names
-	fixMoveAside                // move the metadata file named by aside
+	fixCut        fixKind = iota // cut Path at Offset, and every later segment
+	fixResize                    // give the segment the size its header names
+	fixMoveAside                 // move the metadata file named by aside
+	fixCheckpoint                // write a new checkpoint from the segments
 )
 
 func (e *CorruptionError) Error() string {

@@ -27,6 +27,8 @@ type Log struct {
 	fs   vfs.FS
 	log  *slog.Logger
 	lock vfs.File
+	// ownLock: Close releases lock (not when Repair lent it its own).
+	ownLock bool
 
 	mu            sync.Mutex
 	closed        bool
@@ -105,12 +107,23 @@ func Open(dir string, opts ...Option) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
+	l, err := openLocked(dir, cfg, lock, loadWrite)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	l.ownLock = true
+	return l, nil
+}
+
+// openLocked opens the log in dir, whose lock the caller holds, and
+// starts its goroutines. Close releases the lock only if ownLock is set.
+func openLocked(dir string, cfg config, lock vfs.File, mode loadMode) (*Log, error) {
 	l := &Log{dir: dir, cfg: cfg, fs: cfg.fs, log: cfg.logger, lock: lock,
 		prepKick: make(chan struct{}, 1), compactKick: make(chan struct{}, 1), quit: make(chan struct{})}
 	l.syncCond = sync.NewCond(&l.syncMu)
-	if err := l.open(); err != nil {
+	if err := l.open(mode); err != nil {
 		l.closeFiles()
-		lock.Close()
 		return nil, err
 	}
 	l.wg.Add(2)
@@ -126,9 +139,9 @@ func Open(dir string, opts ...Option) (*Log, error) {
 	return l, nil
 }
 
-func (l *Log) open() error {
+func (l *Log) open(mode loadMode) error {
 	l.removeTemps()
-	st, err := load(l.fs, l.dir, loadWrite)
+	st, err := load(l.fs, l.dir, mode)
 	if err != nil {
 		return err
 	}
@@ -1060,7 +1073,9 @@ func (l *Log) Close() error {
 	if l.sb != nil {
 		err = errors.Join(err, l.sb.Close())
 	}
-	err = errors.Join(err, l.lock.Close())
+	if l.ownLock {
+		err = errors.Join(err, l.lock.Close())
+	}
 	if stickyErr != nil {
 		return stickyErr
 	}

@@ -27,7 +27,10 @@ type RepairReport struct {
 // the damaged segment and every later segment. Damaged or inconsistent
 // metadata (superblock, checkpoint) is moved aside whole; acknowledgements
 // only it recorded are then lost, so some acknowledged records may be
-// pending again (at-least-once, never a loss).
+// pending again (at-least-once, never a loss). A checkpoint that is
+// missing (or was moved aside) after compaction reclaimed segments is
+// written anew from the segments' own ack frames; the report then names
+// it, with nothing moved.
 //
 // The side file, "repair-<time>.cut", is a sequence of pieces, each a
 // line "walpub-repair <file> <offset> <length>\n" followed by that many
@@ -127,9 +130,33 @@ func repair(fsys vfs.FS, dir string) (rep RepairReport, err error) {
 			if err := cutAt(fsys, dir, ce.Path, ce.Offset, moveBytes, moveFile); err != nil {
 				return rep, err
 			}
+		case fixCheckpoint:
+			if err := rebuildCheckpoint(fsys, dir, lock); err != nil {
+				return rep, err
+			}
+			if rep.Path == "" {
+				rep.Path, rep.Offset = ce.Path, 0
+			}
 		}
 	}
 	return rep, fmt.Errorf("wal: repair: %s still does not open after many repairs", dir)
+}
+
+// rebuildCheckpoint writes a new checkpoint for a log that lost its own:
+// it opens the log accepting the loss, with the acknowledgements that the
+// segments' ack frames still record, and closes it, which writes the
+// checkpoint (synced). The caller's lock stays held throughout.
+func rebuildCheckpoint(fsys vfs.FS, dir string, lock vfs.File) error {
+	cfg := defaultConfig()
+	cfg.fs, cfg.sync = fsys, SyncAlways
+	l, err := openLocked(dir, cfg, lock, loadRebuild)
+	if err != nil {
+		return fmt.Errorf("wal: repair: rebuild the checkpoint: %w", err)
+	}
+	if err := l.Close(); err != nil {
+		return fmt.Errorf("wal: repair: rebuild the checkpoint: %w", err)
+	}
+	return nil
 }
 
 func baseName(path string) string {

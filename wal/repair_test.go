@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -75,7 +76,7 @@ func TestRepair(t *testing.T) {
 				im = killed
 			}
 			s := im.snap.clone()
-			_, _, keepBelow := c.damage(t, s)
+			gone, _, keepBelow := c.damage(t, s)
 			dir := s.write(t, filepath.Join(t.TempDir(), "log"))
 			before := readDir(t, dir).data()
 			_, oerr := Open(dir, WithSegmentSize(smallSeg))
@@ -138,10 +139,21 @@ func TestRepair(t *testing.T) {
 
 			l := mustOpen(t, dir, WithSegmentSize(smallSeg))
 			m := im.m.without(keepBelow)
+			next := keepBelow
+			if keepsLater[c.name] {
+				// Only the missing segment's records are lost: the
+				// checkpoint moved aside, Repair wrote a new one that
+				// accepts the gap.
+				names := im.snap.segNames()
+				i := slices.Index(names, gone)
+				lostTo := firstSeqOf(t, im.snap[names[i+1]])
+				m = im.m.withoutRange(keepBelow, lostTo)
+				next = im.m.next()
+			}
 			m.check(t, l)
 			q, err := l.Append([]byte("after repair"))
-			if err != nil || q != keepBelow {
-				t.Fatalf("Append after Repair = %d, %v; want %d", q, err, keepBelow)
+			if err != nil || q != next {
+				t.Fatalf("Append after Repair = %d, %v; want %d", q, err, next)
 			}
 			m.data[q] = []byte("after repair")
 			mustClose(t, l)
@@ -176,4 +188,66 @@ func TestRepairHealthy(t *testing.T) {
 		t.Fatalf("Repair of an open log: %v, want ErrLocked", err)
 	}
 	closed.m.check(t, l)
+}
+
+// TestRepairLostCheckpointGap: segment 2 held the ack frame of record 1
+// (in segment 1) and was reclaimed once all its own records were
+// acknowledged. With the checkpoint gone, nothing on disk says record 1
+// was acknowledged, nor that segment 2 was reclaimed rather than lost:
+// Open reports it, naming the checkpoint, and Repair writes a new
+// checkpoint that accepts the gap, keeping every segment after it. Record
+// 1 is pending again (at-least-once); nothing pending is lost.
+func TestRepairLostCheckpointGap(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir, WithSegmentSize(smallSeg))
+	m := newModel()
+	rec := bytes.Repeat([]byte("x"), 1000)
+	appendUntil := func(segs int) {
+		for len(segRanges(l)) < segs {
+			q, err := l.Append(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.data[q] = rec
+		}
+	}
+	appendUntil(2)
+	if err := l.Ack(1); err != nil { // the ack frame lands in segment 2
+		t.Fatal(err)
+	}
+	m.acked[1] = true
+	appendUntil(3)
+	rg := segRanges(l)[1]
+	for q := rg[0]; q < rg[1]; q++ {
+		if err := l.Ack(q); err != nil {
+			t.Fatal(err)
+		}
+		m.acked[q] = true
+	}
+	appendUntil(4)
+	eventually(t, "segment 2 to be reclaimed", func() bool {
+		_, err := os.Stat(filepath.Join(dir, segName(2)))
+		return errors.Is(err, os.ErrNotExist)
+	})
+	mustClose(t, l)
+	ckpt := filepath.Join(dir, "checkpoint")
+	if err := os.Remove(ckpt); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err := Open(dir, WithSegmentSize(smallSeg))
+	ce := asCorruption(t, err, dir)
+	if ce.Path != ckpt || !strings.Contains(ce.Reason, "segment 2 is gone") {
+		t.Fatalf("Open: %v; want the missing checkpoint named, and segment 2", err)
+	}
+	rep, err := Repair(dir)
+	if err != nil || rep.Path != ckpt || rep.Moved != 0 || rep.SideFile != "" {
+		t.Fatalf("Repair: %+v, %v", rep, err)
+	}
+	delete(m.acked, 1) // its acknowledgement went with the checkpoint
+	for range 2 {
+		l = mustOpen(t, dir, WithSegmentSize(smallSeg))
+		m.check(t, l)
+		mustClose(t, l)
+	}
 }

@@ -81,8 +81,9 @@ type loaded struct {
 type loadMode uint8
 
 const (
-	loadWrite loadMode = iota // Open: the last segment is mapped writable
-	loadRead                  // a read-only view: nothing is changed
+	loadWrite   loadMode = iota // Open: the last segment is mapped writable
+	loadRead                    // a read-only view: nothing is changed
+	loadRebuild                 // Repair: like loadWrite, and a lost checkpoint is accepted
 )
 
 func corrupt(path string, off int64, seq uint64, fix fixKind, format string, args ...any) *CorruptionError {
@@ -96,6 +97,19 @@ func corruptMeta(path string, off int64, seq uint64, aside string, format string
 	e := corrupt(path, off, seq, fixMoveAside, format, args...)
 	e.aside = aside
 	return e
+}
+
+// lostCheckpoint reports a missing checkpoint that held acknowledgements
+// no segment on disk holds any longer: compaction dropped the ack frames
+// of a segment after the first one left (what is evidence of it), and
+// they may have acknowledged records of an earlier segment still on disk.
+// Opening without it would make those records pending again silently;
+// Repair writes a new checkpoint from what the segments still say.
+func lostCheckpoint(ckPath string, evidence string, args ...any) *CorruptionError {
+	return corrupt(ckPath, 0, 0, fixCheckpoint,
+		"checkpoint missing, yet %s: acknowledgements only the checkpoint held are lost "+
+			"(Repair writes a new checkpoint; records it cannot tell were acknowledged are pending again)",
+		fmt.Sprintf(evidence, args...))
 }
 
 // catchFault turns a memory fault while reading a mapping (the file was
@@ -256,7 +270,7 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 		isLast := i == len(ids)-1
 		o := &opened{isLast: isLast}
 		files = append(files, o)
-		f, oerr := segment.Open(fsys, path, isLast && mode == loadWrite)
+		f, oerr := segment.Open(fsys, path, isLast && mode != loadRead)
 		if oerr != nil {
 			var se *segment.Error
 			if errors.As(oerr, &se) {
@@ -342,9 +356,19 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			// was merged into another or reclaimed (the checkpoint covers
 			// it).
 			for gone := prev.id + 1; gone < s.id; gone++ {
-				if gone > mergedThrough && (!st.haveCkpt || gone > st.ckpt.Through) {
-					return nil, corrupt(vfs.Join(dir, segName(gone)), 0, 0, fixCut, "missing segment %d", gone)
+				if gone <= mergedThrough || st.haveCkpt && gone <= st.ckpt.Through {
+					continue
 				}
+				if !st.haveCkpt {
+					if mode == loadRebuild {
+						continue
+					}
+					return nil, lostCheckpoint(ckPath, "segment %d is gone (reclaimed, or deleted)", gone)
+				}
+				return nil, corrupt(vfs.Join(dir, segName(gone)), 0, 0, fixCut, "missing segment %d", gone)
+			}
+			if s.compacted() && !st.haveCkpt && mode != loadRebuild {
+				return nil, lostCheckpoint(ckPath, "segment %d was compacted", s.id)
 			}
 		}
 		mergedThrough = max(mergedThrough, s.file.Header.MergedThrough)

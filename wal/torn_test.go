@@ -70,6 +70,32 @@ func (m *model) without(from uint64) *model {
 	return c
 }
 
+// withoutRange returns a copy of the model without the records of
+// [from, to).
+func (m *model) withoutRange(from, to uint64) *model {
+	c := m.without(from)
+	for q, d := range m.data {
+		if q >= to {
+			c.data[q] = d
+		}
+	}
+	for q := range m.acked {
+		if q >= to {
+			c.acked[q] = true
+		}
+	}
+	return c
+}
+
+// next is the seq the next Append gets: one past the highest recorded.
+func (m *model) next() uint64 {
+	n := uint64(1)
+	for q := range m.data {
+		n = max(n, q+1)
+	}
+	return n
+}
+
 // TestTornTail damages the end of a log beyond its durable high-water
 // mark, as a process killed in the middle of an append leaves it: Open
 // cuts the torn tail, counts it, keeps every record before it, and new

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -198,6 +199,51 @@ func buildDamagedLog(t *testing.T, dir string) {
 	buildPlainLog(t, dir)
 	r := recordAt(t, dir, 5)
 	flipByte(t, r.Path, r.Offset+32)
+}
+
+// buildLostCheckpointLog writes a log of three segments whose second one,
+// which held the ack frame of seq 1, was reclaimed once its own records
+// were all acknowledged; then it removes the checkpoint, the only record
+// left of seq 1's acknowledgement.
+func buildLostCheckpointLog(t *testing.T, dir string) {
+	t.Helper()
+	l := openLog(t, dir)
+	i := 0
+	var opened uint64 // the record that opened the current segment
+	appendUntil := func(segs int) (seqs []uint64) {
+		if opened != 0 {
+			seqs = append(seqs, opened)
+		}
+		for l.Stats().Segments < segs {
+			i++
+			seqs = append(seqs, mustAppend(t, l, bigPayload(i, 3000)))
+		}
+		opened = seqs[len(seqs)-1]
+		return seqs[:len(seqs)-1] // the records of the segment just sealed
+	}
+	appendUntil(2)
+	if err := l.Ack(1); err != nil { // the ack frame lands in segment 2
+		t.Fatal(err)
+	}
+	seg2 := appendUntil(3)
+	if err := l.Ack(seg2...); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "00000000000000000002.seg")
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("segment 2 was not reclaimed")
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "checkpoint")); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // buildTornLog is the plain log with garbage after the end of the data

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/walpub/walpub/wal"
+	"github.com/walpub/walpub/wal/index"
 )
 
 var repairCmd = &command{
@@ -21,7 +24,9 @@ pieces, each a line "walpub-repair <file> <offset> <length>" followed by
 those bytes). Records after the damage are no longer in the log; the
 side file keeps their bytes. Acknowledgements recorded only in moved
 metadata are lost, so some acknowledged records may be pending again
-(they are sent again: at least once, never a loss).
+(they are sent again: at least once, never a loss). A checkpoint that is
+missing after compaction reclaimed segments is written anew from the ack
+frames still on disk, keeping every segment.
 
 repair takes the log's lock: stop the process using the log first. It is
 the only walcat command that changes the log. A healthy log is left alone.
@@ -59,8 +64,13 @@ func runRepair(ctx context.Context, c *cli, args []string) int {
 		return ExitDamaged
 	}
 	fmt.Fprintf(w, "damage: %s at offset %d%s: %s\n", ce.Path, ce.Offset, seqText(ce.Seq), ce.Reason)
+	lost := lostCheckpoint(ce.Path)
 	if *dryRun {
-		fmt.Fprintf(w, "would cut the log there, moving the bytes cut off (and any later segment or damaged metadata) to a side file in %s\n", dir)
+		if lost {
+			fmt.Fprintf(w, "would write a new checkpoint from the ack frames still on disk, keeping every segment\n")
+		} else {
+			fmt.Fprintf(w, "would cut the log there, moving the bytes cut off (and any later segment or damaged metadata) to a side file in %s\n", dir)
+		}
 		return ExitDamaged
 	}
 	rep, err := wal.Repair(dir)
@@ -68,7 +78,10 @@ func runRepair(ctx context.Context, c *cli, args []string) int {
 		c.errorf("repair: another process has %s open; stop it, then run repair again", dir)
 		return ExitDamaged
 	}
-	if rep.Moved > 0 || rep.Path != "" {
+	switch {
+	case lost && rep.Path == ce.Path && rep.Moved == 0:
+		fmt.Fprintf(w, "wrote a new checkpoint %s; records whose acknowledgement only the lost one held are pending again\n", rep.Path)
+	case rep.Moved > 0 || rep.Path != "":
 		fmt.Fprintf(w, "cut %s at offset %d\n", rep.Path, rep.Offset)
 	}
 	if rep.SideFile != "" {
@@ -91,4 +104,14 @@ func runRepair(ctx context.Context, c *cli, args []string) int {
 	fmt.Fprintf(w, "repaired: %s is healthy: %s (%d pending), next seq %d\n", dir,
 		plural(int64(in.Records), "record"), in.Pending, in.NextSeq)
 	return ExitOK
+}
+
+// lostCheckpoint reports whether the damage named path is a checkpoint
+// file that is missing: Repair then writes a new one rather than cutting.
+func lostCheckpoint(path string) bool {
+	if filepath.Base(path) != index.CheckpointName {
+		return false
+	}
+	_, err := os.Stat(path)
+	return errors.Is(err, os.ErrNotExist)
 }

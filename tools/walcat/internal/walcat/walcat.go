@@ -179,7 +179,11 @@ func (c *cli) reportOpenError(cmd, dir string, err error) int {
 	var ce *wal.CorruptionError
 	if errors.As(err, &ce) {
 		c.errorf("%s: %s is damaged: %s at offset %d%s: %s", cmd, dir, ce.Path, ce.Offset, seqText(ce.Seq), ce.Reason)
-		fmt.Fprintf(c.stderr, "Run \"walcat verify %s\" for details and \"walcat repair %s\" to cut the log at the damage.\n", dir, dir)
+		fix := "to cut the log at the damage"
+		if lostCheckpoint(ce.Path) {
+			fix = "to write a new checkpoint"
+		}
+		fmt.Fprintf(c.stderr, "Run \"walcat verify %s\" for details and \"walcat repair %s\" %s.\n", dir, dir, fix)
 		return ExitDamaged
 	}
 	c.errorf("%s: %v", cmd, err)

@@ -105,6 +105,22 @@ func TestGoldenDamaged(t *testing.T) {
 	}
 }
 
+func TestGoldenLostCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	buildLostCheckpointLog(t, dir)
+	golden(t, "lost-checkpoint", transcript(t, dir,
+		"verify $DIR",
+		"repair --dry-run $DIR",
+		"repair $DIR",
+		"verify $DIR",
+		"stats $DIR",
+		"dump --pending --to 1 $DIR",
+	))
+	if side, _ := filepath.Glob(filepath.Join(dir, "repair-*.cut")); len(side) != 0 {
+		t.Fatalf("repair of a lost checkpoint moved bytes aside: %v", side)
+	}
+}
+
 func TestGoldenTorn(t *testing.T) {
 	dir := t.TempDir()
 	buildTornLog(t, dir)
