@@ -355,17 +355,20 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			// A segment between two others is gone. That is fine if it
 			// was merged into another or reclaimed (the checkpoint covers
 			// it).
-			for gone := prev.id + 1; gone < s.id; gone++ {
-				if gone <= mergedThrough || st.haveCkpt && gone <= st.ckpt.Through {
-					continue
-				}
-				if !st.haveCkpt {
-					if mode == loadRebuild {
-						continue
-					}
+			// Both cover a prefix of ids, so the first id neither covers is
+			// the one to report (found without walking the gap: ids come
+			// from file names and may be far apart).
+			covered := mergedThrough
+			if st.haveCkpt {
+				covered = max(covered, st.ckpt.Through)
+			}
+			if gone := max(prev.id+1, covered+1); prev.id+1 < s.id && covered < s.id-1 {
+				switch {
+				case st.haveCkpt:
+					return nil, corrupt(vfs.Join(dir, segName(gone)), 0, 0, fixCut, "missing segment %d", gone)
+				case mode != loadRebuild:
 					return nil, lostCheckpoint(ckPath, "segment %d is gone (reclaimed, or deleted)", gone)
 				}
-				return nil, corrupt(vfs.Join(dir, segName(gone)), 0, 0, fixCut, "missing segment %d", gone)
 			}
 			if s.compacted() && !st.haveCkpt && mode != loadRebuild {
 				return nil, lostCheckpoint(ckPath, "segment %d was compacted", s.id)
