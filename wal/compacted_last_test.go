@@ -2,12 +2,15 @@ package wal
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/walpub/walpub/wal/index"
 	"github.com/walpub/walpub/wal/internal/vfs"
 	"github.com/walpub/walpub/wal/segment"
@@ -122,5 +125,71 @@ func TestFarApartSegmentIDs(t *testing.T) {
 	}
 	if _, err := Open(dir); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("Open without the checkpoint: %v", err)
+	}
+}
+
+// TestCheckpointHugeSpans: a checkpoint whose entries claim index.MaxSpan
+// seqs each, all acknowledged (24 bytes apiece, no bitmap words), opens
+// at once: neither decoding nor checking it walks the seqs.
+func TestCheckpointHugeSpans(t *testing.T) {
+	dir := t.TempDir()
+	const entries = 200
+	base := 1 + entries*uint64(index.MaxSpan) // the first seq after them
+	// The header as the encoder writes it, then the entries by hand
+	// (building 200 bitmaps of 2^28 bits to encode would take 6 GiB).
+	b := index.AppendCheckpoint(nil, index.Checkpoint{Through: entries, NextSeq: base, SealedEnd: base})
+	b = b[:len(b)-8]
+	binary.LittleEndian.PutUint32(b[12:], entries)
+	for i := range uint64(entries) {
+		b = binary.LittleEndian.AppendUint64(b, i+1)
+		b = binary.LittleEndian.AppendUint64(b, 1+i*index.MaxSpan)
+		b = binary.LittleEndian.AppendUint64(b, 1<<62|index.MaxSpan) // every seq acknowledged
+	}
+	b = binary.LittleEndian.AppendUint64(b, xxhash.Sum64(b))
+	if _, err := index.DecodeCheckpoint(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, index.CheckpointName), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := segment.Create(vfs.OS, filepath.Join(dir, segName(entries+1)), 4096, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Init(segment.Header{ID: entries + 1, FirstSeq: base})
+	segment.PutFrame(f.Bytes()[segment.HeaderSize:], base, 0, 1, []byte("x"))
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	done := make(chan error, 1)
+	go func() {
+		l, err := Open(dir)
+		if err == nil {
+			if st := l.Stats(); st.Pending != 1 || st.NextSeq != base+1 {
+				t.Errorf("stats %+v, want 1 pending, next seq %d", st, base+1)
+			}
+			err = l.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Open walks the seqs of checkpoint entries")
+	}
+}
+
+func TestMergeRanges(t *testing.T) {
+	got := mergeRanges([]ackRange{{10, 5}, {1, 2}, {3, 1}, {12, 10}, {30, 1}, {2, 1}})
+	want := []ackRange{{1, 3}, {10, 12}, {30, 1}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("mergeRanges = %v, want %v", got, want)
+	}
+	if got := mergeRanges(nil); len(got) != 0 {
+		t.Fatalf("mergeRanges(nil) = %v", got)
 	}
 }

@@ -1,12 +1,14 @@
 package wal
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -80,6 +82,9 @@ type loaded struct {
 
 type loadMode uint8
 
+// ackRange is the seqs [start, start+n) one ack frame acknowledged.
+type ackRange struct{ start, n uint64 }
+
 const (
 	loadWrite   loadMode = iota // Open: the last segment is mapped writable
 	loadRead                    // a read-only view: nothing is changed
@@ -97,6 +102,23 @@ func corruptMeta(path string, off int64, seq uint64, aside string, format string
 	e := corrupt(path, off, seq, fixMoveAside, format, args...)
 	e.aside = aside
 	return e
+}
+
+// mergeRanges returns the seqs of rs as sorted, disjoint, non-adjacent
+// ranges.
+func mergeRanges(rs []ackRange) []ackRange {
+	rs = slices.Clone(rs)
+	slices.SortFunc(rs, func(x, y ackRange) int { return cmp.Compare(x.start, y.start) })
+	var out []ackRange
+	for _, r := range rs {
+		if n := len(out); n > 0 && r.start <= out[n-1].start+out[n-1].n {
+			last := &out[n-1]
+			last.n = max(last.start+last.n, r.start+r.n) - last.start
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // lostCheckpoint reports a missing checkpoint that held acknowledgements
@@ -245,7 +267,6 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			"missing segment: segment %d is gone but the checkpoint implies it", st.ckpt.Through+1)
 	}
 
-	type ackRange struct{ start, n uint64 }
 	var replay []ackRange
 
 	// Open every segment and read its header, in order: a merged file's
@@ -446,10 +467,19 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 		}
 	}
 	// Every seq the checkpoint calls unacknowledged must still be in a
-	// segment, unless an ack frame acknowledged it since.
+	// segment, unless an ack frame acknowledged it since. The work is
+	// bounded by the records on disk and the ack ranges, not by the spans
+	// entries claim: an entry with every seq acknowledged is skipped
+	// whole, and a run of seqs an ack range covers is skipped at once.
+	ackedSince := mergeRanges(replay)
 	for _, e := range st.ckpt.Segments {
-		for q := e.Acks.Base(); q < e.Acks.Base()+e.Acks.Len(); q++ {
-			if e.Acks.Has(q) {
+		a := e.Acks
+		if a.Count() == int(a.Len()) {
+			continue
+		}
+		end := a.Base() + a.Len()
+		for q := a.Base(); q < end; q++ {
+			if a.Has(q) {
 				continue
 			}
 			if s := findSeg(st.segs, q); s != nil {
@@ -457,13 +487,11 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 					continue
 				}
 			}
-			acked := false
-			for _, r := range replay {
-				acked = acked || q >= r.start && q < r.start+r.n
-			}
-			if !acked {
+			i := sort.Search(len(ackedSince), func(i int) bool { return ackedSince[i].start+ackedSince[i].n > q })
+			if i == len(ackedSince) || ackedSince[i].start > q {
 				return nil, corruptMeta(vfs.Join(dir, segName(e.ID)), 0, q, ckPath, "missing segment %d holds unacknowledged record %d", e.ID, q)
 			}
+			q = min(ackedSince[i].start+ackedSince[i].n, end) - 1
 		}
 	}
 	// Pending counts, and every pending record of a compacted segment
