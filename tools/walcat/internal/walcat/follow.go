@@ -6,9 +6,13 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/walpub/walpub/wal"
+	"github.com/walpub/walpub/wal/segment"
 )
 
 var followCmd = &command{
@@ -18,9 +22,10 @@ var followCmd = &command{
 
 Prints the last records of the log (-n, default 10), then every record
 appended after them, by any process, until interrupted (Ctrl-C): like
-tail -f. It polls: every --interval it takes a fresh read-only look at the
-log (no lock, no byte changed) and prints the records with a higher seq
-than the last one printed. A record acknowledged and reclaimed between two
+tail -f. It polls: every --interval it checks whether anything was
+appended (the segment files, and the bytes past the end of the data), and
+if so takes a fresh read-only look at the log (no lock, no byte changed)
+and prints the records with a higher seq than the last one printed. A record acknowledged and reclaimed between two
 looks is not shown; follow says so on stderr. The output flags are dump's.
 
 A look that meets damage is retried: a writer may be in the middle of a
@@ -86,9 +91,74 @@ type follower struct {
 	dir     string
 	next    uint64 // the next seq to print; 0 until the first look
 	lastN   uint64
-	shown   bool // a record was printed, so a gap after it is news
-	failed  int  // looks in a row that failed
-	waiting bool // said that DIR does not exist yet
+	shown   bool   // a record was printed, so a gap after it is news
+	failed  int    // looks in a row that failed
+	waiting bool   // said that DIR does not exist yet
+	quiet   *quiet // what the last good look saw at the end of the log
+}
+
+// quiet is the end of the log as a look saw it. While the segment files
+// are the same and the bytes where the next frame would go are still
+// zero, nothing was appended (a frame header is never all zeros: its seq
+// is not 0), so follow need not take a fresh look, which verifies the
+// whole log.
+type quiet struct {
+	names   []string // the segment files, sorted
+	last    string   // the last segment's path
+	dataEnd int64    // where its data ended
+}
+
+// segmentNames lists the segment files of dir, sorted.
+func segmentNames(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".seg") {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+// unchanged reports whether nothing was appended to the log since the
+// last good look. Any doubt (an error, a file added or removed) is a
+// change.
+func (f *follower) unchanged() bool {
+	q := f.quiet
+	if q == nil {
+		return false
+	}
+	names, err := segmentNames(f.dir)
+	if err != nil || !slices.Equal(names, q.names) {
+		return false
+	}
+	file, err := os.Open(q.last)
+	if err != nil {
+		return false
+	}
+	defer file.Close()
+	var b [segment.FrameHeaderSize]byte
+	if _, err := file.ReadAt(b[:], q.dataEnd); err != nil {
+		return false
+	}
+	return segment.AllZero(b[:])
+}
+
+// remember records the end of the log as the view v saw it.
+func (f *follower) remember(v *wal.View) {
+	f.quiet = nil
+	segs := v.Info().Segments
+	if len(segs) == 0 {
+		return
+	}
+	q := &quiet{last: segs[len(segs)-1].Path, dataEnd: segs[len(segs)-1].DataEnd}
+	for _, s := range segs {
+		q.names = append(q.names, filepath.Base(s.Path))
+	}
+	f.quiet = q
 }
 
 // look takes one look at the log and prints what is new. done reports
@@ -104,9 +174,16 @@ func (f *follower) look() (code int, done bool) {
 		f.c.errorf("follow: %s is not a directory", f.dir)
 		return ExitUsage, true
 	}
+	if f.unchanged() {
+		return 0, false
+	}
 	v, err := wal.OpenView(f.dir)
 	if err == nil {
-		err = f.printNew(v)
+		if err = f.printNew(v); err == nil {
+			f.remember(v)
+		} else {
+			f.quiet = nil
+		}
 		v.Close()
 	}
 	var oe outputError

@@ -1,6 +1,7 @@
 package walcat
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -443,5 +444,66 @@ func TestJSONLinesParse(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestFollowSkipsIdleLooks: follow takes a fresh look (which verifies the
+// whole log) only when something was appended: a record, an ack frame, a
+// new segment. Between appends it sees nothing changed and skips it.
+func TestFollowSkipsIdleLooks(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir)
+	defer l.Close()
+	for i := range 3 {
+		mustAppend(t, l, []byte(fmt.Sprintf("record %d", i)))
+	}
+	var out, errOut bytes.Buffer
+	w := bufio.NewWriter(&out)
+	p, err := (&printOpts{format: "auto", preview: 16}).printer(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := follower{c: &cli{stdout: &out, stderr: &errOut}, p: p, w: w, dir: dir, next: 1}
+	look := func(wantNew int) {
+		t.Helper()
+		before := f.next
+		if code, done := f.look(); done {
+			t.Fatalf("look ended follow with %d: %s", code, errOut.String())
+		}
+		if got := int(f.next - before); got != wantNew {
+			t.Fatalf("look printed %d new records, want %d", got, wantNew)
+		}
+		if !f.unchanged() {
+			t.Fatal("right after a look, the log counts as changed")
+		}
+	}
+	look(3)
+	mustAppend(t, l, []byte("one more"))
+	if f.unchanged() {
+		t.Fatal("an appended record went unnoticed")
+	}
+	look(1)
+	if err := l.Ack(1); err != nil {
+		t.Fatal(err)
+	}
+	if f.unchanged() {
+		t.Fatal("an appended ack frame went unnoticed")
+	}
+	look(0)
+	segs := l.Stats().Segments
+	n := 0
+	for l.Stats().Segments == segs {
+		mustAppend(t, l, bigPayload(n, 3000))
+		n++
+	}
+	if f.unchanged() {
+		t.Fatal("a new segment went unnoticed")
+	}
+	look(n)
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(out.String(), "\n"); got != 4+n {
+		t.Fatalf("printed %d lines, want %d:\n%s", got, 4+n, out.String())
 	}
 }
