@@ -454,15 +454,18 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			st.ckpt.Fill(s.acks)
 		}
 	}
-	for _, r := range replay {
+	// Merged first, so that overlapping ranges (many ack frames may
+	// repeat one long range) cost no more than one.
+	ackedSince := mergeRanges(replay)
+	for _, r := range ackedSince {
 		// Only the bitmaps that exist: a range may be long, and seqs
 		// outside every segment's range are acknowledged already.
 		end := r.start + r.n
 		i := sort.Search(len(st.segs), func(i int) bool { return st.segs[i].firstSeq > r.start })
 		for i = max(i-1, 0); i < len(st.segs) && st.segs[i].firstSeq < end; i++ {
 			a := st.segs[i].acks
-			for q := max(r.start, a.Base()); q < min(end, a.Base()+a.Len()); q++ {
-				a.Set(q)
+			if from, to := max(r.start, a.Base()), min(end, a.Base()+a.Len()); from < to {
+				a.SetRange(from, to)
 			}
 		}
 	}
@@ -471,7 +474,6 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 	// bounded by the records on disk and the ack ranges, not by the spans
 	// entries claim: an entry with every seq acknowledged is skipped
 	// whole, and a run of seqs an ack range covers is skipped at once.
-	ackedSince := mergeRanges(replay)
 	for _, e := range st.ckpt.Segments {
 		a := e.Acks
 		if a.Count() == int(a.Len()) {

@@ -96,6 +96,26 @@ func (a *Acks) Set(seq uint64) bool {
 	return atomic.OrUint64(&a.words[i/64], bit)&bit == 0
 }
 
+// SetRange marks the seqs [from, to) acknowledged, a word at a time; seqs
+// out of range are ignored. Safe for concurrent use like Set.
+func (a *Acks) SetRange(from, to uint64) {
+	from, to = max(from, a.base), min(to, a.base+a.n)
+	if from >= to || a.words == nil && a.full {
+		return
+	}
+	if a.words == nil {
+		a.materialize()
+	}
+	for i, j := from-a.base, to-a.base; i < j; {
+		w := i / 64
+		lo := i % 64
+		hi := min(j-w*64, 64) // bits [lo, hi) of word w
+		mask := ^uint64(0) >> (64 - (hi - lo)) << lo
+		atomic.OrUint64(&a.words[w], mask)
+		i = (w + 1) * 64
+	}
+}
+
 // Truncate shrinks the range to n seqs (a sealed segment's final range).
 // Bits past n are cleared. Not safe concurrently with Set.
 func (a *Acks) Truncate(n uint64) {

@@ -575,3 +575,32 @@ func TestCheckpointSpelledOutUniformRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestAcksSetRange(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	for range 2000 {
+		base, n := 1+r.Uint64N(100), r.Uint64N(300)
+		a, ref := NewAcks(base, n), NewAcks(base, n)
+		for range 1 + r.IntN(3) {
+			from := r.Uint64N(base + n + 70)
+			to := from + r.Uint64N(200)
+			a.SetRange(from, to)
+			for q := from; q < to; q++ {
+				ref.Set(q)
+			}
+		}
+		for q := base; q < base+n; q++ {
+			if a.Has(q) != ref.Has(q) {
+				t.Fatalf("base %d n %d: seq %d differs", base, n, q)
+			}
+		}
+		if a.Count() != ref.Count() {
+			t.Fatalf("Count %d, want %d", a.Count(), ref.Count())
+		}
+	}
+	u := uniformAcks(10, 100, false)
+	u.SetRange(20, 30)
+	if u.Count() != 10 || !u.Has(29) || u.Has(30) {
+		t.Fatal("SetRange on a uniform bitmap")
+	}
+}
