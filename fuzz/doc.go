@@ -35,10 +35,12 @@
 //
 // go test runs every seed as a regression test. To fuzz one target:
 //
-//	go test ./fuzz -run '^$' -fuzz '^FuzzFrame$' -fuzztime 10m -parallel 2
+//	GOTOOLCHAIN=go1.27.3 go test ./fuzz -run '^$' -fuzz '^FuzzFrame$' -fuzztime 10m -parallel 2
 //
 // or every target in turn with fuzz/fuzz.sh [time] [targets...] (20 s each
-// by default, as CI runs them). New interesting inputs are kept in
+// by default). Fuzz on Go 1.27 (GOTOOLCHAIN=go1.27.3; fuzz.sh and .ci/run
+// set it): Go 1.26's fuzzer can fail a target with a bare "context deadline
+// exceeded" as -fuzztime ends (go.dev/issue/75804). New interesting inputs are kept in
 // $(go env GOCACHE)/fuzz, so later runs start where earlier ones stopped.
 // A failure is written to testdata/fuzz/<Target>/<hash>; rename it
 // regression-<what>, fix the bug and keep the file. Targets that decode

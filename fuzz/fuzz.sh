@@ -9,7 +9,11 @@
 #
 # New interesting inputs are minimized for at most MINIMIZE (default 10s,
 # instead of go test's 60s, which starves the slow whole-log targets).
+# Fuzzing runs on GOTOOLCHAIN (default go1.27.3, fetched by the go command
+# from the module proxy): Go 1.26 can fail a target with a bare "context
+# deadline exceeded" as -fuzztime ends (go.dev/issue/75804).
 set -eu
+export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
 cd "$(dirname "$0")/.."
 time=${1:-20s}
 [ $# -gt 0 ] && shift
