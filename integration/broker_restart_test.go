@@ -62,16 +62,7 @@ func TestIntegrationBrokerRestart(t *testing.T) {
 	keys := stopWriter()
 	t.Logf("stats while the broker was down: %+v", mid)
 
-	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if err := p.Flush(fctx); err != nil {
-		t.Fatalf("Flush after the broker restart: %v (stats %+v)", err, p.Stats())
-	}
-	st := p.Stats()
-	if err := p.Close(fctx); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	t.Logf("producer stats after Flush: %+v", st)
+	st := drain(t, ctx, p, " after the broker restart")
 	if st.DeadLettered != 0 {
 		t.Errorf("%d records dead-lettered", st.DeadLettered)
 	}

@@ -142,6 +142,24 @@ func consume(t *testing.T, brokerList, topic string) []message {
 	return msgs
 }
 
+// drain flushes p (waiting up to 2 minutes for every record written to be
+// confirmed; after names what came before, for the failure message),
+// closes it, and returns its stats as they were after the flush.
+func drain(t *testing.T, ctx context.Context, p *kafka.Producer, after string) kafka.Stats {
+	t.Helper()
+	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := p.Flush(fctx); err != nil {
+		t.Fatalf("Flush%s: %v (stats %+v)", after, err, p.Stats())
+	}
+	st := p.Stats()
+	if err := p.Close(fctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	t.Logf("producer stats after Flush: %+v", st)
+	return st
+}
+
 // verifyOptions tunes verify.
 type verifyOptions struct {
 	// allowExtra accepts records on the broker that are not in want: in the

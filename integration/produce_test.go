@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -31,16 +30,7 @@ func TestIntegrationProduce(t *testing.T) {
 	const n = 5000
 	keys := writeKeys(t, func(r *kgo.Record) error { return p.Write(ctx, r) }, "k", n, nil, 0)
 
-	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if err := p.Flush(fctx); err != nil {
-		t.Fatalf("Flush: %v (stats %+v)", err, p.Stats())
-	}
-	st := p.Stats()
-	if err := p.Close(fctx); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	t.Logf("producer stats after Flush: %+v", st)
+	st := drain(t, ctx, p, "")
 	if st.Delivered != int64(len(keys)) || delivered != int64(len(keys)) {
 		t.Errorf("Stats().Delivered = %d and the delivery callback ran %d times, want %d each",
 			st.Delivered, delivered, len(keys))

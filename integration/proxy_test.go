@@ -234,16 +234,7 @@ func TestIntegrationProxyFaults(t *testing.T) {
 	t.Logf("proxy: %d connections accepted, %d cut, %d response bytes swallowed",
 		px.accepted.Load(), px.cuts.Load(), px.swallowed.Load())
 
-	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if err := p.Flush(fctx); err != nil {
-		t.Fatalf("Flush after the network faults: %v (stats %+v)", err, p.Stats())
-	}
-	st := p.Stats()
-	if err := p.Close(fctx); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	t.Logf("producer stats after Flush: %+v", st)
+	st := drain(t, ctx, p, " after the network faults")
 	if st.DeadLettered != 0 {
 		t.Errorf("%d records dead-lettered", st.DeadLettered)
 	}

@@ -244,6 +244,16 @@ func testRecord(i, keys, pad int) *kgo.Record {
 	return &kgo.Record{Key: fmt.Appendf(nil, "k%d", i%keys), Value: []byte(v)}
 }
 
+// writeRecords writes testRecord(i, keys, pad) for i in [0, n) to p.
+func writeRecords(t testing.TB, ctx context.Context, p *Producer, n, keys, pad int) {
+	t.Helper()
+	for i := range n {
+		if err := p.Write(ctx, testRecord(i, keys, pad)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func recordIndex(t testing.TB, r *kgo.Record) int {
 	t.Helper()
 	var i int

@@ -227,11 +227,7 @@ func TestFaults(t *testing.T) {
 		WithClient(kgo.MaxProduceRequestsInflightPerBroker(1), kgo.ProducerLinger(time.Millisecond)))
 	ctx := ctxTimeout(t, 90*time.Second)
 	const n = 3000
-	for i := range n {
-		if err := p.Write(ctx, testRecord(i, 5, 50)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeRecords(t, ctx, p, n, 5, 50)
 	if err := p.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -266,11 +262,7 @@ func TestSurfacedFailures(t *testing.T) {
 		WithClient(kgo.RecordRetries(1), kgo.ProducerLinger(time.Millisecond)))
 	ctx := ctxTimeout(t, 90*time.Second)
 	const n = 2000
-	for i := range n {
-		if err := p.Write(ctx, testRecord(i, 5, 20)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeRecords(t, ctx, p, n, 5, 20)
 	if err := p.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -305,11 +297,7 @@ func TestBrokerUnreachableAtStart(t *testing.T) {
 	p, _ := newTestProducer(t, url)
 	ctx := ctxTimeout(t, 90*time.Second)
 	const n = 500
-	for i := range n {
-		if err := p.Write(ctx, testRecord(i, 3, 10)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeRecords(t, ctx, p, n, 3, 10)
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	err := p.Flush(short)
 	cancel()
@@ -343,11 +331,7 @@ func TestCloseTimeoutKeepsJournal(t *testing.T) {
 	}
 	ctx := ctxTimeout(t, 60*time.Second)
 	const n = 300
-	for i := range n {
-		if err := p.Write(ctx, testRecord(i, 3, 10)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeRecords(t, ctx, p, n, 3, 10)
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	err = p.Close(short)
 	cancel()
