@@ -13,7 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/walpub/walpub/internal/kafkaoffsets"
 	"go.uber.org/goleak"
 )
 
@@ -88,47 +88,6 @@ func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-// endOffsets asks the cluster for the end offset of every partition of topic.
-func endOffsets(t testing.TB, cl *kgo.Client, topic string) map[int32]int64 {
-	t.Helper()
-	ctx := ctxTimeout(t, 20*time.Second)
-	mreq := kmsg.NewPtrMetadataRequest()
-	mt := kmsg.NewMetadataRequestTopic()
-	mt.Topic = kmsg.StringPtr(topic)
-	mreq.Topics = append(mreq.Topics, mt)
-	mresp, err := mreq.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(mresp.Topics) != 1 || mresp.Topics[0].ErrorCode != 0 {
-		t.Fatalf("metadata for %s: %+v", topic, mresp.Topics)
-	}
-	req := kmsg.NewPtrListOffsetsRequest()
-	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = topic
-	for _, p := range mresp.Topics[0].Partitions {
-		rp := kmsg.NewListOffsetsRequestTopicPartition()
-		rp.Partition = p.Partition
-		rp.Timestamp = -1 // latest
-		rt.Partitions = append(rt.Partitions, rp)
-	}
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ends := make(map[int32]int64)
-	for _, rt := range resp.Topics {
-		for _, rp := range rt.Partitions {
-			if rp.ErrorCode != 0 {
-				t.Fatalf("list offsets %s/%d: error code %d", topic, rp.Partition, rp.ErrorCode)
-			}
-			ends[rp.Partition] = rp.Offset
-		}
-	}
-	return ends
-}
-
 // readTopic consumes every record of topic, per partition in offset order.
 func readTopic(t testing.TB, addrs []string, topic string) map[int32][]*kgo.Record {
 	t.Helper()
@@ -136,7 +95,10 @@ func readTopic(t testing.TB, addrs []string, topic string) map[int32][]*kgo.Reco
 	if err != nil {
 		t.Fatal(err)
 	}
-	ends := endOffsets(t, admin, topic)
+	ends, err := kafkaoffsets.End(ctxTimeout(t, 20*time.Second), admin, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
 	admin.Close()
 
 	offsets := make(map[int32]kgo.Offset)

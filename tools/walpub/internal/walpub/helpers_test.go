@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
+	"github.com/walpub/walpub/internal/kafkaoffsets"
 	"github.com/walpub/walpub/wal"
 )
 
@@ -107,7 +108,7 @@ func readTopic(t *testing.T, addrs []string, topic string) []*kgo.Record {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ends, err := endOffsets(ctx, admin, topic)
+	ends, err := kafkaoffsets.End(ctx, admin, topic)
 	admin.Close()
 	if err != nil {
 		t.Fatal(err)

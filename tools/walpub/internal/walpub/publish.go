@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/walpub/walpub/adapter/kafka"
+	"github.com/walpub/walpub/internal/kafkaoffsets"
 )
 
 // chunk is a batch of records read from the input, or the error that
@@ -225,7 +225,7 @@ func (r *run) readBack() (records, distinct int, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	ends, err := endOffsets(ctx, admin, r.cfg.topic)
+	ends, err := kafkaoffsets.End(ctx, admin, r.cfg.topic)
 	admin.Close()
 	if err != nil {
 		return 0, 0, err
@@ -268,45 +268,6 @@ func (r *run) readBack() (records, distinct int, err error) {
 		})
 	}
 	return int(got), len(ids), nil
-}
-
-// endOffsets returns the end offset of every partition of topic.
-func endOffsets(ctx context.Context, cl *kgo.Client, topic string) (map[int32]int64, error) {
-	mreq := kmsg.NewPtrMetadataRequest()
-	mt := kmsg.NewMetadataRequestTopic()
-	mt.Topic = kmsg.StringPtr(topic)
-	mreq.Topics = append(mreq.Topics, mt)
-	mresp, err := mreq.RequestWith(ctx, cl)
-	if err != nil {
-		return nil, fmt.Errorf("metadata: %w", err)
-	}
-	if len(mresp.Topics) != 1 || mresp.Topics[0].ErrorCode != 0 {
-		return nil, fmt.Errorf("metadata: topic %q not found", topic)
-	}
-	req := kmsg.NewPtrListOffsetsRequest()
-	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = topic
-	for _, p := range mresp.Topics[0].Partitions {
-		rp := kmsg.NewListOffsetsRequestTopicPartition()
-		rp.Partition = p.Partition
-		rp.Timestamp = -1 // the end
-		rt.Partitions = append(rt.Partitions, rp)
-	}
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		return nil, fmt.Errorf("list offsets: %w", err)
-	}
-	ends := map[int32]int64{}
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			if p.ErrorCode != 0 {
-				return nil, fmt.Errorf("list offsets of %s/%d: error code %d", topic, p.Partition, p.ErrorCode)
-			}
-			ends[p.Partition] = p.Offset
-		}
-	}
-	return ends, nil
 }
 
 // lockedWriter serialises the writes of the goroutines that share stderr.

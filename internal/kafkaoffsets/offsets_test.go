@@ -1,0 +1,40 @@
+package kafkaoffsets
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func TestEnd(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.SeedTopics(2, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for range 3 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "t", Partition: 1, Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ends, err := End(ctx, cl, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ends) != 2 || ends[0] != 0 || ends[1] != 3 {
+		t.Fatalf("End = %v, want map[0:0 1:3]", ends)
+	}
+	if _, err := End(ctx, cl, "missing"); err == nil {
+		t.Fatal("End of a missing topic: no error")
+	}
+}
