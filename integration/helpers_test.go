@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/walpub/walpub/adapter/kafka"
+	"github.com/walpub/walpub/internal/testutil"
 )
 
 const skipMessage = "KAFKA_BROKERS not set; run scripts/kafka.sh start and eval $(scripts/kafka.sh env) first, or use .ci/run"
@@ -242,28 +243,10 @@ func record(key string) *kgo.Record {
 	return &kgo.Record{Key: []byte(key), Value: []byte(valueFor(key))}
 }
 
-// logBuffer collects a producer's log lines; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // newLogger returns a debug-level logger into a buffer, whose last lines
 // the test prints if it fails.
-func newLogger(t *testing.T) (*slog.Logger, *logBuffer) {
-	buf := new(logBuffer)
+func newLogger(t *testing.T) (*slog.Logger, *testutil.SyncBuffer) {
+	buf := new(testutil.SyncBuffer)
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return

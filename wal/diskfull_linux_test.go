@@ -1,7 +1,6 @@
 package wal
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -9,10 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/walpub/walpub/internal/testutil"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes on a new directory and unmounts
@@ -185,7 +185,7 @@ func TestCheckpointENOSPCRecovers(t *testing.T) {
 	mnt := mountTmpfs(t, "1m")
 	dir := filepath.Join(mnt, "log")
 	r := rand.New(rand.NewPCG(13, 13))
-	logs := &logBuffer{}
+	logs := &testutil.SyncBuffer{}
 	l := mustOpen(t, dir, WithSegmentSize(smallSeg), WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
 	defer func() { l.Close() }()
 	m := newModel()
@@ -220,22 +220,4 @@ func TestCheckpointENOSPCRecovers(t *testing.T) {
 		_, err := os.Stat(filepath.Join(dir, segName(1)))
 		return errors.Is(err, os.ErrNotExist)
 	})
-}
-
-// logBuffer collects a Log's log output, safe for concurrent use.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *logBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *logBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }

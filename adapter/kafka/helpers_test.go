@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -41,18 +40,6 @@ func newCluster(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
 
 func clusterURL(c *kfake.Cluster, topic string) string {
 	return "kafka://" + strings.Join(c.ListenAddrs(), ",") + "/" + topic
-}
-
-// deadPort returns a loopback port nobody listens on (a closed listener's).
-func deadPort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	return port
 }
 
 // fastRetries makes the client and the producer retry quickly, so that

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/walpub/walpub/internal/testutil"
 	"github.com/walpub/walpub/wal"
 )
 
@@ -292,7 +293,7 @@ func TestSurfacedFailures(t *testing.T) {
 // listens on, writes, then starts the broker there.
 func TestBrokerUnreachableAtStart(t *testing.T) {
 	t.Parallel()
-	port := deadPort(t)
+	port := testutil.DeadPort(t)
 	url := fmt.Sprintf("kafka://127.0.0.1:%d/t", port)
 	p, _ := newTestProducer(t, url)
 	ctx := ctxTimeout(t, 90*time.Second)
@@ -325,7 +326,7 @@ func TestBrokerUnreachableAtStart(t *testing.T) {
 func TestCloseTimeoutKeepsJournal(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "journal")
-	p, err := NewProducer(fmt.Sprintf("kafka://127.0.0.1:%d/t", deadPort(t)), WithJournal(dir))
+	p, err := NewProducer(fmt.Sprintf("kafka://127.0.0.1:%d/t", testutil.DeadPort(t)), WithJournal(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -472,7 +473,7 @@ var corruptionPattern = bytes.Repeat([]byte("CORRUPT-ME-"), 40)
 func TestCorruptJournal(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "journal")
-	url := fmt.Sprintf("kafka://127.0.0.1:%d/t", deadPort(t))
+	url := fmt.Sprintf("kafka://127.0.0.1:%d/t", testutil.DeadPort(t))
 	p, err := NewProducer(url, WithJournal(dir))
 	if err != nil {
 		t.Fatal(err)
@@ -550,7 +551,7 @@ func TestLockedJournal(t *testing.T) {
 // deliveries make room.
 func TestJournalBound(t *testing.T) {
 	t.Parallel()
-	port := deadPort(t)
+	port := testutil.DeadPort(t)
 	p, _ := newTestProducer(t, fmt.Sprintf("kafka://127.0.0.1:%d/t", port),
 		WithWAL(wal.WithMaxBytes(64<<10)))
 	ctx := ctxTimeout(t, 60*time.Second)
@@ -635,7 +636,7 @@ func TestBacklogNotOnHeap(t *testing.T) {
 		t.Skip("writes 100 MB")
 	}
 	dir := filepath.Join(t.TempDir(), "journal")
-	url := fmt.Sprintf("kafka://127.0.0.1:%d/t", deadPort(t))
+	url := fmt.Sprintf("kafka://127.0.0.1:%d/t", testutil.DeadPort(t))
 	ctx := ctxTimeout(t, 60*time.Second)
 	const n, size = 100_000, 1000 // 100 MB
 	func() {

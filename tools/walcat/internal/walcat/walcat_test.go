@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/walpub/walpub/adapter/kafka"
+	"github.com/walpub/walpub/internal/testutil"
 	"github.com/walpub/walpub/wal"
 )
 
@@ -159,18 +159,6 @@ func TestGoldenHelp(t *testing.T) {
 	golden(t, "help", b.String())
 }
 
-// deadAddr returns a loopback address where nothing listens.
-func deadAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func idHeader(i byte) kgo.RecordHeader {
 	id := make([]byte, 16)
 	for j := range id {
@@ -197,7 +185,7 @@ func kafkaRecords() []*kgo.Record {
 // broker to send them to: they all stay pending.
 func buildKafkaJournal(t *testing.T, dir string) {
 	t.Helper()
-	p, err := kafka.NewProducer("kafka://"+deadAddr(t)+"/walpub", kafka.WithJournal(dir),
+	p, err := kafka.NewProducer("kafka://"+testutil.DeadAddr(t)+"/walpub", kafka.WithJournal(dir),
 		kafka.WithWAL(wal.WithSegmentSize(64<<10)))
 	if err != nil {
 		t.Fatal(err)
@@ -346,7 +334,7 @@ func TestFollowConcurrentWriter(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errOut syncBuffer
+	var out, errOut testutil.SyncBuffer
 	done := make(chan int)
 	go func() {
 		done <- Main(ctx, []string{"follow", "-n", "2", "--interval", "5ms", "--preview", "12", dir}, &out, &errOut)
@@ -402,7 +390,7 @@ func TestFollowWaitsForDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "later")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errOut syncBuffer
+	var out, errOut testutil.SyncBuffer
 	done := make(chan int)
 	go func() { done <- Main(ctx, []string{"follow", "--json", "--interval", "5ms", dir}, &out, &errOut) }()
 	waitFor(t, &errOut, "waiting")
@@ -419,7 +407,7 @@ func TestFollowWaitsForDir(t *testing.T) {
 
 // waitFor waits until out contains want; it gives up after a minute, a
 // bound for a hung follow, not a timing assertion.
-func waitFor(t *testing.T, out *syncBuffer, want string) {
+func waitFor(t *testing.T, out *testutil.SyncBuffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for !strings.Contains(out.String(), want) {

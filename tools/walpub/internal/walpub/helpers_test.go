@@ -1,13 +1,10 @@
 package walpub
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/walpub/walpub/internal/kafkaoffsets"
+	"github.com/walpub/walpub/internal/testutil"
 	"github.com/walpub/walpub/wal"
 )
 
@@ -37,24 +35,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type result struct {
 	stdout, stderr string
 	code           int
@@ -67,7 +47,7 @@ func (r result) String() string {
 // walpub runs Main in this process with stdin as its input.
 func walpub(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
-	var out, errOut syncBuffer
+	var out, errOut testutil.SyncBuffer
 	code := Main(context.Background(), args, Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut})
 	return result{out.String(), errOut.String(), code}
 }
@@ -90,13 +70,7 @@ func clusterURL(c *kfake.Cluster, topic string) string {
 // deadURL names a loopback port where nothing listens.
 func deadURL(t *testing.T, topic string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "kafka://" + addr + "/" + topic
+	return "kafka://" + testutil.DeadAddr(t) + "/" + topic
 }
 
 // readTopic returns every record of topic, in offset order per partition.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/walpub/walpub/adapter/kafka"
+	"github.com/walpub/walpub/internal/testutil"
 	"github.com/walpub/walpub/wal"
 )
 
@@ -198,7 +199,7 @@ func TestInterrupt(t *testing.T) {
 	pr, pw := io.Pipe()
 	defer pw.Close()
 	sigs := make(chan os.Signal, 2)
-	var out, errOut syncBuffer
+	var out, errOut testutil.SyncBuffer
 	done := make(chan int)
 	go func() {
 		done <- Main(context.Background(), []string{"--journal", journal, clusterURL(c, "intr")},
@@ -230,7 +231,7 @@ func TestInterrupt(t *testing.T) {
 func TestInterruptTwice(t *testing.T) {
 	journal := filepath.Join(t.TempDir(), "j")
 	sigs := make(chan os.Signal, 2)
-	var out, errOut syncBuffer
+	var out, errOut testutil.SyncBuffer
 	done := make(chan int)
 	go func() {
 		done <- Main(context.Background(), []string{"--journal", journal, "--drain-timeout", "0", deadURL(t, "t")},
@@ -251,12 +252,12 @@ func TestInterruptTwice(t *testing.T) {
 }
 
 // child starts the test binary as a walpub process.
-func child(t *testing.T, stdin io.Reader, args ...string) (*exec.Cmd, *syncBuffer) {
+func child(t *testing.T, stdin io.Reader, args ...string) (*exec.Cmd, *testutil.SyncBuffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", "--"}, args...)...)
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	cmd.Stdin = stdin
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -442,7 +443,7 @@ func TestUsageErrors(t *testing.T) {
 		t.Errorf("--help: %s", r)
 	}
 	// $WALPUB_SASL is checked like --sasl.
-	var out, errOut syncBuffer
+	var out, errOut testutil.SyncBuffer
 	code := Main(context.Background(), []string{"kafka://h:9092/t"}, Env{Stdout: &out, Stderr: &errOut,
 		Getenv: func(k string) string { return map[string]string{SASLEnv: "nope"}[k] }})
 	if code != ExitUsage || !strings.Contains(errOut.String(), "$WALPUB_SASL") {
@@ -474,7 +475,7 @@ func TestRealBroker(t *testing.T) {
 		return
 	}
 	sasl := os.Getenv("KAFKA_SCRAM_MECHANISM") + ":" + os.Getenv("KAFKA_SCRAM_USER") + ":" + os.Getenv("KAFKA_SCRAM_PASSWORD")
-	var out, errOut syncBuffer
+	var out, errOut testutil.SyncBuffer
 	code := Main(context.Background(), []string{"--journal", filepath.Join(t.TempDir(), "j2"), "--drain-timeout", "60s",
 		"kafka://" + scram + "/" + topic}, Env{Stdin: strings.NewReader("scram\n"), Stdout: &out, Stderr: &errOut,
 		Getenv: func(k string) string { return map[string]string{SASLEnv: sasl}[k] }})
