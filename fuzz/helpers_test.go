@@ -241,24 +241,33 @@ type refFrame struct {
 // stops at a zero header or the first frame whose checksum fails.
 func refScan(b []byte) []refFrame {
 	var out []refFrame
-	for off := int64(segment.HeaderSize); off+32 <= int64(len(b)); {
-		h := b[off : off+32]
-		if segment.AllZero(h) {
-			break
+	for off := int64(segment.HeaderSize); ; {
+		fr, ok := refFrameAt(b, off)
+		if !ok {
+			return out
 		}
-		n := int64(binary.LittleEndian.Uint32(h[8:]))
-		if off+32+n > int64(len(b)) {
-			break
-		}
-		if binary.LittleEndian.Uint64(h) != xxhash.Sum64(b[off+8:off+32+n]) {
-			break
-		}
-		out = append(out, refFrame{off: off, seq: binary.LittleEndian.Uint64(h[16:]),
-			flags: binary.LittleEndian.Uint32(h[12:]), rawLen: binary.LittleEndian.Uint32(h[24:]),
-			payload: b[off+32 : off+32+n]})
-		off += 32 + (n+7)&^7
+		out = append(out, fr)
+		off += 32 + (int64(len(fr.payload))+7)&^7
 	}
-	return out
+}
+
+// refFrameAt reads the frame at off in b, if there is one whose checksum
+// holds there.
+func refFrameAt(b []byte, off int64) (refFrame, bool) {
+	if off < segment.HeaderSize || off+32 > int64(len(b)) {
+		return refFrame{}, false
+	}
+	h := b[off : off+32]
+	if segment.AllZero(h) {
+		return refFrame{}, false
+	}
+	n := int64(binary.LittleEndian.Uint32(h[8:]))
+	if off+32+n > int64(len(b)) || binary.LittleEndian.Uint64(h) != xxhash.Sum64(b[off+8:off+32+n]) {
+		return refFrame{}, false
+	}
+	return refFrame{off: off, seq: binary.LittleEndian.Uint64(h[16:]),
+		flags: binary.LittleEndian.Uint32(h[12:]), rawLen: binary.LittleEndian.Uint32(h[24:]),
+		payload: b[off+32 : off+32+n]}, true
 }
 
 var (

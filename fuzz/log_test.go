@@ -1,10 +1,13 @@
 package fuzz
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/walpub/walpub/wal"
@@ -112,6 +115,10 @@ func FuzzSegmentScan(f *testing.F) {
 }
 
 func scanCheck(dir string, files snapshot) error {
+	salvaged, err := salvageCheck(dir, files)
+	if err != nil {
+		return err
+	}
 	l, err := wal.Open(dir, openOpts...)
 	if err != nil {
 		if !isCorruption(err) {
@@ -136,6 +143,11 @@ func scanCheck(dir string, files snapshot) error {
 	}
 	if verr := verifyAgainstFiles(files, got); verr != nil {
 		return fmt.Errorf("Pending: %v", verr)
+	}
+	for _, r := range got {
+		if !slices.ContainsFunc(salvaged, func(x rec) bool { return x.Seq == r.Seq && bytes.Equal(x.Data, r.Data) }) {
+			return fmt.Errorf("Pending yields seq %d, which Salvage does not", r.Seq)
+		}
 	}
 	v, err := wal.OpenView(dir)
 	if err != nil {
@@ -163,6 +175,31 @@ func scanCheck(dir string, files snapshot) error {
 		return err
 	}
 	return nil
+}
+
+// salvageCheck runs wal.Salvage on the log in dir (before anything opens
+// it): it must not panic, report damage only as *wal.CorruptionError, and
+// yield only records that the frame it names (file and offset) holds, by
+// the harness's own reading of the format.
+func salvageCheck(dir string, files snapshot) ([]rec, error) {
+	var out []rec
+	for r, err := range wal.Salvage(dir) {
+		if err != nil {
+			if !isCorruption(err) {
+				return nil, fmt.Errorf("Salvage: error is not a *wal.CorruptionError: %T %v", err, err)
+			}
+			continue
+		}
+		fr, ok := refFrameAt(files[filepath.Base(r.Path)], r.Offset)
+		if !ok || fr.seq != r.Seq || fr.flags&segment.FlagAck != 0 {
+			return nil, fmt.Errorf("Salvage: seq %d at %s offset %d is not a checksummed record frame there", r.Seq, r.Path, r.Offset)
+		}
+		if d, err := refDecode(fr); err != nil || !bytes.Equal(d, r.Data) {
+			return nil, fmt.Errorf("Salvage: seq %d at %s offset %d: data differs from the frame's (%v)", r.Seq, r.Path, r.Offset, err)
+		}
+		out = append(out, rec{r.Seq, bytes.Clone(r.Data)})
+	}
+	return out, nil
 }
 
 // Mutations of FuzzLogDir; part of the seed corpus format. Each is 6
@@ -249,7 +286,10 @@ func mutate(path string, ms []mutation) error {
 //     exactly the records the undamaged log holds pending: the same seqs
 //     with the same bytes, no acknowledged record back, none missing;
 //   - OpenView agrees (checked after every Open that succeeds, and for a
-//     sample of those that fail).
+//     sample of those that fail);
+//   - wal.Salvage, run first, yields only records a checksummed frame
+//     holds, reports damage only as *wal.CorruptionError, and yields every
+//     pending record stored in a file the mutations did not touch.
 //
 // Several mutations land in the same file: damage spread over two files
 // (say, the superblock removed and the last record torn) may legitimately
@@ -265,6 +305,23 @@ func FuzzLogDir(f *testing.F) {
 		ms := parseMutations(ops)
 		if err := mutate(filepath.Join(dir, name), ms); err != nil {
 			t.Fatal(err)
+		}
+		salvaged, err := salvageCheck(dir, readSnapshot(t, dir))
+		if err != nil {
+			t.Fatalf("%s damaged by %v: %v", name, ms, err)
+		}
+		// Salvage loses nothing that the damage did not touch: every
+		// pending record stored in another file comes out.
+		inDamaged := map[uint64]bool{}
+		if strings.HasSuffix(name, ".seg") {
+			for _, fr := range refScan(bl.files[name]) {
+				inDamaged[fr.seq] = true
+			}
+		}
+		for _, r := range bl.pending {
+			if !inDamaged[r.Seq] && !slices.ContainsFunc(salvaged, func(x rec) bool { return x.Seq == r.Seq && bytes.Equal(x.Data, r.Data) }) {
+				t.Fatalf("%s damaged by %v: Salvage lost pending record %d, stored in another file", name, ms, r.Seq)
+			}
 		}
 		if _, err := checkDamaged(dir, bl.pending); err != nil {
 			t.Fatalf("%s damaged by %v: %v", name, ms, err)

@@ -64,7 +64,8 @@
 //
 // Nothing is deleted on account of damage: Repair cuts the log at the
 // damage and moves the cut bytes into a side file, or writes a lost
-// checkpoint anew from the ack frames still on disk.
+// checkpoint anew from the ack frames still on disk. Salvage reads every
+// record still readable from a damaged log, changing nothing.
 //
 // # Reclaiming space
 //

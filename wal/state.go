@@ -121,6 +121,16 @@ func mergeRanges(rs []ackRange) []ackRange {
 	return out
 }
 
+// rangeAt returns the range of rs, sorted and disjoint (mergeRanges),
+// that holds seq.
+func rangeAt(rs []ackRange, seq uint64) (ackRange, bool) {
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].start+rs[i].n > seq })
+	if i == len(rs) || rs[i].start > seq {
+		return ackRange{}, false
+	}
+	return rs[i], true
+}
+
 // lostCheckpoint reports a missing checkpoint that held acknowledgements
 // no segment on disk holds any longer: compaction dropped the ack frames
 // of a segment after the first one left (what is evidence of it), and
@@ -489,11 +499,11 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 					continue
 				}
 			}
-			i := sort.Search(len(ackedSince), func(i int) bool { return ackedSince[i].start+ackedSince[i].n > q })
-			if i == len(ackedSince) || ackedSince[i].start > q {
+			r, ok := rangeAt(ackedSince, q)
+			if !ok {
 				return nil, corruptMeta(vfs.Join(dir, segName(e.ID)), 0, q, ckPath, "missing segment %d holds unacknowledged record %d", e.ID, q)
 			}
-			q = min(ackedSince[i].start+ackedSince[i].n, end) - 1
+			q = min(r.start+r.n, end) - 1
 		}
 	}
 	// Pending counts, and every pending record of a compacted segment

@@ -3,6 +3,7 @@ package walcat
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/walpub/walpub/wal"
@@ -23,7 +24,11 @@ reason. --json prints one JSON object per line instead, byte fields as
 strings when they are valid UTF-8 and as *_base64 fields otherwise.
 
 The log is read without a lock and no byte of it changes. A damaged log is
-reported as verify would report it, with exit status 1.
+reported as verify would report it, with exit status 1; --salvage then
+prints every record still readable: each segment file is read frame by
+frame, damage is reported on stderr and skipped, and the exit status is 1
+if there was any. Salvaged records come in the order they are stored,
+with no check across frames and files.
 
 Examples:
   walcat dump publisher.journal
@@ -32,6 +37,7 @@ Examples:
   walcat dump --raw DIR > payloads.txt          # one payload (Kafka value) per line
   walcat dump --raw --delim '' --format raw DIR # the stored bytes, nothing added
   walcat dump publisher.journal/dead-letter     # records the broker refused
+  walcat dump --salvage --raw DIR > left.txt    # what a damaged log still holds
 `,
 }
 
@@ -44,6 +50,7 @@ func runDump(ctx context.Context, c *cli, args []string) int {
 	pending := fs.Bool("pending", false, "only unacknowledged records")
 	from := fs.Uint64("from", 0, "first `seq` to print")
 	to := fs.Uint64("to", 0, "last `seq` to print (0: no limit)")
+	salvage := fs.Bool("salvage", false, "read a damaged log: print every record still readable, report and skip the damage")
 	dir, code, ok := c.parse(dumpCmd, fs, args)
 	if !ok {
 		return code
@@ -61,17 +68,30 @@ func runDump(ctx context.Context, c *cli, args []string) int {
 	if !c.checkDir("dump", dir) {
 		return ExitUsage
 	}
-	v, err := wal.OpenView(dir)
-	if err != nil {
-		return c.reportOpenError("dump", dir, err)
-	}
-	defer v.Close()
-	for r, err := range v.Records(*from, *to) {
+	records := wal.Salvage(dir) // lazy: it reads nothing until ranged over
+	if !*salvage {
+		v, err := wal.OpenView(dir)
 		if err != nil {
+			code := c.reportOpenError("dump", dir, err)
+			fmt.Fprintf(c.stderr, "\"walcat dump --salvage %s\" prints every record still readable.\n", dir)
+			return code
+		}
+		defer v.Close()
+		records = v.Records(*from, *to)
+	}
+	damaged := 0
+	for r, err := range records {
+		var ce *wal.CorruptionError
+		switch {
+		case *salvage && errors.As(err, &ce):
+			damaged++
+			c.errorf("dump: damage: %s at offset %d%s: %s", ce.Path, ce.Offset, seqText(ce.Seq), ce.Reason)
+			continue
+		case err != nil:
 			w.Flush()
 			return c.reportOpenError("dump", dir, err)
 		}
-		if *pending && r.Acked {
+		if *pending && r.Acked || r.Seq < *from || *to != 0 && r.Seq > *to {
 			continue
 		}
 		if err := p.print(r); err != nil {
@@ -84,6 +104,10 @@ func runDump(ctx context.Context, c *cli, args []string) int {
 	}
 	if err := w.Flush(); err != nil {
 		c.errorf("dump: %v", err)
+		return ExitDamaged
+	}
+	if damaged > 0 {
+		c.errorf("dump: skipped damage in %s; every record still readable was printed", plural(int64(damaged), "place"))
 		return ExitDamaged
 	}
 	if p.badKafka > 0 {

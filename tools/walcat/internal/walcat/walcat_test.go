@@ -86,6 +86,8 @@ func TestGoldenDamaged(t *testing.T) {
 		"verify --json $DIR",
 		"dump $DIR",
 		"stats $DIR",
+		"dump --salvage --preview 12 $DIR",
+		"dump --salvage --raw --from 4 --to 6 $DIR",
 		"repair --dry-run $DIR",
 		"repair $DIR",
 		"verify $DIR",
@@ -300,7 +302,7 @@ func TestReadOnly(t *testing.T) {
 			dir := t.TempDir()
 			build(t, dir)
 			for _, args := range [][]string{
-				{"dump", dir}, {"dump", "--json", dir}, {"dump", "--raw", dir}, {"dump", "--pending", "--from", "3", dir},
+				{"dump", dir}, {"dump", "--json", dir}, {"dump", "--raw", dir}, {"dump", "--pending", "--from", "3", dir}, {"dump", "--salvage", dir},
 				{"verify", dir}, {"verify", "--json", dir}, {"stats", dir}, {"stats", "--json", dir},
 				{"repair", "--dry-run", dir},
 				{"follow", "--interval", "10ms", "--from", "1", dir},

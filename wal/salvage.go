@@ -1,0 +1,211 @@
+package wal
+
+import (
+	"errors"
+	"iter"
+
+	"github.com/walpub/walpub/wal/index"
+	"github.com/walpub/walpub/wal/internal/vfs"
+	"github.com/walpub/walpub/wal/segment"
+)
+
+// Salvage yields every record that can still be read from the log in dir,
+// damaged or not, for looking at (or copying out) what a log holds when
+// Open refuses it, before Repair cuts it. It takes no lock and changes
+// nothing.
+//
+// It reads the segment files in id order, frame by frame, and yields the
+// records whose frames verify, in the order they are stored. Damage is
+// yielded as a *CorruptionError naming the file and the offset where the
+// unreadable bytes start, and the reading goes on at the next frame that
+// verifies: an error is a report, not the end. A batch whose commit frame
+// is missing is left out and reported (it was never acknowledged as
+// written). A damaged segment header is reported, and the file's frames
+// are read all the same.
+//
+// Unlike Records, Salvage checks nothing across frames and files: seqs
+// may repeat (a leftover of an interrupted merge) or be missing. Acked
+// says what the readable ack frames and the checkpoint, if it decodes,
+// record. RecordInfo.Data is valid only until the iteration step returns.
+// Another error (a directory or file that cannot be read) ends the
+// iteration.
+func Salvage(dir string) iter.Seq2[RecordInfo, error] {
+	return func(yield func(RecordInfo, error) bool) {
+		salvage(vfs.OS, dir, yield)
+	}
+}
+
+func salvage(fsys vfs.FS, dir string, yield func(RecordInfo, error) bool) {
+	ids, err := listSegments(fsys, dir)
+	if err != nil {
+		yield(RecordInfo{}, err)
+		return
+	}
+	// First pass: what the ack frames acknowledge, wherever they are.
+	var acked []ackRange
+	for _, id := range ids {
+		path := vfs.Join(dir, segName(id))
+		b, err := readFile(fsys, path)
+		if err != nil {
+			continue // reported by the second pass
+		}
+		salvageFrames(path, b, func(fr segment.Frame) bool {
+			if fr.Flags&segment.FlagAck != 0 {
+				// Malformed payloads acknowledge nothing; the second pass
+				// reports them.
+				_ = index.DecodeAckPayload(fr.Payload, func(start, n uint64) {
+					acked = append(acked, ackRange{start, n})
+				})
+			}
+			return true
+		}, func(*CorruptionError) bool { return true })
+	}
+	acked = mergeRanges(acked)
+	var ckpt *index.Checkpoint
+	if b, err := readFile(fsys, vfs.Join(dir, index.CheckpointName)); err == nil {
+		if c, err := index.DecodeCheckpoint(b); err == nil {
+			ckpt = &c
+		}
+	}
+	isAcked := func(seq uint64) bool {
+		if ckpt != nil && ckpt.Acked(seq) {
+			return true
+		}
+		_, ok := rangeAt(acked, seq)
+		return ok
+	}
+
+	// Second pass: the records.
+	dec := (&Log{}).decode
+	var buf []byte
+	for _, id := range ids {
+		path := vfs.Join(dir, segName(id))
+		b, err := readFile(fsys, path)
+		if err != nil {
+			if !yield(RecordInfo{}, err) {
+				return
+			}
+			continue
+		}
+		if _, herr := segment.DecodeHeader(b); herr != nil {
+			var se *segment.Error
+			reason := herr.Error()
+			if errors.As(herr, &se) {
+				reason = se.Reason
+			}
+			if !yield(RecordInfo{}, corrupt(path, 0, 0, fixCut, "segment header: %s", reason)) {
+				return
+			}
+		}
+		// A batch's records wait for its commit frame.
+		var batch []segment.Frame
+		more := salvageFrames(path, b, func(fr segment.Frame) bool {
+			if fr.Flags&segment.FlagAck != 0 {
+				if derr := index.DecodeAckPayload(fr.Payload, func(uint64, uint64) {}); derr != nil {
+					return yield(RecordInfo{}, corrupt(path, fr.Offset, 0, fixCut, "malformed ack frame"))
+				}
+				return true
+			}
+			if fr.Flags&segment.FlagBatch != 0 {
+				batch = append(batch, fr)
+				if fr.Flags&segment.FlagCommit == 0 {
+					return true
+				}
+				frames := batch
+				batch = nil
+				for _, fr := range frames {
+					if !salvageRecord(path, fr, dec, &buf, isAcked, yield) {
+						return false
+					}
+				}
+				return true
+			}
+			if !dropBatch(path, &batch, yield) {
+				return false
+			}
+			return salvageRecord(path, fr, dec, &buf, isAcked, yield)
+		}, func(ce *CorruptionError) bool {
+			return dropBatch(path, &batch, yield) && yield(RecordInfo{}, ce)
+		})
+		if !more || !dropBatch(path, &batch, yield) {
+			return
+		}
+	}
+}
+
+// salvageFrames calls record for every frame of the segment bytes b that
+// verifies, and damage for every run of bytes that does not, from the
+// first unreadable offset to the next frame that verifies (or the end of
+// the data). It reports whether both callbacks always returned true.
+func salvageFrames(path string, b []byte, record func(segment.Frame) bool, damage func(*CorruptionError) bool) bool {
+	off := int64(segment.HeaderSize)
+	for off < int64(len(b)) {
+		fr, err := segment.DecodeFrame(b, off)
+		if err == nil {
+			if !record(fr) {
+				return false
+			}
+			off = fr.End()
+			continue
+		}
+		if err == segment.ErrEnd {
+			// Zeros here; a frame may still follow (a zeroed stretch is
+			// damage too, when something valid comes after it).
+			next := segment.NextValid(b, off)
+			if next < 0 {
+				return true
+			}
+			if !damage(corrupt(path, off, 0, fixCut, "%d bytes of zeros before the frame at offset %d", next-off, next)) {
+				return false
+			}
+			off = next
+			continue
+		}
+		var se *segment.Error
+		reason := err.Error()
+		if errors.As(err, &se) {
+			reason = se.Reason
+		}
+		next := segment.NextValid(b, off+segment.Align)
+		skipped := "to the end of the data"
+		if next >= 0 {
+			skipped = "up to the next valid frame"
+		}
+		ce := corrupt(path, off, 0, fixCut, "%s; skipped %s", reason, skipped)
+		if !damage(ce) {
+			return false
+		}
+		if next < 0 {
+			return true
+		}
+		off = next
+	}
+	return true
+}
+
+// salvageRecord yields the record in fr.
+func salvageRecord(path string, fr segment.Frame, dec func(segment.Frame, string, []byte) ([]byte, error),
+	buf *[]byte, isAcked func(uint64) bool, yield func(RecordInfo, error) bool) bool {
+	data, err := dec(fr, path, *buf)
+	if err != nil {
+		return yield(RecordInfo{}, err)
+	}
+	if fr.Flags&segment.FlagZstd != 0 {
+		*buf = data
+	}
+	return yield(RecordInfo{Seq: fr.Seq, Path: path, Offset: fr.Offset, Size: int(fr.RawLen),
+		StoredSize: len(fr.Payload), Compressed: fr.Flags&segment.FlagZstd != 0,
+		Batch: fr.Flags&segment.FlagBatch != 0, Acked: isAcked(fr.Seq), Data: data}, nil)
+}
+
+// dropBatch reports the records of an unfinished batch, if any, and
+// forgets them.
+func dropBatch(path string, batch *[]segment.Frame, yield func(RecordInfo, error) bool) bool {
+	if len(*batch) == 0 {
+		return true
+	}
+	first := (*batch)[0]
+	*batch = nil
+	return yield(RecordInfo{}, corrupt(path, first.Offset, first.Seq, fixCut,
+		"batch without its commit frame: its records from seq %d are left out", first.Seq))
+}
