@@ -15,8 +15,8 @@ import (
 // nothing.
 //
 // It reads the segment files in id order, frame by frame, and yields the
-// records whose frames verify, in the order they are stored. Damage is
-// yielded as a *CorruptionError naming the file and the offset where the
+// records whose frames verify, in the order they are stored. Damage (a
+// torn tail included) is yielded as a *CorruptionError naming the file and the offset where the
 // unreadable bytes start, and the reading goes on at the next frame that
 // verifies: an error is a report, not the end. A batch whose commit frame
 // is missing is left out and reported (it was never acknowledged as
@@ -27,8 +27,8 @@ import (
 // may repeat (a leftover of an interrupted merge) or be missing. Acked
 // says what the readable ack frames and the checkpoint, if it decodes,
 // record. RecordInfo.Data is valid only until the iteration step returns.
-// Another error (a directory or file that cannot be read) ends the
-// iteration.
+// A segment file that cannot be read is reported (with its error) and
+// skipped; a directory that cannot be read ends the iteration.
 func Salvage(dir string) iter.Seq2[RecordInfo, error] {
 	return func(yield func(RecordInfo, error) bool) {
 		salvage(vfs.OS, dir, yield)
