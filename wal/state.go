@@ -82,14 +82,14 @@ type loaded struct {
 
 type loadMode uint8
 
-// ackRange is the seqs [start, start+n) one ack frame acknowledged.
-type ackRange struct{ start, n uint64 }
-
 const (
 	loadWrite   loadMode = iota // Open: the last segment is mapped writable
 	loadRead                    // a read-only view: nothing is changed
 	loadRebuild                 // Repair: like loadWrite, and a lost checkpoint is accepted
 )
+
+// ackRange is the seqs [start, start+n) one ack frame acknowledged.
+type ackRange struct{ start, n uint64 }
 
 func corrupt(path string, off int64, seq uint64, fix fixKind, format string, args ...any) *CorruptionError {
 	return &CorruptionError{Path: path, Offset: off, Seq: seq, Reason: fmt.Sprintf(format, args...), fix: fix}
@@ -133,8 +133,8 @@ func rangeAt(rs []ackRange, seq uint64) (ackRange, bool) {
 
 // lostCheckpoint reports a missing checkpoint that held acknowledgements
 // no segment on disk holds any longer: compaction dropped the ack frames
-// of a segment after the first one left (what is evidence of it), and
-// they may have acknowledged records of an earlier segment still on disk.
+// of a segment after the first one left (evidence says which), and they
+// may have acknowledged records of an earlier segment still on disk.
 // Opening without it would make those records pending again silently;
 // Repair writes a new checkpoint from what the segments still say.
 func lostCheckpoint(ckPath string, evidence string, args ...any) *CorruptionError {
