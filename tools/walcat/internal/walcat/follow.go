@@ -25,8 +25,9 @@ appended after them, by any process, until interrupted (Ctrl-C): like
 tail -f. It polls: every --interval it checks whether anything was
 appended (the segment files, and the bytes past the end of the data), and
 if so takes a fresh read-only look at the log (no lock, no byte changed)
-and prints the records with a higher seq than the last one printed. A record acknowledged and reclaimed between two
-looks is not shown; follow says so on stderr. The output flags are dump's.
+and prints the records with a higher seq than the last one printed. A
+record acknowledged and reclaimed between two looks is not shown; follow
+says so on stderr. The output flags are dump's.
 
 A look that meets damage is retried: a writer may be in the middle of a
 frame. Damage seen on 5 looks in a row ends follow with exit status 1.
