@@ -196,15 +196,20 @@ func TestFailedCheckpointRename(t *testing.T) {
 
 // TestAckAfterFailedRotation: an Ack that cannot make room for its ack
 // frame (the next segment cannot be allocated) fails and changes nothing,
-// so that a retry that returns nil is durable: after a kill the record
-// is not pending again.
+// so that its retry, once the disk has room again, writes the frame: after
+// a kill the record is not pending again.
 func TestAckAfterFailedRotation(t *testing.T) {
 	fsys := &vfs.Faulty{FS: vfs.OS}
 	dir := t.TempDir()
 	l := mustOpen(t, dir, withFS(fsys), WithSegmentSize(smallSeg))
-	defer l.Close()
 	checkpointWritten(t, l)
-	q, err := l.Append([]byte("to be acknowledged"))
+	// No allocation succeeds until the faults are lifted below. Armed
+	// before the first Append starts the preparer, so that it never
+	// gets a next segment ready: the rotation the Ack needs must
+	// allocate, and fails.
+	fsys.FailNextAllocates(1 << 30)
+	data := []byte("to be acknowledged")
+	q, err := l.Append(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,28 +218,36 @@ func TestAckAfterFailedRotation(t *testing.T) {
 	l.mu.Lock()
 	free := l.active.file.Size() - l.active.tail
 	l.mu.Unlock()
-	if _, err := l.Append(make([]byte, free-8-segment.FrameHeaderSize)); err != nil {
+	fill, err := l.Append(make([]byte, free-8-segment.FrameHeaderSize))
+	if err != nil {
 		t.Fatal(err)
-	}
-	// Nothing prepared (a record larger than a segment discards it) and
-	// no allocation possible.
-	fsys.FailNextAllocates(1000)
-	if _, err := l.Append(make([]byte, 100<<10)); !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("big Append: %v, want ENOSPC", err)
 	}
 	if err := l.Ack(q); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Ack with no room for its frame: %v, want ENOSPC", err)
 	}
-	retry := l.Ack(q)
-	if retry != nil {
-		return // an error is honest; the bug is a nil without a frame
+	// The failed Ack changed nothing.
+	if st := l.Stats(); st.Pending != 2 || st.Segments != 1 {
+		t.Fatalf("after the failed Ack: %d pending in %d segments, want 2 in 1", st.Pending, st.Segments)
+	}
+	if got, err := l.Get(q); err != nil || string(got) != string(data) {
+		t.Fatalf("Get(%d) after the failed Ack: %q, %v", q, got, err)
+	}
+
+	fsys.FailNextAllocates(0)
+	if err := l.Ack(q); err != nil {
+		t.Fatalf("Ack retried once allocation works: %v", err)
+	}
+	if st := l.Stats(); st.Pending != 1 {
+		t.Fatalf("after the retried Ack: %d pending, want 1", st.Pending)
 	}
 	killed := copyDir(t, dir, filepath.Join(t.TempDir(), "killed"))
 	lk := mustOpen(t, killed, WithSegmentSize(smallSeg))
-	defer lk.Close()
-	for _, rec := range pendingOf(t, lk) {
-		if rec.Seq == q {
-			t.Fatalf("the retried Ack(%d) returned nil, yet after a kill seq %d is pending again", q, q)
+	recs := pendingOf(t, lk)
+	if len(recs) != 1 || recs[0].Seq != fill {
+		seqs := make([]uint64, len(recs))
+		for i, r := range recs {
+			seqs[i] = r.Seq
 		}
+		t.Fatalf("after a kill, pending seqs %v, want only %d (the retried Ack(%d) returned nil)", seqs, fill, q)
 	}
 }
