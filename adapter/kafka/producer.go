@@ -62,6 +62,11 @@ type Producer struct {
 	pubMu     sync.Mutex
 	pub       map[uint64]struct{}
 	published atomic.Uint64
+	// written is the highest seq whose Write returned (or that predates
+	// this producer): Flush waits for every seq up to it, so that it
+	// covers the caller's own Writes even while an earlier seq's Write is
+	// still in progress (group commit wakes appenders in any order).
+	written atomic.Uint64
 
 	// resolved: every seq below it is confirmed or dead-lettered.
 	resolved atomic.Uint64
@@ -301,7 +306,18 @@ func (p *Producer) Write(ctx context.Context, r *kgo.Record) error {
 		p.hand.put(seq, buf)
 	}
 	p.publish(seq)
+	storeMax(&p.written, seq)
 	return nil
+}
+
+// storeMax raises a to v unless it is already higher.
+func storeMax(a *atomic.Uint64, v uint64) {
+	for {
+		old := a.Load()
+		if v <= old || a.CompareAndSwap(old, v) {
+			return
+		}
+	}
 }
 
 // append appends an encoded record to the journal, waiting for room.
@@ -406,7 +422,7 @@ func (p *Producer) Flush(ctx context.Context) error {
 	if closed {
 		return ErrClosed
 	}
-	return p.waitResolved(ctx, p.published.Load())
+	return p.waitResolved(ctx, p.written.Load())
 }
 
 // waitResolved waits until every seq up to target is resolved.

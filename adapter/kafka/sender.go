@@ -138,6 +138,7 @@ func newSender(p *Producer) (*sender, error) {
 	}
 	s.next = next
 	p.published.Store(next - 1)
+	p.written.Store(next - 1)
 	s.resolved = s.minUnresolved()
 	p.resolved.Store(s.resolved)
 	s.ctx, s.end = context.WithCancel(context.Background())
