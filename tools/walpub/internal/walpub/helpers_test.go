@@ -76,9 +76,15 @@ func deadURL(t *testing.T, topic string) string {
 // readTopic returns every record of topic, in offset order per partition.
 func readTopic(t *testing.T, addrs []string, topic string) []*kgo.Record {
 	t.Helper()
+	return readTopicOpts(t, addrs, topic)
+}
+
+// readTopicOpts is readTopic with client options (SASL, TLS).
+func readTopicOpts(t *testing.T, addrs []string, topic string, opts ...kgo.Opt) []*kgo.Record {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	admin, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	admin, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addrs...)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +105,8 @@ func readTopic(t *testing.T, addrs []string, topic string) []*kgo.Record {
 	if want == 0 {
 		return out
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addrs...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets})}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

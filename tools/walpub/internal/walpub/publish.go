@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/walpub/walpub/adapter/kafka"
+	"github.com/walpub/walpub/adapter/kafka/hop"
 	"github.com/walpub/walpub/internal/kafkaoffsets"
 )
 
@@ -118,7 +119,12 @@ func (r *run) readFile(name string, send func(chunk) bool) bool {
 			send(chunk{err: fmt.Errorf("reading %s: %w", name, err)})
 			return false
 		}
-		return send(chunk{recs: []*kgo.Record{r.record(data)}})
+		rec := r.record(data)
+		if err := r.check(rec.Value); err != nil {
+			send(chunk{err: fmt.Errorf("%s: %w", name, err)})
+			return false
+		}
+		return send(chunk{recs: []*kgo.Record{rec}})
 	}
 	br := bufio.NewReaderSize(in, readBuffer)
 	var recs []*kgo.Record
@@ -131,7 +137,7 @@ func (r *run) readFile(name string, send func(chunk) bool) bool {
 		recs, arena = nil, make([]byte, 0, chunkBytes)
 		return ok
 	}
-	for {
+	for lineNo := 1; ; lineNo++ {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
 			long := append([]byte(nil), line...)
@@ -146,7 +152,16 @@ func (r *run) readFile(name string, send func(chunk) bool) bool {
 			line = bytes.TrimSuffix(line, []byte("\r"))
 			start := len(arena)
 			arena = append(arena, line...)
-			recs = append(recs, r.record(arena[start:len(arena):len(arena)]))
+			rec := r.record(arena[start:len(arena):len(arena)])
+			if cerr := r.check(rec.Value); cerr != nil {
+				// The lines before it are journaled and sent; the
+				// input stops here.
+				if flush() {
+					send(chunk{err: fmt.Errorf("%s, line %d: %w", name, lineNo, cerr)})
+				}
+				return false
+			}
+			recs = append(recs, rec)
 		}
 		if err == io.EOF {
 			return flush()
@@ -166,10 +181,18 @@ func (r *run) readFile(name string, send func(chunk) bool) bool {
 	}
 }
 
+// check checks a record's value against --hop-format.
+func (r *run) check(value []byte) error {
+	if r.cfg.hopFormat == "" {
+		return nil
+	}
+	return hop.Check(r.cfg.hopFormat, value)
+}
+
 // record makes the record for one line or file. Records share the key
 // and header slices: Write neither keeps nor modifies them.
 func (r *run) record(value []byte) *kgo.Record {
-	rec := &kgo.Record{Topic: r.cfg.topic, Value: value, Headers: r.cfg.headers}
+	rec := &kgo.Record{Topic: r.cfg.topic, Value: value, Headers: r.cfg.recHeaders}
 	switch {
 	case r.cfg.key != nil:
 		rec.Key = r.keyBytes

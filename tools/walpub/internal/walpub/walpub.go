@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -27,6 +28,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/walpub/walpub/adapter/kafka"
+	"github.com/walpub/walpub/adapter/kafka/hop"
 	"github.com/walpub/walpub/tools/internal/cliutil"
 	"github.com/walpub/walpub/wal"
 )
@@ -84,6 +86,15 @@ makes each FILE one record. Every record gets a 16-byte random "_id"
 header, stable across resends, for consumers to drop duplicates. A topic
 that does not exist is created if the broker allows it (as kcat does).
 
+For hop-client's consumers (SCiMMA's Hopskotch), --hop-format FORMAT marks
+every record as hop does: a "_format" header (json, blob, voevent, avro,
+gcntextnotice, circular, external, or a plugin's format) and a "_sender"
+header with the SASL user name. Each record is checked against the format
+where that can be told (json must parse, voevent must be XML with a
+voe:VOEvent root, ...): at the first record that does not fit, walpub stops
+reading, names the file and line, sends what it had journaled, and exits 1.
+--test adds hop's "_test" header (hop's consumers skip such messages).
+
 With no URL, walpub starts an embedded Kafka broker (franz-go's kfake, in
 memory) on 127.0.0.1 with the topic --topic, publishes to it, then reads
 the topic back and reports how many records landed. Nothing to install:
@@ -107,6 +118,7 @@ Examples:
   walpub --whole kafka://localhost:9092/docs *.json
   walpub --key host1 --header src=syslog kafka://broker:9092/logs < /var/log/syslog
   WALPUB_SASL=SCRAM-SHA-512:alice:secret walpub --tls kafka://broker:9093/t file
+  walpub --hop-format json kafka://localhost:9092/alerts alerts.jsonl
   walpub kafka://localhost:9092/events </dev/null  # only resend what is journaled
   walcat stats publisher.journal                   # look inside the journal
 
@@ -146,6 +158,10 @@ type config struct {
 	drainTimeout time.Duration
 	partitions   int
 	verbose      bool
+	hopFormat    string
+	hopTest      bool
+	// recHeaders are the headers of every record: --header's, then hop's.
+	recHeaders []kgo.RecordHeader
 }
 
 func printUsage(w io.Writer, fs *flag.FlagSet) {
@@ -173,6 +189,8 @@ func parseArgs(args []string, env Env) (cfg config, code int, ok bool) {
 	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", 30*time.Second, "at the end of the input: give up after this `duration` without a confirmation; after Ctrl-C: wait at most this long (0: no limit)")
 	fs.IntVar(&cfg.partitions, "partitions", 1, "embedded broker: the topic's number of partitions, `N`")
 	fs.BoolVar(&cfg.verbose, "v", false, "log the producer's events (retries, resends) to stderr")
+	fs.StringVar(&cfg.hopFormat, "hop-format", "", "mark every record as a hop-client message of `FORMAT` (json, blob, voevent, avro, gcntextnotice, ...): the _format and _sender headers; inputs are checked against it")
+	fs.BoolVar(&cfg.hopTest, "test", false, "mark every record as a hop test message (the _test header), which hop's consumers skip by default")
 
 	usageErr := func(format string, a ...any) (config, int, bool) {
 		fmt.Fprintf(env.Stderr, "walpub: "+format+"\n", a...)
@@ -223,6 +241,9 @@ func parseArgs(args []string, env Env) (cfg config, code int, ok bool) {
 	if cfg.tlsCA != "" {
 		cfg.tls = true
 	}
+	if code, ok := cfg.hopMarks(usageErr); !ok {
+		return config{}, code, false
+	}
 	if cfg.url == "" && (cfg.sasl != "" || cfg.tls) {
 		return usageErr("--sasl and --tls need a broker URL; the embedded broker uses neither")
 	}
@@ -249,6 +270,37 @@ func parseArgs(args []string, env Env) (cfg config, code int, ok bool) {
 		}
 	}
 	return cfg, ExitOK, true
+}
+
+// hopMarks checks --hop-format and --test and sets cfg.recHeaders.
+func (cfg *config) hopMarks(usageErr func(string, ...any) (config, int, bool)) (int, bool) {
+	cfg.recHeaders = cfg.headers
+	if cfg.hopFormat == "" && !cfg.hopTest {
+		return 0, true
+	}
+	cfg.hopFormat = strings.ToLower(cfg.hopFormat)
+	if strings.ContainsFunc(cfg.hopFormat, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.')
+	}) {
+		_, code, _ := usageErr("--hop-format %q: want a format name such as json or blob", cfg.hopFormat)
+		return code, false
+	}
+	if cfg.hopFormat == hop.FormatAvro && !cfg.whole {
+		_, code, _ := usageErr("--hop-format avro: Avro files are binary, not lines: add --whole")
+		return code, false
+	}
+	for _, h := range cfg.headers {
+		if h.Key == hop.HeaderFormat && cfg.hopFormat != "" || h.Key == hop.HeaderTest && cfg.hopTest || h.Key == hop.HeaderSender {
+			_, code, _ := usageErr("--header %s: walpub sets that header itself with --hop-format and --test", h.Key)
+			return code, false
+		}
+	}
+	m := hop.Marks{Format: cfg.hopFormat, Test: cfg.hopTest}
+	if cfg.sasl != "" {
+		_, m.Sender, _, _ = parseSASL(cfg.sasl)
+	}
+	cfg.recHeaders = append(slices.Clone(cfg.headers), m.Headers()...)
+	return 0, true
 }
 
 // urlTopic returns the topic of a kafka:// URL, "" if it names none.

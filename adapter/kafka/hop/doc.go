@@ -1,0 +1,22 @@
+// Package hop speaks the conventions of hop-client, SCiMMA's Python client
+// for Hopskotch, so that what the robust producer (package kafka) publishes
+// reads in hop as if hop had published it.
+//
+// # Message conventions
+//
+// hop-client marks every message it publishes with headers: "_id" (the
+// message's 16-byte UUID), "_format" (the name of the model that encoded
+// the value: "json", "blob", "voevent", "avro", "gcntextnotice", ...),
+// "_sender" (the user name it authenticated as) and, for test messages,
+// "_test". A hop consumer picks the model class that decodes the value by
+// "_format" and skips test messages by default. [Marks] builds those
+// headers, [NewRecord] a record that carries them, and [Check] tells
+// whether a value fits its format. The robust producer adds the "_id"
+// itself (Producer.Write), a random version 4 UUID as hop's.
+//
+//	rec := hop.NewRecord("", alertJSON, hop.Marks{Format: hop.FormatJSON, Sender: user})
+//	if err := hop.Check(hop.FormatJSON, alertJSON); err != nil {
+//		return err
+//	}
+//	err := producer.Write(ctx, rec)
+package hop

@@ -1,0 +1,213 @@
+package hop
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"unicode/utf8"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// The headers hop-client puts on every message it publishes (hop.io.Producer.pack).
+const (
+	HeaderID     = "_id"     // 16 bytes: the message's UUID; the robust producer adds one at Write
+	HeaderFormat = "_format" // the model's format name, such as "json": consumers decode by it
+	HeaderSender = "_sender" // the user name the publisher authenticated as
+	HeaderTest   = "_test"   // "true": a test message, which hop's consumers skip by default
+)
+
+// The format names of hop-client 0.13's own models (hop.models), the values
+// of the _format header. Plugins may add others.
+const (
+	FormatBlob          = "blob"          // Blob: bytes, unchecked
+	FormatJSON          = "json"          // JSONBlob: any JSON value
+	FormatVOEvent       = "voevent"       // VOEvent: XML with a voe:VOEvent root
+	FormatAvro          = "avro"          // AvroBlob: an Avro object container file
+	FormatGCNTextNotice = "gcntextnotice" // GCNTextNotice: UTF-8 "key: value" text
+	FormatCircular      = "circular"      // GCNCircular: a JSON object {"header": {...}, "body": "..."}
+	FormatExternal      = "external"      // ExternalMessage: a JSON object {"url": "..."}
+)
+
+// testValue is the value hop gives the _test header.
+const testValue = "true"
+
+// Marks are the hop headers of a message besides its _id.
+type Marks struct {
+	// Format is the _format header, such as FormatJSON; "" leaves the
+	// header out, and hop's consumers then read valid JSON as a JSONBlob
+	// and anything else as a Blob.
+	Format string
+	// Sender is the _sender header, the name the publisher authenticates
+	// as; "" leaves it out, as hop does when it publishes without
+	// credentials.
+	Sender string
+	// Test adds the _test header ("true"): hop's consumers skip the
+	// message unless asked not to (ignoretest=False).
+	Test bool
+}
+
+// Headers returns m's headers in the order hop-client writes them:
+// _sender, _test, _format. A Marks with nothing set returns nil.
+func (m Marks) Headers() []kgo.RecordHeader {
+	var hs []kgo.RecordHeader
+	if m.Sender != "" {
+		hs = append(hs, kgo.RecordHeader{Key: HeaderSender, Value: []byte(m.Sender)})
+	}
+	if m.Test {
+		hs = append(hs, kgo.RecordHeader{Key: HeaderTest, Value: []byte(testValue)})
+	}
+	if m.Format != "" {
+		hs = append(hs, kgo.RecordHeader{Key: HeaderFormat, Value: []byte(m.Format)})
+	}
+	return hs
+}
+
+// NewRecord returns a record for topic ("" for the producer's URL topic)
+// with value and m's headers, such as hop-client publishes. It has no _id
+// header: the robust producer's Write adds one, a random version 4 UUID as
+// hop's. NewRecord does not check value; see Check.
+func NewRecord(topic string, value []byte, m Marks) *kgo.Record {
+	return &kgo.Record{Topic: topic, Value: value, Headers: m.Headers()}
+}
+
+// ErrFormat is matched (errors.Is) by every error of Check.
+var ErrFormat = errors.New("hop: the message does not fit its format")
+
+// FormatError says why a message does not fit its format.
+type FormatError struct {
+	Format string
+	Err    error // the cause, such as a *json.SyntaxError
+}
+
+func (e *FormatError) Error() string {
+	return fmt.Sprintf("not a valid %s message: %v", e.Format, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *FormatError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrFormat.
+func (e *FormatError) Is(target error) bool { return target == ErrFormat }
+
+// Checked reports whether Check looks inside messages of format: it does
+// for every format of hop-client's own models except blob, and for no
+// other.
+func Checked(format string) bool {
+	switch format {
+	case FormatJSON, FormatVOEvent, FormatAvro, FormatGCNTextNotice, FormatCircular, FormatExternal:
+		return true
+	}
+	return false
+}
+
+// Check reports whether hop-client's model for format can decode value,
+// as far as that can be told without hop: a json message must be valid
+// JSON; circular and external messages JSON objects with exactly the
+// fields of their model (header and body; url); a voevent well-formed XML whose root element is
+// voe:VOEvent; a gcntextnotice UTF-8 text; an avro message must start with
+// the Avro object container magic ("Obj" 1). Blobs, and formats that
+// hop-client 0.13 does not know, are not checked. The error is a
+// *FormatError.
+func Check(format string, value []byte) error {
+	var err error
+	switch format {
+	case FormatJSON:
+		err = checkJSON(value)
+	case FormatCircular:
+		err = checkObject(value, "header", "body")
+	case FormatExternal:
+		err = checkObject(value, "url")
+	case FormatVOEvent:
+		err = checkVOEvent(value)
+	case FormatGCNTextNotice:
+		if !utf8.Valid(value) {
+			err = errors.New("not UTF-8 text")
+		}
+	case FormatAvro:
+		if !bytes.HasPrefix(value, []byte("Obj\x01")) {
+			err = errors.New(`no Avro object container header ("Obj" 1)`)
+		}
+	}
+	if err != nil {
+		return &FormatError{Format: format, Err: err}
+	}
+	return nil
+}
+
+func checkJSON(value []byte) error {
+	if json.Valid(value) {
+		return nil
+	}
+	var v any
+	if err := json.Unmarshal(value, &v); err != nil {
+		return err // a *json.SyntaxError with the offset
+	}
+	return errors.New("invalid JSON")
+}
+
+// checkObject checks that value is a JSON object with exactly the fields
+// named, as hop builds its dataclass models from them
+// (cls(**json.loads(data)) fails on a missing or an unexpected field).
+func checkObject(value []byte, fields ...string) error {
+	if err := checkJSON(value); err != nil {
+		return err
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(value, &obj); err != nil || obj == nil {
+		return errors.New("not a JSON object")
+	}
+	for _, name := range fields {
+		if _, ok := obj[name]; !ok {
+			return fmt.Errorf("no %q field", name)
+		}
+	}
+	for name := range obj {
+		if !slices.Contains(fields, name) {
+			return fmt.Errorf("unexpected field %q", name)
+		}
+	}
+	return nil
+}
+
+// checkVOEvent checks that value is well-formed XML whose root element is
+// voe:VOEvent (hop looks the root up under that prefixed name).
+func checkVOEvent(value []byte) error {
+	raw := xml.NewDecoder(bytes.NewReader(value))
+	for {
+		tok, err := raw.RawToken()
+		if err != nil {
+			if err == io.EOF {
+				return errors.New("no root element")
+			}
+			return err
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			if se.Name.Space != "voe" || se.Name.Local != "VOEvent" {
+				return fmt.Errorf("the root element is %s, not voe:VOEvent", xmlName(se.Name))
+			}
+			break
+		}
+	}
+	d := xml.NewDecoder(bytes.NewReader(value))
+	for {
+		_, err := d.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func xmlName(n xml.Name) string {
+	if n.Space == "" {
+		return n.Local
+	}
+	return n.Space + ":" + n.Local
+}
