@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# scripts/kafka.sh: a real single-node Apache Kafka 4.x broker (KRaft mode,
-# broker and controller in one JVM) on 127.0.0.1, for the integration tests.
+# scripts/kafka.sh: a real Apache Kafka 4.x broker (KRaft mode, broker and
+# controller in one JVM) on 127.0.0.1, for the integration tests; or, with
+# KAFKA_BROKER_COUNT=3, a cluster of three such nodes.
 #
 #   scripts/kafka.sh start     fetch the jars if needed, format the storage if
-#                              new, start the broker, wait until it answers
-#   scripts/kafka.sh stop      SIGTERM, wait, SIGKILL if it will not go
+#                              new, start the broker(s), wait until they answer
+#   scripts/kafka.sh stop      SIGTERM, wait, SIGKILL if it will not go; every
+#                              node of $KAFKA_WORK_DIR, whatever the count
 #   scripts/kafka.sh restart   stop + start, keeping the data
-#   scripts/kafka.sh status    exit 0 if running and answering, 1 otherwise
+#   scripts/kafka.sh status    exit 0 if all running and answering, 1 otherwise
 #   scripts/kafka.sh env       print the export lines for the tests:
 #                              eval "$(scripts/kafka.sh env)"
 #   scripts/kafka.sh fetch     only fetch the jars into the cache
-#   scripts/kafka.sh logs      the tail of the broker log
+#   scripts/kafka.sh logs [LINES]   the tail of the broker log (each node's)
 #   scripts/kafka.sh clean     stop and delete the data directory
+#   scripts/kafka.sh kill-broker N   SIGKILL node N (1-based) and wait until
+#                              it is gone
+#   scripts/kafka.sh stop-broker N   stop node N cleanly (SIGTERM, as stop)
+#   scripts/kafka.sh start-broker N  start node N again, wait until it answers
 #
 # The jars come from Maven Central through scripts/kafka/pom.xml
 # (org.apache.kafka:kafka_2.13, its runtime dependencies and a log4j2
@@ -26,6 +32,20 @@
 #                   user $KAFKA_SCRAM_USER / $KAFKA_SCRAM_PASSWORD, created
 #                   when the storage is formatted
 #   CONTROLLER      $KAFKA_CONTROLLER_PORT  (default 19094)
+#
+# The cluster (KAFKA_BROKER_COUNT=3): three nodes, each broker and controller
+# in one JVM (KRaft combined mode; the three controllers form the quorum, so
+# the cluster keeps its metadata leader through the loss of any one node,
+# and with two nodes down it has none until one returns). Node N (1, 2, 3)
+# listens on each of the ports above plus (N-1)*$KAFKA_NODE_PORT_STEP (step
+# 10 by default: node 2 on 19102/19103/19104, node 3 on 19112/19113/19114)
+# and keeps its config, data, log and pid file in $KAFKA_WORK_DIR/nodeN.
+# Topics default to replication factor 3 (default.replication.factor, also
+# for the internal topics) and min.insync.replicas=2, so acks=all writes go
+# on through the loss of one node and wait while two are down. Each node
+# runs with -Xmx$KAFKA_HEAP (512 MiB: about 0.8 GiB resident each, 2.5 GiB
+# for the cluster, well within a 2-core/24 GiB machine; a single node is the
+# same). `env` lists every node in KAFKA_BROKERS and KAFKA_SCRAM_BROKERS.
 # (The SCRAM user is fixed when the storage is formatted; to change it, run
 # `clean` first. The password must not contain ',', '[' or ']', which the
 # storage tool's --add-scram syntax reserves. kcat from Debian 12, built on
@@ -34,15 +54,21 @@
 #
 # Settings (environment variables, defaults in brackets):
 #   KAFKA_VERSION          [4.1.2]   any 4.x that Maven Central serves
+#   KAFKA_BROKER_COUNT     [1]       nodes: 1, or 3 for the cluster (any
+#                                    count from 1 to 9 works)
+#   KAFKA_NODE_PORT_STEP   [10]      port offset between consecutive nodes
 #   KAFKA_CACHE_DIR        [$HOME/.cache/walpub-kafka]  jar cache
 #   KAFKA_WORK_DIR         [<repo>/.cache/kafka]  config, data, log, pid file
-#   KAFKA_HEAP             [512m]    the broker's -Xmx
+#   KAFKA_HEAP             [512m]    each node's -Xms and -Xmx
 #   KAFKA_START_TIMEOUT    [120]     seconds to wait for the broker to answer
 #   KAFKA_STOP_TIMEOUT     [60]      seconds to wait after SIGTERM
 #   JAVA_HOME / JAVA       the Java 17+ to run (default: java on PATH)
 #
 # `start` never reformats an existing data directory, so tests can stop and
 # restart the broker mid-stream ($KAFKA_SCRIPT stop; $KAFKA_SCRIPT start).
+# `env` also exports the settings above that name the broker (count, ports,
+# work directory), so that $KAFKA_SCRIPT run from a test acts on the same
+# one.
 
 set -euo pipefail
 
@@ -53,6 +79,8 @@ repo_root=$(cd "$script_dir/.." && pwd)
 KAFKA_VERSION=${KAFKA_VERSION:-4.1.2}
 KAFKA_CACHE_DIR=${KAFKA_CACHE_DIR:-${HOME:-/tmp}/.cache/walpub-kafka}
 KAFKA_WORK_DIR=${KAFKA_WORK_DIR:-$repo_root/.cache/kafka}
+KAFKA_BROKER_COUNT=${KAFKA_BROKER_COUNT:-1}
+KAFKA_NODE_PORT_STEP=${KAFKA_NODE_PORT_STEP:-10}
 KAFKA_PORT=${KAFKA_PORT:-19092}
 KAFKA_SCRAM_PORT=${KAFKA_SCRAM_PORT:-19093}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-19094}
@@ -64,11 +92,7 @@ KAFKA_STOP_TIMEOUT=${KAFKA_STOP_TIMEOUT:-60}
 
 host=127.0.0.1
 libs_dir="$KAFKA_CACHE_DIR/$KAFKA_VERSION/libs"
-config_dir="$KAFKA_WORK_DIR/config"
-data_dir="$KAFKA_WORK_DIR/data"
-log_file="$KAFKA_WORK_DIR/broker.log"
-log_offset=0 # where this run's part of $log_file starts
-pid_file="$KAFKA_WORK_DIR/broker.pid"
+cluster_id_file="$KAFKA_WORK_DIR/cluster.id" # shared by the nodes of a cluster
 
 if [[ -n "${JAVA:-}" ]]; then
 	java_bin=$JAVA
@@ -82,6 +106,54 @@ log() { echo "kafka.sh: $*" >&2; }
 die() {
 	log "error: $*"
 	exit 1
+}
+
+[[ "$KAFKA_BROKER_COUNT" =~ ^[1-9]$ ]] || die "KAFKA_BROKER_COUNT must be a count from 1 to 9, not '$KAFKA_BROKER_COUNT'"
+[[ "$KAFKA_NODE_PORT_STEP" =~ ^[1-9][0-9]*$ ]] || die "KAFKA_NODE_PORT_STEP must be a positive number, not '$KAFKA_NODE_PORT_STEP'"
+
+# The node that the functions below act on, set by select_node: its id, its
+# directory and files, and its ports.
+node=1 node_dir="" config_dir="" data_dir="" log_file="" pid_file=""
+port=0 scram_port=0 controller_port=0
+declare -A log_offsets=() # node -> where this run's part of its log starts
+
+# select_node N makes node N (1-based) the current node. A single broker
+# keeps its files in $KAFKA_WORK_DIR itself (as before clusters existed),
+# the nodes of a cluster each in $KAFKA_WORK_DIR/nodeN.
+select_node() {
+	[[ "$1" =~ ^[1-9]$ ]] && (($1 <= KAFKA_BROKER_COUNT)) ||
+		die "no node '$1': the nodes are 1 to $KAFKA_BROKER_COUNT (KAFKA_BROKER_COUNT)"
+	node=$1
+	if ((KAFKA_BROKER_COUNT == 1)); then
+		node_dir=$KAFKA_WORK_DIR
+	else
+		node_dir=$KAFKA_WORK_DIR/node$node
+	fi
+	config_dir="$node_dir/config"
+	data_dir="$node_dir/data"
+	log_file="$node_dir/broker.log"
+	pid_file="$node_dir/broker.pid"
+	local offset=$(((node - 1) * KAFKA_NODE_PORT_STEP))
+	port=$((KAFKA_PORT + offset))
+	scram_port=$((KAFKA_SCRAM_PORT + offset))
+	controller_port=$((KAFKA_CONTROLLER_PORT + offset))
+}
+
+# nodes prints the node numbers, 1 to KAFKA_BROKER_COUNT.
+nodes() { seq 1 "$KAFKA_BROKER_COUNT"; }
+
+# node_list VAR prints a comma-separated host:port list of every node's port
+# of one kind (VAR: port or scram_port), node 1 first.
+node_list() {
+	local n list=()
+	for n in $(nodes); do
+		select_node "$n"
+		list+=("$host:${!1}")
+	done
+	(
+		IFS=,
+		echo "${list[*]}"
+	)
 }
 
 # fetch copies the broker's jars into $libs_dir unless an earlier run did.
@@ -114,19 +186,27 @@ fetch() {
 	log "fetched $(find "$libs_dir" -name '*.jar' | wc -l) jars in $((SECONDS - start))s"
 }
 
-# write_config writes server.properties and the log4j2 configuration. It is
-# rewritten on every start (the settings come from this script), while the
-# data directory is kept.
+# write_config writes the current node's server.properties and the log4j2
+# configuration. It is rewritten on every start (the settings come from this
+# script), while the data directory is kept.
 write_config() {
 	mkdir -p "$config_dir" "$data_dir"
+	# A cluster replicates every topic to up to three nodes and needs two in
+	# sync for an acks=all write; a single broker cannot.
+	local replicas=$((KAFKA_BROKER_COUNT < 3 ? KAFKA_BROKER_COUNT : 3)) min_isr=1
+	((replicas >= 3)) && min_isr=2
+	local voters n
+	voters=$(for n in $(nodes); do
+		echo "$n@$host:$((KAFKA_CONTROLLER_PORT + (n - 1) * KAFKA_NODE_PORT_STEP))"
+	done | paste -sd,)
 	cat >"$config_dir/server.properties" <<EOF
 # Written by scripts/kafka.sh; rewritten on every start.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@$host:$KAFKA_CONTROLLER_PORT
+node.id=$node
+controller.quorum.voters=$voters
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://$host:$KAFKA_PORT,SASL_PLAINTEXT://$host:$KAFKA_SCRAM_PORT,CONTROLLER://$host:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$host:$KAFKA_PORT,SASL_PLAINTEXT://$host:$KAFKA_SCRAM_PORT
+listeners=PLAINTEXT://$host:$port,SASL_PLAINTEXT://$host:$scram_port,CONTROLLER://$host:$controller_port
+advertised.listeners=PLAINTEXT://$host:$port,SASL_PLAINTEXT://$host:$scram_port
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 
@@ -139,15 +219,15 @@ listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.com
 log.dirs=$data_dir
 auto.create.topics.enable=true
 num.partitions=1
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
+default.replication.factor=$replicas
+min.insync.replicas=$min_isr
+offsets.topic.replication.factor=$replicas
 offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$replicas
+transaction.state.log.min.isr=$min_isr
 transaction.state.log.num.partitions=4
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor=$replicas
+share.coordinator.state.topic.min.isr=$min_isr
 group.initial.rebalance.delay.ms=0
 
 # Small segments: the tests write little, and a small broker starts fast.
@@ -181,28 +261,33 @@ EOF
 java_cmd() {
 	"$java_bin" \
 		-Dlog4j2.configurationFile="$config_dir/log4j2.properties" \
-		-Dkafka.logs.dir="$KAFKA_WORK_DIR" \
+		-Dkafka.logs.dir="$node_dir" \
 		-Djava.awt.headless=true \
 		-cp "$libs_dir/*" "$@"
 }
 
-# format formats the storage once; an existing data directory (one with
-# meta.properties) is kept as it is.
+# format formats the current node's storage once; an existing data directory
+# (one with meta.properties) is kept as it is. The nodes of a cluster share
+# one cluster id, chosen when the first of them is formatted.
 format() {
 	if [[ -f "$data_dir/meta.properties" ]]; then
 		return 0
 	fi
-	local cluster_id
-	cluster_id=$(java_cmd -Xmx128m kafka.tools.StorageTool random-uuid 2>>"$log_file" | tail -n 1)
-	[[ -n "$cluster_id" ]] || die "kafka.tools.StorageTool random-uuid printed nothing; see $log_file"
-	log "formatting $data_dir (cluster $cluster_id, SCRAM-SHA-512 user $KAFKA_SCRAM_USER)"
+	local cluster_id=""
+	[[ -s "$cluster_id_file" ]] && cluster_id=$(<"$cluster_id_file")
+	if [[ -z "$cluster_id" ]]; then
+		cluster_id=$(java_cmd -Xmx128m kafka.tools.StorageTool random-uuid 2>>"$log_file" | tail -n 1)
+		[[ -n "$cluster_id" ]] || die "kafka.tools.StorageTool random-uuid printed nothing; see $log_file"
+		echo "$cluster_id" >"$cluster_id_file"
+	fi
+	log "formatting $data_dir (node $node, cluster $cluster_id, SCRAM-SHA-512 user $KAFKA_SCRAM_USER)"
 	if ! java_cmd -Xmx256m kafka.tools.StorageTool format \
 		--config "$config_dir/server.properties" \
 		--cluster-id "$cluster_id" \
 		--add-scram "SCRAM-SHA-512=[name=$KAFKA_SCRAM_USER,password=$KAFKA_SCRAM_PASSWORD]" \
 		>>"$log_file" 2>&1; then
 		tail -n 30 "$log_file" >&2
-		die "formatting the storage failed"
+		die "formatting the storage of node $node failed"
 	fi
 }
 
@@ -213,24 +298,27 @@ is_broker() {
 	[[ "$cmdline" == *" kafka.Kafka "* ]]
 }
 
-# pid prints the broker's pid when the pid file names a live kafka.Kafka
+# pid_in prints the pid in pid file $1 when it names a live kafka.Kafka
 # process (not merely a recycled pid), and fails otherwise.
-pid() {
+pid_in() {
 	local p
-	[[ -f "$pid_file" ]] || return 1
-	p=$(<"$pid_file")
+	[[ -f "$1" ]] || return 1
+	p=$(<"$1")
 	[[ "$p" =~ ^[0-9]+$ ]] || return 1
 	[[ -r "/proc/$p/cmdline" ]] || return 1
 	is_broker "$p" || return 1
 	echo "$p"
 }
 
+# pid prints the current node's pid (see pid_in).
+pid() { pid_in "$pid_file"; }
+
 # port_open succeeds when something accepts TCP connections on host:port.
 port_open() {
 	timeout 2 bash -c "exec 3<>/dev/tcp/$host/$1" 2>/dev/null
 }
 
-# answers succeeds when the broker answers a request on the PLAINTEXT
+# answers succeeds when the current node answers a request on its PLAINTEXT
 # listener: a metadata request through kcat where kcat is installed, and
 # otherwise a raw ApiVersions v0 request whose response size we read back.
 # The SCRAM listener must accept connections too. (It is not probed with
@@ -238,52 +326,54 @@ port_open() {
 # librdkafka bug fixed in 2.6.1, even with the right password; the Go
 # integration tests authenticate there with franz-go.)
 answers() {
-	port_open "$KAFKA_SCRAM_PORT" || return 1
+	port_open "$scram_port" || return 1
 	if command -v kcat >/dev/null; then
-		kcat -L -b "$host:$KAFKA_PORT" -m 5 >/dev/null 2>&1
-		return
+		kcat -L -b "$host:$port" -m 5 >/dev/null 2>&1 || return 1
+	else
+		# ApiVersions v0: size=15, api_key=18, api_version=0,
+		# correlation_id=1, client_id="probe". Any 4-byte response size
+		# means the broker answered.
+		local n
+		n=$(timeout 5 bash -c "
+			exec 3<>/dev/tcp/$host/$port || exit 1
+			printf '\x00\x00\x00\x0f\x00\x12\x00\x00\x00\x00\x00\x01\x00\x05probe' >&3
+			head -c 4 <&3 | wc -c" 2>/dev/null) || return 1
+		[[ "$n" -eq 4 ]] || return 1
 	fi
-	# ApiVersions v0: size=15, api_key=18, api_version=0, correlation_id=1,
-	# client_id="probe". Any 4-byte response size means the broker answered.
-	local n
-	n=$(timeout 5 bash -c "
-		exec 3<>/dev/tcp/$host/$KAFKA_PORT || exit 1
-		printf '\x00\x00\x00\x0f\x00\x12\x00\x00\x00\x00\x00\x01\x00\x05probe' >&3
-		head -c 4 <&3 | wc -c" 2>/dev/null) || return 1
-	[[ "$n" -eq 4 ]] || return 1
 	# The listeners start before the broker has caught up with the metadata
-	# quorum; this log line is printed once it is fully up.
+	# quorum; this log line is printed once it is fully up. (A node of a
+	# cluster answers kcat's metadata request with the other nodes' view
+	# before it is up itself.)
 	# (grep without -q reads to the end: an early exit would kill tail with
 	# SIGPIPE and fail the pipeline under pipefail.)
-	tail -c +$((log_offset + 1)) "$log_file" 2>/dev/null | grep 'Kafka Server started' >/dev/null
+	tail -c +$((${log_offsets[$node]:-0} + 1)) "$log_file" 2>/dev/null | grep 'Kafka Server started' >/dev/null
 }
 
-start() {
+# launch starts the current node's JVM in the background, unless it runs
+# already, without waiting for it to answer.
+launch() {
 	local p
 	if p=$(pid); then
-		log "already running (pid $p)"
-		wait_ready "$p"
+		log "node $node already running (pid $p)"
+		log_offsets[$node]=0
 		return 0
 	fi
-	for port in "$KAFKA_PORT" "$KAFKA_SCRAM_PORT" "$KAFKA_CONTROLLER_PORT"; do
-		if port_open "$port"; then
-			die "port $host:$port is already in use by another process; stop it or set KAFKA_PORT / KAFKA_SCRAM_PORT / KAFKA_CONTROLLER_PORT"
+	for p in "$port" "$scram_port" "$controller_port"; do
+		if port_open "$p"; then
+			die "port $host:$p (node $node) is already in use by another process; stop it or set KAFKA_PORT / KAFKA_SCRAM_PORT / KAFKA_CONTROLLER_PORT"
 		fi
 	done
-	"$java_bin" -version >/dev/null 2>&1 || die "java not found ($java_bin); Kafka 4 needs Java 17 or newer"
-	fetch
-	mkdir -p "$KAFKA_WORK_DIR"
+	mkdir -p "$node_dir"
 	write_config
 	format
 
 	rm -f "$pid_file" # stale: pid() found no broker behind it
-	log_offset=$(stat -c %s "$log_file" 2>/dev/null || echo 0)
+	log_offsets[$node]=$(stat -c %s "$log_file" 2>/dev/null || echo 0)
 	echo "---- kafka.sh start $(date -u +%FT%TZ) ----" >>"$log_file"
 	# setsid detaches the broker from the caller's session and process
 	# group (a test or CI job that starts it is not its parent for
 	# signals); stdin/stdout/stderr are not inherited, so a caller reading
 	# our output through a pipe is not held open by the broker.
-	local started=$SECONDS
 	# shellcheck disable=SC2016 # $$ and $1 are the child shell's
 	setsid bash -c '
 		echo $$ >"$1"; shift
@@ -293,13 +383,14 @@ start() {
 		-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
 		-XX:+ExitOnOutOfMemoryError \
 		-Dlog4j2.configurationFile="$config_dir/log4j2.properties" \
-		-Dkafka.logs.dir="$KAFKA_WORK_DIR" \
+		-Dkafka.logs.dir="$node_dir" \
 		-Djava.awt.headless=true \
 		-cp "$libs_dir/*" \
 		kafka.Kafka "$config_dir/server.properties" \
 		</dev/null >>"$log_file" 2>&1 &
 	# Wait for the pid file that the child writes, and for the exec of java.
-	local i p=""
+	local i
+	p=""
 	for ((i = 0; i < 100; i++)); do
 		if [[ -s "$pid_file" ]]; then
 			p=$(<"$pid_file")
@@ -309,85 +400,151 @@ start() {
 	done
 	if [[ -z "$p" ]] || ! is_broker "$p"; then
 		tail -n 20 "$log_file" >&2
-		die "the broker process did not start; see $log_file"
+		die "the broker process of node $node did not start; see $log_file"
 	fi
-	wait_ready "$p"
-	log "broker up (pid $p, Kafka $KAFKA_VERSION) in $((SECONDS - started))s: PLAINTEXT $host:$KAFKA_PORT, SASL_PLAINTEXT/SCRAM-SHA-512 $host:$KAFKA_SCRAM_PORT"
 }
 
-# wait_ready polls until the broker answers, failing with the tail of its
-# log when it exits or when $KAFKA_START_TIMEOUT seconds pass.
+# start_nodes N...: launches the nodes given (all of them first: the nodes
+# of a cluster become ready only once a majority of its controllers runs),
+# then waits until each answers.
+start_nodes() {
+	local n started=$SECONDS
+	"$java_bin" -version >/dev/null 2>&1 || die "java not found ($java_bin); Kafka 4 needs Java 17 or newer"
+	fetch
+	mkdir -p "$KAFKA_WORK_DIR"
+	for n in "$@"; do
+		select_node "$n"
+		launch
+	done
+	for n in "$@"; do
+		select_node "$n"
+		wait_ready "$(pid)"
+		log "node $node up (pid $(pid), Kafka $KAFKA_VERSION) in $((SECONDS - started))s: PLAINTEXT $host:$port, SASL_PLAINTEXT/SCRAM-SHA-512 $host:$scram_port"
+	done
+}
+
+start() {
+	# shellcheck disable=SC2046 # one word per node
+	start_nodes $(nodes)
+}
+
+# wait_ready polls until the current node answers, failing with the tail of
+# its log when it exits or when $KAFKA_START_TIMEOUT seconds pass.
 wait_ready() {
 	local p=$1 deadline=$((SECONDS + KAFKA_START_TIMEOUT))
 	while ! answers; do
 		if ! is_broker "$p"; then
-			log "the broker (pid $p) exited during startup; last lines of $log_file:"
+			log "node $node (pid $p) exited during startup; last lines of $log_file:"
 			tail -n 40 "$log_file" >&2
 			rm -f "$pid_file"
 			exit 1
 		fi
 		if ((SECONDS >= deadline)); then
-			log "the broker (pid $p) did not answer on $host:$KAFKA_PORT within ${KAFKA_START_TIMEOUT}s; last lines of $log_file:"
+			log "node $node (pid $p) did not answer on $host:$port within ${KAFKA_START_TIMEOUT}s; last lines of $log_file:"
 			tail -n 40 "$log_file" >&2
-			stop
+			stop_pid_file "$pid_file"
 			exit 1
 		fi
 		sleep 0.5
 	done
 }
 
-stop() {
-	local p
-	if ! p=$(pid); then
-		rm -f "$pid_file"
-		log "not running"
+# stop_pid_file FILE [KILL]: stops the broker that pid file FILE names:
+# SIGTERM, and SIGKILL after $KAFKA_STOP_TIMEOUT seconds; with KILL, SIGKILL
+# at once. It returns once the process is gone.
+stop_pid_file() {
+	local p file=$1 signal=TERM
+	[[ "${2:-}" == KILL ]] && signal=KILL
+	if ! p=$(pid_in "$file"); then
+		rm -f "$file"
+		log "${file%/broker.pid}: not running"
 		return 0
 	fi
-	log "stopping broker (pid $p)"
-	kill -TERM "$p" 2>/dev/null || true
+	log "stopping the broker of ${file%/broker.pid} (pid $p, SIG$signal)"
+	kill -"$signal" "$p" 2>/dev/null || true
 	local deadline=$((SECONDS + KAFKA_STOP_TIMEOUT))
 	while is_broker "$p"; do
-		if ((SECONDS >= deadline)); then
+		if ((SECONDS >= deadline)) && [[ $signal != KILL ]]; then
 			log "broker (pid $p) still running after ${KAFKA_STOP_TIMEOUT}s; sending SIGKILL"
+			signal=KILL
 			kill -KILL "$p" 2>/dev/null || true
-			# SIGKILL cannot be refused; wait until the kernel reaped it.
-			while is_broker "$p"; do
-				sleep 0.1
-			done
-			break
 		fi
-		sleep 0.2
+		# SIGKILL cannot be refused; wait until the kernel reaped it.
+		sleep 0.1
 	done
-	rm -f "$pid_file"
+	# Its command line reads empty as soon as its memory is released, before
+	# its sockets are closed; wait until it is a zombie or gone, so that its
+	# ports are free for the next start.
+	local state
+	while state=$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null) && [[ -n $state && $state != [ZX] ]]; do
+		sleep 0.05
+	done
+	rm -f "$file"
 	log "stopped"
 }
 
-status() {
-	local p
-	if ! p=$(pid); then
-		echo "kafka: not running"
-		return 1
-	fi
-	if answers; then
-		echo "kafka: running (pid $p), answering on $host:$KAFKA_PORT (PLAINTEXT) and $host:$KAFKA_SCRAM_PORT (SASL_PLAINTEXT, SCRAM-SHA-512)"
+# stop stops every broker of $KAFKA_WORK_DIR: a single broker's and each
+# cluster node's, whatever KAFKA_BROKER_COUNT says now, so that nothing is
+# left running. The nodes of a cluster stop in parallel (a node that waits
+# for the controller quorum to acknowledge its shutdown would wait in vain
+# once the others are gone).
+stop() {
+	local file files=() waits=() rc=0 w
+	for file in "$KAFKA_WORK_DIR/broker.pid" "$KAFKA_WORK_DIR"/node[1-9]/broker.pid; do
+		[[ -f "$file" ]] && files+=("$file")
+	done
+	if ((${#files[@]} == 0)); then
+		log "not running"
 		return 0
 	fi
-	echo "kafka: process $p running but not answering on $host:$KAFKA_PORT"
-	return 1
+	for file in "${files[@]}"; do
+		stop_pid_file "$file" &
+		waits+=($!)
+	done
+	for w in "${waits[@]}"; do
+		wait "$w" || rc=1
+	done
+	return "$rc"
+}
+
+status() {
+	local n p rc=0
+	for n in $(nodes); do
+		select_node "$n"
+		log_offsets[$n]=0
+		if ! p=$(pid); then
+			echo "kafka node $n: not running"
+			rc=1
+		elif answers; then
+			echo "kafka node $n: running (pid $p), answering on $host:$port (PLAINTEXT) and $host:$scram_port (SASL_PLAINTEXT, SCRAM-SHA-512)"
+		else
+			echo "kafka node $n: process $p running but not answering on $host:$port"
+			rc=1
+		fi
+	done
+	return "$rc"
 }
 
 print_env() {
 	local name
 	local -A vals=(
-		[KAFKA_BROKERS]="$host:$KAFKA_PORT"
-		[KAFKA_SCRAM_BROKERS]="$host:$KAFKA_SCRAM_PORT"
+		[KAFKA_BROKERS]="$(node_list port)"
+		[KAFKA_SCRAM_BROKERS]="$(node_list scram_port)"
 		[KAFKA_SCRAM_USER]="$KAFKA_SCRAM_USER"
 		[KAFKA_SCRAM_PASSWORD]="$KAFKA_SCRAM_PASSWORD"
 		[KAFKA_SCRAM_MECHANISM]=SCRAM-SHA-512
 		[KAFKA_SCRIPT]="$script_path"
+		[KAFKA_BROKER_COUNT]="$KAFKA_BROKER_COUNT"
+		[KAFKA_NODE_PORT_STEP]="$KAFKA_NODE_PORT_STEP"
+		[KAFKA_PORT]="$KAFKA_PORT"
+		[KAFKA_SCRAM_PORT]="$KAFKA_SCRAM_PORT"
+		[KAFKA_CONTROLLER_PORT]="$KAFKA_CONTROLLER_PORT"
+		[KAFKA_WORK_DIR]="$KAFKA_WORK_DIR"
 	)
 	for name in KAFKA_BROKERS KAFKA_SCRAM_BROKERS KAFKA_SCRAM_USER \
-		KAFKA_SCRAM_PASSWORD KAFKA_SCRAM_MECHANISM KAFKA_SCRIPT; do
+		KAFKA_SCRAM_PASSWORD KAFKA_SCRAM_MECHANISM KAFKA_SCRIPT \
+		KAFKA_BROKER_COUNT KAFKA_NODE_PORT_STEP KAFKA_PORT KAFKA_SCRAM_PORT \
+		KAFKA_CONTROLLER_PORT KAFKA_WORK_DIR; do
 		printf 'export %s=%q\n' "$name" "${vals[$name]}"
 	done
 }
@@ -395,6 +552,16 @@ print_env() {
 usage() {
 	sed -n '2,/^$/s/^# \{0,1\}//p' "$script_path" >&2
 	exit 2
+}
+
+# logs prints the tail of every node's log ($1 lines each, default 100).
+logs() {
+	local n
+	for n in $(nodes); do
+		select_node "$n"
+		((KAFKA_BROKER_COUNT == 1)) || echo "==== node $n: $log_file"
+		tail -n "${1:-100}" "$log_file"
+	done
 }
 
 case "${1:-}" in
@@ -407,11 +574,23 @@ restart)
 status) status ;;
 env) print_env ;;
 fetch) fetch ;;
-logs) tail -n "${2:-100}" "$log_file" ;;
+logs) logs "${2:-}" ;;
 clean)
 	stop
 	rm -rf "$KAFKA_WORK_DIR"
 	log "removed $KAFKA_WORK_DIR"
+	;;
+kill-broker)
+	select_node "${2:-}"
+	stop_pid_file "$pid_file" KILL
+	;;
+stop-broker)
+	select_node "${2:-}"
+	stop_pid_file "$pid_file"
+	;;
+start-broker)
+	select_node "${2:-}"
+	start_nodes "$node"
 	;;
 *) usage ;;
 esac
