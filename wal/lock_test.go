@@ -158,3 +158,30 @@ func TestFileModes(t *testing.T) {
 func childGORACE() string {
 	return "GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")
 }
+
+// TestCloseUnlocksDespiteCopies holds a duplicate of the lock file's
+// descriptor across Close, as a child process forked by another goroutine
+// does until it execs: Close must release the lock all the same, so that
+// the directory can be opened again at once.
+func TestCloseUnlocksDespiteCopies(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup, err := syscall.Dup(int(l.lock.OS().Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(dup)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := Open(dir)
+	if err != nil {
+		t.Fatalf("Open after Close, while a copy of the lock's descriptor is open: %v", err)
+	}
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

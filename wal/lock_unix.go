@@ -36,3 +36,12 @@ func lockDir(fsys vfs.FS, dir string, mode os.FileMode) (vfs.File, error) {
 	}
 	return f, nil
 }
+
+// unlockDir releases the flock taken by lockDir and closes its file. The
+// explicit unlock matters: a child process forked by another goroutine
+// holds a copy of the descriptor until it execs, and closing ours alone
+// would leave the lock held through that copy.
+func unlockDir(f vfs.File) error {
+	uerr := unix.Flock(int(f.OS().Fd()), unix.LOCK_UN)
+	return errors.Join(uerr, f.Close())
+}

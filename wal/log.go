@@ -1074,7 +1074,7 @@ func (l *Log) Close() error {
 		err = errors.Join(err, l.sb.Close())
 	}
 	if l.ownLock {
-		err = errors.Join(err, l.lock.Close())
+		err = errors.Join(err, unlockDir(l.lock))
 	}
 	if stickyErr != nil {
 		return stickyErr

@@ -45,7 +45,7 @@ func repair(fsys vfs.FS, dir string) (rep RepairReport, err error) {
 	if err != nil {
 		return rep, err
 	}
-	defer lock.Close()
+	defer func() { _ = unlockDir(lock) }()
 	var side vfs.File
 	defer func() {
 		if side != nil {
