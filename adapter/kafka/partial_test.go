@@ -1,14 +1,18 @@
 package kafka
 
 import (
+	"context"
 	"encoding/binary"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/walpub/walpub/wal"
 )
@@ -66,5 +70,71 @@ func TestFlushCoversOwnWrite(t *testing.T) {
 	}
 	if early.Load() != 0 {
 		t.Fatalf("%d of %d Flush calls returned before the caller's own earlier Write was confirmed", early.Load(), pairs.Load())
+	}
+}
+
+// heapAlloc returns the live heap after a collection.
+func heapAlloc() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+// waitStats polls p.Stats until ok accepts them or ctx ends.
+func waitStats(t *testing.T, ctx context.Context, p *Producer, what string, ok func(Stats) bool) Stats {
+	t.Helper()
+	for {
+		st := p.Stats()
+		if ok(st) {
+			return st
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("waiting for %s: %v; stats %+v", what, ctx.Err(), st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestStuckRecordBoundedMemory keeps one record stuck on a partition whose
+// leader keeps answering a retriable error, while many records flow to
+// another partition: memory stays bounded by the in-flight window, not by
+// the history delivered behind the stuck record.
+func TestStuckRecordBoundedMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 60 MB")
+	}
+	c := newCluster(t, kfake.SeedTopics(2, "t"))
+	stuck := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "t", Partitions: []int32{0},
+		Err: kerr.NotEnoughReplicas, Count: -1})
+	defer stuck.Remove()
+	p, _ := newTestProducer(t, clusterURL(c, "t"), WithMaxInFlight(1000, 1<<20),
+		WithClient(kgo.RecordPartitioner(kgo.ManualPartitioner())))
+	ctx := ctxTimeout(t, 120*time.Second)
+	if err := p.Write(ctx, &kgo.Record{Partition: 0, Value: []byte("stuck")}); err != nil {
+		t.Fatal(err)
+	}
+	const warm, n, size = 2000, 60_000, 1000
+	value := make([]byte, size)
+	write := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := p.Write(ctx, &kgo.Record{Partition: 1, Value: value}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitStats(t, ctx, p, "deliveries", func(st Stats) bool { return st.Delivered == int64(to) })
+	}
+	write(0, warm)
+	before := heapAlloc()
+	write(warm, n)
+	grown := heapAlloc() - before
+	st := p.Stats()
+	t.Logf("%d records of %d B delivered behind a stuck one (fault hit %d times): heap grew by %.1f MB; stats %+v",
+		n, size, stuck.Hits(), float64(grown)/(1<<20), st)
+	if stuck.Hits() == 0 || st.InFlight != 1 {
+		t.Fatalf("the record on partition 0 is not stuck: fault hit %d times, stats %+v", stuck.Hits(), st)
+	}
+	if grown > 20<<20 {
+		t.Fatalf("heap grew by %d MB for %d MB delivered behind a stuck record", grown>>20, n*size>>20)
 	}
 }

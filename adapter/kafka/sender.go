@@ -90,7 +90,7 @@ type sender struct {
 	runs []seqRange // records left by an earlier run, ascending
 	next uint64     // the next seq written by this producer to read
 
-	inflight  []*entry // handed to the client, ascending seq; done ones popped from the front
+	inflight  []*entry // handed to the client, ascending seq; done ones dropped by popLeft
 	nInFlight int
 	nBytes    int
 	solo      bool     // a solo entry is in flight: nothing else may be
@@ -408,21 +408,25 @@ func (s *sender) delay() {
 	s.notBefore = time.Now().Add(j)
 }
 
-// popLeft drops finished entries from the front of the in-flight queue.
+// popLeft drops finished entries from the front of the in-flight queue,
+// and every finished entry once they outnumber those still in flight, so
+// that a record stuck in flight cannot make the queue (and the heap) grow
+// with everything delivered behind it: the queue stays within about twice
+// the window.
 func (s *sender) popLeft() {
 	i := 0
 	for i < len(s.inflight) && s.inflight[i].state != stateInFlight {
 		s.inflight[i] = nil
 		i++
 	}
-	if i == 0 {
-		return
-	}
 	if i == len(s.inflight) {
 		s.inflight = s.inflight[:0]
 		return
 	}
 	s.inflight = s.inflight[i:]
+	if len(s.inflight) > 2*s.nInFlight+64 {
+		s.inflight = slices.DeleteFunc(s.inflight, func(e *entry) bool { return e.state != stateInFlight })
+	}
 	if cap(s.inflight) > 4*len(s.inflight)+64 {
 		s.inflight = slices.Clone(s.inflight)
 	}
