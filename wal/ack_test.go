@@ -211,3 +211,46 @@ func TestReclaimAfterCrashAtRotation(t *testing.T) {
 		mustClose(t, l)
 	}
 }
+
+// TestAckMoreRangesThanOneFrame: one Ack of more separate seqs than one
+// ack frame may hold (the decoder refuses more than 2^20 ranges) is
+// written as several frames, and the log opens again with every one of
+// them acknowledged.
+func TestAckMoreRangesThanOneFrame(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 2.2 M records")
+	}
+	const n = 1<<21 + 100_000
+	dir := t.TempDir()
+	l := mustOpen(t, dir)
+	batch := make([][]byte, 1<<16)
+	for i := range batch {
+		batch[i] = []byte("rec")
+	}
+	for written := 0; written < n; written += len(batch) {
+		if _, err := l.AppendBatch(batch[:min(len(batch), n-written)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var odd []uint64
+	for q := uint64(1); q <= n; q += 2 {
+		odd = append(odd, q)
+	}
+	if err := l.Ack(odd...); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, l)
+	openWithin(t, dir, "Open of a log with a large Ack hangs", func(l *Log) {
+		if st := l.Stats(); st.Pending != n/2 {
+			t.Errorf("%d pending after reopen, want %d", st.Pending, n/2)
+		}
+		for _, q := range []uint64{1, 3, n - 1} {
+			if _, err := l.Get(q); !errors.Is(err, ErrNotFound) {
+				t.Errorf("Get(%d) of an acknowledged record: %v", q, err)
+			}
+		}
+		if _, err := l.Get(n); err != nil {
+			t.Errorf("Get(%d): %v", n, err)
+		}
+	})
+}

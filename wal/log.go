@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -783,7 +784,17 @@ func (l *Log) Get(seq uint64) ([]byte, error) {
 	f.refs++
 	l.mu.Unlock()
 	defer l.release(f)
-	fr, err := segment.DecodeFrameVerified(f.Bytes(), off)
+	return l.read(f, off, seq)
+}
+
+// read returns a copy of record seq, whose frame is at off of f (pinned),
+// once its checksum is verified. A fault reading the mapping (an I/O error
+// on one of its pages, or the file truncated under it) is an error, not
+// the end of the process.
+func (l *Log) read(f *mapped, off int64, seq uint64) (_ []byte, err error) {
+	defer catchFault(f.Path, &err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	fr, err := segment.DecodeFrame(f.Bytes(), off)
 	if err == nil && fr.Seq != seq {
 		err = &segment.Error{Offset: off, Reason: fmt.Sprintf("frame has seq %d", fr.Seq)}
 	}
@@ -791,6 +802,15 @@ func (l *Log) Get(seq uint64) ([]byte, error) {
 		return nil, l.frameError(f.Path, off, seq, err)
 	}
 	return l.decode(fr, f.Path, nil)
+}
+
+// readFrame decodes the frame at off of f and verifies its checksum; a
+// fault reading the mapping is an error, as in read. The caller holds the
+// lock or has pinned f.
+func readFrame(f *mapped, off int64) (fr segment.Frame, err error) {
+	defer catchFault(f.Path, &err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	return segment.DecodeFrame(f.Bytes(), off)
 }
 
 func (l *Log) frameError(path string, off int64, seq uint64, err error) error {
@@ -873,34 +893,54 @@ func (l *Log) Ack(seqs ...uint64) error {
 	if len(fresh) > 0 {
 		slices.Sort(fresh)
 		fresh = slices.Compact(fresh)
-		p := index.AppendAckPayload(nil, fresh)
-		if err := l.ensureRoomLocked(int64(segment.FrameSize(len(p)))); err != nil {
-			l.mu.Unlock()
-			return err
+		// Every frame is read before anything changes: a damaged one
+		// fails the Ack with nothing acknowledged, in memory or on disk.
+		type ackedFrame struct {
+			s    *seg
+			raw  uint32
+			size int
 		}
-		for _, q := range fresh {
+		frames := make([]ackedFrame, len(fresh))
+		for i, q := range fresh {
 			s := findSeg(l.segs, q)
 			off, _ := s.locs.Lookup(q)
-			fr, err := segment.DecodeFrame(s.file.Bytes(), off)
+			fr, err := readFrame(s.file, off)
 			if err != nil {
-				// Verified when written or opened; damaged since. The
-				// frame stays unacknowledged: nothing is half done.
+				// Verified when written or opened; damaged since.
 				l.mu.Unlock()
 				return l.frameError(s.file.Path, off, q, err)
 			}
+			frames[i] = ackedFrame{s, fr.RawLen, fr.Size()}
+		}
+		// As many frames as the decoder's limit on ranges needs, all in
+		// the active segment: room for them all first.
+		payloads := index.AckPayloads(fresh)
+		var need int64
+		for _, p := range payloads {
+			need += int64(segment.FrameSize(len(p)))
+		}
+		if err := l.ensureRoomLocked(need); err != nil {
+			l.mu.Unlock()
+			return err
+		}
+		for i, q := range fresh {
+			fr := frames[i]
+			s := fr.s
 			s.acks.Set(q)
 			s.pending--
-			s.pendingBytes -= int64(fr.RawLen)
-			s.liveFrames -= int64(fr.Size())
+			s.pendingBytes -= int64(fr.raw)
+			s.liveFrames -= int64(fr.size)
 			l.pending--
-			l.pendingBytes -= int64(fr.RawLen)
-			if s.sealed && (s.pending == 0 || wasDense(s, fr.Size())) {
+			l.pendingBytes -= int64(fr.raw)
+			if s.sealed && (s.pending == 0 || wasDense(s, fr.size)) {
 				reclaim = true
 			}
 		}
 		l.ackEpoch++
 		a := l.active
-		a.tail += int64(segment.PutFrame(a.file.Bytes()[a.tail:], l.nextSeq-1, segment.FlagAck, len(p), p))
+		for _, p := range payloads {
+			a.tail += int64(segment.PutFrame(a.file.Bytes()[a.tail:], l.nextSeq-1, segment.FlagAck, len(p), p))
+		}
 		at = pos{a.id, a.tail}
 	}
 	l.mu.Unlock()
@@ -988,32 +1028,56 @@ func (l *Log) Pending() iter.Seq2[Record, error] {
 
 // pendingIn yields the pending records of one segment file below end.
 func (l *Log) pendingIn(f *mapped, acks *index.Acks, tail int64, from, end uint64, buf *[]byte, yield func(Record, error) bool) (more bool, err error) {
+	for off := int64(segment.HeaderSize); ; {
+		rec, next, stop, err := l.nextPendingIn(f, acks, tail, off, from, end, buf)
+		if err != nil || stop {
+			return false, err
+		}
+		if rec.Seq == 0 {
+			return true, nil
+		}
+		if !yield(rec, nil) {
+			return false, nil
+		}
+		off = next
+	}
+}
+
+// nextPendingIn finds the first pending record of f at or after off and
+// below end, and copies (or decompresses) it into *buf. It returns the
+// record, with Seq 0 if the data ends first, and the offset after its
+// frame; stop says that a record at or past end was reached. The mapping
+// is read only here, so that a fault reading it (an I/O error on one of
+// its pages, or the file truncated under it) is an error; the caller's
+// loop body never touches the mapping.
+func (l *Log) nextPendingIn(f *mapped, acks *index.Acks, tail, off int64, from, end uint64, buf *[]byte) (rec Record, next int64, stop bool, err error) {
 	defer catchFault(f.Path, &err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	b := f.Bytes()[:tail]
-	for off := int64(segment.HeaderSize); off < tail; {
+	for off < tail {
 		fr, err := segment.DecodeFrameVerified(b, off)
 		if err != nil {
-			return false, l.frameError(f.Path, off, 0, err)
+			return Record{}, off, true, l.frameError(f.Path, off, 0, err)
 		}
 		off = fr.End()
 		if fr.Flags&segment.FlagAck != 0 || fr.Seq < from || acks.Has(fr.Seq) {
 			continue
 		}
 		if fr.Seq >= end {
-			return false, nil
+			return Record{}, off, true, nil
 		}
-		data, err := l.decode(fr, f.Path, *buf)
-		if err != nil {
-			return false, err
-		}
+		var data []byte
 		if fr.Flags&segment.FlagZstd != 0 {
-			*buf = data
+			if data, err = l.decode(fr, f.Path, *buf); err != nil {
+				return Record{}, off, true, err
+			}
+		} else {
+			data = append((*buf)[:0], fr.Payload...)
 		}
-		if !yield(Record{Seq: fr.Seq, Data: data}, nil) {
-			return false, nil
-		}
+		*buf = data
+		return Record{Seq: fr.Seq, Data: data}, off, false, nil
 	}
-	return true, nil
+	return Record{}, off, false, nil
 }
 
 // Stats returns the log's counters. After Close it returns the last

@@ -190,6 +190,31 @@ func AppendAckPayload(dst []byte, seqs []uint64) []byte {
 	return dst
 }
 
+// AckPayloads encodes seqs, sorted ascending without duplicates, as ack
+// frame payloads that DecodeAckPayload accepts, whatever their number: as
+// many payloads as it takes to hold at most maxAckRanges ranges each.
+func AckPayloads(seqs []uint64) [][]byte {
+	return ackPayloads(seqs, maxAckRanges)
+}
+
+func ackPayloads(seqs []uint64, maxRanges int) [][]byte {
+	var out [][]byte
+	for len(seqs) > 0 {
+		n, ranges := 0, 0
+		for ; n < len(seqs); n++ {
+			if n == 0 || seqs[n] != seqs[n-1]+1 {
+				if ranges == maxRanges {
+					break
+				}
+				ranges++
+			}
+		}
+		out = append(out, AppendAckPayload(nil, seqs[:n]))
+		seqs = seqs[n:]
+	}
+	return out
+}
+
 // DecodeAckPayload calls fn for each range [start, start+n) of an ack
 // payload. It never panics and allocates nothing; ranges are ascending and
 // disjoint, and seqs are positive, or it returns ErrAckPayload.

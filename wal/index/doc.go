@@ -15,7 +15,8 @@
 //
 // Ack frame payload (part of the on-disk format):
 //
-//	uvarint  number of ranges n (1..)
+//	uvarint  number of ranges n (1..2^20; an Ack of more writes several
+//	         frames, one after the other)
 //	n times: uvarint start delta (from the previous range's end; the first
 //	         from 0), uvarint length-1
 //

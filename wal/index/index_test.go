@@ -99,6 +99,49 @@ func TestAckPayloadRoundTrip(t *testing.T) {
 	}
 }
 
+// TestAckPayloadsSplit: sets of any number of ranges split into payloads
+// of at most the limit that decode, together, to the set's ranges: the
+// fewest payloads, and no run cut in two.
+func TestAckPayloadsSplit(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	for range 500 {
+		seqs := randSeqs(r)
+		limit := 1 + r.IntN(8)
+		ps := ackPayloads(seqs, limit)
+		var got []rng
+		for _, p := range ps {
+			rs, err := decodeRanges(p)
+			if err != nil || len(rs) > limit {
+				t.Fatalf("payload of %d ranges (limit %d): %v", len(rs), limit, err)
+			}
+			got = append(got, rs...)
+		}
+		if want := refRanges(seqs); !slices.Equal(got, want) {
+			t.Fatalf("split payloads decode to %v, want %v", got, want)
+		}
+		if want := (len(refRanges(seqs)) + limit - 1) / limit; len(ps) != want {
+			t.Fatalf("%d payloads for %d ranges of at most %d, want %d", len(ps), len(refRanges(seqs)), limit, want)
+		}
+	}
+	if ps := AckPayloads(nil); len(ps) != 0 {
+		t.Fatalf("the empty set gives %d payloads", len(ps))
+	}
+	// The real limit: one seq past it needs a second payload.
+	seqs := make([]uint64, maxAckRanges+1)
+	for i := range seqs {
+		seqs[i] = 2*uint64(i) + 1
+	}
+	ps := AckPayloads(seqs)
+	if len(ps) != 2 {
+		t.Fatalf("%d payloads for %d ranges, want 2", len(ps), len(seqs))
+	}
+	for _, p := range ps {
+		if err := DecodeAckPayload(p, func(uint64, uint64) {}); err != nil {
+			t.Fatalf("a payload of AckPayloads does not decode: %v", err)
+		}
+	}
+}
+
 // TestAckPayloadDecodeProperty decodes arbitrary bytes: never a panic, and
 // whatever is accepted describes positive, ascending, disjoint,
 // non-adjacent ranges (so that it re-encodes to the same ranges).

@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/walpub/walpub/internal/testutil"
 	"github.com/walpub/walpub/wal"
 )
 
@@ -173,31 +174,13 @@ func recordAt(t *testing.T, dir string, seq uint64) wal.RecordInfo {
 	return wal.RecordInfo{}
 }
 
-// flipByte XORs one byte of a file.
-func flipByte(t *testing.T, path string, off int64) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x5a
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // buildDamagedLog is the plain log with one payload byte of seq 5 (in the
 // first, sealed segment) flipped.
 func buildDamagedLog(t *testing.T, dir string) {
 	t.Helper()
 	buildPlainLog(t, dir)
 	r := recordAt(t, dir, 5)
-	flipByte(t, r.Path, r.Offset+32)
+	testutil.FlipByte(t, r.Path, r.Offset+32)
 }
 
 // buildLostCheckpointLog writes a log of three segments whose second one,
