@@ -19,4 +19,15 @@
 //		return err
 //	}
 //	err := producer.Write(ctx, rec)
+//
+// # Moving a hop journal over
+//
+// hop-client's RobustProducer journals every message in one file
+// ("publisher.journal"): message records (version 1 and 2) and "sent"
+// records that confirm them, each with a CRC-32 over its header and one
+// over its body; journal.go documents the bytes. [ReadJournal] reads such
+// a file and returns the messages no sent record confirms; [Import]
+// appends them to a walpub journal directory, original "_id" included,
+// where the robust producer sends them (walcat import-hop does this from
+// the shell). Importing twice appends nothing twice.
 package hop

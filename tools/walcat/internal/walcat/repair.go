@@ -29,7 +29,8 @@ missing after compaction reclaimed segments is written anew from the ack
 frames still on disk, keeping every segment.
 
 repair takes the log's lock: stop the process using the log first. It is
-the only walcat command that changes the log. A healthy log is left alone.
+the only walcat command besides import-hop that changes a log. A healthy
+log is left alone.
 
 Exit status: 0 healthy or repaired; 1 damage remains (always with
 --dry-run) or the repair failed; 2 usage error.

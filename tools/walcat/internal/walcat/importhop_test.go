@@ -1,0 +1,96 @@
+package walcat
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// hopTestdata is the journals hop-client wrote for package hop's tests.
+func hopTestdata(name string) string {
+	return filepath.Join("..", "..", "..", "..", "adapter", "kafka", "hop", "testdata", name)
+}
+
+// TestImportHop: walcat import-hop appends a hop journal's unsent messages
+// once; a second run appends nothing; dump shows them with their _id.
+func TestImportHop(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "walpub.journal")
+	src := hopTestdata("v2.journal")
+	var out strings.Builder
+	for range 2 {
+		r := walcat(t, "import-hop", src, dir)
+		if r.code != ExitOK || r.stderr != "" {
+			t.Fatalf("exit %d: %s%s", r.code, r.stdout, r.stderr)
+		}
+		out.WriteString("$ walcat import-hop v2.journal DIR\n" + r.stdout)
+	}
+	r := walcat(t, "dump", "--pending", dir)
+	if r.code != ExitOK {
+		t.Fatal(r.stderr)
+	}
+	out.WriteString("$ walcat dump --pending DIR\n" + r.stdout)
+	got := normalize(out.String(), map[string]string{dir: "DIR", src: "v2.journal"})
+	got = timeStamp.ReplaceAllString(got, "time=TIME")
+	golden(t, "import-hop", got)
+	if strings.Count(r.stdout, "\n") != 2 || !strings.Contains(r.stdout, `"_id"=d01cf671-6003-4378-b4e6-ead8d140af87`) {
+		t.Errorf("dump: %s", r.stdout)
+	}
+}
+
+var timeStamp = regexp.MustCompile(`time=\S+`)
+
+// TestImportHopErrors: damage stops the import with the offset (exit 1,
+// nothing appended); --salvage imports what is readable; a v1 journal
+// needs --topic; a torn tail is reported and left out.
+func TestImportHopErrors(t *testing.T) {
+	b, err := os.ReadFile(hopTestdata("v2.journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := filepath.Join(t.TempDir(), "damaged.journal")
+	b2 := append([]byte(nil), b...)
+	b2[100] ^= 1
+	if err := os.WriteFile(damaged, b2, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "j")
+	r := walcat(t, "import-hop", damaged, dir)
+	if r.code != ExitDamaged || !strings.Contains(r.stderr, "record 0 at offset 0: body CRC mismatch") ||
+		!strings.Contains(r.stderr, "Nothing was imported") {
+		t.Fatalf("damaged: exit %d: %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Error("a refused import created the journal")
+	}
+	r = walcat(t, "import-hop", "--salvage", damaged, dir)
+	if r.code != ExitOK || !strings.Contains(r.stderr, "skipped: hop journal") || !strings.Contains(r.stdout, "2 messages appended") {
+		t.Fatalf("salvage: exit %d: %s%s", r.code, r.stdout, r.stderr)
+	}
+
+	torn := filepath.Join(t.TempDir(), "torn.journal")
+	if err := os.WriteFile(torn, b[:len(b)-3], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = walcat(t, "import-hop", torn, filepath.Join(t.TempDir(), "j"))
+	if r.code != ExitOK || !strings.Contains(r.stderr, "ends with 29 bytes of a record cut short") ||
+		!strings.Contains(r.stdout, "3 messages appended") {
+		t.Errorf("torn: exit %d: %s%s", r.code, r.stdout, r.stderr) // its last sent record is cut: message 4 is pending again
+	}
+
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"import-hop", hopTestdata("v1.journal"), filepath.Join(t.TempDir(), "j")}, ExitUsage},
+		{[]string{"import-hop", "--topic", "t", hopTestdata("v1.journal"), filepath.Join(t.TempDir(), "j")}, ExitOK},
+		{[]string{"import-hop", hopTestdata("v2.journal")}, ExitUsage},
+		{[]string{"import-hop", "--bogus", "a", "b"}, ExitUsage},
+		{[]string{"import-hop", filepath.Join(t.TempDir(), "missing"), filepath.Join(t.TempDir(), "j")}, ExitDamaged},
+	} {
+		if r := walcat(t, tc.args...); r.code != tc.code {
+			t.Errorf("walcat %s: exit %d, want %d: %s", strings.Join(tc.args, " "), r.code, tc.code, r.stderr)
+		}
+	}
+}
