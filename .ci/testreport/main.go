@@ -3,7 +3,12 @@
 // errors, and the output of failed tests; with -v, the output of every
 // test. It counts the tests that passed, failed and were skipped, prints
 // them, and adds them to the file named by -counts (three numbers on one
-// line, summed by .ci/run). It exits 1 if a test or a package failed.
+// line, summed by .ci/run).
+//
+// It exits 1 if a test or a package failed, if a test whose name does not
+// match -allow-skip skipped (its output is printed), or if fewer than
+// -min-passed tests passed: a stage whose tests skip, or that matched none,
+// must not look green.
 //
 // It lives in .ci/ (a directory the go tool's ./... skips) and uses the
 // standard library only.
@@ -15,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 )
 
@@ -31,12 +37,32 @@ func main() {
 	verbose := flag.Bool("v", false, "print the output of every test, not only of failed ones")
 	countsFile := flag.String("counts", "", "append `passed failed skipped` to this file")
 	label := flag.String("label", "tests", "what to call the tests in the summary line")
+	allowSkip := flag.String("allow-skip", "", "the tests allowed to skip: a `regexp` matching the whole of pkg.TestName (or pkg.TestName/subtest), pkg relative to -module; empty allows none")
+	module := flag.String("module", "", "the module `path`, trimmed from package paths before -allow-skip is matched")
+	minPassed := flag.Int("min-passed", 1, "fail unless at least `n` tests passed")
 	flag.Parse()
+	var allowed *regexp.Regexp
+	if *allowSkip != "" {
+		var err error
+		if allowed, err = regexp.Compile("^(?:" + *allowSkip + ")$"); err != nil {
+			fmt.Fprintln(os.Stderr, "testreport: -allow-skip:", err)
+			os.Exit(2)
+		}
+	}
+	// name is how -allow-skip and the messages name a test.
+	name := func(e event) string {
+		pkg := strings.TrimPrefix(strings.TrimPrefix(e.Package, *module), "/")
+		if pkg == "" {
+			pkg = "."
+		}
+		return pkg + "." + e.Test
+	}
 
 	out := bufio.NewWriter(os.Stdout)
 	defer out.Flush()
 
 	var passed, failed, skipped int
+	var unexpectedSkips []string
 	failedPkgs := 0
 	// Output of tests still running, kept until we know whether they failed.
 	pending := map[string][]string{}
@@ -92,6 +118,12 @@ func main() {
 				}
 			case "skip":
 				skipped++
+				if allowed == nil || !allowed.MatchString(name(e)) {
+					unexpectedSkips = append(unexpectedSkips, name(e))
+					for _, o := range pending[key] {
+						fmt.Fprint(out, o)
+					}
+				}
 			}
 			delete(pending, key)
 		}
@@ -102,6 +134,15 @@ func main() {
 	}
 
 	fmt.Fprintf(out, "%s: %d passed, %d failed, %d skipped\n", *label, passed, failed, skipped)
+	bad := failed > 0 || failedPkgs > 0
+	if len(unexpectedSkips) > 0 {
+		fmt.Fprintf(out, "%s: %d tests skipped that must run: %s\n", *label, len(unexpectedSkips), strings.Join(unexpectedSkips, " "))
+		bad = true
+	}
+	if passed < *minPassed {
+		fmt.Fprintf(out, "%s: %d tests passed, at least %d must\n", *label, passed, *minPassed)
+		bad = true
+	}
 	if *countsFile != "" {
 		f, err := os.OpenFile(*countsFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 		if err == nil {
@@ -112,11 +153,11 @@ func main() {
 		}
 		if err != nil {
 			fmt.Fprintln(out, "testreport:", err)
-			failedPkgs++
+			bad = true
 		}
 	}
 	out.Flush()
-	if failed > 0 || failedPkgs > 0 {
+	if bad {
 		os.Exit(1)
 	}
 }
