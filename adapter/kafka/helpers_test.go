@@ -78,6 +78,12 @@ func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 // readTopic consumes every record of topic, per partition in offset order.
 func readTopic(t testing.TB, addrs []string, topic string) map[int32][]*kgo.Record {
 	t.Helper()
+	return readTopicWith(t, addrs, topic)
+}
+
+// readTopicWith is readTopic with more consumer options.
+func readTopicWith(t testing.TB, addrs []string, topic string, opts ...kgo.Opt) map[int32][]*kgo.Record {
+	t.Helper()
 	admin, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
 	if err != nil {
 		t.Fatal(err)
@@ -88,36 +94,42 @@ func readTopic(t testing.TB, addrs []string, topic string) map[int32][]*kgo.Reco
 	}
 	admin.Close()
 
+	// Read every partition up to the end measured above: the last offset
+	// before it may be a transaction marker (a control record, kept so that
+	// it is seen, not returned) or, read_committed, an aborted record
+	// followed by its marker.
 	offsets := make(map[int32]kgo.Offset)
-	want := 0
+	left := make(map[int32]bool)
 	for p, end := range ends {
 		if end > 0 {
 			offsets[p] = kgo.NewOffset().At(0)
-			want += int(end)
+			left[p] = true
 		}
 	}
 	out := make(map[int32][]*kgo.Record)
-	if want == 0 {
+	if len(left) == 0 {
 		return out
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addrs...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
+		kgo.KeepControlRecords()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
 	ctx := ctxTimeout(t, 30*time.Second)
-	got := 0
-	for got < want {
+	for len(left) > 0 {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			t.Fatalf("reading %s: got %d of %d records: %v", topic, got, want, ctx.Err())
+			t.Fatalf("reading %s: partitions %v not read to their end: %v", topic, left, ctx.Err())
 		}
 		fs.EachError(func(_ string, p int32, err error) { t.Logf("fetch %s/%d: %v", topic, p, err) })
 		fs.EachRecord(func(r *kgo.Record) {
-			if r.Offset < ends[r.Partition] {
+			if r.Offset >= ends[r.Partition]-1 {
+				delete(left, r.Partition)
+			}
+			if r.Offset < ends[r.Partition] && !r.Attrs.IsControl() {
 				out[r.Partition] = append(out[r.Partition], r)
-				got++
 			}
 		})
 	}

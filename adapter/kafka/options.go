@@ -66,6 +66,9 @@ type config struct {
 	maxInFlightLen int
 	minBackoff     time.Duration
 	maxBackoff     time.Duration
+	exactlyOnce    bool   // WithExactlyOnce
+	txnID          string // WithExactlyOnce's ID; "" derives one
+	afterCommit    func() // withAfterCommit (tests)
 }
 
 func defaultConfig() config {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,6 +75,8 @@ type Producer struct {
 	kick chan struct{} // cap 1: tells the sender new records were published
 	stop chan struct{} // closed to make the sender shut down
 	done chan struct{} // closed when the sender has exited
+
+	fatal atomic.Pointer[error] // set once when the sender stops for good (ErrFenced)
 
 	inFlight     atomic.Int64
 	delivered    atomic.Int64
@@ -200,9 +203,23 @@ func NewProducer(url string, opts ...Option) (*Producer, error) {
 		_ = journal.Close()
 		return nil, err
 	}
+	if cfg.exactlyOnce {
+		if snd.tx, err = openTxnState(cfg.journal, cfg.txnID); err != nil {
+			snd.end()
+			_ = journal.Close()
+			return nil, err
+		}
+		snd.tx.baseOpts = copts
+		copts = append(slices.Clone(copts), kgo.TransactionalID(snd.tx.file.TransactionalID),
+			kgo.TransactionTimeout(txnTimeout))
+		snd.tx.opts = copts
+	}
 	client, err := kgo.NewClient(copts...)
 	if err == nil {
-		if err = checkClient(client); err != nil {
+		if err = checkClient(client, snd.tx); err == nil && snd.tx != nil {
+			err = snd.tx.fence(client, cfg.logger)
+		}
+		if err != nil {
 			client.Close()
 		}
 	} else {
@@ -222,12 +239,17 @@ func NewProducer(url string, opts ...Option) (*Producer, error) {
 }
 
 // checkClient refuses client options under which the sender cannot work.
-func checkClient(cl *kgo.Client) error {
+func checkClient(cl *kgo.Client, tx *txnState) error {
 	if manual, _ := cl.OptValue(kgo.ManualFlushing).(bool); manual {
 		return fmt.Errorf("%w: WithClient: kgo.ManualFlushing would leave records unsent", ErrInvalidOption)
 	}
 	if v := cl.OptValues(kgo.TransactionalID); len(v) == 2 && v[1] == true {
-		return fmt.Errorf("%w: WithClient: kgo.TransactionalID is not supported (records are produced outside transactions)", ErrInvalidOption)
+		if tx == nil {
+			return fmt.Errorf("%w: WithClient: kgo.TransactionalID is not supported (use WithExactlyOnce)", ErrInvalidOption)
+		}
+		if v[0] != tx.file.TransactionalID {
+			return fmt.Errorf("%w: WithClient: kgo.TransactionalID: pass the ID to WithExactlyOnce", ErrInvalidOption)
+		}
 	}
 	return nil
 }
@@ -272,6 +294,9 @@ func (p *Producer) Write(ctx context.Context, r *kgo.Record) error {
 		id = b[:]
 	}
 
+	if err := p.failure(); err != nil {
+		return err
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -395,6 +420,15 @@ func (p *Producer) publish(seq uint64) {
 	}
 }
 
+// failure returns the error that stopped the sender for good (ErrFenced),
+// or nil.
+func (p *Producer) failure() error {
+	if e := p.fatal.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
 func (p *Producer) progressChan() chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -431,6 +465,9 @@ func (p *Producer) waitResolved(ctx context.Context, target uint64) error {
 		progress := p.progressChan()
 		if p.resolved.Load() > target {
 			return nil
+		}
+		if err := p.failure(); err != nil {
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -485,6 +522,7 @@ func (p *Producer) close(ctx context.Context) error {
 	if errors.Is(err, ErrClosed) {
 		err = nil // the sender stopped on its own; nothing more to wait for
 	}
+	p.snd.end() // a transaction call in progress gives up
 	close(p.stop)
 	<-p.done
 

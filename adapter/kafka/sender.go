@@ -102,6 +102,8 @@ type sender struct {
 	retriable bool // some failure of the pause calls for a backoff
 	stopping  bool // shutting down: failures are left in the journal
 
+	tx *txnState // exactly once (WithExactlyOnce); nil otherwise
+
 	intern   interner
 	resolved uint64 // last value published to p.resolved
 	acks     []uint64
@@ -153,14 +155,21 @@ func (s *sender) run() {
 	timer.Stop()
 	for {
 		s.complete()
+		if s.tx != nil {
+			s.txnStep()
+		}
 		s.dispatch()
 		s.publishProgress(false)
 		var tick <-chan time.Time
+		d := time.Until(s.txnDeadline()) // > 0 only for an open transaction not yet due
 		if !s.notBefore.IsZero() && !s.paused {
-			if d := time.Until(s.notBefore); d > 0 {
-				timer.Reset(d)
-				tick = timer.C
+			if nb := time.Until(s.notBefore); nb > 0 && (d <= 0 || nb < d) {
+				d = nb
 			}
+		}
+		if d > 0 {
+			timer.Reset(d)
+			tick = timer.C
 		}
 		select {
 		case <-s.wake:
@@ -266,13 +275,18 @@ func (s *sender) complete() {
 	var delivered []*kgo.Record
 	var dead []deadRecord
 	var firstErr error
-	nFailed := 0
+	nFailed, nHeld := 0, 0
 	for _, c := range batch {
 		e := c.e
 		s.nInFlight--
 		s.nBytes -= e.size
 		if e.solo {
 			s.solo = false
+		}
+		if c.err == nil && s.tx != nil {
+			s.txnHold(e) // acknowledged once its transaction commits
+			nHeld++
+			continue
 		}
 		if c.err == nil {
 			e.state = stateLeft
@@ -281,7 +295,12 @@ func (s *sender) complete() {
 			delivered = append(delivered, e.rec)
 			continue
 		}
-		switch classify(c.err) {
+		kind := classify(c.err)
+		if s.tx != nil {
+			s.txnFailed(c.err)
+			kind = txnKind(c.err, kind)
+		}
+		switch kind {
 		case failDeadLetter:
 			dead = append(dead, deadRecord{e, c.err})
 			continue
@@ -325,8 +344,8 @@ func (s *sender) complete() {
 		}
 	}
 	s.acks = acks[:0]
-	if len(batch) > 0 {
-		s.p.inFlight.Add(-int64(len(batch)))
+	if n := len(batch) - nHeld; n > 0 {
+		s.p.inFlight.Add(-int64(n))
 	}
 	if len(delivered) > 0 {
 		s.backoff = 0
@@ -506,6 +525,9 @@ func (s *sender) dispatch() {
 		if s.failing.Load() {
 			return // collect it first: the client failed its partition's buffer
 		}
+		if s.tx != nil && !s.txnRoom() {
+			return // not fenced yet, or the transaction is ending
+		}
 		var e *entry
 		if len(s.retry) > 0 {
 			e = s.retry[0]
@@ -518,6 +540,10 @@ func (s *sender) dispatch() {
 				s.retry = nil
 			}
 		} else if e = s.read(); e == nil {
+			return
+		}
+		if s.tx != nil && !s.txnAdmit(e) {
+			s.retry = slices.Insert(s.retry, 0, e) // retry is empty or newer
 			return
 		}
 		s.produce(e)
@@ -634,6 +660,9 @@ func (s *sender) minUnresolved() uint64 {
 	}
 	for _, e := range s.failed {
 		m = min(m, e.seq)
+	}
+	if h, ok := s.txnHeldMin(); ok {
+		m = min(m, h)
 	}
 	return m
 }

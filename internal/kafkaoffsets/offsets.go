@@ -4,11 +4,17 @@ package kafkaoffsets
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
+
+// ErrUnknownTopic is returned (wrapped) by End for a topic the cluster does
+// not have.
+var ErrUnknownTopic = errors.New("kafkaoffsets: unknown topic")
 
 // End returns the end offset of every partition of topic: the offset the
 // next record produced to it will get.
@@ -21,8 +27,14 @@ func End(ctx context.Context, cl *kgo.Client, topic string) (map[int32]int64, er
 	if err != nil {
 		return nil, fmt.Errorf("metadata: %w", err)
 	}
-	if len(mresp.Topics) != 1 || mresp.Topics[0].ErrorCode != 0 {
-		return nil, fmt.Errorf("metadata: topic %q not found", topic)
+	if len(mresp.Topics) != 1 {
+		return nil, fmt.Errorf("metadata: topic %q not in the answer", topic)
+	}
+	if err := kerr.ErrorForCode(mresp.Topics[0].ErrorCode); err != nil {
+		if errors.Is(err, kerr.UnknownTopicOrPartition) {
+			return nil, fmt.Errorf("metadata: %w %q", ErrUnknownTopic, topic)
+		}
+		return nil, fmt.Errorf("metadata: topic %q: %w", topic, err)
 	}
 	req := kmsg.NewPtrListOffsetsRequest()
 	rt := kmsg.NewListOffsetsRequestTopic()
@@ -41,8 +53,8 @@ func End(ctx context.Context, cl *kgo.Client, topic string) (map[int32]int64, er
 	ends := map[int32]int64{}
 	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
-			if p.ErrorCode != 0 {
-				return nil, fmt.Errorf("list offsets of %s/%d: error code %d", topic, p.Partition, p.ErrorCode)
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return nil, fmt.Errorf("list offsets of %s/%d: %w", topic, p.Partition, err)
 			}
 			ends[p.Partition] = p.Offset
 		}

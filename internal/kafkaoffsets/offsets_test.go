@@ -2,6 +2,7 @@ package kafkaoffsets
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -34,7 +35,7 @@ func TestEnd(t *testing.T) {
 	if len(ends) != 2 || ends[0] != 0 || ends[1] != 3 {
 		t.Fatalf("End = %v, want map[0:0 1:3]", ends)
 	}
-	if _, err := End(ctx, cl, "missing"); err == nil {
-		t.Fatal("End of a missing topic: no error")
+	if _, err := End(ctx, cl, "missing"); !errors.Is(err, ErrUnknownTopic) {
+		t.Fatalf("End of a missing topic: %v, want ErrUnknownTopic", err)
 	}
 }
