@@ -104,6 +104,57 @@
 //     disable idempotence, make the client give up earlier; the producer
 //     then resends, which can duplicate and, without idempotence, reorder.
 //
+// # Exactly once
+//
+// With [WithExactlyOnce] the sender produces records inside Kafka
+// transactions (franz-go's transactional producer) under one transactional
+// ID per journal, and acknowledges them in the journal only once their
+// transaction committed. A transaction collects records for up to 100 ms or
+// one [WithMaxInFlight] window, whichever comes first, then commits; a
+// record the client fails aborts its transaction and every record of it is
+// sent again in the next one. A consumer reading with
+// isolation.level=read_committed then sees each record whose Write
+// returned exactly once, through kill -9 of the producer at any moment
+// (also between a commit and the journal's acknowledgement), broker
+// restarts, lost responses and cut connections:
+//
+//   - NewProducer fences the ID first (InitProducerID: a transaction an
+//     earlier process left open is aborted, one it was committing is
+//     completed), then, before sending, reads back read_committed the
+//     partitions its journaled records may have reached since the last
+//     commit it knows of, and acknowledges (and reports to
+//     [WithOnDelivery]) the records whose topic and "_id" it finds there;
+//     only the rest is sent. A commit whose outcome is unknown (a lost
+//     EndTxn response) is settled the same way with a new client. What this
+//     needs is kept in "exactly-once.json" in the journal directory: the
+//     ID, and per partition an offset below which nothing is left to
+//     settle.
+//   - The ID: WithExactlyOnce("") derives one ("walpub-" and 32 hex digits)
+//     and stores it in the journal directory on first use, so it is the
+//     same across restarts of the journal and different for different
+//     journals. A copy of a journal shares its ID: the newer producer
+//     fences the older, whose Write, Flush and Close then return [ErrFenced]
+//     while its uncommitted records stay in its journal. Never run two
+//     producers on copies of one journal on purpose.
+//   - A broker that refuses transactions (no transaction support, the ID
+//     not authorized) makes NewProducer fail with
+//     [ErrTransactionsUnavailable]; there is no silent fallback to at least
+//     once. An unreachable broker does not: the fencing waits for it.
+//   - Consumers reading read_uncommitted (the default of most clients,
+//     kcat included) may see records of aborted transactions: copies that
+//     were sent again, and records of a fenced producer. Only
+//     read_committed consumers see each record once.
+//   - ACLs: Write (and Describe) on the transactional ID, Write on the
+//     topics, and Read on the topics for the read-back; IdempotentWrite on
+//     the cluster for brokers before Kafka 3.0.
+//   - Records that no retry can fix go to the dead-letter log as without
+//     the option: they are part of no committed transaction.
+//   - [Stats], [Producer.Flush], [Producer.Close] and [WithOnDelivery]
+//     mean the same as without it, "confirmed" meaning "committed": Flush
+//     waits for the commit (up to the 100 ms a transaction collects).
+//   - Throughput: see the README for the ratio to at-least-once mode
+//     measured on a real broker.
+//
 // # Journal records
 //
 // Each journal record is one Kafka record in the binary format of

@@ -182,6 +182,13 @@ func TestConcurrentWriters(t *testing.T) {
 // are counted.
 func TestFaults(t *testing.T) {
 	t.Parallel()
+	t.Run("at least once", func(t *testing.T) { t.Parallel(); testFaults(t, false) })
+	t.Run("exactly once", func(t *testing.T) { t.Parallel(); testFaults(t, true) })
+}
+
+// testFaults is TestFaults; with exactly once, the consumer reads
+// read_committed and must see no duplicate.
+func testFaults(t *testing.T, eos bool) {
 	c := newCluster(t, kfake.SeedTopics(3, "t"))
 	var mu sync.Mutex
 	var produces, dropped, coded int
@@ -224,8 +231,12 @@ func TestFaults(t *testing.T) {
 	defer timedOut.Remove()
 
 	var got deliveries
-	p, _ := newTestProducer(t, clusterURL(c, "t"), WithOnDelivery(got.add), WithMaxInFlight(200, 1<<20),
-		WithClient(kgo.MaxProduceRequestsInflightPerBroker(1), kgo.ProducerLinger(time.Millisecond)))
+	opts := []Option{WithOnDelivery(got.add), WithMaxInFlight(200, 1<<20),
+		WithClient(kgo.MaxProduceRequestsInflightPerBroker(1), kgo.ProducerLinger(time.Millisecond))}
+	if eos {
+		opts = append(opts, WithExactlyOnce(""))
+	}
+	p, _ := newTestProducer(t, clusterURL(c, "t"), opts...)
 	ctx := ctxTimeout(t, 90*time.Second)
 	const n = 3000
 	writeRecords(t, ctx, p, n, 5, 50)
@@ -242,13 +253,16 @@ func TestFaults(t *testing.T) {
 	t.Logf("produce requests %d, dropped %d, answered with retriable codes %d, timed out after write %d",
 		produces, dropped, coded, timedOut.Hits())
 	mu.Unlock()
-	parts := readTopic(t, c.ListenAddrs(), "t")
+	parts := readCommitted(t, c.ListenAddrs(), "t")
 	checkOrder(t, parts)
 	tl := countIDs(t, parts)
 	if len(tl.copies) != n {
 		t.Fatalf("%d distinct records on the topic, want %d", len(tl.copies), n)
 	}
 	t.Logf("%d records, %d duplicates", n, tl.duplicates())
+	if eos && tl.duplicates() != 0 {
+		t.Fatalf("exactly once: %d duplicates read_committed", tl.duplicates())
+	}
 }
 
 // TestSurfacedFailures makes the client give up on records (one try only)
@@ -290,12 +304,18 @@ func TestSurfacedFailures(t *testing.T) {
 }
 
 // TestBrokerUnreachableAtStart starts the producer against a port nobody
-// listens on, writes, then starts the broker there.
+// listens on, writes, then starts the broker there; with exactly once too
+// (NewProducer does not fail: it fences once the broker answers).
 func TestBrokerUnreachableAtStart(t *testing.T) {
 	t.Parallel()
+	t.Run("at least once", func(t *testing.T) { t.Parallel(); testBrokerUnreachableAtStart(t) })
+	t.Run("exactly once", func(t *testing.T) { t.Parallel(); testBrokerUnreachableAtStart(t, WithExactlyOnce("")) })
+}
+
+func testBrokerUnreachableAtStart(t *testing.T, opts ...Option) {
 	port := testutil.DeadPort(t)
 	url := fmt.Sprintf("kafka://127.0.0.1:%d/t", port)
-	p, _ := newTestProducer(t, url)
+	p, _ := newTestProducer(t, url, opts...)
 	ctx := ctxTimeout(t, 90*time.Second)
 	const n = 500
 	writeRecords(t, ctx, p, n, 3, 10)
@@ -315,7 +335,7 @@ func TestBrokerUnreachableAtStart(t *testing.T) {
 	if err := p.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if tl := countIDs(t, readTopic(t, c.ListenAddrs(), "t")); len(tl.copies) != n {
+	if tl := countIDs(t, readCommitted(t, c.ListenAddrs(), "t")); len(tl.copies) != n {
 		t.Fatalf("%d distinct records on the topic, want %d", len(tl.copies), n)
 	}
 }
@@ -379,6 +399,12 @@ func TestCloseTimeoutKeepsJournal(t *testing.T) {
 // dead-letter log; the small ones are delivered.
 func TestDeadLetter(t *testing.T) {
 	t.Parallel()
+	t.Run("at least once", func(t *testing.T) { t.Parallel(); testDeadLetter(t) })
+	t.Run("exactly once", func(t *testing.T) { t.Parallel(); testDeadLetter(t, WithExactlyOnce("")) })
+}
+
+// testDeadLetter is TestDeadLetter; the consumer reads read_committed.
+func testDeadLetter(t *testing.T, opts ...Option) {
 	c := newCluster(t, kfake.SeedTopics(1, "t", "denied"),
 		kfake.BrokerConfigs(map[string]string{"message.max.bytes": "20000"}))
 	deny := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "denied", Err: kerr.TopicAuthorizationFailed, Count: -1})
@@ -387,13 +413,13 @@ func TestDeadLetter(t *testing.T) {
 	var mu sync.Mutex
 	var buried []error
 	var got deliveries
-	p, dir := newTestProducer(t, clusterURL(c, "t"), WithOnDelivery(got.add),
+	p, dir := newTestProducer(t, clusterURL(c, "t"), append([]Option{WithOnDelivery(got.add),
 		WithOnDeadLetter(func(r *kgo.Record, err error) {
 			mu.Lock()
 			buried = append(buried, err)
 			mu.Unlock()
 		}),
-		WithClient(kgo.ProducerLinger(20*time.Millisecond)))
+		WithClient(kgo.ProducerLinger(20 * time.Millisecond))}, opts...)...)
 	ctx := ctxTimeout(t, 60*time.Second)
 	const n = 200
 	big := make([]byte, 50000) // random: the client compresses batches
@@ -458,7 +484,7 @@ func TestDeadLetter(t *testing.T) {
 	if len(reasons) != 2 {
 		t.Fatalf("%d dead letters in the log, want 2: %q", len(reasons), reasons)
 	}
-	parts := readTopic(t, c.ListenAddrs(), "t")
+	parts := readCommitted(t, c.ListenAddrs(), "t")
 	tl := countIDs(t, parts)
 	if len(tl.copies) != n-1 {
 		t.Fatalf("%d distinct records on the topic, want %d", len(tl.copies), n-1)

@@ -58,7 +58,7 @@ const (
 	defaultCommitInterval = 100 * time.Millisecond
 	// fenceWait bounds how long NewProducer waits for the broker to answer
 	// the fencing InitProducerID before it leaves that to the sender.
-	fenceWait = 10 * time.Second
+	fenceWait = 5 * time.Second
 	// reconcileWait bounds one attempt at fencing and reading back.
 	reconcileWait = 2 * time.Minute
 	// txnTimeout is the transaction timeout asked of the broker: a
@@ -128,8 +128,6 @@ type txnState struct {
 	held     []*entry // produced in the open transaction and reported successful
 	interval time.Duration
 	fatal    error // fenced: nothing more is sent
-
-	afterCommit func()
 }
 
 // openTxnState loads (or creates) the exactly-once state of the journal in
@@ -207,17 +205,20 @@ func (t *txnState) save() error {
 func (t *txnState) fence(cl *kgo.Client, log interface{ Warn(string, ...any) }) error {
 	ctx, cancel := context.WithTimeout(context.Background(), fenceWait)
 	defer cancel()
-	_, _, err := cl.ProducerID(ctx)
-	if err == nil {
+	id, _, err := cl.ProducerID(ctx)
+	if err == nil && id >= 0 {
 		return nil
 	}
 	if refused(err) {
 		return fmt.Errorf("%w: transactional ID %q: %w", ErrTransactionsUnavailable, t.file.TransactionalID, err)
 	}
-	// Not a Kafka error: a broker that cannot run InitProducerID at all
-	// makes the client fail it locally; ask the broker what it supports.
+	// A broker without InitProducerID leaves the client without a
+	// producer ID (or failing locally); ask the broker what it supports.
 	if missing := missingTxnAPIs(ctx, cl); missing != "" {
 		return fmt.Errorf("%w: the broker does not support %s", ErrTransactionsUnavailable, missing)
+	}
+	if err == nil {
+		err = errors.New("no producer ID")
 	}
 	log.Warn("kafka: exactly once: cannot fence the transactional ID yet; will retry before sending",
 		"transactional_id", t.file.TransactionalID, "err", err)
@@ -545,7 +546,10 @@ func (s *sender) txnFatal(err error) {
 func (s *sender) txnPrepare() error {
 	ctx, cancel := context.WithTimeout(s.ctx, reconcileWait)
 	defer cancel()
-	if _, _, err := s.p.client.ProducerID(ctx); err != nil {
+	if id, _, err := s.p.client.ProducerID(ctx); err != nil || id < 0 {
+		if err == nil {
+			err = fmt.Errorf("%w: no producer ID", ErrTransactionsUnavailable)
+		}
 		return fmt.Errorf("initializing the transactional producer: %w", err)
 	}
 	return s.reconcile(ctx)

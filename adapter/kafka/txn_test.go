@@ -1,11 +1,15 @@
 package kafka
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // readCommitted consumes every committed record of topic, per partition in
@@ -19,7 +23,7 @@ func TestExactlyOnceDelivers(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, kfake.SeedTopics(3, "eos"))
 	var got deliveries
-	p, dir := newTestProducer(t, clusterURL(c, "eos"), WithExactlyOnce(""), WithOnDelivery(got.add))
+	p, _ := newTestProducer(t, clusterURL(c, "eos"), WithExactlyOnce(""), WithOnDelivery(got.add))
 	ctx := ctxTimeout(t, 30*time.Second)
 	const n = 2000
 	writeRecords(t, ctx, p, n, 7, 100)
@@ -37,5 +41,92 @@ func TestExactlyOnceDelivers(t *testing.T) {
 	if len(tl.copies) != n || tl.duplicates() != 0 {
 		t.Fatalf("read_committed: %d distinct, %d duplicates; want %d, 0", len(tl.copies), tl.duplicates(), n)
 	}
-	_ = dir
+}
+
+// storedTxnID returns the transactional ID kept in the journal dir.
+func storedTxnID(t *testing.T, dir string) string {
+	t.Helper()
+	st, err := openTxnState(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.file.TransactionalID
+}
+
+func TestExactlyOnceTransactionalID(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, kfake.SeedTopics(1, "ids"))
+	url := clusterURL(c, "ids")
+	ctx := ctxTimeout(t, 30*time.Second)
+	open := func(dir, id string) {
+		t.Helper()
+		p, err := NewProducer(url, WithJournal(dir), WithExactlyOnce(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dirA, dirB := t.TempDir()+"/a", t.TempDir()+"/b"
+	open(dirA, "")
+	idA := storedTxnID(t, dirA)
+	open(dirA, "")
+	if got := storedTxnID(t, dirA); got != idA || !strings.HasPrefix(idA, txnIDPrefix) {
+		t.Fatalf("derived ID %q, then %q after a restart; want the same, starting %q", idA, got, txnIDPrefix)
+	}
+	open(dirB, "")
+	if idB := storedTxnID(t, dirB); idB == idA {
+		t.Fatalf("two journals derived the same ID %q", idA)
+	}
+	open(dirA, "app-1")
+	if got := storedTxnID(t, dirA); got != "app-1" {
+		t.Fatalf("WithExactlyOnce(\"app-1\"): stored %q", got)
+	}
+}
+
+func TestExactlyOnceTransactionsRefused(t *testing.T) {
+	t.Parallel()
+	noTxn := kversion.Stable()
+	noTxn.SetMaxKeyVersion(kmsg.InitProducerID.Int16(), -1)
+	noTxn.SetMaxKeyVersion(kmsg.EndTxn.Int16(), -1)
+	old := newCluster(t, kfake.SeedTopics(1, "t"), kfake.MaxVersions(noTxn))
+
+	acl := func(res kmsg.ACLResourceType, name string, op kmsg.ACLOperation) kfake.ACL {
+		return kfake.ACL{Resource: res, Name: name, Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: op, Allow: true}
+	}
+	secured := newCluster(t, kfake.SeedTopics(1, "t"), kfake.EnableSASL(), kfake.EnableACLs(),
+		kfake.Superuser("PLAIN", "admin", "admin"),
+		kfake.User("PLAIN", "app", "pw",
+			acl(kmsg.ACLResourceTypeTopic, "t", kmsg.ACLOperationAll),
+			acl(kmsg.ACLResourceTypeCluster, "kafka-cluster", kmsg.ACLOperationIdempotentWrite)))
+
+	for _, tc := range []struct {
+		name string
+		c    *kfake.Cluster
+		opts []Option
+	}{
+		{"no transaction API", old, nil},
+		{"transactional ID not authorized", secured, []Option{WithSASL("PLAIN", "app", "pw")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir() + "/journal"
+			p, err := NewProducer(clusterURL(tc.c, "t"),
+				append([]Option{WithJournal(dir), WithExactlyOnce("")}, tc.opts...)...)
+			if err == nil {
+				_ = p.Close(ctxTimeout(t, 10*time.Second))
+				t.Fatal("NewProducer succeeded")
+			}
+			if !errors.Is(err, ErrTransactionsUnavailable) {
+				t.Fatalf("NewProducer: %v, want ErrTransactionsUnavailable", err)
+			}
+			t.Logf("NewProducer: %v", err)
+			// Without exactly once the same broker is fine.
+			p, err = NewProducer(clusterURL(tc.c, "t"), append([]Option{WithJournal(dir)}, tc.opts...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = p.Close(ctxTimeout(t, 10*time.Second))
+		})
+	}
 }
