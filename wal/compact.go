@@ -77,6 +77,9 @@ func (l *Log) writeCheckpoint() ([]ackSnapshot, error) {
 	// Every segment before the active one is sealed, present or
 	// reclaimed, and its ack frames are in the bitmaps.
 	c := index.Checkpoint{NextSeq: l.nextSeq, Through: l.active.id - 1, SealedEnd: l.active.firstSeq}
+	// The data the checkpoint covers (every seq below NextSeq, the
+	// active segment's header) must be durable before it is: see load.
+	at := pos{l.active.id, l.active.tail}
 	var snap []ackSnapshot
 	for _, s := range l.segs {
 		if !s.sealed {
@@ -91,6 +94,9 @@ func (l *Log) writeCheckpoint() ([]ackSnapshot, error) {
 	l.mu.Unlock()
 	if !changed {
 		return snap, nil
+	}
+	if err := l.syncTo(at); err != nil {
+		return nil, err
 	}
 	b := index.AppendCheckpoint(nil, c)
 	path := vfs.Join(l.dir, index.CheckpointName)
@@ -111,12 +117,11 @@ func (l *Log) writeCheckpoint() ([]ackSnapshot, error) {
 	return snap, nil
 }
 
-// durable reports whether the sync policy asks for data on stable storage.
-func (l *Log) durable() bool { return l.cfg.sync.kind != syncNever }
-
-// writeFileAtomic writes b to path through a temporary file and a rename,
-// synced unless the policy is SyncNever. It reports whether the rename
-// happened: a failure before it leaves the old file intact.
+// writeFileAtomic writes b to path through a temporary file and a rename.
+// The file is synced before the rename and the directory after it, under
+// every sync policy: metadata must never reach the disk before what it
+// describes. It reports whether the rename happened: a failure before it
+// leaves the old file intact.
 func (l *Log) writeFileAtomic(path string, b []byte) (renamed bool, err error) {
 	tmp := path + tmpExt
 	f, err := l.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, l.cfg.fileMode)
@@ -124,7 +129,7 @@ func (l *Log) writeFileAtomic(path string, b []byte) (renamed bool, err error) {
 		return false, err
 	}
 	_, err = f.WriteAt(b, 0)
-	if err == nil && l.durable() {
+	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -137,10 +142,7 @@ func (l *Log) writeFileAtomic(path string, b []byte) (renamed bool, err error) {
 		l.fs.Remove(tmp)
 		return false, err
 	}
-	if l.durable() {
-		return true, l.fs.SyncDir(l.dir)
-	}
-	return true, nil
+	return true, l.fs.SyncDir(l.dir)
 }
 
 // reclaim writes the checkpoint, then deletes and merges. It reports
@@ -210,7 +212,7 @@ func (l *Log) reclaim() (recheck bool, err error) {
 	if err := flush(); err != nil {
 		return false, err
 	}
-	if removed && l.durable() {
+	if removed {
 		if err := l.fs.SyncDir(l.dir); err != nil {
 			return false, l.fail(fmt.Errorf("wal: sync directory: %w", err))
 		}
@@ -247,8 +249,9 @@ func (l *Log) removeSegment(s *seg) error {
 // merge rewrites a run of adjacent sealed segments (often just one) into
 // one file holding only the records the snapshot leaves unacknowledged,
 // under the first segment's id, if that at least halves the space they
-// take. The new file is written and synced under a temporary name, then
-// renamed over the first segment; the others are removed after. Its
+// take. The new file is written and synced under a temporary name (under
+// every sync policy), then renamed over the first segment, and the
+// directory synced; the others are removed after. Its
 // header names the last id merged, so that an Open after a crash between
 // the rename and the removals knows the old files for leftovers. A crash
 // at any point leaves every unacknowledged record in the log exactly once.
@@ -341,9 +344,10 @@ func (l *Log) merge(run []ackSnapshot) (err error) {
 			off += n
 		}
 	}
-	if l.durable() {
-		err = nf.Sync()
-	}
+	// The copy is synced before it replaces the original, under every
+	// sync policy: renamed unsynced, a power cut could leave the name
+	// with none of the data.
+	err = nf.Sync()
 	if err == nil {
 		err = l.fs.Rename(tmp, path)
 	}
@@ -355,11 +359,9 @@ func (l *Log) merge(run []ackSnapshot) (err error) {
 		return nil
 	}
 	nf.Path = path
-	if l.durable() {
-		if err := l.fs.SyncDir(l.dir); err != nil {
-			nf.Close()
-			return l.fail(fmt.Errorf("wal: compaction: %w", err))
-		}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		nf.Close()
+		return l.fail(fmt.Errorf("wal: compaction: %w", err))
 	}
 
 	l.mu.Lock()
@@ -421,9 +423,6 @@ func (l *Log) merge(run []ackSnapshot) (err error) {
 		}
 	}
 	l.segs = append(l.segs[:at:at], append([]*seg{ns}, l.segs[last+1:]...)...)
-	if !l.durable() {
-		l.noteUnsyncedLocked(ns.file) // for an explicit Sync
-	}
 	l.diskBytes += size - oldSize
 	l.mu.Unlock()
 
@@ -432,7 +431,7 @@ func (l *Log) merge(run []ackSnapshot) (err error) {
 			l.log.Warn("wal: could not remove a merged segment; the next Open will", "file", p, "err", err)
 		}
 	}
-	if len(others) > 0 && l.durable() {
+	if len(others) > 0 {
 		if err := l.fs.SyncDir(l.dir); err != nil {
 			return l.fail(fmt.Errorf("wal: compaction: %w", err))
 		}

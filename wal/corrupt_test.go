@@ -13,8 +13,12 @@ import (
 // damageCase damages a log image in a way Open must report as a
 // *CorruptionError, never as a torn tail.
 type damageCase struct {
-	name   string
-	killed bool // on the image of a killed process (high-water mark early), not a closed log
+	name string
+	// killed: on the closed log the damage is below the durable
+	// high-water mark and so corruption; TestPowerCutHoles also makes it
+	// in the image of a killed log with no durable mark, where it is what
+	// a power cut leaves and Open cuts it.
+	killed bool
 	// damage changes s and returns the file and offset Open must name
 	// (offset -1: any) and the first seq the damage loses: Repair keeps
 	// every record below it.
@@ -152,6 +156,12 @@ func damageCases() []damageCase {
 			s[name][len(s[name])-1] = 7
 			return name, -1, uint64(len(closedImg.m.data)) + 1 // nothing is lost
 		}},
+		{"zeroed-header-of-last-segment", true, func(t testing.TB, s snapshot) (string, int64, uint64) {
+			name, b := logImage{snap: s}.lastSeg()
+			first := firstSeqOf(t, b)
+			clear(b[:segment.HeaderSize]) // its name reached the disk, its header did not
+			return name, 0, first
+		}},
 		{"damaged-segment-header", true, func(t testing.TB, s snapshot) (string, int64, uint64) {
 			name := s.segNames()[2]
 			first := firstSeqOf(t, s[name])
@@ -165,14 +175,10 @@ func damageCases() []damageCase {
 // return a *CorruptionError naming the file and offset, and that the
 // failed Open changed nothing on disk.
 func TestCorruption(t *testing.T) {
-	closed, killed := damageImages(t)
+	closed, _ := damageImages(t)
 	for _, c := range damageCases() {
 		t.Run(c.name, func(t *testing.T) {
-			im := closed
-			if c.killed {
-				im = killed
-			}
-			s := im.snap.clone()
+			s := closed.snap.clone()
 			file, off, _ := c.damage(t, s)
 			dir := s.write(t, filepath.Join(t.TempDir(), "log"))
 			l, err := Open(dir, WithSegmentSize(smallSeg))

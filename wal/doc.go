@@ -31,41 +31,68 @@
 //
 // Records are copied into a shared mapping of the segment file, which is
 // the page cache: once Append returns, the record survives the process
-// being killed, whatever the sync policy. SyncNever leaves write-back to
-// the kernel (a power cut may lose recent records, as with the reference
-// RobustProducer); SyncAlways syncs before Append returns, concurrent
-// appenders sharing one fdatasync; SyncEvery(d) syncs in the background.
-// Each sync records the durable high-water mark in the superblock. The
-// first failed sync or write poisons the log: every later call returns
-// that error, because a retried fsync can falsely succeed.
+// being killed, whatever the sync policy. A power cut (or a kernel crash)
+// keeps only what reached the device, and each policy promises how much
+// that is:
+//
+//   - SyncAlways: every Append and AppendBatch that returned, and every
+//     Ack that returned (appenders running at once share one fdatasync);
+//   - SyncEvery(d): all but at most the last d, plus the time one sync
+//     takes (a background goroutine syncs every d);
+//   - SyncNever: everything up to the last Sync, Close or rotation sync
+//     (after each rotation the background work syncs the data before it
+//     writes the checkpoint), never more; the kernel writes back the rest
+//     when it likes.
+//
+// Each sync records the durable high-water mark in the superblock
+// (written after the data sync, itself synced by Close only: on disk the
+// mark may be older than the last sync, never newer). Metadata never
+// claims more than the data it covers, under every policy: the checkpoint
+// is written only after the data it names is synced, and synced before it
+// is renamed into place; a compacted copy is synced before it replaces the
+// original. The first failed sync or write poisons the log: every later
+// call returns that error, because a retried fsync can falsely succeed.
 //
 // Acknowledgements are ack frames appended like records, so Ack is durable
 // on the same terms as Append: after a restart no acknowledged record
-// reappears in Pending.
+// reappears in Pending, and an Ack a power cut took only makes its record
+// pending again (a duplicate, never a loss).
 //
 // # Recovery
 //
 // Open verifies every frame of every segment still on disk (sealed
 // segments are kept only while at least half live, or compacted, so the
 // work grows with live data, not with acknowledged history) and
-// classifies damage deterministically:
+// classifies damage deterministically by where it lies relative to the
+// durable mark (the superblock's high-water mark, or the start of the
+// segment that was active when the checkpoint on disk was written,
+// whichever is later):
 //
-//   - a torn tail — damage at the end of the last segment, beyond the
-//     durable high-water mark, with no valid frame after it, including a
-//     batch without its commit frame — is cut off, logged, and counted in
-//     Stats.TornBytes;
-//   - anything else — damage followed by valid frames, damage or missing
-//     records below the high-water mark, a segment shorter than its size,
-//     a missing segment, a gap in sequence numbers, damaged metadata, a
-//     missing checkpoint once compaction reclaimed a segment after the
-//     first one left (its ack frames may have held acknowledgements found
-//     nowhere else) — is a *CorruptionError naming the file, the offset
-//     and the seq expected.
+//   - beyond the mark, damage is what a crash or a power cut leaves: a
+//     torn tail, a batch without its commit frame, pages never written
+//     back with valid frames after them (written back out of order), a
+//     segment whose name reached the disk before its header. Open cuts
+//     the log at the first such hole — the rest of that segment and every
+//     later segment file — logs it and counts the bytes in
+//     Stats.TornBytes, without Repair. What survives is a prefix in seq
+//     order: never a record after one that was lost;
+//   - anything else — damage at or below the mark, missing records below
+//     it, a damaged compacted segment, a segment shorter than its size, a
+//     missing segment, a gap in sequence numbers below the mark, damaged
+//     metadata, a missing checkpoint once compaction reclaimed a segment
+//     after the first one left (its ack frames may have held
+//     acknowledgements found nowhere else) — is a *CorruptionError naming
+//     the file, the offset and the seq expected.
 //
-// Nothing is deleted on account of damage: Repair cuts the log at the
-// damage and moves the cut bytes into a side file, or writes a lost
-// checkpoint anew from the ack frames still on disk. Salvage reads every
-// record still readable from a damaged log, changing nothing.
+// Because the superblock on disk may be older than the last sync, damage
+// in data synced after it is taken for a power cut's too: the mark is as
+// recent as the last Close, checkpoint or superblock write-back.
+//
+// Apart from a power cut's leftovers, nothing is deleted on account of
+// damage: Repair cuts the log at the damage and moves the cut bytes into a
+// side file, or writes a lost checkpoint anew from the ack frames still on
+// disk. Salvage reads every record still readable from a damaged log,
+// changing nothing.
 //
 // # Reclaiming space
 //

@@ -84,15 +84,17 @@ type Stats struct {
 	PendingBytes int64  // their payload bytes (uncompressed)
 	Segments     int    // segment files on disk
 	DiskBytes    int64  // bytes the log occupies on disk, all files included
-	TornBytes    int64  // bytes of a torn tail cut off by Open
+	TornBytes    int64  // bytes Open cut off: a torn tail, or what a power cut left unfinished
 }
 
 // Open opens the log in dir, creating the directory (mode 0700) and an
 // empty log if needed. It verifies every unacknowledged record and the
 // metadata: damage is a *CorruptionError naming the file and offset,
-// except a torn tail (damage at the very end, beyond the durable
-// high-water mark, with nothing valid after it), which is cut off and
-// logged. A directory held by another Log fails with ErrLocked.
+// except beyond the durable high-water mark, where damage is what a crash
+// or power cut leaves (a torn tail, pages never written back, a segment
+// whose header never reached the disk): the log is cut at the first such
+// hole, which is logged and counted in Stats.TornBytes (see the package
+// doc). A directory held by another Log fails with ErrLocked.
 func Open(dir string, opts ...Option) (*Log, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
@@ -182,7 +184,22 @@ func (l *Log) open(mode loadMode) error {
 				return fmt.Errorf("wal: %w", err)
 			}
 		}
-	} else {
+	}
+	// Segments after a power cut's hole go after the hole is cleared, so
+	// that a crash in between leaves the same hole for the next Open.
+	for _, path := range st.dropped {
+		if err := l.fs.Remove(path); err != nil {
+			return fmt.Errorf("wal: remove a segment after a power cut's hole: %w", err)
+		}
+		l.log.Warn("wal: removed a segment written after what a power cut took", "file", path)
+	}
+	if len(st.dropped) > 0 {
+		l.tornBytes += st.droppedBytes
+		if err := l.fs.SyncDir(l.dir); err != nil {
+			return fmt.Errorf("wal: %w", err)
+		}
+	}
+	if l.active == nil {
 		// No segment yet, or the last one is compacted: start a new one.
 		s, err := l.newSegmentLocked(0)
 		if err != nil {

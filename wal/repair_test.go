@@ -60,7 +60,7 @@ func readSideFile(t testing.TB, path string) []sidePiece {
 // kept, and every byte Repair took out of the log is in the side file it
 // names: putting the pieces back gives the damaged log exactly.
 func TestRepair(t *testing.T) {
-	closed, killed := damageImages(t)
+	closed, _ := damageImages(t)
 	cases := append(damageCases(), damageCase{"flipped-byte-in-pending-record", false,
 		func(t testing.TB, s snapshot) (string, int64, uint64) {
 			name := s.segNames()[1]
@@ -71,11 +71,7 @@ func TestRepair(t *testing.T) {
 		}})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			im := closed
-			if c.killed {
-				im = killed
-			}
-			s := im.snap.clone()
+			s := closed.snap.clone()
 			gone, _, keepBelow := c.damage(t, s)
 			dir := s.write(t, filepath.Join(t.TempDir(), "log"))
 			before := readDir(t, dir).data()
@@ -138,17 +134,17 @@ func TestRepair(t *testing.T) {
 			}
 
 			l := mustOpen(t, dir, WithSegmentSize(smallSeg))
-			m := im.m.without(keepBelow)
+			m := closed.m.without(keepBelow)
 			next := keepBelow
 			if keepsLater[c.name] {
 				// Only the missing segment's records are lost: the
 				// checkpoint moved aside, Repair wrote a new one that
 				// accepts the gap.
-				names := im.snap.segNames()
+				names := closed.snap.segNames()
 				i := slices.Index(names, gone)
-				lostTo := firstSeqOf(t, im.snap[names[i+1]])
-				m = im.m.withoutRange(keepBelow, lostTo)
-				next = im.m.next()
+				lostTo := firstSeqOf(t, closed.snap[names[i+1]])
+				m = closed.m.withoutRange(keepBelow, lostTo)
+				next = closed.m.next()
 			}
 			m.check(t, l)
 			q, err := l.Append([]byte("after repair"))

@@ -76,8 +76,12 @@ type loaded struct {
 	tornTo    int64
 	tornBatch bool
 	leftovers []string // segment files a finished merge made redundant
-	sbBytes   int64
-	ckptBytes int64
+	// dropped are segment files after a power cut's hole (see cutAfter),
+	// and droppedBytes the bytes of data they hold.
+	dropped      []string
+	droppedBytes int64
+	sbBytes      int64
+	ckptBytes    int64
 }
 
 type loadMode uint8
@@ -279,14 +283,33 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 
 	var replay []ackRange
 
+	// The durable mark: everything before it was on stable storage when
+	// the metadata on disk was written. The superblock records it after
+	// each sync; a checkpoint is written only after the data it covers is
+	// synced, so the header of the segment that was active then is below
+	// it too. Beyond the mark, damage is what a power cut leaves (pages
+	// never written back, or written back out of order) and is cut off;
+	// at or below it, damage is corruption.
+	mark := pos{st.hwm.Segment, st.hwm.Offset}
+	if st.haveCkpt {
+		if p := (pos{st.ckpt.Through + 1, segment.HeaderSize}); mark.less(p) {
+			mark = p
+		}
+	}
+	beyond := func(id uint64, off int64) bool { return !(pos{id, off}).less(mark) }
+
 	// Open every segment and read its header, in order: a merged file's
 	// header says which later files are leftovers.
 	type opened struct {
-		s       *seg
-		err     error // opening it failed
-		scanErr error
-		acks    []ackRange
-		isLast  bool
+		s      *seg
+		err    error // opening it failed
+		scan   scanResult
+		acks   []ackRange
+		isLast bool
+		// headerLost: the file's header is damaged beyond the durable
+		// mark: its name reached the disk before its data.
+		headerLost bool
+		path       string
 	}
 	var files []*opened
 	var mergedThrough uint64 // segment ids up to this live inside a merged file
@@ -299,11 +322,15 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			continue
 		}
 		isLast := i == len(ids)-1
-		o := &opened{isLast: isLast}
+		o := &opened{isLast: isLast, path: path}
 		files = append(files, o)
 		f, oerr := segment.Open(fsys, path, isLast && mode != loadRead)
 		if oerr != nil {
 			var se *segment.Error
+			if errors.As(oerr, &se) && f == nil && beyond(id, 0) {
+				o.headerLost = true
+				break
+			}
 			if errors.As(oerr, &se) {
 				fix := fixCut
 				if f != nil {
@@ -340,9 +367,9 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 				// Fault the segment's data in with one call rather than
 				// a fault every few pages while hashing it.
 				o.s.file.Populate(0, o.s.file.HoleFrom(0))
-				o.scanErr = func() (err error) {
-					defer catchFault(o.s.file.Path, &err)
-					return scanSegment(o.s, o.s.file.File, o.isLast, st, func(start, n uint64) {
+				func() {
+					defer catchFault(o.s.file.Path, &o.err)
+					o.scan = scanSegment(o.s, o.s.file.File, func(start, n uint64) {
 						if o.s.id > st.ckpt.Through {
 							o.acks = append(o.acks, ackRange{start, n})
 						}
@@ -355,7 +382,7 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 		}()
 	}
 	for _, o := range files {
-		if o.err == nil {
+		if o.err == nil && o.s != nil {
 			work <- o
 		}
 	}
@@ -366,7 +393,65 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 	// the first.
 	var prev *seg
 	mergedThrough = 0
-	for _, o := range files {
+	// cutAfter makes the segments up to files[i] the whole log: a power
+	// cut took everything after (files[i] itself from offset from, if
+	// from >= 0). Later segment files are dropped.
+	cutAfter := func(i int, from, to int64, batch bool) error {
+		keep := 0
+		if i >= 0 {
+			keep = slices.Index(st.segs, files[i].s) + 1
+		}
+		for _, s := range st.segs[keep:] {
+			if s.compacted() {
+				// Written whole and synced before it was renamed into
+				// place: a power cut cannot have taken what precedes it.
+				return corrupt(s.file.Path, 0, s.firstSeq, fixCut, "compacted segment after a hole beyond the durable high-water mark")
+			}
+		}
+		for _, s := range st.segs[keep:] {
+			s.file.Close()
+		}
+		st.segs = st.segs[:keep]
+		cutID := uint64(0)
+		if keep > 0 {
+			cutID = st.segs[keep-1].id
+		}
+		for _, id := range ids {
+			p := vfs.Join(dir, segName(id))
+			if id <= cutID || slices.Contains(st.leftovers, p) {
+				continue
+			}
+			st.dropped = append(st.dropped, p)
+			if b, err := readFile(fsys, p); err == nil {
+				st.droppedBytes += segment.LastNonZero(b, 0)
+			}
+		}
+		if keep == 0 {
+			return nil
+		}
+		s := st.segs[keep-1]
+		if from >= 0 {
+			st.tornFrom, st.tornTo, st.tornBatch = from, to, batch
+		}
+		if mode == loadRead || files[len(files)-1].s == s {
+			return nil
+		}
+		// It becomes the active segment: map it writable.
+		f, err := segment.Open(fsys, s.file.Path, true)
+		if err != nil {
+			return fmt.Errorf("wal: %w", err)
+		}
+		s.file.Close()
+		s.file = &mapped{File: f}
+		return nil
+	}
+	for i, o := range files {
+		if o.headerLost {
+			if err := cutAfter(i-1, -1, -1, false); err != nil {
+				return nil, err
+			}
+			break
+		}
 		if o.err != nil {
 			return nil, o.err
 		}
@@ -377,10 +462,19 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			if prev.lastSeq != 0 {
 				prevEnd = prev.lastSeq
 			}
+			gap := s.firstSeq != prevEnd+1 && !prev.compacted() && prev.id+1 == s.id
+			if gap && s.firstSeq > prevEnd && beyond(s.id, 0) {
+				// The segment before lost its last records to a power
+				// cut; this one's records come after the hole.
+				if err := cutAfter(i-1, -1, -1, false); err != nil {
+					return nil, err
+				}
+				break
+			}
 			switch {
 			case s.firstSeq <= prevEnd:
 				return nil, corrupt(path, 0, prevEnd+1, fixCut, "segment starts at seq %d, at or below seq %d of the segment before", s.firstSeq, prevEnd)
-			case s.firstSeq != prevEnd+1 && !prev.compacted() && prev.id+1 == s.id:
+			case gap:
 				return nil, corrupt(path, 0, prevEnd+1, fixCut, "gap in sequence numbers: segment starts at %d, expected %d", s.firstSeq, prevEnd+1)
 			}
 			// A segment between two others is gone. That is fine if it
@@ -406,14 +500,40 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			}
 		}
 		mergedThrough = max(mergedThrough, s.file.Header.MergedThrough)
-		if o.scanErr != nil {
-			return nil, o.scanErr
-		}
 		replay = append(replay, o.acks...)
 		// A compacted segment is sealed even when it is the last file: Open
 		// starts a new active segment after it.
 		s.sealed = !o.isLast || s.compacted()
 		prev = s
+		if sc := o.scan; sc.damage != nil {
+			if s.compacted() {
+				// Written whole and synced before it was renamed into
+				// place: it cannot have lost pages to a power cut.
+				return nil, sc.damage
+			}
+			if !beyond(s.id, sc.end) {
+				return nil, sc.damage
+			}
+			if err := cutAfter(i, sc.end, sc.tornTo, sc.batch); err != nil {
+				return nil, err
+			}
+			s.sealed = false
+			break
+		}
+	}
+	if len(st.segs) > 0 {
+		// The last segment kept is the active one, unless compacted.
+		last := st.segs[len(st.segs)-1]
+		last.sealed = last.compacted()
+	}
+	if len(st.segs) == 0 && len(st.dropped) > 0 {
+		// A power cut took every segment (the first one's header never
+		// reached the disk).
+		if st.hwm.Seq > 0 || st.ckpt.NextSeq > 1 {
+			return nil, corrupt(st.dropped[0], 0, 1, fixCut, "segment header lost below the durable high-water mark")
+		}
+		st.nextSeq = 1
+		return st, nil
 	}
 	if len(st.segs) == 0 {
 		return nil, corrupt(vfs.Join(dir, segName(ids[0])), 0, 0, fixCut, "every segment file is a leftover of a merge")
@@ -536,12 +656,20 @@ func findSeg(segs []*seg, seq uint64) *seg {
 	return segs[i-1]
 }
 
+// scanResult is what scanSegment found: where the data ends and, if
+// damage follows, the damage and the extent of non-zero bytes from it.
+type scanResult struct {
+	damage *CorruptionError
+	end    int64 // the end of the data: the offset a cut would keep up to
+	tornTo int64 // just past the last non-zero byte at or after end
+	batch  bool  // the damage ends an unfinished batch
+}
+
 // scanSegment reads every frame of s, checking checksums, seq order and
 // batches; it fills s.locs, s.tail and s.lastSeq and hands ack ranges to
-// onAck. Damage in a sealed segment is corruption; in the last one, damage
-// with nothing valid after it and beyond the durable high-water mark is a
-// torn tail, recorded in st.
-func scanSegment(s *seg, f *segment.File, isLast bool, st *loaded, onAck func(start, n uint64)) error {
+// onAck. It stops at the first damage (including non-zero bytes after
+// the end of the data) and reports it; the caller classifies it.
+func scanSegment(s *seg, f *segment.File, onAck func(start, n uint64)) scanResult {
 	b := f.Bytes()
 	compacted := f.Header.Compacted()
 	off := int64(segment.HeaderSize)
@@ -652,24 +780,10 @@ func scanSegment(s *seg, f *segment.File, isLast bool, st *loaded, onAck func(st
 		tornTo = off
 	}
 	if damage == nil && tornTo == off {
-		return nil
+		return scanResult{end: end}
 	}
 	if damage == nil {
 		damage = corrupt(f.Path, off, expect, fixCut, "non-zero bytes after the end of the data")
 	}
-	if !isLast || compacted {
-		// A compacted segment is written whole and synced before it is
-		// renamed into place: it cannot have a torn tail.
-		return damage
-	}
-	if nv := segment.NextValid(b, off+segment.Align); nv >= 0 {
-		damage.Reason += fmt.Sprintf(" (followed by a valid frame at offset %d)", nv)
-		return damage
-	}
-	if below := st.hwm.Segment > s.id || st.hwm.Segment == s.id && st.hwm.Offset > end; below {
-		damage.Reason += " (below the durable high-water mark)"
-		return damage
-	}
-	st.tornFrom, st.tornTo, st.tornBatch = end, max(tornTo, off), batchStart >= 0
-	return nil
+	return scanResult{damage: damage, end: end, tornTo: max(tornTo, off), batch: batchStart >= 0}
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/walpub/walpub/wal/index"
 	"github.com/walpub/walpub/wal/segment"
 )
 
@@ -173,6 +174,13 @@ func TestTornTail(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := c.im.snap.clone()
+			// The compactor syncs the data before each checkpoint it
+			// writes after a rotation, which may cover the last appends:
+			// take the metadata to be what a power cut left of it (none),
+			// so that the tail is beyond the durable high-water mark
+			// whatever the compactor did.
+			delete(s, index.SuperblockName)
+			delete(s, index.CheckpointName)
 			name, b := logImage{snap: s}.lastSeg()
 			frs := framesOf(t, b)
 			last := frs[len(frs)-1]

@@ -124,6 +124,7 @@ func (v *View) Info() Info {
 	if st.tornFrom >= 0 {
 		in.TornBytes = st.tornTo - st.tornFrom
 	}
+	in.TornBytes += st.droppedBytes
 	for _, s := range st.segs {
 		si := SegmentInfo{Path: s.file.Path, ID: s.id, FirstSeq: s.firstSeq, LastSeq: s.lastSeq,
 			Size: s.file.Size(), DataEnd: s.tail, Compacted: s.compacted(), Generation: s.gen,

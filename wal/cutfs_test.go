@@ -1,0 +1,295 @@
+package wal
+
+import (
+	"bytes"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/walpub/walpub/wal/index"
+	"github.com/walpub/walpub/wal/internal/vfs"
+)
+
+// cutFS is a vfs.FS that models a power cut: it keeps what each file held
+// when it was last synced, and the directory operations in order. At the
+// cut it builds the image the disk would hold: the directory after the
+// operations up to the last SyncDir plus any further prefix of them (a
+// journaling file system commits metadata in order, at any moment), each
+// file as last synced (zeros where never synced) and, in adversarial
+// mode, a random subset of the pages written since (write-back that
+// happened before the power went). After the cut every operation fails.
+//
+// Stores into a mapping bypass the interface; they are read from the
+// files (the page cache) at the cut and at each sync.
+type cutFS struct {
+	fs  vfs.FS
+	dir string // the log directory: names in the image are relative to it
+
+	mu         sync.Mutex
+	rng        *rand.Rand
+	writeBack  float64 // adversarial: the chance an unsynced page reached the disk
+	ops        []dirOp
+	durableOps int
+	inodes     map[uint64]*inode
+	live       map[string]uint64 // name -> inode, as the process sees it
+	// trigger is called before every operation, with its kind and path;
+	// returning true cuts the power before it happens.
+	trigger func(kind, path string) bool
+	image   map[string][]byte // set at the cut
+	// sbSeq is the highest seq a superblock slot written before the cut
+	// records: the log wrote it after syncing every record up to it.
+	sbSeq uint64
+	// opsSeen counts the operations by kind, up to the cut.
+	opsSeen map[string]int
+}
+
+type inode struct {
+	f      *os.File // our own handle, to read what the file holds now
+	synced []byte   // what it held at its last sync; nil if never synced
+}
+
+type dirOp struct {
+	kind byte // 'c' create, 'r' rename, 'd' remove
+	a, b string
+	ino  uint64
+}
+
+func newCutFS(dir string, seed uint64, writeBack float64) *cutFS {
+	return &cutFS{fs: vfs.OS, dir: dir, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), writeBack: writeBack,
+		inodes: map[uint64]*inode{}, live: map[string]uint64{}, opsSeen: map[string]int{}}
+}
+
+var errPowerCut = &os.PathError{Op: "power", Path: "cut", Err: syscall.EIO}
+
+// enter is called before each operation, under mu: it cuts the power if
+// the trigger says so and reports whether the power is out.
+func (c *cutFS) enter(kind, path string) bool {
+	if c.image != nil {
+		return true
+	}
+	if c.trigger != nil && c.trigger(kind, path) {
+		c.cutLocked()
+		return true
+	}
+	c.opsSeen[kind]++
+	return false
+}
+
+// cut cuts the power now, if it is not out already.
+func (c *cutFS) cut() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.image == nil {
+		c.cutLocked()
+	}
+}
+
+func (c *cutFS) cutLocked() {
+	k := c.durableOps
+	if n := len(c.ops) - k; n > 0 {
+		k += c.rng.IntN(n + 1)
+	}
+	names := map[string]uint64{}
+	for _, op := range c.ops[:k] {
+		switch op.kind {
+		case 'c':
+			names[op.a] = op.ino
+		case 'r':
+			if ino, ok := names[op.a]; ok {
+				delete(names, op.a)
+				names[op.b] = ino
+			}
+		case 'd':
+			delete(names, op.a)
+		}
+	}
+	c.image = map[string][]byte{}
+	for name, ino := range names {
+		in := c.inodes[ino]
+		fi, err := in.f.Stat()
+		if err != nil {
+			panic(err)
+		}
+		cur := make([]byte, fi.Size())
+		n, _ := in.f.ReadAt(cur, 0)
+		cur = cur[:n]
+		img := make([]byte, len(cur))
+		copy(img, in.synced)
+		if c.writeBack > 0 {
+			for off := 0; off < len(cur); off += 4096 {
+				end := min(off+4096, len(cur))
+				if !bytes.Equal(img[off:end], cur[off:end]) && c.rng.Float64() < c.writeBack {
+					copy(img[off:end], cur[off:end])
+				}
+			}
+		}
+		c.image[name] = img
+	}
+}
+
+func (c *cutFS) rel(path string) string {
+	return strings.TrimPrefix(path, c.dir+string(filepath.Separator))
+}
+
+func (c *cutFS) close() {
+	for _, in := range c.inodes {
+		in.f.Close()
+	}
+}
+
+func (c *cutFS) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.enter("open", name) {
+		return nil, errPowerCut
+	}
+	_, existed := c.live[c.rel(name)]
+	f, err := c.fs.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	ino := fi.Sys().(*syscall.Stat_t).Ino
+	if _, ok := c.inodes[ino]; !ok {
+		h, err := os.Open(name)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		c.inodes[ino] = &inode{f: h}
+	}
+	if !existed {
+		c.live[c.rel(name)] = ino
+		c.ops = append(c.ops, dirOp{kind: 'c', a: c.rel(name), ino: ino})
+	}
+	return &powerFile{File: f, c: c, ino: ino, name: c.rel(name)}, nil
+}
+
+func (c *cutFS) Remove(name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.enter("remove", name) {
+		return errPowerCut
+	}
+	if err := c.fs.Remove(name); err != nil {
+		return err
+	}
+	delete(c.live, c.rel(name))
+	c.ops = append(c.ops, dirOp{kind: 'd', a: c.rel(name)})
+	return nil
+}
+
+func (c *cutFS) Rename(oldpath, newpath string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.enter("rename", c.rel(oldpath)+"->"+c.rel(newpath)) {
+		return errPowerCut
+	}
+	if err := c.fs.Rename(oldpath, newpath); err != nil {
+		return err
+	}
+	c.live[c.rel(newpath)] = c.live[c.rel(oldpath)]
+	delete(c.live, c.rel(oldpath))
+	c.ops = append(c.ops, dirOp{kind: 'r', a: c.rel(oldpath), b: c.rel(newpath)})
+	return nil
+}
+
+func (c *cutFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.enter("readdir", name) {
+		return nil, errPowerCut
+	}
+	return c.fs.ReadDir(name)
+}
+
+func (c *cutFS) MkdirAll(name string, perm fs.FileMode) error { return c.fs.MkdirAll(name, perm) }
+
+func (c *cutFS) SyncDir(name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.enter("syncdir", name) {
+		return errPowerCut
+	}
+	if err := c.fs.SyncDir(name); err != nil {
+		return err
+	}
+	c.durableOps = len(c.ops)
+	return nil
+}
+
+type powerFile struct {
+	vfs.File
+	c    *cutFS
+	ino  uint64
+	name string
+}
+
+func (f *powerFile) Sync() error {
+	c := f.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.enter("sync", f.name) {
+		return errPowerCut
+	}
+	// What the file holds now is what the sync makes durable (stores
+	// made after this moment may or may not be: the model says not).
+	in := c.inodes[f.ino]
+	fi, err := in.f.Stat()
+	if err != nil {
+		return err
+	}
+	b := make([]byte, fi.Size())
+	n, _ := in.f.ReadAt(b, 0)
+	if err := f.File.Sync(); err != nil {
+		return err
+	}
+	in.synced = b[:n]
+	return nil
+}
+
+func (f *powerFile) WriteAt(p []byte, off int64) (int, error) {
+	c := f.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.enter("write", f.name) {
+		return 0, errPowerCut
+	}
+	if f.name == index.SuperblockName && len(p) == 64 {
+		b := make([]byte, off+64)
+		copy(b[off:], p)
+		if sb, err := index.DecodeSuperblock(b); err == nil {
+			c.sbSeq = max(c.sbSeq, sb.Seq)
+		}
+	}
+	return f.File.WriteAt(p, off)
+}
+
+// out reports whether the power is out at an operation of kind on f.
+func (f *powerFile) out(kind string) bool {
+	f.c.mu.Lock()
+	defer f.c.mu.Unlock()
+	return f.c.enter(kind, f.name)
+}
+
+func (f *powerFile) Allocate(size int64) error {
+	if f.out("allocate") {
+		return errPowerCut
+	}
+	return f.File.Allocate(size)
+}
+
+func (f *powerFile) Truncate(size int64) error {
+	if f.out("truncate") {
+		return errPowerCut
+	}
+	return f.File.Truncate(size)
+}
