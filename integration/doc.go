@@ -41,6 +41,21 @@
 //     logged, and the records stay in the journal until a producer with the
 //     right password sends them.
 //
+// Two tests run hop-client itself (SCiMMA's Python client, whose
+// RobustProducer walpub's producer follows); they skip unless HOP_PYTHON
+// names the Python of a venv with hop-client 0.13.0 (python3 -m venv V &&
+// V/bin/pip install hop-client==0.13.0 six; hop needs six but does not
+// declare it), which .ci/run's hop stage sets up:
+//
+//   - TestHopClientReadsWalpub: hop's consumer decodes what
+//     `walpub --hop-format json` published as JSONBlob models, each with
+//     the _id walpub journaled, and skips the --test message by default.
+//   - TestHopClientJournalImported: hop's RobustProducer is killed with
+//     SIGKILL while publishing; `walcat import-hop` moves what its journal
+//     holds to a walpub journal, `walpub --journal` sends it, and every
+//     message whose hop write() returned is on the topic, each copy with the
+//     _id hop gave it; a second import appends nothing.
+//
 // The tests share one broker and the broker-restart test stops it, so none
 // of them runs in parallel with another.
 package integration

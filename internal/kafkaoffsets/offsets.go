@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -60,4 +61,52 @@ func End(ctx context.Context, cl *kgo.Client, topic string) (map[int32]int64, er
 		}
 	}
 	return ends, nil
+}
+
+// Consume reads every record of topic from the start of each partition to
+// the end it has when Consume starts, calling fn for each, in offset order
+// per partition, and returns how many it read. opts configure the clients
+// (kgo.SeedBrokers, SASL, TLS). It ends with ctx's error if the records do
+// not all arrive before ctx ends.
+func Consume(ctx context.Context, opts []kgo.Opt, topic string, fn func(*kgo.Record)) (int64, error) {
+	admin, err := kgo.NewClient(opts...)
+	if err != nil {
+		return 0, err
+	}
+	ends, err := End(ctx, admin, topic)
+	admin.Close()
+	if err != nil {
+		return 0, err
+	}
+	offsets := map[int32]kgo.Offset{}
+	want := int64(0)
+	for p, end := range ends {
+		if end > 0 {
+			offsets[p] = kgo.NewOffset().At(0)
+			want += end
+		}
+	}
+	if want == 0 {
+		return 0, nil
+	}
+	cl, err := kgo.NewClient(append(slices.Clone(opts),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}))...)
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	got := int64(0)
+	for got < want {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return got, fmt.Errorf("read %d of %d records of %s: %w", got, want, topic, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset < ends[r.Partition] {
+				got++
+				fn(r)
+			}
+		})
+	}
+	return got, nil
 }

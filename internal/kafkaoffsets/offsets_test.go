@@ -3,6 +3,8 @@ package kafkaoffsets
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,5 +39,20 @@ func TestEnd(t *testing.T) {
 	}
 	if _, err := End(ctx, cl, "missing"); !errors.Is(err, ErrUnknownTopic) {
 		t.Fatalf("End of a missing topic: %v, want ErrUnknownTopic", err)
+	}
+
+	// Consume reads the three records, and none produced after it started.
+	var got []string
+	n, err := Consume(ctx, []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, "t", func(r *kgo.Record) {
+		got = append(got, fmt.Sprintf("%d/%d", r.Partition, r.Offset))
+		if len(got) == 1 {
+			cl.ProduceSync(ctx, &kgo.Record{Topic: "t", Partition: 1, Value: []byte("late")})
+		}
+	})
+	if err != nil || n != 3 || strings.Join(got, " ") != "1/0 1/1 1/2" {
+		t.Fatalf("Consume: %d records %q, %v", n, got, err)
+	}
+	if _, err := Consume(ctx, []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, "missing", func(*kgo.Record) {}); err == nil {
+		t.Fatal("Consume of a missing topic: no error")
 	}
 }

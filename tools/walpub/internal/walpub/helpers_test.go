@@ -84,43 +84,11 @@ func readTopicOpts(t *testing.T, addrs []string, topic string, opts ...kgo.Opt) 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	admin, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addrs...)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ends, err := kafkaoffsets.End(ctx, admin, topic)
-	admin.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	offsets := map[int32]kgo.Offset{}
-	want := int64(0)
-	for p, end := range ends {
-		if end > 0 {
-			offsets[p] = kgo.NewOffset().At(0)
-			want += end
-		}
-	}
 	var out []*kgo.Record
-	if want == 0 {
-		return out
-	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addrs...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets})}, opts...)...)
+	_, err := kafkaoffsets.Consume(ctx, append([]kgo.Opt{kgo.SeedBrokers(addrs...)}, opts...), topic,
+		func(r *kgo.Record) { out = append(out, r) })
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	for int64(len(out)) < want {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("reading %s: %d of %d records", topic, len(out), want)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if r.Offset < ends[r.Partition] {
-				out = append(out, r)
-			}
-		})
+		t.Fatalf("reading %s: %v", topic, err)
 	}
 	return out
 }

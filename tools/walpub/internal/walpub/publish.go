@@ -243,45 +243,9 @@ func (r *run) drain(p *kafka.Producer) error {
 func (r *run) readBack() (records, distinct int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	addrs := r.broker.ListenAddrs()
-	admin, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
-	if err != nil {
-		return 0, 0, err
-	}
-	ends, err := kafkaoffsets.End(ctx, admin, r.cfg.topic)
-	admin.Close()
-	if err != nil {
-		return 0, 0, err
-	}
-	offsets := map[int32]kgo.Offset{}
-	want := int64(0)
-	for p, end := range ends {
-		if end > 0 {
-			offsets[p] = kgo.NewOffset().At(0)
-			want += end
-		}
-	}
-	if want == 0 {
-		return 0, 0, nil
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.cfg.topic: offsets}))
-	if err != nil {
-		return 0, 0, err
-	}
-	defer cl.Close()
-	ids := make(map[[16]byte]struct{}, want)
-	got := int64(0)
-	for got < want {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return int(got), len(ids), fmt.Errorf("read %d of %d records: %w", got, want, err)
-		}
-		fs.EachRecord(func(rec *kgo.Record) {
-			if rec.Offset >= ends[rec.Partition] {
-				return
-			}
-			got++
+	ids := map[[16]byte]struct{}{}
+	n, err := kafkaoffsets.Consume(ctx, []kgo.Opt{kgo.SeedBrokers(r.broker.ListenAddrs()...)}, r.cfg.topic,
+		func(rec *kgo.Record) {
 			for _, h := range rec.Headers {
 				if h.Key == "_id" && len(h.Value) == 16 {
 					ids[[16]byte(h.Value)] = struct{}{}
@@ -289,8 +253,7 @@ func (r *run) readBack() (records, distinct int, err error) {
 				}
 			}
 		})
-	}
-	return int(got), len(ids), nil
+	return int(n), len(ids), err
 }
 
 // lockedWriter serialises the writes of the goroutines that share stderr.
