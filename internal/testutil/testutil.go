@@ -4,6 +4,7 @@ package testutil
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -67,4 +68,23 @@ func FlipByte(t testing.TB, path string, off int64) {
 	if _, err := f.WriteAt(b, off); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Seed returns the seed of a randomized test: the value of the environment
+// variable env when it is set, to replay a failure, or else a random one.
+// It logs the seed and how to pass it back; a value that is not a decimal
+// uint64 fails the test.
+func Seed(t testing.TB, env string) uint64 {
+	t.Helper()
+	if s := os.Getenv(env); s != "" {
+		seed, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("%s=%q: not a seed: %v", env, s, err)
+		}
+		t.Logf("seed %d, from $%s", seed, env)
+		return seed
+	}
+	seed := rand.Uint64()
+	t.Logf("seed %d (to replay: %s=%d go test -run '^%s$')", seed, env, seed, t.Name())
+	return seed
 }

@@ -33,3 +33,15 @@ func TestDeadAddr(t *testing.T) {
 		t.Fatal("something listens on the dead address")
 	}
 }
+
+func TestSeed(t *testing.T) {
+	const env = "WALPUB_TESTUTIL_SEED"
+	t.Setenv(env, "")
+	if a, b := Seed(t, env), Seed(t, env); a == b {
+		t.Errorf("two random seeds are both %d", a)
+	}
+	t.Setenv(env, "18446744073709551615")
+	if got := Seed(t, env); got != 1<<64-1 {
+		t.Errorf("Seed with $%s=18446744073709551615: %d", env, got)
+	}
+}
