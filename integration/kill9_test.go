@@ -14,11 +14,12 @@ import (
 	"time"
 
 	"github.com/walpub/walpub/adapter/kafka"
+	"github.com/walpub/walpub/internal/testutil"
 )
 
 // Environment of the child process that TestIntegrationKill9 starts.
 const (
-	helperEnv      = "WALPUB_IT_HELPER" // "kill9" makes TestHelperProcess the child
+	helperEnv      = "WALPUB_IT_HELPER" // "kill9" makes the test binary the child (TestMain)
 	helperJournal  = "WALPUB_IT_JOURNAL"
 	helperURL      = "WALPUB_IT_URL"
 	helperPrefix   = "WALPUB_IT_PREFIX"
@@ -27,18 +28,23 @@ const (
 	recordsPerKill = 3000
 )
 
-// TestHelperProcess is not a test: it is the child process of
-// TestIntegrationKill9 (the test binary run again with
-// -test.run=^TestHelperProcess$ and WALPUB_IT_HELPER=kill9). It opens a
-// producer on the journal it is given, writes numbered records and prints
-// each number on stdout after Write returned, then closes the producer.
-func TestHelperProcess(t *testing.T) {
-	if os.Getenv(helperEnv) != "kill9" {
-		return
+// seedEnv replays TestIntegrationKill9's kill moments: set it to the seed a
+// failed run logged.
+const seedEnv = "WALPUB_KILL9_SEED"
+
+// TestMain runs the tests, or, with WALPUB_IT_HELPER=kill9, is the child
+// process of TestIntegrationKill9 (the test binary run again): helperMain
+// instead of any test, so that no test passes for having been the child.
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) == "kill9" {
+		os.Exit(helperMain())
 	}
-	os.Exit(helperMain())
+	os.Exit(m.Run())
 }
 
+// helperMain is the child process of TestIntegrationKill9. It opens a
+// producer on the journal it is given, writes numbered records and prints
+// each number on stdout after Write returned, then closes the producer.
 func helperMain() int {
 	n, err := strconv.Atoi(os.Getenv(helperCount))
 	if err != nil {
@@ -83,7 +89,9 @@ func helperMain() int {
 // random moment, killRounds times, each round restarting the producer on the
 // same journal (which resends what the killed one left unconfirmed). A last
 // producer in this process drains the journal. Every record whose Write
-// returned in any round must be on the broker.
+// returned in any round must be on the broker. At least one round must have
+// been killed after its child wrote records (else the test tested nothing).
+// $WALPUB_KILL9_SEED replays the kill moments of a logged seed.
 func TestIntegrationKill9(t *testing.T) {
 	b := brokers(t)
 	topic := topicName(t)
@@ -91,12 +99,11 @@ func TestIntegrationKill9(t *testing.T) {
 	journal := t.TempDir()
 	url := "kafka://" + b + "/" + topic
 
-	seed := uint64(time.Now().UnixNano())
+	seed := testutil.Seed(t, seedEnv)
 	rng := rand.New(rand.NewPCG(seed, seed>>1))
-	t.Logf("random seed %d", seed)
 
 	var want []string
-	killed := 0
+	killed, killedMidStream := 0, 0
 	for round := range killRounds {
 		prefix := fmt.Sprintf("r%02d", round)
 		// A third of the rounds are killed from 0 to 1.5 s after the child
@@ -114,12 +121,16 @@ func TestIntegrationKill9(t *testing.T) {
 		}
 		if wasKilled {
 			killed++
+			if len(keys) > 0 {
+				killedMidStream++
+			}
 		}
 		t.Logf("round %d: %v: %d records written, killed=%v", round, kill, len(keys), wasKilled)
 		want = append(want, keys...)
 	}
-	if killed == 0 {
-		t.Logf("note: no round was killed before it finished")
+	t.Logf("%d of %d rounds killed, %d of them after writing records", killed, killRounds, killedMidStream)
+	if killedMidStream == 0 {
+		t.Errorf("no round was killed after its child wrote records: the test killed nothing mid-stream (seed %d)", seed)
 	}
 
 	// Drain: a clean producer on the same journal resends what is left.
@@ -159,7 +170,7 @@ func (k killPoint) String() string {
 // finished first, and returns the keys of the records whose Write returned
 // (those whose number it printed).
 func runChild(t *testing.T, journal, url, prefix string, kill killPoint) (keys []string, killed bool, err error) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(),
 		helperEnv+"=kill9",
 		helperJournal+"="+journal,
@@ -196,7 +207,7 @@ func runChild(t *testing.T, journal, url, prefix string, kill killPoint) (keys [
 			default:
 				i, err := strconv.Atoi(line)
 				if err != nil {
-					continue // the test framework's own lines (PASS, ...)
+					continue
 				}
 				keys = append(keys, fmt.Sprintf("%s-%06d", prefix, i))
 			}
