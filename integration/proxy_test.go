@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -176,9 +177,11 @@ func (p *proxy) Close() {
 // TestIntegrationProxyFaults puts a TCP proxy between the producer and the
 // broker (every connection the client opens, whatever address the broker
 // advertises, is dialled to the proxy) and, while records are written, cuts
-// all connections and swallows the broker's responses, several times. After
-// the faults stop, Flush must confirm everything, and kcat (connected to the
-// broker directly) must find every record.
+// all connections and swallows the broker's responses, several times. The
+// faults must have happened: every cut closed a connection, every swallow
+// window swallowed responses, and the client reconnected through the proxy.
+// After the faults stop, Flush must confirm everything, and kcat (connected
+// to the broker directly) must find every record.
 func TestIntegrationProxyFaults(t *testing.T) {
 	b := brokers(t)
 	topic := topicName(t)
@@ -207,32 +210,62 @@ func TestIntegrationProxyFaults(t *testing.T) {
 
 	pause := func() { time.Sleep(700 * time.Millisecond) }
 	pause()
-	for i := range 3 {
+	if px.accepted.Load() == 0 {
+		t.Fatal("no connection went through the proxy: the client bypasses it")
+	}
+	// cut closes every connection; the writer is busy, so there is at
+	// least one.
+	cut := func(what string) {
+		t.Helper()
 		n := px.cut(false)
-		t.Logf("cut %d: closed %d connections", i, n)
+		t.Logf("%s: closed %d connections", what, n)
+		if n == 0 {
+			t.Errorf("%s closed no connection", what)
+		}
+	}
+	// swallow drops the broker's responses for d, then lets them through
+	// again (closing the connections that lost one); during, if not nil,
+	// runs in the middle of it. Responses must have been lost.
+	swallow := func(what string, d time.Duration, during func()) {
+		t.Helper()
+		before := px.swallowed.Load()
+		px.startSwallow()
+		if during != nil {
+			time.Sleep(d / 3)
+			during()
+			time.Sleep(d - d/3)
+		} else {
+			time.Sleep(d)
+		}
+		t.Logf("%s: closed %d connections", what, px.endSwallow())
+		if px.swallowed.Load() == before {
+			t.Errorf("%s swallowed no response", what)
+		}
+	}
+	for i := range 3 {
+		cut(fmt.Sprintf("cut %d", i))
 		pause()
 	}
 	// Responses lost, connections then reset by the proxy.
-	px.startSwallow()
-	time.Sleep(1500 * time.Millisecond)
-	t.Logf("swallow 1.5s: closed %d connections", px.endSwallow())
+	swallow("swallow 1.5s", 1500*time.Millisecond, nil)
 	pause()
 	// Lost for longer than the client's request timeout: the client gives
 	// up on the connection itself and reconnects (into the same black hole).
-	px.startSwallow()
-	time.Sleep(5 * time.Second)
-	t.Logf("swallow 5s: closed %d connections", px.endSwallow())
+	swallow("swallow 5s", 5*time.Second, nil)
 	pause()
 	// Both at once: swallow, and cut everything in the middle of it.
-	px.startSwallow()
-	time.Sleep(500 * time.Millisecond)
-	t.Logf("cut while swallowing: closed %d connections", px.cut(false))
-	time.Sleep(time.Second)
-	t.Logf("swallow 1.5s: closed %d connections", px.endSwallow())
+	swallow("swallow 1.5s, cut while swallowing", 1500*time.Millisecond, func() { cut("cut while swallowing") })
 	pause()
 	keys := stopWriter()
+	accepted := px.accepted.Load()
 	t.Logf("proxy: %d connections accepted, %d cut, %d response bytes swallowed",
-		px.accepted.Load(), px.cuts.Load(), px.swallowed.Load())
+		accepted, px.cuts.Load(), px.swallowed.Load())
+	// Each of the four cuts closed every connection while records were
+	// being written: the client must have dialled the proxy again after
+	// each.
+	if accepted < 5 {
+		t.Errorf("%d connections through the proxy: the client did not reconnect after every cut", accepted)
+	}
 
 	st := drain(t, ctx, p, " after the network faults")
 	if st.DeadLettered != 0 {
