@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -26,7 +27,9 @@ func kafkaScript(t *testing.T, command string) {
 
 // TestIntegrationBrokerRestart stops the broker with scripts/kafka.sh while
 // a producer writes, keeps writing while it is down, starts it again, and
-// checks after Flush that every record reached it.
+// checks after Flush that every record reached it. The outage must have
+// happened: the broker's port refuses connections once it is stopped, and
+// while it is down records are written and none is confirmed.
 func TestIntegrationBrokerRestart(t *testing.T) {
 	b := brokers(t)
 	if os.Getenv("KAFKA_SCRIPT") == "" {
@@ -54,17 +57,38 @@ func TestIntegrationBrokerRestart(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	brokerDown = true
 	kafkaScript(t, "stop")
-	mid := p.Stats()
+	addr := strings.Split(b, ",")[0]
+	if c, err := net.DialTimeout("tcp", addr, 5*time.Second); err == nil {
+		c.Close()
+		t.Fatalf("the broker at %s still accepts connections after kafka.sh stop", addr)
+	}
+	// Let confirmations the producer had received before the broker
+	// went land.
+	time.Sleep(500 * time.Millisecond)
+	downStart := p.Stats()
 	time.Sleep(2 * time.Second) // writes go on into the journal
+	downEnd := p.Stats()
 	kafkaScript(t, "start")
 	brokerDown = false
 	time.Sleep(1500 * time.Millisecond)
 	keys := stopWriter()
-	t.Logf("stats while the broker was down: %+v", mid)
+	t.Logf("stats while the broker was down: %+v, then %+v", downStart, downEnd)
+	if written(downEnd) <= written(downStart) {
+		t.Errorf("no record was written while the broker was down")
+	}
+	if downEnd.Delivered != downStart.Delivered {
+		t.Errorf("%d records were confirmed while the broker was down", downEnd.Delivered-downStart.Delivered)
+	}
 
 	st := drain(t, ctx, p, " after the broker restart")
 	if st.DeadLettered != 0 {
 		t.Errorf("%d records dead-lettered", st.DeadLettered)
 	}
 	verify(t, b, topic, keys, verifyOptions{})
+}
+
+// written is how many records the producer has journaled: confirmed,
+// waiting or in flight, or dead-lettered.
+func written(st kafka.Stats) int64 {
+	return st.Delivered + int64(st.Queued) + int64(st.InFlight) + st.DeadLettered
 }
