@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -34,19 +35,30 @@ type event struct {
 }
 
 func main() {
-	verbose := flag.Bool("v", false, "print the output of every test, not only of failed ones")
-	countsFile := flag.String("counts", "", "append `passed failed skipped` to this file")
-	label := flag.String("label", "tests", "what to call the tests in the summary line")
-	allowSkip := flag.String("allow-skip", "", "the tests allowed to skip: a `regexp` matching the whole of pkg.TestName (or pkg.TestName/subtest), pkg relative to -module; empty allows none")
-	module := flag.String("module", "", "the module `path`, trimmed from package paths before -allow-skip is matched")
-	minPassed := flag.Int("min-passed", 1, "fail unless at least `n` tests passed")
-	flag.Parse()
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run is the command: it reads go test -json from stdin and returns the exit
+// code (0 all is well, 1 a failure, an unexpected skip or too few passes, 2
+// bad flags).
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	flags := flag.NewFlagSet("testreport", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	verbose := flags.Bool("v", false, "print the output of every test, not only of failed ones")
+	countsFile := flags.String("counts", "", "append `passed failed skipped` to this file")
+	label := flags.String("label", "tests", "what to call the tests in the summary line")
+	allowSkip := flags.String("allow-skip", "", "the tests allowed to skip: a `regexp` matching the whole of pkg.TestName (or pkg.TestName/subtest), pkg relative to -module; empty allows none")
+	module := flags.String("module", "", "the module `path`, trimmed from package paths before -allow-skip is matched")
+	minPassed := flags.Int("min-passed", 1, "fail unless at least `n` tests passed")
+	if err := flags.Parse(args); err != nil {
+		return 2
+	}
 	var allowed *regexp.Regexp
 	if *allowSkip != "" {
 		var err error
 		if allowed, err = regexp.Compile("^(?:" + *allowSkip + ")$"); err != nil {
-			fmt.Fprintln(os.Stderr, "testreport: -allow-skip:", err)
-			os.Exit(2)
+			fmt.Fprintln(stderr, "testreport: -allow-skip:", err)
+			return 2
 		}
 	}
 	// name is how -allow-skip and the messages name a test.
@@ -58,7 +70,7 @@ func main() {
 		return pkg + "." + e.Test
 	}
 
-	out := bufio.NewWriter(os.Stdout)
+	out := bufio.NewWriter(stdout)
 	defer out.Flush()
 
 	var passed, failed, skipped int
@@ -66,7 +78,7 @@ func main() {
 	failedPkgs := 0
 	// Output of tests still running, kept until we know whether they failed.
 	pending := map[string][]string{}
-	sc := bufio.NewScanner(os.Stdin)
+	sc := bufio.NewScanner(stdin)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
 		line := sc.Bytes()
@@ -156,8 +168,8 @@ func main() {
 			bad = true
 		}
 	}
-	out.Flush()
 	if bad {
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
