@@ -18,6 +18,8 @@
 //	KAFKA_SCRAM_USER       the SCRAM user created when the storage was formatted
 //	KAFKA_SCRAM_PASSWORD   its password
 //	KAFKA_SCRAM_MECHANISM  SCRAM-SHA-512
+//	KAFKA_SSL_BROKERS      SASL_SSL listener (TLS + the same SCRAM user)
+//	KAFKA_SSL_CA           the PEM file of the test CA that signed its certificate
 //	KAFKA_SCRIPT           absolute path of scripts/kafka.sh, which the
 //	                       broker-restart test calls to stop and start the broker
 //

@@ -32,13 +32,19 @@
 #                   user $KAFKA_SCRAM_USER / $KAFKA_SCRAM_PASSWORD, created
 #                   when the storage is formatted
 #   CONTROLLER      $KAFKA_CONTROLLER_PORT  (default 19094)
+#   SASL_SSL        $KAFKA_SSL_PORT         (default 19095), TLS + SCRAM-SHA-512
+#                   (the same user), as Hopskotch is reached; the broker's
+#                   certificate (for 127.0.0.1 and localhost) is signed by a
+#                   test CA the script makes once with keytool, in
+#                   $KAFKA_WORK_DIR/tls: clients verify with ca.pem there
+#                   ($KAFKA_SSL_CA in `env`)
 #
 # The cluster (KAFKA_BROKER_COUNT=3): three nodes, each broker and controller
 # in one JVM (KRaft combined mode; the three controllers form the quorum, so
 # the cluster keeps its metadata leader through the loss of any one node,
 # and with two nodes down it has none until one returns). Node N (1, 2, 3)
 # listens on each of the ports above plus (N-1)*$KAFKA_NODE_PORT_STEP (step
-# 10 by default: node 2 on 19102/19103/19104, node 3 on 19112/19113/19114)
+# 10 by default: node 2 on 19102-19105, node 3 on 19112-19115)
 # and keeps its config, data, log and pid file in $KAFKA_WORK_DIR/nodeN.
 # Topics default to replication factor 3 (default.replication.factor, also
 # for the internal topics) and min.insync.replicas=2, so acks=all writes go
@@ -84,6 +90,7 @@ KAFKA_NODE_PORT_STEP=${KAFKA_NODE_PORT_STEP:-10}
 KAFKA_PORT=${KAFKA_PORT:-19092}
 KAFKA_SCRAM_PORT=${KAFKA_SCRAM_PORT:-19093}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-19094}
+KAFKA_SSL_PORT=${KAFKA_SSL_PORT:-19095}
 KAFKA_SCRAM_USER=${KAFKA_SCRAM_USER:-walpub}
 KAFKA_SCRAM_PASSWORD=${KAFKA_SCRAM_PASSWORD:-walpub-secret}
 KAFKA_HEAP=${KAFKA_HEAP:-512m}
@@ -114,7 +121,7 @@ die() {
 # The node that the functions below act on, set by select_node: its id, its
 # directory and files, and its ports.
 node=1 node_dir="" config_dir="" data_dir="" log_file="" pid_file=""
-port=0 scram_port=0 controller_port=0
+port=0 scram_port=0 controller_port=0 ssl_port=0
 declare -A log_offsets=() # node -> where this run's part of its log starts
 
 # select_node N makes node N (1-based) the current node. A single broker
@@ -137,6 +144,7 @@ select_node() {
 	port=$((KAFKA_PORT + offset))
 	scram_port=$((KAFKA_SCRAM_PORT + offset))
 	controller_port=$((KAFKA_CONTROLLER_PORT + offset))
+	ssl_port=$((KAFKA_SSL_PORT + offset))
 }
 
 # nodes prints the node numbers, 1 to KAFKA_BROKER_COUNT.
@@ -186,6 +194,46 @@ fetch() {
 	log "fetched $(find "$libs_dir" -name '*.jar' | wc -l) jars in $((SECONDS - start))s"
 }
 
+# The test CA and the broker's key store (shared by the nodes), made once by
+# make_tls. The store password protects nothing secret: the CA and the key
+# exist for the tests on this machine only.
+tls_dir="$KAFKA_WORK_DIR/tls"
+tls_ca="$tls_dir/ca.pem"
+tls_store="$tls_dir/broker.p12"
+tls_pass=walpub-test-store
+
+# make_tls makes, unless an earlier start did, a test CA and a key store for
+# the broker holding its key and a certificate for 127.0.0.1 and localhost
+# signed by that CA (keytool, which comes with Java). Clients trust ca.pem.
+make_tls() {
+	[[ -s "$tls_store" && -s "$tls_ca" ]] && return 0
+	local keytool tmp
+	keytool=$(dirname "$(readlink -f "$(command -v "$java_bin")")")/keytool
+	[[ -x "$keytool" ]] || keytool=keytool
+	command -v "$keytool" >/dev/null || die "keytool not found next to $java_bin (needed once to make the test CA)"
+	tmp=$(mktemp -d "$KAFKA_WORK_DIR/tls.tmp.XXXXXX")
+	local kt=("$keytool" -storetype PKCS12 -storepass "$tls_pass")
+	if ! {
+		"${kt[@]}" -genkeypair -keystore "$tmp/ca.p12" -alias ca -keyalg RSA -keysize 2048 \
+			-dname "CN=walpub test CA" -ext bc:c -validity 3650 &&
+			"${kt[@]}" -exportcert -keystore "$tmp/ca.p12" -alias ca -rfc -file "$tmp/ca.pem" &&
+			"${kt[@]}" -genkeypair -keystore "$tmp/broker.p12" -alias broker -keyalg RSA -keysize 2048 \
+				-dname "CN=localhost" -validity 3650 &&
+			"${kt[@]}" -certreq -keystore "$tmp/broker.p12" -alias broker -file "$tmp/broker.csr" &&
+			"${kt[@]}" -gencert -keystore "$tmp/ca.p12" -alias ca -infile "$tmp/broker.csr" \
+				-outfile "$tmp/broker.pem" -rfc -validity 3650 -ext "SAN=ip:127.0.0.1,dns:localhost" &&
+			"${kt[@]}" -importcert -keystore "$tmp/broker.p12" -alias ca -file "$tmp/ca.pem" -noprompt &&
+			"${kt[@]}" -importcert -keystore "$tmp/broker.p12" -alias broker -file "$tmp/broker.pem"
+	} >"$tmp/keytool.log" 2>&1; then
+		cat "$tmp/keytool.log" >&2
+		rm -rf "$tmp"
+		die "keytool could not make the test CA"
+	fi
+	rm -rf "$tls_dir"
+	mv "$tmp" "$tls_dir"
+	log "made a test CA and the broker's certificate in $tls_dir"
+}
+
 # write_config writes the current node's server.properties and the log4j2
 # configuration. It is rewritten on every start (the settings come from this
 # script), while the data directory is kept.
@@ -205,9 +253,9 @@ process.roles=broker,controller
 node.id=$node
 controller.quorum.voters=$voters
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://$host:$port,SASL_PLAINTEXT://$host:$scram_port,CONTROLLER://$host:$controller_port
-advertised.listeners=PLAINTEXT://$host:$port,SASL_PLAINTEXT://$host:$scram_port
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://$host:$port,SASL_PLAINTEXT://$host:$scram_port,CONTROLLER://$host:$controller_port,SASL_SSL://$host:$ssl_port
+advertised.listeners=PLAINTEXT://$host:$port,SASL_PLAINTEXT://$host:$scram_port,SASL_SSL://$host:$ssl_port
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
 inter.broker.listener.name=PLAINTEXT
 
 # SCRAM-SHA-512 on the SASL_PLAINTEXT listener; the user is created by the
@@ -215,6 +263,15 @@ inter.broker.listener.name=PLAINTEXT
 sasl.enabled.mechanisms=SCRAM-SHA-512
 listener.name.sasl_plaintext.sasl.enabled.mechanisms=SCRAM-SHA-512
 listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+
+# TLS + SCRAM-SHA-512 on the SASL_SSL listener (the same user), with the
+# certificate of make_tls.
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PKCS12
+listener.name.sasl_ssl.ssl.keystore.location=$tls_store
+listener.name.sasl_ssl.ssl.keystore.password=$tls_pass
+listener.name.sasl_ssl.ssl.key.password=$tls_pass
 
 log.dirs=$data_dir
 auto.create.topics.enable=true
@@ -327,6 +384,7 @@ port_open() {
 # integration tests authenticate there with franz-go.)
 answers() {
 	port_open "$scram_port" || return 1
+	port_open "$ssl_port" || return 1
 	if command -v kcat >/dev/null; then
 		kcat -L -b "$host:$port" -m 5 >/dev/null 2>&1 || return 1
 	else
@@ -358,9 +416,9 @@ launch() {
 		log_offsets[$node]=0
 		return 0
 	fi
-	for p in "$port" "$scram_port" "$controller_port"; do
+	for p in "$port" "$scram_port" "$controller_port" "$ssl_port"; do
 		if port_open "$p"; then
-			die "port $host:$p (node $node) is already in use by another process; stop it or set KAFKA_PORT / KAFKA_SCRAM_PORT / KAFKA_CONTROLLER_PORT"
+			die "port $host:$p (node $node) is already in use by another process; stop it or set KAFKA_PORT / KAFKA_SCRAM_PORT / KAFKA_CONTROLLER_PORT / KAFKA_SSL_PORT"
 		fi
 	done
 	mkdir -p "$node_dir"
@@ -412,6 +470,7 @@ start_nodes() {
 	"$java_bin" -version >/dev/null 2>&1 || die "java not found ($java_bin); Kafka 4 needs Java 17 or newer"
 	fetch
 	mkdir -p "$KAFKA_WORK_DIR"
+	make_tls
 	for n in "$@"; do
 		select_node "$n"
 		launch
@@ -419,7 +478,7 @@ start_nodes() {
 	for n in "$@"; do
 		select_node "$n"
 		wait_ready "$(pid)"
-		log "node $node up (pid $(pid), Kafka $KAFKA_VERSION) in $((SECONDS - started))s: PLAINTEXT $host:$port, SASL_PLAINTEXT/SCRAM-SHA-512 $host:$scram_port"
+		log "node $node up (pid $(pid), Kafka $KAFKA_VERSION) in $((SECONDS - started))s: PLAINTEXT $host:$port, SASL_PLAINTEXT/SCRAM-SHA-512 $host:$scram_port, SASL_SSL $host:$ssl_port"
 	done
 }
 
@@ -533,6 +592,9 @@ print_env() {
 		[KAFKA_SCRAM_USER]="$KAFKA_SCRAM_USER"
 		[KAFKA_SCRAM_PASSWORD]="$KAFKA_SCRAM_PASSWORD"
 		[KAFKA_SCRAM_MECHANISM]=SCRAM-SHA-512
+		[KAFKA_SSL_BROKERS]="$(node_list ssl_port)"
+		[KAFKA_SSL_CA]="$tls_ca"
+		[KAFKA_SSL_PORT]="$KAFKA_SSL_PORT"
 		[KAFKA_SCRIPT]="$script_path"
 		[KAFKA_BROKER_COUNT]="$KAFKA_BROKER_COUNT"
 		[KAFKA_NODE_PORT_STEP]="$KAFKA_NODE_PORT_STEP"
@@ -542,9 +604,9 @@ print_env() {
 		[KAFKA_WORK_DIR]="$KAFKA_WORK_DIR"
 	)
 	for name in KAFKA_BROKERS KAFKA_SCRAM_BROKERS KAFKA_SCRAM_USER \
-		KAFKA_SCRAM_PASSWORD KAFKA_SCRAM_MECHANISM KAFKA_SCRIPT \
+		KAFKA_SCRAM_PASSWORD KAFKA_SCRAM_MECHANISM KAFKA_SSL_BROKERS KAFKA_SSL_CA KAFKA_SCRIPT \
 		KAFKA_BROKER_COUNT KAFKA_NODE_PORT_STEP KAFKA_PORT KAFKA_SCRAM_PORT \
-		KAFKA_CONTROLLER_PORT KAFKA_WORK_DIR; do
+		KAFKA_CONTROLLER_PORT KAFKA_SSL_PORT KAFKA_WORK_DIR; do
 		printf 'export %s=%q\n' "$name" "${vals[$name]}"
 	done
 }

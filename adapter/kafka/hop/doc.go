@@ -30,4 +30,20 @@
 // appends them to a walpub journal directory, original "_id" included,
 // where the robust producer sends them (walcat import-hop does this from
 // the shell). Importing twice appends nothing twice.
+//
+// # Credentials
+//
+// hop-client keeps its credentials in auth.toml ([AuthPath]). [LoadAuth]
+// and [LoadDefaultAuth] read it as hop does (refusing a file others may
+// read), and [SelectCredential] picks the credential hop picks for a broker
+// and an optional user (kafka://USER@host/...; [SplitURLUser]). walpub uses
+// them when it is given no --sasl.
+//
+//	creds, path, err := hop.LoadDefaultAuth(os.Getenv)
+//	c, err := hop.SelectCredential(creds, "kafka.scimma.org", "")
+//	mech, err := c.SASLMechanism()
+//	opts := []kafka.Option{kafka.WithSASL(mech, c.Username, c.Password)}
+//	if c.TLS() {
+//		opts = append(opts, kafka.WithTLS(&tls.Config{})) // RootCAs from c.SSLCALocation when set
+//	}
 package hop

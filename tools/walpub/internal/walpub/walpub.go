@@ -95,6 +95,12 @@ voe:VOEvent root, ...): at the first record that does not fit, walpub stops
 reading, names the file and line, sends what it had journaled, and exits 1.
 --test adds hop's "_test" header (hop's consumers skip such messages).
 
+Without --sasl (and $WALPUB_SASL), walpub reads hop-client's credentials
+($XDG_CONFIG_HOME/hop/auth.toml or ~/.config/hop/auth.toml) and uses the
+one hop would use for the URL's first broker: its user and password, and
+TLS unless it says SASL_PLAINTEXT. kafka://USER@host:port/topic chooses
+among several, as in hop. --no-hop-auth connects without them.
+
 With no URL, walpub starts an embedded Kafka broker (franz-go's kfake, in
 memory) on 127.0.0.1 with the topic --topic, publishes to it, then reads
 the topic back and reports how many records landed. Nothing to install:
@@ -119,6 +125,7 @@ Examples:
   walpub --key host1 --header src=syslog kafka://broker:9092/logs < /var/log/syslog
   WALPUB_SASL=SCRAM-SHA-512:alice:secret walpub --tls kafka://broker:9093/t file
   walpub --hop-format json kafka://localhost:9092/alerts alerts.jsonl
+  walpub --hop-format json kafka://alice@kafka.scimma.org/alerts a.jsonl   # hop's credential for alice
   walpub kafka://localhost:9092/events </dev/null  # only resend what is journaled
   walcat stats publisher.journal                   # look inside the journal
 
@@ -160,6 +167,10 @@ type config struct {
 	verbose      bool
 	hopFormat    string
 	hopTest      bool
+	noHopAuth    bool
+	// The SASL credential: --sasl's (or $WALPUB_SASL's), or hop's.
+	saslMech, saslUser, saslPass string
+	hopAuth                      string // where hop's credential came from, for a note
 	// recHeaders are the headers of every record: --header's, then hop's.
 	recHeaders []kgo.RecordHeader
 }
@@ -190,6 +201,7 @@ func parseArgs(args []string, env Env) (cfg config, code int, ok bool) {
 	fs.IntVar(&cfg.partitions, "partitions", 1, "embedded broker: the topic's number of partitions, `N`")
 	fs.BoolVar(&cfg.verbose, "v", false, "log the producer's events (retries, resends) to stderr")
 	fs.StringVar(&cfg.hopFormat, "hop-format", "", "mark every record as a hop-client message of `FORMAT` (json, blob, voevent, avro, gcntextnotice, ...): the _format and _sender headers; inputs are checked against it")
+	fs.BoolVar(&cfg.noHopAuth, "no-hop-auth", false, "do not read hop-client's credentials (auth.toml) when --sasl is not given")
 	fs.BoolVar(&cfg.hopTest, "test", false, "mark every record as a hop test message (the _test header), which hop's consumers skip by default")
 
 	usageErr := func(format string, a ...any) (config, int, bool) {
@@ -234,12 +246,15 @@ func parseArgs(args []string, env Env) (cfg config, code int, ok bool) {
 		cfg.sasl = env.getenv(SASLEnv)
 	}
 	if cfg.sasl != "" {
-		if _, _, _, err := parseSASL(cfg.sasl); err != nil {
+		if cfg.saslMech, cfg.saslUser, cfg.saslPass, err = parseSASL(cfg.sasl); err != nil {
 			return usageErr("--sasl (or $%s): %v", SASLEnv, err)
 		}
 	}
 	if cfg.tlsCA != "" {
 		cfg.tls = true
+	}
+	if code, ok := cfg.hopCredential(env, usageErr); !ok {
+		return config{}, code, false
 	}
 	if code, ok := cfg.hopMarks(usageErr); !ok {
 		return config{}, code, false
@@ -295,11 +310,65 @@ func (cfg *config) hopMarks(usageErr func(string, ...any) (config, int, bool)) (
 			return code, false
 		}
 	}
-	m := hop.Marks{Format: cfg.hopFormat, Test: cfg.hopTest}
-	if cfg.sasl != "" {
-		_, m.Sender, _, _ = parseSASL(cfg.sasl)
-	}
+	m := hop.Marks{Format: cfg.hopFormat, Test: cfg.hopTest, Sender: cfg.saslUser}
 	cfg.recHeaders = append(slices.Clone(cfg.headers), m.Headers()...)
+	return 0, true
+}
+
+// hopCredential takes the user out of a hop-style URL (kafka://USER@host/...)
+// and, without --sasl, $WALPUB_SASL and --no-hop-auth, reads hop-client's
+// auth.toml and chooses the credential hop would choose for the URL's
+// first broker and user: its SASL user and password, and TLS unless it
+// says SASL_PLAINTEXT (verified with its ssl_ca_location, unless --tls-ca
+// names another CA file).
+func (cfg *config) hopCredential(env Env, usageErr func(string, ...any) (config, int, bool)) (int, bool) {
+	fail := func(format string, a ...any) (int, bool) {
+		_, code, _ := usageErr(format, a...)
+		return code, false
+	}
+	if cfg.url == "" {
+		return 0, true
+	}
+	user, rest, err := hop.SplitURLUser(cfg.url)
+	if err != nil {
+		return fail("%v", err)
+	}
+	cfg.url = rest
+	if cfg.sasl != "" || cfg.noHopAuth {
+		if user != "" {
+			return fail("the URL's user %q chooses a credential from hop's auth.toml: leave it out with --sasl, $%s or --no-hop-auth", user, SASLEnv)
+		}
+		return 0, true
+	}
+	creds, path, err := hop.LoadDefaultAuth(env.getenv)
+	if err != nil {
+		return fail("hop-client's credentials: %v (--no-hop-auth ignores them)", err)
+	}
+	if creds == nil {
+		if user != "" {
+			return fail("the URL's user %q chooses a credential from hop's auth.toml, but there is none (%s)", user, hop.AuthPath(env.getenv))
+		}
+		return 0, true
+	}
+	hosts, _, _ := strings.Cut(rest[len("kafka://"):], "/")
+	broker, _, _ := strings.Cut(hosts, ",")
+	c, err := hop.SelectCredential(creds, broker, user)
+	if err != nil {
+		return fail("%s: %v (--sasl gives another, --no-hop-auth connects without)", path, err)
+	}
+	if cfg.saslMech, err = c.SASLMechanism(); err != nil {
+		return fail("%s: %v; give --sasl instead", path, err)
+	}
+	cfg.saslUser, cfg.saslPass = c.Username, c.Password
+	how := cfg.saslMech
+	if c.TLS() {
+		cfg.tls = true
+		if cfg.tlsCA == "" {
+			cfg.tlsCA = c.SSLCALocation
+		}
+		how += " over TLS"
+	}
+	cfg.hopAuth = fmt.Sprintf("hop credential %q for %s from %s (%s)", c.Username, broker, path, how)
 	return 0, true
 }
 
@@ -470,6 +539,9 @@ func (r *run) main() int {
 		url = "kafka://" + strings.Join(c.ListenAddrs(), ",") + "/" + cfg.topic
 		r.notef("embedded Kafka broker (kfake) on %s, topic %q", strings.Join(c.ListenAddrs(), ","), cfg.topic)
 	}
+	if cfg.hopAuth != "" {
+		r.notef("%s", cfg.hopAuth)
+	}
 	opts, err := r.producerOptions()
 	if err != nil {
 		r.notef("%v", err)
@@ -523,9 +595,8 @@ func (r *run) producerOptions() ([]kafka.Option, error) {
 		// (auto.create.topics.enable); otherwise records wait, retried.
 		kafka.WithClient(kgo.AllowAutoTopicCreation()),
 	}
-	if cfg.sasl != "" {
-		mech, user, pass, _ := parseSASL(cfg.sasl)
-		opts = append(opts, kafka.WithSASL(mech, user, pass))
+	if cfg.saslUser != "" {
+		opts = append(opts, kafka.WithSASL(cfg.saslMech, cfg.saslUser, cfg.saslPass))
 	}
 	if cfg.tls {
 		tc := &tls.Config{}

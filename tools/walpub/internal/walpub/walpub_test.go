@@ -487,4 +487,6 @@ func TestRealBroker(t *testing.T) {
 			t.Fatalf("SCRAM record not on the topic")
 		}
 	})
+
+	t.Run("HopAuthSASLSSL", func(t *testing.T) { testHopAuthRealBroker(t, topic) })
 }

@@ -1,0 +1,265 @@
+package hop
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Errors of the credential functions.
+var (
+	ErrNoCredential         = errors.New("hop: no matching credential")
+	ErrAmbiguousCredential  = errors.New("hop: ambiguous credentials")
+	ErrUnsafePermissions    = errors.New("hop: credential file has unsafe permissions")
+	ErrInvalidAuth          = errors.New("hop: credential file is not configured correctly")
+	ErrUnsupportedMechanism = errors.New("hop: SASL mechanism not supported")
+)
+
+// Credential is one entry of hop-client's auth.toml (the [[auth]]
+// tables that `hop auth add` writes).
+type Credential struct {
+	Username string
+	Password string
+	// Hostname is the broker (host or host:port) the credential is for;
+	// "" for any.
+	Hostname string
+	// Protocol is "SASL_PLAINTEXT" for a connection without TLS; anything
+	// else ("SASL_SSL", the default) means TLS.
+	Protocol string
+	// Mechanism is the SASL mechanism as auth.toml names it; "" is hop's
+	// default, SCRAM-SHA-512 (OAUTHBEARER with a token endpoint or
+	// command).
+	Mechanism string
+	// SSLCALocation is a PEM file of the CAs to verify the broker with;
+	// "" for the system's roots (hop: certifi's).
+	SSLCALocation string
+	TokenEndpoint string // OAUTHBEARER (OpenID Connect); not supported here
+	TokenCommand  string // OAUTHBEARER (a command); not supported here
+}
+
+// TLS reports whether hop connects with this credential over TLS.
+func (c Credential) TLS() bool { return c.Protocol != "SASL_PLAINTEXT" }
+
+// SASLMechanism returns the credential's mechanism as the robust producer
+// names it (kafka.WithSASL): PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, or an
+// error wrapping ErrUnsupportedMechanism (GSSAPI, OAUTHBEARER).
+func (c Credential) SASLMechanism() (string, error) {
+	m := strings.ToUpper(strings.ReplaceAll(c.Mechanism, "_", "-"))
+	switch {
+	case m == "" && c.TokenEndpoint == "" && c.TokenCommand == "":
+		return "SCRAM-SHA-512", nil
+	case m == "":
+		m = "OAUTHBEARER"
+	}
+	switch m {
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		return m, nil
+	}
+	return "", fmt.Errorf("%w: %s (credential %q)", ErrUnsupportedMechanism, m, c.Username)
+}
+
+// AuthPath returns where hop-client looks for its credentials:
+// $XDG_CONFIG_HOME/hop/auth.toml, or $HOME/.config/hop/auth.toml without
+// XDG_CONFIG_HOME; "" when neither variable is set. getenv reads the
+// environment (os.Getenv).
+func AuthPath(getenv func(string) string) string {
+	return configPath(getenv, "auth.toml")
+}
+
+func configPath(getenv func(string) string, name string) string {
+	if d := getenv("XDG_CONFIG_HOME"); d != "" {
+		return filepath.Join(d, "hop", name)
+	}
+	if h := getenv("HOME"); h != "" {
+		return filepath.Join(h, ".config", "hop", name)
+	}
+	return ""
+}
+
+// LoadDefaultAuth loads the credentials hop-client would use: those of
+// AuthPath, or, when that file does not exist, the [auth] section of hop's
+// general configuration (config.toml beside it), as older hop versions
+// kept them. It returns the credentials and the file they came from, or no
+// credentials, "" and a nil error when there is no such file.
+func LoadDefaultAuth(getenv func(string) string) ([]Credential, string, error) {
+	path := AuthPath(getenv)
+	if path == "" {
+		return nil, "", nil
+	}
+	creds, err := LoadAuth(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return creds, path, err
+	}
+	general := configPath(getenv, "config.toml")
+	creds, err = LoadAuth(general)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNoAuthSection) {
+		return nil, "", nil
+	}
+	return creds, general, err
+}
+
+var errNoAuthSection = fmt.Errorf("%w: no auth section", ErrInvalidAuth)
+
+// authEntry is one [[auth]] table.
+type authEntry struct {
+	Username      *string `toml:"username"`
+	Password      *string `toml:"password"`
+	Hostname      string  `toml:"hostname"`
+	Protocol      string  `toml:"protocol"`
+	Mechanism     string  `toml:"mechanism"`
+	SSLCALocation string  `toml:"ssl_ca_location"`
+	TokenEndpoint string  `toml:"token_endpoint"`
+	TokenCommand  string  `toml:"token_command"`
+}
+
+// LoadAuth reads hop-client credentials from path, a TOML file whose
+// "auth" key holds one table or an array of tables (username and password
+// required). As hop does, it refuses a file that its group or others may
+// access, or that has set-id or sticky bits (ErrUnsafePermissions).
+func LoadAuth(path string) ([]Credential, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("hop: %w", err)
+	}
+	if perm := fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky); perm&0o077 != 0 || perm&^fs.ModePerm != 0 {
+		return nil, fmt.Errorf("%w: %s has mode %v; make it 0600", ErrUnsafePermissions, path, fi.Mode().Perm())
+	}
+	var raw struct {
+		Auth toml.Primitive `toml:"auth"`
+	}
+	md, err := toml.DecodeFile(path, &raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidAuth, path, err)
+	}
+	if !md.IsDefined("auth") {
+		return nil, fmt.Errorf("%w: %s", errNoAuthSection, path)
+	}
+	var entries []authEntry
+	if err := md.PrimitiveDecode(raw.Auth, &entries); err != nil {
+		var one authEntry
+		if err2 := md.PrimitiveDecode(raw.Auth, &one); err2 != nil {
+			return nil, fmt.Errorf("%w: %s: auth is neither a table nor an array of tables: %w", ErrInvalidAuth, path, err2)
+		}
+		entries = []authEntry{one}
+	}
+	creds := make([]Credential, 0, len(entries))
+	for i, e := range entries {
+		if e.Username == nil || e.Password == nil {
+			return nil, fmt.Errorf("%w: %s: auth entry %d lacks its username or password", ErrInvalidAuth, path, i+1)
+		}
+		c := Credential{Username: *e.Username, Password: *e.Password, Hostname: e.Hostname,
+			Protocol: e.Protocol, Mechanism: e.Mechanism, TokenEndpoint: e.TokenEndpoint, TokenCommand: e.TokenCommand}
+		if c.TLS() {
+			c.SSLCALocation = e.SSLCALocation // hop ignores it without TLS
+		}
+		creds = append(creds, c)
+	}
+	return creds, nil
+}
+
+// hostPort splits a host, possibly with a port, as hop does (RFC 3986 host
+// and port); a string that is not one gives "" and "".
+var hostPortRE = regexp.MustCompile(`^([^\[:][^:]*|\[[^\]]+\])(:([0-9]+))?$`)
+
+func splitHostPort(hp string) (host, port string, hasPort bool) {
+	m := hostPortRE.FindStringSubmatch(hp)
+	if m == nil {
+		return "", "", false
+	}
+	return m[1], m[3], m[2] != ""
+}
+
+// SelectCredential picks the credential hop-client picks for a broker
+// (host or host:port, the first broker of the URL) and, when user is not
+// "", the user named in the URL (kafka://user@host/...): a credential whose
+// hostname matches the broker (a missing port matches 9092) is preferred to
+// one without a hostname; a credential for another host never matches. No
+// match is ErrNoCredential, more than one ErrAmbiguousCredential (name the
+// user in the URL to choose).
+func SelectCredential(creds []Credential, broker, user string) (Credential, error) {
+	const defaultPort = "9092"
+	targetHost, targetPort, targetHasPort := splitHostPort(broker)
+	var exact, inexact []Credential
+	exactMatch, inexactMatch := false, false
+	for _, c := range creds {
+		maybeExact, maybeInexact := false, false
+		if c.Hostname != "" {
+			credHost, credPort, credHasPort := splitHostPort(c.Hostname)
+			switch {
+			case targetHasPort == credHasPort:
+				if c.Hostname != broker {
+					continue
+				}
+				maybeExact = true
+			case credHost != targetHost:
+				continue
+			case targetPort == defaultPort || credPort == defaultPort:
+				maybeExact = true
+			}
+		} else {
+			maybeInexact = true
+		}
+		if user != "" && c.Username != user {
+			continue
+		}
+		if maybeExact {
+			exact = append(exact, c)
+		} else if maybeInexact {
+			inexact = append(inexact, c)
+		}
+		exactMatch = exactMatch || maybeExact
+		inexactMatch = inexactMatch || maybeInexact
+	}
+	matches := exact
+	if inexactMatch && !exactMatch {
+		matches = inexact
+	}
+	who := ""
+	if user != "" {
+		who = fmt.Sprintf(" with username %q", user)
+	}
+	switch len(matches) {
+	case 0:
+		return Credential{}, fmt.Errorf("%w for %s%s", ErrNoCredential, broker, who)
+	case 1:
+		return matches[0], nil
+	}
+	var names []string
+	for _, c := range matches {
+		names = append(names, c.Username)
+	}
+	return Credential{}, fmt.Errorf("%w for %s%s: %s (name one in the URL: kafka://USER@%s/...)",
+		ErrAmbiguousCredential, broker, who, strings.Join(names, ", "), broker)
+}
+
+// SplitURLUser splits the user of a hop-style URL (kafka://user@host/...,
+// user percent-encoded; a ":password" after it is ignored, as hop ignores
+// it) from the rest: it returns the user ("" without one) and the URL
+// without it.
+func SplitURLUser(rawURL string) (user, rest string, err error) {
+	scheme, after, ok := strings.Cut(rawURL, "://")
+	if !ok {
+		return "", rawURL, nil
+	}
+	hosts, path, hasPath := strings.Cut(after, "/")
+	u, hosts, hasUser := strings.Cut(hosts, "@")
+	if !hasUser {
+		return "", rawURL, nil
+	}
+	u, _, _ = strings.Cut(u, ":") // a password in the URL is ignored, as hop ignores it
+	if user, err = url.PathUnescape(u); err != nil {
+		return "", rawURL, fmt.Errorf("hop: the user in %q: %w", rawURL, err)
+	}
+	rest = scheme + "://" + hosts
+	if hasPath {
+		rest += "/" + path
+	}
+	return user, rest, nil
+}

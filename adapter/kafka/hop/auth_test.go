@@ -1,0 +1,203 @@
+package hop
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestSelectCredential: for every case of testdata/auth_cases.json, the
+// credential hop-client's own select_matching_auth picked (or its error).
+func TestSelectCredential(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "auth_cases.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Credentials []struct{ Username, Hostname string }
+		Sets        map[string][]string
+		Cases       []struct {
+			Set, Broker, User string
+			Picks, Error      *string
+		}
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]Credential{}
+	for _, c := range f.Credentials {
+		byName[c.Username] = Credential{Username: c.Username, Password: "pw-" + c.Username, Hostname: c.Hostname}
+	}
+	picked := 0
+	for _, tc := range f.Cases {
+		var creds []Credential
+		for _, n := range f.Sets[tc.Set] {
+			creds = append(creds, byName[n])
+		}
+		c, err := SelectCredential(creds, tc.Broker, tc.User)
+		switch {
+		case tc.Picks != nil:
+			picked++
+			if err != nil || c.Username != *tc.Picks {
+				t.Errorf("%s, broker %s, user %q: picked %q (%v); hop picks %s", tc.Set, tc.Broker, tc.User, c.Username, err, *tc.Picks)
+			}
+		case *tc.Error == "ambiguous":
+			if !errors.Is(err, ErrAmbiguousCredential) {
+				t.Errorf("%s, broker %s, user %q: picked %q (%v); hop finds it ambiguous", tc.Set, tc.Broker, tc.User, c.Username, err)
+			}
+		default:
+			if !errors.Is(err, ErrNoCredential) {
+				t.Errorf("%s, broker %s, user %q: picked %q (%v); hop finds none", tc.Set, tc.Broker, tc.User, c.Username, err)
+			}
+		}
+	}
+	if picked == 0 || len(f.Cases) < 100 {
+		t.Fatalf("%d cases, %d with a pick", len(f.Cases), picked)
+	}
+}
+
+func writeAuth(t *testing.T, path, text string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(text), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// hopAuthFile is auth.toml as `hop auth add` writes it.
+const hopAuthFile = `
+[[auth]]
+username = "alice"
+password = "secret"
+hostname = "kafka.scimma.org"
+protocol = "SASL_SSL"
+mechanism = "SCRAM_SHA_512"
+ssl_ca_location = "/etc/ca.pem"
+
+[[auth]]
+username = "local"
+password = "p:w"
+protocol = "SASL_PLAINTEXT"
+mechanism = "SCRAM-SHA-256"
+ssl_ca_location = "/ignored.pem"
+`
+
+func TestLoadAuth(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "auth.toml")
+	writeAuth(t, p, hopAuthFile, 0o600)
+	creds, err := LoadAuth(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Credential{
+		{Username: "alice", Password: "secret", Hostname: "kafka.scimma.org", Protocol: "SASL_SSL", Mechanism: "SCRAM_SHA_512", SSLCALocation: "/etc/ca.pem"},
+		{Username: "local", Password: "p:w", Protocol: "SASL_PLAINTEXT", Mechanism: "SCRAM-SHA-256"},
+	}
+	if len(creds) != 2 || creds[0] != want[0] || creds[1] != want[1] {
+		t.Fatalf("LoadAuth:\n%+v\nwant\n%+v", creds, want)
+	}
+	if !creds[0].TLS() || creds[1].TLS() {
+		t.Error("TLS")
+	}
+	for _, tc := range []struct {
+		c    Credential
+		mech string
+	}{
+		{creds[0], "SCRAM-SHA-512"}, {creds[1], "SCRAM-SHA-256"}, {Credential{}, "SCRAM-SHA-512"},
+		{Credential{Mechanism: "plain"}, "PLAIN"},
+	} {
+		if m, err := tc.c.SASLMechanism(); err != nil || m != tc.mech {
+			t.Errorf("%+v: mechanism %q, %v", tc.c, m, err)
+		}
+	}
+	for _, c := range []Credential{{Mechanism: "GSSAPI"}, {TokenEndpoint: "https://x/token"}, {Mechanism: "OAUTHBEARER"}} {
+		if _, err := c.SASLMechanism(); !errors.Is(err, ErrUnsupportedMechanism) {
+			t.Errorf("%+v: %v", c, err)
+		}
+	}
+
+	// The old single-table form.
+	writeAuth(t, p, "[auth]\nusername = \"bob\"\npassword = \"pw\"\n", 0o600)
+	if creds, err := LoadAuth(p); err != nil || len(creds) != 1 || creds[0].Username != "bob" || !creds[0].TLS() {
+		t.Errorf("single table: %+v, %v", creds, err)
+	}
+	for _, tc := range []struct {
+		text string
+		mode os.FileMode
+		err  error
+	}{
+		{hopAuthFile, 0o644, ErrUnsafePermissions},
+		{hopAuthFile, 0o640, ErrUnsafePermissions},
+		{"[[auth]]\nusername = \"x\"\n", 0o600, ErrInvalidAuth},
+		{"[[auth]\n", 0o600, ErrInvalidAuth},
+		{"[other]\nx = 1\n", 0o600, ErrInvalidAuth},
+		{"auth = 5\n", 0o600, ErrInvalidAuth},
+	} {
+		writeAuth(t, p, tc.text, tc.mode)
+		if _, err := LoadAuth(p); !errors.Is(err, tc.err) {
+			t.Errorf("%q mode %v: %v, want %v", tc.text, tc.mode, err, tc.err)
+		}
+	}
+}
+
+func TestLoadDefaultAuth(t *testing.T) {
+	home := t.TempDir()
+	env := map[string]string{"HOME": home}
+	getenv := func(k string) string { return env[k] }
+	if AuthPath(func(string) string { return "" }) != "" {
+		t.Error("AuthPath without HOME")
+	}
+	if got := AuthPath(getenv); got != filepath.Join(home, ".config", "hop", "auth.toml") {
+		t.Errorf("AuthPath = %s", got)
+	}
+	creds, path, err := LoadDefaultAuth(getenv)
+	if creds != nil || path != "" || err != nil {
+		t.Errorf("no file: %v %q %v", creds, path, err)
+	}
+	// Older hop kept the credentials in config.toml.
+	general := filepath.Join(home, ".config", "hop", "config.toml")
+	writeAuth(t, general, "[auth]\nusername = \"old\"\npassword = \"pw\"\n", 0o600)
+	if creds, path, err = LoadDefaultAuth(getenv); err != nil || path != general || len(creds) != 1 || creds[0].Username != "old" {
+		t.Errorf("config.toml: %v %q %v", creds, path, err)
+	}
+	writeAuth(t, general, "fetch_external = true\n", 0o600)
+	if creds, path, err = LoadDefaultAuth(getenv); creds != nil || path != "" || err != nil {
+		t.Errorf("config.toml without auth: %v %q %v", creds, path, err)
+	}
+	// XDG_CONFIG_HOME first.
+	xdg := t.TempDir()
+	env["XDG_CONFIG_HOME"] = xdg
+	writeAuth(t, filepath.Join(xdg, "hop", "auth.toml"), hopAuthFile, 0o600)
+	if creds, path, err = LoadDefaultAuth(getenv); err != nil || path != filepath.Join(xdg, "hop", "auth.toml") || len(creds) != 2 {
+		t.Errorf("XDG: %v %q %v", creds, path, err)
+	}
+	writeAuth(t, filepath.Join(xdg, "hop", "auth.toml"), hopAuthFile, 0o604)
+	if _, _, err = LoadDefaultAuth(getenv); !errors.Is(err, ErrUnsafePermissions) {
+		t.Errorf("unsafe: %v", err)
+	}
+}
+
+func TestSplitURLUser(t *testing.T) {
+	for _, tc := range []struct{ in, user, rest string }{
+		{"kafka://kafka.scimma.org/alerts", "", "kafka://kafka.scimma.org/alerts"},
+		{"kafka://alice@kafka.scimma.org/alerts", "alice", "kafka://kafka.scimma.org/alerts"},
+		{"kafka://a%40b@h:9092,h2:9092/t", "a@b", "kafka://h:9092,h2:9092/t"},
+		{"kafka://alice:pw@h", "alice", "kafka://h"},
+	} {
+		user, rest, err := SplitURLUser(tc.in)
+		if err != nil || user != tc.user || rest != tc.rest {
+			t.Errorf("SplitURLUser(%s) = %q, %q, %v", tc.in, user, rest, err)
+		}
+	}
+	if _, _, err := SplitURLUser("kafka://a%zz@h/t"); err == nil {
+		t.Error("bad escape: no error")
+	}
+}
