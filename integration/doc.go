@@ -49,9 +49,12 @@
 // V/bin/pip install hop-client==0.13.0 six; hop needs six but does not
 // declare it), which .ci/run's hop stage sets up:
 //
-//   - TestHopClientReadsWalpub: hop's consumer decodes what
-//     `walpub --hop-format json` published as JSONBlob models, each with
-//     the _id walpub journaled, and skips the --test message by default.
+//   - TestHopClientReadsWalpub: with one auth.toml, as `hop auth add`
+//     writes it, walpub publishes over the SASL_SSL listener (TLS + SCRAM)
+//     with the credential it chooses from the file, and hop's consumer,
+//     choosing the same one, decodes what `walpub --hop-format json` sent as
+//     JSONBlob models, each with the _id walpub journaled and the user as
+//     _sender, skipping the --test message by default.
 //   - TestHopClientJournalImported: hop's RobustProducer is killed with
 //     SIGKILL while publishing; `walcat import-hop` moves what its journal
 //     holds to a walpub journal, `walpub --journal` sends it, and every

@@ -37,13 +37,17 @@ func hopPython(t *testing.T) string {
 	return p
 }
 
-// hopCmd runs a script of testdata with hop's Python, in a home of its own
-// so that no hop configuration of the machine's user is read.
-func hopCmd(ctx context.Context, t *testing.T, python, script string, args ...string) *exec.Cmd {
-	t.Helper()
-	home := t.TempDir()
+// homeEnv is the environment of a process (hop's Python, walpub) whose
+// home is home, so that it reads hop's configuration from there (none, or
+// what the test wrote) and never the machine user's.
+func homeEnv(home string) []string {
+	return append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"))
+}
+
+// hopCmd runs a script of testdata with hop's Python, with home as its home.
+func hopCmd(ctx context.Context, home, python, script string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, python, append([]string{filepath.Join("testdata", script)}, args...)...)
-	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"))
+	cmd.Env = homeEnv(home)
 	return cmd
 }
 
@@ -76,35 +80,38 @@ func tool(t *testing.T, name string) string {
 	return filepath.Join(toolsDir, name)
 }
 
-// run runs a command with stdin, failing the test unless it exits 0.
-func run(t *testing.T, stdin string, name string, args ...string) string {
+// run runs a command with home as its home and stdin as its input,
+// failing the test unless it exits 0, and returns its stdout.
+func run(t *testing.T, home, stdin string, name string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = homeEnv(home)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("%s %s: %v\nstdout:\n%s\nstderr:\n%s", filepath.Base(name), strings.Join(args, " "), err, stdout.String(), stderr.String())
 	}
-	return stdout.String()
+	return stdout.String() + stderr.String()
 }
 
 // hopSeen is one message as hop_consume.py printed it.
 type hopSeen struct {
 	Model   string `json:"model"`
 	ID      string `json:"id"`
+	Sender  string `json:"sender"`
 	Format  string `json:"format"`
 	Test    bool   `json:"test"`
 	Content any    `json:"content"`
 }
 
-func hopConsume(t *testing.T, python, url string, args ...string) []hopSeen {
+func hopConsume(t *testing.T, home, python, url string, args ...string) []hopSeen {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := hopCmd(ctx, t, python, "hop_consume.py", append([]string{url}, args...)...)
+	cmd := hopCmd(ctx, home, python, "hop_consume.py", append([]string{url}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -152,16 +159,35 @@ func journalIDs(t *testing.T, dir string) map[string][]byte {
 	return ids
 }
 
-// TestHopClientReadsWalpub: hop-client's own consumer decodes what
-// `walpub --hop-format json` published as JSONBlob models, each with the
-// _id walpub journaled for it, and skips what --test marked unless told not
-// to.
+// TestHopClientReadsWalpub: a hop user's setup — hop's auth.toml and the
+// SASL_SSL listener (TLS + SCRAM, as Hopskotch is reached) — serves both:
+// walpub publishes with the credential from auth.toml, and hop-client's
+// own consumer, with the same file, decodes what `walpub --hop-format json`
+// published as JSONBlob models, each with the _id walpub journaled and the
+// credential's user as _sender, and skips what --test marked unless told
+// not to.
 func TestHopClientReadsWalpub(t *testing.T) {
 	b := brokers(t)
 	python := hopPython(t)
+	ssl, ca := os.Getenv("KAFKA_SSL_BROKERS"), os.Getenv("KAFKA_SSL_CA")
+	if ssl == "" || ca == "" {
+		t.Fatal("KAFKA_SSL_BROKERS and KAFKA_SSL_CA are not set (scripts/kafka.sh env sets them)")
+	}
 	topic := topicName(t)
 	createTopic(t, b, topic, 1)
-	url := "kafka://" + strings.Split(b, ",")[0] + "/" + topic
+	broker, _, _ := strings.Cut(ssl, ",")
+	url := "kafka://" + broker + "/" + topic
+	user := os.Getenv("KAFKA_SCRAM_USER")
+	home := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(home, ".config", "hop"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// As `hop auth add` writes it.
+	auth := fmt.Sprintf("[[auth]]\nusername = %q\npassword = %q\nhostname = %q\nprotocol = \"SASL_SSL\"\nmechanism = \"SCRAM_SHA_512\"\nssl_ca_location = %q\n",
+		user, os.Getenv("KAFKA_SCRAM_PASSWORD"), broker, ca)
+	if err := os.WriteFile(filepath.Join(home, ".config", "hop", "auth.toml"), []byte(auth), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	var in strings.Builder
 	const n = 200
@@ -178,11 +204,12 @@ func TestHopClientReadsWalpub(t *testing.T) {
 		}
 	}
 	journal := filepath.Join(t.TempDir(), "walpub.journal")
-	out := run(t, in.String(), tool(t, "walpub"), "--hop-format", "json", "--journal", journal, "--drain-timeout", "60s", url)
-	if !strings.Contains(out, fmt.Sprintf("%d records journaled, %d confirmed", n, n)) {
+	out := run(t, home, in.String(), tool(t, "walpub"), "--hop-format", "json", "--journal", journal, "--drain-timeout", "60s", url)
+	if !strings.Contains(out, fmt.Sprintf("%d records journaled, %d confirmed", n, n)) ||
+		!strings.Contains(out, fmt.Sprintf("hop credential %q for %s from %s (SCRAM-SHA-512 over TLS)", user, broker, filepath.Join(home, ".config", "hop", "auth.toml"))) {
 		t.Fatalf("walpub: %s", out)
 	}
-	run(t, `{"test": true}`+"\n", tool(t, "walpub"), "--hop-format", "json", "--test", "--journal", journal, "--drain-timeout", "60s", url)
+	run(t, home, `{"test": true}`+"\n", tool(t, "walpub"), "--hop-format", "json", "--test", "--journal", journal, "--drain-timeout", "60s", url)
 	ids := journalIDs(t, journal)
 	if len(ids) != n+1 {
 		t.Fatalf("%d distinct _id in the journal, want %d", len(ids), n+1)
@@ -201,8 +228,8 @@ func TestHopClientReadsWalpub(t *testing.T) {
 			if err := json.Unmarshal(value, &want); err != nil {
 				t.Fatal(err)
 			}
-			if s.Model != "JSONBlob" || s.Format != hop.FormatJSON || !reflect.DeepEqual(s.Content, want) {
-				t.Fatalf("hop read _id %s as %s (format %q) with content %#v; walpub sent %s", s.ID, s.Model, s.Format, s.Content, value)
+			if s.Model != "JSONBlob" || s.Format != hop.FormatJSON || s.Sender != user || !reflect.DeepEqual(s.Content, want) {
+				t.Fatalf("hop read _id %s as %s (format %q, sender %q) with content %#v; walpub sent %s", s.ID, s.Model, s.Format, s.Sender, s.Content, value)
 			}
 			if s.Test {
 				tests++
@@ -216,10 +243,10 @@ func TestHopClientReadsWalpub(t *testing.T) {
 		if len(distinct) != wantN || tests != wantTests {
 			t.Fatalf("hop read %d messages, %d distinct _id, %d test messages; want %d and %d", len(seen), len(distinct), tests, wantN, wantTests)
 		}
-		t.Logf("hop-client read %d messages (%d distinct _id, %d test) as JSONBlob, each with the _id walpub journaled", len(seen), len(distinct), tests)
+		t.Logf("hop-client (auth.toml, SASL_SSL) read %d messages (%d distinct _id, %d test) as JSONBlob, each with the _id walpub journaled", len(seen), len(distinct), tests)
 	}
-	check(hopConsume(t, python, url), false)
-	check(hopConsume(t, python, url, "--include-test"), true)
+	check(hopConsume(t, home, python, url, "--auth"), false)
+	check(hopConsume(t, home, python, url, "--auth", "--include-test"), true)
 }
 
 // TestHopClientJournalImported: hop-client's RobustProducer is killed
@@ -240,7 +267,8 @@ func TestHopClientJournalImported(t *testing.T) {
 	// writes, it leaves most of them in its journal.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := hopCmd(ctx, t, python, "hop_produce.py", url, hopJournal, "100000")
+	home := t.TempDir() // no hop credentials: the PLAINTEXT listener
+	cmd := hopCmd(ctx, home, python, "hop_produce.py", url, hopJournal, "100000")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -285,16 +313,16 @@ func TestHopClientJournalImported(t *testing.T) {
 		len(written), j.Records, j.Sent, len(j.Pending), j.TornBytes)
 
 	walJournal := filepath.Join(dir, "walpub.journal")
-	out := run(t, "", tool(t, "walcat"), "import-hop", hopJournal, walJournal)
+	out := run(t, home, "", tool(t, "walcat"), "import-hop", hopJournal, walJournal)
 	if !strings.Contains(out, fmt.Sprintf("%d messages appended", len(j.Pending))) {
 		t.Fatalf("import-hop: %s", out)
 	}
-	out = run(t, "", tool(t, "walpub"), "--journal", walJournal, "--drain-timeout", "60s", url)
+	out = run(t, home, "", tool(t, "walpub"), "--journal", walJournal, "--drain-timeout", "60s", url)
 	if !strings.Contains(out, fmt.Sprintf("0 records journaled, %d confirmed by the broker", len(j.Pending))) ||
 		!strings.Contains(out, " 0 unconfirmed") {
 		t.Fatalf("walpub: %s", out)
 	}
-	out = run(t, "", tool(t, "walcat"), "import-hop", hopJournal, walJournal)
+	out = run(t, home, "", tool(t, "walcat"), "import-hop", hopJournal, walJournal)
 	if !strings.Contains(out, fmt.Sprintf("nothing appended, %d already imported", len(j.Pending))) {
 		t.Fatalf("second import-hop: %s", out)
 	}
