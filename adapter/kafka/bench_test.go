@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/walpub/walpub/wal"
 )
 
 // benchBrokers returns the brokers to benchmark against: KAFKA_BROKERS
@@ -71,39 +73,48 @@ func BenchmarkProducer(b *testing.B) {
 		off := (i * 1031) % (len(pool) - size)
 		return pool[off : off+size : off+size]
 	}
-	b.Run("impl=robust", func(b *testing.B) {
-		topic := "bench-robust"
-		brokers := benchBrokers(b, topic)
-		p, err := NewProducer("kafka://"+strings.Join(brokers, ",")+"/"+topic,
-			WithJournal(filepath.Join(b.TempDir(), "journal")))
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx := context.Background()
-		r := &kgo.Record{Key: []byte("key")}
-		b.SetBytes(size)
-		b.ReportAllocs()
-		cpu := processCPU()
-		i := 0
-		for b.Loop() {
-			r.Value = value(i) // Write keeps nothing of r
-			i++
-			if err := p.Write(ctx, r); err != nil {
+	// The journal's sync policy: the default (SyncEvery(journalSyncEvery))
+	// against the others, so that the cost of the default shows.
+	for _, pol := range []struct {
+		name string
+		opts []wal.Option
+	}{{"default", nil}, {"never", []wal.Option{wal.WithSync(wal.SyncNever)}},
+		{"every1s", []wal.Option{wal.WithSync(wal.SyncEvery(time.Second))}},
+		{"every10ms", []wal.Option{wal.WithSync(wal.SyncEvery(10 * time.Millisecond))}}} {
+		b.Run("impl=robust/journal="+pol.name, func(b *testing.B) {
+			topic := "bench-robust"
+			brokers := benchBrokers(b, topic)
+			p, err := NewProducer("kafka://"+strings.Join(brokers, ",")+"/"+topic,
+				WithJournal(filepath.Join(b.TempDir(), "journal")), WithWAL(pol.opts...))
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
-		if err := p.Flush(ctx); err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		reportCPU(b, cpu, i)
-		if err := p.Close(ctx); err != nil {
-			b.Fatal(err)
-		}
-		if st := p.Stats(); st.DeadLettered != 0 {
-			b.Fatalf("dead letters: %+v", st)
-		}
-	})
+			ctx := context.Background()
+			r := &kgo.Record{Key: []byte("key")}
+			b.SetBytes(size)
+			b.ReportAllocs()
+			cpu := processCPU()
+			i := 0
+			for b.Loop() {
+				r.Value = value(i) // Write keeps nothing of r
+				i++
+				if err := p.Write(ctx, r); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := p.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			reportCPU(b, cpu, i)
+			if err := p.Close(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if st := p.Stats(); st.DeadLettered != 0 {
+				b.Fatalf("dead letters: %+v", st)
+			}
+		})
+	}
 	b.Run("impl=kgo", func(b *testing.B) {
 		topic := "bench-kgo"
 		brokers := benchBrokers(b, topic)

@@ -83,10 +83,11 @@
 //   - Duplicates: a record is sent again whenever its confirmation is not
 //     known to have arrived (a lost response, a crash after the broker wrote
 //     it). Consumers that must not see duplicates drop repeated "_id"s.
-//   - Durability is the journal's: under the default [wal.SyncNever] a
-//     record survives a killed process but not a power cut or kernel crash;
-//     pass wal.WithSync(wal.SyncAlways) through [WithWAL] to have Write
-//     return only once the record is on stable storage.
+//   - Durability is the journal's: by default it syncs every 100 ms
+//     ([wal.SyncEvery]), so a record survives a killed process, and a power
+//     cut or kernel crash loses at most about the last 100 ms written; pass
+//     wal.WithSync(wal.SyncAlways) through [WithWAL] to have Write return
+//     only once the record is on stable storage.
 //   - A damaged journal stops NewProducer with a [*wal.CorruptionError]
 //     naming file and offset, as the reference does; a record torn by a
 //     crash mid-write is dropped from the tail instead, and Write had not

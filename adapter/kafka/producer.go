@@ -179,7 +179,7 @@ func NewProducer(url string, opts ...Option) (*Producer, error) {
 		return nil, fmt.Errorf("kafka: seeding record ids: %w", err)
 	}
 
-	journal, err := wal.Open(cfg.journal, cfg.walOpts...)
+	journal, err := wal.Open(cfg.journal, cfg.journalOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: opening journal %s: %w", cfg.journal, err)
 	}

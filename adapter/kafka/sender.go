@@ -488,7 +488,7 @@ func (s *sender) openDeadLetter() error {
 	if s.dl != nil {
 		return nil
 	}
-	opts := append(slices.Clone(s.p.cfg.walOpts),
+	opts := append(s.p.cfg.journalOptions(),
 		wal.WithSegmentSize(deadLetterSegmentSize), wal.WithMaxBytes(0))
 	dl, err := wal.Open(filepath.Join(s.p.cfg.journal, DeadLetterDir), opts...)
 	if err != nil {
