@@ -44,8 +44,10 @@ func fixFrameSum(b []byte, off int64) {
 //     compressed;
 //   - a decoded frame re-encoded with segment.PutFrame gives back exactly
 //     the bytes it was decoded from, padding included;
-//   - segment.NextValid from the offset finds the offset itself when the
-//     frame decodes, and never a frame that does not decode.
+//   - the search for a valid frame (segment.Resync, as NextValid) from the
+//     offset finds the offset itself when the frame decodes; it never
+//     claims (sure) a frame that does not decode, and it hashes at most
+//     4 bytes per byte of the buffer, plus 1 MiB.
 func FuzzFrame(f *testing.F) {
 	f.Add([]byte{}, uint32(64), false)
 	f.Fuzz(func(t *testing.T, data []byte, off uint32, fix bool) {
@@ -81,12 +83,16 @@ func FuzzFrame(f *testing.F) {
 			} else if se.Offset != o {
 				t.Fatalf("error at offset %d for a frame at %d: %v", se.Offset, o, err)
 			}
-			if nv := segment.NextValid(buf, o); nv == o {
-				t.Fatalf("NextValid(%d) = %d, but the frame there does not decode: %v", o, nv, err)
-			} else if nv >= 0 {
+			rs := segment.NewResync(buf)
+			if nv, sure := rs.Next(o); nv == o {
+				t.Fatalf("Resync.Next(%d) = %d, but the frame there does not decode: %v", o, nv, err)
+			} else if nv >= 0 && sure {
 				if _, err := segment.DecodeFrame(buf, nv); err != nil {
-					t.Fatalf("NextValid returned %d, which does not decode: %v", nv, err)
+					t.Fatalf("Resync.Next returned %d, which does not decode: %v", nv, err)
 				}
+			}
+			if bound := 4*int64(len(buf)) + 1<<20; rs.Hashed > bound {
+				t.Fatalf("the search hashed %d bytes of a %d-byte buffer", rs.Hashed, len(buf))
 			}
 			return
 		}

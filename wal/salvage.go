@@ -2,6 +2,7 @@ package wal
 
 import (
 	"errors"
+	"fmt"
 	"iter"
 
 	"github.com/walpub/walpub/wal/index"
@@ -21,7 +22,10 @@ import (
 // verifies: an error is a report, not the end. A batch whose commit frame
 // is missing is left out and reported (it was never acknowledged as
 // written). A damaged segment header is reported, and the file's frames
-// are read all the same.
+// are read all the same. The search for the next valid frame after damage
+// does work bounded by a few times the file's size: bytes crafted to look
+// like frames can make it stop, and the rest of that file is then
+// reported unread.
 //
 // Unlike Records, Salvage checks nothing across frames and files: seqs
 // may repeat (a leftover of an interrupted merge) or be missing. Acked
@@ -139,6 +143,10 @@ func salvage(fsys vfs.FS, dir string, yield func(RecordInfo, error) bool) {
 // the data). It reports whether both callbacks always returned true.
 func salvageFrames(path string, b []byte, record func(segment.Frame) bool, damage func(*CorruptionError) bool) bool {
 	off := int64(segment.HeaderSize)
+	resync := segment.NewResync(b)
+	// Where the search's bound on work cuts it short (bytes crafted to
+	// look like frames), the rest of the file is reported unread.
+	const stopped = "the search for a valid frame stopped at offset %d (too many damaged frame headers); the rest of the file is not read"
 	for off < int64(len(b)) {
 		fr, err := segment.DecodeFrame(b, off)
 		if err == nil {
@@ -151,9 +159,12 @@ func salvageFrames(path string, b []byte, record func(segment.Frame) bool, damag
 		if err == segment.ErrEnd {
 			// Zeros here; a frame may still follow (a zeroed stretch is
 			// damage too, when something valid comes after it).
-			next := segment.NextValid(b, off)
-			if next < 0 {
+			next, sure := resync.Next(off)
+			switch {
+			case next < 0:
 				return true
+			case !sure:
+				return damage(corrupt(path, off, 0, fixCut, "zeros, then "+stopped, next))
 			}
 			if !damage(corrupt(path, off, 0, fixCut, "%d bytes of zeros before the frame at offset %d", next-off, next)) {
 				return false
@@ -166,16 +177,18 @@ func salvageFrames(path string, b []byte, record func(segment.Frame) bool, damag
 		if errors.As(err, &se) {
 			reason = se.Reason
 		}
-		next := segment.NextValid(b, off+segment.Align)
-		skipped := "to the end of the data"
-		if next >= 0 {
-			skipped = "up to the next valid frame"
+		next, sure := resync.Next(off + segment.Align)
+		skipped := "skipped to the end of the data"
+		switch {
+		case !sure:
+			skipped = fmt.Sprintf(stopped, next)
+		case next >= 0:
+			skipped = "skipped up to the next valid frame"
 		}
-		ce := corrupt(path, off, 0, fixCut, "%s; skipped %s", reason, skipped)
-		if !damage(ce) {
+		if !damage(corrupt(path, off, 0, fixCut, "%s; %s", reason, skipped)) {
 			return false
 		}
-		if next < 0 {
+		if next < 0 || !sure {
 			return true
 		}
 		off = next

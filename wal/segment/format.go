@@ -206,9 +206,6 @@ func decodeFrame(seg []byte, off int64, verify bool) (Frame, error) {
 		return Frame{}, errAt(off, "frame length %d exceeds the segment", stored)
 	}
 	end := FrameHeaderSize + int(stored)
-	if verify && binary.LittleEndian.Uint64(h[0:]) != xxhash.Sum64(rest[8:end]) {
-		return Frame{}, errAt(off, "frame checksum mismatch")
-	}
 	// The padding is outside the checksum: it must be zeros, so that a
 	// frame has one encoding and damage there is not ignored.
 	if !allZero(rest[end:FrameSize(int(stored))]) {
@@ -221,6 +218,9 @@ func decodeFrame(seg []byte, off int64, verify bool) (Frame, error) {
 		RawLen:  binary.LittleEndian.Uint32(h[24:]),
 		Payload: rest[FrameHeaderSize:end:end],
 	}
+	// Every check that costs nothing comes before the checksum, which
+	// costs the whole payload: the search for a valid frame after damage
+	// (Resync) hashes only what could be a frame.
 	switch {
 	case f.Flags&^knownFlags != 0:
 		return Frame{}, errAt(off, "unknown frame flags %#x", f.Flags)
@@ -237,7 +237,27 @@ func decodeFrame(seg []byte, off int64, verify bool) (Frame, error) {
 	case f.Seq == 0 && f.Flags&FlagAck == 0:
 		return Frame{}, errAt(off, "record frame with seq 0")
 	}
+	if verify && !checksumOK(rest, end) {
+		return Frame{}, errAt(off, "frame checksum mismatch")
+	}
 	return f, nil
+}
+
+// plausibleHeader reports whether h, a frame header, has known flags, zero
+// reserved bytes and, when not compressed, equal stored and raw lengths:
+// a filter for Resync that allocates nothing (decodeFrame makes every
+// check, these included, and names what failed).
+func plausibleHeader(h []byte) bool {
+	flags := binary.LittleEndian.Uint32(h[12:])
+	stored, raw := binary.LittleEndian.Uint32(h[8:]), binary.LittleEndian.Uint32(h[24:])
+	return flags&^knownFlags == 0 && binary.LittleEndian.Uint32(h[28:]) == 0 &&
+		(flags&FlagZstd != 0 || stored == raw)
+}
+
+// checksumOK reports whether the frame at the start of b, whose header and
+// payload end at end, has the checksum it claims.
+func checksumOK(b []byte, end int) bool {
+	return binary.LittleEndian.Uint64(b[0:]) == xxhash.Sum64(b[8:end])
 }
 
 func allZero(b []byte) bool {
@@ -261,24 +281,69 @@ func AllZero(b []byte) bool { return allZero(b) }
 // NextValid returns the offset of the first frame at or after off (aligned)
 // that decodes without error, or -1 when there is none. Recovery uses it to
 // tell a torn tail (nothing valid after the damage) from damage in the
-// middle of the data.
+// middle of the data. Its work is bounded as Resync's: where the bound cuts
+// the search short, it returns the first offset it could not rule out, as
+// if a frame were there (damage, never a torn tail).
 func NextValid(seg []byte, off int64) int64 {
+	next, _ := NewResync(seg).Next(off)
+	return next
+}
+
+// Resync searches one segment's bytes for valid frames after damage, with
+// work bounded by the segment's size whatever the bytes hold. Every
+// aligned offset is a candidate; the checks that cost nothing rule out
+// almost every one, and the checksum, which costs the frame's length, is
+// computed only for a candidate that passes them. Crafted bytes can hold
+// many such candidates each claiming a long frame: the bytes hashed over
+// every call of one Resync are bounded by a few times the segment's size.
+// A Resync is not safe for concurrent use.
+type Resync struct {
+	seg    []byte
+	budget int64 // bytes left to hash
+	// Hashed counts the bytes hashed so far.
+	Hashed int64
+}
+
+// NewResync returns a Resync over seg, the whole segment's bytes.
+func NewResync(seg []byte) *Resync {
+	return &Resync{seg: seg, budget: 4*int64(len(seg)) + 1<<20}
+}
+
+// Next returns the offset of the first frame at or after off (aligned)
+// that decodes without error, or -1 when there is none; sure is true.
+// When the bound on work is reached first, it returns the offset of the
+// first candidate it could not check, with sure false: a frame may or may
+// not start there.
+func (r *Resync) Next(off int64) (next int64, sure bool) {
+	seg := r.seg
 	off = (off + Align - 1) &^ (Align - 1)
 	if off < HeaderSize {
 		off = HeaderSize
 	}
 	for ; off+FrameHeaderSize <= int64(len(seg)); off += Align {
-		// Skip zero words quickly: a frame header never starts with a
-		// zero checksum and zero length at once in practice, and a zero
-		// header is ErrEnd anyway.
+		// Skip zero words quickly: a zero header is the end of the data,
+		// never a frame.
 		if binary.LittleEndian.Uint64(seg[off:]) == 0 && binary.LittleEndian.Uint64(seg[off+8:]) == 0 {
 			continue
 		}
-		if _, err := DecodeFrame(seg, off); err == nil {
-			return off
+		if !plausibleHeader(seg[off : off+FrameHeaderSize]) {
+			continue
+		}
+		fr, err := decodeFrame(seg, off, false)
+		if err != nil {
+			continue
+		}
+		cost := int64(FrameHeaderSize - 8 + len(fr.Payload))
+		if cost > r.budget {
+			return off, false
+		}
+		r.budget -= cost
+		r.Hashed += cost
+		if checksumOK(seg[off:], FrameHeaderSize+len(fr.Payload)) {
+			return off, true
 		}
 	}
-	return -1
+	return -1, true
 }
 
 // LastNonZero returns the offset just past the last non-zero byte of seg at

@@ -294,6 +294,52 @@ func TestNextValid(t *testing.T) {
 	}
 }
 
+// TestResyncWork: the bytes the search for a valid frame hashes stay
+// within a few times the segment's size whatever it holds. Random bytes
+// (every offset a candidate, a quarter of them claiming a length that
+// fits) cost next to nothing; headers crafted to pass every check but the
+// checksum, each claiming a long frame, stop the search (sure false) once
+// the bound is reached, and a valid frame after them is not claimed.
+func TestResyncWork(t *testing.T) {
+	const size = 16 << 20
+	bound := int64(4*size + 1<<20)
+	r := rand.New(rand.NewPCG(7, 7))
+	random := make([]byte, size)
+	for i := HeaderSize; i < size; i += 8 {
+		binary.LittleEndian.PutUint64(random[i:], r.Uint64())
+	}
+	valid := int64(size - 4096)
+	PutFrame(random[valid:], 9, 0, 3, []byte("end"))
+	rs := NewResync(random)
+	if next, sure := rs.Next(HeaderSize); next != valid || !sure {
+		t.Errorf("Next over random bytes = %d, %v; want %d, true", next, sure, valid)
+	}
+	if rs.Hashed > 1<<20 {
+		t.Errorf("hashed %d bytes to cross %d random bytes", rs.Hashed, size)
+	}
+
+	crafted := make([]byte, size)
+	for i := HeaderSize; i+FrameHeaderSize <= size; i += FrameHeaderSize {
+		h := crafted[i:]
+		binary.LittleEndian.PutUint64(h[0:], r.Uint64())
+		binary.LittleEndian.PutUint32(h[8:], 8<<20)
+		binary.LittleEndian.PutUint64(h[16:], 1)
+		binary.LittleEndian.PutUint32(h[24:], 8<<20)
+	}
+	PutFrame(crafted[valid:], 9, 0, 3, []byte("end"))
+	rs = NewResync(crafted)
+	next, sure := rs.Next(HeaderSize)
+	if sure || next < HeaderSize || next >= valid {
+		t.Errorf("Next over crafted headers = %d, %v; want an offset before %d, false", next, sure, valid)
+	}
+	if rs.Hashed > bound || rs.Hashed < 2*size {
+		t.Errorf("hashed %d bytes over crafted headers, want between %d and the bound %d", rs.Hashed, 2*size, bound)
+	}
+	if got := NextValid(crafted, HeaderSize); got != next {
+		t.Errorf("NextValid over crafted headers = %d, want the offset the search stopped at, %d", got, next)
+	}
+}
+
 func TestLastNonZero(t *testing.T) {
 	for _, n := range []int{0, 1, 7, 4095, 4096, 4097, 10000} {
 		b := make([]byte, n)
