@@ -44,7 +44,7 @@ func fixFrameSum(b []byte, off int64) {
 //     compressed;
 //   - a decoded frame re-encoded with segment.PutFrame gives back exactly
 //     the bytes it was decoded from, padding included;
-//   - the search for a valid frame (segment.Resync, as NextValid) from the
+//   - the search for a valid frame (segment.Resync) from the
 //     offset finds the offset itself when the frame decodes; it never
 //     claims (sure) a frame that does not decode, and it hashes at most
 //     4 bytes per byte of the buffer, plus 1 MiB.
@@ -123,8 +123,8 @@ func FuzzFrame(f *testing.F) {
 		if orig := buf[fr.Offset:fr.End()]; !bytes.Equal(re, orig) {
 			t.Fatalf("re-encoded frame differs:\n got  %x\n want %x", re, orig)
 		}
-		if nv := segment.NextValid(buf, o); nv != o {
-			t.Fatalf("NextValid(%d) = %d, but the frame there decodes", o, nv)
+		if nv, _ := segment.NewResync(buf).Next(o); nv != o {
+			t.Fatalf("Resync.Next(%d) = %d, but the frame there decodes", o, nv)
 		}
 	})
 }

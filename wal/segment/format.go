@@ -278,19 +278,9 @@ func allZero(b []byte) bool {
 // AllZero reports whether b holds only zero bytes.
 func AllZero(b []byte) bool { return allZero(b) }
 
-// NextValid returns the offset of the first frame at or after off (aligned)
-// that decodes without error, or -1 when there is none. Recovery uses it to
-// tell a torn tail (nothing valid after the damage) from damage in the
-// middle of the data. Its work is bounded as Resync's: where the bound cuts
-// the search short, it returns the first offset it could not rule out, as
-// if a frame were there (damage, never a torn tail).
-func NextValid(seg []byte, off int64) int64 {
-	next, _ := NewResync(seg).Next(off)
-	return next
-}
-
-// Resync searches one segment's bytes for valid frames after damage, with
-// work bounded by the segment's size whatever the bytes hold. Every
+// Resync searches one segment's bytes for valid frames after damage (Salvage
+// reads on from them), with work bounded by the segment's size whatever the
+// bytes hold. Every
 // aligned offset is a candidate; the checks that cost nothing rule out
 // almost every one, and the checksum, which costs the frame's length, is
 // computed only for a candidate that passes them. Crafted bytes can hold
