@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/walpub/walpub/adapter/kafka"
+	"github.com/walpub/walpub/internal/kafkaoffsets"
 	"github.com/walpub/walpub/internal/testutil"
 )
 
@@ -110,12 +111,12 @@ type message struct {
 
 // consume reads topic from the beginning to its end with kcat, the
 // independent consumer, over the PLAINTEXT listener.
-func consume(t *testing.T, brokerList, topic string) []message {
+func consume(t *testing.T, brokerList, topic string, args ...string) []message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "kcat", "-C", "-q", "-b", brokerList, "-t", topic,
-		"-o", "beginning", "-e", "-f", `%p\t%k\t%s\n`)
+	cmd := exec.CommandContext(ctx, "kcat", append([]string{"-C", "-q", "-b", brokerList, "-t", topic,
+		"-o", "beginning", "-e", "-f", `%p\t%k\t%s\n`}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -139,6 +140,24 @@ func consume(t *testing.T, brokerList, topic string) []message {
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatalf("reading kcat output: %v", err)
+	}
+	return msgs
+}
+
+// consumeCommitted reads topic from the beginning to its end with a kgo
+// consumer, read_committed.
+func consumeCommitted(t *testing.T, brokerList, topic string) []message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var msgs []message
+	opts := []kgo.Opt{kgo.SeedBrokers(strings.Split(brokerList, ",")...), kgo.FetchIsolationLevel(kgo.ReadCommitted())}
+	_, err := kafkaoffsets.Consume(ctx, opts, topic,
+		func(r *kgo.Record) {
+			msgs = append(msgs, message{partition: int(r.Partition), key: string(r.Key), value: string(r.Value)})
+		})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return msgs
 }
@@ -167,6 +186,9 @@ type verifyOptions struct {
 	// kill -9 test, a Write may return (or journal its record) just before
 	// the child is killed and prints its index.
 	allowExtra bool
+	// exactlyOnce reads read_committed, with kcat and with a kgo consumer,
+	// and fails on any duplicate.
+	exactlyOnce bool
 }
 
 // verify reads topic back with kcat and checks the producer's promises
@@ -178,7 +200,17 @@ type verifyOptions struct {
 // counted and logged.
 func verify(t *testing.T, brokerList, topic string, want []string, opts verifyOptions) {
 	t.Helper()
-	msgs := consume(t, brokerList, topic)
+	if !opts.exactlyOnce {
+		check(t, "kcat", consume(t, brokerList, topic), want, opts)
+		return
+	}
+	check(t, "kcat read_committed", consume(t, brokerList, topic, "-X", "isolation.level=read_committed"), want, opts)
+	check(t, "kgo read_committed", consumeCommitted(t, brokerList, topic), want, opts)
+}
+
+// check is verify's check of the messages a consumer read.
+func check(t *testing.T, consumer string, msgs []message, want []string, opts verifyOptions) {
+	t.Helper()
 	wanted := make(map[string]bool, len(want))
 	for _, k := range want {
 		wanted[k] = true
@@ -212,8 +244,11 @@ func verify(t *testing.T, brokerList, topic string, want []string, opts verifyOp
 	for _, n := range seen {
 		dups += n - 1
 	}
-	t.Logf("topic %s: wrote %d records; the broker has %d messages, %d distinct, %d duplicates, %d not in the written set, %d missing",
-		topic, len(want), len(msgs), len(seen), dups, len(extra), len(missing))
+	t.Logf("%s: wrote %d records; the broker has %d messages, %d distinct, %d duplicates, %d not in the written set, %d missing",
+		consumer, len(want), len(msgs), len(seen), dups, len(extra), len(missing))
+	if opts.exactlyOnce && dups > 0 {
+		t.Errorf("%s: %d DUPLICATES with exactly once", consumer, dups)
+	}
 	if len(missing) > 0 {
 		t.Errorf("LOST %d of %d records whose Write returned; first: %v", len(missing), len(want), head(missing))
 	}

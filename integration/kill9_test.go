@@ -24,6 +24,7 @@ const (
 	helperURL      = "WALPUB_IT_URL"
 	helperPrefix   = "WALPUB_IT_PREFIX"
 	helperCount    = "WALPUB_IT_COUNT"
+	helperEOS      = "WALPUB_IT_EXACTLY_ONCE" // set: the child uses kafka.WithExactlyOnce("")
 	killRounds     = 15
 	recordsPerKill = 3000
 )
@@ -52,7 +53,11 @@ func helperMain() int {
 		return 2
 	}
 	prefix := os.Getenv(helperPrefix)
-	p, err := kafka.NewProducer(os.Getenv(helperURL), kafka.WithJournal(os.Getenv(helperJournal)))
+	opts := []kafka.Option{kafka.WithJournal(os.Getenv(helperJournal))}
+	if os.Getenv(helperEOS) != "" {
+		opts = append(opts, kafka.WithExactlyOnce(""))
+	}
+	p, err := kafka.NewProducer(os.Getenv(helperURL), opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper: NewProducer:", err)
 		return 1
@@ -94,15 +99,33 @@ func helperMain() int {
 // $WALPUB_KILL9_SEED replays the kill moments of a logged seed.
 func TestIntegrationKill9(t *testing.T) {
 	b := brokers(t)
+	url, journal, want := kill9Rounds(t, b)
+	drainJournal(t, url, kafka.WithJournal(journal))
+	verify(t, b, topicOf(url), want, verifyOptions{allowExtra: true})
+}
+
+// TestIntegrationExactlyOnceKill9 is TestIntegrationKill9 with
+// kafka.WithExactlyOnce: read_committed (kcat and a kgo consumer), every
+// record whose Write returned is there exactly once.
+func TestIntegrationExactlyOnceKill9(t *testing.T) {
+	b := brokers(t)
+	url, journal, want := kill9Rounds(t, b, helperEOS+"=1")
+	drainJournal(t, url, kafka.WithJournal(journal), kafka.WithExactlyOnce(""))
+	verify(t, b, topicOf(url), want, verifyOptions{allowExtra: true, exactlyOnce: true})
+}
+
+// kill9Rounds creates a topic and runs killRounds children on one journal,
+// each killed at a random moment, with env added to their environment. It
+// returns the topic's URL, the journal and the keys whose Write returned.
+func kill9Rounds(t *testing.T, b string, env ...string) (url, journal string, want []string) {
 	topic := topicName(t)
 	createTopic(t, b, topic, 1)
-	journal := t.TempDir()
-	url := "kafka://" + b + "/" + topic
+	journal = t.TempDir()
+	url = "kafka://" + b + "/" + topic
 
 	seed := testutil.Seed(t, seedEnv)
 	rng := rand.New(rand.NewPCG(seed, seed>>1))
 
-	var want []string
 	killed, killedMidStream := 0, 0
 	for round := range killRounds {
 		prefix := fmt.Sprintf("r%02d", round)
@@ -115,7 +138,7 @@ func TestIntegrationKill9(t *testing.T) {
 		if round%3 == 0 {
 			kill = killPoint{delay: time.Duration(rng.Int64N(int64(1500 * time.Millisecond)))}
 		}
-		keys, wasKilled, err := runChild(t, journal, url, prefix, kill)
+		keys, wasKilled, err := runChild(t, journal, url, prefix, kill, env...)
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
@@ -132,24 +155,22 @@ func TestIntegrationKill9(t *testing.T) {
 	if killedMidStream == 0 {
 		t.Errorf("no round was killed after its child wrote records: the test killed nothing mid-stream (seed %d)", seed)
 	}
+	return url, journal, want
+}
 
-	// Drain: a clean producer on the same journal resends what is left.
+// drainJournal flushes and closes a clean producer on the journal, which
+// resends what is left; nothing may be dead-lettered.
+func drainJournal(t *testing.T, url string, opts ...kafka.Option) {
 	logger, _ := newLogger(t)
-	p := newProducer(t, url, kafka.WithJournal(journal), kafka.WithLogger(logger))
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := p.Flush(ctx); err != nil {
-		t.Fatalf("Flush: %v (stats %+v)", err, p.Stats())
-	}
-	st := p.Stats()
-	if err := p.Close(ctx); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	t.Logf("drain: %+v", st)
-	if st.DeadLettered != 0 {
+	p := newProducer(t, url, append(opts, kafka.WithLogger(logger))...)
+	if st := drain(t, context.Background(), p, " of the drain"); st.DeadLettered != 0 {
 		t.Errorf("%d records dead-lettered", st.DeadLettered)
 	}
-	verify(t, b, topic, want, verifyOptions{allowExtra: true})
+}
+
+// topicOf returns the topic of a producer URL.
+func topicOf(url string) string {
+	return url[strings.LastIndexByte(url, '/')+1:]
 }
 
 // killPoint says when runChild kills the child: delay after it started,
@@ -166,18 +187,18 @@ func (k killPoint) String() string {
 	return fmt.Sprintf("kill %v after start", k.delay.Round(time.Millisecond))
 }
 
-// runChild runs the helper process, kills it with SIGKILL at kill unless it
-// finished first, and returns the keys of the records whose Write returned
-// (those whose number it printed).
-func runChild(t *testing.T, journal, url, prefix string, kill killPoint) (keys []string, killed bool, err error) {
+// runChild runs the helper process (env added to its environment), kills
+// it with SIGKILL at kill unless it finished first, and returns the keys of
+// the records whose Write returned (those whose number it printed).
+func runChild(t *testing.T, journal, url, prefix string, kill killPoint, env ...string) (keys []string, killed bool, err error) {
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(append(os.Environ(),
 		helperEnv+"=kill9",
 		helperJournal+"="+journal,
 		helperURL+"="+url,
 		helperPrefix+"="+prefix,
 		helperCount+"="+strconv.Itoa(recordsPerKill),
-	)
+	), env...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()

@@ -33,7 +33,7 @@ func benchBrokers(b *testing.B, topic string) []string {
 }
 
 // createTopic creates topic on a real broker if it does not exist.
-func createTopic(b *testing.B, brokers []string, topic string, partitions int32) {
+func createTopic(b testing.TB, brokers []string, topic string, partitions int32) {
 	b.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
@@ -62,7 +62,9 @@ func createTopic(b *testing.B, brokers []string, topic string, partitions int32)
 // producer (acks=all, idempotent) on 1 KiB records against the same broker.
 // Each op is one record, counted once the broker confirmed it: the time
 // includes the final flush. The ratio of the two MB/s figures is the cost
-// of the journal.
+// of the journal; impl=robust-exactly-once is the robust producer with
+// WithExactlyOnce (confirmed meaning committed), whose ratio to
+// impl=robust is the cost of the transactions.
 func BenchmarkProducer(b *testing.B) {
 	// Distinct incompressible values, as real payloads tend to be: both
 	// producers compress batches (snappy by default).
@@ -73,6 +75,38 @@ func BenchmarkProducer(b *testing.B) {
 		off := (i * 1031) % (len(pool) - size)
 		return pool[off : off+size : off+size]
 	}
+	robust := func(b *testing.B, topic string, opts ...Option) {
+		brokers := benchBrokers(b, topic)
+		p, err := NewProducer("kafka://"+strings.Join(brokers, ",")+"/"+topic,
+			append([]Option{WithJournal(filepath.Join(b.TempDir(), "journal"))}, opts...)...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		r := &kgo.Record{Key: []byte("key")}
+		b.SetBytes(size)
+		b.ReportAllocs()
+		cpu := processCPU()
+		i := 0
+		for b.Loop() {
+			r.Value = value(i) // Write keeps nothing of r
+			i++
+			if err := p.Write(ctx, r); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := p.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		reportCPU(b, cpu, i)
+		if err := p.Close(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if st := p.Stats(); st.DeadLettered != 0 {
+			b.Fatalf("dead letters: %+v", st)
+		}
+	}
 	// The journal's sync policy: the default (SyncEvery(journalSyncEvery))
 	// against the others, so that the cost of the default shows.
 	for _, pol := range []struct {
@@ -81,40 +115,11 @@ func BenchmarkProducer(b *testing.B) {
 	}{{"default", nil}, {"never", []wal.Option{wal.WithSync(wal.SyncNever)}},
 		{"every1s", []wal.Option{wal.WithSync(wal.SyncEvery(time.Second))}},
 		{"every10ms", []wal.Option{wal.WithSync(wal.SyncEvery(10 * time.Millisecond))}}} {
-		b.Run("impl=robust/journal="+pol.name, func(b *testing.B) {
-			topic := "bench-robust"
-			brokers := benchBrokers(b, topic)
-			p, err := NewProducer("kafka://"+strings.Join(brokers, ",")+"/"+topic,
-				WithJournal(filepath.Join(b.TempDir(), "journal")), WithWAL(pol.opts...))
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx := context.Background()
-			r := &kgo.Record{Key: []byte("key")}
-			b.SetBytes(size)
-			b.ReportAllocs()
-			cpu := processCPU()
-			i := 0
-			for b.Loop() {
-				r.Value = value(i) // Write keeps nothing of r
-				i++
-				if err := p.Write(ctx, r); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if err := p.Flush(ctx); err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			reportCPU(b, cpu, i)
-			if err := p.Close(ctx); err != nil {
-				b.Fatal(err)
-			}
-			if st := p.Stats(); st.DeadLettered != 0 {
-				b.Fatalf("dead letters: %+v", st)
-			}
-		})
+		b.Run("impl=robust/journal="+pol.name, func(b *testing.B) { robust(b, "bench-robust", WithWAL(pol.opts...)) })
 	}
+	b.Run("impl=robust-exactly-once/journal=default", func(b *testing.B) {
+		robust(b, "bench-robust-eos", WithExactlyOnce(""))
+	})
 	b.Run("impl=kgo", func(b *testing.B) {
 		topic := "bench-kgo"
 		brokers := benchBrokers(b, topic)

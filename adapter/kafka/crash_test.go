@@ -89,10 +89,10 @@ func runWriter() int {
 // moments and restarts it on the same journal, many times; then drains the
 // journal. Every record whose Write returned must be on the topic.
 func TestCrashRestart(t *testing.T) {
-	c, url, dir := crashSetup(t, "crash")
+	addrs, url, dir := crashSetup(t, "crash")
 	returned, _ := crashRounds(t, url, dir, 20, nil)
 	resent := drainJournal(t, url, dir)
-	present := indexCopies(t, readTopic(t, c.ListenAddrs(), "crash"))
+	present := indexCopies(t, readTopic(t, addrs, "crash"))
 	missing, dups := checkCopies(t, returned, present)
 	if missing > 0 {
 		t.Fatalf("%d of %d acknowledged records missing", missing, len(returned))
@@ -106,7 +106,17 @@ func TestCrashRestart(t *testing.T) {
 // acknowledgement of its records: a read_committed consumer must see every
 // record whose Write returned exactly once.
 func TestExactlyOnceCrashRestart(t *testing.T) {
-	c, url, dir := crashSetup(t, "eoscrash")
+	testExactlyOnceCrashRestart(t, crashSetup)
+}
+
+// TestExactlyOnceCrashRestartRealBroker is TestExactlyOnceCrashRestart on
+// the real broker of $KAFKA_BROKERS (skipped when unset).
+func TestExactlyOnceCrashRestartRealBroker(t *testing.T) {
+	testExactlyOnceCrashRestart(t, realBrokerSetup)
+}
+
+func testExactlyOnceCrashRestart(t *testing.T, setup func(*testing.T, string) ([]string, string, string)) {
+	addrs, url, dir := setup(t, "eoscrash")
 	returned, commitKills := crashRounds(t, url, dir, 18, func(round int) []string {
 		env := []string{helperEOS + "=1"}
 		if round%3 == 1 {
@@ -118,7 +128,7 @@ func TestExactlyOnceCrashRestart(t *testing.T) {
 		t.Fatal("no round was killed between a commit and its acknowledgement")
 	}
 	resent := drainJournal(t, url, dir, WithExactlyOnce(""))
-	parts := readCommitted(t, c.ListenAddrs(), "eoscrash")
+	parts := readCommitted(t, addrs, topicOf(url))
 	present := indexCopies(t, parts)
 	missing, _ := checkCopies(t, returned, present)
 	// A record written but not printed before the kill has an index the
@@ -131,15 +141,36 @@ func TestExactlyOnceCrashRestart(t *testing.T) {
 	}
 }
 
-// crashSetup skips in -short mode, marks t parallel, and returns a cluster
-// with topic (2 partitions), its URL and a journal directory.
-func crashSetup(t *testing.T, topic string) (*kfake.Cluster, string, string) {
+// crashSetup skips in -short mode, marks t parallel, and returns the
+// addresses of a kfake cluster with topic (2 partitions), the URL of the
+// topic and a journal directory.
+func crashSetup(t *testing.T, topic string) ([]string, string, string) {
 	if testing.Short() {
 		t.Skip("re-executes the test binary")
 	}
 	t.Parallel()
 	c := newCluster(t, kfake.SeedTopics(2, topic))
-	return c, clusterURL(c, topic), filepath.Join(t.TempDir(), "journal")
+	return c.ListenAddrs(), clusterURL(c, topic), filepath.Join(t.TempDir(), "journal")
+}
+
+// realBrokerSetup is crashSetup on the real broker of $KAFKA_BROKERS
+// (skipping when unset; .ci/run's integration stage sets it): a new topic
+// named after topic, with 2 partitions.
+func realBrokerSetup(t *testing.T, topic string) ([]string, string, string) {
+	env := os.Getenv("KAFKA_BROKERS")
+	if env == "" {
+		t.Skip("KAFKA_BROKERS not set; run scripts/kafka.sh start and eval $(scripts/kafka.sh env) first, or use .ci/run")
+	}
+	t.Parallel()
+	brokers := strings.Split(env, ",")
+	topic = fmt.Sprintf("walpub-%s-%d", topic, time.Now().UnixNano())
+	createTopic(t, brokers, topic, 2)
+	return brokers, "kafka://" + env + "/" + topic, filepath.Join(t.TempDir(), "journal")
+}
+
+// topicOf returns the topic of a producer URL.
+func topicOf(url string) string {
+	return url[strings.LastIndexByte(url, '/')+1:]
 }
 
 // drainJournal opens a producer on the journal dir and closes it, which
@@ -287,7 +318,17 @@ func crashRounds(t *testing.T, url, dir string, rounds int, env func(round int) 
 // resumed may be committed, while every record whose Write returned in the
 // second, and in the first before it stopped, is there exactly once.
 func TestExactlyOnceZombie(t *testing.T) {
-	c, url, dirA := crashSetup(t, "zombie")
+	testExactlyOnceZombie(t, crashSetup)
+}
+
+// TestExactlyOnceZombieRealBroker is TestExactlyOnceZombie on the real
+// broker of $KAFKA_BROKERS (skipped when unset).
+func TestExactlyOnceZombieRealBroker(t *testing.T) {
+	testExactlyOnceZombie(t, realBrokerSetup)
+}
+
+func testExactlyOnceZombie(t *testing.T, setup func(*testing.T, string) ([]string, string, string)) {
+	addrs, url, dirA := setup(t, "zombie")
 	dirB := filepath.Join(t.TempDir(), "journal")
 	const startB = 1_000_000
 
@@ -325,7 +366,7 @@ func TestExactlyOnceZombie(t *testing.T) {
 	b.wait(t, 30*time.Second)
 
 	drainJournal(t, url, dirB, WithExactlyOnce(""))
-	parts := readCommitted(t, c.ListenAddrs(), "zombie")
+	parts := readCommitted(t, addrs, topicOf(url))
 	present := indexCopies(t, parts)
 	returned := map[int]bool{}
 	for _, i := range append(beforeStop, b.printed()...) {

@@ -84,54 +84,11 @@ func readTopic(t testing.TB, addrs []string, topic string) map[int32][]*kgo.Reco
 // readTopicWith is readTopic with more consumer options.
 func readTopicWith(t testing.TB, addrs []string, topic string, opts ...kgo.Opt) map[int32][]*kgo.Record {
 	t.Helper()
-	admin, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ends, err := kafkaoffsets.End(ctxTimeout(t, 20*time.Second), admin, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin.Close()
-
-	// Read every partition up to the end measured above: the last offset
-	// before it may be a transaction marker (a control record, kept so that
-	// it is seen, not returned) or, read_committed, an aborted record
-	// followed by its marker.
-	offsets := make(map[int32]kgo.Offset)
-	left := make(map[int32]bool)
-	for p, end := range ends {
-		if end > 0 {
-			offsets[p] = kgo.NewOffset().At(0)
-			left[p] = true
-		}
-	}
 	out := make(map[int32][]*kgo.Record)
-	if len(left) == 0 {
-		return out
-	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addrs...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
-		kgo.KeepControlRecords()}, opts...)...)
+	_, err := kafkaoffsets.Consume(ctxTimeout(t, 30*time.Second), append([]kgo.Opt{kgo.SeedBrokers(addrs...)}, opts...),
+		topic, func(r *kgo.Record) { out[r.Partition] = append(out[r.Partition], r) })
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx := ctxTimeout(t, 30*time.Second)
-	for len(left) > 0 {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("reading %s: partitions %v not read to their end: %v", topic, left, ctx.Err())
-		}
-		fs.EachError(func(_ string, p int32, err error) { t.Logf("fetch %s/%d: %v", topic, p, err) })
-		fs.EachRecord(func(r *kgo.Record) {
-			if r.Offset >= ends[r.Partition]-1 {
-				delete(left, r.Partition)
-			}
-			if r.Offset < ends[r.Partition] && !r.Attrs.IsControl() {
-				out[r.Partition] = append(out[r.Partition], r)
-			}
-		})
 	}
 	return out
 }

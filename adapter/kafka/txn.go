@@ -586,8 +586,8 @@ func (s *sender) reconcile(ctx context.Context) error {
 	}
 
 	ends := map[string]map[int32]int64{}
-	offsets := map[string]map[int32]kgo.Offset{}
-	left := map[string]map[int32]bool{}
+	var found []*kgo.Record
+	var acks []uint64
 	for topic := range topics {
 		e, err := kafkaoffsets.End(ctx, s.p.client, topic)
 		if errors.Is(err, kafkaoffsets.ErrUnknownTopic) {
@@ -597,48 +597,8 @@ func (s *sender) reconcile(ctx context.Context) error {
 			return fmt.Errorf("end offsets of %s: %w", topic, err)
 		}
 		ends[topic] = e
-		for p, end := range e {
-			if from := t.file.Floors[topic][p]; end > from {
-				if offsets[topic] == nil {
-					offsets[topic], left[topic] = map[int32]kgo.Offset{}, map[int32]bool{}
-				}
-				offsets[topic][p] = kgo.NewOffset().At(from)
-				left[topic][p] = true
-			}
-		}
-	}
-
-	var found []*kgo.Record
-	var acks []uint64
-	if len(offsets) > 0 {
-		cl, err := kgo.NewClient(append(slices.Clone(t.baseOpts),
-			kgo.ConsumePartitions(offsets),
-			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-			kgo.KeepControlRecords())...)
-		if err != nil {
-			return fmt.Errorf("read-back client: %w", err)
-		}
-		defer cl.Close()
-		nLeft := 0
-		for _, ps := range left {
-			nLeft += len(ps)
-		}
-		for nLeft > 0 {
-			fs := cl.PollFetches(ctx)
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("reading back: %d partitions not read to their end: %w", nLeft, err)
-			}
-			fs.EachError(func(topic string, p int32, err error) {
-				s.log.Warn("kafka: exactly once: reading back", "topic", topic, "partition", p, "err", err)
-			})
-			fs.EachRecord(func(r *kgo.Record) {
-				if left[r.Topic][r.Partition] && r.Offset >= ends[r.Topic][r.Partition]-1 {
-					delete(left[r.Topic], r.Partition)
-					nLeft--
-				}
-				if r.Attrs.IsControl() {
-					return
-				}
+		err = kafkaoffsets.Read(ctx, append(slices.Clone(t.baseOpts), kgo.FetchIsolationLevel(kgo.ReadCommitted())),
+			topic, t.file.Floors[topic], e, func(r *kgo.Record) {
 				k := r.Topic + "\x00" + string(recordID(r))
 				if seqs := cands[k]; len(seqs) > 0 {
 					acks = append(acks, seqs[0])
@@ -646,6 +606,8 @@ func (s *sender) reconcile(ctx context.Context) error {
 					found = append(found, r)
 				}
 			})
+		if err != nil {
+			return fmt.Errorf("reading back: %w", err)
 		}
 	}
 

@@ -1,11 +1,13 @@
-// Package kafkaoffsets asks a Kafka cluster where its partitions end, for
-// the tools and tests that read a topic back.
+// Package kafkaoffsets asks a Kafka cluster where its partitions end, and
+// reads partitions up to there, for the producer's read-back, the tools and
+// the tests.
 package kafkaoffsets
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -63,11 +65,59 @@ func End(ctx context.Context, cl *kgo.Client, topic string) (map[int32]int64, er
 	return ends, nil
 }
 
-// Consume reads every record of topic from the start of each partition to
-// the end it has when Consume starts, calling fn for each, in offset order
-// per partition, and returns how many it read. opts configure the clients
-// (kgo.SeedBrokers, SASL, TLS). It ends with ctx's error if the records do
-// not all arrive before ctx ends.
+// Read consumes topic's partitions, each from its offset in from (0 when
+// missing) up to its offset in to (exclusive), and calls fn with every data
+// record in offset order per partition; partitions whose to is not above
+// from are not read. opts are the consumer client's options (brokers,
+// authentication, kgo.FetchIsolationLevel, ...); Read adds the partitions
+// to consume and kgo.KeepControlRecords: a partition is read to its end
+// once any offset at or beyond to-1 is seen, which with transactions may
+// be a commit or abort marker (not passed to fn) rather than a record.
+// Read returns ctx's error, naming the partitions not read to their end,
+// if ctx ends first.
+func Read(ctx context.Context, opts []kgo.Opt, topic string, from, to map[int32]int64, fn func(*kgo.Record)) error {
+	offsets := map[int32]kgo.Offset{}
+	left := map[int32]bool{}
+	for p, end := range to {
+		if end > from[p] {
+			offsets[p] = kgo.NewOffset().At(from[p])
+			left[p] = true
+		}
+	}
+	if len(left) == 0 {
+		return nil
+	}
+	cl, err := kgo.NewClient(append(append([]kgo.Opt(nil), opts...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
+		kgo.KeepControlRecords())...)
+	if err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
+	defer cl.Close()
+	for len(left) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("reading %s: partitions %v not read to their end: %w", topic, slices.Sorted(maps.Keys(left)), err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			end := to[r.Partition]
+			if r.Offset >= end-1 {
+				delete(left, r.Partition)
+			}
+			if r.Offset < end && !r.Attrs.IsControl() {
+				fn(r)
+			}
+		})
+	}
+	return nil
+}
+
+// Consume reads every data record of topic from the start of each
+// partition to the end it has when Consume starts (see Read: transaction
+// markers are passed over, not returned), calling fn for each, in offset
+// order per partition, and returns how many it read. opts configure the
+// clients (kgo.SeedBrokers, SASL, TLS, kgo.FetchIsolationLevel). It ends
+// with ctx's error if the records do not all arrive before ctx ends.
 func Consume(ctx context.Context, opts []kgo.Opt, topic string, fn func(*kgo.Record)) (int64, error) {
 	admin, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -78,35 +128,10 @@ func Consume(ctx context.Context, opts []kgo.Opt, topic string, fn func(*kgo.Rec
 	if err != nil {
 		return 0, err
 	}
-	offsets := map[int32]kgo.Offset{}
-	want := int64(0)
-	for p, end := range ends {
-		if end > 0 {
-			offsets[p] = kgo.NewOffset().At(0)
-			want += end
-		}
-	}
-	if want == 0 {
-		return 0, nil
-	}
-	cl, err := kgo.NewClient(append(slices.Clone(opts),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}))...)
-	if err != nil {
-		return 0, err
-	}
-	defer cl.Close()
-	got := int64(0)
-	for got < want {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return got, fmt.Errorf("read %d of %d records of %s: %w", got, want, topic, err)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if r.Offset < ends[r.Partition] {
-				got++
-				fn(r)
-			}
-		})
-	}
-	return got, nil
+	n := int64(0)
+	err = Read(ctx, opts, topic, nil, ends, func(r *kgo.Record) {
+		n++
+		fn(r)
+	})
+	return n, err
 }

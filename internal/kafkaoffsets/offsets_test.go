@@ -56,3 +56,50 @@ func TestEnd(t *testing.T) {
 		t.Fatal("Consume of a missing topic: no error")
 	}
 }
+
+// TestReadTransactions reads a partition that ends with transaction
+// markers: read_committed gets the committed records only, read_uncommitted
+// the aborted ones too, and both stop at the end (a marker, never returned).
+func TestReadTransactions(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	seeds := kgo.SeedBrokers(c.ListenAddrs()...)
+	cl, err := kgo.NewClient(seeds, kgo.TransactionalID("x"), kgo.DefaultProduceTopic("t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, commit := range []kgo.TransactionEndTry{kgo.TryCommit, kgo.TryAbort} {
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		v := fmt.Sprint(bool(commit))
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.EndTransaction(ctx, commit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		level kgo.IsolationLevel
+		want  string
+	}{
+		{kgo.ReadCommitted(), "[true true]"},
+		{kgo.ReadUncommitted(), "[true true false false]"},
+	} {
+		var got []string
+		if _, err := Consume(ctx, []kgo.Opt{seeds, kgo.FetchIsolationLevel(tc.level)}, "t",
+			func(r *kgo.Record) { got = append(got, string(r.Value)) }); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != tc.want {
+			t.Errorf("read %v, want %s", got, tc.want)
+		}
+	}
+}

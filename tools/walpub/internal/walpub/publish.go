@@ -238,13 +238,14 @@ func (r *run) drain(p *kafka.Producer) error {
 	}
 }
 
-// readBack consumes the embedded broker's topic and counts its records
-// and their distinct _id headers.
+// readBack consumes the embedded broker's topic read_committed and counts
+// its records and their distinct _id headers.
 func (r *run) readBack() (records, distinct int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	ids := map[[16]byte]struct{}{}
-	n, err := kafkaoffsets.Consume(ctx, []kgo.Opt{kgo.SeedBrokers(r.broker.ListenAddrs()...)}, r.cfg.topic,
+	n, err := kafkaoffsets.Consume(ctx, []kgo.Opt{kgo.SeedBrokers(r.broker.ListenAddrs()...),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted())}, r.cfg.topic,
 		func(rec *kgo.Record) {
 			for _, h := range rec.Headers {
 				if h.Key == "_id" && len(h.Value) == 16 {

@@ -171,6 +171,7 @@ type config struct {
 	// The SASL credential: --sasl's (or $WALPUB_SASL's), or hop's.
 	saslMech, saslUser, saslPass string
 	hopAuth                      string // where hop's credential came from, for a note
+	exactlyOnce                  bool
 	// recHeaders are the headers of every record: --header's, then hop's.
 	recHeaders []kgo.RecordHeader
 }
@@ -202,6 +203,7 @@ func parseArgs(args []string, env Env) (cfg config, code int, ok bool) {
 	fs.BoolVar(&cfg.verbose, "v", false, "log the producer's events (retries, resends) to stderr")
 	fs.StringVar(&cfg.hopFormat, "hop-format", "", "mark every record as a hop-client message of `FORMAT` (json, blob, voevent, avro, gcntextnotice, ...): the _format and _sender headers; inputs are checked against it")
 	fs.BoolVar(&cfg.noHopAuth, "no-hop-auth", false, "do not read hop-client's credentials (auth.toml) when --sasl is not given")
+	fs.BoolVar(&cfg.exactlyOnce, "exactly-once", false, "publish in Kafka transactions under the journal's transactional ID, so that read_committed consumers see each record once, also after a crash (see the README)")
 	fs.BoolVar(&cfg.hopTest, "test", false, "mark every record as a hop test message (the _test header), which hop's consumers skip by default")
 
 	usageErr := func(format string, a ...any) (config, int, bool) {
@@ -611,6 +613,9 @@ func (r *run) producerOptions() ([]kafka.Option, error) {
 			}
 		}
 		opts = append(opts, kafka.WithTLS(tc))
+	}
+	if cfg.exactlyOnce {
+		opts = append(opts, kafka.WithExactlyOnce(""))
 	}
 	if cfg.verbose {
 		opts = append(opts, kafka.WithClient(kgo.WithLogger(kgo.BasicLogger(r.env.Stderr, kgo.LogLevelInfo, nil))))

@@ -50,6 +50,24 @@ func TestEmbeddedBroker(t *testing.T) {
 	}
 }
 
+// TestExactlyOnceFlag: --exactly-once publishes in transactions (the
+// journal keeps its transactional ID), and the read-back, read_committed,
+// finds every record once.
+func TestExactlyOnceFlag(t *testing.T) {
+	journal := filepath.Join(t.TempDir(), "j")
+	r := walpub(t, lines("", 2000), "--journal", journal, "--exactly-once")
+	if r.code != ExitOK {
+		t.Fatal(r)
+	}
+	if want := `topic "walpub" holds 2000 records, 2000 distinct _id`; !strings.Contains(r.stdout, want) {
+		t.Errorf("stdout lacks %q:\n%s", want, r)
+	}
+	b, err := os.ReadFile(filepath.Join(journal, "exactly-once.json"))
+	if err != nil || !strings.Contains(string(b), `"transactional_id":"walpub-`) {
+		t.Fatalf("the journal's exactly-once state: %q, %v", b, err)
+	}
+}
+
 // TestLinesFromFiles: every line of every file (and "-" for stdin) is a
 // record, in order, without its line ending, with --key and --header.
 func TestLinesFromFiles(t *testing.T) {
