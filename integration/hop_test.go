@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -257,60 +258,36 @@ func TestHopClientReadsWalpub(t *testing.T) {
 func TestHopClientJournalImported(t *testing.T) {
 	b := brokers(t)
 	python := hopPython(t)
-	topic := topicName(t)
-	createTopic(t, b, topic, 1)
-	url := "kafka://" + strings.Split(b, ",")[0] + "/" + topic
-	dir := t.TempDir()
-	hopJournal := filepath.Join(dir, "publisher.journal")
-
-	// hop writes far faster than it sends: killed after a few thousand
-	// writes, it leaves most of them in its journal.
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
 	home := t.TempDir() // no hop credentials: the PLAINTEXT listener
-	cmd := hopCmd(ctx, home, python, "hop_produce.py", url, hopJournal, "100000")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	written := map[int]string{} // message number -> the _id hop gave it
-	sc := bufio.NewScanner(stdout)
-	killAt := 3000
-	for sc.Scan() {
-		var i int
-		var id string
-		if _, err := fmt.Sscan(sc.Text(), &i, &id); err != nil {
-			t.Fatalf("hop_produce.py printed %q", sc.Text())
+	// hop writes faster than it sends: killed after a few thousand writes,
+	// it leaves many of them in its journal. Should it have caught up
+	// anyway, a new round kills it later.
+	var (
+		url, topic, dir, hopJournal string
+		written                     map[int]string
+		j                           *hop.Journal
+	)
+	for round, killAt := 1, 3000; ; round, killAt = round+1, killAt*2 {
+		topic = topicName(t)
+		createTopic(t, b, topic, 1)
+		url = "kafka://" + strings.Split(b, ",")[0] + "/" + topic
+		dir = t.TempDir()
+		hopJournal = filepath.Join(dir, "publisher.journal")
+		written = killHopProducer(t, home, python, url, hopJournal, killAt)
+		// What hop itself still had to send.
+		var err error
+		if j, err = hop.ReadJournal(hopJournal, false); err != nil {
+			t.Fatalf("the killed hop-client's journal: %v", err)
 		}
-		written[i] = id
-		if len(written) == killAt {
-			if err := cmd.Process.Kill(); err != nil {
-				t.Fatal(err)
-			}
+		t.Logf("round %d: hop killed after %d writes returned; its journal: %d records, %d sent, %d pending, %d torn bytes",
+			round, len(written), j.Records, j.Sent, len(j.Pending), j.TornBytes)
+		if len(j.Pending) > 0 {
+			break
+		}
+		if round == 3 {
+			t.Fatalf("hop was killed with nothing pending %d times: the import has nothing to do", round)
 		}
 	}
-	werr := cmd.Wait()
-	if len(written) < killAt {
-		t.Fatalf("hop_produce.py stopped after %d writes: %v\n%s", len(written), werr, stderr.String())
-	}
-	if ws, ok := cmd.ProcessState.Sys().(interface{ Signaled() bool }); !ok || !ws.Signaled() {
-		t.Fatalf("hop_produce.py was not killed: %v", werr)
-	}
-	// What hop itself still had to send.
-	j, err := hop.ReadJournal(hopJournal, false)
-	if err != nil {
-		t.Fatalf("the killed hop-client's journal: %v", err)
-	}
-	if len(j.Pending) == 0 {
-		t.Fatalf("hop was killed with nothing pending (%d records, %d sent): the import has nothing to do", j.Records, j.Sent)
-	}
-	t.Logf("hop killed after %d writes returned; its journal: %d records, %d sent, %d pending, %d torn bytes",
-		len(written), j.Records, j.Sent, len(j.Pending), j.TornBytes)
 
 	walJournal := filepath.Join(dir, "walpub.journal")
 	out := run(t, home, "", tool(t, "walcat"), "import-hop", hopJournal, walJournal)
@@ -359,6 +336,49 @@ func TestHopClientJournalImported(t *testing.T) {
 	}
 	t.Logf("all %d messages whose write() returned are on the topic with hop's _id (%d duplicates; %d records on the topic)",
 		len(written), dups, sumValues(copies))
+}
+
+// killHopProducer runs hop_produce.py (hop's RobustProducer, journal
+// hopJournal) and kills it with SIGKILL once killAt of its write() calls
+// have returned. It returns the number and _id of every message whose
+// write() returned.
+func killHopProducer(t *testing.T, home, python, url, hopJournal string, killAt int) map[int]string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := hopCmd(ctx, home, python, "hop_produce.py", url, hopJournal, strconv.Itoa(20*killAt))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	written := map[int]string{} // message number -> the _id hop gave it
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		var i int
+		var id string
+		if _, err := fmt.Sscan(sc.Text(), &i, &id); err != nil {
+			t.Fatalf("hop_produce.py printed %q", sc.Text())
+		}
+		written[i] = id
+		if len(written) == killAt {
+			if err := cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	werr := cmd.Wait()
+	if len(written) < killAt {
+		t.Fatalf("hop_produce.py stopped after %d writes: %v\n%s", len(written), werr, stderr.String())
+	}
+	if ws, ok := cmd.ProcessState.Sys().(interface{ Signaled() bool }); !ok || !ws.Signaled() {
+		t.Fatalf("hop_produce.py was not killed: %v", werr)
+	}
+	return written
 }
 
 // uuidString formats a 16-byte _id as Python's str(uuid.UUID(bytes=...)).

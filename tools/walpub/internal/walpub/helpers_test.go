@@ -30,9 +30,19 @@ func TestMain(m *testing.M) {
 				break
 			}
 		}
-		os.Exit(Main(context.Background(), args, Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}))
+		os.Exit(Main(context.Background(), args, Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: noHopHome}))
 	}
 	goleak.VerifyTestMain(m)
+}
+
+// noHopHome is os.Getenv without HOME and XDG_CONFIG_HOME, so that a
+// walpub child process never reads the hop-client credentials of the
+// machine's user.
+func noHopHome(k string) string {
+	if k == "HOME" || k == "XDG_CONFIG_HOME" {
+		return ""
+	}
+	return os.Getenv(k)
 }
 
 type result struct {
