@@ -3,7 +3,9 @@ package wal
 import (
 	"errors"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -249,5 +251,78 @@ func TestAckAfterFailedRotation(t *testing.T) {
 			seqs[i] = r.Seq
 		}
 		t.Fatalf("after a kill, pending seqs %v, want only %d (the retried Ack(%d) returned nil)", seqs, fill, q)
+	}
+}
+
+// mappingsUnder returns the lines of /proc/self/maps that map a file in
+// dir: the segments some Log (or a leak) holds mapped.
+func mappingsUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Skipf("cannot list this process's mappings: %v", err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, dir+string(filepath.Separator)) {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// TestOpenFailsRemovingMergeLeftover: an Open that fails removing a
+// segment an interrupted merge left behind returns the error and leaves
+// nothing mapped; the next Open removes the leftover and succeeds.
+func TestOpenFailsRemovingMergeLeftover(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir, WithSegmentSize(smallSeg))
+	seqs := appendN(t, l, 5, 100)
+	mustClose(t, l)
+	// Segment 1 as a merge wrote it, naming segment 2 merged into it; a
+	// segment 2 still on disk is then a leftover (never read).
+	seg1 := filepath.Join(dir, segName(1))
+	b, err := os.ReadFile(seg1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := segment.DecodeHeader(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Flags, h.Generation, h.MergedThrough = segment.SegCompacted, 1, 2
+	segment.PutHeader(b, h)
+	if err := os.WriteFile(seg1, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	leftover := filepath.Join(dir, segName(2))
+	if err := os.WriteFile(leftover, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	fsys := &vfs.Faulty{FS: vfs.OS}
+	fsys.FailNextRemoves(1)
+	if l, err := Open(dir, withFS(fsys), WithSegmentSize(smallSeg)); !errors.Is(err, vfs.ErrInjected) {
+		if err == nil {
+			l.Close()
+		}
+		t.Fatalf("Open failing to remove the leftover: %v, want the injected error", err)
+	}
+	if m := mappingsUnder(t, dir); len(m) > 0 {
+		t.Fatalf("the failed Open left %d mappings:\n%s", len(m), strings.Join(m, "\n"))
+	}
+	l = mustOpen(t, dir, WithSegmentSize(smallSeg))
+	// The leftover is gone; its name went to the new active segment.
+	if b, err := os.ReadFile(leftover); err != nil {
+		t.Fatal(err)
+	} else if h, err := segment.DecodeHeader(b); err != nil || h.Compacted() || h.FirstSeq != seqs[len(seqs)-1]+1 {
+		t.Fatalf("segment 2 after the reopen: %+v, %v; want a new active segment", h, err)
+	}
+	if recs := pendingOf(t, l); len(recs) != len(seqs) {
+		t.Fatalf("%d records pending, want %d", len(recs), len(seqs))
+	}
+	mustClose(t, l)
+	if m := mappingsUnder(t, dir); len(m) > 0 {
+		t.Fatalf("Close left %d mappings:\n%s", len(m), strings.Join(m, "\n"))
 	}
 }

@@ -127,6 +127,9 @@ func openLocked(dir string, cfg config, lock vfs.File, mode loadMode) (*Log, err
 	l.syncCond = sync.NewCond(&l.syncMu)
 	if err := l.open(mode); err != nil {
 		l.closeFiles()
+		if l.zenc != nil {
+			l.zenc.Close()
+		}
 		return nil, err
 	}
 	l.wg.Add(2)
@@ -148,13 +151,14 @@ func (l *Log) open(mode loadMode) error {
 	if err != nil {
 		return err
 	}
+	// Owned by l from here: whatever fails below, closeFiles unmaps them.
+	l.segs, l.nextSeq = st.segs, st.nextSeq
 	for _, path := range st.leftovers {
 		if err := l.fs.Remove(path); err != nil {
 			return fmt.Errorf("wal: remove a segment merged into another: %w", err)
 		}
 		l.log.Info("wal: removed a segment an interrupted merge left behind", "file", path)
 	}
-	l.segs, l.nextSeq = st.segs, st.nextSeq
 	// Recovery may have replayed acks the checkpoint on disk lacks: the
 	// first checkpoint of this Log is always written before any segment
 	// is reclaimed.

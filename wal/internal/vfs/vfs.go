@@ -116,6 +116,7 @@ type Faulty struct {
 	failWrite   int   // fail the next n WriteAts (after a short write)
 	failAlloc   int   // fail the next n Allocates with ENOSPC
 	failRename  int   // fail the next n Renames
+	failRemove  int   // fail the next n Removes
 	writeErr    error // error for failed writes (default ErrInjected)
 	Syncs       int   // Syncs performed (successful or not)
 	Allocations int
@@ -138,6 +139,9 @@ func (f *Faulty) FailNextAllocates(n int) { f.mu.Lock(); f.failAlloc = n; f.mu.U
 // FailNextRenames makes the next n Rename calls fail.
 func (f *Faulty) FailNextRenames(n int) { f.mu.Lock(); f.failRename = n; f.mu.Unlock() }
 
+// FailNextRemoves makes the next n Remove calls fail.
+func (f *Faulty) FailNextRemoves(n int) { f.mu.Lock(); f.failRemove = n; f.mu.Unlock() }
+
 func (f *Faulty) take(counter *int) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -156,7 +160,13 @@ func (f *Faulty) OpenFile(name string, flag int, perm fs.FileMode) (File, error)
 	return &faultyFile{File: file, fs: f}, nil
 }
 
-func (f *Faulty) Remove(name string) error                     { return f.FS.Remove(name) }
+func (f *Faulty) Remove(name string) error {
+	if f.take(&f.failRemove) {
+		return &os.PathError{Op: "remove", Path: name, Err: ErrInjected}
+	}
+	return f.FS.Remove(name)
+}
+
 func (f *Faulty) ReadDir(name string) ([]fs.DirEntry, error)   { return f.FS.ReadDir(name) }
 func (f *Faulty) MkdirAll(name string, perm fs.FileMode) error { return f.FS.MkdirAll(name, perm) }
 
