@@ -54,18 +54,23 @@
 //   - Per partition, records reach the broker in the order they were
 //     written, apart from duplicates caused by resends. The client retries
 //     retriable errors itself, in order; when it gives up on records, the
-//     sender stops handing out records until everything in flight is
-//     reported, then resends the failed records, in order, before anything
-//     newer. (A record handed to the client in the instant between the
-//     client failing its partition's records and reporting it can still
-//     land first; see sender.go.)
+//     sender holds back the records of their partition (with
+//     kgo.ManualPartitioner) or else of their topic until the client has
+//     reported every record of that partition, then resends the failed
+//     records, in order, before anything newer of theirs. Other partitions
+//     and topics keep flowing meanwhile, also past a partition that stays
+//     unavailable. (A record handed to the client in the instant between
+//     the client failing its partition's records and reporting it can
+//     still land first; see sender.go.)
 //   - Every record carries a 16-byte "_id" header (a random version 4 UUID,
 //     as the reference's duplicate-detection header), chosen at Write and
 //     journaled, so that it is the same in every copy; a caller's own "_id"
 //     header is kept instead.
 //   - Errors that no retry can fix — the record is too large for the broker
 //     (tried alone, so that neighbours failed with it are not blamed), the
-//     topic is invalid, writing is not authorized — move the record to a
+//     topic is invalid, writing is not authorized, the partition
+//     (kgo.ManualPartitioner) does not exist after three tries with the
+//     client's metadata refreshed between them — move the record to a
 //     dead-letter log in the journal directory ("dead-letter", a [wal.Log]
 //     whose entries [DecodeDeadLetter] reads: the record and the error
 //     text). It is logged, counted in [Stats].DeadLettered and reported to

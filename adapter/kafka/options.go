@@ -323,6 +323,8 @@ func (c *config) clientOptions(brokers []string) ([]kgo.Opt, error) {
 		// The client's warnings and errors (a refused SASL login, say)
 		// go to the producer's logger.
 		kgo.WithLogger(slogAdapter{c.logger}),
+		// Tells the sender which partition each record went to.
+		kgo.WithHooks(partHook{}),
 	}
 	if c.tls != nil {
 		opts = append(opts, kgo.DialTLSConfig(c.tls))

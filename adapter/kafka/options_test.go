@@ -74,7 +74,7 @@ func TestOptionsValidate(t *testing.T) {
 			t.Fatalf("%s: %v", m, err)
 		}
 		opts, err := c.clientOptions([]string{"h:1"})
-		if err != nil || len(opts) != 6 { // the producer's 5 and SASL
+		if err != nil || len(opts) != 7 { // the producer's 6 and SASL
 			t.Fatalf("%s: %d client options, %v", m, len(opts), err)
 		}
 	}
@@ -85,8 +85,8 @@ func TestOptionsValidate(t *testing.T) {
 	if err := c.validate(); err != nil || c.tls == nil || c.logger == nil {
 		t.Fatalf("validate: %v, tls %v, logger %v", err, c.tls, c.logger)
 	}
-	if opts, _ := c.clientOptions([]string{"h:1"}); len(opts) != 8 {
-		t.Fatalf("%d client options, want the producer's 5, TLS and the 2 given", len(opts))
+	if opts, _ := c.clientOptions([]string{"h:1"}); len(opts) != 9 {
+		t.Fatalf("%d client options, want the producer's 6, TLS and the 2 given", len(opts))
 	}
 	if c.journal != DefaultJournal || c.maxInFlight != defaultMaxInFlight {
 		t.Fatalf("defaults: %+v", c)

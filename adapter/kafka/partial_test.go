@@ -2,7 +2,10 @@ package kafka
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"fmt"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -136,5 +139,172 @@ func TestStuckRecordBoundedMemory(t *testing.T) {
 	}
 	if grown > 20<<20 {
 		t.Fatalf("heap grew by %d MB for %d MB delivered behind a stuck record", grown>>20, n*size>>20)
+	}
+}
+
+// TestHealthyPartitionsFlow keeps partition 0 unavailable (its leader
+// answers NOT_ENOUGH_REPLICAS for good) and sends a record too large for the
+// broker, then many small ones, to the other partitions: the large one is
+// dead-lettered and the small ones delivered, in order, while partition 0's
+// records stay in flight. Once with kgo.ManualPartitioner (holds per
+// partition), once with the default partitioner and keys (holds per topic).
+func TestHealthyPartitionsFlow(t *testing.T) {
+	t.Parallel()
+	for _, manual := range []bool{true, false} {
+		t.Run(fmt.Sprintf("manual=%v", manual), func(t *testing.T) {
+			t.Parallel()
+			testHealthyPartitionsFlow(t, manual)
+		})
+	}
+}
+
+func testHealthyPartitionsFlow(t *testing.T, manual bool) {
+	const parts = 3
+	c := newCluster(t, kfake.SeedTopics(parts, "t"),
+		kfake.BrokerConfigs(map[string]string{"message.max.bytes": "20000"}))
+	stuck := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "t", Partitions: []int32{0},
+		Err: kerr.NotEnoughReplicas, Count: -1})
+	defer stuck.Remove()
+	opts := []Option{WithClient(kgo.ProducerLinger(5 * time.Millisecond))}
+	if manual {
+		opts = append(opts, WithClient(kgo.RecordPartitioner(kgo.ManualPartitioner())))
+	}
+	p, _ := newTestProducer(t, clusterURL(c, "t"), opts...)
+	if p.snd.manual != manual {
+		t.Fatalf("manual partitioning detected: %v, want %v", p.snd.manual, manual)
+	}
+	ctx := ctxTimeout(t, 90*time.Second)
+	// partitionOf is where the client sends record r.
+	hash := kgo.StickyKeyPartitioner(nil).ForTopic("t")
+	partitionOf := func(r *kgo.Record) int32 {
+		if manual {
+			return r.Partition
+		}
+		return int32(hash.Partition(r, parts))
+	}
+	record := func(i int, size int) *kgo.Record {
+		r := testRecord(i, 16, size)
+		r.Partition = int32(i % parts)
+		return r
+	}
+	first := 0 // on partition 0
+	for partitionOf(record(first, 0)) != 0 {
+		first++
+	}
+	if err := p.Write(ctx, record(first, 0)); err != nil {
+		t.Fatal(err)
+	}
+	waitStats(t, ctx, p, "the stuck record", func(Stats) bool { return stuck.Hits() > 0 })
+	// Small records before and after a large one, to healthy partitions
+	// and to partition 0. The large one's batch neighbours fail with it
+	// and are resent alone. The records after it are written once it is
+	// dead-lettered: one written in the instant between the client
+	// failing a partition's records and reporting it could land first
+	// (see sender.go), which is not what this test is about.
+	const n = 1000
+	healthy, unavailable := 0, 1
+	write := func(from, to int) {
+		for i := from; i < to; i++ {
+			r := record(i, 20)
+			if partitionOf(r) != 0 {
+				healthy++
+			} else {
+				unavailable++
+			}
+			if err := p.Write(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write(first+1, first+1+n/10)
+	big := first + 1 + n/10 // on a healthy partition
+	for partitionOf(record(big, 0)) == 0 {
+		big++
+	}
+	large := record(big, 0)
+	large.Value = append(large.Value, make([]byte, 50000)...)
+	rand.Read(large.Value[len(large.Value)-50000:]) // the client compresses batches
+	if err := p.Write(ctx, large); err != nil {
+		t.Fatal(err)
+	}
+	waitStats(t, ctx, p, "the large record's dead letter", func(st Stats) bool { return st.DeadLettered == 1 })
+	write(big+1, first+1+n)
+	st := waitStats(t, ctx, p, "healthy partitions to deliver", func(st Stats) bool {
+		return st.Delivered == int64(healthy) && st.DeadLettered == 1
+	})
+	t.Logf("stuck partition hit %d times; %d records for healthy partitions delivered; stats %+v", stuck.Hits(), healthy, st)
+	if st.InFlight+st.Queued != unavailable {
+		t.Fatalf("stats %+v: want the %d records of partition 0 still pending", st, unavailable)
+	}
+	got := readTopic(t, c.ListenAddrs(), "t")
+	if len(got[0]) != 0 {
+		t.Fatalf("%d records on the unavailable partition", len(got[0]))
+	}
+	checkOrder(t, got)
+	if tl := countIDs(t, got); len(tl.copies) != healthy {
+		t.Fatalf("%d distinct records on the healthy partitions, want %d", len(tl.copies), healthy)
+	}
+}
+
+// TestMissingPartition writes, with kgo.ManualPartitioner, a record for a
+// partition the topic does not have among many good ones: the client fails
+// it at once, again and again. It is dead-lettered after a few tries (the
+// client's metadata refreshed between them), and the good records, on the
+// same topic, are all delivered meanwhile.
+func TestMissingPartition(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, kfake.SeedTopics(2, "t"))
+	var mu sync.Mutex
+	var buried []error
+	p, dir := newTestProducer(t, clusterURL(c, "t"),
+		WithClient(kgo.RecordPartitioner(kgo.ManualPartitioner())),
+		WithOnDeadLetter(func(_ *kgo.Record, err error) {
+			mu.Lock()
+			buried = append(buried, err)
+			mu.Unlock()
+		}))
+	ctx := ctxTimeout(t, 90*time.Second)
+	const n = 5000
+	for i := range n {
+		r := testRecord(i, 4, 20)
+		r.Partition = int32(i % 2)
+		if i == 10 {
+			r.Partition = 7
+		}
+		if err := p.Write(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := p.Stats()
+	t.Logf("stats %+v", st)
+	if st.DeadLettered != 1 || st.Delivered != n-1 {
+		t.Fatalf("stats %+v: want 1 dead letter and %d delivered", st, n-1)
+	}
+	if st.Retries != badPartitionTries-1 {
+		t.Fatalf("the record for the missing partition was requeued %d times, want %d", st.Retries, badPartitionTries-1)
+	}
+	mu.Lock()
+	if len(buried) != 1 || classify(buried[0]) != failNoPartition {
+		t.Fatalf("dead-letter errors %v: want one the client gives for a missing partition", buried)
+	}
+	mu.Unlock()
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := readTopic(t, c.ListenAddrs(), "t")
+	checkOrder(t, got)
+	if tl := countIDs(t, got); len(tl.copies) != n-1 {
+		t.Fatalf("%d distinct records on the topic, want %d", len(tl.copies), n-1)
+	}
+	dl, err := wal.Open(filepath.Join(dir, DeadLetterDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	if st := dl.Stats(); st.Pending != 1 {
+		t.Fatalf("%d records in the dead-letter log, want 1", st.Pending)
 	}
 }

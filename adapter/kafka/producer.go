@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -231,11 +232,19 @@ func NewProducer(url string, opts ...Option) (*Producer, error) {
 		return nil, err
 	}
 	p.client, p.snd = client, snd
+	snd.manual = manualPartitioning(client)
 	js := journal.Stats()
 	cfg.logger.Info("kafka: producer started", "journal", cfg.journal, "brokers", t.brokers,
 		"topic", t.topic, "resending", js.Pending, "resend_bytes", js.PendingBytes)
 	go snd.run()
 	return p, nil
+}
+
+// manualPartitioning reports whether the client partitions records by
+// their Partition field (kgo.ManualPartitioner), so that the sender knows a
+// record's partition before the client buffers it.
+func manualPartitioning(cl *kgo.Client) bool {
+	return reflect.TypeOf(cl.OptValue(kgo.RecordPartitioner)) == reflect.TypeOf(kgo.ManualPartitioner())
 }
 
 // checkClient refuses client options under which the sender cannot work.

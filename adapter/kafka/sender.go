@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +47,42 @@ type entry struct {
 	size  int // encoded bytes, for the in-flight window
 	solo  bool
 	state entryState
+	key   holdKey
+	// part is the partition the client buffered the record for, -1 until
+	// it did (see partHook); set on the client's goroutines.
+	part atomic.Int32
+}
+
+// partHook tells each entry the partition the client buffered it for, so
+// that the sender knows which records in flight share a failed record's
+// partition.
+type partHook struct{}
+
+func (partHook) OnProduceRecordPartitioned(r *kgo.Record, _ int32) {
+	if e, ok := r.Context.(*entry); ok {
+		e.part.Store(r.Partition)
+	}
+}
+
+// holdKey names what a failure holds back: a partition of a topic when the
+// client is told each record's partition (kgo.ManualPartitioner), else the
+// whole topic (part -1), since a record's partition is chosen only when the
+// client buffers it.
+type holdKey struct {
+	topic string
+	part  int32
+}
+
+// hold keeps the records of one holdKey back after a failure, so that the
+// failed records are resent before anything newer of theirs, while other
+// partitions and topics keep flowing.
+type hold struct {
+	q          []*entry       // to send, ascending seq: failed records, then those read since
+	parts      map[int32]bool // partitions the failed records were buffered for (-1: none)
+	collecting bool           // failed records' partition neighbours are still in flight
+	retriable  bool           // some failure calls for a backoff
+	until      time.Time      // no resend before
+	solo       *entry         // sent alone and not yet reported
 }
 
 // newEntry decodes a journal record into a new entry.
@@ -56,6 +93,10 @@ func (s *sender) newEntry(seq uint64, data []byte) (*entry, error) {
 	}
 	e.r.Context = e
 	e.rec = &e.r
+	e.key = holdKey{e.r.Topic, -1}
+	if s.manual {
+		e.key.part = e.r.Partition
+	}
 	return e, nil
 }
 
@@ -67,20 +108,24 @@ type completion struct {
 // sender is the producer's background goroutine: it reads records from the
 // journal lazily, hands them to the client within a bounded window, and
 // acknowledges what the broker confirmed. All its fields are owned by the
-// run goroutine, except those under cmu.
+// run goroutine, except those under cmu and the entries' part.
 //
 // Ordering: records are handed to the client in ascending seq. When the
 // client fails a record it fails every later record buffered for the same
-// partition with it. As soon as a failure is reported the sender stops
-// handing out records, waits until everything in flight has been reported,
-// then resends the failed records in seq order before anything newer. So
-// per partition no record overtakes an earlier one, with one exception: a
-// record handed to the client in the moment between the client failing a
-// partition's records and reporting it (microseconds, one Produce call at
-// most) can land before them. By default the client retries every
-// retriable error itself, so failures it reports are errors no retry fixes
-// (or a topic that stays unknown), and this takes a record-level error such
-// as a too-large record to occur at all.
+// partition with it. A failure holds back the records of its partition
+// (with kgo.ManualPartitioner, where a record's partition is known before
+// the client buffers it) or else of its topic: they wait in the hold, in
+// seq order, while other partitions and topics keep flowing. The hold
+// collects the failed records until none of the records in flight shares
+// a failed record's partition (partHook tells which do), waits out its
+// backoff, then resends them in seq order before anything newer of its
+// partition or topic. So per partition no record overtakes an earlier one,
+// with one exception: a record handed to the client in the moment between
+// the client failing a partition's records and reporting it (microseconds,
+// one Produce call at most) can land before them. By default the client
+// retries every retriable error itself, so failures it reports are errors
+// no retry fixes (or a topic that stays unknown), and this takes a
+// record-level error such as a too-large record to occur at all.
 type sender struct {
 	p   *Producer
 	log *slog.Logger
@@ -93,14 +138,15 @@ type sender struct {
 	inflight  []*entry // handed to the client, ascending seq; done ones dropped by popLeft
 	nInFlight int
 	nBytes    int
-	solo      bool     // a solo entry is in flight: nothing else may be
-	paused    bool     // a failure is being collected: hand out nothing
-	failed    []*entry // requeued during the pause
-	retry     []*entry // to resend before anything newer, ascending seq
-	notBefore time.Time
-	backoff   time.Duration
-	retriable bool // some failure of the pause calls for a backoff
-	stopping  bool // shutting down: failures are left in the journal
+	manual    bool // the client uses kgo.ManualPartitioner: holds are per partition
+	holds     map[holdKey]*hold
+	nHeld     int // records waiting in holds, counted in the window
+	heldBytes int
+	backoffs  map[holdKey]time.Duration // last backoff per key, until it delivers again
+	badPart   map[holdKey]int           // consecutive "no such partition" failures per key
+	notBefore time.Time                 // journal reads wait until then after a read error
+	backoff   time.Duration             // for journal read errors
+	stopping  bool                      // shutting down: failures are left in the journal
 
 	tx *txnState // exactly once (WithExactlyOnce); nil otherwise
 
@@ -110,6 +156,7 @@ type sender struct {
 	dl       *wal.Log
 
 	flushes   sync.WaitGroup // Flush calls that cut the linger of solo records
+	flushing  atomic.Bool    // one of them is running
 	promiseFn func(*kgo.Record, error)
 
 	cmu     sync.Mutex
@@ -123,7 +170,9 @@ type sender struct {
 // ranges (not their bytes: the backlog is read lazily), and sets the
 // producer's watermarks.
 func newSender(p *Producer) (*sender, error) {
-	s := &sender{p: p, log: p.cfg.logger, wake: make(chan struct{}, 1)}
+	s := &sender{p: p, log: p.cfg.logger, wake: make(chan struct{}, 1),
+		holds: make(map[holdKey]*hold), backoffs: make(map[holdKey]time.Duration),
+		badPart: make(map[holdKey]int)}
 	for rec, err := range p.journal.Pending() {
 		if err != nil {
 			return nil, fmt.Errorf("kafka: reading journal: %w", err)
@@ -161,14 +210,8 @@ func (s *sender) run() {
 		s.dispatch()
 		s.publishProgress(false)
 		var tick <-chan time.Time
-		d := time.Until(s.txnDeadline()) // > 0 only for an open transaction not yet due
-		if !s.notBefore.IsZero() && !s.paused {
-			if nb := time.Until(s.notBefore); nb > 0 && (d <= 0 || nb < d) {
-				d = nb
-			}
-		}
-		if d > 0 {
-			timer.Reset(d)
+		if t := s.wakeAt(); !t.IsZero() {
+			timer.Reset(time.Until(t))
 			tick = timer.C
 		}
 		select {
@@ -228,10 +271,16 @@ func (s *sender) completed(e *entry, err error) {
 type failKind int
 
 const (
-	failRetry      failKind = iota // retry after a backoff
-	failAlone                      // may be caused by its batch: resend alone to tell
-	failDeadLetter                 // no retry can fix it
+	failRetry       failKind = iota // retry after a backoff
+	failAlone                       // may be caused by its batch: resend alone to tell
+	failDeadLetter                  // no retry can fix it
+	failNoPartition                 // its partition does not exist (yet?)
 )
+
+// badPartitionTries is how many times in a row a partition that the client
+// says does not exist is tried, the client's metadata refreshed between
+// tries, before its records are dead-lettered.
+const badPartitionTries = 3
 
 // classify decides what a failed attempt calls for. Errors that are not
 // known to be permanent are retried: a record goes to the dead-letter log
@@ -239,6 +288,11 @@ const (
 func classify(err error) failKind {
 	var ke *kerr.Error
 	if !errors.As(err, &ke) {
+		// kgo's text for a partition its metadata does not have
+		// (kgo.ManualPartitioner and a bad Record.Partition).
+		if strings.Contains(err.Error(), "invalid record partitioning choice") {
+			return failNoPartition
+		}
 		return failRetry // client closed, network, timeouts, ...
 	}
 	switch ke {
@@ -275,22 +329,25 @@ func (s *sender) complete() {
 	var delivered []*kgo.Record
 	var dead []deadRecord
 	var firstErr error
-	nFailed, nHeld := 0, 0
+	nFailed, nTxnHeld := 0, 0
+	refresh := false
 	for _, c := range batch {
 		e := c.e
 		s.nInFlight--
 		s.nBytes -= e.size
-		if e.solo {
-			s.solo = false
+		if h := s.holds[e.key]; h != nil && h.solo == e {
+			h.solo = nil
 		}
 		if c.err == nil && s.tx != nil {
 			s.txnHold(e) // acknowledged once its transaction commits
-			nHeld++
+			nTxnHeld++
 			continue
 		}
 		if c.err == nil {
 			e.state = stateLeft
 			acks = append(acks, e.seq)
+			delete(s.backoffs, e.key)
+			delete(s.badPart, e.key)
 			e.rec.Context = nil // callbacks get the record, not the entry
 			delivered = append(delivered, e.rec)
 			continue
@@ -299,6 +356,16 @@ func (s *sender) complete() {
 		if s.tx != nil {
 			s.txnFailed(c.err)
 			kind = txnKind(c.err, kind)
+		}
+		if kind == failNoPartition {
+			kind = failRetry
+			if !s.stopping {
+				if s.badPart[e.key]++; s.badPart[e.key] >= badPartitionTries {
+					kind = failDeadLetter
+				} else {
+					refresh = true
+				}
+			}
 		}
 		switch kind {
 		case failDeadLetter:
@@ -310,15 +377,16 @@ func (s *sender) complete() {
 				continue
 			}
 			e.solo = true
-		case failRetry:
-			s.retriable = true
 		}
-		s.requeue(e)
+		s.requeue(e, kind == failRetry)
 		nFailed++
 		if firstErr == nil {
 			firstErr = c.err
 		}
 		s.log.Debug("kafka: send failed, will retry", "seq", e.seq, "topic", e.rec.Topic, "err", c.err)
+	}
+	if refresh {
+		s.p.client.ForceMetadataRefresh()
 	}
 	if nFailed > 0 && !errors.Is(firstErr, kgo.ErrClientClosed) && !errors.Is(firstErr, context.Canceled) {
 		s.log.Warn("kafka: send failed, will retry", "records", nFailed, "err", firstErr)
@@ -333,8 +401,7 @@ func (s *sender) complete() {
 			acks = append(acks, d.e.seq)
 		}
 		for _, d := range kept {
-			s.retriable = true
-			s.requeue(d.e)
+			s.requeue(d.e, true)
 		}
 	}
 	if len(acks) > 0 {
@@ -344,7 +411,7 @@ func (s *sender) complete() {
 		}
 	}
 	s.acks = acks[:0]
-	if n := len(batch) - nHeld; n > 0 {
+	if n := len(batch) - nTxnHeld; n > 0 {
 		s.p.inFlight.Add(-int64(n))
 	}
 	if len(delivered) > 0 {
@@ -365,43 +432,112 @@ func (s *sender) complete() {
 		}
 	}
 	s.popLeft()
-	if s.paused && s.nInFlight == 0 {
-		s.resume()
-	}
+	s.settleHolds()
 	if len(acks) > 0 || len(buried) > 0 {
 		s.publishProgress(true)
 	}
 }
 
-// requeue takes a failed entry back; nothing is handed out until every
-// entry in flight has been reported.
-func (s *sender) requeue(e *entry) {
-	e.state = stateLeft
-	s.failed = append(s.failed, e)
-	s.paused = true
+// requeue takes a failed entry back into the hold of its partition or
+// topic, which keeps back everything newer of it, and collects failures
+// until the client has reported the entry's partition neighbours.
+func (s *sender) requeue(e *entry, retriable bool) {
+	h := s.park(e)
+	h.parts[e.part.Load()] = true
+	h.collecting = true
+	h.retriable = h.retriable || retriable
 	if !s.stopping {
 		s.p.retries.Add(1)
 	}
 }
 
-// resume ends a pause: the failed entries go back in seq order ahead of
-// everything not yet sent.
-func (s *sender) resume() {
-	s.paused = false
-	if len(s.failed) == 0 {
-		return
+// park puts e in the hold of its key (opened if need be), to be sent, in
+// seq order, before anything newer of its key.
+func (s *sender) park(e *entry) *hold {
+	e.state = stateLeft
+	h := s.holds[e.key]
+	if h == nil {
+		h = &hold{parts: make(map[int32]bool)}
+		s.holds[e.key] = h
 	}
-	for _, e := range s.failed {
-		e.state = stateQueued
+	h.insert(e)
+	s.nHeld++
+	s.heldBytes += e.size
+	return h
+}
+
+// dropHeld forgets held entries whose seq is in done (acknowledged
+// meanwhile).
+func (s *sender) dropHeld(done map[uint64]bool) {
+	for _, h := range s.holds {
+		h.q = slices.DeleteFunc(h.q, func(e *entry) bool {
+			if done[e.seq] {
+				s.nHeld--
+				s.heldBytes -= e.size
+				return true
+			}
+			return false
+		})
 	}
-	s.retry = append(s.retry, s.failed...)
-	slices.SortFunc(s.retry, func(a, b *entry) int { return cmpSeq(a.seq, b.seq) })
-	clear(s.failed)
-	s.failed = s.failed[:0]
-	if s.retriable {
-		s.retriable = false
-		s.delay()
+}
+
+// insert puts e in the hold's queue, in seq order.
+func (h *hold) insert(e *entry) {
+	i, _ := slices.BinarySearchFunc(h.q, e.seq, func(x *entry, seq uint64) int { return cmpSeq(x.seq, seq) })
+	h.q = slices.Insert(h.q, i, e)
+}
+
+// settleHolds ends the collection of the holds whose failed records have
+// no partition neighbour in flight any more: the client has reported every
+// record it failed with them. Their backoff starts then.
+func (s *sender) settleHolds() {
+	now := time.Now()
+	for k, h := range s.holds {
+		if !h.collecting || s.busy(k, h.parts) {
+			continue
+		}
+		h.collecting = false
+		clear(h.parts)
+		if h.retriable {
+			h.retriable = false
+			h.until = now.Add(s.nextBackoff(k))
+		}
 	}
+}
+
+// busy reports whether a record of key k is in flight on one of parts (or
+// not yet buffered by the client, so possibly on any); with
+// kgo.ManualPartitioner every record of k is on k's partition.
+func (s *sender) busy(k holdKey, parts map[int32]bool) bool {
+	for _, e := range s.inflight {
+		if e.state != stateInFlight || e.key != k {
+			continue
+		}
+		if p := e.part.Load(); s.manual || p < 0 || parts[p] {
+			return true
+		}
+	}
+	return false
+}
+
+// nextBackoff returns the next backoff step for key k, with jitter.
+func (s *sender) nextBackoff(k holdKey) time.Duration {
+	b := s.step(s.backoffs[k])
+	s.backoffs[k] = b
+	return jitter(b)
+}
+
+// step doubles a backoff within the configured bounds.
+func (s *sender) step(b time.Duration) time.Duration {
+	if b == 0 {
+		return s.p.cfg.minBackoff
+	}
+	return min(2*b, s.p.cfg.maxBackoff)
+}
+
+// jitter spreads d by ±20%, so that producers restarted together spread out.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
 func cmpSeq(a, b uint64) int {
@@ -414,17 +550,32 @@ func cmpSeq(a, b uint64) int {
 	return 0
 }
 
-// delay holds dispatching back for the next backoff step.
+// delay holds journal reads back for the next backoff step.
 func (s *sender) delay() {
-	lo, hi := s.p.cfg.minBackoff, s.p.cfg.maxBackoff
-	if s.backoff == 0 {
-		s.backoff = lo
-	} else {
-		s.backoff = min(2*s.backoff, hi)
+	s.backoff = s.step(s.backoff)
+	s.notBefore = time.Now().Add(jitter(s.backoff))
+}
+
+// wakeAt returns when the sender must look again without being woken (the
+// end of a backoff, an open transaction falling due), or zero. Only times
+// still ahead count: what is due already waits for a report, which wakes
+// the sender.
+func (s *sender) wakeAt() time.Time {
+	now := time.Now()
+	var t time.Time
+	at := func(u time.Time) {
+		if u.After(now) && (t.IsZero() || u.Before(t)) {
+			t = u
+		}
 	}
-	// ±20% jitter, so that producers restarted together spread out.
-	j := time.Duration(float64(s.backoff) * (0.8 + 0.4*rand.Float64()))
-	s.notBefore = time.Now().Add(j)
+	at(s.notBefore)
+	at(s.txnDeadline())
+	for _, h := range s.holds {
+		if !h.collecting && h.solo == nil && len(h.q) > 0 {
+			at(h.until)
+		}
+	}
+	return t
 }
 
 // popLeft drops finished entries from the front of the in-flight queue,
@@ -509,52 +660,90 @@ func (s *sender) closeDeadLetter() error {
 	return nil
 }
 
-// dispatch hands records to the client while the window has room.
+// dispatch hands records to the client: those of holds that may go, then
+// new ones while the window (in flight and held) has room.
 func (s *sender) dispatch() {
-	if s.paused || s.solo || s.stopping {
+	if s.stopping {
 		return
 	}
+	now := time.Now()
+	for k, h := range s.holds {
+		if s.failing.Load() {
+			return // collect it first: the client failed its partition's buffer
+		}
+		s.release(k, h, now)
+	}
 	if !s.notBefore.IsZero() {
-		if time.Now().Before(s.notBefore) {
+		if now.Before(s.notBefore) {
 			return
 		}
 		s.notBefore = time.Time{}
 	}
 	cfg := &s.p.cfg
-	for s.nInFlight < cfg.maxInFlight && s.nBytes < cfg.maxInFlightLen {
-		if s.failing.Load() {
-			return // collect it first: the client failed its partition's buffer
-		}
-		if s.tx != nil && !s.txnRoom() {
-			return // not fenced yet, or the transaction is ending
-		}
-		var e *entry
-		if len(s.retry) > 0 {
-			e = s.retry[0]
-			if e.solo && s.nInFlight > 0 {
-				return // wait until it can go alone
-			}
-			s.retry[0] = nil
-			s.retry = s.retry[1:]
-			if len(s.retry) == 0 {
-				s.retry = nil
-			}
-		} else if e = s.read(); e == nil {
+	for s.nInFlight+s.nHeld < cfg.maxInFlight && s.nBytes+s.heldBytes < cfg.maxInFlightLen {
+		if s.failing.Load() || !s.txnOpen() {
 			return
 		}
+		e := s.read()
+		if e == nil {
+			return
+		}
+		if h := s.holds[e.key]; h != nil {
+			h.q = append(h.q, e) // newer than anything it holds
+			s.nHeld++
+			s.heldBytes += e.size
+			continue
+		}
 		if s.tx != nil && !s.txnAdmit(e) {
-			s.retry = slices.Insert(s.retry, 0, e) // retry is empty or newer
+			s.park(e)
 			return
 		}
 		s.produce(e)
+	}
+}
+
+// txnOpen reports whether records may be handed to the client: always,
+// except in exactly-once mode before fencing or while a transaction ends.
+func (s *sender) txnOpen() bool {
+	return s.tx == nil || s.txnRoom()
+}
+
+// release hands the records of a hold to the client once its failures are
+// collected and its backoff is over, oldest first; a record to be sent
+// alone waits until no neighbour of its partition is in flight, and
+// nothing follows it until it is reported. An empty hold ends.
+func (s *sender) release(k holdKey, h *hold, now time.Time) {
+	if h.collecting || h.solo != nil || now.Before(h.until) {
+		return
+	}
+	for len(h.q) > 0 {
+		e := h.q[0]
+		if e.solo && s.busy(k, map[int32]bool{e.part.Load(): true}) {
+			return
+		}
+		if !s.txnOpen() || s.tx != nil && !s.txnAdmit(e) {
+			return
+		}
+		h.q[0] = nil
+		h.q = h.q[1:]
+		s.nHeld--
+		s.heldBytes -= e.size
+		s.produce(e)
 		if e.solo {
-			// Alone in the client: flushing sends it without waiting for
-			// the linger. Flush returns when it is reported, or at shutdown.
-			s.solo = true
-			s.flushes.Go(func() { _ = s.p.client.Flush(s.ctx) })
+			// Alone in its partition: flushing sends it without waiting
+			// for the linger (one Flush at a time: it returns only when
+			// everything buffered is reported, or at shutdown).
+			h.solo = e
+			if !s.flushing.Swap(true) {
+				s.flushes.Go(func() {
+					_ = s.p.client.Flush(s.ctx)
+					s.flushing.Store(false)
+				})
+			}
 			return
 		}
 	}
+	delete(s.holds, k)
 }
 
 // cursor returns the next seq to read from the journal, and whether there
@@ -629,6 +818,7 @@ func (s *sender) read() *entry {
 
 func (s *sender) produce(e *entry) {
 	e.state = stateInFlight
+	e.part.Store(-1)
 	s.inflight = append(s.inflight, e)
 	s.nInFlight++
 	s.nBytes += e.size
@@ -655,11 +845,10 @@ func (s *sender) minUnresolved() uint64 {
 			break // ascending
 		}
 	}
-	if len(s.retry) > 0 {
-		m = min(m, s.retry[0].seq)
-	}
-	for _, e := range s.failed {
-		m = min(m, e.seq)
+	for _, h := range s.holds {
+		if len(h.q) > 0 {
+			m = min(m, h.q[0].seq)
+		}
 	}
 	if h, ok := s.txnHeldMin(); ok {
 		m = min(m, h)

@@ -495,10 +495,8 @@ func (s *sender) txnRequeue(held []*entry) {
 		return
 	}
 	for _, e := range held {
-		e.state = stateQueued
+		s.park(e)
 	}
-	s.retry = append(s.retry, held...)
-	slices.SortFunc(s.retry, func(a, b *entry) int { return cmpSeq(a.seq, b.seq) })
 	s.p.retries.Add(int64(len(held)))
 }
 
@@ -619,7 +617,7 @@ func (s *sender) reconcile(ctx context.Context) error {
 		for _, q := range acks {
 			done[q] = true
 		}
-		s.retry = slices.DeleteFunc(s.retry, func(e *entry) bool { return done[e.seq] })
+		s.dropHeld(done)
 	}
 	for topic, e := range ends {
 		for p, end := range e {
