@@ -66,9 +66,10 @@ type config struct {
 	maxInFlightLen int
 	minBackoff     time.Duration
 	maxBackoff     time.Duration
-	exactlyOnce    bool   // WithExactlyOnce
-	txnID          string // WithExactlyOnce's ID; "" derives one
-	afterCommit    func() // withAfterCommit (tests)
+	exactlyOnce    bool         // WithExactlyOnce
+	txnID          string       // WithExactlyOnce's ID; "" derives one
+	afterCommit    func()       // withAfterCommit (tests)
+	ackFault       func() error // withAckFault (tests)
 }
 
 func defaultConfig() config {
@@ -147,8 +148,9 @@ func WithTLS(cfg *tls.Config) Option {
 }
 
 // WithOnDelivery sets a function called once per record after the broker
-// confirmed it and its acknowledgement was written to the journal,
-// overriding the default of none. It receives the record as produced, with
+// confirmed it and its acknowledgement was written to the journal (an
+// acknowledgement the journal refused is retried after a backoff, and the
+// call waits for it), overriding the default of none. It receives the record as produced, with
 // Partition and Offset set by the client, and may keep it. Calls come from
 // the producer's sender goroutine one at a time; a slow callback slows
 // delivery, and the callback must not call Flush or Close (nor Write, if the
@@ -351,4 +353,11 @@ func (a slogAdapter) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 		lv = slog.LevelError
 	}
 	a.l.Log(context.Background(), lv, "kafka client: "+msg, keyvals...)
+}
+
+// withAckFault sets a function the sender calls before each journal
+// acknowledgement; an error it returns fails the acknowledgement (fault
+// injection for tests).
+func withAckFault(fn func() error) Option {
+	return func(c *config) { c.ackFault = fn }
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -306,5 +307,62 @@ func TestMissingPartition(t *testing.T) {
 	defer dl.Close()
 	if st := dl.Stats(); st.Pending != 1 {
 		t.Fatalf("%d records in the dead-letter log, want 1", st.Pending)
+	}
+}
+
+// TestAckRetried fails the journal's acknowledgements for a while: the
+// records confirmed meanwhile are reported to OnDelivery only once their
+// acknowledgement is journaled (each callback checks its record is gone from
+// the journal), the failed acknowledgements are retried, and nothing is left
+// pending to be resent by the next run.
+func TestAckRetried(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, kfake.SeedTopics(2, "t"))
+	const failures = 5
+	var faults atomic.Int64
+	var p *Producer
+	var mu sync.Mutex
+	var early []int
+	delivered := 0
+	p, _ = newTestProducer(t, clusterURL(c, "t"),
+		withAckFault(func() error {
+			if faults.Add(1) <= failures {
+				return errors.New("injected ack failure")
+			}
+			return nil
+		}),
+		WithOnDelivery(func(r *kgo.Record) {
+			i := recordIndex(t, r)
+			mu.Lock()
+			defer mu.Unlock()
+			delivered++
+			// A fresh journal written by one goroutine: record i is seq i+1.
+			if _, err := p.journal.Get(uint64(i) + 1); !errors.Is(err, wal.ErrNotFound) {
+				early = append(early, i)
+			}
+		}))
+	ctx := ctxTimeout(t, 60*time.Second)
+	const n = 500
+	writeRecords(t, ctx, p, n, 3, 10)
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := p.Stats()
+	pending := p.journal.Stats().Pending
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d acknowledgement calls, %d failed; stats %+v", faults.Load(), failures, st)
+	if faults.Load() == 0 {
+		t.Fatal("no acknowledgement was tried: the fault did not fire")
+	}
+	if len(early) > 0 {
+		t.Fatalf("OnDelivery ran for %d records before their acknowledgement was journaled (first: %d)", len(early), early[0])
+	}
+	if delivered != n || st.Delivered != n || pending != 0 {
+		t.Fatalf("OnDelivery %d times, stats %+v, %d pending in the journal after Flush; want %d delivered, 0 pending",
+			delivered, st, pending, n)
 	}
 }

@@ -48,11 +48,26 @@ func checkOrder(t *testing.T, parts map[int32][]*kgo.Record) {
 func TestDelivery(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, kfake.SeedTopics(3, "events", "other"))
+	const n = 2000
 	var got deliveries
-	p, _ := newTestProducer(t, clusterURL(c, "events"), WithOnDelivery(got.add))
+	var p *Producer
+	var unacked []int // records reported before their ack was journaled
+	p, _ = newTestProducer(t, clusterURL(c, "events"), WithOnDelivery(func(r *kgo.Record) {
+		// Written by one goroutine into a fresh journal: record i is seq
+		// i+1, and the last one (index 99999999) seq n+1.
+		seq := uint64(recordIndex(t, r)) + 1
+		if seq > n {
+			seq = n + 1
+		}
+		if _, err := p.journal.Get(seq); !errors.Is(err, wal.ErrNotFound) {
+			got.mu.Lock()
+			unacked = append(unacked, int(seq-1))
+			got.mu.Unlock()
+		}
+		got.add(r)
+	}))
 	ctx := ctxTimeout(t, 60*time.Second)
 
-	const n = 2000
 	base := time.UnixMilli(1_700_000_000_000)
 	for i := range n {
 		r := testRecord(i, 7, 0)
@@ -78,6 +93,11 @@ func TestDelivery(t *testing.T) {
 	if got.count() != n+1 {
 		t.Fatalf("OnDelivery called %d times, want %d", got.count(), n+1)
 	}
+	got.mu.Lock()
+	if len(unacked) > 0 {
+		t.Fatalf("OnDelivery ran for %d records whose ack was not journaled yet (first: record %d)", len(unacked), unacked[0])
+	}
+	got.mu.Unlock()
 	st := p.Stats()
 	if st.Delivered != n+1 || st.Queued != 0 || st.InFlight != 0 || st.DeadLettered != 0 {
 		t.Fatalf("stats after flush: %+v", st)

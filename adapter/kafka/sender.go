@@ -153,7 +153,13 @@ type sender struct {
 	intern   interner
 	resolved uint64 // last value published to p.resolved
 	acks     []uint64
-	dl       *wal.Log
+	// Records confirmed or dead-lettered whose acknowledgement is not
+	// journaled yet: reported (OnDelivery, OnDeadLetter) only once it is,
+	// and retried after a backoff when it failed.
+	unacked    []settled
+	ackRetryAt time.Time
+	ackBackoff time.Duration
+	dl         *wal.Log
 
 	flushes   sync.WaitGroup // Flush calls that cut the linger of solo records
 	flushing  atomic.Bool    // one of them is running
@@ -237,6 +243,7 @@ func (s *sender) shutdown() {
 	deadline := time.NewTimer(promiseWait)
 	defer deadline.Stop()
 	for {
+		s.ackRetryAt = time.Time{} // closing: no backoff for acknowledgements
 		s.complete()
 		if s.nInFlight == 0 {
 			break
@@ -313,6 +320,13 @@ type deadRecord struct {
 	err error
 }
 
+// settled is a record confirmed by the broker (err nil) or moved to the
+// dead-letter log (err says why), to be acknowledged in the journal.
+type settled struct {
+	e   *entry
+	err error
+}
+
 // complete processes what the client reported since the last call.
 func (s *sender) complete() {
 	s.cmu.Lock()
@@ -325,8 +339,7 @@ func (s *sender) complete() {
 		s.spare = batch[:0]
 	}()
 
-	acks := s.acks[:0]
-	var delivered []*kgo.Record
+	var delivered []*entry
 	var dead []deadRecord
 	var firstErr error
 	nFailed, nTxnHeld := 0, 0
@@ -345,11 +358,9 @@ func (s *sender) complete() {
 		}
 		if c.err == nil {
 			e.state = stateLeft
-			acks = append(acks, e.seq)
 			delete(s.backoffs, e.key)
 			delete(s.badPart, e.key)
-			e.rec.Context = nil // callbacks get the record, not the entry
-			delivered = append(delivered, e.rec)
+			delivered = append(delivered, e)
 			continue
 		}
 		kind := classify(c.err)
@@ -398,44 +409,90 @@ func (s *sender) complete() {
 		buried, kept = s.bury(dead)
 		for _, d := range buried {
 			d.e.state = stateLeft
-			acks = append(acks, d.e.seq)
 		}
 		for _, d := range kept {
 			s.requeue(d.e, true)
 		}
 	}
-	if len(acks) > 0 {
-		if err := s.p.journal.Ack(acks...); err != nil {
-			// Delivered all the same; a restart may resend them.
-			s.log.Error("kafka: acknowledging in the journal", "records", len(acks), "err", err)
-		}
-	}
-	s.acks = acks[:0]
 	if n := len(batch) - nTxnHeld; n > 0 {
 		s.p.inFlight.Add(-int64(n))
 	}
 	if len(delivered) > 0 {
 		s.backoff = 0
-		s.p.delivered.Add(int64(len(delivered)))
 	}
-	s.p.deadLettered.Add(int64(len(buried)))
-	// Callbacks before progress is published: Flush returns after them.
-	if fn := s.p.cfg.onDelivery; fn != nil {
-		for _, r := range delivered {
-			fn(r)
-		}
+	for _, e := range delivered {
+		s.unacked = append(s.unacked, settled{e, nil})
 	}
-	if fn := s.p.cfg.onDeadLetter; fn != nil {
-		for _, d := range buried {
-			d.e.rec.Context = nil
-			fn(d.e.rec, d.err)
-		}
+	for _, d := range buried {
+		s.unacked = append(s.unacked, settled(d))
 	}
+	acked := s.journalAcks()
 	s.popLeft()
 	s.settleHolds()
-	if len(acks) > 0 || len(buried) > 0 {
+	if acked {
 		s.publishProgress(true)
 	}
+}
+
+// journalAcks acknowledges in the journal the records settled since the
+// last call, and those whose acknowledgement failed before once their
+// backoff is over; then it counts and reports them (OnDelivery,
+// OnDeadLetter), so that a callback always finds its record acknowledged.
+// After a failure they wait for the next try: a record is never reported
+// before its acknowledgement is journaled. It returns whether it
+// acknowledged any.
+func (s *sender) journalAcks() bool {
+	if len(s.unacked) == 0 || time.Now().Before(s.ackRetryAt) {
+		return false
+	}
+	acks := s.acks[:0]
+	for _, d := range s.unacked {
+		acks = append(acks, d.e.seq)
+	}
+	err := s.ack(acks)
+	s.acks = acks[:0]
+	if err != nil {
+		s.ackBackoff = s.step(s.ackBackoff)
+		s.ackRetryAt = time.Now().Add(jitter(s.ackBackoff))
+		s.log.Error("kafka: acknowledging in the journal, will retry", "records", len(s.unacked),
+			"retry_in", time.Until(s.ackRetryAt), "err", err)
+		return false
+	}
+	s.ackBackoff, s.ackRetryAt = 0, time.Time{}
+	var nDelivered, nDead int64
+	for _, d := range s.unacked {
+		if d.err == nil {
+			nDelivered++
+		} else {
+			nDead++
+		}
+	}
+	s.p.delivered.Add(nDelivered)
+	s.p.deadLettered.Add(nDead)
+	// Callbacks before progress is published: Flush returns after them.
+	onDelivery, onDead := s.p.cfg.onDelivery, s.p.cfg.onDeadLetter
+	for _, d := range s.unacked {
+		d.e.rec.Context = nil // callbacks get the record, not the entry
+		switch {
+		case d.err == nil && onDelivery != nil:
+			onDelivery(d.e.rec)
+		case d.err != nil && onDead != nil:
+			onDead(d.e.rec, d.err)
+		}
+	}
+	clear(s.unacked)
+	s.unacked = s.unacked[:0]
+	return true
+}
+
+// ack acknowledges seqs in the journal.
+func (s *sender) ack(seqs []uint64) error {
+	if fn := s.p.cfg.ackFault; fn != nil {
+		if err := fn(); err != nil {
+			return err
+		}
+	}
+	return s.p.journal.Ack(seqs...)
 }
 
 // requeue takes a failed entry back into the hold of its partition or
@@ -570,6 +627,9 @@ func (s *sender) wakeAt() time.Time {
 	}
 	at(s.notBefore)
 	at(s.txnDeadline())
+	if len(s.unacked) > 0 {
+		at(s.ackRetryAt)
+	}
 	for _, h := range s.holds {
 		if !h.collecting && h.solo == nil && len(h.q) > 0 {
 			at(h.until)
@@ -680,7 +740,9 @@ func (s *sender) dispatch() {
 		s.notBefore = time.Time{}
 	}
 	cfg := &s.p.cfg
-	for s.nInFlight+s.nHeld < cfg.maxInFlight && s.nBytes+s.heldBytes < cfg.maxInFlightLen {
+	// Records whose acknowledgement waits count too: if the journal
+	// refuses acknowledgements for good, sending stops after a window.
+	for s.nInFlight+s.nHeld+len(s.unacked) < cfg.maxInFlight && s.nBytes+s.heldBytes < cfg.maxInFlightLen {
 		if s.failing.Load() || !s.txnOpen() {
 			return
 		}
@@ -849,6 +911,9 @@ func (s *sender) minUnresolved() uint64 {
 		if len(h.q) > 0 {
 			m = min(m, h.q[0].seq)
 		}
+	}
+	for _, d := range s.unacked {
+		m = min(m, d.e.seq)
 	}
 	if h, ok := s.txnHeldMin(); ok {
 		m = min(m, h)
