@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/walpub/walpub/internal/testutil"
 	"github.com/walpub/walpub/wal"
 )
 
@@ -364,5 +365,44 @@ func TestAckRetried(t *testing.T) {
 	if delivered != n || st.Delivered != n || pending != 0 {
 		t.Fatalf("OnDelivery %d times, stats %+v, %d pending in the journal after Flush; want %d delivered, 0 pending",
 			delivered, st, pending, n)
+	}
+}
+
+// TestCloseWithSmallClientBuffer lowers the client's buffer below the
+// in-flight window while no broker answers: the sender blocks in the
+// client's Produce, waiting for room, and Close must still return once its
+// ctx ends, leaving the records journaled.
+func TestCloseWithSmallClientBuffer(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "journal")
+	url := fmt.Sprintf("kafka://127.0.0.1:%d/t", testutil.DeadPort(t))
+	p, err := NewProducer(url, WithJournal(dir), WithClient(kgo.MaxBufferedRecords(10)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxTimeout(t, 60*time.Second)
+	const n = 100
+	writeRecords(t, ctx, p, n, 3, 10)
+	// The client holds its 10 records; the sender waits in Produce.
+	waitStats(t, ctx, p, "the client's buffer to fill", func(st Stats) bool { return st.InFlight > 10 })
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- p.Close(short) }()
+	select {
+	case err := <-closed:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Close: %v, want deadline exceeded", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return 30 s after its ctx ended")
+	}
+	l, err := wal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if st := l.Stats(); st.Pending != n {
+		t.Fatalf("%d records left in the journal, want %d", st.Pending, n)
 	}
 }

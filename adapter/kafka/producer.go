@@ -531,7 +531,7 @@ func (p *Producer) close(ctx context.Context) error {
 	if errors.Is(err, ErrClosed) {
 		err = nil // the sender stopped on its own; nothing more to wait for
 	}
-	p.snd.end() // a transaction call in progress gives up
+	p.snd.end() // a transaction call, or a Produce waiting for the client's buffer, gives up
 	close(p.stop)
 	<-p.done
 
