@@ -221,3 +221,81 @@ func TestCheckpointENOSPCRecovers(t *testing.T) {
 		return errors.Is(err, os.ErrNotExist)
 	})
 }
+
+// TestSparseCopyOnFullDisk: a log copied sparse (cp --sparse=always, rsync
+// -S, a restored backup: the segments' zero tails are holes) onto a full
+// file system. Open allocates the segment it will write before mapping it
+// writable, so the full disk is a clean ENOSPC (never a SIGBUS, nor a
+// "fault reading" that names the wrong cause), nothing is lost, and once
+// space returns the log opens and appends.
+func TestSparseCopyOnFullDisk(t *testing.T) {
+	src := t.TempDir()
+	l := mustOpen(t, src, WithSegmentSize(smallSeg))
+	m := newModel()
+	r := rand.New(rand.NewPCG(17, 17))
+	for range 5 {
+		d := randRecord(r, 500)
+		q, err := l.Append(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.data[q] = d
+	}
+	mustClose(t, l)
+
+	mnt := mountTmpfs(t, "1m")
+	dir := filepath.Join(mnt, "log")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var sparse int
+	for name, b := range readDir(t, src).data() {
+		// Only the bytes up to the last non-zero one are written; the
+		// file then gets its size back as a hole.
+		end := len(b)
+		for end > 0 && b[end-1] == 0 {
+			end--
+		}
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, b[:end], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(path, int64(len(b))); err != nil {
+			t.Fatal(err)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(path, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Blocks*512 < int64(len(b)) {
+			sparse++
+		}
+	}
+	if sparse == 0 {
+		t.Fatal("the copy has no sparse file")
+	}
+	filler := filepath.Join(mnt, "filler")
+	fillUp(t, filler)
+
+	_, err := Open(dir, WithSegmentSize(smallSeg))
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Open of a sparse copy on a full file system: %v, want ENOSPC", err)
+	}
+	if strings.Contains(err.Error(), "fault") {
+		t.Fatalf("Open's error names a fault: %v", err)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, dir, WithSegmentSize(smallSeg))
+	m.check(t, l)
+	d := randRecord(r, 500)
+	q, err := l.Append(d)
+	if err != nil {
+		t.Fatalf("Append once space returned: %v", err)
+	}
+	m.data[q] = d
+	mustClose(t, l)
+	l = mustOpen(t, dir, WithSegmentSize(smallSeg))
+	m.check(t, l)
+}

@@ -56,7 +56,9 @@ func (s *File) Init(h Header) {
 	s.Header = h
 }
 
-// Open maps an existing segment file and decodes its header. A file whose
+// Open maps an existing segment file and decodes its header. A writable
+// file is allocated in full first (fallocate; see vfs.File.Allocate), as
+// Create does. A file whose
 // size is not the size its header names is reported as an *Error, with
 // the File still returned (mapped) so that a caller may inspect or repair
 // it; any other failure returns a nil File.
@@ -82,6 +84,15 @@ func Open(fsys vfs.FS, path string, writable bool) (*File, error) {
 	if size > MaxSize {
 		f.Close()
 		return nil, errAt(0, "file is %d bytes, larger than any segment", size)
+	}
+	if writable {
+		// The file may be sparse (copied with holes, restored from a
+		// backup): a store into a hole of the mapping on a full disk
+		// would be a SIGBUS. Allocated here, the full disk is ENOSPC.
+		if err := f.Allocate(size); err != nil {
+			f.Close()
+			return nil, err
+		}
 	}
 	m, err := mmap.MapRegion(f.OS(), int(size), prot, 0, 0)
 	if err != nil {
