@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/walpub/walpub/wal/index"
 	"github.com/walpub/walpub/wal/segment"
 )
 
@@ -245,5 +246,81 @@ func TestRepairLostCheckpointGap(t *testing.T) {
 		l = mustOpen(t, dir, WithSegmentSize(smallSeg))
 		m.check(t, l)
 		mustClose(t, l)
+	}
+}
+
+// TestRepairDamagedMetadata: a damaged superblock or checkpoint is moved
+// into the side file whole (one piece: the file from offset 0, every byte
+// as it was), the file leaves the log, and the log opens with every
+// record and acknowledgement the segments' own frames hold.
+func TestRepairDamagedMetadata(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		size   int // the file must be longer
+		damage func(b []byte)
+	}{
+		// Both slots, so that no valid one is left.
+		{index.SuperblockName, index.SuperblockSlot + 3, func(b []byte) { b[3] ^= 1; b[index.SuperblockSlot+3] ^= 1 }},
+		{index.CheckpointName, 0, func(b []byte) { b[len(b)/2] ^= 1 }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l := mustOpen(t, dir, WithSegmentSize(smallSeg))
+			m := newModel()
+			rec := bytes.Repeat([]byte("y"), 3000)
+			for len(segRanges(l)) < 3 {
+				q, err := l.Append(rec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m.data[q] = rec
+			}
+			for _, q := range []uint64{2, 5, 30} { // in segments 1, 1 and 2
+				if err := l.Ack(q); err != nil {
+					t.Fatal(err)
+				}
+				m.acked[q] = true
+			}
+			mustClose(t, l)
+			path := filepath.Join(dir, c.name)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b) <= c.size {
+				t.Fatalf("%s is %d bytes, too short to damage", c.name, len(b))
+			}
+			c.damage(b)
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err = Open(dir, WithSegmentSize(smallSeg))
+			if ce := asCorruption(t, err, dir); ce.Path != path || ce.fix != fixMoveAside {
+				t.Fatalf("Open: %v; want the damaged %s named, to be moved aside", err, c.name)
+			}
+
+			rep, err := Repair(dir)
+			if err != nil {
+				t.Fatalf("Repair: %v", err)
+			}
+			pieces := readSideFile(t, rep.SideFile)
+			if len(pieces) != 1 || pieces[0].file != c.name || pieces[0].off != 0 || !bytes.Equal(pieces[0].data, b) {
+				for _, p := range pieces {
+					t.Logf("piece %s@%d+%d", p.file, p.off, len(p.data))
+				}
+				t.Fatalf("side file: %d pieces; want the damaged %s whole (%d bytes) from offset 0", len(pieces), c.name, len(b))
+			}
+			if rep.Path != path || rep.Offset != 0 || rep.Moved != int64(len(b)) {
+				t.Fatalf("Repair report %+v; want %s from 0, %d bytes moved", rep, path, len(b))
+			}
+			if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("%s still in the log after Repair: %v", c.name, err)
+			}
+			for range 2 {
+				l = mustOpen(t, dir, WithSegmentSize(smallSeg))
+				m.check(t, l)
+				mustClose(t, l)
+			}
+		})
 	}
 }
