@@ -31,6 +31,16 @@ func kafkaScript(t *testing.T, command string) {
 // happened: the broker's port refuses connections once it is stopped, and
 // while it is down records are written and none is confirmed.
 func TestIntegrationBrokerRestart(t *testing.T) {
+	brokerRestart(t, false)
+}
+
+// TestIntegrationExactlyOnceBrokerRestart is TestIntegrationBrokerRestart
+// with kafka.WithExactlyOnce: read_committed, every record exactly once.
+func TestIntegrationExactlyOnceBrokerRestart(t *testing.T) {
+	brokerRestart(t, true)
+}
+
+func brokerRestart(t *testing.T, exactlyOnce bool) {
 	b := brokers(t)
 	if os.Getenv("KAFKA_SCRIPT") == "" {
 		t.Skip("KAFKA_SCRIPT not set (the path of scripts/kafka.sh, printed by scripts/kafka.sh env); needed to stop and start the broker")
@@ -38,11 +48,11 @@ func TestIntegrationBrokerRestart(t *testing.T) {
 	topic := topicName(t)
 	createTopic(t, b, topic, 2)
 	logger, _ := newLogger(t)
-	p := newProducer(t, "kafka://"+b+"/"+topic,
+	p := newProducer(t, "kafka://"+b+"/"+topic, modeOptions(exactlyOnce,
 		kafka.WithJournal(t.TempDir()),
 		kafka.WithLogger(logger),
 		kafka.WithRetryBackoff(50*time.Millisecond, time.Second),
-	)
+	)...)
 	ctx := context.Background()
 
 	// Whatever happens, leave a running broker for the tests after this one.
@@ -84,7 +94,7 @@ func TestIntegrationBrokerRestart(t *testing.T) {
 	if st.DeadLettered != 0 {
 		t.Errorf("%d records dead-lettered", st.DeadLettered)
 	}
-	verify(t, b, topic, keys, verifyOptions{})
+	verify(t, b, topic, keys, verifyOptions{exactlyOnce: exactlyOnce})
 }
 
 // written is how many records the producer has journaled: confirmed,

@@ -144,6 +144,15 @@ func consume(t *testing.T, brokerList, topic string, args ...string) []message {
 	return msgs
 }
 
+// modeOptions returns opts, with kafka.WithExactlyOnce("") added when
+// exactlyOnce is set.
+func modeOptions(exactlyOnce bool, opts ...kafka.Option) []kafka.Option {
+	if exactlyOnce {
+		return append(opts, kafka.WithExactlyOnce(""))
+	}
+	return opts
+}
+
 // consumeCommitted reads topic from the beginning to its end with a kgo
 // consumer, read_committed.
 func consumeCommitted(t *testing.T, brokerList, topic string) []message {

@@ -183,6 +183,16 @@ func (p *proxy) Close() {
 // After the faults stop, Flush must confirm everything, and kcat (connected
 // to the broker directly) must find every record.
 func TestIntegrationProxyFaults(t *testing.T) {
+	proxyFaults(t, false)
+}
+
+// TestIntegrationExactlyOnceProxyFaults is TestIntegrationProxyFaults with
+// kafka.WithExactlyOnce: read_committed, every record exactly once.
+func TestIntegrationExactlyOnceProxyFaults(t *testing.T) {
+	proxyFaults(t, true)
+}
+
+func proxyFaults(t *testing.T, exactlyOnce bool) {
 	b := brokers(t)
 	topic := topicName(t)
 	createTopic(t, b, topic, 2)
@@ -190,7 +200,7 @@ func TestIntegrationProxyFaults(t *testing.T) {
 	logger, _ := newLogger(t)
 
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	p := newProducer(t, "kafka://"+b+"/"+topic,
+	p := newProducer(t, "kafka://"+b+"/"+topic, modeOptions(exactlyOnce,
 		kafka.WithJournal(t.TempDir()),
 		kafka.WithLogger(logger),
 		kafka.WithRetryBackoff(50*time.Millisecond, time.Second),
@@ -204,11 +214,21 @@ func TestIntegrationProxyFaults(t *testing.T) {
 			kgo.ProduceRequestTimeout(2*time.Second),
 			kgo.RequestTimeoutOverhead(time.Second),
 		),
-	)
+	)...)
 	ctx := context.Background()
 	stopWriter := startWriter(t, p, "k", 2*time.Millisecond)
 
-	pause := func() { time.Sleep(700 * time.Millisecond) }
+	// pause lets records flow between faults: at least 700 ms, and until
+	// the producer confirms records again (with exactly once, after a
+	// fault it fences and reads back before it sends), so that every
+	// fault hits a producer at work.
+	pause := func() {
+		before := p.Stats().Delivered
+		time.Sleep(700 * time.Millisecond)
+		for deadline := time.Now().Add(30 * time.Second); p.Stats().Delivered == before && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	pause()
 	if px.accepted.Load() == 0 {
 		t.Fatal("no connection went through the proxy: the client bypasses it")
@@ -271,5 +291,5 @@ func TestIntegrationProxyFaults(t *testing.T) {
 	if st.DeadLettered != 0 {
 		t.Errorf("%d records dead-lettered", st.DeadLettered)
 	}
-	verify(t, b, topic, keys, verifyOptions{})
+	verify(t, b, topic, keys, verifyOptions{exactlyOnce: exactlyOnce})
 }
