@@ -119,6 +119,11 @@ func ReadJournal(path string, salvage bool) (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hop: reading journal: %w", err)
 	}
+	return parseJournal(b, path, salvage)
+}
+
+// parseJournal is ReadJournal of the bytes b of the file path.
+func parseJournal(b []byte, path string, salvage bool) (*Journal, error) {
 	j := &Journal{Path: path}
 	pending := map[uint64]int{} // seq -> index in j.Pending
 	var dropped []bool          // j.Pending[i] confirmed by a later sent record
