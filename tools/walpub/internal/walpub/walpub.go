@@ -78,7 +78,7 @@ journal once the broker confirms it; what a run leaves unconfirmed, the
 next run with the same journal sends first.
 
 Usage:
-  walpub [flags] [kafka://host:port[,host:port...]/topic] [FILE...]
+  walpub [flags] [kafka://[USER@]host:port[,host:port...]/topic] [FILE...]
 
 Each line of the FILEs (standard input when there are none, or for "-")
 becomes one record, without its line ending ("\n" or "\r\n"); --whole

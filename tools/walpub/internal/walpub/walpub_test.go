@@ -456,7 +456,7 @@ func TestUsageErrors(t *testing.T) {
 		t.Errorf("bad URL: %s", r)
 	}
 	r = walpub(t, "", "--help")
-	if r.code != ExitOK || !strings.Contains(r.stdout, "Usage:\n  walpub [flags] [kafka://host:port") ||
+	if r.code != ExitOK || !strings.Contains(r.stdout, "Usage:\n  walpub [flags] [kafka://[USER@]host:port") ||
 		!strings.Contains(r.stdout, "  --drain-timeout duration\n") {
 		t.Errorf("--help: %s", r)
 	}
