@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"time"
@@ -69,9 +70,10 @@ type ackSnapshot struct {
 // the checkpoint on disk calls unacknowledged.
 func (l *Log) writeCheckpoint() ([]ackSnapshot, error) {
 	l.mu.Lock()
-	if err := l.checkLocked(); err != nil {
+	// Not checkLocked: Close writes the last checkpoint while closing.
+	if l.closed || l.err != nil {
 		l.mu.Unlock()
-		return nil, err
+		return nil, cmp.Or(l.err, ErrClosed)
 	}
 	epoch := l.ackEpoch
 	// Every segment before the active one is sealed, present or

@@ -31,8 +31,11 @@ type Log struct {
 	// ownLock: Close releases lock (not when Repair lent it its own).
 	ownLock bool
 
-	mu            sync.Mutex
-	closed        bool
+	mu     sync.Mutex
+	closed bool
+	// closing: Close has begun; appends, acks and syncs are refused, so
+	// that Close's final sync covers everything written.
+	closing       bool
 	err           error // sticky: the first write or sync failure
 	segs          []*seg
 	active        *seg
@@ -242,7 +245,7 @@ func (l *Log) kick(c chan struct{}) {
 // checkLocked returns the error every call returns after a failure or
 // Close.
 func (l *Log) checkLocked() error {
-	if l.closed {
+	if l.closed || l.closing {
 		return ErrClosed
 	}
 	return l.err
@@ -700,6 +703,11 @@ func (l *Log) doSync() (pos, error) {
 		l.mu.Unlock()
 		return pos{}, err
 	}
+	if l.closed {
+		// The files are retired: nothing could be synced.
+		l.mu.Unlock()
+		return pos{}, ErrClosed
+	}
 	// A sealed file retired since its rotation (merged or reclaimed) may
 	// be closed already: pinning it would make release close it again.
 	var files []*mapped
@@ -715,6 +723,9 @@ func (l *Log) doSync() (pos, error) {
 	dirDirty := l.dirDirty
 	l.dirDirty = false
 	l.mu.Unlock()
+	if hook := syncCapturedHook.Load(); hook != nil {
+		(*hook)()
+	}
 
 	var err error
 	for _, f := range files {
@@ -737,6 +748,10 @@ func (l *Log) doSync() (pos, error) {
 	}
 	return at, nil
 }
+
+// syncCapturedHook, if set (by tests), runs in each sync round once it has
+// taken the files to sync and the position they cover.
+var syncCapturedHook atomic.Pointer[func()]
 
 // writeSuperblock writes the next slot, unsynced (see doSync). Only the
 // syncer (syncing set) calls it.
@@ -1131,16 +1146,19 @@ func (l *Log) Close() error {
 		l.mu.Unlock()
 		return ErrClosed
 	}
-	// Stop the background work first, so nothing races the final sync.
+	// Refuse new writes and stop the background work first, so that
+	// nothing races the final sync.
+	l.closing = true
 	close(l.quit)
 	l.mu.Unlock()
 	l.wg.Wait()
 	var err error
 	l.mu.Lock()
 	stickyErr := l.err
+	at := pos{l.active.id, l.active.tail}
 	l.mu.Unlock()
 	if stickyErr == nil {
-		err = l.Sync()
+		err = l.syncTo(at)
 		if err == nil {
 			err = l.syncSuperblock()
 		}
