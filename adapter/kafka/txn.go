@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -39,8 +40,10 @@ import (
 //     which no journaled record of ours is committed and unacknowledged. A
 //     topic is registered (floors = its end offsets then) before its first
 //     record is produced; a partition missing from a registered topic is
-//     read from its start. After a commit and its acknowledgements the
-//     floors move past the committed records.
+//     read from its start, and so is one whose floor is beyond its end (the
+//     topic was recreated, or the journal moved to another cluster). After
+//     a commit and its acknowledgements a partition's floor is set just
+//     past the commit's records; after a read-back, to where it ended.
 //   - max_sent: no record with a higher seq was ever produced, so the
 //     read-back matches only pending records up to it (memory stays
 //     bounded by about two in-flight windows, not by the backlog).
@@ -202,7 +205,7 @@ func (t *txnState) save() error {
 // earlier producer with it and ends its open transaction. It returns an
 // error wrapping ErrTransactionsUnavailable when the broker refuses; an
 // unreachable broker is not an error (the sender fences before it sends).
-func (t *txnState) fence(cl *kgo.Client, log interface{ Warn(string, ...any) }) error {
+func (t *txnState) fence(cl *kgo.Client, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), fenceWait)
 	defer cancel()
 	id, _, err := cl.ProducerID(ctx)
@@ -459,8 +462,23 @@ func (s *sender) txnCommitted(held []*entry) {
 		// acknowledges them then.
 		s.log.Error("kafka: acknowledging in the journal", "records", len(held), "err", ackErr)
 	} else {
+		// Every committed record is acknowledged now: the floors move
+		// to just past this transaction's records (set, not raised, so
+		// that a topic recreated with lower offsets, or a journal moved
+		// to another cluster, gets true floors again).
+		moved := map[string]map[int32]int64{}
 		for _, e := range held {
-			s.raiseFloor(e.rec.Topic, e.rec.Partition, e.rec.Offset+1)
+			m := moved[e.rec.Topic]
+			if m == nil {
+				m = map[int32]int64{}
+				moved[e.rec.Topic] = m
+			}
+			m[e.rec.Partition] = max(m[e.rec.Partition], e.rec.Offset+1)
+		}
+		for topic, m := range moved {
+			for p, off := range m {
+				s.setFloor(topic, p, off)
+			}
 		}
 		if err := t.save(); err != nil {
 			s.log.Warn("kafka: exactly once: saving the floors (a restart reads back more)", "err", err)
@@ -477,15 +495,13 @@ func (s *sender) txnCommitted(held []*entry) {
 	s.publishProgress(true)
 }
 
-func (s *sender) raiseFloor(topic string, partition int32, off int64) {
+func (s *sender) setFloor(topic string, partition int32, off int64) {
 	f := s.tx.file.Floors[topic]
 	if f == nil {
 		f = map[int32]int64{}
 		s.tx.file.Floors[topic] = f
 	}
-	if off > f[partition] {
-		f[partition] = off
-	}
+	f[partition] = off
 }
 
 // txnRequeue puts the records of an ended transaction back, to be sent
@@ -595,8 +611,17 @@ func (s *sender) reconcile(ctx context.Context) error {
 			return fmt.Errorf("end offsets of %s: %w", topic, err)
 		}
 		ends[topic] = e
+		// A floor beyond the partition's end means the topic is not the
+		// one the floor was taken on (recreated, another cluster): read
+		// that partition whole.
+		from := map[int32]int64{}
+		for p, f := range t.file.Floors[topic] {
+			if f <= e[p] {
+				from[p] = f
+			}
+		}
 		err = kafkaoffsets.Read(ctx, append(slices.Clone(t.baseOpts), kgo.FetchIsolationLevel(kgo.ReadCommitted())),
-			topic, t.file.Floors[topic], e, func(r *kgo.Record) {
+			topic, from, e, func(r *kgo.Record) {
 				k := r.Topic + "\x00" + string(recordID(r))
 				if seqs := cands[k]; len(seqs) > 0 {
 					acks = append(acks, seqs[0])
@@ -621,7 +646,7 @@ func (s *sender) reconcile(ctx context.Context) error {
 	}
 	for topic, e := range ends {
 		for p, end := range e {
-			s.raiseFloor(topic, p, end)
+			s.setFloor(topic, p, end)
 		}
 	}
 	if err := t.save(); err != nil {
