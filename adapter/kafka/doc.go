@@ -145,7 +145,8 @@
 //   - A broker that refuses transactions (no transaction support, the ID
 //     not authorized) makes NewProducer fail with
 //     [ErrTransactionsUnavailable]; there is no silent fallback to at least
-//     once. An unreachable broker does not: the fencing waits for it.
+//     once. An unreachable broker does not: NewProducer waits up to 5 s
+//     for an answer, then the sender fences before it sends anything.
 //   - Consumers reading read_uncommitted (the default of most clients,
 //     kcat included) may see records of aborted transactions: copies that
 //     were sent again, and records of a fenced producer. Only

@@ -156,7 +156,11 @@ func (h *handoff) take(seq uint64) ([]byte, bool) {
 // An unreachable broker is not an error: records wait in the journal until
 // one answers. A damaged journal is (errors.Is(err, wal.ErrCorrupt), with the
 // *wal.CorruptionError naming file and offset; see wal.Repair), and so is a
-// journal held by another producer (wal.ErrLocked).
+// journal held by another producer (wal.ErrLocked). With WithExactlyOnce,
+// NewProducer first fences the transactional ID, waiting up to 5 s for the
+// broker (then the sender does it before sending), and fails with
+// ErrTransactionsUnavailable if the broker refuses transactions, or with an
+// error naming the exactly-once state file if that is unreadable.
 func NewProducer(url string, opts ...Option) (*Producer, error) {
 	t, err := parseURL(url)
 	if err != nil {
