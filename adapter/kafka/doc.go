@@ -68,14 +68,16 @@
 //     header is kept instead.
 //   - Errors that no retry can fix — the record is too large for the broker
 //     (tried alone, so that neighbours failed with it are not blamed), the
-//     topic is invalid, writing is not authorized, the partition
+//     topic is invalid, the partition
 //     (kgo.ManualPartitioner) does not exist after three tries with the
 //     client's metadata refreshed between them — move the record to a
 //     dead-letter log in the journal directory ("dead-letter", a [wal.Log]
 //     whose entries [DecodeDeadLetter] reads: the record and the error
 //     text). It is logged, counted in [Stats].DeadLettered and reported to
 //     [WithOnDeadLetter]. Nothing is dropped silently; every other error is
-//     retried.
+//     retried, a refused authorization included (an ACL may be propagating
+//     or granted later; a client that keeps a refused producer ID is
+//     replaced).
 //   - Memory does not grow with the backlog: at most [WithMaxInFlight]
 //     records (10000, 64 MiB by default) are in flight, about as many wait
 //     in memory to be sent, and the rest is read from the journal when the

@@ -406,3 +406,53 @@ func TestCloseWithSmallClientBuffer(t *testing.T) {
 		t.Fatalf("%d records left in the journal, want %d", st.Pending, n)
 	}
 }
+
+// TestClusterAuthorizationRetried refuses the first InitProducerID with
+// CLUSTER_AUTHORIZATION_FAILED (an ACL still propagating). The client keeps
+// that error for every later record; the producer must not dead-letter
+// them but ask again (with a new client) and deliver everything, including
+// records written after the refusal.
+func TestClusterAuthorizationRetried(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, kfake.SeedTopics(2, "t"))
+	var inits, refused atomic.Int64
+	c.ControlKey(int16(kmsg.InitProducerID), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if inits.Add(1) > 1 {
+			return nil, nil, false
+		}
+		refused.Add(1)
+		resp := req.(*kmsg.InitProducerIDRequest).ResponseKind().(*kmsg.InitProducerIDResponse)
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil, true
+	})
+	p, _ := newTestProducer(t, clusterURL(c, "t"))
+	ctx := ctxTimeout(t, 60*time.Second)
+	const n = 1000
+	writeRecords(t, ctx, p, n, 4, 10)
+	waitStats(t, ctx, p, "the refusal", func(Stats) bool { return refused.Load() > 0 })
+	for i := n; i < 2*n; i++ {
+		if err := p.Write(ctx, testRecord(i, 4, 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := p.Stats()
+	t.Logf("InitProducerID requests %d (refused %d); stats %+v", inits.Load(), refused.Load(), st)
+	if refused.Load() != 1 || inits.Load() < 2 {
+		t.Fatalf("InitProducerID asked %d times, refused %d: want one refusal, then asked again", inits.Load(), refused.Load())
+	}
+	if st.DeadLettered != 0 || st.Delivered != 2*n {
+		t.Fatalf("stats %+v: want %d delivered, none dead-lettered", st, 2*n)
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := readTopic(t, c.ListenAddrs(), "t")
+	checkOrder(t, got)
+	if tl := countIDs(t, got); len(tl.copies) != 2*n {
+		t.Fatalf("%d distinct records on the topic, want %d", len(tl.copies), 2*n)
+	}
+}

@@ -219,6 +219,7 @@ func NewProducer(url string, opts ...Option) (*Producer, error) {
 			kgo.TransactionTimeout(txnTimeout))
 		snd.tx.opts = copts
 	}
+	snd.opts = copts
 	client, err := kgo.NewClient(copts...)
 	if err == nil {
 		if err = checkClient(client, snd.tx); err == nil && snd.tx != nil {

@@ -150,6 +150,11 @@ type sender struct {
 
 	tx *txnState // exactly once (WithExactlyOnce); nil otherwise
 
+	opts           []kgo.Opt // the client's, to make a new one (replaceClient)
+	rebuild        bool      // the client keeps an error for good: replace it
+	rebuildAt      time.Time // not before
+	rebuildBackoff time.Duration
+
 	intern   interner
 	resolved uint64 // last value published to p.resolved
 	acks     []uint64
@@ -308,10 +313,11 @@ func classify(err error) failKind {
 		// The broker judges a whole batch: one bad record fails its
 		// neighbours with the same error.
 		return failAlone
-	case kerr.InvalidTopicException, kerr.TopicAuthorizationFailed,
-		kerr.ClusterAuthorizationFailed, kerr.TransactionalIDAuthorizationFailed:
+	case kerr.InvalidTopicException:
 		return failDeadLetter
 	}
+	// Everything else can change without the record changing: a refused
+	// authorization too (an ACL still propagating, or granted later).
 	return failRetry
 }
 
@@ -364,6 +370,11 @@ func (s *sender) complete() {
 			continue
 		}
 		kind := classify(c.err)
+		if s.tx == nil && errors.Is(c.err, kerr.ClusterAuthorizationFailed) {
+			// kgo keeps a refused producer ID for good: only a new
+			// client asks again.
+			s.rebuild = true
+		}
 		if s.tx != nil {
 			s.txnFailed(c.err)
 			kind = txnKind(c.err, kind)
@@ -429,6 +440,13 @@ func (s *sender) complete() {
 	acked := s.journalAcks()
 	s.popLeft()
 	s.settleHolds()
+	if s.rebuild && !s.stopping && !time.Now().Before(s.rebuildAt) {
+		s.rebuild = false
+		s.log.Warn("kafka: the client keeps refusing; replacing it")
+		s.replaceClient()
+		s.rebuildBackoff = s.step(s.rebuildBackoff)
+		s.rebuildAt = time.Now().Add(jitter(s.rebuildBackoff))
+	}
 	if acked {
 		s.publishProgress(true)
 	}
@@ -483,6 +501,23 @@ func (s *sender) journalAcks() bool {
 	clear(s.unacked)
 	s.unacked = s.unacked[:0]
 	return true
+}
+
+// replaceClient closes the client and makes a new one with the same
+// options: the way out of an error the client keeps for good (a refused
+// producer ID). The records the old one held are reported failed, and sent
+// again.
+func (s *sender) replaceClient() {
+	cl, err := kgo.NewClient(s.opts...)
+	if err != nil {
+		// Cannot happen: the same options made the first client.
+		s.log.Error("kafka: making a new client", "err", err)
+		return
+	}
+	old := s.p.client
+	s.p.client = cl
+	old.Close()
+	s.flushes.Wait()
 }
 
 // ack acknowledges seqs in the journal.
@@ -629,6 +664,9 @@ func (s *sender) wakeAt() time.Time {
 	at(s.txnDeadline())
 	if len(s.unacked) > 0 {
 		at(s.ackRetryAt)
+	}
+	if s.rebuild {
+		at(s.rebuildAt)
 	}
 	for _, h := range s.holds {
 		if !h.collecting && h.solo == nil && len(h.q) > 0 {
@@ -797,8 +835,9 @@ func (s *sender) release(k holdKey, h *hold, now time.Time) {
 			// everything buffered is reported, or at shutdown).
 			h.solo = e
 			if !s.flushing.Swap(true) {
+				cl := s.p.client
 				s.flushes.Go(func() {
-					_ = s.p.client.Flush(s.ctx)
+					_ = cl.Flush(s.ctx)
 					s.flushing.Store(false)
 				})
 			}

@@ -527,16 +527,7 @@ func (s *sender) txnTrouble(what string, err error) {
 	s.log.Warn("kafka: exactly once: "+what+" failed; fencing and reading back before sending again", "err", err)
 	t := s.tx
 	t.ready, t.open, t.aborting, t.n, t.bytes = false, false, false, 0, 0
-	cl, nerr := kgo.NewClient(t.opts...)
-	if nerr != nil {
-		// Cannot happen: the same options made the first client.
-		s.log.Error("kafka: exactly once: a new client", "err", nerr)
-	} else {
-		s.flushes.Wait()
-		old := s.p.client
-		s.p.client = cl
-		old.Close()
-	}
+	s.replaceClient()
 	s.delay()
 }
 
