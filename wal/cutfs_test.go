@@ -29,9 +29,12 @@ type cutFS struct {
 	fs  vfs.FS
 	dir string // the log directory: names in the image are relative to it
 
-	mu         sync.Mutex
-	rng        *rand.Rand
-	writeBack  float64 // adversarial: the chance an unsynced page reached the disk
+	mu        sync.Mutex
+	rng       *rand.Rand
+	writeBack float64 // adversarial: the chance an unsynced page reached the disk
+	// kill models a killed process instead of a power cut: the page
+	// cache and every directory operation survive.
+	kill       bool
 	ops        []dirOp
 	durableOps int
 	inodes     map[uint64]*inode
@@ -90,7 +93,9 @@ func (c *cutFS) cut() {
 
 func (c *cutFS) cutLocked() {
 	k := c.durableOps
-	if n := len(c.ops) - k; n > 0 {
+	if n := len(c.ops) - k; c.kill {
+		k = len(c.ops)
+	} else if n > 0 {
 		k += c.rng.IntN(n + 1)
 	}
 	names := map[string]uint64{}
@@ -119,7 +124,9 @@ func (c *cutFS) cutLocked() {
 		cur = cur[:n]
 		img := make([]byte, len(cur))
 		copy(img, in.synced)
-		if c.writeBack > 0 {
+		if c.kill {
+			copy(img, cur)
+		} else if c.writeBack > 0 {
 			for off := 0; off < len(cur); off += 4096 {
 				end := min(off+4096, len(cur))
 				if !bytes.Equal(img[off:end], cur[off:end]) && c.rng.Float64() < c.writeBack {
