@@ -122,6 +122,10 @@ type Faulty struct {
 	Allocations int
 }
 
+// SyncCount returns Syncs, read under the lock (for tests that read it while
+// the log runs).
+func (f *Faulty) SyncCount() int { f.mu.Lock(); defer f.mu.Unlock(); return f.Syncs }
+
 // FailNextSyncs makes the next n File.Sync or SyncDir calls fail.
 func (f *Faulty) FailNextSyncs(n int) { f.mu.Lock(); f.failSync = n; f.mu.Unlock() }
 
