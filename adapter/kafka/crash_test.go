@@ -19,7 +19,13 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/walpub/walpub/internal/testutil"
 )
+
+// crashSeedEnv replays the kill moments of crashRounds: set it to the seed
+// a failed run logged.
+const crashSeedEnv = "WALPUB_KAFKA_CRASH_SEED"
 
 // Environment of the "writer" helper mode.
 const (
@@ -228,8 +234,7 @@ func crashRounds(t *testing.T, url, dir string, rounds int, env func(round int) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	seed := testutil.Seed(t, crashSeedEnv)
 	rng := rand.New(rand.NewPCG(seed, seed>>32))
 
 	returned = map[int]bool{}
@@ -290,7 +295,14 @@ func crashRounds(t *testing.T, url, dir string, rounds int, env func(round int) 
 			// While it writes.
 			select {
 			case <-first:
-			case <-time.After(10 * time.Second):
+			case <-killed:
+				_ = cmd.Wait()
+				t.Fatalf("round %d: the writer exited before writing:\n%s", round, stderr.String())
+			case <-time.After(60 * time.Second):
+				_ = cmd.Process.Kill()
+				<-killed
+				_ = cmd.Wait()
+				t.Fatalf("round %d: the writer wrote nothing in 60 s:\n%s", round, stderr.String())
 			}
 			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
 		}
@@ -309,6 +321,9 @@ func crashRounds(t *testing.T, url, dir string, rounds int, env func(round int) 
 		}
 	}
 	t.Logf("%d rounds, %d records acknowledged by Write", rounds, len(returned))
+	if len(returned) == 0 {
+		t.Fatalf("no Write returned in %d rounds: the test checked nothing", rounds)
+	}
 	return returned, commitKills
 }
 

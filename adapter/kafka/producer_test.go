@@ -272,6 +272,10 @@ func testFaults(t *testing.T, eos bool) {
 	mu.Lock()
 	t.Logf("produce requests %d, dropped %d, answered with retriable codes %d, timed out after write %d",
 		produces, dropped, coded, timedOut.Hits())
+	if dropped == 0 || coded == 0 || dropped+coded != budget || timedOut.Hits() != 5 {
+		t.Fatalf("faults injected: %d dropped, %d retriable codes (want %d in all, each kind at least once), %d timed out after write (want 5)",
+			dropped, coded, budget, timedOut.Hits())
+	}
 	mu.Unlock()
 	parts := readCommitted(t, c.ListenAddrs(), "t")
 	checkOrder(t, parts)
