@@ -8,11 +8,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/walpub/walpub/internal/testutil"
 	"github.com/walpub/walpub/wal/index"
 )
 
@@ -293,15 +293,12 @@ func powerCut(t *testing.T, policy SyncPolicy, step cutStep, k int, seed uint64,
 // half of the pages written since also on disk. See powerCut for what it
 // checks. Seeds are fixed: WALPUB_POWERCUT_SEED changes them.
 func TestPowerCut(t *testing.T) {
+	// Fixed seeds by default, so that every step is reached the same way
+	// each run; WALPUB_POWERCUT_SEED explores others.
 	base := uint64(1)
-	if s := os.Getenv("WALPUB_POWERCUT_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("WALPUB_POWERCUT_SEED: %v", err)
-		}
-		base = v
+	if os.Getenv("WALPUB_POWERCUT_SEED") != "" {
+		base = testutil.Seed(t, "WALPUB_POWERCUT_SEED")
 	}
-	t.Logf("seed %d (set WALPUB_POWERCUT_SEED to change)", base)
 	policies := []struct {
 		name string
 		p    SyncPolicy

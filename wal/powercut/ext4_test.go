@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/walpub/walpub/internal/testutil"
 	"github.com/walpub/walpub/wal"
 )
 
@@ -319,14 +320,7 @@ func TestExt4PowerCut(t *testing.T) {
 		"dirty_background_ratio":    "80",
 		"dirty_ratio":               "90",
 	})
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv(seedEnv); s != "" {
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("%s: %v", seedEnv, err)
-		}
-	}
-	t.Logf("seed %d (set %s to replay)", seed, seedEnv)
-	r := rand.New(rand.NewPCG(seed, 3))
+	r := rand.New(rand.NewPCG(testutil.Seed(t, seedEnv), 3))
 
 	rounds := []struct {
 		pol         string
