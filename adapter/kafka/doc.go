@@ -160,7 +160,11 @@
 //     the option: they are part of no committed transaction.
 //   - [Stats], [Producer.Flush], [Producer.Close] and [WithOnDelivery]
 //     mean the same as without it, "confirmed" meaning "committed": Flush
-//     waits for the commit (up to the 100 ms a transaction collects).
+//     waits for the commit (up to the 100 ms a transaction collects). A
+//     Close whose context ends first aborts the open transaction (its
+//     records stay journaled); a killed process leaves it to the next
+//     NewProducer's fence or the broker's one-minute transaction timeout,
+//     during which read_committed consumers of its partitions wait.
 //   - Throughput: see the README for the ratio to at-least-once mode
 //     measured on a real broker.
 //

@@ -244,6 +244,9 @@ func (s *sender) shutdown() {
 	s.stopping = true
 	s.end()
 	s.flushes.Wait()
+	if s.tx != nil {
+		s.txnAbortOpen()
+	}
 	s.p.client.Close()
 	deadline := time.NewTimer(promiseWait)
 	defer deadline.Stop()

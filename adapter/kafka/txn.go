@@ -67,6 +67,8 @@ const (
 	// txnTimeout is the transaction timeout asked of the broker: a
 	// transaction left open by a stopped producer is aborted after it.
 	txnTimeout = time.Minute
+	// closeAbortWait bounds the abort of the open transaction at Close.
+	closeAbortWait = 5 * time.Second
 	// txnIDPrefix starts a transactional ID derived from a journal.
 	txnIDPrefix = "walpub-"
 )
@@ -444,6 +446,29 @@ func (s *sender) txnEnd() {
 		fn()
 	}
 	s.txnCommitted(held)
+}
+
+// txnAbortOpen aborts the open transaction at shutdown (Close's context
+// ended before it committed), so that read_committed consumers of its
+// partitions need not wait for the broker's transaction timeout. Its records
+// stay journaled.
+func (s *sender) txnAbortOpen() {
+	t := s.tx
+	if !t.open || t.fatal != nil {
+		return
+	}
+	s.p.inFlight.Add(-int64(len(t.held)))
+	t.held, t.open, t.aborting, t.n, t.bytes = nil, false, false, 0, 0
+	ctx, cancel := context.WithTimeout(context.Background(), closeAbortWait)
+	defer cancel()
+	err := s.p.client.AbortBufferedRecords(ctx)
+	if err == nil {
+		err = s.p.client.EndTransaction(ctx, kgo.TryAbort)
+	}
+	if err != nil {
+		s.log.Warn("kafka: exactly once: aborting the open transaction at close; the broker aborts it after its timeout",
+			"timeout", txnTimeout, "err", err)
+	}
 }
 
 // txnCommitted acknowledges the records of a committed transaction, moves

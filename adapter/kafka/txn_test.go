@@ -1,15 +1,19 @@
 package kafka
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/walpub/walpub/wal"
 )
 
 // readCommitted consumes every committed record of topic, per partition in
@@ -129,4 +133,98 @@ func TestExactlyOnceTransactionsRefused(t *testing.T) {
 			_ = p.Close(ctxTimeout(t, 10*time.Second))
 		})
 	}
+}
+
+// TestExactlyOnceCloseAbortsOpenTransaction closes while a transaction
+// cannot end (one partition refuses every produce with a retriable error):
+// Close returns its context's error, the records stay journaled, and the
+// transaction is aborted, so that read_committed consumers of the other
+// partition are not held back (its last stable offset reaches its end).
+func TestExactlyOnceCloseAbortsOpenTransaction(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, kfake.SeedTopics(2, "t"))
+	stuck := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "t", Partitions: []int32{1},
+		Err: kerr.NotEnoughReplicas, Count: -1})
+	defer stuck.Remove()
+	dir := t.TempDir() + "/journal"
+	p, err := NewProducer(clusterURL(c, "t"), append(fastRetries(), WithJournal(dir), WithExactlyOnce(""),
+		WithClient(kgo.RecordPartitioner(kgo.ManualPartitioner())))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxTimeout(t, 30*time.Second)
+	for i := range 100 {
+		r := testRecord(i, 1, 10)
+		r.Partition = int32(i % 2)
+		if err := p.Write(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Records of partition 0 reach the broker inside the transaction.
+	ends := map[int32]int64{}
+	for ends[0] == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("nothing reached partition 0")
+		}
+		ends = endOffsets(t, c, 0)
+		time.Sleep(10 * time.Millisecond)
+	}
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if err := p.Close(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close: %v, want deadline exceeded", err)
+	}
+	if stuck.Hits() == 0 {
+		t.Fatal("the fault on partition 1 never fired")
+	}
+	hw, lso := endOffsets(t, c, 0), endOffsets(t, c, 1)
+	if lso[0] != hw[0] {
+		t.Fatalf("partition 0: last stable offset %d, high watermark %d: the transaction is still open", lso[0], hw[0])
+	}
+	if js := journalPending(t, dir); js != 100 {
+		t.Fatalf("%d records left in the journal, want 100", js)
+	}
+}
+
+// endOffsets lists the end offsets of topic "t": isolation 0 gives the high
+// watermarks, 1 the last stable offsets.
+func endOffsets(t *testing.T, c *kfake.Cluster, isolation int8) map[int32]int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.IsolationLevel = isolation
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = "t"
+	for p := range int32(2) {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp = p, -1
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctxTimeout(t, 10*time.Second), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			out[rp.Partition] = rp.Offset
+		}
+	}
+	return out
+}
+
+// journalPending opens the journal in dir and returns its pending count.
+func journalPending(t *testing.T, dir string) int {
+	t.Helper()
+	j, err := wal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	return j.Stats().Pending
 }
