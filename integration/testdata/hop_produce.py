@@ -8,6 +8,7 @@ knows which messages hop had journaled.
 Run by integration/hop_test.go with the Python of a venv that has
 hop-client 0.13.0 (HOP_PYTHON).
 """
+import os
 import sys
 import uuid
 
@@ -37,4 +38,7 @@ io.uuid = _UUID()
 with RobustProducer(url, auth=False, journal_path=journal) as producer:
     for i in range(count):
         producer.write({"i": i})
-        print(i, last[-1], flush=True)
+        # One write(2) per line, shorter than PIPE_BUF: the test kills this
+        # process at any moment and must never read half a line (print()
+        # hands its pieces to a buffer that may go out between them).
+        os.write(1, f"{i} {last[-1]}\n".encode())
