@@ -70,6 +70,7 @@ type config struct {
 	txnID          string       // WithExactlyOnce's ID; "" derives one
 	afterCommit    func()       // withAfterCommit (tests)
 	ackFault       func() error // withAckFault (tests)
+	afterFull      func()       // withAfterFull (tests)
 }
 
 func defaultConfig() config {
@@ -360,4 +361,11 @@ func (a slogAdapter) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 // injection for tests).
 func withAckFault(fn func() error) Option {
 	return func(c *config) { c.ackFault = fn }
+}
+
+// withAfterFull sets a function Write calls after the journal refused an
+// append for room, before it looks at what the journal holds (fault
+// injection for tests).
+func withAfterFull(fn func()) Option {
+	return func(c *config) { c.afterFull = fn }
 }

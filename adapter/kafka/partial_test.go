@@ -456,3 +456,33 @@ func TestClusterAuthorizationRetried(t *testing.T) {
 		t.Fatalf("%d distinct records on the topic, want %d", len(tl.copies), 2*n)
 	}
 }
+
+// TestNoSpuriousTooLarge writes records that each fit in the journal's
+// bound alone but not two together, and makes the journal empty (the broker
+// confirms the record that took the room) right between an append refused
+// for room and the check that tells a record too large: no Write may fail
+// with ErrRecordTooLarge.
+func TestNoSpuriousTooLarge(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, kfake.SeedTopics(1, "t"))
+	var p *Producer
+	var emptied atomic.Int64
+	p, _ = newTestProducer(t, clusterURL(c, "t"), WithWAL(wal.WithMaxBytes(64<<10)),
+		withAfterFull(func() {
+			for p.journal.Stats().Pending > 0 {
+				time.Sleep(time.Millisecond)
+			}
+			emptied.Add(1)
+		}))
+	ctx := ctxTimeout(t, 60*time.Second)
+	value := make([]byte, 40<<10)
+	for i := 0; i < 20 || emptied.Load() == 0; i++ {
+		if ctx.Err() != nil {
+			t.Fatal("no append was refused for room")
+		}
+		if err := p.Write(ctx, &kgo.Record{Value: value}); err != nil {
+			t.Fatalf("write %d (journal emptied %d times after a refused append): %v", i, emptied.Load(), err)
+		}
+	}
+	t.Logf("the journal emptied %d times after an append refused for room", emptied.Load())
+}

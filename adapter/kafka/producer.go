@@ -363,6 +363,10 @@ func storeMax(a *atomic.Uint64, v uint64) {
 func (p *Producer) append(ctx context.Context, b []byte) (uint64, error) {
 	for {
 		progress := p.progressChan()
+		// The record is too large only if the journal refuses it while
+		// empty: empty before the append and after it. Empty only after,
+		// it emptied meanwhile, and the append is tried again.
+		emptyBefore := p.journal.Stats().Pending == 0
 		seq, err := p.journal.Append(b)
 		if err == nil {
 			return seq, nil
@@ -370,8 +374,14 @@ func (p *Producer) append(ctx context.Context, b []byte) (uint64, error) {
 		if !errors.Is(err, wal.ErrFull) {
 			return 0, fmt.Errorf("kafka: journal append: %w", err)
 		}
+		if fn := p.cfg.afterFull; fn != nil {
+			fn()
+		}
 		if p.journal.Stats().Pending == 0 {
-			return 0, fmt.Errorf("%w (%d bytes)", ErrRecordTooLarge, len(b))
+			if emptyBefore {
+				return 0, fmt.Errorf("%w (%d bytes)", ErrRecordTooLarge, len(b))
+			}
+			continue
 		}
 		select {
 		case <-ctx.Done():
