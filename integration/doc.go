@@ -63,4 +63,33 @@
 //
 // The tests share one broker and the broker-restart test stops it, so none
 // of them runs in parallel with another.
+//
+// # The cluster tests
+//
+// The tests named TestCluster* need the three-node cluster of
+// scripts/kafka.sh and skip unless KAFKA_BROKER_COUNT=3:
+//
+//	KAFKA_BROKER_COUNT=3 scripts/kafka.sh start
+//	eval "$(KAFKA_BROKER_COUNT=3 scripts/kafka.sh env)"
+//	go test -race -count=1 -v -run '^TestCluster' ./integration/
+//	scripts/kafka.sh stop
+//
+// Every topic is replicated on the three nodes with min.insync.replicas=2,
+// and the tests kill nodes with `$KAFKA_SCRIPT kill-broker N` (SIGKILL):
+//
+//   - TestClusterLeaderKill: the robust producer writes while the leader of
+//     partition 0 is killed and restarted, three times.
+//   - TestClusterWalpubLeaderKill: the same for the walpub tool (built with
+//     go build), fed lines on its standard input; it must exit 0.
+//   - TestClusterTwoBrokersDown: with two nodes killed, Write goes on
+//     journaling and nothing is confirmed; once a second node is back,
+//     everything is.
+//   - TestClusterKill9DuringFailover: the child process of
+//     TestIntegrationKill9 is killed with SIGKILL while the cluster fails
+//     over from a killed leader, three rounds on one journal.
+//
+// Each logs a "FAILOVER FIGURES" line (records, kills, lost, duplicates,
+// and the longest time between two delivery confirmations where measured).
+// .ci/run's integration stage, against a single broker, leaves them out
+// (-skip '^TestCluster').
 package integration

@@ -48,9 +48,10 @@ func topicName(t *testing.T) string {
 	return fmt.Sprintf("walpub-it-%s-%d", name, time.Now().UnixNano())
 }
 
-// createTopic creates topic with the given partitions (replication factor
-// 1) through a plain kgo client, and waits until every partition has a
-// leader.
+// createTopic creates topic with the given partitions and the broker's
+// default replication factor (1 on a single broker, 3 on the cluster of
+// scripts/kafka.sh) through a plain kgo client, and waits until every
+// partition has a leader.
 func createTopic(t *testing.T, brokerList, topic string, partitions int) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokerList, ",")...))
@@ -66,7 +67,7 @@ func createTopic(t *testing.T, brokerList, topic string, partitions int) {
 	rt := kmsg.NewCreateTopicsRequestTopic()
 	rt.Topic = topic
 	rt.NumPartitions = int32(partitions)
-	rt.ReplicationFactor = 1
+	rt.ReplicationFactor = -1 // the broker's default.replication.factor
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
@@ -173,7 +174,9 @@ func consumeCommitted(t *testing.T, brokerList, topic string) []message {
 
 // drain flushes p (waiting up to 2 minutes for every record written to be
 // confirmed; after names what came before, for the failure message),
-// closes it, and returns its stats as they were after the flush.
+// closes it, and returns its stats as they were after the flush. It fails
+// the test if a record was dead-lettered: the broker refuses none of the
+// records the tests write.
 func drain(t *testing.T, ctx context.Context, p *kafka.Producer, after string) kafka.Stats {
 	t.Helper()
 	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -186,6 +189,9 @@ func drain(t *testing.T, ctx context.Context, p *kafka.Producer, after string) k
 		t.Fatalf("Close: %v", err)
 	}
 	t.Logf("producer stats after Flush: %+v", st)
+	if st.DeadLettered != 0 {
+		t.Errorf("%d records dead-lettered", st.DeadLettered)
+	}
 	return st
 }
 
@@ -200,25 +206,34 @@ type verifyOptions struct {
 	exactlyOnce bool
 }
 
+// verified is what verify counted on the broker.
+type verified struct {
+	written    int // len(want)
+	messages   int // messages on the topic, duplicates included
+	duplicates int // messages beyond the first copy of a record
+	missing    int // records of want not on the topic: lost
+}
+
 // verify reads topic back with kcat and checks the producer's promises
 // against want, the keys of every record whose Write returned, in write
 // order; every key is distinct and keys sort in write order (the tests
 // zero-pad their numbers). It fails the test for a lost record, a value
 // that does not match its key, and, per partition, a record whose first copy
 // arrived before the first copy of a record written earlier. Duplicates are
-// counted and logged.
-func verify(t *testing.T, brokerList, topic string, want []string, opts verifyOptions) {
+// counted, logged and returned.
+func verify(t *testing.T, brokerList, topic string, want []string, opts verifyOptions) verified {
 	t.Helper()
 	if !opts.exactlyOnce {
-		check(t, "kcat", consume(t, brokerList, topic), want, opts)
-		return
+		return check(t, "kcat", consume(t, brokerList, topic), want, opts)
 	}
-	check(t, "kcat read_committed", consume(t, brokerList, topic, "-X", "isolation.level=read_committed"), want, opts)
+	v := check(t, "kcat read_committed", consume(t, brokerList, topic, "-X", "isolation.level=read_committed"), want, opts)
 	check(t, "kgo read_committed", consumeCommitted(t, brokerList, topic), want, opts)
+	return v
 }
 
-// check is verify's check of the messages a consumer read.
-func check(t *testing.T, consumer string, msgs []message, want []string, opts verifyOptions) {
+// check is verify's check of the messages a consumer read; it returns what
+// it counted.
+func check(t *testing.T, consumer string, msgs []message, want []string, opts verifyOptions) verified {
 	t.Helper()
 	wanted := make(map[string]bool, len(want))
 	for _, k := range want {
@@ -270,6 +285,7 @@ func check(t *testing.T, consumer string, msgs []message, want []string, opts ve
 	if len(outOfOrder) > 0 {
 		t.Errorf("%d records arrived before a record written earlier to the same partition: %v", len(outOfOrder), head(outOfOrder))
 	}
+	return verified{written: len(want), messages: len(msgs), duplicates: dups, missing: len(missing)}
 }
 
 func head(s []string) []string {

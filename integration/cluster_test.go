@@ -1,0 +1,525 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/walpub/walpub/adapter/kafka"
+	"github.com/walpub/walpub/internal/kafkaoffsets"
+)
+
+// The tests named TestCluster* run against the three-node cluster of
+// scripts/kafka.sh (KAFKA_BROKER_COUNT=3): topics replicated on the three
+// nodes, min.insync.replicas=2, the producer's acks=all. They kill brokers
+// with $KAFKA_SCRIPT kill-broker N (SIGKILL) and start them again.
+
+const (
+	clusterSize = 3
+	clusterSkip = "KAFKA_BROKER_COUNT is not 3: the TestCluster tests need the three-node cluster " +
+		"(KAFKA_BROKER_COUNT=3 scripts/kafka.sh start; eval \"$(KAFKA_BROKER_COUNT=3 scripts/kafka.sh env)\"; " +
+		".ci/run's cluster stage does this)"
+	// waitLong bounds every wait for the cluster: a failover takes the
+	// controller's broker session timeout (9 s) and a restarted node takes
+	// 10 to 30 s to start on a loaded machine.
+	waitLong = 2 * time.Minute
+)
+
+// testCluster is the cluster as a test sees it: the PLAINTEXT listeners, an
+// admin client, and the nodes the test has stopped.
+type testCluster struct {
+	t       *testing.T
+	brokers string
+	admin   *kgo.Client
+	down    map[int32]bool
+}
+
+// newTestCluster skips the test unless the environment names the
+// three-node cluster, and checks that every node is up. At cleanup it
+// starts the nodes the test left down, for the tests after it.
+func newTestCluster(t *testing.T) *testCluster {
+	t.Helper()
+	b := brokers(t)
+	if os.Getenv("KAFKA_BROKER_COUNT") != strconv.Itoa(clusterSize) {
+		t.Skip(clusterSkip)
+	}
+	if os.Getenv("KAFKA_SCRIPT") == "" {
+		t.Fatal("KAFKA_BROKER_COUNT=3 but KAFKA_SCRIPT (printed by scripts/kafka.sh env) is not set: the cluster tests need it to kill and start brokers")
+	}
+	admin, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(b, ",")...))
+	if err != nil {
+		t.Fatalf("admin client: %v", err)
+	}
+	c := &testCluster{t: t, brokers: b, admin: admin, down: map[int32]bool{}}
+	t.Cleanup(func() {
+		for n := range c.down {
+			if err := runKafkaScript(t, "start-broker", strconv.Itoa(int(n))); err != nil {
+				t.Errorf("restarting node %d at cleanup: %v", n, err)
+			}
+		}
+		admin.Close()
+	})
+	c.waitFor("three brokers in the cluster's metadata", func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, admin)
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(resp.Brokers) == clusterSize, fmt.Sprintf("%d brokers", len(resp.Brokers))
+	})
+	return c
+}
+
+// waitFor polls cond until it holds, failing the test after waitLong with
+// the last state cond described.
+func (c *testCluster) waitFor(what string, cond func() (bool, string)) {
+	c.t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("waited %v for %s; last state: %s", waitLong, what, state)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// partitionState is one partition in the cluster's metadata.
+type partitionState struct {
+	leader        int32
+	replicas, isr []int32
+}
+
+// partitions returns topic's partitions as the metadata of the broker that
+// answers says.
+func (c *testCluster) partitions(topic string) (map[int32]partitionState, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, c.admin)
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 {
+		return nil, fmt.Errorf("metadata of %s: %+v", topic, resp.Topics)
+	}
+	ps := map[int32]partitionState{}
+	for _, p := range resp.Topics[0].Partitions {
+		ps[p.Partition] = partitionState{leader: p.Leader, replicas: p.Replicas, isr: p.ISR}
+	}
+	return ps, nil
+}
+
+// waitHealthy waits until each of topic's partitions has a leader and
+// every replica of the cluster in sync; it fails the test if a partition
+// has fewer replicas than nodes (the topic was not replicated).
+func (c *testCluster) waitHealthy(topic string, partitions int) {
+	c.t.Helper()
+	c.waitFor(fmt.Sprintf("every partition of %s led and fully in sync", topic), func() (bool, string) {
+		ps, err := c.partitions(topic)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, p := range ps {
+			if len(p.replicas) != clusterSize {
+				c.t.Fatalf("topic %s: a partition has replicas %v: created with the broker's default replication factor, it should have %d", topic, p.replicas, clusterSize)
+			}
+		}
+		ok := len(ps) == partitions
+		for _, p := range ps {
+			ok = ok && p.leader >= 0 && len(p.isr) == clusterSize
+		}
+		return ok, fmt.Sprintf("%+v", ps)
+	})
+}
+
+// leader returns the node that leads partition of topic.
+func (c *testCluster) leader(topic string, partition int32) int32 {
+	c.t.Helper()
+	var leader int32
+	c.waitFor(fmt.Sprintf("a leader for %s/%d", topic, partition), func() (bool, string) {
+		ps, err := c.partitions(topic)
+		if err != nil {
+			return false, err.Error()
+		}
+		leader = ps[partition].leader
+		return leader > 0, fmt.Sprintf("%+v", ps)
+	})
+	return leader
+}
+
+// waitLeaderMoved waits until partition of topic is led by a node other
+// than from: the cluster noticed the kill and failed over.
+func (c *testCluster) waitLeaderMoved(topic string, partition, from int32) {
+	c.t.Helper()
+	start := time.Now()
+	c.waitFor(fmt.Sprintf("%s/%d led by another node than %d", topic, partition, from), func() (bool, string) {
+		ps, err := c.partitions(topic)
+		if err != nil {
+			return false, err.Error()
+		}
+		p := ps[partition]
+		return p.leader > 0 && p.leader != from, fmt.Sprintf("%+v", p)
+	})
+	c.t.Logf("%s/%d: leadership moved away from node %d after %v", topic, partition, from, time.Since(start).Round(time.Millisecond))
+}
+
+// kill kills node n with SIGKILL.
+func (c *testCluster) kill(n int32) {
+	c.t.Helper()
+	c.down[n] = true
+	kafkaScript(c.t, "kill-broker", strconv.Itoa(int(n)))
+}
+
+// start starts node n and waits until it answers.
+func (c *testCluster) start(n int32) {
+	c.t.Helper()
+	kafkaScript(c.t, "start-broker", strconv.Itoa(int(n)))
+	delete(c.down, n)
+}
+
+// endOffsets returns the sum of topic's partitions' end offsets: how many
+// records the cluster has confirmed.
+func (c *testCluster) endOffsets(topic string) (int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ends, err := kafkaoffsets.End(ctx, c.admin, topic)
+	if err != nil {
+		return 0, err
+	}
+	var sum int64
+	for _, e := range ends {
+		sum += e
+	}
+	return sum, nil
+}
+
+// waitProgress waits until topic holds more records than it did when
+// called: the producer is delivering.
+func (c *testCluster) waitProgress(topic string) {
+	c.t.Helper()
+	var from int64 = -1
+	c.waitFor(fmt.Sprintf("records confirmed on %s", topic), func() (bool, string) {
+		n, err := c.endOffsets(topic)
+		if err != nil {
+			return false, err.Error()
+		}
+		if from < 0 {
+			from = n
+			return false, fmt.Sprintf("%d records", n)
+		}
+		return n > from, fmt.Sprintf("%d records, %d before", n, from)
+	})
+}
+
+// stallMeter records the longest time between two consecutive delivery
+// confirmations (WithOnDelivery), the longest stall a failover caused.
+type stallMeter struct {
+	mu      sync.Mutex
+	last    time.Time
+	longest time.Duration
+}
+
+func (s *stallMeter) delivered(*kgo.Record) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.last.IsZero() {
+		s.longest = max(s.longest, now.Sub(s.last))
+	}
+	s.last = now
+}
+
+func (s *stallMeter) get() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.longest
+}
+
+// failoverFigures logs the figures the closing note reports.
+// (stall 0: not measured).
+func failoverFigures(t *testing.T, name string, kills int, v verified, stall time.Duration) {
+	stalled := "not measured"
+	if stall > 0 {
+		stalled = stall.Round(time.Millisecond).String()
+	}
+	t.Logf("FAILOVER FIGURES %s: records=%d kills=%d lost=%d duplicates=%d longest-stall=%s",
+		name, v.written, kills, v.missing, v.duplicates, stalled)
+}
+
+// clusterKills is how many times the leader-kill tests kill a leader.
+const clusterKills = 3
+
+// killLeaders kills the leader of topic's partition 0 rounds times while
+// the producer delivers: each round waits for deliveries, kills the leader,
+// waits until another node leads and deliveries resume, starts the killed
+// node again and waits until it is back in sync.
+func (c *testCluster) killLeaders(topic string, partitions, rounds int) {
+	c.t.Helper()
+	for round := range rounds {
+		c.waitProgress(topic)
+		leader := c.leader(topic, 0)
+		c.t.Logf("round %d: killing node %d, the leader of %s/0", round, leader, topic)
+		c.kill(leader)
+		c.waitLeaderMoved(topic, 0, leader)
+		c.waitProgress(topic)
+		c.start(leader)
+		c.waitHealthy(topic, partitions)
+	}
+}
+
+// newTopic creates a topic with partitions, replicated with the broker's
+// default replication factor, and waits until it is fully in sync.
+func (c *testCluster) newTopic(partitions int) string {
+	c.t.Helper()
+	topic := topicName(c.t)
+	createTopic(c.t, c.brokers, topic, partitions)
+	c.waitHealthy(topic, partitions)
+	return topic
+}
+
+// newProducer opens a producer on topic with a new journal, a logger whose
+// tail a failed test prints, and short retry waits; then opts.
+func (c *testCluster) newProducer(topic string, opts ...kafka.Option) *kafka.Producer {
+	c.t.Helper()
+	logger, _ := newLogger(c.t)
+	return newProducer(c.t, "kafka://"+c.brokers+"/"+topic, append([]kafka.Option{
+		kafka.WithJournal(c.t.TempDir()),
+		kafka.WithLogger(logger),
+		kafka.WithRetryBackoff(50*time.Millisecond, time.Second),
+	}, opts...)...)
+}
+
+// TestClusterLeaderKill: the robust producer writes to a three-partition
+// topic while the leader of partition 0 is killed with SIGKILL and started
+// again, clusterKills times. Every record whose Write returned must be on the
+// topic, in write order per partition (apart from duplicates).
+func TestClusterLeaderKill(t *testing.T) {
+	c := newTestCluster(t)
+	const partitions = 3
+	topic := c.newTopic(partitions)
+	var stall stallMeter
+	p := c.newProducer(topic, kafka.WithOnDelivery(stall.delivered))
+	stopWriter := startWriter(t, p, "k", time.Millisecond)
+	c.killLeaders(topic, partitions, clusterKills)
+	keys := stopWriter()
+
+	drain(t, context.Background(), p, " after the leader kills")
+	v := verify(t, c.brokers, topic, keys, verifyOptions{})
+	failoverFigures(t, "producer", clusterKills, v, stall.get())
+}
+
+// TestClusterTwoBrokersDown: with two of the three nodes killed (the
+// leader of partition 0 among them), acks=all cannot be met
+// (min.insync.replicas=2, and no controller quorum to shrink the ISR):
+// Write goes on journaling while nothing is confirmed. Once a second node
+// is back, everything is delivered.
+func TestClusterTwoBrokersDown(t *testing.T) {
+	c := newTestCluster(t)
+	topic := c.newTopic(2)
+	p := c.newProducer(topic)
+	stopWriter := startWriter(t, p, "k", 2*time.Millisecond)
+	c.waitProgress(topic)
+
+	leader := c.leader(topic, 0)
+	other := leader%clusterSize + 1 // another node
+	c.kill(leader)
+	c.kill(other)
+	// Responses the killed nodes sent before they died may still be on
+	// their way; count from when they have arrived.
+	time.Sleep(2 * time.Second)
+	before := p.Stats()
+	time.Sleep(8 * time.Second)
+	after := p.Stats()
+	t.Logf("two nodes down: stats %+v, 8 s later %+v", before, after)
+	if after.Delivered != before.Delivered {
+		t.Errorf("%d records confirmed with two of three nodes down (acks=all, min.insync.replicas=2)", after.Delivered-before.Delivered)
+	}
+	if unconfirmed := after.Queued + after.InFlight; unconfirmed <= before.Queued+before.InFlight {
+		t.Errorf("writes were not journaled with two nodes down: %d unconfirmed records before, %d after", before.Queued+before.InFlight, unconfirmed)
+	}
+
+	c.start(other)
+	c.waitFor("deliveries after a second node returned", func() (bool, string) {
+		st := p.Stats()
+		return st.Delivered > after.Delivered, fmt.Sprintf("%+v", st)
+	})
+	keys := stopWriter()
+	drain(t, context.Background(), p, " after a second node returned")
+	c.start(leader)
+	v := verify(t, c.brokers, topic, keys, verifyOptions{})
+	t.Logf("records: %d written, %d unconfirmed while two nodes were down, %d lost, %d duplicates",
+		v.written, after.Queued+after.InFlight, v.missing, v.duplicates)
+}
+
+// TestClusterKill9DuringFailover: a child process producing through a
+// journal (TestHelperProcess) is killed with SIGKILL while the cluster
+// fails over from the leader of partition 0, which was killed just after
+// the child started; each round restarts the child on the same journal.
+// A last producer drains the journal: every record whose Write returned in
+// any round must be on the topic.
+func TestClusterKill9DuringFailover(t *testing.T) {
+	c := newTestCluster(t)
+	const partitions = 2
+	topic := c.newTopic(partitions)
+	journal := t.TempDir()
+	url := "kafka://" + c.brokers + "/" + topic
+
+	var want []string
+	childKills := 0
+	for round := range clusterKills {
+		leader := c.leader(topic, 0)
+		c.down[leader] = true
+		brokerKilled := make(chan error, 1)
+		go func() {
+			time.Sleep(300 * time.Millisecond) // the child is opening its journal
+			brokerKilled <- runKafkaScript(t, "kill-broker", strconv.Itoa(int(leader)))
+		}()
+		// The failover takes the controller's broker session timeout
+		// (9 s): a child killed 1 to 3 s after it is ready dies in it.
+		kill := killPoint{delay: time.Second + time.Duration(round)*time.Second, afterReady: true}
+		keys, killed, err := runChild(t, journal, url, fmt.Sprintf("r%02d", round), kill)
+		if err := <-brokerKilled; err != nil {
+			t.Fatal(err)
+		}
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if killed {
+			childKills++
+		}
+		t.Logf("round %d: node %d killed, child %v, killed=%v: %d records written", round, leader, kill, killed, len(keys))
+		want = append(want, keys...)
+		c.waitLeaderMoved(topic, 0, leader)
+		c.start(leader)
+		c.waitHealthy(topic, partitions)
+	}
+
+	if childKills == 0 {
+		t.Errorf("no child was killed during a failover: each finished first")
+	}
+
+	logger, _ := newLogger(t)
+	p := newProducer(t, url, kafka.WithJournal(journal), kafka.WithLogger(logger))
+	drain(t, context.Background(), p, " of the killed children's journal")
+	v := verify(t, c.brokers, topic, want, verifyOptions{allowExtra: true})
+	t.Logf("%d of %d children killed with SIGKILL during a failover", childKills, clusterKills)
+	failoverFigures(t, "kill9-producer", clusterKills, v, 0)
+}
+
+// keyedLines returns n lines "prefix-NNNNNN,value-of-prefix-NNNNNN" for
+// walpub --key-delim , and their keys.
+func keyedLines(prefix string, from, n int) (string, []string) {
+	var b strings.Builder
+	keys := make([]string, 0, n)
+	for i := from; i < from+n; i++ {
+		k := fmt.Sprintf("%s-%06d", prefix, i)
+		keys = append(keys, k)
+		fmt.Fprintf(&b, "%s,%s\n", k, valueFor(k))
+	}
+	return b.String(), keys
+}
+
+// buildWalpub builds tools/walpub into a temporary directory.
+func buildWalpub(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command, to build walpub: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "walpub")
+	if out, err := exec.Command(goBin, "build", "-o", bin, "github.com/walpub/walpub/tools/walpub").CombinedOutput(); err != nil {
+		t.Fatalf("go build walpub: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestClusterWalpubLeaderKill: the walpub tool publishes lines fed to its
+// standard input while the leader of partition 0 is killed and started
+// again, twice. At the end of the input it must exit 0 having confirmed
+// every line, and every line must be on the topic, in order per partition.
+func TestClusterWalpubLeaderKill(t *testing.T) {
+	c := newTestCluster(t)
+	const partitions, kills = 3, 2
+	topic := c.newTopic(partitions)
+
+	cmd := exec.Command(buildWalpub(t), "--key-delim", ",", "--journal", filepath.Join(t.TempDir(), "j"),
+		"--drain-timeout", waitLong.String(), "kafka://"+c.brokers+"/"+topic)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill() // harmless once it has exited
+		<-exited
+	})
+
+	// The feeder writes 50 lines every 50 ms until stop is closed, and
+	// returns the keys of the lines written to walpub's input.
+	stop := make(chan struct{})
+	fed := make(chan []string, 1)
+	go func() {
+		var keys []string
+		defer func() { fed <- keys }()
+		for i := 0; ; i += 50 {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			lines, ks := keyedLines("w", i, 50)
+			if _, err := io.WriteString(stdin, lines); err != nil {
+				t.Errorf("writing to walpub's input: %v", err)
+				return
+			}
+			keys = append(keys, ks...)
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	c.killLeaders(topic, partitions, kills)
+	close(stop)
+	keys := <-fed
+	if err := stdin.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("walpub: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+		}
+	case <-time.After(2 * waitLong):
+		t.Fatalf("walpub did not exit %v after the end of its input\nstderr:\n%s", 2*waitLong, stderr.String())
+	}
+	t.Logf("walpub: %s", strings.TrimSpace(stdout.String()))
+	if want := fmt.Sprintf("%d records journaled, %d confirmed", len(keys), len(keys)); !strings.Contains(stdout.String(), want) {
+		t.Errorf("walpub's summary does not say %q", want)
+	}
+	v := verify(t, c.brokers, topic, keys, verifyOptions{})
+	failoverFigures(t, "walpub", kills, v, 0)
+}
