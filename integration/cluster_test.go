@@ -327,6 +327,25 @@ func TestClusterLeaderKill(t *testing.T) {
 	failoverFigures(t, "producer", clusterKills, v, stall.get())
 }
 
+// TestClusterExactlyOnceLeaderKill: a producer WithExactlyOnce writes while
+// the leader of partition 0 is killed and restarted, twice. Read back
+// read_committed (kcat's default, set explicitly by consume), every record
+// whose Write returned must be on the topic exactly once.
+func TestClusterExactlyOnceLeaderKill(t *testing.T) {
+	c := newTestCluster(t)
+	const partitions, kills = 3, 2
+	topic := c.newTopic(partitions)
+	var stall stallMeter
+	p := c.newProducer(topic, kafka.WithExactlyOnce(""), kafka.WithOnDelivery(stall.delivered))
+	stopWriter := startWriter(t, p, "k", time.Millisecond)
+	c.killLeaders(topic, partitions, kills)
+	keys := stopWriter()
+
+	drain(t, context.Background(), p, " after the leader kills")
+	v := verify(t, c.brokers, topic, keys, verifyOptions{exactlyOnce: true})
+	failoverFigures(t, "exactly-once", kills, v, stall.get())
+}
+
 // TestClusterTwoBrokersDown: with two of the three nodes killed (the
 // leader of partition 0 among them), acks=all cannot be met
 // (min.insync.replicas=2, and no controller quorum to shrink the ISR):

@@ -81,6 +81,8 @@
 //     partition 0 is killed and restarted, three times.
 //   - TestClusterWalpubLeaderKill: the same for the walpub tool (built with
 //     go build), fed lines on its standard input; it must exit 0.
+//   - TestClusterExactlyOnceLeaderKill: a producer WithExactlyOnce through
+//     two leader kills; read_committed, no duplicate.
 //   - TestClusterTwoBrokersDown: with two nodes killed, Write goes on
 //     journaling and nothing is confirmed; once a second node is back,
 //     everything is.
@@ -90,6 +92,6 @@
 //
 // Each logs a "FAILOVER FIGURES" line (records, kills, lost, duplicates,
 // and the longest time between two delivery confirmations where measured).
-// .ci/run's integration stage, against a single broker, leaves them out
-// (-skip '^TestCluster').
+// .ci/run runs them in its cluster stage, and leaves them out of the
+// integration stage, which runs against a single broker.
 package integration
