@@ -82,13 +82,13 @@
 //   - TestClusterWalpubLeaderKill: the same for the walpub tool (built with
 //     go build), fed lines on its standard input; it must exit 0.
 //   - TestClusterExactlyOnceLeaderKill: a producer WithExactlyOnce through
-//     two leader kills; read_committed, no duplicate.
+//     a leader kill; read_committed, no duplicate.
 //   - TestClusterTwoBrokersDown: with two nodes killed, Write goes on
 //     journaling and nothing is confirmed; once a second node is back,
 //     everything is.
 //   - TestClusterKill9DuringFailover: the child process of
 //     TestIntegrationKill9 is killed with SIGKILL while the cluster fails
-//     over from a killed leader, three rounds on one journal.
+//     over from a killed leader, two rounds on one journal.
 //
 // Each logs a "FAILOVER FIGURES" line (records, kills, lost, duplicates,
 // and the longest time between two delivery confirmations where measured).

@@ -501,54 +501,78 @@ wait_ready() {
 		if ((SECONDS >= deadline)); then
 			log "node $node (pid $p) did not answer on $host:$port within ${KAFKA_START_TIMEOUT}s; last lines of $log_file:"
 			tail -n 40 "$log_file" >&2
-			stop_pid_file "$pid_file"
+			terminate "$pid_file"
 			exit 1
 		fi
 		sleep 0.5
 	done
 }
 
-# stop_pid_file FILE [KILL]: stops the broker that pid file FILE names:
-# SIGTERM, and SIGKILL after $KAFKA_STOP_TIMEOUT seconds; with KILL, SIGKILL
-# at once. It returns once the process is gone.
-stop_pid_file() {
-	local p file=$1 signal=TERM
-	[[ "${2:-}" == KILL ]] && signal=KILL
-	if ! p=$(pid_in "$file"); then
-		rm -f "$file"
-		log "${file%/broker.pid}: not running"
-		return 0
+# When several nodes stop together, how long the ones still running may
+# take once another has exited (seconds).
+quorum_grace=15
+
+# gone succeeds when process $1 has exited: no such process, a zombie, or a
+# recycled pid that runs something else. (Its command line reads empty as
+# soon as its memory is released, before its sockets are closed: not yet
+# gone, its ports are not free yet.)
+gone() {
+	local state cmdline
+	state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 0
+	[[ -z $state || $state == [ZX] ]] && return 0
+	cmdline=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 0
+	[[ -n $cmdline && $cmdline != *" kafka.Kafka "* ]]
+}
+
+# terminate [--kill] FILE...: stops the brokers that the pid files name and
+# returns once they are gone: SIGTERM, and SIGKILL after $KAFKA_STOP_TIMEOUT
+# seconds; with --kill, SIGKILL at once. When it stops several nodes and one
+# has exited, the others get $quorum_grace seconds more before SIGKILL: the
+# last nodes of a cluster wait for a controller quorum to acknowledge their
+# controlled shutdown, which can no longer come.
+terminate() {
+	local signal=TERM file p
+	if [[ "${1:-}" == --kill ]]; then
+		signal=KILL
+		shift
 	fi
-	log "stopping the broker of ${file%/broker.pid} (pid $p, SIG$signal)"
-	kill -"$signal" "$p" 2>/dev/null || true
-	local deadline=$((SECONDS + KAFKA_STOP_TIMEOUT))
-	while is_broker "$p"; do
-		if ((SECONDS >= deadline)) && [[ $signal != KILL ]]; then
-			log "broker (pid $p) still running after ${KAFKA_STOP_TIMEOUT}s; sending SIGKILL"
-			signal=KILL
-			kill -KILL "$p" 2>/dev/null || true
+	local -A running=() # pid -> pid file
+	for file in "$@"; do
+		if p=$(pid_in "$file"); then
+			running[$p]=$file
+			log "stopping the broker of ${file%/broker.pid} (pid $p, SIG$signal)"
+			kill -"$signal" "$p" 2>/dev/null || true
+		else
+			rm -f "$file"
+			log "${file%/broker.pid}: not running"
 		fi
-		# SIGKILL cannot be refused; wait until the kernel reaped it.
+	done
+	local deadline=$((SECONDS + KAFKA_STOP_TIMEOUT)) total=${#running[@]}
+	while ((${#running[@]} > 0)); do
+		for p in "${!running[@]}"; do
+			if gone "$p"; then
+				rm -f "${running[$p]}"
+				log "${running[$p]%/broker.pid}: stopped"
+				unset "running[$p]"
+			fi
+		done
+		if ((${#running[@]} > 0 && ${#running[@]} < total && SECONDS + quorum_grace < deadline)); then
+			deadline=$((SECONDS + quorum_grace))
+		fi
+		if ((${#running[@]} > 0 && SECONDS >= deadline)) && [[ $signal != KILL ]]; then
+			log "still running after their time (pids ${!running[*]}); sending SIGKILL"
+			signal=KILL
+			kill -KILL "${!running[@]}" 2>/dev/null || true
+		fi
 		sleep 0.1
 	done
-	# Its command line reads empty as soon as its memory is released, before
-	# its sockets are closed; wait until it is a zombie or gone, so that its
-	# ports are free for the next start.
-	local state
-	while state=$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null) && [[ -n $state && $state != [ZX] ]]; do
-		sleep 0.05
-	done
-	rm -f "$file"
-	log "stopped"
 }
 
 # stop stops every broker of $KAFKA_WORK_DIR: a single broker's and each
 # cluster node's, whatever KAFKA_BROKER_COUNT says now, so that nothing is
-# left running. The nodes of a cluster stop in parallel (a node that waits
-# for the controller quorum to acknowledge its shutdown would wait in vain
-# once the others are gone).
+# left running. The nodes of a cluster stop together.
 stop() {
-	local file files=() waits=() rc=0 w
+	local file files=()
 	for file in "$KAFKA_WORK_DIR/broker.pid" "$KAFKA_WORK_DIR"/node[1-9]/broker.pid; do
 		[[ -f "$file" ]] && files+=("$file")
 	done
@@ -556,14 +580,7 @@ stop() {
 		log "not running"
 		return 0
 	fi
-	for file in "${files[@]}"; do
-		stop_pid_file "$file" &
-		waits+=($!)
-	done
-	for w in "${waits[@]}"; do
-		wait "$w" || rc=1
-	done
-	return "$rc"
+	terminate "${files[@]}"
 }
 
 status() {
@@ -644,11 +661,11 @@ clean)
 	;;
 kill-broker)
 	select_node "${2:-}"
-	stop_pid_file "$pid_file" KILL
+	terminate --kill "$pid_file"
 	;;
 stop-broker)
 	select_node "${2:-}"
-	stop_pid_file "$pid_file"
+	terminate "$pid_file"
 	;;
 start-broker)
 	select_node "${2:-}"

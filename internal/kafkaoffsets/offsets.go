@@ -22,6 +22,21 @@ var ErrUnknownTopic = errors.New("kafkaoffsets: unknown topic")
 // End returns the end offset of every partition of topic: the offset the
 // next record produced to it will get.
 func End(ctx context.Context, cl *kgo.Client, topic string) (map[int32]int64, error) {
+	return listEnds(ctx, cl, topic, 0)
+}
+
+// Stable returns the last stable offset of every partition of topic: where
+// a read_committed consumer stops, before the first record of a
+// transaction that is still open or whose commit or abort markers are not
+// yet written. With no transaction in flight it equals End.
+func Stable(ctx context.Context, cl *kgo.Client, topic string) (map[int32]int64, error) {
+	return listEnds(ctx, cl, topic, 1)
+}
+
+// listEnds returns the ends of topic's partitions as a consumer with
+// isolation level isolation (0 read_uncommitted, 1 read_committed) sees
+// them.
+func listEnds(ctx context.Context, cl *kgo.Client, topic string, isolation int8) (map[int32]int64, error) {
 	mreq := kmsg.NewPtrMetadataRequest()
 	mt := kmsg.NewMetadataRequestTopic()
 	mt.Topic = kmsg.StringPtr(topic)
@@ -40,6 +55,7 @@ func End(ctx context.Context, cl *kgo.Client, topic string) (map[int32]int64, er
 		return nil, fmt.Errorf("metadata: topic %q: %w", topic, err)
 	}
 	req := kmsg.NewPtrListOffsetsRequest()
+	req.IsolationLevel = isolation
 	rt := kmsg.NewListOffsetsRequestTopic()
 	rt.Topic = topic
 	for _, p := range mresp.Topics[0].Partitions {

@@ -103,3 +103,63 @@ func TestReadTransactions(t *testing.T) {
 		}
 	}
 }
+
+// TestStable: the last stable offset stops before a transaction still open,
+// and reaches the end once it is committed; End counts its records at once.
+func TestStable(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.TransactionalID("stable-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	both := func() (map[int32]int64, map[int32]int64) {
+		t.Helper()
+		ends, err := End(ctx, cl, "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		stable, err := Stable(ctx, cl, "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ends, stable
+	}
+
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "t", Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ends, stable := both(); ends[0] != 2 || stable[0] != 0 {
+		t.Fatalf("transaction open: End = %v, Stable = %v, want 2 and 0", ends, stable)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	// The commit marker takes an offset; Stable reaches the end once it is
+	// written.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ends, stable := both()
+		if ends[0] == 3 && stable[0] == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("committed: End = %v, Stable = %v, want 3 and 3", ends, stable)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := Stable(ctx, cl, "missing"); !errors.Is(err, ErrUnknownTopic) {
+		t.Fatalf("Stable of a missing topic: %v, want ErrUnknownTopic", err)
+	}
+}
