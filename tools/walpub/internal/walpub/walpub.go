@@ -16,8 +16,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -105,6 +107,9 @@ With no URL, walpub starts an embedded Kafka broker (franz-go's kfake, in
 memory) on 127.0.0.1 with the topic --topic, publishes to it, then reads
 the topic back and reports how many records landed. Nothing to install:
   seq 100000 | walpub
+The journal remembers where its records are bound (the URL's brokers, or
+the embedded broker): the embedded broker refuses a journal holding records
+for another (exit 2), which would otherwise vanish with it.
 
 At the end of the input walpub waits for the broker's confirmations as long
 as they keep coming; when none has come for --drain-timeout it gives up.
@@ -526,6 +531,9 @@ func (r *run) isInterrupted() bool {
 func (r *run) main() int {
 	cfg := r.cfg
 	url := cfg.url
+	if code, ok := r.bindJournal(); !ok {
+		return code
+	}
 	if url == "" {
 		if code, ok := r.checkEmbeddedJournal(); !ok {
 			return code
@@ -621,6 +629,96 @@ func (r *run) producerOptions() ([]kafka.Option, error) {
 		opts = append(opts, kafka.WithClient(kgo.WithLogger(kgo.BasicLogger(r.env.Stderr, kgo.LogLevelInfo, nil))))
 	}
 	return opts, nil
+}
+
+// bindingFile, in the journal directory, names where the journal's records
+// are bound: bindingEmbedded, or the brokers of the URL they were written
+// for (sorted, comma-separated), on one line.
+const (
+	bindingFile     = "walpub-target"
+	bindingEmbedded = "embedded"
+)
+
+// binding returns what a run with cfg binds its records to.
+func (c *config) binding() string {
+	if c.url == "" {
+		return bindingEmbedded
+	}
+	_, rest, _ := strings.Cut(c.url, "://")
+	hosts, _, _ := strings.Cut(rest, "/")
+	if i := strings.LastIndexByte(hosts, '@'); i >= 0 {
+		hosts = hosts[i+1:] // hop's USER@
+	}
+	list := strings.Split(hosts, ",")
+	slices.Sort(list)
+	return strings.Join(list, ",")
+}
+
+// bindJournal records where this run's records are bound before any is
+// journaled, and refuses to let the embedded broker take records an earlier
+// run journaled for another cluster (or for a place the journal does not
+// name): the in-memory broker would confirm them, the journal would forget
+// them, and they would be gone when walpub exits.
+func (r *run) bindJournal() (int, bool) {
+	dir := r.cfg.journal
+	want := r.cfg.binding()
+	b, err := os.ReadFile(filepath.Join(dir, bindingFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		r.notef("reading the journal's binding: %v", err)
+		return ExitError, false
+	}
+	had := strings.TrimSpace(string(b))
+	if had == want {
+		return 0, true
+	}
+	if want == bindingEmbedded {
+		pending := 0
+		if _, err := os.Stat(dir); err == nil {
+			v, err := wal.OpenView(dir)
+			if err != nil {
+				return r.reportOpenError(err), false
+			}
+			pending = v.Info().Pending
+			v.Close()
+		}
+		if pending > 0 {
+			where := "a broker the journal does not name (it was written by another program or an older walpub)"
+			if had != "" {
+				where = "the brokers " + had
+			}
+			r.notef("the journal %s holds %d records journaled for %s; the embedded broker would swallow them", dir, pending, where)
+			r.notef("send them there (walpub kafka://HOST:PORT/TOPIC </dev/null) or use another --journal")
+			return ExitUsage, false
+		}
+	}
+	if err := writeBinding(dir, want); err != nil {
+		r.notef("recording the journal's binding: %v", err)
+		return ExitError, false
+	}
+	return 0, true
+}
+
+// writeBinding replaces the journal's binding file atomically.
+func writeBinding(dir, binding string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, bindingFile+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(binding + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, bindingFile))
+	}
+	return err
 }
 
 // checkEmbeddedJournal refuses to hand an in-memory broker the records an

@@ -200,11 +200,42 @@ func TestEmbeddedRefusesForeignJournal(t *testing.T) {
 		t.Fatal(r)
 	}
 	r = walpub(t, "x\n", "--journal", journal)
-	if r.code != ExitError || !strings.Contains(r.stderr, `1 for "orders"`) {
+	if r.code != ExitUsage || !strings.Contains(r.stderr, "the embedded broker would swallow them") {
 		t.Fatal(r)
 	}
 	if in, _ := journalInfo(t, journal); in.Pending != 1 || in.NextSeq != 2 {
 		t.Fatalf("the journal changed: %+v", in)
+	}
+}
+
+// TestEmbeddedRefusesJournalBoundElsewhere: records journaled for a real
+// broker, on the embedded broker's own topic, are refused by the embedded
+// broker (exit 2, naming where they are bound), and the journal keeps
+// them; a journal bound to the embedded broker is taken by it.
+func TestEmbeddedRefusesJournalBoundElsewhere(t *testing.T) {
+	journal := filepath.Join(t.TempDir(), "j")
+	url := deadURL(t, DefaultTopic)
+	r := walpub(t, "1\n2\n3\n4\n5\n", "--journal", journal, "--drain-timeout", "10ms", url)
+	if r.code != ExitUnconfirmed {
+		t.Fatal(r)
+	}
+	brokers := strings.TrimSuffix(strings.TrimPrefix(url, "kafka://"), "/"+DefaultTopic)
+	r = walpub(t, "", "--journal", journal)
+	if r.code != ExitUsage || !strings.Contains(r.stderr, brokers) || !strings.Contains(r.stderr, "embedded broker") {
+		t.Fatalf("embedded broker on a journal bound to %s: %v", brokers, r)
+	}
+	if in, _ := journalInfo(t, journal); in.Pending != 5 || in.NextSeq != 6 {
+		t.Fatalf("the journal changed: %+v", in)
+	}
+
+	// Bound to the embedded broker: an embedded run takes what an earlier
+	// one left.
+	own := filepath.Join(t.TempDir(), "own")
+	if r := walpub(t, "a\n", "--journal", own); r.code != ExitOK {
+		t.Fatal(r)
+	}
+	if r := walpub(t, "b\n", "--journal", own); r.code != ExitOK {
+		t.Fatal(r)
 	}
 }
 
