@@ -87,13 +87,8 @@ func TestCompactionCrashAtEachStep(t *testing.T) {
 					if err := l.Ack(acks...); err != nil {
 						t.Fatal(err)
 					}
-					for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-						cfs.mu.Lock()
-						done := cfs.image != nil
-						cfs.mu.Unlock()
-						if done {
-							break
-						}
+					for deadline := time.Now().Add(20 * time.Second); !cfs.isCut() && time.Now().Before(deadline); {
+						time.Sleep(5 * time.Millisecond)
 					}
 					cfs.cut()
 					l.Close() // fails once the power is out

@@ -34,7 +34,11 @@ type cutFS struct {
 	writeBack float64 // adversarial: the chance an unsynced page reached the disk
 	// kill models a killed process instead of a power cut: the page
 	// cache and every directory operation survive.
-	kill       bool
+	kill bool
+	// metaAll: every directory operation survives the power cut (the
+	// journal was committed, as ext4 does at any fsync), file contents
+	// only as synced.
+	metaAll    bool
 	ops        []dirOp
 	durableOps int
 	inodes     map[uint64]*inode
@@ -91,9 +95,16 @@ func (c *cutFS) cut() {
 	}
 }
 
+// isCut reports whether the power is out.
+func (c *cutFS) isCut() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.image != nil
+}
+
 func (c *cutFS) cutLocked() {
 	k := c.durableOps
-	if n := len(c.ops) - k; c.kill {
+	if n := len(c.ops) - k; c.kill || c.metaAll {
 		k = len(c.ops)
 	} else if n > 0 {
 		k += c.rng.IntN(n + 1)
