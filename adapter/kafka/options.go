@@ -71,6 +71,7 @@ type config struct {
 	afterCommit    func()       // withAfterCommit (tests)
 	ackFault       func() error // withAckFault (tests)
 	afterFull      func()       // withAfterFull (tests)
+	deadLetterMax  int64        // withDeadLetterMax (tests); DefaultDeadLetterMaxBytes
 }
 
 func defaultConfig() config {
@@ -80,6 +81,7 @@ func defaultConfig() config {
 		maxInFlightLen: defaultMaxInFlightBytes,
 		minBackoff:     defaultMinBackoff,
 		maxBackoff:     defaultMaxBackoff,
+		deadLetterMax:  DefaultDeadLetterMaxBytes,
 	}
 }
 
@@ -108,7 +110,8 @@ func (c *config) journalOptions() []wal.Option {
 // record is on stable storage, or wal.WithSync(wal.SyncNever) to leave
 // write-back to the kernel, as the reference does. wal.WithMaxBytes bounds
 // the journal: Write then waits for room. The dead-letter log gets the same
-// options, except that it uses 1 MiB segments and no size bound. Repeated
+// options, except that it uses 1 MiB segments and its own bound,
+// DefaultDeadLetterMaxBytes. Repeated
 // calls accumulate.
 func WithWAL(opts ...wal.Option) Option {
 	return func(c *config) { c.walOpts = append(c.walOpts, opts...) }
@@ -368,4 +371,9 @@ func withAckFault(fn func() error) Option {
 // injection for tests).
 func withAfterFull(fn func()) Option {
 	return func(c *config) { c.afterFull = fn }
+}
+
+// withDeadLetterMax sets the dead-letter log's bound (tests).
+func withDeadLetterMax(n int64) Option {
+	return func(c *config) { c.deadLetterMax = n }
 }

@@ -486,3 +486,83 @@ func TestNoSpuriousTooLarge(t *testing.T) {
 	}
 	t.Logf("the journal emptied %d times after an append refused for room", emptied.Load())
 }
+
+// TestDeadLetterBoundAndReclaim bounds the dead-letter log to two of three
+// records too large for the broker: the third stays in the journal,
+// retried. DropDeadLetters makes room (the third is then dead-lettered by
+// the next producer), and RequeueDeadLetters puts it back in the journal,
+// from where a producer on a broker that takes it delivers it, _id kept.
+func TestDeadLetterBoundAndReclaim(t *testing.T) {
+	t.Parallel()
+	strict := newCluster(t, kfake.SeedTopics(1, "t"),
+		kfake.BrokerConfigs(map[string]string{"message.max.bytes": "20000"}))
+	ctx := ctxTimeout(t, 90*time.Second)
+	dir := filepath.Join(t.TempDir(), "journal")
+	open := func(url string) *Producer {
+		p, err := NewProducer(url, append(fastRetries(), WithJournal(dir), withDeadLetterMax(100<<10))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	closeShort := func(p *Producer) {
+		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		_ = p.Close(short)
+	}
+	p := open(clusterURL(strict, "t"))
+	writeRecords(t, ctx, p, 10, 2, 10)
+	for i := range 3 {
+		r := testRecord(10+i, 2, 0)
+		big := make([]byte, 40<<10)
+		rand.Read(big) // the client compresses batches
+		r.Value = append(r.Value, big...)
+		if err := p.Write(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := waitStats(t, ctx, p, "two dead letters and the third retried", func(st Stats) bool {
+		return st.Delivered == 10 && st.DeadLettered == 2 && st.Retries > 3
+	})
+	closeShort(p)
+	t.Logf("stats at the dead-letter log's bound: %+v", st)
+
+	rep, err := DropDeadLetters(dir)
+	if err != nil || rep.Dropped != 2 {
+		t.Fatalf("DropDeadLetters: %+v, %v; want 2 dropped", rep, err)
+	}
+	p = open(clusterURL(strict, "t"))
+	waitStats(t, ctx, p, "the third dead-lettered", func(st Stats) bool { return st.DeadLettered == 1 })
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err = RequeueDeadLetters(dir)
+	if err != nil || rep.Moved != 1 {
+		t.Fatalf("RequeueDeadLetters: %+v, %v; want 1 moved", rep, err)
+	}
+	loose := newCluster(t, kfake.SeedTopics(1, "t"))
+	var got deliveries
+	p, err = NewProducer(clusterURL(loose, "t"), WithJournal(dir), WithOnDelivery(got.add))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got.count() != 1 || recordIndex(t, got.recs[0]) != 12 || len(header(got.recs[0], idHeader)) != idLen {
+		t.Fatalf("delivered after the requeue: %d records %v", got.count(), got.recs)
+	}
+	tl := countIDs(t, readTopic(t, loose.ListenAddrs(), "t"))
+	if len(tl.copies) != 1 {
+		t.Fatalf("%d records on the broker that takes large ones, want 1", len(tl.copies))
+	}
+	dl, err := wal.Open(filepath.Join(dir, DeadLetterDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	if n := dl.Stats().Pending; n != 0 {
+		t.Fatalf("%d records left in the dead-letter log", n)
+	}
+}

@@ -713,7 +713,12 @@ func (s *sender) bury(dead []deadRecord) (moved, kept []deadRecord) {
 	}
 	for _, d := range dead {
 		if _, err := s.dl.Append(EncodeDeadLetter(d.e.rec, d.err.Error())); err != nil {
-			s.log.Error("kafka: appending to the dead-letter log; the record stays journaled", "seq", d.e.seq, "err", err)
+			hint := ""
+			if errors.Is(err, wal.ErrFull) {
+				hint = "the dead-letter log is at its bound: requeue or drop its records (walcat dead-letters)"
+			}
+			s.log.Error("kafka: appending to the dead-letter log; the record stays journaled and is retried",
+				"seq", d.e.seq, "err", err, "hint", hint)
 			kept = append(kept, d)
 			continue
 		}
@@ -740,9 +745,8 @@ func (s *sender) openDeadLetter() error {
 	if s.dl != nil {
 		return nil
 	}
-	opts := append(s.p.cfg.journalOptions(),
-		wal.WithSegmentSize(deadLetterSegmentSize), wal.WithMaxBytes(0))
-	dl, err := wal.Open(filepath.Join(s.p.cfg.journal, DeadLetterDir), opts...)
+	dl, err := wal.Open(filepath.Join(s.p.cfg.journal, DeadLetterDir),
+		deadLetterOptions(s.p.cfg.journalOptions(), s.p.cfg.deadLetterMax)...)
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,10 @@
 // Package walcat implements the walcat command: dump, verify, stats,
 // follow and repair a walpub log directory, and import a hop-client
-// journal into one (import-hop). Main writes to the writers it
+// journal into one (import-hop), and requeue or drop a producer's dead
+// letters (dead-letters). Main writes to the writers it
 // is given and returns the exit status, so that tests run it directly.
 //
-// Every command but repair and import-hop is read-only: it opens the log with
+// Every command but repair, import-hop and dead-letters is read-only: it opens the log with
 // wal.OpenView, which takes no lock, opens every file read-only and
 // changes no byte, so it works on a log another process has open.
 //
@@ -42,7 +43,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{dumpCmd, verifyCmd, statsCmd, followCmd, repairCmd, importHopCmd}
+	commands = []*command{dumpCmd, verifyCmd, statsCmd, followCmd, repairCmd, importHopCmd, deadLettersCmd}
 }
 
 // cli carries the output streams of one Main call.
@@ -61,13 +62,15 @@ const mainUsage = `walcat looks inside a walpub log directory without changing i
 Usage:
   walcat COMMAND [flags] DIR
   walcat import-hop [flags] HOPJOURNAL DIR
+  walcat dead-letters --requeue|--drop DIR
 
 Commands:
 %s
 Run "walcat COMMAND --help" for a command's flags and examples.
 
-Every command but repair and import-hop is read-only: it takes no lock and
-changes no byte, so it may run on a log another process has open.
+Every command but repair, import-hop and dead-letters is read-only: it
+takes no lock and changes no byte, so it may run on a log another process
+has open.
 
 Exit status: 0 success (verify: healthy), 1 damaged log or error, 2 usage error.
 `
@@ -75,7 +78,7 @@ Exit status: 0 success (verify: healthy), 1 damaged log or error, 2 usage error.
 func printMainUsage(w io.Writer) {
 	var b strings.Builder
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(&b, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, mainUsage, b.String())
 }
@@ -104,7 +107,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cmd := lookup(name)
 	if cmd == nil {
-		c.errorf("unknown command %q (want dump, verify, stats, follow, repair or import-hop; see walcat help)", name)
+		c.errorf("unknown command %q (want dump, verify, stats, follow, repair, import-hop or dead-letters; see walcat help)", name)
 		return ExitUsage
 	}
 	return cmd.run(ctx, c, args[1:])

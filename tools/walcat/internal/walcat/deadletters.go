@@ -1,0 +1,80 @@
+package walcat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/walpub/walpub/adapter/kafka"
+	"github.com/walpub/walpub/wal"
+)
+
+var deadLettersCmd = &command{
+	name:    "dead-letters",
+	summary: "requeue or drop the dead letters of a producer's journal",
+	usage: `Usage: walcat dead-letters --requeue|--drop DIR
+
+Empties the dead-letter log of the robust producer's journal in DIR
+(DIR/dead-letter: records no retry could deliver, such as records too large
+for the broker; "walcat dump DIR/dead-letter" lists them with the reason).
+The dead-letter log is bounded: at its bound, such records stay in the
+journal, retried, until its records are requeued or dropped.
+
+  --requeue  appends each dead letter back to the journal, with its topic,
+             partition, key, value, headers (its _id included) and
+             timestamp: the next producer on DIR sends them again (fix
+             the cause first). Each is synced in the journal before it
+             leaves the dead-letter log: a crash can duplicate, not lose.
+  --drop     gives up on them for good; their space is reclaimed.
+
+DIR must not be in use (it takes the journal's lock).
+
+Examples:
+  walcat dump DIR/dead-letter
+  walcat dead-letters --requeue publisher.journal
+  walcat dead-letters --drop publisher.journal
+`,
+}
+
+func init() { deadLettersCmd.run = runDeadLetters }
+
+func runDeadLetters(_ context.Context, c *cli, args []string) int {
+	fs := c.newFlags(deadLettersCmd)
+	requeue := fs.Bool("requeue", false, "append the dead letters back to the journal, to be sent again")
+	drop := fs.Bool("drop", false, "give up on the dead letters and reclaim their space")
+	dir, code, ok := c.parse(deadLettersCmd, fs, args)
+	if !ok {
+		return code
+	}
+	if *requeue == *drop {
+		c.errorf("dead-letters: give one of --requeue and --drop")
+		return ExitUsage
+	}
+	if !c.checkDir("dead-letters", dir) {
+		return ExitDamaged
+	}
+	var rep kafka.DeadLetterReport
+	var err error
+	if *requeue {
+		rep, err = kafka.RequeueDeadLetters(dir)
+	} else {
+		rep, err = kafka.DropDeadLetters(dir)
+	}
+	if errors.Is(err, wal.ErrLocked) {
+		c.errorf("dead-letters: %s is in use by another process (a producer?): stop it first", dir)
+		return ExitDamaged
+	}
+	if err != nil {
+		return c.reportOpenError("dead-letters", dir, err)
+	}
+	switch {
+	case *requeue:
+		fmt.Fprintf(c.stdout, "%s: %d dead letters appended to the journal; the next producer on it sends them\n", dir, rep.Moved)
+	default:
+		fmt.Fprintf(c.stdout, "%s: %d dead letters dropped\n", dir, rep.Dropped)
+	}
+	if rep.Kept > 0 {
+		fmt.Fprintf(c.stdout, "%s: %d dead letters kept: they name no topic (journal records that could not be decoded)\n", dir, rep.Kept)
+	}
+	return ExitOK
+}

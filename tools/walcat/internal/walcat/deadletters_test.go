@@ -1,0 +1,73 @@
+package walcat
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/walpub/walpub/adapter/kafka"
+	"github.com/walpub/walpub/wal"
+)
+
+// TestDeadLetters requeues two dead letters (a third, an undecodable
+// journal record kept as bytes, names no topic and stays), then drops what
+// is left: the journal gains the two records, _id and all, and the
+// dead-letter log ends empty. Usage errors exit 2.
+func TestDeadLetters(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "journal")
+	openLog(t, dir).Close()
+	dl := openLog(t, filepath.Join(dir, kafka.DeadLetterDir))
+	recs := kafkaRecords()[:2]
+	for _, r := range recs {
+		r.Topic = "events"
+	}
+	mustAppend(t, dl, kafka.EncodeDeadLetter(recs[0], "MESSAGE_TOO_LARGE"))
+	mustAppend(t, dl, kafka.EncodeDeadLetter(recs[1], "MESSAGE_TOO_LARGE"))
+	mustAppend(t, dl, []byte("not a record"))
+	if err := dl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"dead-letters", dir}, {"dead-letters", "--requeue", "--drop", dir}} {
+		if r := walcat(t, args...); r.code != ExitUsage {
+			t.Fatalf("walcat %v: %v", args, r)
+		}
+	}
+	r := walcat(t, "dead-letters", "--requeue", dir)
+	if r.code != ExitOK || !strings.Contains(r.stdout, "2 dead letters appended") || !strings.Contains(r.stdout, "1 dead letters kept") {
+		t.Fatal(r)
+	}
+	pending := func(d string) []wal.Record {
+		l := openLog(t, d)
+		defer l.Close()
+		var out []wal.Record
+		for rec, err := range l.Pending() {
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, wal.Record{Seq: rec.Seq, Data: append([]byte(nil), rec.Data...)})
+		}
+		return out
+	}
+	got := pending(dir)
+	if len(got) != 2 {
+		t.Fatalf("%d records in the journal after the requeue, want 2", len(got))
+	}
+	for i, rec := range got {
+		r, err := kafka.DecodeRecord(rec.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Topic != recs[i].Topic || string(r.Value) != string(recs[i].Value) || len(r.Headers) != len(recs[i].Headers) {
+			t.Fatalf("requeued record %d: %+v, want %+v", i, r, recs[i])
+		}
+	}
+	if n := len(pending(filepath.Join(dir, kafka.DeadLetterDir))); n != 1 {
+		t.Fatalf("%d records left in the dead-letter log, want the undecodable one", n)
+	}
+	if r := walcat(t, "dead-letters", "--drop", dir); r.code != ExitOK || !strings.Contains(r.stdout, "1 dead letters dropped") {
+		t.Fatal(r)
+	}
+	if n := len(pending(filepath.Join(dir, kafka.DeadLetterDir))); n != 0 {
+		t.Fatalf("%d records left in the dead-letter log after --drop", n)
+	}
+}
