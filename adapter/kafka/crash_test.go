@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/walpub/walpub/internal/testutil"
+	"github.com/walpub/walpub/wal"
 )
 
 // crashSeedEnv replays the kill moments of crashRounds: set it to the seed
@@ -365,6 +366,10 @@ func testExactlyOnceZombie(t *testing.T, setup func(*testing.T, string) ([]strin
 	if err := os.CopyFS(dirB, os.DirFS(dirA)); err != nil {
 		t.Fatal(err)
 	}
+	// A Write may have journaled its record before the stop and printed
+	// it only after the resume: such a record is in the copy, and the
+	// second producer rightly sends it.
+	inCopy := journaledIndexes(t, dirB)
 
 	b := startWriter(t, url, dirB, startB, helperEOS+"=1")
 	b.waitFor(t, 500)
@@ -391,7 +396,7 @@ func testExactlyOnceZombie(t *testing.T, setup func(*testing.T, string) ([]strin
 	dups := countIDs(t, parts).duplicates()
 	zombie := 0
 	for _, i := range afterResume {
-		if present[i] > 0 && !returned[i] {
+		if present[i] > 0 && !returned[i] && !inCopy[i] {
 			zombie++
 		}
 	}
@@ -518,4 +523,27 @@ func TestExactlyOnceNewCluster(t *testing.T) {
 	if missing > 0 || dups > 0 {
 		t.Fatal("want 0 missing, 0 duplicates")
 	}
+}
+
+// journaledIndexes returns the indexes of the test records the journal in
+// dir holds, acknowledged or not.
+func journaledIndexes(t testing.TB, dir string) map[int]bool {
+	t.Helper()
+	v, err := wal.OpenView(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	idx := map[int]bool{}
+	for rec, err := range v.Records(0, 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := DecodeRecord(rec.Data)
+		if err != nil {
+			t.Fatalf("journal record %d: %v", rec.Seq, err)
+		}
+		idx[recordIndex(t, r)] = true
+	}
+	return idx
 }

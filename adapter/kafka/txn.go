@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -133,6 +134,13 @@ type txnState struct {
 	held     []*entry // produced in the open transaction and reported successful
 	interval time.Duration
 	fatal    error // fenced: nothing more is sent
+	// owned: this producer initialized the transactional ID, as producer
+	// ID pid at epoch (as of the last transaction it began). After
+	// trouble, it checks that nobody took the ID over since before a new
+	// client initializes it again (see checkOwner).
+	owned bool
+	pid   int64
+	epoch int16
 }
 
 // openTxnState loads (or creates) the exactly-once state of the journal in
@@ -358,6 +366,13 @@ func (s *sender) txnAdmit(e *entry) bool {
 			s.txnTrouble("beginning a transaction", err)
 			return false
 		}
+		// The epoch this transaction runs at (it moves at each end
+		// under KIP-890), for checkOwner.
+		ctx, cancel := context.WithTimeout(s.ctx, fenceWait)
+		if id, epoch, err := s.p.client.ProducerID(ctx); err == nil {
+			t.pid, t.epoch = id, epoch
+		}
+		cancel()
 		t.open, t.started = true, time.Now()
 	}
 	t.n++
@@ -576,13 +591,74 @@ func (s *sender) txnFatal(err error) {
 func (s *sender) txnPrepare() error {
 	ctx, cancel := context.WithTimeout(s.ctx, reconcileWait)
 	defer cancel()
-	if id, _, err := s.p.client.ProducerID(ctx); err != nil || id < 0 {
+	t := s.tx
+	if t.owned {
+		if err := s.checkOwner(ctx); err != nil {
+			return err
+		}
+	}
+	id, epoch, err := s.p.client.ProducerID(ctx)
+	if err != nil || id < 0 {
 		if err == nil {
 			err = fmt.Errorf("%w: no producer ID", ErrTransactionsUnavailable)
 		}
 		return fmt.Errorf("initializing the transactional producer: %w", err)
 	}
+	t.owned, t.pid, t.epoch = true, id, epoch
 	return s.reconcile(ctx)
+}
+
+// checkOwner runs before a new client initializes the transactional ID
+// again after trouble. A fresh InitProducerID always wins: were this
+// producer a zombie (stopped while a newer process on a copy of its
+// journal took the ID over, then resumed), it would fence the newer one and
+// carry on. Its trouble then looks like a transaction the broker timed out
+// (a produce fails with INVALID_PRODUCER_EPOCH either way), so it asks the
+// coordinator (DescribeTransactions) what became of the ID. It is fenced
+// when another producer ID holds it, when its epoch moved on by more than
+// the one bump a timed-out transaction's abort makes (or a lost commit
+// response, under KIP-890), or when a transaction under another epoch is
+// ongoing. A transition in progress is asked about again later. The one
+// case it cannot tell apart is a newer producer that initialized the ID and
+// has not begun a transaction yet: that one is fenced in turn.
+func (s *sender) checkOwner(ctx context.Context) error {
+	t := s.tx
+	req := kmsg.NewPtrDescribeTransactionsRequest()
+	req.TransactionalIDs = []string{t.file.TransactionalID}
+	resp, err := req.RequestWith(ctx, s.p.client)
+	if err != nil {
+		return fmt.Errorf("describing the transactional ID: %w", err)
+	}
+	if len(resp.TransactionStates) != 1 {
+		return fmt.Errorf("describing the transactional ID: %d states in the answer", len(resp.TransactionStates))
+	}
+	st := resp.TransactionStates[0]
+	if err := kerr.ErrorForCode(st.ErrorCode); err != nil {
+		switch {
+		case errors.Is(err, kerr.TransactionalIDNotFound):
+			return nil // expired: nobody holds it
+		case errors.Is(err, kerr.TransactionalIDAuthorizationFailed):
+			s.log.Warn("kafka: exactly once: not allowed to describe the transactional ID; initializing it again without checking that no newer producer took it over",
+				"transactional_id", t.file.TransactionalID)
+			return nil
+		}
+		return fmt.Errorf("describing the transactional ID: %w", err)
+	}
+	other := ""
+	switch {
+	case st.ProducerID != t.pid:
+		other = fmt.Sprintf("producer ID %d holds it (ours: %d)", st.ProducerID, t.pid)
+	case int(st.ProducerEpoch) > int(t.epoch)+1:
+		other = fmt.Sprintf("its epoch is %d (ours: %d)", st.ProducerEpoch, t.epoch)
+	case st.State == "Ongoing" && st.ProducerEpoch != t.epoch:
+		other = fmt.Sprintf("a transaction at epoch %d is ongoing (ours: %d)", st.ProducerEpoch, t.epoch)
+	case strings.HasPrefix(st.State, "Prepare"):
+		return fmt.Errorf("the transactional ID is in state %s; asking again", st.State)
+	}
+	if other != "" {
+		return fmt.Errorf("%w: %s", ErrFenced, other)
+	}
+	return nil
 }
 
 // reconcile finds the pending records (up to max_sent) that are committed

@@ -228,3 +228,34 @@ func journalPending(t *testing.T, dir string) int {
 	defer j.Close()
 	return j.Stats().Pending
 }
+
+// TestExactlyOnceCheckOwner: after trouble, a producer asks the coordinator
+// whether another producer took its transactional ID over before it
+// initializes the ID again (which would fence the newer one). Here another
+// client initializes the ID behind the producer's back: the producer must
+// find itself fenced.
+func TestExactlyOnceCheckOwner(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, kfake.SeedTopics(1, "owner"))
+	const id = "walpub-owner-test"
+	p, _ := newTestProducer(t, clusterURL(c, "owner"), WithExactlyOnce(id))
+	ctx := ctxTimeout(t, 30*time.Second)
+	writeRecords(t, ctx, p, 50, 1, 10)
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.snd.checkOwner(ctx); err != nil {
+		t.Fatalf("checkOwner with nobody else on the ID: %v, want nil", err)
+	}
+	other, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.TransactionalID(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, _, err := other.ProducerID(ctx); err != nil {
+		t.Fatalf("the other client initializing the ID: %v", err)
+	}
+	if err := p.snd.checkOwner(ctx); !errors.Is(err, ErrFenced) {
+		t.Fatalf("checkOwner after another client initialized the ID: %v, want ErrFenced", err)
+	}
+}
