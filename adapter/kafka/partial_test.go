@@ -318,6 +318,11 @@ func TestMissingPartition(t *testing.T) {
 // pending to be resent by the next run.
 func TestAckRetried(t *testing.T) {
 	t.Parallel()
+	t.Run("at least once", func(t *testing.T) { t.Parallel(); testAckRetried(t) })
+	t.Run("exactly once", func(t *testing.T) { t.Parallel(); testAckRetried(t, WithExactlyOnce("")) })
+}
+
+func testAckRetried(t *testing.T, opts ...Option) {
 	c := newCluster(t, kfake.SeedTopics(2, "t"))
 	const failures = 5
 	var faults atomic.Int64
@@ -325,7 +330,7 @@ func TestAckRetried(t *testing.T) {
 	var mu sync.Mutex
 	var early []int
 	delivered := 0
-	p, _ = newTestProducer(t, clusterURL(c, "t"),
+	p, _ = newTestProducer(t, clusterURL(c, "t"), append(opts,
 		withAckFault(func() error {
 			if faults.Add(1) <= failures {
 				return errors.New("injected ack failure")
@@ -341,7 +346,7 @@ func TestAckRetried(t *testing.T) {
 			if _, err := p.journal.Get(uint64(i) + 1); !errors.Is(err, wal.ErrNotFound) {
 				early = append(early, i)
 			}
-		}))
+		}))...)
 	ctx := ctxTimeout(t, 60*time.Second)
 	const n = 500
 	writeRecords(t, ctx, p, n, 3, 10)

@@ -473,10 +473,7 @@ func (s *sender) journalAcks() bool {
 	err := s.ack(acks)
 	s.acks = acks[:0]
 	if err != nil {
-		s.ackBackoff = s.step(s.ackBackoff)
-		s.ackRetryAt = time.Now().Add(jitter(s.ackBackoff))
-		s.log.Error("kafka: acknowledging in the journal, will retry", "records", len(s.unacked),
-			"retry_in", time.Until(s.ackRetryAt), "err", err)
+		s.ackFailed(err)
 		return false
 	}
 	s.ackBackoff, s.ackRetryAt = 0, time.Time{}
@@ -521,6 +518,14 @@ func (s *sender) replaceClient() {
 	s.p.client = cl
 	old.Close()
 	s.flushes.Wait()
+}
+
+// ackFailed schedules the next try of the acknowledgements in s.unacked.
+func (s *sender) ackFailed(err error) {
+	s.ackBackoff = s.step(s.ackBackoff)
+	s.ackRetryAt = time.Now().Add(jitter(s.ackBackoff))
+	s.log.Error("kafka: acknowledging in the journal, will retry", "records", len(s.unacked),
+		"retry_in", time.Until(s.ackRetryAt), "err", err)
 }
 
 // ack acknowledges seqs in the journal.

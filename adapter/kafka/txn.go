@@ -495,34 +495,39 @@ func (s *sender) txnCommitted(held []*entry) {
 		acks = append(acks, e.seq)
 	}
 	slices.Sort(acks)
-	ackErr := s.p.journal.Ack(acks...)
+	ackErr := s.ack(acks)
 	s.acks = acks[:0]
 	if ackErr != nil {
-		// The floors stay: a restart reads these records back and
-		// acknowledges them then.
-		s.log.Error("kafka: acknowledging in the journal", "records", len(held), "err", ackErr)
-	} else {
-		// Every committed record is acknowledged now: the floors move
-		// to just past this transaction's records (set, not raised, so
-		// that a topic recreated with lower offsets, or a journal moved
-		// to another cluster, gets true floors again).
-		moved := map[string]map[int32]int64{}
+		// The floors stay (a restart reads these records back); the
+		// acknowledgement is retried, and the records reported once it
+		// is journaled (journalAcks).
 		for _, e := range held {
-			m := moved[e.rec.Topic]
-			if m == nil {
-				m = map[int32]int64{}
-				moved[e.rec.Topic] = m
-			}
-			m[e.rec.Partition] = max(m[e.rec.Partition], e.rec.Offset+1)
+			s.unacked = append(s.unacked, settled{e, nil})
 		}
-		for topic, m := range moved {
-			for p, off := range m {
-				s.setFloor(topic, p, off)
-			}
+		s.ackFailed(ackErr)
+		s.publishProgress(false)
+		return
+	}
+	// Every committed record is acknowledged now: the floors move
+	// to just past this transaction's records (set, not raised, so
+	// that a topic recreated with lower offsets, or a journal moved
+	// to another cluster, gets true floors again).
+	moved := map[string]map[int32]int64{}
+	for _, e := range held {
+		m := moved[e.rec.Topic]
+		if m == nil {
+			m = map[int32]int64{}
+			moved[e.rec.Topic] = m
 		}
-		if err := t.save(); err != nil {
-			s.log.Warn("kafka: exactly once: saving the floors (a restart reads back more)", "err", err)
+		m[e.rec.Partition] = max(m[e.rec.Partition], e.rec.Offset+1)
+	}
+	for topic, m := range moved {
+		for p, off := range m {
+			s.setFloor(topic, p, off)
 		}
+	}
+	if err := t.save(); err != nil {
+		s.log.Warn("kafka: exactly once: saving the floors (a restart reads back more)", "err", err)
 	}
 	s.backoff = 0
 	s.p.delivered.Add(int64(len(held)))
