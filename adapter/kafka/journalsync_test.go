@@ -3,12 +3,14 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/walpub/walpub/internal/testutil"
 	"github.com/walpub/walpub/wal"
+	"github.com/walpub/walpub/wal/index"
 )
 
 // TestJournalSyncsByDefault checks the producer's default journal policy,
@@ -50,19 +52,28 @@ func TestJournalSyncsByDefault(t *testing.T) {
 				}
 				return got
 			}
-			// Opening a journal syncs once (its first checkpoint), under
-			// any policy: write, let that happen, then write again.
+			// Opening a journal syncs once (before its first checkpoint),
+			// under any policy: let that happen before writing, so that
+			// it cannot sync the records written after.
+			ckpt := filepath.Join(dir, index.CheckpointName)
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				if _, err := os.Stat(ckpt); err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("no checkpoint 30 s after NewProducer")
+				}
+			}
+			first := hwm(dir)
 			const n = 20
 			writeRecords(t, ctx, p, n, 1, 10)
-			first := waitFor(n, 10*journalSyncEvery)
-			writeRecords(t, ctx, p, n, 1, 10)
 			if c.synced {
-				if got := waitFor(2*n, 30*time.Second); got < 2*n {
-					t.Errorf("durable high-water mark at seq %d 30 s after %d records were written: the journal is not synced", got, 2*n)
+				if got := waitFor(first+n, 30*time.Second); got < first+n {
+					t.Errorf("durable high-water mark at seq %d 30 s after records %d..%d were written: the journal is not synced", got, first+1, first+n)
 				}
 			} else {
 				// Ten default intervals: the default would have synced.
-				if got := waitFor(2*n, 10*journalSyncEvery); got != first {
+				if got := waitFor(first+n, 10*journalSyncEvery); got != first {
 					t.Errorf("durable high-water mark moved from %d to %d under SyncNever without a Sync", first, got)
 				}
 			}
