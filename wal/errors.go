@@ -29,6 +29,9 @@ type CorruptionError struct {
 	Offset int64  // byte offset of the damaged frame in that file
 	Seq    uint64 // the sequence number expected there, if known (0 otherwise)
 	Reason string
+	// Err is the cause found while decoding, if any (a *segment.Error or
+	// an *index.FormatError, say); Reason already states it.
+	Err error
 
 	fix   fixKind // what Repair does about it
 	aside string  // with fixMoveAside: the metadata file to move aside
@@ -54,3 +57,6 @@ func (e *CorruptionError) Error() string {
 
 // Is reports whether target is ErrCorrupt.
 func (e *CorruptionError) Is(target error) bool { return target == ErrCorrupt }
+
+// Unwrap returns the cause, Err (nil if there is none).
+func (e *CorruptionError) Unwrap() error { return e.Err }

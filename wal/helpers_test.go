@@ -346,7 +346,7 @@ func framesOf(t testing.TB, b []byte) []segment.Frame {
 	var fs []segment.Frame
 	for off := int64(segment.HeaderSize); ; {
 		fr, err := segment.DecodeFrame(b, off)
-		if err == segment.ErrEnd {
+		if errors.Is(err, segment.ErrEnd) {
 			return fs
 		}
 		if err != nil {

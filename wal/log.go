@@ -850,11 +850,8 @@ func readFrame(f *mapped, off int64) (fr segment.Frame, err error) {
 }
 
 func (l *Log) frameError(path string, off int64, seq uint64, err error) error {
-	var se *segment.Error
-	if errors.As(err, &se) {
-		return corrupt(path, off, seq, fixCut, "%s", se.Reason)
-	}
-	return corrupt(path, off, seq, fixCut, "%v", err)
+	_, reason := decodeCause(err)
+	return corrupt(path, off, seq, fixCut, "%s", reason).causedBy(err)
 }
 
 // decode returns the record's bytes: decompressed into buf's storage, or

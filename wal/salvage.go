@@ -92,12 +92,8 @@ func salvage(fsys vfs.FS, dir string, yield func(RecordInfo, error) bool) {
 			continue
 		}
 		if _, herr := segment.DecodeHeader(b); herr != nil {
-			var se *segment.Error
-			reason := herr.Error()
-			if errors.As(herr, &se) {
-				reason = se.Reason
-			}
-			if !yield(RecordInfo{}, corrupt(path, 0, 0, fixCut, "segment header: %s", reason)) {
+			_, reason := decodeCause(herr)
+			if !yield(RecordInfo{}, corrupt(path, 0, 0, fixCut, "segment header: %s", reason).causedBy(herr)) {
 				return
 			}
 		}
@@ -156,7 +152,7 @@ func salvageFrames(path string, b []byte, record func(segment.Frame) bool, damag
 			off = fr.End()
 			continue
 		}
-		if err == segment.ErrEnd {
+		if errors.Is(err, segment.ErrEnd) {
 			// Zeros here; a frame may still follow (a zeroed stretch is
 			// damage too, when something valid comes after it).
 			next, sure := resync.Next(off)
@@ -172,11 +168,7 @@ func salvageFrames(path string, b []byte, record func(segment.Frame) bool, damag
 			off = next
 			continue
 		}
-		var se *segment.Error
-		reason := err.Error()
-		if errors.As(err, &se) {
-			reason = se.Reason
-		}
+		_, reason := decodeCause(err)
 		next, sure := resync.Next(off + segment.Align)
 		skipped := "skipped to the end of the data"
 		switch {
@@ -185,7 +177,7 @@ func salvageFrames(path string, b []byte, record func(segment.Frame) bool, damag
 		case next >= 0:
 			skipped = "skipped up to the next valid frame"
 		}
-		if !damage(corrupt(path, off, 0, fixCut, "%s; %s", reason, skipped)) {
+		if !damage(corrupt(path, off, 0, fixCut, "%s; %s", reason, skipped).causedBy(err)) {
 			return false
 		}
 		if next < 0 || !sure {

@@ -99,6 +99,27 @@ func corrupt(path string, off int64, seq uint64, fix fixKind, format string, arg
 	return &CorruptionError{Path: path, Offset: off, Seq: seq, Reason: fmt.Sprintf(format, args...), fix: fix}
 }
 
+// causedBy records err, a decoder's error the Reason states, as e's cause.
+func (e *CorruptionError) causedBy(err error) *CorruptionError {
+	e.Err = err
+	return e
+}
+
+// decodeCause returns the offset and the reason of a decoder's error (a
+// *segment.Error or an *index.FormatError), without the "offset N: " its
+// Error method adds; any other error is its own reason, at offset 0.
+func decodeCause(err error) (off int64, reason string) {
+	var se *segment.Error
+	if errors.As(err, &se) {
+		return se.Offset, se.Reason
+	}
+	var fe *index.FormatError
+	if errors.As(err, &fe) {
+		return fe.Offset, fe.Reason
+	}
+	return 0, err.Error()
+}
+
 // corruptMeta reports damage that Repair mends by moving the metadata
 // file aside (the superblock or the checkpoint); the log is then judged
 // by its segments alone.
@@ -225,11 +246,13 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 	if b, rerr := readFile(fsys, sbPath); rerr == nil {
 		st.sbBytes = int64(len(b))
 		sb, derr := index.DecodeSuperblock(b)
-		var fe *index.FormatError
 		switch {
-		case errors.As(derr, &fe):
-			return nil, corruptMeta(sbPath, fe.Offset, 0, sbPath, "%s", fe.Reason)
-		case derr == nil:
+		case errors.Is(derr, index.ErrNoSuperblock):
+			// Both slots empty: no mark was ever written.
+		case derr != nil:
+			off, reason := decodeCause(derr)
+			return nil, corruptMeta(sbPath, off, 0, sbPath, "%s", reason).causedBy(derr)
+		default:
 			st.hwm = sb
 		}
 	} else if !errors.Is(rerr, fs.ErrNotExist) {
@@ -242,9 +265,8 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 		st.ckptBytes = int64(len(b))
 		c, derr := index.DecodeCheckpoint(b)
 		if derr != nil {
-			var fe *index.FormatError
-			errors.As(derr, &fe)
-			return nil, corruptMeta(ckPath, fe.Offset, 0, ckPath, "%s", fe.Reason)
+			off, reason := decodeCause(derr)
+			return nil, corruptMeta(ckPath, off, 0, ckPath, "%s", reason).causedBy(derr)
 		}
 		st.ckpt, st.haveCkpt = c, true
 	} else if !errors.Is(rerr, fs.ErrNotExist) {
@@ -339,7 +361,7 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 					f.Close()
 					fix = fixResize
 				}
-				o.err = corrupt(path, se.Offset, 0, fix, "%s", se.Reason)
+				o.err = corrupt(path, se.Offset, 0, fix, "%s", se.Reason).causedBy(oerr)
 			} else {
 				o.err = fmt.Errorf("wal: %w", oerr)
 			}
@@ -690,13 +712,12 @@ func scanSegment(s *seg, f *segment.File, onAck func(start, n uint64)) scanResul
 	var damage *CorruptionError
 	for {
 		fr, err := segment.DecodeFrame(b, off)
-		if err == segment.ErrEnd {
+		if errors.Is(err, segment.ErrEnd) {
 			break
 		}
 		if err != nil {
-			var se *segment.Error
-			errors.As(err, &se)
-			damage = corrupt(f.Path, off, expect, fixCut, "%s", se.Reason)
+			_, reason := decodeCause(err)
+			damage = corrupt(f.Path, off, expect, fixCut, "%s", reason).causedBy(err)
 			break
 		}
 		if fr.Flags&segment.FlagAck != 0 {

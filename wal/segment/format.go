@@ -2,6 +2,7 @@ package segment
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/cespare/xxhash/v2"
@@ -165,8 +166,8 @@ func PeekSizes(seg []byte, off int64) (rawLen uint32, size int) {
 }
 
 // ErrEnd is returned by DecodeFrame where the data ends: the frame header
-// is all zeros.
-var ErrEnd = &Error{Reason: "end of data"}
+// is all zeros. Test for it with errors.Is; it is not an *Error.
+var ErrEnd = errors.New("segment: end of data")
 
 // DecodeFrameVerified decodes a frame whose checksum was verified before
 // (by DecodeFrame when the file was opened, or because this process wrote

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -197,7 +198,7 @@ func TestFrameRejects(t *testing.T) {
 	for _, c := range cases {
 		_, err := DecodeFrame(c.b, c.off)
 		var se *Error
-		if !errors.As(err, &se) || err == ErrEnd || se.Offset != c.off {
+		if !errors.As(err, &se) || errors.Is(err, ErrEnd) || se.Offset != c.off {
 			t.Errorf("%s: %v, want an *Error at offset %d", c.name, err, c.off)
 		}
 	}
@@ -206,7 +207,7 @@ func TestFrameRejects(t *testing.T) {
 		t.Errorf("ack frame with seq 0: %v", err)
 	}
 	for _, b := range [][]byte{make([]byte, HeaderSize+100), make([]byte, HeaderSize+8), make([]byte, HeaderSize)} {
-		if _, err := DecodeFrame(b, HeaderSize); err != ErrEnd {
+		if _, err := DecodeFrame(b, HeaderSize); !errors.Is(err, ErrEnd) {
 			t.Errorf("zeros (%d bytes): %v, want ErrEnd", len(b), err)
 		}
 	}
@@ -370,5 +371,18 @@ func TestLastNonZero(t *testing.T) {
 	}
 	if !AllZero(make([]byte, 13)) || AllZero([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 1}) || !AllZero(nil) {
 		t.Error("AllZero")
+	}
+}
+
+// TestErrEndIsASentinel: the end of the data is segment.ErrEnd, matched
+// with errors.Is (also wrapped), and is not a damaged frame (*Error).
+func TestErrEndIsASentinel(t *testing.T) {
+	_, err := DecodeFrame(make([]byte, HeaderSize+2*FrameHeaderSize), HeaderSize)
+	if !errors.Is(err, ErrEnd) || !errors.Is(fmt.Errorf("wrapped: %w", err), ErrEnd) {
+		t.Fatalf("DecodeFrame over zeros: %v, want ErrEnd", err)
+	}
+	var se *Error
+	if errors.As(err, &se) {
+		t.Fatalf("ErrEnd is a *segment.Error (%v): the end of the data would read as damage", se)
 	}
 }

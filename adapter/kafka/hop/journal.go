@@ -138,17 +138,16 @@ func parseJournal(b []byte, path string, salvage bool) (*Journal, error) {
 			jerr = j.apply(rec, off, pending, &dropped)
 		}
 		if jerr != "" {
-			e := &JournalError{Path: path, Offset: int64(off), Record: index, Reason: jerr}
 			if !salvage {
-				return nil, e
+				return nil, &JournalError{Path: path, Offset: int64(off), Record: index, Reason: jerr}
 			}
-			j.Damage = append(j.Damage, e)
 			if next < 0 {
 				next = resync(b, off+1)
 				if next > off+1 {
-					e.Reason += fmt.Sprintf("; skipped %d bytes to the next intact record", next-off)
+					jerr = fmt.Sprintf("%s; skipped %d bytes to the next intact record", jerr, next-off)
 				}
 			}
+			j.Damage = append(j.Damage, &JournalError{Path: path, Offset: int64(off), Record: index, Reason: jerr})
 		} else {
 			j.Records++
 		}
