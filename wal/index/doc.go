@@ -32,9 +32,23 @@
 //	12     4    number of segment entries
 //	16     8    through: ack frames of segments up to this id are included
 //	24     8    next seq when written
-//	32     ...  entries: segment id u64, first seq u64, bits u64, then
-//	            ceil(bits/64) u64 bitmap words (bit i = seq first+i acked)
+//	32     8    sealed end: seqs below it that no entry covers are acknowledged
+//	            (their segments were reclaimed)
+//	40     ...  entries, by ascending segment id and seq (below)
 //	end-8  8    xxhash64 of everything before
+//
+// An entry is three u64s, then its bitmap words if it has any:
+//
+//	offset size field
+//	0      8    segment id
+//	8      8    first seq: the seq of bit 0
+//	16     8    bits: the number of seqs the entry covers in the low 62 bits;
+//	            bit 63 = none acknowledged, bit 62 = all acknowledged (never
+//	            both; each only with a non-zero count)
+//	24     ...  with neither flag: ceil(bits/64) u64 bitmap words (bit i of
+//	            the whole = seq first+i acknowledged; bits past the count are
+//	            zero). With a flag, no words: a bitmap with no bit or every
+//	            bit set is always written as its flag, never spelled out.
 //
 // # Superblock file "superblock"
 //
@@ -52,4 +66,6 @@
 //	40     8    durable high-water mark: last record seq
 //	48     8    reserved, zero
 //	56     8    xxhash64 of bytes 0..55
+//
+// An empty slot is all zeros.
 package index

@@ -1,0 +1,264 @@
+package wal
+
+import (
+	"bufio"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/walpub/walpub/wal/index"
+	"github.com/walpub/walpub/wal/segment"
+)
+
+// docTable is one "offset size field" table of a doc.go: the documented
+// offset and size of each field, by the field's description.
+type docTable []struct {
+	off, size int
+	field     string
+}
+
+// docRow is a table row of a doc.go: "//\t<offset> <size> <field>".
+// A size of "..." (the rest, or a variable length) reads as -1.
+var docRow = regexp.MustCompile(`^//\t(\d+)\s+(\d+|\.\.\.)\s+(\S.*)$`)
+
+// docTables returns the tables of the doc.go at path, by the heading
+// ("# ..." line) or the sentence they follow.
+func docTables(t *testing.T, path string) map[string]docTable {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tables := map[string]docTable{}
+	var title string
+	for sc := bufio.NewScanner(f); sc.Scan(); {
+		line := sc.Text()
+		if m := docRow.FindStringSubmatch(line); m != nil {
+			off, _ := strconv.Atoi(m[1])
+			size := -1
+			if m[2] != "..." {
+				size, _ = strconv.Atoi(m[2])
+			}
+			tables[title] = append(tables[title], struct {
+				off, size int
+				field     string
+			}{off, size, m[3]})
+			continue
+		}
+		if text, ok := strings.CutPrefix(line, "// "); ok && !strings.HasPrefix(text, " ") && text != "" {
+			if strings.HasPrefix(text, "# ") {
+				title = text
+			} else if strings.HasSuffix(text, ":") {
+				title = text
+			}
+		}
+	}
+	return tables
+}
+
+// field returns the documented bytes of the field whose description
+// starts with name, read from b (a structure starting at b[0]).
+func (tb docTable) field(t *testing.T, b []byte, name string) []byte {
+	t.Helper()
+	for _, r := range tb {
+		if strings.HasPrefix(r.field, name) {
+			if r.size < 0 {
+				return b[r.off:]
+			}
+			if r.off+r.size > len(b) {
+				t.Fatalf("field %q at %d+%d is past the %d bytes", name, r.off, r.size, len(b))
+			}
+			return b[r.off : r.off+r.size]
+		}
+	}
+	t.Fatalf("no documented field %q in %v", name, tb)
+	return nil
+}
+
+// uint reads a documented little-endian integer field.
+func (tb docTable) uint(t *testing.T, b []byte, name string) uint64 {
+	t.Helper()
+	v := tb.field(t, b, name)
+	switch len(v) {
+	case 2:
+		return uint64(binary.LittleEndian.Uint16(v))
+	case 4:
+		return uint64(binary.LittleEndian.Uint32(v))
+	case 8:
+		return binary.LittleEndian.Uint64(v)
+	}
+	t.Fatalf("field %q has size %d", name, len(v))
+	return 0
+}
+
+func (tb docTable) want(t *testing.T, b []byte, name string, want uint64) {
+	t.Helper()
+	if got := tb.uint(t, b, name); got != want {
+		t.Errorf("documented field %q reads %d from the file, the decoder says %d", name, got, want)
+	}
+}
+
+// TestFormatDocsMatchFiles reads the files of a log written by the code at
+// the offsets the doc.go tables of wal/segment and wal/index give, and
+// checks every field against what the decoders return: the docs and the
+// encoder cannot drift apart.
+func TestFormatDocsMatchFiles(t *testing.T) {
+	segDoc := docTables(t, filepath.Join("segment", "doc.go"))
+	idxDoc := docTables(t, filepath.Join("index", "doc.go"))
+
+	// A log with compacted segments (merged through and generation set),
+	// reclaimed segments (a checkpoint with a sealed end) and a mark.
+	dir := t.TempDir()
+	l := mustOpen(t, dir, WithSegmentSize(smallSeg))
+	rec := make([]byte, 3000)
+	var seqs []uint64
+	for i := range 300 {
+		rec[0] = byte(i)
+		q, err := l.Append(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, q)
+	}
+	if err := l.Ack(seqs[:40]...); err != nil { // whole segments: reclaimed
+		t.Fatal(err)
+	}
+	for _, q := range seqs[40:250] {
+		if q%5 != 0 { // most of each segment: compacted
+			if err := l.Ack(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	mustClose(t, l)
+
+	hdr := segDoc["# Segment file"]
+	frm := segDoc["# Frame"]
+	var compacted, frames int
+	for _, path := range segFiles(t, dir) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := segment.DecodeHeader(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(hdr.field(t, b, "magic")); got != segment.Magic {
+			t.Errorf("%s: documented magic reads %q", path, got)
+		}
+		hdr.want(t, b, "format version", segment.Version)
+		hdr.want(t, b, "flags", uint64(h.Flags))
+		hdr.want(t, b, "reserved", 0)
+		hdr.want(t, b, "segment id", h.ID)
+		hdr.want(t, b, "first seq", h.FirstSeq)
+		hdr.want(t, b, "size", uint64(h.Size))
+		hdr.want(t, b, "generation", h.Generation)
+		hdr.want(t, b, "merged through", h.MergedThrough)
+		hdr.want(t, b, "xxhash64", xxhash.Sum64(b[:56]))
+		if h.Compacted() && h.Generation > 0 && h.MergedThrough > h.ID {
+			compacted++
+		}
+		for _, fr := range framesOf(t, b) {
+			fb := b[fr.Offset:]
+			frm.want(t, fb, "stored length", uint64(len(fr.Payload)))
+			frm.want(t, fb, "flags", uint64(fr.Flags))
+			frm.want(t, fb, "seq", fr.Seq)
+			frm.want(t, fb, "raw length", uint64(fr.RawLen))
+			frm.want(t, fb, "reserved", 0)
+			frm.want(t, fb, "xxhash64", xxhash.Sum64(fb[8:segment.FrameHeaderSize+len(fr.Payload)]))
+			frames++
+		}
+	}
+	if compacted == 0 || frames == 0 {
+		t.Fatalf("%d merged compacted segments, %d frames: the log did not exercise every header field", compacted, frames)
+	}
+
+	ckb, err := os.ReadFile(filepath.Join(dir, index.CheckpointName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := index.DecodeCheckpoint(ckb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ck.SealedEnd == 0 || len(ck.Segments) == 0 {
+		t.Fatalf("checkpoint %+v: no sealed end or no entries", ck)
+	}
+	ckt := idxDoc[`# Checkpoint file "checkpoint"`]
+	if got := string(ckt.field(t, ckb, "magic")); got != index.CheckpointMagic {
+		t.Errorf("checkpoint: documented magic reads %q", got)
+	}
+	ckt.want(t, ckb, "version", index.Version)
+	ckt.want(t, ckb, "number of segment entries", uint64(len(ck.Segments)))
+	ckt.want(t, ckb, "through", ck.Through)
+	ckt.want(t, ckb, "next seq", ck.NextSeq)
+	ckt.want(t, ckb, "sealed end", ck.SealedEnd)
+	ent := idxDoc["An entry is three u64s, then its bitmap words if it has any:"]
+	eb := ckt.field(t, ckb, "entries")
+	kinds := map[string]int{}
+	for _, e := range ck.Segments {
+		ent.want(t, eb, "segment id", e.ID)
+		ent.want(t, eb, "first seq", e.Acks.Base())
+		bits := ent.uint(t, eb, "bits")
+		if n := bits & (1<<62 - 1); n != e.Acks.Len() {
+			t.Errorf("checkpoint entry: documented count reads %d, the decoder says %d", n, e.Acks.Len())
+		}
+		none, all := bits&(1<<63) != 0, bits&(1<<62) != 0
+		if c := uint64(e.Acks.Count()); none != (c == 0) || all != (c == e.Acks.Len()) {
+			t.Errorf("checkpoint entry: flags none=%v all=%v for %d of %d acknowledged", none, all, c, e.Acks.Len())
+		}
+		words := ent.field(t, eb, "with neither flag")
+		switch {
+		case none:
+			kinds["none"]++
+		case all:
+			kinds["all"]++
+		default:
+			kinds["bitmap"]++
+			for i := range e.Acks.Len() {
+				if set := words[i/8]>>(i%8)&1 == 1; set != e.Acks.Has(e.Acks.Base()+i) {
+					t.Fatalf("checkpoint entry: documented bit of seq %d is %v, the decoder says %v", e.Acks.Base()+i, set, !set)
+				}
+			}
+			words = words[(e.Acks.Len()+63)/64*8:]
+		}
+		eb = words
+	}
+	if len(eb) != 8 || kinds["bitmap"] == 0 {
+		t.Errorf("checkpoint entries %v: %d bytes left after them (want the 8 of the checksum)", kinds, len(eb))
+	}
+	// The checkpoint ends with its checksum.
+	if got := binary.LittleEndian.Uint64(ckb[len(ckb)-8:]); got != xxhash.Sum64(ckb[:len(ckb)-8]) {
+		t.Errorf("checkpoint: documented checksum at end-8 does not match")
+	}
+
+	sbb, err := os.ReadFile(filepath.Join(dir, index.SuperblockName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := index.DecodeSuperblock(sbb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot := sbb[int(sb.Generation%2)*index.SuperblockSlot:]
+	sbt := idxDoc[`# Superblock file "superblock"`]
+	if got := string(sbt.field(t, slot, "magic")); got != index.SuperblockMagic {
+		t.Errorf("superblock: documented magic reads %q", got)
+	}
+	sbt.want(t, slot, "version", index.Version)
+	sbt.want(t, slot, "generation", sb.Generation)
+	sbt.want(t, slot, "durable high-water mark: segment id", sb.Segment)
+	sbt.want(t, slot, "durable high-water mark: offset", uint64(sb.Offset))
+	sbt.want(t, slot, "durable high-water mark: last record seq", sb.Seq)
+	sbt.want(t, slot, "xxhash64", xxhash.Sum64(slot[:56]))
+	if sb.Seq == 0 || sb.Segment == 0 {
+		t.Fatalf("superblock %+v: no mark", sb)
+	}
+}
