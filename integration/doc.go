@@ -89,6 +89,12 @@
 //   - TestClusterKill9DuringFailover: the child process of
 //     TestIntegrationKill9 is killed with SIGKILL while the cluster fails
 //     over from a killed leader, two rounds on one journal.
+//   - TestClusterHealthyPartitionsFlow (issue 17 item 4): a topic with one
+//     unreplicated partition per node; with one node killed, the other
+//     partitions' records are all confirmed and a too-large record is
+//     dead-lettered while the dead node's records wait; all are delivered,
+//     in order, once it is back. (Its topic has replication factor 1 and
+//     min.insync.replicas=1, unlike the others.)
 //
 // Each logs a "FAILOVER FIGURES" line (records, kills, lost, duplicates,
 // and the longest time between two delivery confirmations where measured).
