@@ -188,7 +188,7 @@ func TestReclaimAfterCrashAtRotation(t *testing.T) {
 	mustClose(t, l)
 	// ... right after a rotation to segment 3.
 	crashDir := crash.write(t, filepath.Join(t.TempDir(), "crash"))
-	f, err := segment.Create(vfs.OS, filepath.Join(crashDir, segName(3)), smallSeg, 0o600)
+	f, err := segment.Create(vfs.OS, filepath.Join(crashDir, segment.Name(3)), smallSeg, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestReclaimAfterCrashAtRotation(t *testing.T) {
 	l = mustOpen(t, crashDir, WithSegmentSize(smallSeg))
 	m.check(t, l)
 	eventually(t, "segment 2, all acknowledged, to be reclaimed", func() bool {
-		_, err := os.Stat(filepath.Join(crashDir, segName(2)))
+		_, err := os.Stat(filepath.Join(crashDir, segment.Name(2)))
 		return errors.Is(err, os.ErrNotExist)
 	})
 	killed := copyDir(t, crashDir, filepath.Join(t.TempDir(), "killed"))

@@ -37,7 +37,7 @@ func flipPositions(t testing.TB, r *rand.Rand, name string, b []byte) []int64 {
 			ps = append(ps, i)
 		}
 	}
-	if !strings.HasSuffix(name, segExt) {
+	if !strings.HasSuffix(name, segment.Ext) {
 		if name == index.SuperblockName {
 			all(0, min(64, int64(len(b))))
 			all(index.SuperblockSlot, min(index.SuperblockSlot+64, int64(len(b))))
@@ -111,7 +111,7 @@ func TestBitFlips(t *testing.T) {
 			m.acked[q] = true
 		}
 	}
-	first := filepath.Join(src, segName(1))
+	first := filepath.Join(src, segment.Name(1))
 	eventually(t, "the first segment to be compacted", func() bool {
 		fi, err := os.Stat(first)
 		return err == nil && fi.Size() < smallSeg

@@ -312,12 +312,12 @@ func (l *Log) merge(run []ackSnapshot) (err error) {
 			return ferr
 		}
 	}
-	size := (segment.HeaderSize + need + 4095) &^ 4095
+	size := segment.PageAlign(segment.HeaderSize + need)
 	if len(srcs) == 1 && size*2 > oldSize {
 		return nil
 	}
 
-	path := vfs.Join(l.dir, segName(first.id))
+	path := vfs.Join(l.dir, segment.Name(first.id))
 	tmp := path + ".compact" + tmpExt
 	nf, err := segment.Create(l.fs, tmp, size, l.cfg.fileMode)
 	if err != nil {

@@ -24,7 +24,7 @@ import (
 // acknowledged.
 func TestCompactedLastSegmentKeepsRecords(t *testing.T) {
 	dir := t.TempDir()
-	f, err := segment.Create(vfs.OS, filepath.Join(dir, segName(1)), 4096, 0o600)
+	f, err := segment.Create(vfs.OS, filepath.Join(dir, segment.Name(1)), 4096, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestFarApartSegmentIDs(t *testing.T) {
 		id, first uint64
 		data      []string
 	}{{1, 1, []string{"a", "b"}}, {far, 3, []string{"c"}}} {
-		f, err := segment.Create(vfs.OS, filepath.Join(dir, segName(s.id)), 4096, 0o600)
+		f, err := segment.Create(vfs.OS, filepath.Join(dir, segment.Name(s.id)), 4096, 0o600)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,7 +162,7 @@ func TestCheckpointHugeSpans(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, index.CheckpointName), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f, err := segment.Create(vfs.OS, filepath.Join(dir, segName(entries+1)), 4096, 0o600)
+	f, err := segment.Create(vfs.OS, filepath.Join(dir, segment.Name(entries+1)), 4096, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}

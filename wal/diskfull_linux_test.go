@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/walpub/walpub/internal/testutil"
+	"github.com/walpub/walpub/wal/segment"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes on a new directory and unmounts
@@ -217,7 +218,7 @@ func TestCheckpointENOSPCRecovers(t *testing.T) {
 		t.Fatalf("Append after space returned: %v", err)
 	}
 	eventually(t, "the acknowledged first segment to be reclaimed", func() bool {
-		_, err := os.Stat(filepath.Join(dir, segName(1)))
+		_, err := os.Stat(filepath.Join(dir, segment.Name(1)))
 		return errors.Is(err, os.ErrNotExist)
 	})
 }

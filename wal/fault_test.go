@@ -281,7 +281,7 @@ func TestOpenFailsRemovingMergeLeftover(t *testing.T) {
 	mustClose(t, l)
 	// Segment 1 as a merge wrote it, naming segment 2 merged into it; a
 	// segment 2 still on disk is then a leftover (never read).
-	seg1 := filepath.Join(dir, segName(1))
+	seg1 := filepath.Join(dir, segment.Name(1))
 	b, err := os.ReadFile(seg1)
 	if err != nil {
 		t.Fatal(err)
@@ -295,7 +295,7 @@ func TestOpenFailsRemovingMergeLeftover(t *testing.T) {
 	if err := os.WriteFile(seg1, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	leftover := filepath.Join(dir, segName(2))
+	leftover := filepath.Join(dir, segment.Name(2))
 	if err := os.WriteFile(leftover, b, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -315,7 +315,7 @@ func (s snapshot) names() []string { return slices.Sorted(maps.Keys(s)) }
 func (s snapshot) segNames() []string {
 	var n []string
 	for _, name := range s.names() {
-		if strings.HasSuffix(name, segExt) {
+		if strings.HasSuffix(name, segment.Ext) {
 			n = append(n, name)
 		}
 	}
@@ -331,7 +331,7 @@ func copyDir(t testing.TB, src, dst string) string {
 // segFiles returns the paths of the segment files in dir, ascending.
 func segFiles(t testing.TB, dir string) []string {
 	t.Helper()
-	m, err := filepath.Glob(filepath.Join(dir, "*"+segExt))
+	m, err := filepath.Glob(filepath.Join(dir, "*"+segment.Ext))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +381,7 @@ func asCorruption(t testing.TB, err error, dir string) *CorruptionError {
 		t.Fatalf("CorruptionError names %s, outside %s", ce.Path, dir)
 	}
 	name := filepath.Base(ce.Path)
-	if !strings.HasSuffix(name, segExt) && name != index.CheckpointName && name != index.SuperblockName {
+	if !strings.HasSuffix(name, segment.Ext) && name != index.CheckpointName && name != index.SuperblockName {
 		t.Fatalf("CorruptionError names %s, not a file of the log", ce.Path)
 	}
 	if ce.Offset < 0 {

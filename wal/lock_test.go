@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/walpub/walpub/wal/segment"
 )
 
 const lockDirEnv = "WALTEST_LOCK_DIR"
@@ -118,7 +120,7 @@ func TestFileModes(t *testing.T) {
 				}
 			}
 			eventually(t, "the first segment to be compacted", func() bool {
-				fi, err := os.Stat(filepath.Join(dir, segName(1)))
+				fi, err := os.Stat(filepath.Join(dir, segment.Name(1)))
 				return err == nil && fi.Size() < smallSeg
 			})
 			mustClose(t, l)

@@ -479,7 +479,7 @@ func (l *Log) newSegmentLocked(need int64) (*seg, error) {
 			return nil, fmt.Errorf("wal: new segment: %w", err)
 		}
 	}
-	path := vfs.Join(l.dir, segName(id))
+	path := vfs.Join(l.dir, segment.Name(id))
 	f.Init(segment.Header{ID: id, FirstSeq: l.nextSeq})
 	if err := l.fs.Rename(f.Path, path); err != nil {
 		// Keep the file for the next try.
@@ -516,7 +516,7 @@ func (l *Log) discardPrepared(f *segment.File) {
 // preparedPath names a new file to prepare a segment in; the names are
 // unique, so the preparer and a rotation that cannot wait never collide.
 func (l *Log) preparedPath() string {
-	return vfs.Join(l.dir, fmt.Sprintf("next-%d%s%s", l.prepSeq.Add(1), segExt, tmpExt))
+	return vfs.Join(l.dir, fmt.Sprintf("next-%d%s%s", l.prepSeq.Add(1), segment.Ext, tmpExt))
 }
 
 // Pre-faulting: the preparer keeps populateAhead bytes past the active
@@ -837,7 +837,7 @@ func (l *Log) read(f *mapped, off int64, seq uint64) (_ []byte, err error) {
 	if err != nil {
 		return nil, l.frameError(f.Path, off, seq, err)
 	}
-	return l.decode(fr, f.Path, nil)
+	return decodeRecord(fr, f.Path, nil)
 }
 
 // readFrame decodes the frame at off of f and verifies its checksum; a
@@ -854,16 +854,16 @@ func (l *Log) frameError(path string, off int64, seq uint64, err error) error {
 	return corrupt(path, off, seq, fixCut, "%s", reason).causedBy(err)
 }
 
-// decode returns the record's bytes: decompressed into buf's storage, or
+// decodeRecord returns the record's bytes: decompressed into buf's storage, or
 // a fresh copy when buf is nil.
-func (l *Log) decode(fr segment.Frame, path string, buf []byte) ([]byte, error) {
+func decodeRecord(fr segment.Frame, path string, buf []byte) ([]byte, error) {
 	if fr.Flags&segment.FlagZstd == 0 {
 		if buf == nil {
 			return slices.Clone(fr.Payload), nil
 		}
 		return fr.Payload, nil
 	}
-	dec, err := l.decoder()
+	dec, err := zstdDecoder()
 	if err != nil {
 		return nil, err
 	}
@@ -883,9 +883,9 @@ var (
 	zdecErr error
 )
 
-// decoder returns the process's shared zstd decoder. DecodeAll is safe
+// zstdDecoder returns the process's shared zstd decoder. DecodeAll is safe
 // for concurrent use and starts no goroutines.
-func (l *Log) decoder() (*zstd.Decoder, error) {
+func zstdDecoder() (*zstd.Decoder, error) {
 	decOnce.Do(func() {
 		zdec, zdecErr = zstd.NewReader(nil, zstd.WithDecoderConcurrency(4), zstd.WithDecoderMaxMemory(segment.MaxPayload))
 	})
@@ -1005,7 +1005,7 @@ func (l *Log) Pending() iter.Seq2[Record, error] {
 		}
 		end := l.nextSeq
 		l.mu.Unlock()
-		buf := []byte{}   // not nil: decode copies into a nil buffer
+		buf := []byte{}   // not nil: decodeRecord copies into a nil buffer
 		from := uint64(1) // the lowest seq not yet considered
 		for from < end {
 			l.mu.Lock()
@@ -1101,7 +1101,7 @@ func (l *Log) nextPendingIn(f *mapped, acks *index.Acks, tail, off int64, from, 
 		}
 		var data []byte
 		if fr.Flags&segment.FlagZstd != 0 {
-			if data, err = l.decode(fr, f.Path, *buf); err != nil {
+			if data, err = decodeRecord(fr, f.Path, *buf); err != nil {
 				return Record{}, off, true, err
 			}
 		} else {

@@ -106,7 +106,7 @@ func (c *config) validate() error {
 		return fmt.Errorf("wal: file mode %v has bits other than permissions", c.fileMode)
 	}
 	// Segment sizes are page multiples so that mappings line up.
-	c.segmentSize = (c.segmentSize + 4095) &^ 4095
+	c.segmentSize = segment.PageAlign(c.segmentSize)
 	return nil
 }
 

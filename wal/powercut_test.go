@@ -14,6 +14,7 @@ import (
 
 	"github.com/walpub/walpub/internal/testutil"
 	"github.com/walpub/walpub/wal/index"
+	"github.com/walpub/walpub/wal/segment"
 )
 
 // TestPowerCutHoles makes, in the image of a killed log whose metadata
@@ -78,7 +79,7 @@ func TestPowerCutHoles(t *testing.T) {
 		for _, fr := range framesOf(t, s[last]) {
 			next = max(next, fr.Seq+1)
 		}
-		s[segName(uint64(len(names)+1))] = make([]byte, smallSeg)
+		s[segment.Name(uint64(len(names)+1))] = make([]byte, smallSeg)
 		dir := s.write(t, filepath.Join(t.TempDir(), "log"))
 		l, err := Open(dir, WithSegmentSize(smallSeg))
 		if err != nil {
@@ -111,7 +112,7 @@ type cutStep struct {
 	after bool
 }
 
-func isSeg(p string) bool { return strings.HasSuffix(p, segExt) }
+func isSeg(p string) bool { return strings.HasSuffix(p, segment.Ext) }
 
 var cutSteps = []cutStep{
 	{"any-operation", func(string, string) bool { return true }, false},

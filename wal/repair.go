@@ -6,7 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"strings"
+	"path/filepath"
 	"time"
 
 	"github.com/walpub/walpub/wal/internal/vfs"
@@ -68,7 +68,7 @@ func repair(fsys vfs.FS, dir string) (rep RepairReport, err error) {
 				return fmt.Errorf("wal: repair: %w", err)
 			}
 		}
-		hdr := fmt.Sprintf("walpub-repair %s %d %d\n", baseName(path), off, len(b))
+		hdr := fmt.Sprintf("walpub-repair %s %d %d\n", filepath.Base(path), off, len(b))
 		if _, err := side.WriteAt([]byte(hdr), sideOff); err != nil {
 			return fmt.Errorf("wal: repair: %w", err)
 		}
@@ -159,13 +159,6 @@ func rebuildCheckpoint(fsys vfs.FS, dir string, lock vfs.File) error {
 	return nil
 }
 
-func baseName(path string) string {
-	if i := strings.LastIndexByte(path, os.PathSeparator); i >= 0 {
-		return path[i+1:]
-	}
-	return path
-}
-
 // resizeSegment gives a segment the size its header names: a short one is
 // extended with zeros, bytes past the end of a long one are moved aside.
 func resizeSegment(fsys vfs.FS, path string, moveBytes func(string, int64, []byte) error) error {
@@ -213,15 +206,15 @@ func cutAt(fsys vfs.FS, dir, path string, off int64, moveBytes func(string, int6
 	}
 	cutID := uint64(0)
 	for _, id := range ids {
-		if vfs.Join(dir, segName(id)) == path {
+		if vfs.Join(dir, segment.Name(id)) == path {
 			cutID = id
 		}
 	}
 	if cutID == 0 {
 		// A missing segment: cut every segment after it.
 		for _, id := range ids {
-			if vfs.Join(dir, segName(id)) > path {
-				if err := moveFile(vfs.Join(dir, segName(id))); err != nil {
+			if vfs.Join(dir, segment.Name(id)) > path {
+				if err := moveFile(vfs.Join(dir, segment.Name(id))); err != nil {
 					return err
 				}
 			}
@@ -237,7 +230,7 @@ func cutAt(fsys vfs.FS, dir, path string, off int64, moveBytes func(string, int6
 	}
 	for _, id := range ids {
 		if id > cutID {
-			if err := moveFile(vfs.Join(dir, segName(id))); err != nil {
+			if err := moveFile(vfs.Join(dir, segment.Name(id))); err != nil {
 				return err
 			}
 		}

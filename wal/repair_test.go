@@ -223,7 +223,7 @@ func TestRepairLostCheckpointGap(t *testing.T) {
 	}
 	appendUntil(4)
 	eventually(t, "segment 2 to be reclaimed", func() bool {
-		_, err := os.Stat(filepath.Join(dir, segName(2)))
+		_, err := os.Stat(filepath.Join(dir, segment.Name(2)))
 		return errors.Is(err, os.ErrNotExist)
 	})
 	mustClose(t, l)

@@ -48,7 +48,7 @@ func salvage(fsys vfs.FS, dir string, yield func(RecordInfo, error) bool) {
 	// First pass: what the ack frames acknowledge, wherever they are.
 	var acked []ackRange
 	for _, id := range ids {
-		path := vfs.Join(dir, segName(id))
+		path := vfs.Join(dir, segment.Name(id))
 		b, err := readFile(fsys, path)
 		if err != nil {
 			continue // reported by the second pass
@@ -80,10 +80,9 @@ func salvage(fsys vfs.FS, dir string, yield func(RecordInfo, error) bool) {
 	}
 
 	// Second pass: the records.
-	dec := (&Log{}).decode
 	var buf []byte
 	for _, id := range ids {
-		path := vfs.Join(dir, segName(id))
+		path := vfs.Join(dir, segment.Name(id))
 		b, err := readFile(fsys, path)
 		if err != nil {
 			if !yield(RecordInfo{}, err) {
@@ -114,7 +113,7 @@ func salvage(fsys vfs.FS, dir string, yield func(RecordInfo, error) bool) {
 				frames := batch
 				batch = nil
 				for _, fr := range frames {
-					if !salvageRecord(path, fr, dec, &buf, isAcked, yield) {
+					if !salvageRecord(path, fr, &buf, isAcked, yield) {
 						return false
 					}
 				}
@@ -123,7 +122,7 @@ func salvage(fsys vfs.FS, dir string, yield func(RecordInfo, error) bool) {
 			if !dropBatch(path, &batch, yield) {
 				return false
 			}
-			return salvageRecord(path, fr, dec, &buf, isAcked, yield)
+			return salvageRecord(path, fr, &buf, isAcked, yield)
 		}, func(ce *CorruptionError) bool {
 			return dropBatch(path, &batch, yield) && yield(RecordInfo{}, ce)
 		})
@@ -189,9 +188,8 @@ func salvageFrames(path string, b []byte, record func(segment.Frame) bool, damag
 }
 
 // salvageRecord yields the record in fr.
-func salvageRecord(path string, fr segment.Frame, dec func(segment.Frame, string, []byte) ([]byte, error),
-	buf *[]byte, isAcked func(uint64) bool, yield func(RecordInfo, error) bool) bool {
-	data, err := dec(fr, path, *buf)
+func salvageRecord(path string, fr segment.Frame, buf *[]byte, isAcked func(uint64) bool, yield func(RecordInfo, error) bool) bool {
+	data, err := decodeRecord(fr, path, *buf)
 	if err != nil {
 		return yield(RecordInfo{}, err)
 	}

@@ -158,7 +158,7 @@ func TestSalvageDamage(t *testing.T) {
 // acknowledged as written: its records are left out, and reported.
 func TestSalvageUnfinishedBatch(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, segName(1))
+	path := filepath.Join(dir, segment.Name(1))
 	f, err := segment.Create(vfs.OS, path, 4096, 0o600)
 	if err != nil {
 		t.Fatal(err)

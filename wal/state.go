@@ -10,8 +10,6 @@ import (
 	"runtime/debug"
 	"slices"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/walpub/walpub/wal/index"
@@ -19,12 +17,7 @@ import (
 	"github.com/walpub/walpub/wal/segment"
 )
 
-const (
-	segExt = ".seg"
-	tmpExt = ".tmp"
-)
-
-func segName(id uint64) string { return fmt.Sprintf("%020d%s", id, segExt) }
+const tmpExt = ".tmp"
 
 // mapped is a segment file shared by the log and its readers. A reader
 // pins it (refs, under Log.mu); a retired file is closed when its last
@@ -189,15 +182,9 @@ func listSegments(fsys vfs.FS, dir string) ([]uint64, error) {
 	}
 	var ids []uint64
 	for _, e := range ents {
-		name := e.Name()
-		if !e.Type().IsRegular() || !strings.HasSuffix(name, segExt) {
-			continue
+		if id, ok := segment.ParseName(e.Name()); ok && e.Type().IsRegular() {
+			ids = append(ids, id)
 		}
-		id, err := strconv.ParseUint(strings.TrimSuffix(name, segExt), 10, 64)
-		if err != nil || id == 0 || segName(id) != name {
-			continue
-		}
-		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	return ids, nil
@@ -283,11 +270,11 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 	}
 	if len(ids) == 0 {
 		if st.hwm.Seq > 0 || st.hwm.Segment > 0 {
-			return nil, corruptMeta(vfs.Join(dir, segName(max(st.hwm.Segment, 1))), 0, st.hwm.Seq, sbPath,
+			return nil, corruptMeta(vfs.Join(dir, segment.Name(max(st.hwm.Segment, 1))), 0, st.hwm.Seq, sbPath,
 				"missing segment: the superblock names records but no segment file exists")
 		}
 		if st.ckpt.NextSeq > 1 {
-			return nil, corruptMeta(vfs.Join(dir, segName(max(st.ckpt.Through, 1))), 0, 0, ckPath,
+			return nil, corruptMeta(vfs.Join(dir, segment.Name(max(st.ckpt.Through, 1))), 0, 0, ckPath,
 				"missing segment: the checkpoint names records but no segment file exists")
 		}
 		st.nextSeq = 1
@@ -295,11 +282,11 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 	}
 	last := ids[len(ids)-1]
 	if st.hwm.Segment > last {
-		return nil, corruptMeta(vfs.Join(dir, segName(st.hwm.Segment)), 0, 0, sbPath,
+		return nil, corruptMeta(vfs.Join(dir, segment.Name(st.hwm.Segment)), 0, 0, sbPath,
 			"missing segment: segment %d is gone but the superblock names it", st.hwm.Segment)
 	}
 	if st.haveCkpt && st.ckpt.Through >= last {
-		return nil, corruptMeta(vfs.Join(dir, segName(st.ckpt.Through+1)), 0, 0, ckPath,
+		return nil, corruptMeta(vfs.Join(dir, segment.Name(st.ckpt.Through+1)), 0, 0, ckPath,
 			"missing segment: segment %d is gone but the checkpoint implies it", st.ckpt.Through+1)
 	}
 
@@ -336,7 +323,7 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 	var files []*opened
 	var mergedThrough uint64 // segment ids up to this live inside a merged file
 	for i, id := range ids {
-		path := vfs.Join(dir, segName(id))
+		path := vfs.Join(dir, segment.Name(id))
 		if id <= mergedThrough {
 			// Left behind by a merge interrupted before it removed the
 			// old files: its unacknowledged records are in the merged one.
@@ -439,7 +426,7 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			cutID = st.segs[keep-1].id
 		}
 		for _, id := range ids {
-			p := vfs.Join(dir, segName(id))
+			p := vfs.Join(dir, segment.Name(id))
 			if id <= cutID || slices.Contains(st.leftovers, p) {
 				continue
 			}
@@ -512,7 +499,7 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			if gone := max(prev.id+1, covered+1); prev.id+1 < s.id && covered < s.id-1 {
 				switch {
 				case st.haveCkpt:
-					return nil, corrupt(vfs.Join(dir, segName(gone)), 0, 0, fixCut, "missing segment %d", gone)
+					return nil, corrupt(vfs.Join(dir, segment.Name(gone)), 0, 0, fixCut, "missing segment %d", gone)
 				case mode != loadRebuild:
 					return nil, lostCheckpoint(ckPath, "segment %d is gone (reclaimed, or deleted)", gone)
 				}
@@ -558,7 +545,7 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 		return st, nil
 	}
 	if len(st.segs) == 0 {
-		return nil, corrupt(vfs.Join(dir, segName(ids[0])), 0, 0, fixCut, "every segment file is a leftover of a merge")
+		return nil, corrupt(vfs.Join(dir, segment.Name(ids[0])), 0, 0, fixCut, "every segment file is a leftover of a merge")
 	}
 
 	lastSeg := st.segs[len(st.segs)-1]
@@ -643,7 +630,7 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			}
 			r, ok := rangeAt(ackedSince, q)
 			if !ok {
-				return nil, corruptMeta(vfs.Join(dir, segName(e.ID)), 0, q, ckPath, "missing segment %d holds unacknowledged record %d", e.ID, q)
+				return nil, corruptMeta(vfs.Join(dir, segment.Name(e.ID)), 0, q, ckPath, "missing segment %d holds unacknowledged record %d", e.ID, q)
 			}
 			q = min(r.start+r.n, end) - 1
 		}

@@ -16,9 +16,8 @@ import (
 // open. It is a snapshot of the moment OpenView ran. A View is not safe
 // for concurrent use.
 type View struct {
-	dir  string
-	st   *loaded
-	zdec func(segment.Frame, string, []byte) ([]byte, error)
+	dir string
+	st  *loaded
 }
 
 // Info summarises a log.
@@ -96,8 +95,7 @@ func OpenView(dir string) (*View, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{}
-	return &View{dir: dir, st: st, zdec: l.decode}, nil
+	return &View{dir: dir, st: st}, nil
 }
 
 const (
@@ -195,7 +193,7 @@ func (v *View) recordsIn(s *seg, from, to uint64, buf *[]byte, yield func(Record
 		if to != 0 && fr.Seq > to {
 			return false
 		}
-		data, derr := v.zdec(fr, s.file.Path, *buf)
+		data, derr := decodeRecord(fr, s.file.Path, *buf)
 		if derr != nil {
 			err = derr
 			return false

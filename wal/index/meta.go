@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/walpub/walpub/wal/segment"
 )
 
 // File names and sizes; part of the on-disk format.
@@ -236,7 +237,7 @@ func decodeSlot(b []byte) (Superblock, bool) {
 	if len(b) < 64 || string(b[:8]) != SuperblockMagic ||
 		binary.LittleEndian.Uint64(b[56:]) != xxhash.Sum64(b[:56]) ||
 		binary.LittleEndian.Uint16(b[8:]) != Version ||
-		!isZero(b[10:16]) || !isZero(b[48:56]) {
+		!segment.AllZero(b[10:16]) || !segment.AllZero(b[48:56]) {
 		return Superblock{}, false
 	}
 	s := Superblock{
@@ -269,7 +270,7 @@ func DecodeSuperblock(b []byte) (Superblock, error) {
 		slot := b[lo : lo+64]
 		s, ok := decodeSlot(slot)
 		if !ok {
-			if !isZero(slot) {
+			if !segment.AllZero(slot) {
 				damaged = true
 			}
 			continue
@@ -290,13 +291,4 @@ func DecodeSuperblock(b []byte) (Superblock, error) {
 	default:
 		return Superblock{}, ErrNoSuperblock
 	}
-}
-
-func isZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }

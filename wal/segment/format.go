@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -22,6 +24,34 @@ const (
 	// MaxSize is the largest segment size (offsets must fit 32 bits).
 	MaxSize = 1<<32 - 4096
 )
+
+// PageSize is the unit of segment sizes: a segment's size is a multiple
+// of it, so that its mapping's pages line up with the file's.
+const PageSize = 4096
+
+// PageAlign rounds n up to a multiple of PageSize.
+func PageAlign(n int64) int64 { return (n + PageSize - 1) &^ (PageSize - 1) }
+
+// Ext is the file name extension of a segment; part of the on-disk format.
+const Ext = ".seg"
+
+// Name returns the file name of segment id: the id in 20 decimal digits,
+// then Ext; part of the on-disk format.
+func Name(id uint64) string { return fmt.Sprintf("%020d%s", id, Ext) }
+
+// ParseName returns the id of the segment whose file name is name, or
+// false if name is not one Name returns.
+func ParseName(name string) (uint64, bool) {
+	digits, ok := strings.CutSuffix(name, Ext)
+	if !ok {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(digits, 10, 64)
+	if err != nil || id == 0 || Name(id) != name {
+		return 0, false
+	}
+	return id, true
+}
 
 // Segment header flags; part of the on-disk format.
 const (

@@ -386,3 +386,30 @@ func TestErrEndIsASentinel(t *testing.T) {
 		t.Fatalf("ErrEnd is a *segment.Error (%v): the end of the data would read as damage", se)
 	}
 }
+
+// TestNames: Name and ParseName agree, and ParseName takes only the names
+// Name gives (a stray "x.seg" in a log directory is not a segment).
+func TestNames(t *testing.T) {
+	for _, id := range []uint64{1, 42, 1<<64 - 1} {
+		if got, ok := ParseName(Name(id)); !ok || got != id {
+			t.Errorf("ParseName(Name(%d)) = %d, %v", id, got, ok)
+		}
+	}
+	if Name(7) != "00000000000000000007.seg" {
+		t.Errorf("Name(7) = %q", Name(7))
+	}
+	for _, bad := range []string{"x.seg", "7.seg", "00000000000000000000.seg", "00000000000000000007.seg.tmp",
+		"+0000000000000000007.seg", "00000000000000000007", "next-7.seg.tmp"} {
+		if id, ok := ParseName(bad); ok {
+			t.Errorf("ParseName(%q) = %d, true", bad, id)
+		}
+	}
+}
+
+func TestPageAlign(t *testing.T) {
+	for _, c := range [][2]int64{{0, 0}, {1, PageSize}, {PageSize, PageSize}, {PageSize + 1, 2 * PageSize}, {MinSize - 1, MinSize}} {
+		if got := PageAlign(c[0]); got != c[1] {
+			t.Errorf("PageAlign(%d) = %d, want %d", c[0], got, c[1])
+		}
+	}
+}

@@ -8,11 +8,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const pageSize = 4096
-
 func pageRange(m []byte, start, end int64) []byte {
-	start &^= pageSize - 1
-	end = min((end+pageSize-1)&^(pageSize-1), int64(len(m)))
+	start &^= PageSize - 1
+	end = min(PageAlign(end), int64(len(m)))
 	if start >= end {
 		return nil
 	}

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+
+	"github.com/walpub/walpub/internal/fsutil"
 )
 
 // FS is the subset of the operating system's file API the log uses.
@@ -66,17 +68,7 @@ func (osFS) Rename(oldpath, newpath string) error         { return os.Rename(old
 func (osFS) ReadDir(name string) ([]fs.DirEntry, error)   { return os.ReadDir(name) }
 func (osFS) MkdirAll(name string, perm fs.FileMode) error { return os.MkdirAll(name, perm) }
 
-func (osFS) SyncDir(name string) error {
-	d, err := os.Open(name)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+func (osFS) SyncDir(name string) error { return fsutil.SyncDir(name) }
 
 type osFile struct{ *os.File }
 

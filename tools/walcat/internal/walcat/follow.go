@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/walpub/walpub/wal"
@@ -117,7 +116,7 @@ func segmentNames(dir string) ([]string, error) {
 	}
 	var names []string
 	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), ".seg") {
+		if _, ok := segment.ParseName(e.Name()); ok {
 			names = append(names, e.Name())
 		}
 	}
