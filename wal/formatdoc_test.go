@@ -136,6 +136,26 @@ func TestFormatDocsMatchFiles(t *testing.T) {
 			}
 		}
 	}
+	// Compaction runs in the background: wait for a merged segment and for
+	// a checkpoint written after whole segments were reclaimed.
+	eventually(t, "a merged compacted segment and a checkpoint with a sealed end", func() bool {
+		merged := false
+		for _, path := range segFiles(t, dir) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return false // replaced or removed meanwhile
+			}
+			if h, err := segment.DecodeHeader(b); err == nil && h.MergedThrough > h.ID {
+				merged = true
+			}
+		}
+		b, err := os.ReadFile(filepath.Join(dir, index.CheckpointName))
+		if err != nil {
+			return false
+		}
+		ck, err := index.DecodeCheckpoint(b)
+		return merged && err == nil && ck.SealedEnd > 0
+	})
 	mustClose(t, l)
 
 	hdr := segDoc["# Segment file"]
