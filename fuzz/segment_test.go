@@ -106,14 +106,14 @@ func FuzzFrame(f *testing.F) {
 			t.Fatalf("payload does not alias the buffer at the frame")
 		}
 		if fr.Flags&^(segment.FlagZstd|segment.FlagBatch|segment.FlagCommit|segment.FlagAck) != 0 ||
-			fr.Flags&segment.FlagCommit != 0 && fr.Flags&segment.FlagBatch == 0 ||
-			fr.Flags&segment.FlagAck != 0 && fr.Flags&(segment.FlagBatch|segment.FlagZstd) != 0 {
+			fr.Commits() && !fr.InBatch() ||
+			fr.IsAck() && fr.Flags&(segment.FlagBatch|segment.FlagZstd) != 0 {
 			t.Fatalf("inconsistent flags %#x accepted", fr.Flags)
 		}
-		if fr.Flags&segment.FlagZstd == 0 && int(fr.RawLen) != len(fr.Payload) || fr.RawLen > segment.MaxPayload {
+		if !fr.Compressed() && int(fr.RawLen) != len(fr.Payload) || fr.RawLen > segment.MaxPayload {
 			t.Fatalf("raw length %d for %d stored bytes, flags %#x", fr.RawLen, len(fr.Payload), fr.Flags)
 		}
-		if fr.Seq == 0 && fr.Flags&segment.FlagAck == 0 {
+		if fr.Seq == 0 && !fr.IsAck() {
 			t.Fatalf("record frame with seq 0 accepted")
 		}
 		re := make([]byte, fr.Size())

@@ -295,16 +295,14 @@ func (l *Log) merge(run []ackSnapshot) (err error) {
 	for _, sr := range srcs {
 		ferr := func() (err error) {
 			defer catchFault(sr.f.Path, &err)
-			b := sr.f.Bytes()[:sr.tail]
-			for off := int64(segment.HeaderSize); off < sr.tail; {
-				fr, err := segment.DecodeFrame(b, off)
-				if err != nil {
-					return l.frameError(sr.f.Path, off, 0, err)
-				}
-				off = fr.End()
-				if fr.Flags&segment.FlagAck == 0 && !sr.snap.Has(fr.Seq) {
+			sc := segment.NewScanner(sr.f.Bytes()[:sr.tail], segment.HeaderSize)
+			for sc.Next() {
+				if fr := sc.Frame(); !fr.IsAck() && !sr.snap.Has(fr.Seq) {
 					need += int64(fr.Size())
 				}
+			}
+			if err := sc.Err(); err != nil {
+				return l.frameError(sr.f.Path, sc.Offset(), 0, err)
 			}
 			return nil
 		}()
@@ -331,19 +329,16 @@ func (l *Log) merge(run []ackSnapshot) (err error) {
 	w := int64(segment.HeaderSize)
 	var copied []uint64
 	for _, sr := range srcs {
-		b := sr.f.Bytes()[:sr.tail]
-		for off := int64(segment.HeaderSize); off < sr.tail; {
-			fr, _ := segment.DecodeFrame(b, off)
-			n := int64(fr.Size())
-			if fr.Flags&segment.FlagAck == 0 && !sr.snap.Has(fr.Seq) {
+		// Every frame verified when the new file was sized.
+		for sc := segment.NewScanner(sr.f.Bytes()[:sr.tail], segment.HeaderSize); sc.Next(); {
+			if fr := sc.Frame(); !fr.IsAck() && !sr.snap.Has(fr.Seq) {
 				// Batch flags are dropped: the batch was committed long
 				// ago and its survivors are records of their own now.
 				segment.PutFrame(nb[w:], fr.Seq, fr.Flags&segment.FlagZstd, int(fr.RawLen), fr.Payload)
 				locs.Add(fr.Seq, w)
 				copied = append(copied, fr.Seq)
-				w += n
+				w += int64(fr.Size())
 			}
-			off += n
 		}
 	}
 	// The copy is synced before it replaces the original, under every

@@ -221,7 +221,7 @@ func TestCutAckFramesBelowHighWaterMark(t *testing.T) {
 	name, b := logImage{snap: s}.lastSeg()
 	frs := framesOf(t, b)
 	for _, fr := range frs[len(frs)-2:] {
-		if fr.Flags&segment.FlagAck == 0 {
+		if !fr.IsAck() {
 			t.Fatal("the last frames are not ack frames")
 		}
 	}

@@ -344,17 +344,14 @@ func segFiles(t testing.TB, dir string) []string {
 func framesOf(t testing.TB, b []byte) []segment.Frame {
 	t.Helper()
 	var fs []segment.Frame
-	for off := int64(segment.HeaderSize); ; {
-		fr, err := segment.DecodeFrame(b, off)
-		if errors.Is(err, segment.ErrEnd) {
-			return fs
-		}
-		if err != nil {
-			t.Fatalf("frame at %d: %v", off, err)
-		}
-		fs = append(fs, fr)
-		off = fr.End()
+	sc := segment.NewScanner(b, segment.HeaderSize)
+	for sc.Next() {
+		fs = append(fs, sc.Frame())
 	}
+	if !sc.AtEnd() {
+		t.Fatalf("frame at %d: %v", sc.Offset(), sc.Err())
+	}
+	return fs
 }
 
 // dataEnd is the offset just past the last frame of a segment's bytes.

@@ -857,7 +857,7 @@ func (l *Log) frameError(path string, off int64, seq uint64, err error) error {
 // decodeRecord returns the record's bytes: decompressed into buf's storage, or
 // a fresh copy when buf is nil.
 func decodeRecord(fr segment.Frame, path string, buf []byte) ([]byte, error) {
-	if fr.Flags&segment.FlagZstd == 0 {
+	if !fr.Compressed() {
 		if buf == nil {
 			return slices.Clone(fr.Payload), nil
 		}
@@ -1086,21 +1086,18 @@ func (l *Log) pendingIn(f *mapped, acks *index.Acks, tail int64, from, end uint6
 func (l *Log) nextPendingIn(f *mapped, acks *index.Acks, tail, off int64, from, end uint64, buf *[]byte) (rec Record, next int64, stop bool, err error) {
 	defer catchFault(f.Path, &err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	b := f.Bytes()[:tail]
-	for off < tail {
-		fr, err := segment.DecodeFrameVerified(b, off)
-		if err != nil {
-			return Record{}, off, true, l.frameError(f.Path, off, 0, err)
-		}
+	sc := segment.NewVerifiedScanner(f.Bytes()[:tail], off)
+	for sc.Next() {
+		fr := sc.Frame()
 		off = fr.End()
-		if fr.Flags&segment.FlagAck != 0 || fr.Seq < from || acks.Has(fr.Seq) {
+		if fr.IsAck() || fr.Seq < from || acks.Has(fr.Seq) {
 			continue
 		}
 		if fr.Seq >= end {
 			return Record{}, off, true, nil
 		}
 		var data []byte
-		if fr.Flags&segment.FlagZstd != 0 {
+		if fr.Compressed() {
 			if data, err = decodeRecord(fr, f.Path, *buf); err != nil {
 				return Record{}, off, true, err
 			}
@@ -1109,6 +1106,9 @@ func (l *Log) nextPendingIn(f *mapped, acks *index.Acks, tail, off int64, from, 
 		}
 		*buf = data
 		return Record{Seq: fr.Seq, Data: data}, off, false, nil
+	}
+	if err := sc.Err(); err != nil {
+		return Record{}, sc.Offset(), true, l.frameError(f.Path, sc.Offset(), 0, err)
 	}
 	return Record{}, off, false, nil
 }

@@ -54,7 +54,7 @@ func salvage(fsys vfs.FS, dir string, yield func(RecordInfo, error) bool) {
 			continue // reported by the second pass
 		}
 		salvageFrames(path, b, func(fr segment.Frame) bool {
-			if fr.Flags&segment.FlagAck != 0 {
+			if fr.IsAck() {
 				// Malformed payloads acknowledge nothing; the second pass
 				// reports them.
 				_ = index.DecodeAckPayload(fr.Payload, func(start, n uint64) {
@@ -99,15 +99,15 @@ func salvage(fsys vfs.FS, dir string, yield func(RecordInfo, error) bool) {
 		// A batch's records wait for its commit frame.
 		var batch []segment.Frame
 		more := salvageFrames(path, b, func(fr segment.Frame) bool {
-			if fr.Flags&segment.FlagAck != 0 {
+			if fr.IsAck() {
 				if derr := index.DecodeAckPayload(fr.Payload, func(uint64, uint64) {}); derr != nil {
 					return yield(RecordInfo{}, corrupt(path, fr.Offset, 0, fixCut, "malformed ack frame"))
 				}
 				return true
 			}
-			if fr.Flags&segment.FlagBatch != 0 {
+			if fr.InBatch() {
 				batch = append(batch, fr)
-				if fr.Flags&segment.FlagCommit == 0 {
+				if !fr.Commits() {
 					return true
 				}
 				frames := batch
@@ -137,19 +137,20 @@ func salvage(fsys vfs.FS, dir string, yield func(RecordInfo, error) bool) {
 // first unreadable offset to the next frame that verifies (or the end of
 // the data). It reports whether both callbacks always returned true.
 func salvageFrames(path string, b []byte, record func(segment.Frame) bool, damage func(*CorruptionError) bool) bool {
-	off := int64(segment.HeaderSize)
+	sc := segment.NewScanner(b, segment.HeaderSize)
 	resync := segment.NewResync(b)
 	// Where the search's bound on work cuts it short (bytes crafted to
 	// look like frames), the rest of the file is reported unread.
 	const stopped = "the search for a valid frame stopped at offset %d (too many damaged frame headers); the rest of the file is not read"
-	for off < int64(len(b)) {
-		fr, err := segment.DecodeFrame(b, off)
-		if err == nil {
-			if !record(fr) {
+	for {
+		for sc.Next() {
+			if !record(sc.Frame()) {
 				return false
 			}
-			off = fr.End()
-			continue
+		}
+		off, err := sc.Offset(), sc.Err()
+		if err == nil {
+			return true // the end of b
 		}
 		if errors.Is(err, segment.ErrEnd) {
 			// Zeros here; a frame may still follow (a zeroed stretch is
@@ -164,7 +165,7 @@ func salvageFrames(path string, b []byte, record func(segment.Frame) bool, damag
 			if !damage(corrupt(path, off, 0, fixCut, "%d bytes of zeros before the frame at offset %d", next-off, next)) {
 				return false
 			}
-			off = next
+			sc.Resume(next)
 			continue
 		}
 		_, reason := decodeCause(err)
@@ -182,9 +183,8 @@ func salvageFrames(path string, b []byte, record func(segment.Frame) bool, damag
 		if next < 0 || !sure {
 			return true
 		}
-		off = next
+		sc.Resume(next)
 	}
-	return true
 }
 
 // salvageRecord yields the record in fr.
@@ -193,12 +193,12 @@ func salvageRecord(path string, fr segment.Frame, buf *[]byte, isAcked func(uint
 	if err != nil {
 		return yield(RecordInfo{}, err)
 	}
-	if fr.Flags&segment.FlagZstd != 0 {
+	if fr.Compressed() {
 		*buf = data
 	}
 	return yield(RecordInfo{Seq: fr.Seq, Path: path, Offset: fr.Offset, Size: int(fr.RawLen),
-		StoredSize: len(fr.Payload), Compressed: fr.Flags&segment.FlagZstd != 0,
-		Batch: fr.Flags&segment.FlagBatch != 0, Acked: isAcked(fr.Seq), Data: data}, nil)
+		StoredSize: len(fr.Payload), Compressed: fr.Compressed(),
+		Batch: fr.InBatch(), Acked: isAcked(fr.Seq), Data: data}, nil)
 }
 
 // dropBatch reports the records of an unfinished batch, if any, and

@@ -681,7 +681,7 @@ type scanResult struct {
 func scanSegment(s *seg, f *segment.File, onAck func(start, n uint64)) scanResult {
 	b := f.Bytes()
 	compacted := f.Header.Compacted()
-	off := int64(segment.HeaderSize)
+	sc := segment.NewScanner(b, segment.HeaderSize)
 	expect := s.firstSeq
 	batchStart := int64(-1) // offset of the first frame of an open batch
 	var batchLocs []struct {
@@ -697,17 +697,9 @@ func scanSegment(s *seg, f *segment.File, onAck func(start, n uint64)) scanResul
 		batchLocs = batchLocs[:0]
 	}
 	var damage *CorruptionError
-	for {
-		fr, err := segment.DecodeFrame(b, off)
-		if errors.Is(err, segment.ErrEnd) {
-			break
-		}
-		if err != nil {
-			_, reason := decodeCause(err)
-			damage = corrupt(f.Path, off, expect, fixCut, "%s", reason).causedBy(err)
-			break
-		}
-		if fr.Flags&segment.FlagAck != 0 {
+	for sc.Next() {
+		fr, off := sc.Frame(), sc.Offset()
+		if fr.IsAck() {
 			if batchStart >= 0 {
 				damage = corrupt(f.Path, off, expect, fixCut, "ack frame inside a batch")
 				break
@@ -732,7 +724,6 @@ func scanSegment(s *seg, f *segment.File, onAck func(start, n uint64)) scanResul
 			for _, r := range ackBuf {
 				onAck(r.start, r.n)
 			}
-			off = fr.End()
 			continue
 		}
 		if fr.Seq != expect && !(compacted && fr.Seq > expect) {
@@ -741,7 +732,7 @@ func scanSegment(s *seg, f *segment.File, onAck func(start, n uint64)) scanResul
 		}
 		expect = fr.Seq + 1
 		switch {
-		case fr.Flags&segment.FlagBatch == 0:
+		case !fr.InBatch():
 			if batchStart >= 0 {
 				damage = corrupt(f.Path, off, fr.Seq, fixCut, "batch without its commit frame")
 				break
@@ -756,7 +747,7 @@ func scanSegment(s *seg, f *segment.File, onAck func(start, n uint64)) scanResul
 				seq uint64
 				off int64
 			}{fr.Seq, off})
-			if fr.Flags&segment.FlagCommit != 0 {
+			if fr.Commits() {
 				flushBatch()
 				batchStart = -1
 			}
@@ -764,7 +755,11 @@ func scanSegment(s *seg, f *segment.File, onAck func(start, n uint64)) scanResul
 		if damage != nil {
 			break
 		}
-		off = fr.End()
+	}
+	off := sc.Offset()
+	if err := sc.Err(); damage == nil && !sc.AtEnd() {
+		_, reason := decodeCause(err)
+		damage = corrupt(f.Path, off, expect, fixCut, "%s", reason).causedBy(err)
 	}
 	end := off
 	if damage == nil && batchStart >= 0 {

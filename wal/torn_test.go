@@ -165,7 +165,7 @@ func TestTornTail(t *testing.T) {
 			b[len(b)-1] = 0xff
 		}, 0},
 		{"unfinished-batch", imBatch, func(b []byte, fr segment.Frame, end int64) {
-			if fr.Flags&segment.FlagCommit == 0 {
+			if !fr.Commits() {
 				t.Fatal("the last frame is not a batch's commit frame")
 			}
 			clear(b[fr.Offset:end])

@@ -179,15 +179,10 @@ func (v *View) recordsIn(s *seg, from, to uint64, buf *[]byte, yield func(Record
 	defer catchFault(s.file.Path, &err)
 	old := debug.SetPanicOnFault(true)
 	defer debug.SetPanicOnFault(old)
-	b := s.file.Bytes()[:s.tail]
-	for off := int64(segment.HeaderSize); off < s.tail; {
-		fr, ferr := segment.DecodeFrame(b, off)
-		if ferr != nil {
-			err = fmt.Errorf("wal: %s: %w", s.file.Path, ferr)
-			return false
-		}
-		off = fr.End()
-		if fr.Flags&segment.FlagAck != 0 || fr.Seq < from {
+	sc := segment.NewScanner(s.file.Bytes()[:s.tail], segment.HeaderSize)
+	for sc.Next() {
+		fr := sc.Frame()
+		if fr.IsAck() || fr.Seq < from {
 			continue
 		}
 		if to != 0 && fr.Seq > to {
@@ -198,15 +193,19 @@ func (v *View) recordsIn(s *seg, from, to uint64, buf *[]byte, yield func(Record
 			err = derr
 			return false
 		}
-		if fr.Flags&segment.FlagZstd != 0 {
+		if fr.Compressed() {
 			*buf = data
 		}
 		r := RecordInfo{Seq: fr.Seq, Path: s.file.Path, Offset: fr.Offset, Size: int(fr.RawLen),
-			StoredSize: len(fr.Payload), Compressed: fr.Flags&segment.FlagZstd != 0,
-			Batch: fr.Flags&segment.FlagBatch != 0, Acked: s.acks.Has(fr.Seq), Data: data}
+			StoredSize: len(fr.Payload), Compressed: fr.Compressed(),
+			Batch: fr.InBatch(), Acked: s.acks.Has(fr.Seq), Data: data}
 		if !yield(r, nil) {
 			return false
 		}
+	}
+	if ferr := sc.Err(); ferr != nil {
+		err = fmt.Errorf("wal: %s: %w", s.file.Path, ferr)
+		return false
 	}
 	return true
 }

@@ -56,6 +56,6 @@
 //
 // Segments are mapped read-write for the writer and read-only for readers.
 // A reader of a file that another process might truncate must turn faults
-// into errors (runtime/debug.SetPanicOnFault); DecodeFrame does not do that
-// itself.
+// into errors (runtime/debug.SetPanicOnFault); DecodeFrame and Scanner do not
+// do that themselves.
 package segment

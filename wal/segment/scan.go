@@ -1,0 +1,87 @@
+package segment
+
+import "errors"
+
+// Scanner reads the frames of a segment's bytes one after the other:
+//
+//	sc := segment.NewScanner(b, segment.HeaderSize)
+//	for sc.Next() {
+//		fr := sc.Frame()
+//		...
+//	}
+//	if err := sc.Err(); err != nil { ... } // the frame at sc.Offset()
+//
+// It stops at the end of the bytes it was given, at a zero frame header
+// (the end of the data: Err returns ErrEnd) or at a damaged frame (Err
+// returns its *Error). Resume goes on the scan elsewhere, after damage at
+// the next frame Resync finds, say. A Scanner allocates nothing for valid
+// frames; like DecodeFrame it never panics.
+type Scanner struct {
+	b      []byte
+	off    int64 // the current frame's offset; after Next returned false, where the scan stopped
+	next   int64 // where Next decodes
+	fr     Frame
+	err    error
+	verify bool
+}
+
+// NewScanner returns a Scanner of the frames of seg (the segment's bytes
+// from its start, possibly cut short at the end of its data) from offset
+// from, verifying each frame's checksum.
+func NewScanner(seg []byte, from int64) Scanner {
+	return Scanner{b: seg, off: from, next: from, verify: true}
+}
+
+// NewVerifiedScanner is NewScanner for bytes whose frames were verified
+// before: see DecodeFrameVerified.
+func NewVerifiedScanner(seg []byte, from int64) Scanner {
+	return Scanner{b: seg, off: from, next: from}
+}
+
+// Next decodes the next frame and reports whether there is one.
+func (s *Scanner) Next() bool {
+	s.off = s.next
+	if s.err != nil || s.off >= int64(len(s.b)) {
+		return false
+	}
+	fr, err := decodeFrame(s.b, s.off, s.verify)
+	if err != nil {
+		s.err = err
+		return false
+	}
+	s.fr, s.next = fr, fr.End()
+	return true
+}
+
+// Frame returns the frame Next decoded.
+func (s *Scanner) Frame() Frame { return s.fr }
+
+// Offset returns the offset of the frame Next decoded; after Next
+// returned false, the offset where the scan stopped.
+func (s *Scanner) Offset() int64 { return s.off }
+
+// Err returns what stopped the scan before the end of the bytes: ErrEnd
+// at a zero frame header, a damaged frame's *Error; nil if every frame up
+// to the end of the bytes decoded.
+func (s *Scanner) Err() error { return s.err }
+
+// AtEnd reports whether the scan stopped at the end of the data: the end
+// of the bytes or a zero frame header.
+func (s *Scanner) AtEnd() bool { return s.err == nil || errors.Is(s.err, ErrEnd) }
+
+// Resume makes the next call to Next decode the frame at off, clearing the
+// error that stopped the scan.
+func (s *Scanner) Resume(off int64) { s.next, s.err = off, nil }
+
+// IsAck reports whether f is an ack frame: its payload lists acknowledged
+// seqs, not a record.
+func (f Frame) IsAck() bool { return f.Flags&FlagAck != 0 }
+
+// InBatch reports whether f belongs to a batch of AppendBatch.
+func (f Frame) InBatch() bool { return f.Flags&FlagBatch != 0 }
+
+// Commits reports whether f is the last frame of its batch.
+func (f Frame) Commits() bool { return f.Flags&FlagCommit != 0 }
+
+// Compressed reports whether f's payload is one zstd frame.
+func (f Frame) Compressed() bool { return f.Flags&FlagZstd != 0 }
