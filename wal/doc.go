@@ -12,7 +12,11 @@
 //	err = l.Close()
 //
 // Sequence numbers start at 1 in a new log and never repeat, across
-// restarts and compaction.
+// restarts and compaction. One exception: the seqs of records a power cut
+// took (records no sync had made durable, see Durability) are handed out
+// again by the appends after it. Code that passes seqs on before they are
+// durable (under SyncNever or SyncEvery) must not rely on them staying
+// unique across a power cut; Sync first, or use SyncAlways.
 //
 // # Layout on disk
 //
