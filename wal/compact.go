@@ -257,41 +257,75 @@ func (l *Log) removeSegment(s *seg) error {
 // header names the last id merged, so that an Open after a crash between
 // the rename and the removals knows the old files for leftovers. A crash
 // at any point leaves every unacknowledged record in the log exactly once.
-func (l *Log) merge(run []ackSnapshot) (err error) {
+func (l *Log) merge(run []ackSnapshot) error {
 	l.mu.Lock()
 	if l.closed || l.err != nil {
 		l.mu.Unlock()
 		return nil
 	}
-	type src struct {
-		s    *seg
-		f    *mapped
-		tail int64
-		snap *index.Acks
-	}
-	srcs := make([]src, len(run))
-	var oldSize int64
-	var gen, mergedThrough uint64
+	m := mergeJob{srcs: make([]mergeSrc, len(run))}
 	for i, sn := range run {
-		srcs[i] = src{sn.seg, sn.seg.file, sn.seg.tail, sn.acks}
+		m.srcs[i] = mergeSrc{sn.seg, sn.seg.file, sn.seg.tail, sn.acks}
 		sn.seg.file.refs++
-		oldSize += sn.seg.file.Size()
-		gen = max(gen, sn.seg.gen)
-		mergedThrough = max(mergedThrough, sn.seg.file.Header.MergedThrough, sn.seg.id)
+		m.oldSize += sn.seg.file.Size()
+		m.gen = max(m.gen, sn.seg.gen)
+		m.mergedThrough = max(m.mergedThrough, sn.seg.file.Header.MergedThrough, sn.seg.id)
 	}
 	l.mu.Unlock()
 	defer func() {
-		for _, sr := range srcs {
+		for _, sr := range m.srcs {
 			l.release(sr.f)
 		}
 	}()
-	first := srcs[0].s
-	if mergedThrough == first.id {
-		mergedThrough = 0
+	m.first = m.srcs[0].s
+	if m.mergedThrough == m.first.id {
+		m.mergedThrough = 0
 	}
+	m.path = vfs.Join(l.dir, segment.Name(m.first.id))
 
-	// Size the new file.
-	var need int64
+	need, err := l.mergeSize(m.srcs)
+	if err != nil {
+		return err
+	}
+	m.size = segment.PageAlign(segment.HeaderSize + need)
+	if len(m.srcs) == 1 && m.size*2 > m.oldSize {
+		return nil
+	}
+	nf, err := l.writeMerged(&m)
+	if nf == nil {
+		return err
+	}
+	return l.installMerged(&m, nf)
+}
+
+// mergeSrc is one segment of a merge's run, pinned, with the snapshot
+// of its acknowledgements the merge leaves out.
+type mergeSrc struct {
+	s    *seg
+	f    *mapped
+	tail int64
+	snap *index.Acks
+}
+
+// mergeJob is what merge knows of the run and of the file it writes.
+type mergeJob struct {
+	srcs          []mergeSrc
+	first         *seg
+	oldSize       int64  // the run's files' sizes
+	gen           uint64 // the highest generation in the run
+	mergedThrough uint64 // the new header's merged through
+	path          string // the first segment's path: the new file's name
+	size          int64  // the new file's size
+
+	// Filled by writeMerged.
+	locs   *index.Locations
+	tail   int64    // the end of the new file's data
+	copied []uint64 // the seqs copied, ascending
+}
+
+// mergeSize returns the bytes the frames of the run's unacknowledged
+// records take, verifying every frame of the run.
+func (l *Log) mergeSize(srcs []mergeSrc) (need int64, err error) {
 	for _, sr := range srcs {
 		ferr := func() (err error) {
 			defer catchFault(sr.f.Path, &err)
@@ -307,60 +341,68 @@ func (l *Log) merge(run []ackSnapshot) (err error) {
 			return nil
 		}()
 		if ferr != nil {
-			return ferr
+			return 0, ferr
 		}
 	}
-	size := segment.PageAlign(segment.HeaderSize + need)
-	if len(srcs) == 1 && size*2 > oldSize {
-		return nil
-	}
+	return need, nil
+}
 
-	path := vfs.Join(l.dir, segment.Name(first.id))
-	tmp := path + ".compact" + tmpExt
-	nf, err := segment.Create(l.fs, tmp, size, l.cfg.fileMode)
+// writeMerged writes the merged file under a temporary name, syncs it and
+// renames it over the first segment of the run. It returns nil (and no
+// error) if that failed with the old segments intact: compaction is tried
+// again later.
+func (l *Log) writeMerged(m *mergeJob) (*segment.File, error) {
+	tmp := m.path + ".compact" + tmpExt
+	nf, err := segment.Create(l.fs, tmp, m.size, l.cfg.fileMode)
 	if err != nil {
-		l.log.Warn("wal: compaction postponed", "file", path, "err", err)
-		return nil
+		l.log.Warn("wal: compaction postponed", "file", m.path, "err", err)
+		return nil, nil
 	}
-	nf.Init(segment.Header{ID: first.id, FirstSeq: first.firstSeq, Generation: gen + 1,
-		Flags: segment.SegCompacted, MergedThrough: mergedThrough})
+	nf.Init(segment.Header{ID: m.first.id, FirstSeq: m.first.firstSeq, Generation: m.gen + 1,
+		Flags: segment.SegCompacted, MergedThrough: m.mergedThrough})
 	nb := nf.Bytes()
-	locs := index.NewLocations(first.firstSeq)
+	m.locs = index.NewLocations(m.first.firstSeq)
 	w := int64(segment.HeaderSize)
-	var copied []uint64
-	for _, sr := range srcs {
+	for _, sr := range m.srcs {
 		// Every frame verified when the new file was sized.
 		for sc := segment.NewScanner(sr.f.Bytes()[:sr.tail], segment.HeaderSize); sc.Next(); {
 			if fr := sc.Frame(); !fr.IsAck() && !sr.snap.Has(fr.Seq) {
 				// Batch flags are dropped: the batch was committed long
 				// ago and its survivors are records of their own now.
 				segment.PutFrame(nb[w:], fr.Seq, fr.Flags&segment.FlagZstd, int(fr.RawLen), fr.Payload)
-				locs.Add(fr.Seq, w)
-				copied = append(copied, fr.Seq)
+				m.locs.Add(fr.Seq, w)
+				m.copied = append(m.copied, fr.Seq)
 				w += int64(fr.Size())
 			}
 		}
 	}
+	m.tail = w
 	// The copy is synced before it replaces the original, under every
 	// sync policy: renamed unsynced, a power cut could leave the name
 	// with none of the data.
 	err = nf.Sync()
 	if err == nil {
-		err = l.fs.Rename(tmp, path)
+		err = l.fs.Rename(tmp, m.path)
 	}
 	if err != nil {
 		// The old segments are intact; compaction is tried again later.
 		nf.Close()
 		l.fs.Remove(tmp)
-		l.log.Warn("wal: compaction postponed", "file", path, "err", err)
-		return nil
+		l.log.Warn("wal: compaction postponed", "file", m.path, "err", err)
+		return nil, nil
 	}
-	nf.Path = path
+	nf.Path = m.path
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		nf.Close()
-		return l.fail(fmt.Errorf("wal: compaction: %w", err))
+		return nil, l.fail(fmt.Errorf("wal: compaction: %w", err))
 	}
+	return nf, nil
+}
 
+// installMerged puts the merged file nf in the place of the run's
+// segments and removes the others of the run.
+func (l *Log) installMerged(m *mergeJob, nf *segment.File) error {
+	first, srcs := m.first, m.srcs
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -387,8 +429,8 @@ func (l *Log) merge(run []ackSnapshot) (err error) {
 	for _, o := range l.segs[at : last+1] {
 		end = max(end, o.firstSeq+o.acks.Len())
 	}
-	ns := &seg{id: first.id, firstSeq: first.firstSeq, file: &mapped{File: nf}, locs: locs, tail: w,
-		sealed: true, gen: gen + 1, acks: index.NewAcks(first.firstSeq, end-first.firstSeq)}
+	ns := &seg{id: first.id, firstSeq: first.firstSeq, file: &mapped{File: nf}, locs: m.locs, tail: m.tail,
+		sealed: true, gen: m.gen + 1, acks: index.NewAcks(first.firstSeq, end-first.firstSeq)}
 	q := first.firstSeq
 	for _, o := range l.segs[at : last+1] {
 		for ; q < o.firstSeq; q++ {
@@ -403,10 +445,10 @@ func (l *Log) merge(run []ackSnapshot) (err error) {
 	for ; q < end; q++ {
 		ns.acks.Set(q)
 	}
-	for _, q := range copied {
+	for _, q := range m.copied {
 		if !ns.acks.Has(q) {
-			off, _ := locs.Lookup(q)
-			fr, _ := segment.DecodeFrame(nb, off)
+			off, _ := m.locs.Lookup(q)
+			fr, _ := segment.DecodeFrame(nf.Bytes(), off)
 			ns.pending++
 			ns.pendingBytes += int64(fr.RawLen)
 			ns.liveFrames += int64(fr.Size())
@@ -420,7 +462,7 @@ func (l *Log) merge(run []ackSnapshot) (err error) {
 		}
 	}
 	l.segs = append(l.segs[:at:at], append([]*seg{ns}, l.segs[last+1:]...)...)
-	l.diskBytes += size - oldSize
+	l.diskBytes += m.size - m.oldSize
 	l.mu.Unlock()
 
 	for _, p := range others {
@@ -433,6 +475,6 @@ func (l *Log) merge(run []ackSnapshot) (err error) {
 			return l.fail(fmt.Errorf("wal: compaction: %w", err))
 		}
 	}
-	l.log.Debug("wal: compacted", "file", path, "segments", len(srcs), "from", oldSize, "to", size, "records", len(copied))
+	l.log.Debug("wal: compacted", "file", m.path, "segments", len(srcs), "from", m.oldSize, "to", m.size, "records", len(m.copied))
 	return nil
 }

@@ -214,9 +214,14 @@ func readFile(fsys vfs.FS, path string) ([]byte, error) {
 // load reads and verifies the log in dir. It returns a *CorruptionError
 // for any damage but a torn tail, which it reports in tornFrom/tornTo
 // without cutting it. Every segment is left mapped; on error all are
-// closed.
+// closed. Its steps: read the metadata, open the segments, verify them
+// in parallel, check their order, build the acknowledgement bitmaps,
+// check that the checkpoint's pending records are all there, count what
+// is pending.
 func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
-	st := &loaded{tornFrom: -1}
+	ld := &loader{fsys: fsys, dir: dir, mode: mode, st: &loaded{tornFrom: -1},
+		sbPath: vfs.Join(dir, index.SuperblockName), ckPath: vfs.Join(dir, index.CheckpointName)}
+	st := ld.st
 	defer func() {
 		if err != nil {
 			for _, s := range st.segs {
@@ -228,9 +233,75 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 	old := debug.SetPanicOnFault(true)
 	defer debug.SetPanicOnFault(old)
 
-	// Superblock: the durable high-water mark.
-	sbPath := vfs.Join(dir, index.SuperblockName)
-	if b, rerr := readFile(fsys, sbPath); rerr == nil {
+	if err := ld.readMetadata(); err != nil {
+		return nil, err
+	}
+	if ld.ids, err = listSegments(fsys, dir); err != nil {
+		return nil, err
+	}
+	empty, err := ld.checkSegmentsNamed()
+	if err != nil {
+		return nil, err
+	}
+	if empty {
+		return st, nil
+	}
+	ld.setMark()
+	ld.openSegments()
+	ld.verifySegments()
+	if empty, err = ld.checkOrder(); err != nil {
+		return nil, err
+	}
+	if empty {
+		return st, nil
+	}
+	if err := ld.checkEnd(); err != nil {
+		return nil, err
+	}
+	ackedSince, err := ld.buildAcks()
+	if err != nil {
+		return nil, err
+	}
+	if err := ld.checkCheckpointCoverage(ackedSince); err != nil {
+		return nil, err
+	}
+	if err := ld.countPending(); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// loader is the state of one load, step by step.
+type loader struct {
+	fsys           vfs.FS
+	dir            string
+	mode           loadMode
+	st             *loaded
+	sbPath, ckPath string
+	ids            []uint64   // the segment files' ids, ascending
+	mark           pos        // the durable mark (see setMark)
+	files          []*opened  // the segments opened, in order (leftovers not)
+	replay         []ackRange // ack frames of segments the checkpoint does not cover
+}
+
+// opened is one segment file as openSegments and verifySegments found it.
+type opened struct {
+	s      *seg
+	err    error // opening it failed
+	scan   scanResult
+	acks   []ackRange
+	isLast bool
+	// headerLost: the file's header is damaged beyond the durable
+	// mark: its name reached the disk before its data.
+	headerLost bool
+	path       string
+}
+
+// readMetadata reads the superblock (the durable high-water mark) and the
+// checkpoint (the acknowledgement state of sealed segments).
+func (ld *loader) readMetadata() error {
+	st := ld.st
+	if b, rerr := readFile(ld.fsys, ld.sbPath); rerr == nil {
 		st.sbBytes = int64(len(b))
 		sb, derr := index.DecodeSuperblock(b)
 		switch {
@@ -238,107 +309,100 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			// Both slots empty: no mark was ever written.
 		case derr != nil:
 			off, reason := decodeCause(derr)
-			return nil, corruptMeta(sbPath, off, 0, sbPath, "%s", reason).causedBy(derr)
+			return corruptMeta(ld.sbPath, off, 0, ld.sbPath, "%s", reason).causedBy(derr)
 		default:
 			st.hwm = sb
 		}
 	} else if !errors.Is(rerr, fs.ErrNotExist) {
-		return nil, fmt.Errorf("wal: %w", rerr)
+		return fmt.Errorf("wal: %w", rerr)
 	}
 
-	// Checkpoint: acknowledgement state of sealed segments.
-	ckPath := vfs.Join(dir, index.CheckpointName)
-	if b, rerr := readFile(fsys, ckPath); rerr == nil {
+	if b, rerr := readFile(ld.fsys, ld.ckPath); rerr == nil {
 		st.ckptBytes = int64(len(b))
 		c, derr := index.DecodeCheckpoint(b)
 		if derr != nil {
 			off, reason := decodeCause(derr)
-			return nil, corruptMeta(ckPath, off, 0, ckPath, "%s", reason).causedBy(derr)
+			return corruptMeta(ld.ckPath, off, 0, ld.ckPath, "%s", reason).causedBy(derr)
 		}
 		st.ckpt, st.haveCkpt = c, true
 	} else if !errors.Is(rerr, fs.ErrNotExist) {
-		return nil, fmt.Errorf("wal: %w", rerr)
+		return fmt.Errorf("wal: %w", rerr)
 	}
+	return nil
+}
 
-	ids, err := listSegments(fsys, dir)
-	if err != nil {
-		return nil, err
-	}
-	ckptSegs := map[uint64]*index.Acks{}
-	for _, e := range st.ckpt.Segments {
-		ckptSegs[e.ID] = e.Acks
-	}
+// checkSegmentsNamed checks that the segments the metadata names exist.
+// It reports whether the log is empty (no segment file at all).
+func (ld *loader) checkSegmentsNamed() (empty bool, err error) {
+	st, dir, ids := ld.st, ld.dir, ld.ids
 	if len(ids) == 0 {
 		if st.hwm.Seq > 0 || st.hwm.Segment > 0 {
-			return nil, corruptMeta(vfs.Join(dir, segment.Name(max(st.hwm.Segment, 1))), 0, st.hwm.Seq, sbPath,
+			return false, corruptMeta(vfs.Join(dir, segment.Name(max(st.hwm.Segment, 1))), 0, st.hwm.Seq, ld.sbPath,
 				"missing segment: the superblock names records but no segment file exists")
 		}
 		if st.ckpt.NextSeq > 1 {
-			return nil, corruptMeta(vfs.Join(dir, segment.Name(max(st.ckpt.Through, 1))), 0, 0, ckPath,
+			return false, corruptMeta(vfs.Join(dir, segment.Name(max(st.ckpt.Through, 1))), 0, 0, ld.ckPath,
 				"missing segment: the checkpoint names records but no segment file exists")
 		}
 		st.nextSeq = 1
-		return st, nil
+		return true, nil
 	}
 	last := ids[len(ids)-1]
 	if st.hwm.Segment > last {
-		return nil, corruptMeta(vfs.Join(dir, segment.Name(st.hwm.Segment)), 0, 0, sbPath,
+		return false, corruptMeta(vfs.Join(dir, segment.Name(st.hwm.Segment)), 0, 0, ld.sbPath,
 			"missing segment: segment %d is gone but the superblock names it", st.hwm.Segment)
 	}
 	if st.haveCkpt && st.ckpt.Through >= last {
-		return nil, corruptMeta(vfs.Join(dir, segment.Name(st.ckpt.Through+1)), 0, 0, ckPath,
+		return false, corruptMeta(vfs.Join(dir, segment.Name(st.ckpt.Through+1)), 0, 0, ld.ckPath,
 			"missing segment: segment %d is gone but the checkpoint implies it", st.ckpt.Through+1)
 	}
+	return false, nil
+}
 
-	var replay []ackRange
-
-	// The durable mark: everything before it was on stable storage when
-	// the metadata on disk was written. The superblock records it after
-	// each sync; a checkpoint is written only after the data it covers is
-	// synced, so the header of the segment that was active then is below
-	// it too. Beyond the mark, damage is what a power cut leaves (pages
-	// never written back, or written back out of order) and is cut off;
-	// at or below it, damage is corruption.
-	mark := pos{st.hwm.Segment, st.hwm.Offset}
+// setMark sets the durable mark: everything before it was on stable
+// storage when the metadata on disk was written. The superblock records
+// it after each sync; a checkpoint is written only after the data it
+// covers is synced, so the header of the segment that was active then is
+// below it too. Beyond the mark, damage is what a power cut leaves (pages
+// never written back, or written back out of order) and is cut off; at or
+// below it, damage is corruption.
+func (ld *loader) setMark() {
+	st := ld.st
+	ld.mark = pos{st.hwm.Segment, st.hwm.Offset}
 	if st.haveCkpt {
-		if p := (pos{st.ckpt.Through + 1, segment.HeaderSize}); mark.less(p) {
-			mark = p
+		if p := (pos{st.ckpt.Through + 1, segment.HeaderSize}); ld.mark.less(p) {
+			ld.mark = p
 		}
 	}
-	beyond := func(id uint64, off int64) bool { return !(pos{id, off}).less(mark) }
+}
 
-	// Open every segment and read its header, in order: a merged file's
-	// header says which later files are leftovers.
-	type opened struct {
-		s      *seg
-		err    error // opening it failed
-		scan   scanResult
-		acks   []ackRange
-		isLast bool
-		// headerLost: the file's header is damaged beyond the durable
-		// mark: its name reached the disk before its data.
-		headerLost bool
-		path       string
-	}
-	var files []*opened
+// beyond reports whether offset off of segment id is at or past the
+// durable mark.
+func (ld *loader) beyond(id uint64, off int64) bool { return !(pos{id, off}).less(ld.mark) }
+
+// openSegments opens every segment and reads its header, in order: a
+// merged file's header says which later files are leftovers. It stops at
+// the first file it cannot open (recorded in that file's err).
+func (ld *loader) openSegments() {
+	st := ld.st
 	var mergedThrough uint64 // segment ids up to this live inside a merged file
-	for i, id := range ids {
-		path := vfs.Join(dir, segment.Name(id))
+	for i, id := range ld.ids {
+		path := vfs.Join(ld.dir, segment.Name(id))
 		if id <= mergedThrough {
 			// Left behind by a merge interrupted before it removed the
 			// old files: its unacknowledged records are in the merged one.
 			st.leftovers = append(st.leftovers, path)
 			continue
 		}
-		isLast := i == len(ids)-1
+		isLast := i == len(ld.ids)-1
 		o := &opened{isLast: isLast, path: path}
-		files = append(files, o)
-		f, oerr := segment.Open(fsys, path, isLast && mode != loadRead)
+		ld.files = append(ld.files, o)
+		f, oerr := segment.Open(ld.fsys, path, isLast && ld.mode != loadRead)
 		if oerr != nil {
 			var se *segment.Error
-			if errors.As(oerr, &se) && f == nil && beyond(id, 0) {
+			if errors.As(oerr, &se) && f == nil && ld.beyond(id, 0) {
 				o.headerLost = true
-				break
+				return
 			}
 			if errors.As(oerr, &se) {
 				fix := fixCut
@@ -352,22 +416,25 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			} else {
 				o.err = fmt.Errorf("wal: %w", oerr)
 			}
-			break
+			return
 		}
 		o.s = &seg{id: id, firstSeq: f.Header.FirstSeq, file: &mapped{File: f}, locs: index.NewLocations(f.Header.FirstSeq), gen: f.Header.Generation}
 		st.segs = append(st.segs, o.s)
 		if f.Header.ID != id {
 			o.err = corrupt(path, 0, 0, fixCut, "header names segment %d", f.Header.ID)
-			break
+			return
 		}
 		mergedThrough = max(mergedThrough, f.Header.MergedThrough)
 	}
+}
 
-	// Verify every frame, several segments at a time: checksums are most
-	// of the work of opening a log.
+// verifySegments scans every frame of the segments opened, several
+// segments at a time: checksums are most of the work of opening a log.
+func (ld *loader) verifySegments() {
+	through := ld.st.ckpt.Through
 	var wg sync.WaitGroup
 	work := make(chan *opened)
-	for range min(runtime.GOMAXPROCS(0), len(files)) {
+	for range min(runtime.GOMAXPROCS(0), len(ld.files)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -379,7 +446,7 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 				func() {
 					defer catchFault(o.s.file.Path, &o.err)
 					o.scan = scanSegment(o.s, o.s.file.File, func(start, n uint64) {
-						if o.s.id > st.ckpt.Through {
+						if o.s.id > through {
 							o.acks = append(o.acks, ackRange{start, n})
 						}
 					})
@@ -390,79 +457,86 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			}
 		}()
 	}
-	for _, o := range files {
+	for _, o := range ld.files {
 		if o.err == nil && o.s != nil {
 			work <- o
 		}
 	}
 	close(work)
 	wg.Wait()
+}
 
-	// Judge the segments in order, so that the damage reported is always
-	// the first.
-	var prev *seg
-	mergedThrough = 0
-	// cutAfter makes the segments up to files[i] the whole log: a power
-	// cut took everything after (files[i] itself from offset from, if
-	// from >= 0). Later segment files are dropped.
-	cutAfter := func(i int, from, to int64, batch bool) error {
-		keep := 0
-		if i >= 0 {
-			keep = slices.Index(st.segs, files[i].s) + 1
+// cutAfter makes the segments up to files[i] the whole log: a power cut
+// took everything after (files[i] itself from offset from, if from >= 0).
+// Later segment files are dropped.
+func (ld *loader) cutAfter(i int, from, to int64, batch bool) error {
+	st := ld.st
+	keep := 0
+	if i >= 0 {
+		keep = slices.Index(st.segs, ld.files[i].s) + 1
+	}
+	for _, s := range st.segs[keep:] {
+		if s.compacted() {
+			// Written whole and synced before it was renamed into
+			// place: a power cut cannot have taken what precedes it.
+			return corrupt(s.file.Path, 0, s.firstSeq, fixCut, "compacted segment after a hole beyond the durable high-water mark")
 		}
-		for _, s := range st.segs[keep:] {
-			if s.compacted() {
-				// Written whole and synced before it was renamed into
-				// place: a power cut cannot have taken what precedes it.
-				return corrupt(s.file.Path, 0, s.firstSeq, fixCut, "compacted segment after a hole beyond the durable high-water mark")
-			}
-		}
-		for _, s := range st.segs[keep:] {
-			s.file.Close()
-		}
-		st.segs = st.segs[:keep]
-		cutID := uint64(0)
-		if keep > 0 {
-			cutID = st.segs[keep-1].id
-		}
-		for _, id := range ids {
-			p := vfs.Join(dir, segment.Name(id))
-			if id <= cutID || slices.Contains(st.leftovers, p) {
-				continue
-			}
-			st.dropped = append(st.dropped, p)
-			if b, err := readFile(fsys, p); err == nil {
-				st.droppedBytes += segment.LastNonZero(b, 0)
-			}
-		}
-		if keep == 0 {
-			return nil
-		}
-		s := st.segs[keep-1]
-		if from >= 0 {
-			st.tornFrom, st.tornTo, st.tornBatch = from, to, batch
-		}
-		if mode == loadRead || files[len(files)-1].s == s {
-			return nil
-		}
-		// It becomes the active segment: map it writable.
-		f, err := segment.Open(fsys, s.file.Path, true)
-		if err != nil {
-			return fmt.Errorf("wal: %w", err)
-		}
+	}
+	for _, s := range st.segs[keep:] {
 		s.file.Close()
-		s.file = &mapped{File: f}
+	}
+	st.segs = st.segs[:keep]
+	cutID := uint64(0)
+	if keep > 0 {
+		cutID = st.segs[keep-1].id
+	}
+	for _, id := range ld.ids {
+		p := vfs.Join(ld.dir, segment.Name(id))
+		if id <= cutID || slices.Contains(st.leftovers, p) {
+			continue
+		}
+		st.dropped = append(st.dropped, p)
+		if b, err := readFile(ld.fsys, p); err == nil {
+			st.droppedBytes += segment.LastNonZero(b, 0)
+		}
+	}
+	if keep == 0 {
 		return nil
 	}
-	for i, o := range files {
+	s := st.segs[keep-1]
+	if from >= 0 {
+		st.tornFrom, st.tornTo, st.tornBatch = from, to, batch
+	}
+	if ld.mode == loadRead || ld.files[len(ld.files)-1].s == s {
+		return nil
+	}
+	// It becomes the active segment: map it writable.
+	f, err := segment.Open(ld.fsys, s.file.Path, true)
+	if err != nil {
+		return fmt.Errorf("wal: %w", err)
+	}
+	s.file.Close()
+	s.file = &mapped{File: f}
+	return nil
+}
+
+// checkOrder judges the segments in order, so that the damage reported
+// is always the first: their seqs follow on, no segment is missing, and
+// damage beyond the durable mark is cut off (cutAfter). It reports
+// whether a power cut left no segment at all.
+func (ld *loader) checkOrder() (empty bool, err error) {
+	st, dir, mode := ld.st, ld.dir, ld.mode
+	var prev *seg
+	var mergedThrough uint64
+	for i, o := range ld.files {
 		if o.headerLost {
-			if err := cutAfter(i-1, -1, -1, false); err != nil {
-				return nil, err
+			if err := ld.cutAfter(i-1, -1, -1, false); err != nil {
+				return false, err
 			}
 			break
 		}
 		if o.err != nil {
-			return nil, o.err
+			return false, o.err
 		}
 		s := o.s
 		path := s.file.Path
@@ -472,19 +546,19 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 				prevEnd = prev.lastSeq
 			}
 			gap := s.firstSeq != prevEnd+1 && !prev.compacted() && prev.id+1 == s.id
-			if gap && s.firstSeq > prevEnd && beyond(s.id, 0) {
+			if gap && s.firstSeq > prevEnd && ld.beyond(s.id, 0) {
 				// The segment before lost its last records to a power
 				// cut; this one's records come after the hole.
-				if err := cutAfter(i-1, -1, -1, false); err != nil {
-					return nil, err
+				if err := ld.cutAfter(i-1, -1, -1, false); err != nil {
+					return false, err
 				}
 				break
 			}
 			switch {
 			case s.firstSeq <= prevEnd:
-				return nil, corrupt(path, 0, prevEnd+1, fixCut, "segment starts at seq %d, at or below seq %d of the segment before", s.firstSeq, prevEnd)
+				return false, corrupt(path, 0, prevEnd+1, fixCut, "segment starts at seq %d, at or below seq %d of the segment before", s.firstSeq, prevEnd)
 			case gap:
-				return nil, corrupt(path, 0, prevEnd+1, fixCut, "gap in sequence numbers: segment starts at %d, expected %d", s.firstSeq, prevEnd+1)
+				return false, corrupt(path, 0, prevEnd+1, fixCut, "gap in sequence numbers: segment starts at %d, expected %d", s.firstSeq, prevEnd+1)
 			}
 			// A segment between two others is gone. That is fine if it
 			// was merged into another or reclaimed (the checkpoint covers
@@ -499,17 +573,17 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			if gone := max(prev.id+1, covered+1); prev.id+1 < s.id && covered < s.id-1 {
 				switch {
 				case st.haveCkpt:
-					return nil, corrupt(vfs.Join(dir, segment.Name(gone)), 0, 0, fixCut, "missing segment %d", gone)
+					return false, corrupt(vfs.Join(dir, segment.Name(gone)), 0, 0, fixCut, "missing segment %d", gone)
 				case mode != loadRebuild:
-					return nil, lostCheckpoint(ckPath, "segment %d is gone (reclaimed, or deleted)", gone)
+					return false, lostCheckpoint(ld.ckPath, "segment %d is gone (reclaimed, or deleted)", gone)
 				}
 			}
 			if s.compacted() && !st.haveCkpt && mode != loadRebuild {
-				return nil, lostCheckpoint(ckPath, "segment %d was compacted", s.id)
+				return false, lostCheckpoint(ld.ckPath, "segment %d was compacted", s.id)
 			}
 		}
 		mergedThrough = max(mergedThrough, s.file.Header.MergedThrough)
-		replay = append(replay, o.acks...)
+		ld.replay = append(ld.replay, o.acks...)
 		// A compacted segment is sealed even when it is the last file: Open
 		// starts a new active segment after it.
 		s.sealed = !o.isLast || s.compacted()
@@ -518,13 +592,13 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			if s.compacted() {
 				// Written whole and synced before it was renamed into
 				// place: it cannot have lost pages to a power cut.
-				return nil, sc.damage
+				return false, sc.damage
 			}
-			if !beyond(s.id, sc.end) {
-				return nil, sc.damage
+			if !ld.beyond(s.id, sc.end) {
+				return false, sc.damage
 			}
-			if err := cutAfter(i, sc.end, sc.tornTo, sc.batch); err != nil {
-				return nil, err
+			if err := ld.cutAfter(i, sc.end, sc.tornTo, sc.batch); err != nil {
+				return false, err
 			}
 			s.sealed = false
 			break
@@ -539,15 +613,21 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 		// A power cut took every segment (the first one's header never
 		// reached the disk).
 		if st.hwm.Seq > 0 || st.ckpt.NextSeq > 1 {
-			return nil, corrupt(st.dropped[0], 0, 1, fixCut, "segment header lost below the durable high-water mark")
+			return false, corrupt(st.dropped[0], 0, 1, fixCut, "segment header lost below the durable high-water mark")
 		}
 		st.nextSeq = 1
-		return st, nil
+		return true, nil
 	}
 	if len(st.segs) == 0 {
-		return nil, corrupt(vfs.Join(dir, segment.Name(ids[0])), 0, 0, fixCut, "every segment file is a leftover of a merge")
+		return false, corrupt(vfs.Join(dir, segment.Name(ld.ids[0])), 0, 0, fixCut, "every segment file is a leftover of a merge")
 	}
+	return false, nil
+}
 
+// checkEnd sets the next seq and checks that the data reaches the durable
+// mark and the checkpoint's next seq.
+func (ld *loader) checkEnd() error {
+	st := ld.st
 	lastSeg := st.segs[len(st.segs)-1]
 	st.nextSeq = lastSeg.firstSeq
 	for _, s := range st.segs {
@@ -558,21 +638,26 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 	st.nextSeq = max(st.nextSeq, lastSeg.firstSeq)
 	lastPath := lastSeg.file.Path
 	if st.hwm.Seq >= st.nextSeq {
-		return nil, corruptMeta(lastPath, lastSeg.tail, st.nextSeq, sbPath,
+		return corruptMeta(lastPath, lastSeg.tail, st.nextSeq, ld.sbPath,
 			"records %d..%d are missing below the durable high-water mark", st.nextSeq, st.hwm.Seq)
 	}
 	if st.hwm.Segment == lastSeg.id && st.hwm.Offset > lastSeg.tail && !lastSeg.compacted() {
 		// Whole frames are missing (ack frames, if no record is).
-		return nil, corruptMeta(lastPath, lastSeg.tail, st.nextSeq, sbPath,
+		return corruptMeta(lastPath, lastSeg.tail, st.nextSeq, ld.sbPath,
 			"the data ends at offset %d, below the durable high-water mark at %d", lastSeg.tail, st.hwm.Offset)
 	}
 	if st.ckpt.NextSeq > st.nextSeq {
-		return nil, corruptMeta(lastPath, lastSeg.tail, st.nextSeq, ckPath,
+		return corruptMeta(lastPath, lastSeg.tail, st.nextSeq, ld.ckPath,
 			"records %d..%d are missing: the checkpoint saw them", st.nextSeq, st.ckpt.NextSeq-1)
 	}
+	return nil
+}
 
-	// Acknowledgement bitmaps, keyed by seq: what the checkpoint
-	// recorded, then the ack frames of segments it does not cover.
+// buildAcks builds the acknowledgement bitmaps, keyed by seq: what the
+// checkpoint recorded, then the ack frames of segments it does not cover.
+// It returns those frames' ranges, merged.
+func (ld *loader) buildAcks() ([]ackRange, error) {
+	st := ld.st
 	for i, s := range st.segs {
 		// A sealed segment's range ends at its last record: seqs after it
 		// and before the next segment belong to reclaimed segments (or,
@@ -595,7 +680,7 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 	}
 	// Merged first, so that overlapping ranges (many ack frames may
 	// repeat one long range) cost no more than one.
-	ackedSince := mergeRanges(replay)
+	ackedSince := mergeRanges(ld.replay)
 	for _, r := range ackedSince {
 		// Only the bitmaps that exist: a range may be long, and seqs
 		// outside every segment's range are acknowledged already.
@@ -608,11 +693,17 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			}
 		}
 	}
-	// Every seq the checkpoint calls unacknowledged must still be in a
-	// segment, unless an ack frame acknowledged it since. The work is
-	// bounded by the records on disk and the ack ranges, not by the spans
-	// entries claim: an entry with every seq acknowledged is skipped
-	// whole, and a run of seqs an ack range covers is skipped at once.
+	return ackedSince, nil
+}
+
+// checkCheckpointCoverage checks that every seq the checkpoint calls
+// unacknowledged is still in a segment, unless an ack frame acknowledged
+// it since (ackedSince). The work is bounded by the records on disk and
+// the ack ranges, not by the spans entries claim: an entry with every seq
+// acknowledged is skipped whole, and a run of seqs an ack range covers is
+// skipped at once.
+func (ld *loader) checkCheckpointCoverage(ackedSince []ackRange) error {
+	st := ld.st
 	for _, e := range st.ckpt.Segments {
 		a := e.Acks
 		if a.Count() == int(a.Len()) {
@@ -630,14 +721,18 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			}
 			r, ok := rangeAt(ackedSince, q)
 			if !ok {
-				return nil, corruptMeta(vfs.Join(dir, segment.Name(e.ID)), 0, q, ckPath, "missing segment %d holds unacknowledged record %d", e.ID, q)
+				return corruptMeta(vfs.Join(ld.dir, segment.Name(e.ID)), 0, q, ld.ckPath, "missing segment %d holds unacknowledged record %d", e.ID, q)
 			}
 			q = min(r.start+r.n, end) - 1
 		}
 	}
-	// Pending counts, and every pending record of a compacted segment
-	// must be there.
-	for _, s := range st.segs {
+	return nil
+}
+
+// countPending counts the pending records of every segment, and checks
+// that every pending record of a compacted segment is there.
+func (ld *loader) countPending() error {
+	for _, s := range ld.st.segs {
 		b := s.file.Bytes()
 		for q := s.firstSeq; q <= s.lastSeq; q++ {
 			if s.acks.Has(q) {
@@ -645,7 +740,7 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			}
 			off, ok := s.locs.Lookup(q)
 			if !ok {
-				return nil, corruptMeta(s.file.Path, 0, q, ckPath, "unacknowledged record %d is missing from compacted segment", q)
+				return corruptMeta(s.file.Path, 0, q, ld.ckPath, "unacknowledged record %d is missing from compacted segment", q)
 			}
 			raw, size := segment.PeekSizes(b, off) // verified by the scan
 			s.pending++
@@ -653,7 +748,7 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 			s.liveFrames += int64(size)
 		}
 	}
-	return st, nil
+	return nil
 }
 
 // findSeg returns the segment whose range holds seq, or nil.
