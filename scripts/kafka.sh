@@ -258,6 +258,13 @@ advertised.listeners=PLAINTEXT://$host:$port,SASL_PLAINTEXT://$host:$scram_port,
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
 inter.broker.listener.name=PLAINTEXT
 
+# An authorizer, for the tests that refuse the SCRAM user with an ACL: a
+# resource without ACLs is open to everyone, and the PLAINTEXT principal
+# (the brokers, the controllers and the tests' admin clients) is a super user.
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=true
+super.users=User:ANONYMOUS
+
 # SCRAM-SHA-512 on the SASL_PLAINTEXT listener; the user is created by the
 # storage tool at format time (--add-scram).
 sasl.enabled.mechanisms=SCRAM-SHA-512
