@@ -42,6 +42,10 @@
 //     with a wrong one nothing is delivered, the authentication error is
 //     logged, and the records stay in the journal until a producer with the
 //     right password sends them.
+//   - TestIntegrationSCRAMDeniedRetried (issue 17 item 1): a DENY WRITE ACL
+//     for the SCRAM user on the topic (the broker's authorizer): the refused
+//     records are retried, none dead-lettered; once the ACL is removed all
+//     are delivered, once.
 //
 // Two tests run hop-client itself (SCiMMA's Python client, whose
 // RobustProducer walpub's producer follows); they skip unless HOP_PYTHON
