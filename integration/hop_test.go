@@ -112,11 +112,24 @@ func hopConsume(t *testing.T, home, python, url string, args ...string) []hopSee
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := hopCmd(ctx, home, python, "hop_consume.py", append([]string{url}, args...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
+	var out []byte
+	for try := 1; ; try++ {
+		cmd := hopCmd(ctx, home, python, "hop_consume.py", append([]string{url}, args...)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		var err error
+		if out, err = cmd.Output(); err == nil {
+			break
+		}
+		// hop's consumer gives up on an error librdkafka would retry: the
+		// group coordinator still loading the group metadata, which a
+		// loaded broker can take seconds to do after the group topic is
+		// made. Its output is whole or thrown away, so it starts again.
+		if msg := stderr.String(); try < 5 && (strings.Contains(msg, "NOT_COORDINATOR") || strings.Contains(msg, "COORDINATOR_LOAD_IN_PROGRESS")) {
+			t.Logf("hop_consume.py, try %d: the group coordinator is not ready; trying again", try)
+			time.Sleep(2 * time.Second)
+			continue
+		}
 		t.Fatalf("hop_consume.py: %v\n%s", err, stderr.String())
 	}
 	var seen []hopSeen
