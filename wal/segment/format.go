@@ -217,32 +217,51 @@ func DecodeFrame(seg []byte, off int64) (Frame, error) {
 	return decodeFrame(seg, off, true)
 }
 
-func decodeFrame(seg []byte, off int64, verify bool) (Frame, error) {
-	if off < HeaderSize || off%Align != 0 || off > int64(len(seg)) {
-		return Frame{}, errAt(off, "frame offset out of range")
+func decodeFrame(seg []byte, off int64, verify bool) (f Frame, err error) {
+	s := Scanner{b: seg, next: off, verify: verify}
+	if s.step() {
+		f = s.fr
 	}
-	rest := seg[off:]
+	return f, s.err
+}
+
+// step decodes the frame at s.next into s.fr and moves s.next past it;
+// it sets s.err and returns false if there is none. Scanner.Next and
+// decodeFrame share it, so that a scan costs one call a frame.
+func (s *Scanner) step() bool {
+	off := s.next
+	s.off = off
+	if off < HeaderSize || off%Align != 0 || off > int64(len(s.b)) {
+		s.err = errAt(off, "frame offset out of range")
+		return false
+	}
+	rest := s.b[off:]
 	if len(rest) < FrameHeaderSize {
 		if allZero(rest) {
-			return Frame{}, ErrEnd
+			s.err = ErrEnd
+			return false
 		}
-		return Frame{}, errAt(off, "frame header truncated at end of segment")
+		s.err = errAt(off, "frame header truncated at end of segment")
+		return false
 	}
 	h := rest[:FrameHeaderSize]
 	if allZero(h) {
-		return Frame{}, ErrEnd
+		s.err = ErrEnd
+		return false
 	}
 	stored := binary.LittleEndian.Uint32(h[8:])
 	if stored > MaxPayload || int64(FrameSize(int(stored))) > int64(len(rest)) {
-		return Frame{}, errAt(off, "frame length %d exceeds the segment", stored)
+		s.err = errAt(off, "frame length %d exceeds the segment", stored)
+		return false
 	}
 	end := FrameHeaderSize + int(stored)
 	// The padding is outside the checksum: it must be zeros, so that a
 	// frame has one encoding and damage there is not ignored.
 	if !allZero(rest[end:FrameSize(int(stored))]) {
-		return Frame{}, errAt(off, "non-zero frame padding")
+		s.err = errAt(off, "non-zero frame padding")
+		return false
 	}
-	f := Frame{
+	s.fr = Frame{
 		Offset:  off,
 		Flags:   binary.LittleEndian.Uint32(h[12:]),
 		Seq:     binary.LittleEndian.Uint64(h[16:]),
@@ -253,25 +272,34 @@ func decodeFrame(seg []byte, off int64, verify bool) (Frame, error) {
 	// costs the whole payload: the search for a valid frame after damage
 	// (Resync) hashes only what could be a frame.
 	switch {
-	case f.Flags&^knownFlags != 0:
-		return Frame{}, errAt(off, "unknown frame flags %#x", f.Flags)
+	case s.fr.Flags&^knownFlags != 0:
+		s.err = errAt(off, "unknown frame flags %#x", s.fr.Flags)
+		return false
 	case binary.LittleEndian.Uint32(h[28:]) != 0:
-		return Frame{}, errAt(off, "reserved frame bytes are not zero")
-	case f.Flags&FlagCommit != 0 && f.Flags&FlagBatch == 0:
-		return Frame{}, errAt(off, "commit flag without batch flag")
-	case f.Flags&FlagAck != 0 && f.Flags&(FlagBatch|FlagZstd) != 0:
-		return Frame{}, errAt(off, "ack frame with record flags")
-	case f.RawLen > MaxPayload:
-		return Frame{}, errAt(off, "raw length %d too large", f.RawLen)
-	case f.Flags&FlagZstd == 0 && f.RawLen != stored:
-		return Frame{}, errAt(off, "raw length %d differs from stored length %d", f.RawLen, stored)
-	case f.Seq == 0 && f.Flags&FlagAck == 0:
-		return Frame{}, errAt(off, "record frame with seq 0")
+		s.err = errAt(off, "reserved frame bytes are not zero")
+		return false
+	case s.fr.Flags&FlagCommit != 0 && s.fr.Flags&FlagBatch == 0:
+		s.err = errAt(off, "commit flag without batch flag")
+		return false
+	case s.fr.Flags&FlagAck != 0 && s.fr.Flags&(FlagBatch|FlagZstd) != 0:
+		s.err = errAt(off, "ack frame with record flags")
+		return false
+	case s.fr.RawLen > MaxPayload:
+		s.err = errAt(off, "raw length %d too large", s.fr.RawLen)
+		return false
+	case s.fr.Flags&FlagZstd == 0 && s.fr.RawLen != stored:
+		s.err = errAt(off, "raw length %d differs from stored length %d", s.fr.RawLen, stored)
+		return false
+	case s.fr.Seq == 0 && s.fr.Flags&FlagAck == 0:
+		s.err = errAt(off, "record frame with seq 0")
+		return false
 	}
-	if verify && !checksumOK(rest, end) {
-		return Frame{}, errAt(off, "frame checksum mismatch")
+	if s.verify && !checksumOK(rest, end) {
+		s.err = errAt(off, "frame checksum mismatch")
+		return false
 	}
-	return f, nil
+	s.next = off + int64(FrameSize(int(stored)))
+	return true
 }
 
 // plausibleHeader reports whether h, a frame header, has known flags, zero

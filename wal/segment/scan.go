@@ -40,17 +40,11 @@ func NewVerifiedScanner(seg []byte, from int64) Scanner {
 
 // Next decodes the next frame and reports whether there is one.
 func (s *Scanner) Next() bool {
-	s.off = s.next
-	if s.err != nil || s.off >= int64(len(s.b)) {
-		return false
+	if s.err == nil && s.next < int64(len(s.b)) {
+		return s.step() // one call a frame: Next itself is inlined
 	}
-	fr, err := decodeFrame(s.b, s.off, s.verify)
-	if err != nil {
-		s.err = err
-		return false
-	}
-	s.fr, s.next = fr, fr.End()
-	return true
+	s.off = s.next // after an error, still the damaged frame's offset
+	return false
 }
 
 // Frame returns the frame Next decoded.
