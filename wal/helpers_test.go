@@ -397,7 +397,7 @@ func asCorruption(t testing.TB, err error, dir string) *CorruptionError {
 // is not a timing assertion: the deadline only bounds a hung test.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
