@@ -33,19 +33,48 @@ type CorruptionError struct {
 	// an *index.FormatError, say); Reason already states it.
 	Err error
 
-	fix   fixKind // what Repair does about it
-	aside string  // with fixMoveAside: the metadata file to move aside
+	fix   Fix    // what Repair does about it
+	aside string // with FixMoveAside: the metadata file to move aside
 }
 
-// fixKind tells Repair how to mend a CorruptionError.
-type fixKind uint8
+// Fix says what Repair does about a CorruptionError (see
+// CorruptionError.Fix), so that a tool can say it before it repairs.
+type Fix uint8
 
 const (
-	fixCut        fixKind = iota // cut Path at Offset, and every later segment
-	fixResize                    // give the segment the size its header names
-	fixMoveAside                 // move the metadata file named by aside
-	fixCheckpoint                // write a new checkpoint from the segments
+	// FixCut: cut Path at Offset, moving the rest of that segment and
+	// every later segment into a side file.
+	FixCut Fix = iota
+	// FixResize: give the segment Path the size its header names: a short
+	// one is extended with zeros, bytes past the end of a long one are
+	// moved into a side file.
+	FixResize
+	// FixMoveAside: move the damaged metadata file (the superblock or the
+	// checkpoint) into a side file whole; the log is then judged by its
+	// segments.
+	FixMoveAside
+	// FixCheckpoint: the checkpoint Path is missing; write a new one from
+	// the ack frames still on disk, keeping every segment.
+	FixCheckpoint
 )
+
+// String names the fix.
+func (f Fix) String() string {
+	switch f {
+	case FixCut:
+		return "cut"
+	case FixResize:
+		return "resize"
+	case FixMoveAside:
+		return "move aside"
+	case FixCheckpoint:
+		return "new checkpoint"
+	}
+	return fmt.Sprintf("Fix(%d)", uint8(f))
+}
+
+// Fix returns what Repair does about e.
+func (e *CorruptionError) Fix() Fix { return e.fix }
 
 func (e *CorruptionError) Error() string {
 	s := fmt.Sprintf("wal: corrupt log: %s at offset %d", e.Path, e.Offset)

@@ -851,7 +851,7 @@ func readFrame(f *mapped, off int64) (fr segment.Frame, err error) {
 
 func (l *Log) frameError(path string, off int64, seq uint64, err error) error {
 	_, reason := decodeCause(err)
-	return corrupt(path, off, seq, fixCut, "%s", reason).causedBy(err)
+	return corrupt(path, off, seq, FixCut, "%s", reason).causedBy(err)
 }
 
 // decodeRecord returns the record's bytes: decompressed into buf's storage, or
@@ -872,7 +872,7 @@ func decodeRecord(fr segment.Frame, path string, buf []byte) ([]byte, error) {
 	}
 	out, err := dec.DecodeAll(fr.Payload, buf[:0])
 	if err != nil || len(out) != int(fr.RawLen) {
-		return nil, corrupt(path, fr.Offset, fr.Seq, fixCut, "compressed record does not decode to its %d bytes: %v", fr.RawLen, err)
+		return nil, corrupt(path, fr.Offset, fr.Seq, FixCut, "compressed record does not decode to its %d bytes: %v", fr.RawLen, err)
 	}
 	return out, nil
 }

@@ -115,22 +115,22 @@ func repair(fsys vfs.FS, dir string) (rep RepairReport, err error) {
 			return rep, lerr
 		}
 		switch ce.fix {
-		case fixMoveAside:
+		case FixMoveAside:
 			if err := moveFile(ce.aside); err != nil {
 				return rep, err
 			}
-		case fixResize:
+		case FixResize:
 			if err := resizeSegment(fsys, ce.Path, moveBytes); err != nil {
 				return rep, err
 			}
 			if rep.Path == "" {
 				rep.Path, rep.Offset = ce.Path, ce.Offset
 			}
-		case fixCut:
+		case FixCut:
 			if err := cutAt(fsys, dir, ce.Path, ce.Offset, moveBytes, moveFile); err != nil {
 				return rep, err
 			}
-		case fixCheckpoint:
+		case FixCheckpoint:
 			if err := rebuildCheckpoint(fsys, dir, lock); err != nil {
 				return rep, err
 			}

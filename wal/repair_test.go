@@ -90,7 +90,7 @@ func TestRepair(t *testing.T) {
 			if filepath.Dir(rep.Path) != dir {
 				t.Fatalf("report names %q, outside %s", rep.Path, dir)
 			}
-			if ce.fix == fixCut && (rep.Path != ce.Path || rep.Offset != ce.Offset) {
+			if ce.fix == FixCut && (rep.Path != ce.Path || rep.Offset != ce.Offset) {
 				t.Errorf("report says it cut %s at %d; the damage is in %s at %d", rep.Path, rep.Offset, ce.Path, ce.Offset)
 			}
 			pieces := readSideFile(t, rep.SideFile)
@@ -234,7 +234,7 @@ func TestRepairLostCheckpointGap(t *testing.T) {
 
 	_, err := Open(dir, WithSegmentSize(smallSeg))
 	ce := asCorruption(t, err, dir)
-	if ce.Path != ckpt || !strings.Contains(ce.Reason, "segment 2 is gone") {
+	if ce.Path != ckpt || ce.Fix() != FixCheckpoint || !strings.Contains(ce.Reason, "segment 2 is gone") {
 		t.Fatalf("Open: %v; want the missing checkpoint named, and segment 2", err)
 	}
 	rep, err := Repair(dir)
@@ -295,7 +295,7 @@ func TestRepairDamagedMetadata(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = Open(dir, WithSegmentSize(smallSeg))
-			if ce := asCorruption(t, err, dir); ce.Path != path || ce.fix != fixMoveAside {
+			if ce := asCorruption(t, err, dir); ce.Path != path || ce.Fix() != FixMoveAside {
 				t.Fatalf("Open: %v; want the damaged %s named, to be moved aside", err, c.name)
 			}
 

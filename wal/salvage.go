@@ -92,7 +92,7 @@ func salvage(fsys vfs.FS, dir string, yield func(RecordInfo, error) bool) {
 		}
 		if _, herr := segment.DecodeHeader(b); herr != nil {
 			_, reason := decodeCause(herr)
-			if !yield(RecordInfo{}, corrupt(path, 0, 0, fixCut, "segment header: %s", reason).causedBy(herr)) {
+			if !yield(RecordInfo{}, corrupt(path, 0, 0, FixCut, "segment header: %s", reason).causedBy(herr)) {
 				return
 			}
 		}
@@ -101,7 +101,7 @@ func salvage(fsys vfs.FS, dir string, yield func(RecordInfo, error) bool) {
 		more := salvageFrames(path, b, func(fr segment.Frame) bool {
 			if fr.IsAck() {
 				if derr := index.DecodeAckPayload(fr.Payload, func(uint64, uint64) {}); derr != nil {
-					return yield(RecordInfo{}, corrupt(path, fr.Offset, 0, fixCut, "malformed ack frame"))
+					return yield(RecordInfo{}, corrupt(path, fr.Offset, 0, FixCut, "malformed ack frame"))
 				}
 				return true
 			}
@@ -160,9 +160,9 @@ func salvageFrames(path string, b []byte, record func(segment.Frame) bool, damag
 			case next < 0:
 				return true
 			case !sure:
-				return damage(corrupt(path, off, 0, fixCut, "zeros, then "+stopped, next))
+				return damage(corrupt(path, off, 0, FixCut, "zeros, then "+stopped, next))
 			}
-			if !damage(corrupt(path, off, 0, fixCut, "%d bytes of zeros before the frame at offset %d", next-off, next)) {
+			if !damage(corrupt(path, off, 0, FixCut, "%d bytes of zeros before the frame at offset %d", next-off, next)) {
 				return false
 			}
 			sc.Resume(next)
@@ -177,7 +177,7 @@ func salvageFrames(path string, b []byte, record func(segment.Frame) bool, damag
 		case next >= 0:
 			skipped = "skipped up to the next valid frame"
 		}
-		if !damage(corrupt(path, off, 0, fixCut, "%s; %s", reason, skipped).causedBy(err)) {
+		if !damage(corrupt(path, off, 0, FixCut, "%s; %s", reason, skipped).causedBy(err)) {
 			return false
 		}
 		if next < 0 || !sure {
@@ -209,6 +209,6 @@ func dropBatch(path string, batch *[]segment.Frame, yield func(RecordInfo, error
 	}
 	first := (*batch)[0]
 	*batch = nil
-	return yield(RecordInfo{}, corrupt(path, first.Offset, first.Seq, fixCut,
+	return yield(RecordInfo{}, corrupt(path, first.Offset, first.Seq, FixCut,
 		"batch without its commit frame: its records from seq %d are left out", first.Seq))
 }

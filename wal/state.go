@@ -88,7 +88,7 @@ const (
 // ackRange is the seqs [start, start+n) one ack frame acknowledged.
 type ackRange struct{ start, n uint64 }
 
-func corrupt(path string, off int64, seq uint64, fix fixKind, format string, args ...any) *CorruptionError {
+func corrupt(path string, off int64, seq uint64, fix Fix, format string, args ...any) *CorruptionError {
 	return &CorruptionError{Path: path, Offset: off, Seq: seq, Reason: fmt.Sprintf(format, args...), fix: fix}
 }
 
@@ -117,7 +117,7 @@ func decodeCause(err error) (off int64, reason string) {
 // file aside (the superblock or the checkpoint); the log is then judged
 // by its segments alone.
 func corruptMeta(path string, off int64, seq uint64, aside string, format string, args ...any) *CorruptionError {
-	e := corrupt(path, off, seq, fixMoveAside, format, args...)
+	e := corrupt(path, off, seq, FixMoveAside, format, args...)
 	e.aside = aside
 	return e
 }
@@ -156,7 +156,7 @@ func rangeAt(rs []ackRange, seq uint64) (ackRange, bool) {
 // Opening without it would make those records pending again silently;
 // Repair writes a new checkpoint from what the segments still say.
 func lostCheckpoint(ckPath string, evidence string, args ...any) *CorruptionError {
-	return corrupt(ckPath, 0, 0, fixCheckpoint,
+	return corrupt(ckPath, 0, 0, FixCheckpoint,
 		"checkpoint missing, yet %s: acknowledgements only the checkpoint held are lost "+
 			"(Repair writes a new checkpoint; records it cannot tell were acknowledged are pending again)",
 		fmt.Sprintf(evidence, args...))
@@ -405,12 +405,12 @@ func (ld *loader) openSegments() {
 				return
 			}
 			if errors.As(oerr, &se) {
-				fix := fixCut
+				fix := FixCut
 				if f != nil {
 					// The header is sound but the file's size is not the
 					// size it names.
 					f.Close()
-					fix = fixResize
+					fix = FixResize
 				}
 				o.err = corrupt(path, se.Offset, 0, fix, "%s", se.Reason).causedBy(oerr)
 			} else {
@@ -421,7 +421,7 @@ func (ld *loader) openSegments() {
 		o.s = &seg{id: id, firstSeq: f.Header.FirstSeq, file: &mapped{File: f}, locs: index.NewLocations(f.Header.FirstSeq), gen: f.Header.Generation}
 		st.segs = append(st.segs, o.s)
 		if f.Header.ID != id {
-			o.err = corrupt(path, 0, 0, fixCut, "header names segment %d", f.Header.ID)
+			o.err = corrupt(path, 0, 0, FixCut, "header names segment %d", f.Header.ID)
 			return
 		}
 		mergedThrough = max(mergedThrough, f.Header.MergedThrough)
@@ -479,7 +479,7 @@ func (ld *loader) cutAfter(i int, from, to int64, batch bool) error {
 		if s.compacted() {
 			// Written whole and synced before it was renamed into
 			// place: a power cut cannot have taken what precedes it.
-			return corrupt(s.file.Path, 0, s.firstSeq, fixCut, "compacted segment after a hole beyond the durable high-water mark")
+			return corrupt(s.file.Path, 0, s.firstSeq, FixCut, "compacted segment after a hole beyond the durable high-water mark")
 		}
 	}
 	for _, s := range st.segs[keep:] {
@@ -556,9 +556,9 @@ func (ld *loader) checkOrder() (empty bool, err error) {
 			}
 			switch {
 			case s.firstSeq <= prevEnd:
-				return false, corrupt(path, 0, prevEnd+1, fixCut, "segment starts at seq %d, at or below seq %d of the segment before", s.firstSeq, prevEnd)
+				return false, corrupt(path, 0, prevEnd+1, FixCut, "segment starts at seq %d, at or below seq %d of the segment before", s.firstSeq, prevEnd)
 			case gap:
-				return false, corrupt(path, 0, prevEnd+1, fixCut, "gap in sequence numbers: segment starts at %d, expected %d", s.firstSeq, prevEnd+1)
+				return false, corrupt(path, 0, prevEnd+1, FixCut, "gap in sequence numbers: segment starts at %d, expected %d", s.firstSeq, prevEnd+1)
 			}
 			// A segment between two others is gone. That is fine if it
 			// was merged into another or reclaimed (the checkpoint covers
@@ -573,7 +573,7 @@ func (ld *loader) checkOrder() (empty bool, err error) {
 			if gone := max(prev.id+1, covered+1); prev.id+1 < s.id && covered < s.id-1 {
 				switch {
 				case st.haveCkpt:
-					return false, corrupt(vfs.Join(dir, segment.Name(gone)), 0, 0, fixCut, "missing segment %d", gone)
+					return false, corrupt(vfs.Join(dir, segment.Name(gone)), 0, 0, FixCut, "missing segment %d", gone)
 				case mode != loadRebuild:
 					return false, lostCheckpoint(ld.ckPath, "segment %d is gone (reclaimed, or deleted)", gone)
 				}
@@ -613,13 +613,13 @@ func (ld *loader) checkOrder() (empty bool, err error) {
 		// A power cut took every segment (the first one's header never
 		// reached the disk).
 		if st.hwm.Seq > 0 || st.ckpt.NextSeq > 1 {
-			return false, corrupt(st.dropped[0], 0, 1, fixCut, "segment header lost below the durable high-water mark")
+			return false, corrupt(st.dropped[0], 0, 1, FixCut, "segment header lost below the durable high-water mark")
 		}
 		st.nextSeq = 1
 		return true, nil
 	}
 	if len(st.segs) == 0 {
-		return false, corrupt(vfs.Join(dir, segment.Name(ld.ids[0])), 0, 0, fixCut, "every segment file is a leftover of a merge")
+		return false, corrupt(vfs.Join(dir, segment.Name(ld.ids[0])), 0, 0, FixCut, "every segment file is a leftover of a merge")
 	}
 	return false, nil
 }
@@ -671,7 +671,7 @@ func (ld *loader) buildAcks() ([]ackRange, error) {
 			n = max(n, uint64(s.file.Size()-segment.HeaderSize)/segment.FrameHeaderSize)
 		}
 		if n > index.MaxSpan {
-			return nil, corrupt(s.file.Path, 0, s.lastSeq, fixCut, "segment spans %d seqs, more than %d", n, index.MaxSpan)
+			return nil, corrupt(s.file.Path, 0, s.lastSeq, FixCut, "segment spans %d seqs, more than %d", n, index.MaxSpan)
 		}
 		s.acks = index.NewAcks(s.firstSeq, n)
 		if st.haveCkpt {
@@ -796,14 +796,14 @@ func scanSegment(s *seg, f *segment.File, onAck func(start, n uint64)) scanResul
 		fr, off := sc.Frame(), sc.Offset()
 		if fr.IsAck() {
 			if batchStart >= 0 {
-				damage = corrupt(f.Path, off, expect, fixCut, "ack frame inside a batch")
+				damage = corrupt(f.Path, off, expect, FixCut, "ack frame inside a batch")
 				break
 			}
 			ackBuf = ackBuf[:0]
 			if derr := index.DecodeAckPayload(fr.Payload, func(start, n uint64) {
 				ackBuf = append(ackBuf, struct{ start, n uint64 }{start, n})
 			}); derr != nil {
-				damage = corrupt(f.Path, off, expect, fixCut, "malformed ack frame")
+				damage = corrupt(f.Path, off, expect, FixCut, "malformed ack frame")
 				break
 			}
 			// An ack frame's seq is the last record written before it,
@@ -813,7 +813,7 @@ func scanSegment(s *seg, f *segment.File, onAck func(start, n uint64)) scanResul
 				bad = bad || r.start+r.n-1 > fr.Seq
 			}
 			if bad {
-				damage = corrupt(f.Path, off, expect, fixCut, "ack frame acknowledges seqs beyond %d", fr.Seq)
+				damage = corrupt(f.Path, off, expect, FixCut, "ack frame acknowledges seqs beyond %d", fr.Seq)
 				break
 			}
 			for _, r := range ackBuf {
@@ -822,14 +822,14 @@ func scanSegment(s *seg, f *segment.File, onAck func(start, n uint64)) scanResul
 			continue
 		}
 		if fr.Seq != expect && !(compacted && fr.Seq > expect) {
-			damage = corrupt(f.Path, off, expect, fixCut, "frame has seq %d, expected %d", fr.Seq, expect)
+			damage = corrupt(f.Path, off, expect, FixCut, "frame has seq %d, expected %d", fr.Seq, expect)
 			break
 		}
 		expect = fr.Seq + 1
 		switch {
 		case !fr.InBatch():
 			if batchStart >= 0 {
-				damage = corrupt(f.Path, off, fr.Seq, fixCut, "batch without its commit frame")
+				damage = corrupt(f.Path, off, fr.Seq, FixCut, "batch without its commit frame")
 				break
 			}
 			s.locs.Add(fr.Seq, off)
@@ -854,12 +854,12 @@ func scanSegment(s *seg, f *segment.File, onAck func(start, n uint64)) scanResul
 	off := sc.Offset()
 	if err := sc.Err(); damage == nil && !sc.AtEnd() {
 		_, reason := decodeCause(err)
-		damage = corrupt(f.Path, off, expect, fixCut, "%s", reason).causedBy(err)
+		damage = corrupt(f.Path, off, expect, FixCut, "%s", reason).causedBy(err)
 	}
 	end := off
 	if damage == nil && batchStart >= 0 {
 		// An unfinished batch at the end: the batch was never committed.
-		damage = corrupt(f.Path, batchStart, batchLocs[0].seq, fixCut, "batch without its commit frame")
+		damage = corrupt(f.Path, batchStart, batchLocs[0].seq, FixCut, "batch without its commit frame")
 		end = batchStart
 	} else if damage != nil && batchStart >= 0 {
 		end = batchStart
@@ -881,7 +881,7 @@ func scanSegment(s *seg, f *segment.File, onAck func(start, n uint64)) scanResul
 		return scanResult{end: end}
 	}
 	if damage == nil {
-		damage = corrupt(f.Path, off, expect, fixCut, "non-zero bytes after the end of the data")
+		damage = corrupt(f.Path, off, expect, FixCut, "non-zero bytes after the end of the data")
 	}
 	return scanResult{damage: damage, end: end, tornTo: max(tornTo, off), batch: batchStart >= 0}
 }

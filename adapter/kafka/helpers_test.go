@@ -12,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/walpub/walpub/internal/headers"
 	"github.com/walpub/walpub/internal/kafkaoffsets"
 	"go.uber.org/goleak"
 )
@@ -94,12 +95,8 @@ func readTopicWith(t testing.TB, addrs []string, topic string, opts ...kgo.Opt) 
 }
 
 func header(r *kgo.Record, key string) []byte {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return h.Value
-		}
-	}
-	return nil
+	v, _ := headers.Value(r, key)
+	return v
 }
 
 // tally counts the copies of each _id on the topic.

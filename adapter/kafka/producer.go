@@ -14,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/walpub/walpub/internal/headers"
 	"github.com/walpub/walpub/wal"
 )
 
@@ -394,12 +395,8 @@ func (p *Producer) append(ctx context.Context, b []byte) (uint64, error) {
 }
 
 func hasID(r *kgo.Record) bool {
-	for _, h := range r.Headers {
-		if h.Key == idHeader {
-			return true
-		}
-	}
-	return false
+	_, ok := headers.Value(r, idHeader)
+	return ok
 }
 
 // newID fills b with a random RFC 9562 version 4 UUID, from a ChaCha8

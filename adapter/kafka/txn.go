@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/walpub/walpub/internal/headers"
 	"github.com/walpub/walpub/internal/kafkaoffsets"
 )
 
@@ -765,10 +766,6 @@ func (s *sender) reconcile(ctx context.Context) error {
 
 // recordID returns r's _id header value (nil if none).
 func recordID(r *kgo.Record) []byte {
-	for _, h := range r.Headers {
-		if h.Key == idHeader {
-			return h.Value
-		}
-	}
-	return nil
+	v, _ := headers.Value(r, idHeader)
+	return v
 }

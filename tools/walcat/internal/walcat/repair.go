@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/walpub/walpub/wal"
-	"github.com/walpub/walpub/wal/index"
 )
 
 var repairCmd = &command{
@@ -65,7 +62,7 @@ func runRepair(ctx context.Context, c *cli, args []string) int {
 		return ExitDamaged
 	}
 	fmt.Fprintf(w, "damage: %s at offset %d%s: %s\n", ce.Path, ce.Offset, seqText(ce.Seq), ce.Reason)
-	lost := lostCheckpoint(ce.Path)
+	lost := ce.Fix() == wal.FixCheckpoint
 	if *dryRun {
 		if lost {
 			fmt.Fprintf(w, "would write a new checkpoint from the ack frames still on disk, keeping every segment\n")
@@ -105,14 +102,4 @@ func runRepair(ctx context.Context, c *cli, args []string) int {
 	fmt.Fprintf(w, "repaired: %s is healthy: %s (%d pending), next seq %d\n", dir,
 		plural(int64(in.Records), "record"), in.Pending, in.NextSeq)
 	return ExitOK
-}
-
-// lostCheckpoint reports whether the damage named path is a checkpoint
-// file that is missing: Repair then writes a new one rather than cutting.
-func lostCheckpoint(path string) bool {
-	if filepath.Base(path) != index.CheckpointName {
-		return false
-	}
-	_, err := os.Stat(path)
-	return errors.Is(err, os.ErrNotExist)
 }

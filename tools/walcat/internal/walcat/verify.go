@@ -116,7 +116,7 @@ func printVerifyText(w io.Writer, dir string, in *wal.Info, err error) int {
 			fmt.Fprintf(w, "  seq:    unknown\n")
 		}
 		fmt.Fprintf(w, "  reason: %s\n", ce.Reason)
-		if lostCheckpoint(ce.Path) {
+		if ce.Fix() == wal.FixCheckpoint {
 			fmt.Fprintf(w, "Run \"walcat repair %s\" to write a new checkpoint from the ack frames still on disk.\n", dir)
 		} else {
 			fmt.Fprintf(w, "Run \"walcat repair %s\" to cut the log at the damage; the bytes cut off are kept in a side file.\n", dir)

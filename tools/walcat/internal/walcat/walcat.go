@@ -185,7 +185,7 @@ func (c *cli) reportOpenError(cmd, dir string, err error) int {
 	if errors.As(err, &ce) {
 		c.errorf("%s: %s is damaged: %s at offset %d%s: %s", cmd, dir, ce.Path, ce.Offset, seqText(ce.Seq), ce.Reason)
 		fix := "to cut the log at the damage"
-		if lostCheckpoint(ce.Path) {
+		if ce.Fix() == wal.FixCheckpoint {
 			fix = "to write a new checkpoint"
 		}
 		fmt.Fprintf(c.stderr, "Run \"walcat verify %s\" for details and \"walcat repair %s\" %s.\n", dir, dir, fix)

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
+	"github.com/walpub/walpub/internal/headers"
 	"github.com/walpub/walpub/internal/kafkaoffsets"
 	"github.com/walpub/walpub/internal/testutil"
 	"github.com/walpub/walpub/wal"
@@ -112,12 +113,8 @@ func values(recs []*kgo.Record) []string {
 }
 
 func header(r *kgo.Record, key string) []byte {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return h.Value
-		}
-	}
-	return nil
+	v, _ := headers.Value(r, key)
+	return v
 }
 
 // lines returns "prefix1\n" ... "prefixN\n".

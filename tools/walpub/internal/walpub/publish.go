@@ -15,6 +15,7 @@ import (
 
 	"github.com/walpub/walpub/adapter/kafka"
 	"github.com/walpub/walpub/adapter/kafka/hop"
+	"github.com/walpub/walpub/internal/headers"
 	"github.com/walpub/walpub/internal/kafkaoffsets"
 )
 
@@ -247,11 +248,8 @@ func (r *run) readBack() (records, distinct int, err error) {
 	n, err := kafkaoffsets.Consume(ctx, []kgo.Opt{kgo.SeedBrokers(r.broker.ListenAddrs()...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted())}, r.cfg.topic,
 		func(rec *kgo.Record) {
-			for _, h := range rec.Headers {
-				if h.Key == "_id" && len(h.Value) == 16 {
-					ids[[16]byte(h.Value)] = struct{}{}
-					break
-				}
+			if id, _ := headers.Value(rec, "_id"); len(id) == 16 {
+				ids[[16]byte(id)] = struct{}{}
 			}
 		})
 	return int(n), len(ids), err
