@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/walpub/walpub/internal/kfaketest"
 	"github.com/walpub/walpub/wal"
 )
 
@@ -29,7 +30,7 @@ func benchBrokers(b *testing.B, topic string) []string {
 		createTopic(b, brokers, topic, 3)
 		return brokers
 	}
-	return newCluster(b, kfake.SeedTopics(3, topic), kfake.BlackholeProduce()).ListenAddrs()
+	return kfaketest.New(b, kfake.SeedTopics(3, topic), kfake.BlackholeProduce()).ListenAddrs()
 }
 
 // createTopic creates topic on a real broker if it does not exist.

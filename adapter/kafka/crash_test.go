@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/walpub/walpub/internal/kfaketest"
 	"github.com/walpub/walpub/internal/testutil"
 	"github.com/walpub/walpub/wal"
 )
@@ -156,8 +157,8 @@ func crashSetup(t *testing.T, topic string) ([]string, string, string) {
 		t.Skip("re-executes the test binary")
 	}
 	t.Parallel()
-	c := newCluster(t, kfake.SeedTopics(2, topic))
-	return c.ListenAddrs(), clusterURL(c, topic), filepath.Join(t.TempDir(), "journal")
+	c := kfaketest.New(t, kfake.SeedTopics(2, topic))
+	return c.ListenAddrs(), kfaketest.URL(c, topic), filepath.Join(t.TempDir(), "journal")
 }
 
 // realBrokerSetup is crashSetup on the real broker of $KAFKA_BROKERS
@@ -509,8 +510,8 @@ func TestExactlyOnceNewCluster(t *testing.T) {
 		t.Fatalf("first cluster: %d records, %d kills after a commit; want more than 100 and 1", n, kills)
 	}
 
-	c := newCluster(t, kfake.SeedTopics(2, "moved"))
-	urlB := clusterURL(c, "moved")
+	c := kfaketest.New(t, kfake.SeedTopics(2, "moved"))
+	urlB := kfaketest.URL(c, "moved")
 	returned, kills := crashRounds(t, urlB, dir, 1, killAfter(1))
 	if kills != 1 {
 		t.Fatal("the writer on the second cluster was not killed after its commit")

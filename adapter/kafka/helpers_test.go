@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
+
 	"github.com/walpub/walpub/internal/headers"
 	"github.com/walpub/walpub/internal/kafkaoffsets"
-	"go.uber.org/goleak"
 )
 
 // helperEnv selects a helper mode when the test binary is re-executed as a
@@ -26,21 +26,6 @@ func TestMain(m *testing.M) {
 		os.Exit(runHelper(mode))
 	}
 	goleak.VerifyTestMain(m)
-}
-
-// newCluster starts an in-process kfake cluster, closed when the test ends.
-func newCluster(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
-	t.Helper()
-	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
-
-func clusterURL(c *kfake.Cluster, topic string) string {
-	return "kafka://" + strings.Join(c.ListenAddrs(), ",") + "/" + topic
 }
 
 // fastRetries makes the client and the producer retry quickly, so that

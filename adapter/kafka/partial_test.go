@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/walpub/walpub/internal/kfaketest"
 	"github.com/walpub/walpub/internal/testutil"
 	"github.com/walpub/walpub/wal"
 )
@@ -28,10 +29,10 @@ import (
 // delivered, even while an earlier seq's Write is still in progress.
 func TestFlushCoversOwnWrite(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, kfake.SeedTopics(4, "t"))
+	c := kfaketest.New(t, kfake.SeedTopics(4, "t"))
 	var mu sync.Mutex
 	delivered := map[uint64]bool{}
-	p, _ := newTestProducer(t, clusterURL(c, "t"), WithWAL(wal.WithSync(wal.SyncAlways)),
+	p, _ := newTestProducer(t, kfaketest.URL(c, "t"), WithWAL(wal.WithSync(wal.SyncAlways)),
 		WithClient(kgo.ProducerLinger(0)),
 		WithOnDelivery(func(r *kgo.Record) {
 			mu.Lock()
@@ -109,11 +110,11 @@ func TestStuckRecordBoundedMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes 60 MB")
 	}
-	c := newCluster(t, kfake.SeedTopics(2, "t"))
+	c := kfaketest.New(t, kfake.SeedTopics(2, "t"))
 	stuck := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "t", Partitions: []int32{0},
 		Err: kerr.NotEnoughReplicas, Count: -1})
 	defer stuck.Remove()
-	p, _ := newTestProducer(t, clusterURL(c, "t"), WithMaxInFlight(1000, 1<<20),
+	p, _ := newTestProducer(t, kfaketest.URL(c, "t"), WithMaxInFlight(1000, 1<<20),
 		WithClient(kgo.RecordPartitioner(kgo.ManualPartitioner())))
 	ctx := ctxTimeout(t, 120*time.Second)
 	if err := p.Write(ctx, &kgo.Record{Partition: 0, Value: []byte("stuck")}); err != nil {
@@ -162,7 +163,7 @@ func TestHealthyPartitionsFlow(t *testing.T) {
 
 func testHealthyPartitionsFlow(t *testing.T, manual bool) {
 	const parts = 3
-	c := newCluster(t, kfake.SeedTopics(parts, "t"),
+	c := kfaketest.New(t, kfake.SeedTopics(parts, "t"),
 		kfake.BrokerConfigs(map[string]string{"message.max.bytes": "20000"}))
 	stuck := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "t", Partitions: []int32{0},
 		Err: kerr.NotEnoughReplicas, Count: -1})
@@ -171,7 +172,7 @@ func testHealthyPartitionsFlow(t *testing.T, manual bool) {
 	if manual {
 		opts = append(opts, WithClient(kgo.RecordPartitioner(kgo.ManualPartitioner())))
 	}
-	p, _ := newTestProducer(t, clusterURL(c, "t"), opts...)
+	p, _ := newTestProducer(t, kfaketest.URL(c, "t"), opts...)
 	if p.snd.manual != manual {
 		t.Fatalf("manual partitioning detected: %v, want %v", p.snd.manual, manual)
 	}
@@ -255,10 +256,10 @@ func testHealthyPartitionsFlow(t *testing.T, manual bool) {
 // same topic, are all delivered meanwhile.
 func TestMissingPartition(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, kfake.SeedTopics(2, "t"))
+	c := kfaketest.New(t, kfake.SeedTopics(2, "t"))
 	var mu sync.Mutex
 	var buried []error
-	p, dir := newTestProducer(t, clusterURL(c, "t"),
+	p, dir := newTestProducer(t, kfaketest.URL(c, "t"),
 		WithClient(kgo.RecordPartitioner(kgo.ManualPartitioner())),
 		WithOnDeadLetter(func(_ *kgo.Record, err error) {
 			mu.Lock()
@@ -323,14 +324,14 @@ func TestAckRetried(t *testing.T) {
 }
 
 func testAckRetried(t *testing.T, opts ...Option) {
-	c := newCluster(t, kfake.SeedTopics(2, "t"))
+	c := kfaketest.New(t, kfake.SeedTopics(2, "t"))
 	const failures = 5
 	var faults atomic.Int64
 	var p *Producer
 	var mu sync.Mutex
 	var early []int
 	delivered := 0
-	p, _ = newTestProducer(t, clusterURL(c, "t"), append(opts,
+	p, _ = newTestProducer(t, kfaketest.URL(c, "t"), append(opts,
 		withAckFault(func() error {
 			if faults.Add(1) <= failures {
 				return errors.New("injected ack failure")
@@ -419,7 +420,7 @@ func TestCloseWithSmallClientBuffer(t *testing.T) {
 // records written after the refusal.
 func TestClusterAuthorizationRetried(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, kfake.SeedTopics(2, "t"))
+	c := kfaketest.New(t, kfake.SeedTopics(2, "t"))
 	var inits, refused atomic.Int64
 	c.ControlKey(int16(kmsg.InitProducerID), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
@@ -431,7 +432,7 @@ func TestClusterAuthorizationRetried(t *testing.T) {
 		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 		return resp, nil, true
 	})
-	p, _ := newTestProducer(t, clusterURL(c, "t"))
+	p, _ := newTestProducer(t, kfaketest.URL(c, "t"))
 	ctx := ctxTimeout(t, 60*time.Second)
 	const n = 1000
 	writeRecords(t, ctx, p, n, 4, 10)
@@ -469,10 +470,10 @@ func TestClusterAuthorizationRetried(t *testing.T) {
 // with ErrRecordTooLarge.
 func TestNoSpuriousTooLarge(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, kfake.SeedTopics(1, "t"))
+	c := kfaketest.New(t, kfake.SeedTopics(1, "t"))
 	var p *Producer
 	var emptied atomic.Int64
-	p, _ = newTestProducer(t, clusterURL(c, "t"), WithWAL(wal.WithMaxBytes(64<<10)),
+	p, _ = newTestProducer(t, kfaketest.URL(c, "t"), WithWAL(wal.WithMaxBytes(64<<10)),
 		withAfterFull(func() {
 			for p.journal.Stats().Pending > 0 {
 				time.Sleep(time.Millisecond)
@@ -499,7 +500,7 @@ func TestNoSpuriousTooLarge(t *testing.T) {
 // from where a producer on a broker that takes it delivers it, _id kept.
 func TestDeadLetterBoundAndReclaim(t *testing.T) {
 	t.Parallel()
-	strict := newCluster(t, kfake.SeedTopics(1, "t"),
+	strict := kfaketest.New(t, kfake.SeedTopics(1, "t"),
 		kfake.BrokerConfigs(map[string]string{"message.max.bytes": "20000"}))
 	ctx := ctxTimeout(t, 90*time.Second)
 	dir := filepath.Join(t.TempDir(), "journal")
@@ -515,7 +516,7 @@ func TestDeadLetterBoundAndReclaim(t *testing.T) {
 		defer cancel()
 		_ = p.Close(short)
 	}
-	p := open(clusterURL(strict, "t"))
+	p := open(kfaketest.URL(strict, "t"))
 	writeRecords(t, ctx, p, 10, 2, 10)
 	for i := range 3 {
 		r := testRecord(10+i, 2, 0)
@@ -536,7 +537,7 @@ func TestDeadLetterBoundAndReclaim(t *testing.T) {
 	if err != nil || rep.Dropped != 2 {
 		t.Fatalf("DropDeadLetters: %+v, %v; want 2 dropped", rep, err)
 	}
-	p = open(clusterURL(strict, "t"))
+	p = open(kfaketest.URL(strict, "t"))
 	waitStats(t, ctx, p, "the third dead-lettered", func(st Stats) bool { return st.DeadLettered == 1 })
 	if err := p.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -546,9 +547,9 @@ func TestDeadLetterBoundAndReclaim(t *testing.T) {
 	if err != nil || rep.Moved != 1 {
 		t.Fatalf("RequeueDeadLetters: %+v, %v; want 1 moved", rep, err)
 	}
-	loose := newCluster(t, kfake.SeedTopics(1, "t"))
+	loose := kfaketest.New(t, kfake.SeedTopics(1, "t"))
 	var got deliveries
-	p, err = NewProducer(clusterURL(loose, "t"), WithJournal(dir), WithOnDelivery(got.add))
+	p, err = NewProducer(kfaketest.URL(loose, "t"), WithJournal(dir), WithOnDelivery(got.add))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/walpub/walpub/internal/kfaketest"
 	"github.com/walpub/walpub/internal/testutil"
 	"github.com/walpub/walpub/wal"
 )
@@ -47,12 +48,12 @@ func checkOrder(t *testing.T, parts map[int32][]*kgo.Record) {
 
 func TestDelivery(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, kfake.SeedTopics(3, "events", "other"))
+	c := kfaketest.New(t, kfake.SeedTopics(3, "events", "other"))
 	const n = 2000
 	var got deliveries
 	var p *Producer
 	var unacked []int // records reported before their ack was journaled
-	p, _ = newTestProducer(t, clusterURL(c, "events"), WithOnDelivery(func(r *kgo.Record) {
+	p, _ = newTestProducer(t, kfaketest.URL(c, "events"), WithOnDelivery(func(r *kgo.Record) {
 		// Written by one goroutine into a fresh journal: record i is seq
 		// i+1, and the last one (index 99999999) seq n+1.
 		seq := uint64(recordIndex(t, r)) + 1
@@ -162,8 +163,8 @@ func TestDelivery(t *testing.T) {
 // covers every record written before it.
 func TestConcurrentWriters(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, kfake.SeedTopics(4, "t"))
-	p, _ := newTestProducer(t, clusterURL(c, "t"), WithMaxInFlight(64, 1<<20))
+	c := kfaketest.New(t, kfake.SeedTopics(4, "t"))
+	p, _ := newTestProducer(t, kfaketest.URL(c, "t"), WithMaxInFlight(64, 1<<20))
 	ctx := ctxTimeout(t, 60*time.Second)
 	const writers, each = 8, 250
 	var wg sync.WaitGroup
@@ -209,7 +210,7 @@ func TestFaults(t *testing.T) {
 // testFaults is TestFaults; with exactly once, the consumer reads
 // read_committed and must see no duplicate.
 func testFaults(t *testing.T, eos bool) {
-	c := newCluster(t, kfake.SeedTopics(3, "t"))
+	c := kfaketest.New(t, kfake.SeedTopics(3, "t"))
 	var mu sync.Mutex
 	var produces, dropped, coded int
 	const budget = 40
@@ -256,7 +257,7 @@ func testFaults(t *testing.T, eos bool) {
 	if eos {
 		opts = append(opts, WithExactlyOnce(""))
 	}
-	p, _ := newTestProducer(t, clusterURL(c, "t"), opts...)
+	p, _ := newTestProducer(t, kfaketest.URL(c, "t"), opts...)
 	ctx := ctxTimeout(t, 90*time.Second)
 	const n = 3000
 	writeRecords(t, ctx, p, n, 5, 50)
@@ -294,10 +295,10 @@ func testFaults(t *testing.T, eos bool) {
 // requeueing does the retrying: every record must land.
 func TestSurfacedFailures(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, kfake.SeedTopics(3, "t"))
+	c := kfaketest.New(t, kfake.SeedTopics(3, "t"))
 	f := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.NotEnoughReplicas, Count: 30})
 	defer f.Remove()
-	p, _ := newTestProducer(t, clusterURL(c, "t"), WithMaxInFlight(300, 1<<20),
+	p, _ := newTestProducer(t, kfaketest.URL(c, "t"), WithMaxInFlight(300, 1<<20),
 		WithClient(kgo.RecordRetries(1), kgo.ProducerLinger(time.Millisecond)))
 	ctx := ctxTimeout(t, 90*time.Second)
 	const n = 2000
@@ -352,7 +353,7 @@ func testBrokerUnreachableAtStart(t *testing.T, opts ...Option) {
 	if st := p.Stats(); st.Delivered != 0 || st.Queued+st.InFlight != n {
 		t.Fatalf("stats with no broker: %+v", st)
 	}
-	c := newCluster(t, kfake.Ports(port), kfake.SeedTopics(2, "t"))
+	c := kfaketest.New(t, kfake.Ports(port), kfake.SeedTopics(2, "t"))
 	if err := p.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -396,9 +397,9 @@ func TestCloseTimeoutKeepsJournal(t *testing.T) {
 		t.Fatalf("stats after Close: %+v", st)
 	}
 
-	c := newCluster(t, kfake.SeedTopics(1, "t"))
+	c := kfaketest.New(t, kfake.SeedTopics(1, "t"))
 	var got deliveries
-	p2, err := NewProducer(clusterURL(c, "t"), WithJournal(dir), WithOnDelivery(got.add))
+	p2, err := NewProducer(kfaketest.URL(c, "t"), WithJournal(dir), WithOnDelivery(got.add))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +430,7 @@ func TestDeadLetter(t *testing.T) {
 
 // testDeadLetter is TestDeadLetter; the consumer reads read_committed.
 func testDeadLetter(t *testing.T, opts ...Option) {
-	c := newCluster(t, kfake.SeedTopics(1, "t", "denied"),
+	c := kfaketest.New(t, kfake.SeedTopics(1, "t", "denied"),
 		kfake.BrokerConfigs(map[string]string{"message.max.bytes": "20000"}))
 	// A refused authorization can change without the record changing (an
 	// ACL granted later): it is retried, not dead-lettered.
@@ -440,7 +441,7 @@ func testDeadLetter(t *testing.T, opts ...Option) {
 	var mu sync.Mutex
 	var buried []error
 	var got deliveries
-	p, dir := newTestProducer(t, clusterURL(c, "t"), append([]Option{WithOnDelivery(got.add),
+	p, dir := newTestProducer(t, kfaketest.URL(c, "t"), append([]Option{WithOnDelivery(got.add),
 		WithOnDeadLetter(func(r *kgo.Record, err error) {
 			mu.Lock()
 			buried = append(buried, err)
@@ -592,9 +593,9 @@ func TestCorruptJournal(t *testing.T) {
 
 func TestLockedJournal(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, kfake.SeedTopics(1, "t"))
-	_, dir := newTestProducer(t, clusterURL(c, "t"))
-	p2, err := NewProducer(clusterURL(c, "t"), WithJournal(dir))
+	c := kfaketest.New(t, kfake.SeedTopics(1, "t"))
+	_, dir := newTestProducer(t, kfaketest.URL(c, "t"))
+	p2, err := NewProducer(kfaketest.URL(c, "t"), WithJournal(dir))
 	if err == nil {
 		_ = p2.Close(context.Background())
 		t.Fatal("second producer on one journal")
@@ -634,7 +635,7 @@ func TestJournalBound(t *testing.T) {
 	if written == 0 || written > 64 {
 		t.Fatalf("%d 1 KiB records fit in a 64 KiB journal", written)
 	}
-	c := newCluster(t, kfake.Ports(port), kfake.SeedTopics(1, "t"))
+	c := kfaketest.New(t, kfake.Ports(port), kfake.SeedTopics(1, "t"))
 	const more = 200 // several times the bound: Write waits for acks
 	for i := range more {
 		if err := p.Write(ctx, testRecord(written+i, 2, 1000)); err != nil {
@@ -651,7 +652,7 @@ func TestJournalBound(t *testing.T) {
 
 func TestWriteErrors(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, kfake.SeedTopics(1, "t"))
+	c := kfaketest.New(t, kfake.SeedTopics(1, "t"))
 	p, _ := newTestProducer(t, "kafka://"+c.ListenAddrs()[0]) // no topic
 	ctx := ctxTimeout(t, 30*time.Second)
 	if err := p.Write(ctx, &kgo.Record{Value: []byte("x")}); !errors.Is(err, ErrNoTopic) {

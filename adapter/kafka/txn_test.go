@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
+	"github.com/walpub/walpub/internal/kfaketest"
 	"github.com/walpub/walpub/wal"
 )
 
@@ -25,9 +26,9 @@ func readCommitted(t testing.TB, addrs []string, topic string) map[int32][]*kgo.
 
 func TestExactlyOnceDelivers(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, kfake.SeedTopics(3, "eos"))
+	c := kfaketest.New(t, kfake.SeedTopics(3, "eos"))
 	var got deliveries
-	p, _ := newTestProducer(t, clusterURL(c, "eos"), WithExactlyOnce(""), WithOnDelivery(got.add))
+	p, _ := newTestProducer(t, kfaketest.URL(c, "eos"), WithExactlyOnce(""), WithOnDelivery(got.add))
 	ctx := ctxTimeout(t, 30*time.Second)
 	const n = 2000
 	writeRecords(t, ctx, p, n, 7, 100)
@@ -59,8 +60,8 @@ func storedTxnID(t *testing.T, dir string) string {
 
 func TestExactlyOnceTransactionalID(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, kfake.SeedTopics(1, "ids"))
-	url := clusterURL(c, "ids")
+	c := kfaketest.New(t, kfake.SeedTopics(1, "ids"))
+	url := kfaketest.URL(c, "ids")
 	ctx := ctxTimeout(t, 30*time.Second)
 	open := func(dir, id string) {
 		t.Helper()
@@ -94,12 +95,12 @@ func TestExactlyOnceTransactionsRefused(t *testing.T) {
 	noTxn := kversion.Stable()
 	noTxn.SetMaxKeyVersion(kmsg.InitProducerID.Int16(), -1)
 	noTxn.SetMaxKeyVersion(kmsg.EndTxn.Int16(), -1)
-	old := newCluster(t, kfake.SeedTopics(1, "t"), kfake.MaxVersions(noTxn))
+	old := kfaketest.New(t, kfake.SeedTopics(1, "t"), kfake.MaxVersions(noTxn))
 
 	acl := func(res kmsg.ACLResourceType, name string, op kmsg.ACLOperation) kfake.ACL {
 		return kfake.ACL{Resource: res, Name: name, Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: op, Allow: true}
 	}
-	secured := newCluster(t, kfake.SeedTopics(1, "t"), kfake.EnableSASL(), kfake.EnableACLs(),
+	secured := kfaketest.New(t, kfake.SeedTopics(1, "t"), kfake.EnableSASL(), kfake.EnableACLs(),
 		kfake.Superuser("PLAIN", "admin", "admin"),
 		kfake.User("PLAIN", "app", "pw",
 			acl(kmsg.ACLResourceTypeTopic, "t", kmsg.ACLOperationAll),
@@ -115,7 +116,7 @@ func TestExactlyOnceTransactionsRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir() + "/journal"
-			p, err := NewProducer(clusterURL(tc.c, "t"),
+			p, err := NewProducer(kfaketest.URL(tc.c, "t"),
 				append([]Option{WithJournal(dir), WithExactlyOnce("")}, tc.opts...)...)
 			if err == nil {
 				_ = p.Close(ctxTimeout(t, 10*time.Second))
@@ -126,7 +127,7 @@ func TestExactlyOnceTransactionsRefused(t *testing.T) {
 			}
 			t.Logf("NewProducer: %v", err)
 			// Without exactly once the same broker is fine.
-			p, err = NewProducer(clusterURL(tc.c, "t"), append([]Option{WithJournal(dir)}, tc.opts...)...)
+			p, err = NewProducer(kfaketest.URL(tc.c, "t"), append([]Option{WithJournal(dir)}, tc.opts...)...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -142,12 +143,12 @@ func TestExactlyOnceTransactionsRefused(t *testing.T) {
 // partition are not held back (its last stable offset reaches its end).
 func TestExactlyOnceCloseAbortsOpenTransaction(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, kfake.SeedTopics(2, "t"))
+	c := kfaketest.New(t, kfake.SeedTopics(2, "t"))
 	stuck := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "t", Partitions: []int32{1},
 		Err: kerr.NotEnoughReplicas, Count: -1})
 	defer stuck.Remove()
 	dir := t.TempDir() + "/journal"
-	p, err := NewProducer(clusterURL(c, "t"), append(fastRetries(), WithJournal(dir), WithExactlyOnce(""),
+	p, err := NewProducer(kfaketest.URL(c, "t"), append(fastRetries(), WithJournal(dir), WithExactlyOnce(""),
 		WithClient(kgo.RecordPartitioner(kgo.ManualPartitioner())))...)
 	if err != nil {
 		t.Fatal(err)
@@ -236,9 +237,9 @@ func journalPending(t *testing.T, dir string) int {
 // find itself fenced.
 func TestExactlyOnceCheckOwner(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, kfake.SeedTopics(1, "owner"))
+	c := kfaketest.New(t, kfake.SeedTopics(1, "owner"))
 	const id = "walpub-owner-test"
-	p, _ := newTestProducer(t, clusterURL(c, "owner"), WithExactlyOnce(id))
+	p, _ := newTestProducer(t, kfaketest.URL(c, "owner"), WithExactlyOnce(id))
 	ctx := ctxTimeout(t, 30*time.Second)
 	writeRecords(t, ctx, p, 50, 1, 10)
 	if err := p.Flush(ctx); err != nil {

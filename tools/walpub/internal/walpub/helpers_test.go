@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
@@ -61,21 +60,6 @@ func walpub(t *testing.T, stdin string, args ...string) result {
 	var out, errOut testutil.SyncBuffer
 	code := Main(context.Background(), args, Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut})
 	return result{out.String(), errOut.String(), code}
-}
-
-// newCluster starts an in-process kfake broker with topic (one partition).
-func newCluster(t *testing.T, topic string) *kfake.Cluster {
-	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
-
-func clusterURL(c *kfake.Cluster, topic string) string {
-	return "kafka://" + strings.Join(c.ListenAddrs(), ",") + "/" + topic
 }
 
 // deadURL names a loopback port where nothing listens.

@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/walpub/walpub/internal/kfaketest"
 )
 
 // hopHeaders returns a record's hop headers as "key=value", _id as its length.
@@ -38,7 +40,7 @@ func TestHopFormat(t *testing.T) {
 	defer c.Close()
 	in := "{\"event\": 1}\n[1, 2]\n\"text\"\n"
 	r := walpub(t, in, "--journal", filepath.Join(t.TempDir(), "j"), "--hop-format", "JSON", "--test",
-		"--header", "src=x", "--sasl", "SCRAM-SHA-512:alice:secret", clusterURL(c, "alerts"))
+		"--header", "src=x", "--sasl", "SCRAM-SHA-512:alice:secret", kfaketest.URL(c, "alerts"))
 	if r.code != ExitOK {
 		t.Fatal(r)
 	}
@@ -54,8 +56,8 @@ func TestHopFormat(t *testing.T) {
 	}
 
 	// Without credentials there is no _sender; without --test no _test.
-	c2 := newCluster(t, "blobs")
-	r = walpub(t, "\x00\xff\n", "--journal", filepath.Join(t.TempDir(), "j"), "--hop-format", "blob", clusterURL(c2, "blobs"))
+	c2 := kfaketest.New(t, kfake.SeedTopics(1, "blobs"))
+	r = walpub(t, "\x00\xff\n", "--journal", filepath.Join(t.TempDir(), "j"), "--hop-format", "blob", kfaketest.URL(c2, "blobs"))
 	if r.code != ExitOK {
 		t.Fatal(r)
 	}
@@ -75,9 +77,9 @@ func readTopicSASL(t *testing.T, addrs []string, topic string) []*kgo.Record {
 // input with an error naming the line; the lines before it are journaled
 // and sent, nothing after it is.
 func TestHopFormatBadLine(t *testing.T) {
-	c := newCluster(t, "checked")
+	c := kfaketest.New(t, kfake.SeedTopics(1, "checked"))
 	journal := filepath.Join(t.TempDir(), "j")
-	r := walpub(t, "{\"a\": 1}\n2\n{\"a\": \n{\"b\": 4}\n", "--journal", journal, "--hop-format", "json", clusterURL(c, "checked"))
+	r := walpub(t, "{\"a\": 1}\n2\n{\"a\": \n{\"b\": 4}\n", "--journal", journal, "--hop-format", "json", kfaketest.URL(c, "checked"))
 	if r.code != ExitError {
 		t.Fatalf("exit %d, want %d: %s", r.code, ExitError, r)
 	}
@@ -97,11 +99,11 @@ func TestHopFormatBadLine(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("<VOEvent/>"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r = walpub(t, "", "--journal", journal, "--whole", "--hop-format", "voevent", clusterURL(c, "checked"), bad)
+	r = walpub(t, "", "--journal", journal, "--whole", "--hop-format", "voevent", kfaketest.URL(c, "checked"), bad)
 	if r.code != ExitError || !strings.Contains(r.stderr, bad+": not a valid voevent message: the root element is VOEvent, not voe:VOEvent") {
 		t.Errorf("voevent: %s", r)
 	}
-	r = walpub(t, "k1 {\"x\": 1}\nk2 {}\n", "--journal", journal, "--key-delim", " ", "--hop-format", "json", clusterURL(c, "checked"))
+	r = walpub(t, "k1 {\"x\": 1}\nk2 {}\n", "--journal", journal, "--key-delim", " ", "--hop-format", "json", kfaketest.URL(c, "checked"))
 	if r.code != ExitOK {
 		t.Errorf("key-delim: %s", r)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/walpub/walpub/internal/kfaketest"
 	"github.com/walpub/walpub/internal/testutil"
 )
 
@@ -177,8 +178,8 @@ hostname = "kafka.example.org"
 // hop refuses it; --no-hop-auth ignores the file; without a file a URL
 // user is an error.
 func TestHopCredentialFileErrors(t *testing.T) {
-	c := newCluster(t, "plain")
-	url := clusterURL(c, "plain")
+	c := kfaketest.New(t, kfake.SeedTopics(1, "plain"))
+	url := kfaketest.URL(c, "plain")
 	getenv := hopHome(t, "[[auth]]\nusername = \"a\"\npassword = \"b\"\n", 0o644)
 	journal := filepath.Join(t.TempDir(), "j")
 	r := walpubEnv(t, getenv, "x\n", "--journal", journal, url)

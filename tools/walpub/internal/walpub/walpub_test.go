@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"github.com/walpub/walpub/adapter/kafka"
+	"github.com/walpub/walpub/internal/kfaketest"
 	"github.com/walpub/walpub/internal/testutil"
 	"github.com/walpub/walpub/wal"
 )
@@ -71,7 +74,7 @@ func TestExactlyOnceFlag(t *testing.T) {
 // TestLinesFromFiles: every line of every file (and "-" for stdin) is a
 // record, in order, without its line ending, with --key and --header.
 func TestLinesFromFiles(t *testing.T) {
-	c := newCluster(t, "lines")
+	c := kfaketest.New(t, kfake.SeedTopics(1, "lines"))
 	dir := t.TempDir()
 	f1 := filepath.Join(dir, "a.txt")
 	f2 := filepath.Join(dir, "b.txt")
@@ -82,7 +85,7 @@ func TestLinesFromFiles(t *testing.T) {
 	if err := os.WriteFile(f2, []byte(long+"\nlast\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := walpub(t, "from stdin\n", "--journal", filepath.Join(dir, "j"), clusterURL(c, "lines"), f1, "-", f2,
+	r := walpub(t, "from stdin\n", "--journal", filepath.Join(dir, "j"), kfaketest.URL(c, "lines"), f1, "-", f2,
 		"--key", "k", "--header", "src=test", "--header", "n=1")
 	if r.code != ExitOK {
 		t.Fatal(r)
@@ -104,7 +107,7 @@ func TestLinesFromFiles(t *testing.T) {
 
 // TestWholeFiles: --whole makes each file one record, byte for byte.
 func TestWholeFiles(t *testing.T) {
-	c := newCluster(t, "files")
+	c := kfaketest.New(t, kfake.SeedTopics(1, "files"))
 	dir := t.TempDir()
 	contents := [][]byte{[]byte("line 1\nline 2\n"), {0, 1, 2, '\n', 0xff}, {}}
 	var args []string
@@ -115,7 +118,7 @@ func TestWholeFiles(t *testing.T) {
 		}
 		args = append(args, f)
 	}
-	r := walpub(t, "", append([]string{"--whole", "--journal", filepath.Join(dir, "j"), clusterURL(c, "files")}, args...)...)
+	r := walpub(t, "", append([]string{"--whole", "--journal", filepath.Join(dir, "j"), kfaketest.URL(c, "files")}, args...)...)
 	if r.code != ExitOK {
 		t.Fatal(r)
 	}
@@ -129,7 +132,7 @@ func TestWholeFiles(t *testing.T) {
 		}
 	}
 	// Standard input as one record.
-	r = walpub(t, "a\nb\n", "--whole", "--journal", filepath.Join(dir, "j"), clusterURL(c, "files"))
+	r = walpub(t, "a\nb\n", "--whole", "--journal", filepath.Join(dir, "j"), kfaketest.URL(c, "files"))
 	if r.code != ExitOK {
 		t.Fatal(r)
 	}
@@ -140,8 +143,8 @@ func TestWholeFiles(t *testing.T) {
 
 // TestKeyDelim splits each line into key and value.
 func TestKeyDelim(t *testing.T) {
-	c := newCluster(t, "kv")
-	r := walpub(t, "a\tx\nb\ty\tz\nnokey\n", "--key-delim", "\t", "--journal", filepath.Join(t.TempDir(), "j"), clusterURL(c, "kv"))
+	c := kfaketest.New(t, kfake.SeedTopics(1, "kv"))
+	r := walpub(t, "a\tx\nb\ty\tz\nnokey\n", "--key-delim", "\t", "--journal", filepath.Join(t.TempDir(), "j"), kfaketest.URL(c, "kv"))
 	if r.code != ExitOK {
 		t.Fatal(r)
 	}
@@ -176,8 +179,8 @@ func TestUnconfirmedThenResent(t *testing.T) {
 		t.Fatalf("journal: %+v", in)
 	}
 
-	c := newCluster(t, "resend")
-	r = walpub(t, "new\n", "--journal", journal, clusterURL(c, "resend"))
+	c := kfaketest.New(t, kfake.SeedTopics(1, "resend"))
+	r = walpub(t, "new\n", "--journal", journal, kfaketest.URL(c, "resend"))
 	if r.code != ExitOK {
 		t.Fatal(r)
 	}
@@ -243,7 +246,7 @@ func TestEmbeddedRefusesJournalBoundElsewhere(t *testing.T) {
 // here), the records read so far are confirmed, the exit status says
 // which signal came.
 func TestInterrupt(t *testing.T) {
-	c := newCluster(t, "intr")
+	c := kfaketest.New(t, kfake.SeedTopics(1, "intr"))
 	journal := filepath.Join(t.TempDir(), "j")
 	pr, pw := io.Pipe()
 	defer pw.Close()
@@ -251,7 +254,7 @@ func TestInterrupt(t *testing.T) {
 	var out, errOut testutil.SyncBuffer
 	done := make(chan int)
 	go func() {
-		done <- Main(context.Background(), []string{"--journal", journal, clusterURL(c, "intr")},
+		done <- Main(context.Background(), []string{"--journal", journal, kfaketest.URL(c, "intr")},
 			Env{Stdin: pr, Stdout: &out, Stderr: &errOut, Signals: sigs})
 	}()
 	if _, err := io.WriteString(pw, lines("i", 20)); err != nil {
@@ -338,8 +341,8 @@ func TestKilledProcessNoBroker(t *testing.T) {
 		t.Fatalf("after the kill: %+v\nchild output:\n%s", in, out.String())
 	}
 
-	c := newCluster(t, "killed")
-	r := walpub(t, "after\n", "--journal", journal, clusterURL(c, "killed"))
+	c := kfaketest.New(t, kfake.SeedTopics(1, "killed"))
+	r := walpub(t, "after\n", "--journal", journal, kfaketest.URL(c, "killed"))
 	if r.code != ExitOK || !strings.Contains(r.stdout, fmt.Sprintf("(%d of them left by an earlier run)", n)) {
 		t.Fatal(r)
 	}
@@ -354,7 +357,7 @@ func TestKilledProcessNoBroker(t *testing.T) {
 // next run, every record the killed process journaled is on the topic
 // (duplicates allowed, no loss).
 func TestKilledProcessMidStream(t *testing.T) {
-	c := newCluster(t, "mid")
+	c := kfaketest.New(t, kfake.SeedTopics(1, "mid"))
 	killMidStream(t, c.ListenAddrs(), "mid")
 }
 
