@@ -31,6 +31,12 @@
 //
 // Files other than these, and subdirectories, are ignored.
 //
+// Close removes the prepared next segment and, when no record of the
+// active segment is pending, seals it behind a one-page segment that
+// holds only a header (which carries the next seq) and reclaims it like
+// any fully acknowledged segment: a closed log whose records are all
+// acknowledged takes a few KiB on disk, and its seqs go on after Open.
+//
 // # Durability
 //
 // Records are copied into a shared mapping of the segment file, which is

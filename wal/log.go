@@ -208,7 +208,7 @@ func (l *Log) open(mode loadMode) error {
 	}
 	if l.active == nil {
 		// No segment yet, or the last one is compacted: start a new one.
-		s, err := l.newSegmentLocked(0)
+		s, err := l.newSegmentLocked(l.cfg.segmentSize)
 		if err != nil {
 			return err
 		}
@@ -419,7 +419,13 @@ func (l *Log) ensureRoomLocked(n int64) error {
 	if l.active.tail+n <= l.active.file.Size() {
 		return nil
 	}
-	s, err := l.newSegmentLocked(n)
+	return l.rotateLocked(max(l.cfg.segmentSize, segment.PageAlign(segment.HeaderSize+n)))
+}
+
+// rotateLocked seals the active segment and makes a new one of size bytes
+// the active one.
+func (l *Log) rotateLocked(size int64) error {
+	s, err := l.newSegmentLocked(size)
 	if err != nil {
 		return err
 	}
@@ -458,18 +464,18 @@ func (l *Log) installActiveLocked(s *seg) {
 }
 
 // newSegmentLocked turns the prepared file (or a new one, if none is
-// ready or it is too small for need bytes) into the next segment.
-func (l *Log) newSegmentLocked(need int64) (*seg, error) {
+// ready or it is not size bytes) into the next segment, of size bytes.
+func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 	var id uint64 = 1
 	if n := len(l.segs); n > 0 {
 		id = l.segs[n-1].id + 1
 	}
 	var f *segment.File
 	populated := int64(segment.HeaderSize)
-	size := max(l.cfg.segmentSize, (segment.HeaderSize+need+4095)&^4095)
-	// A prepared file too small for need stays prepared (the preparer
-	// may be pre-faulting it): an oversized record gets a file of its own.
-	if p := l.prepared; p != nil && p.Size() >= size {
+	// A prepared file of another size stays prepared (the preparer may
+	// be pre-faulting it): an oversized record gets a file of its own,
+	// and so does Close's one-page segment (see shrinkIdle).
+	if p := l.prepared; p != nil && p.Size() == size {
 		l.prepared = nil
 		f, populated = p, l.prepPopulated
 	}
@@ -1129,7 +1135,10 @@ func (l *Log) Stats() Stats {
 }
 
 // Close syncs everything, writes the checkpoint, stops every goroutine
-// the log started and releases the directory. Later calls return
+// the log started and releases the directory. It leaves nothing on disk
+// that holds no live record: the prepared next segment is removed and, if
+// no record of the active segment is pending, that segment is reclaimed
+// behind a one-page one (see the package doc). Later calls return
 // ErrClosed.
 func (l *Log) Close() error {
 	l.mu.Lock()
@@ -1152,9 +1161,12 @@ func (l *Log) Close() error {
 	var err error
 	l.mu.Lock()
 	stickyErr := l.err
-	at := pos{l.active.id, l.active.tail}
 	l.mu.Unlock()
 	if stickyErr == nil {
+		l.shrinkIdle()
+		l.mu.Lock()
+		at := pos{l.active.id, l.active.tail}
+		l.mu.Unlock()
 		err = l.syncTo(at)
 		if err == nil {
 			err = l.syncSuperblock()
@@ -1180,6 +1192,40 @@ func (l *Log) Close() error {
 		return stickyErr
 	}
 	return err
+}
+
+// idleSegmentSize is the size of the segment Close leaves active when no
+// record of the active segment is pending: one page, enough for its
+// header, which carries the next seq.
+const idleSegmentSize = segment.PageSize
+
+// shrinkIdle leaves a closing log with nothing on disk that holds no
+// live record. The prepared segment goes, and if the active segment has
+// no pending record it is sealed behind a one-page segment that only
+// carries the next seq (so that seqs go on from there after Open), and
+// reclaimed with every other fully acknowledged segment. It is the
+// rotation and reclamation the log does in normal operation, in the same
+// order (new segment, sync, checkpoint, removal), so it keeps their
+// guarantees against a power cut. A failure leaves a log that opens as
+// it is; one that poisons the log fails Close's sync.
+func (l *Log) shrinkIdle() {
+	l.mu.Lock()
+	if l.prepared != nil {
+		l.discardPrepared(l.prepared)
+		l.prepared = nil
+	}
+	if a := l.active; a.pending > 0 || a.file.Size() <= idleSegmentSize {
+		l.mu.Unlock()
+		return
+	}
+	err := l.rotateLocked(idleSegmentSize)
+	l.mu.Unlock()
+	if err == nil {
+		_, err = l.reclaim()
+	}
+	if err != nil {
+		l.log.Warn("wal: could not shrink the idle log on close", "err", err)
+	}
 }
 
 // closeFiles unmaps every segment not held by a reader and removes the
