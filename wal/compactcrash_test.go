@@ -17,8 +17,12 @@ import (
 // syncing it, renaming it over the first segment, syncing the directory,
 // removing the segments merged into it, syncing the directory again —
 // before and after the step, and takes the disk as a killed process
-// leaves it (page cache and directory intact) and as a power cut leaves
-// it (only what was synced; cutFS). Each time the log must open with one
+// leaves it (page cache and directory intact), as a power cut leaves it
+// (only what was synced; cutFS) and as a power cut leaves a file system
+// that reorders unsynced directory operations (cutFS.unordered: removals
+// since the last directory sync kept, creations and renames lost), so
+// that a merge must sync the directory after its rename before it removes
+// the merged segments. Each time the log must open with one
 // complete version of every record: each pending record exactly once,
 // with its bytes, no acknowledged one back (the acks were synced:
 // SyncAlways), no .compact.tmp and no merged-away segment left behind
@@ -38,12 +42,13 @@ func TestCompactionCrashAtEachStep(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for _, step := range steps {
 		for _, after := range []bool{false, true} {
-			for _, kill := range []bool{true, false} {
-				name := fmt.Sprintf("%s/after=%v/kill=%v", step.name, after, kill)
+			for _, mode := range []string{"kill", "power-cut", "power-cut-unordered"} {
+				name := fmt.Sprintf("%s/after=%v/%s", step.name, after, mode)
 				t.Run(name, func(t *testing.T) {
 					dir := filepath.Join(t.TempDir(), "log")
 					cfs := newCutFS(dir, 5, 0)
-					cfs.kill = kill
+					cfs.kill = mode == "kill"
+					cfs.unordered = mode == "power-cut-unordered"
 					defer cfs.close()
 					fired, armed := false, false
 					cfs.trigger = func(kind, path string) bool {

@@ -38,7 +38,12 @@ type cutFS struct {
 	// metaAll: every directory operation survives the power cut (the
 	// journal was committed, as ext4 does at any fsync), file contents
 	// only as synced.
-	metaAll    bool
+	metaAll bool
+	// unordered models a file system that does not keep unsynced
+	// directory operations in order, at its worst: at the cut, every
+	// removal since the last SyncDir survives and every creation and
+	// rename since is lost. Only a SyncDir makes a name durable.
+	unordered  bool
 	ops        []dirOp
 	durableOps int
 	inodes     map[uint64]*inode
@@ -109,8 +114,17 @@ func (c *cutFS) cutLocked() {
 	} else if n > 0 {
 		k += c.rng.IntN(n + 1)
 	}
+	ops := c.ops[:k]
+	if c.unordered {
+		ops = c.ops[:c.durableOps:c.durableOps]
+		for _, op := range c.ops[c.durableOps:] {
+			if op.kind == 'd' {
+				ops = append(ops, op)
+			}
+		}
+	}
 	names := map[string]uint64{}
-	for _, op := range c.ops[:k] {
+	for _, op := range ops {
 		switch op.kind {
 		case 'c':
 			names[op.a] = op.ino
