@@ -779,13 +779,13 @@ func (l *Log) writeSuperblock(sb index.Superblock) error {
 // syncer syncs in the background for SyncEvery.
 func (l *Log) syncer(every time.Duration) {
 	defer l.wg.Done()
-	t := time.NewTicker(every)
-	defer t.Stop()
+	tick, stop := l.cfg.ticker(every)
+	defer stop()
 	for {
 		select {
 		case <-l.quit:
 			return
-		case <-t.C:
+		case <-tick:
 		}
 		l.mu.Lock()
 		if l.closed || l.err != nil {

@@ -78,6 +78,9 @@ type config struct {
 	fileMode    fs.FileMode
 	logger      *slog.Logger
 	fs          vfs.FS
+	// ticker starts the SyncEvery syncer's ticker of period d: its
+	// channel and its stop function.
+	ticker func(d time.Duration) (<-chan time.Time, func())
 }
 
 func defaultConfig() config {
@@ -87,7 +90,13 @@ func defaultConfig() config {
 		fileMode:    0o600,
 		logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		fs:          vfs.OS,
+		ticker:      realTicker,
 	}
+}
+
+func realTicker(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTicker(d)
+	return t.C, t.Stop
 }
 
 func (c *config) validate() error {
@@ -145,3 +154,9 @@ func WithLogger(l *slog.Logger) Option {
 
 // withFS replaces the file system, for fault injection in tests.
 func withFS(fsys vfs.FS) Option { return func(c *config) { c.fs = fsys } }
+
+// withTicker replaces the SyncEvery syncer's ticker, for tests that check
+// its period and drive its ticks.
+func withTicker(f func(d time.Duration) (<-chan time.Time, func())) Option {
+	return func(c *config) { c.ticker = f }
+}

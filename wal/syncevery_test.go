@@ -1,6 +1,8 @@
 package wal
 
 import (
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +21,55 @@ func endOf(l *Log) pos {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return pos{l.active.id, l.active.tail}
+}
+
+// TestSyncEveryTicks checks the SyncEvery(d) syncer against a ticker the
+// test drives, with no timing in it: the syncer asks for a ticker of period
+// exactly d, syncs nothing of a record appended until a tick comes, makes
+// it durable on the next tick, and stops its ticker on Close. With the
+// period d and a sync on every tick, all but the last d of records (and a
+// sync's duration) are durable (issue 18 item 18).
+func TestSyncEveryTicks(t *testing.T) {
+	const d = 37 * time.Millisecond
+	var (
+		mu      sync.Mutex
+		periods []time.Duration
+		stopped bool
+	)
+	tick := make(chan time.Time) // unbuffered: a send returns once the syncer took it
+	l := mustOpen(t, t.TempDir(), WithSync(SyncEvery(d)), withTicker(func(p time.Duration) (<-chan time.Time, func()) {
+		mu.Lock()
+		defer mu.Unlock()
+		periods = append(periods, p)
+		return tick, func() { mu.Lock(); stopped = true; mu.Unlock() }
+	}))
+	checkpointWritten(t, l) // Open's own work done
+	mu.Lock()
+	if len(periods) != 1 || periods[0] != d {
+		t.Errorf("the syncer asked for tickers of periods %v, want one of %v", periods, d)
+	}
+	mu.Unlock()
+	for i := range 3 {
+		if _, err := l.Append([]byte("a record under SyncEvery")); err != nil {
+			t.Fatal(err)
+		}
+		at := endOf(l)
+		if syncedTo(l, at) {
+			t.Fatalf("round %d: the record is durable before a tick", i)
+		}
+		select {
+		case tick <- time.Now():
+		case <-time.After(time.Minute):
+			t.Fatalf("round %d: the syncer took no tick in a minute", i)
+		}
+		eventually(t, fmt.Sprintf("round %d: the record durable after a tick", i), func() bool { return syncedTo(l, at) })
+	}
+	mustClose(t, l)
+	mu.Lock()
+	defer mu.Unlock()
+	if !stopped {
+		t.Error("Close did not stop the syncer's ticker")
+	}
 }
 
 // TestSyncEveryInterval checks the SyncEvery(d) syncer's interval, counting
