@@ -24,7 +24,9 @@ type flipCounts struct{ flips, detected, harmless, failed int }
 // directory is restored after each flip.
 //
 // Under the race detector it flips every 8th bit (a different one in each
-// byte) unless WALPUB_BITFLIP=full; -short flips every 64th.
+// byte) unless WALPUB_BITFLIP=full; -short flips every 64th. It checks
+// that it made as many flips as it set out to (with WALPUB_BITFLIP=full,
+// one for every bit of the data): .ci/run's fuzz stage runs it so.
 func TestExhaustiveBitFlips(t *testing.T) {
 	bl := loadBaseLog(t)
 	dir := scratchDir(t)
@@ -34,8 +36,9 @@ func TestExhaustiveBitFlips(t *testing.T) {
 	}
 	bl.files.restore(t, dir)
 
+	full := os.Getenv("WALPUB_BITFLIP") == "full"
 	stride := 1
-	if os.Getenv("WALPUB_BITFLIP") != "full" {
+	if !full {
 		if raceEnabled {
 			stride = 8
 		}
@@ -87,12 +90,20 @@ func TestExhaustiveBitFlips(t *testing.T) {
 				}
 			}
 		}
-		if tail := len(orig) - end; tail > 0 {
-			samples := min(64, tail)
-			for i := range samples {
-				off := end + i*tail/samples
-				flip(off, uint(i)%8)
-			}
+		samples := min(64, len(orig)-end)
+		for i := range samples {
+			off := end + i*(len(orig)-end)/samples
+			flip(off, uint(i)%8)
+		}
+		// The flips made are the bits promised: every stride-th of the
+		// data (every one with WALPUB_BITFLIP=full, as CI's fuzz stage
+		// runs it), and the tail's samples.
+		want := (8*end+stride-1)/stride + samples
+		if full {
+			want = 8*end + samples
+		}
+		if c.flips != want {
+			t.Errorf("%s: %d flips, want %d (%d data bytes, every %s bit, %d tail samples)", name, c.flips, want, end, ordinal(stride), samples)
 		}
 		t.Logf("%-26s %6d bytes (data %6d): %6d flips, %6d detected, %6d harmless, %d failed",
 			name, len(orig), end, c.flips, c.detected, c.harmless, c.failed)
