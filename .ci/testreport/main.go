@@ -6,9 +6,10 @@
 // line, summed by .ci/run).
 //
 // It exits 1 if a test or a package failed, if a test whose name does not
-// match -allow-skip skipped (its output is printed), or if fewer than
-// -min-passed tests passed: a stage whose tests skip, or that matched none,
-// must not look green.
+// match -allow-skip skipped (its output is printed), if fewer than
+// -min-passed tests passed, or if a package's result was replayed from the
+// test cache ("ok pkg (cached)": go test without -count=1): a stage whose
+// tests skip, that matched none, or that ran none, must not look green.
 //
 // It lives in .ci/ (a directory the go tool's ./... skips) and uses the
 // standard library only.
@@ -74,7 +75,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer out.Flush()
 
 	var passed, failed, skipped int
-	var unexpectedSkips []string
+	var unexpectedSkips, cached []string
 	failedPkgs := 0
 	// Output of tests still running, kept until we know whether they failed.
 	pending := map[string][]string{}
@@ -101,6 +102,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				// next to the ok/FAIL line that follows it.
 				if !*verbose && (e.Output == "PASS\n" || e.Output == "FAIL\n") {
 					continue
+				}
+				if f := strings.Fields(e.Output); len(f) >= 3 && f[0] == "ok" && f[2] == "(cached)" {
+					cached = append(cached, f[1])
 				}
 				fmt.Fprint(out, e.Output)
 				continue
@@ -149,6 +153,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	bad := failed > 0 || failedPkgs > 0
 	if len(unexpectedSkips) > 0 {
 		fmt.Fprintf(out, "%s: %d tests skipped that must run: %s\n", *label, len(unexpectedSkips), strings.Join(unexpectedSkips, " "))
+		bad = true
+	}
+	if len(cached) > 0 {
+		fmt.Fprintf(out, "%s: %d packages replayed a cached result instead of running (go test -count=1): %s\n", *label, len(cached), strings.Join(cached, " "))
 		bad = true
 	}
 	if passed < *minPassed {

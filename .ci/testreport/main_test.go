@@ -40,6 +40,8 @@ func TestRun(t *testing.T) {
 		{"a skipped subtest", []string{"-allow-skip", `a\.TestA`}, events("pass example.com/m/a TestA", "skip example.com/m/a TestA/sub"), 1, "must run: a.TestA/sub"},
 		{"go's own messages pass through", nil, "go: downloading x\n" + events("pass example.com/m/a TestA"), 0, "go: downloading x\n"},
 		{"a bad -allow-skip", []string{"-allow-skip", "("}, "", 2, ""},
+		{"a cached result", nil, events("pass example.com/m/a TestA") + `{"Action":"output","Package":"example.com/m/a","Output":"ok  \texample.com/m/a\t(cached)\n"}` + "\n" + events("pass example.com/m/a"), 1, "1 packages replayed a cached result instead of running (go test -count=1): example.com/m/a"},
+		{"a fresh result", nil, events("pass example.com/m/a TestA") + `{"Action":"output","Package":"example.com/m/a","Output":"ok  \texample.com/m/a\t0.012s\n"}` + "\n" + events("pass example.com/m/a"), 0, "ok  \texample.com/m/a\t0.012s"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
