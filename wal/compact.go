@@ -429,30 +429,28 @@ func (l *Log) installMerged(m *mergeJob, nf *segment.File) error {
 	for _, o := range l.segs[at : last+1] {
 		end = max(end, o.firstSeq+o.acks.Len())
 	}
+	// Only the records copied may be unacknowledged: every other seq of
+	// the range was acknowledged (the snapshot's, or a reclaimed
+	// segment's). The bitmap is built from them alone, sparse when the
+	// range is much larger, so that neither time nor memory grows with
+	// the span.
 	ns := &seg{id: first.id, firstSeq: first.firstSeq, file: &mapped{File: nf}, locs: m.locs, tail: m.tail,
-		sealed: true, gen: m.gen + 1, acks: index.NewAcks(first.firstSeq, end-first.firstSeq)}
-	q := first.firstSeq
-	for _, o := range l.segs[at : last+1] {
-		for ; q < o.firstSeq; q++ {
-			ns.acks.Set(q) // a reclaimed segment's seq
-		}
-		for oEnd := min(o.firstSeq+o.acks.Len(), end); q < oEnd; q++ {
-			if o.acks.Has(q) {
-				ns.acks.Set(q)
-			}
-		}
-	}
-	for ; q < end; q++ {
-		ns.acks.Set(q)
-	}
+		sealed: true, gen: m.gen + 1, acks: index.NewAcksOf(first.firstSeq, end-first.firstSeq, m.copied)}
+	members := l.segs[at : last+1]
 	for _, q := range m.copied {
-		if !ns.acks.Has(q) {
-			off, _ := m.locs.Lookup(q)
-			fr, _ := segment.DecodeFrame(nf.Bytes(), off)
-			ns.pending++
-			ns.pendingBytes += int64(fr.RawLen)
-			ns.liveFrames += int64(fr.Size())
+		for len(members) > 1 && !members[0].acks.Covers(q) {
+			members = members[1:]
 		}
+		if members[0].acks.Has(q) {
+			// Acknowledged since the snapshot.
+			ns.acks.Set(q)
+			continue
+		}
+		off, _ := m.locs.Lookup(q)
+		fr, _ := segment.DecodeFrame(nf.Bytes(), off)
+		ns.pending++
+		ns.pendingBytes += int64(fr.RawLen)
+		ns.liveFrames += int64(fr.Size())
 	}
 	var others []string
 	for _, sr := range srcs {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -136,9 +137,25 @@ func TestFormatDocsMatchFiles(t *testing.T) {
 			}
 		}
 	}
+	// Many small records of which a few stay pending: merged, they make a
+	// segment whose range is many times its records, a sparse entry.
+	var small []uint64
+	for i := range 6000 {
+		q, err := l.Append([]byte{byte(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%1000 != 0 {
+			small = append(small, q)
+		}
+	}
+	if err := l.Ack(small...); err != nil {
+		t.Fatal(err)
+	}
 	// Compaction runs in the background: wait for a merged segment and for
-	// a checkpoint written after whole segments were reclaimed.
-	eventually(t, "a merged compacted segment and a checkpoint with a sealed end", func() bool {
+	// a checkpoint written after whole segments were reclaimed, with a
+	// sparse entry.
+	eventually(t, "a merged compacted segment and a checkpoint with a sealed end and a sparse entry", func() bool {
 		merged := false
 		for _, path := range segFiles(t, dir) {
 			b, err := os.ReadFile(path)
@@ -154,7 +171,7 @@ func TestFormatDocsMatchFiles(t *testing.T) {
 			return false
 		}
 		ck, err := index.DecodeCheckpoint(b)
-		return merged && err == nil && ck.SealedEnd > 0
+		return merged && err == nil && ck.SealedEnd > 0 && slices.ContainsFunc(ck.Segments, func(e index.SegmentAcks) bool { return e.Acks.Sparse() })
 	})
 	mustClose(t, l)
 
@@ -215,12 +232,13 @@ func TestFormatDocsMatchFiles(t *testing.T) {
 	if got := string(ckt.field(t, ckb, "magic")); got != index.CheckpointMagic {
 		t.Errorf("checkpoint: documented magic reads %q", got)
 	}
-	ckt.want(t, ckb, "version", index.Version)
+	ckt.want(t, ckb, "version", index.CheckpointVersion) // it has a sparse entry
 	ckt.want(t, ckb, "number of segment entries", uint64(len(ck.Segments)))
 	ckt.want(t, ckb, "through", ck.Through)
 	ckt.want(t, ckb, "next seq", ck.NextSeq)
 	ckt.want(t, ckb, "sealed end", ck.SealedEnd)
 	ent := idxDoc["An entry is three u64s, then its bitmap words if it has any:"]
+	spe := idxDoc["After its three u64s, a sparse entry holds:"]
 	eb := ckt.field(t, ckb, "entries")
 	kinds := map[string]int{}
 	for _, e := range ck.Segments {
@@ -231,11 +249,28 @@ func TestFormatDocsMatchFiles(t *testing.T) {
 			t.Errorf("checkpoint entry: documented count reads %d, the decoder says %d", n, e.Acks.Len())
 		}
 		none, all := bits&(1<<63) != 0, bits&(1<<62) != 0
-		if c := uint64(e.Acks.Count()); none != (c == 0) || all != (c == e.Acks.Len()) {
+		if c := uint64(e.Acks.Count()); !e.Acks.Sparse() && (none != (c == 0) || all != (c == e.Acks.Len())) {
 			t.Errorf("checkpoint entry: flags none=%v all=%v for %d of %d acknowledged", none, all, c, e.Acks.Len())
 		}
 		words := ent.field(t, eb, "with neither flag")
 		switch {
+		case none && all:
+			kinds["sparse"]++
+			if !e.Acks.Sparse() {
+				t.Errorf("checkpoint entry: both flags (sparse) but the decoder says not sparse")
+			}
+			count := spe.uint(t, eb, "count")
+			if want := e.Acks.Len() - uint64(e.Acks.Count()); count != want {
+				t.Errorf("checkpoint sparse entry: documented count reads %d, the decoder says %d unacknowledged", count, want)
+			}
+			list := spe.field(t, eb, "count u64 seqs")
+			for i := range count {
+				q := binary.LittleEndian.Uint64(list[8*i:])
+				if q < e.Acks.Base() || q >= e.Acks.Base()+e.Acks.Len() || e.Acks.Has(q) {
+					t.Fatalf("checkpoint sparse entry: documented seq %d is not an unacknowledged seq of the entry", q)
+				}
+			}
+			words = list[8*count:]
 		case none:
 			kinds["none"]++
 		case all:
@@ -251,7 +286,7 @@ func TestFormatDocsMatchFiles(t *testing.T) {
 		}
 		eb = words
 	}
-	if len(eb) != 8 || kinds["bitmap"] == 0 {
+	if len(eb) != 8 || kinds["bitmap"] == 0 || kinds["sparse"] == 0 {
 		t.Errorf("checkpoint entries %v: %d bytes left after them (want the 8 of the checksum)", kinds, len(eb))
 	}
 	// The checkpoint ends with its checksum.

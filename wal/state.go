@@ -265,7 +265,7 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 	if err := ld.checkCheckpointCoverage(ackedSince); err != nil {
 		return nil, err
 	}
-	if err := ld.countPending(); err != nil {
+	if err := ld.countPending(ackedSince); err != nil {
 		return nil, err
 	}
 	return st, nil
@@ -673,7 +673,15 @@ func (ld *loader) buildAcks() ([]ackRange, error) {
 		if n > index.MaxSpan {
 			return nil, corrupt(s.file.Path, 0, s.lastSeq, FixCut, "segment spans %d seqs, more than %d", n, index.MaxSpan)
 		}
-		s.acks = index.NewAcks(s.firstSeq, n)
+		if s.compacted() {
+			// Only its records may be unacknowledged (countPending checks
+			// that the seqs between them are acknowledged): a bitmap of
+			// them alone when that is smaller, so that a file of a few
+			// KiB spanning MaxSpan seqs takes a few KiB, not 32 MiB.
+			s.acks = index.NewAcksOf(s.firstSeq, n, s.locs.AppendSeqs(nil))
+		} else {
+			s.acks = index.NewAcks(s.firstSeq, n)
+		}
 		if st.haveCkpt {
 			st.ckpt.Fill(s.acks)
 		}
@@ -698,24 +706,18 @@ func (ld *loader) buildAcks() ([]ackRange, error) {
 
 // checkCheckpointCoverage checks that every seq the checkpoint calls
 // unacknowledged is still in a segment, unless an ack frame acknowledged
-// it since (ackedSince). The work is bounded by the records on disk and
-// the ack ranges, not by the spans entries claim: an entry with every seq
-// acknowledged is skipped whole, and a run of seqs an ack range covers is
-// skipped at once.
+// it since (ackedSince). The work is bounded by the records on disk, the
+// ack ranges and the checkpoint's bitmap words, not by the spans entries
+// claim: the unacknowledged seqs are found a word at a time, and a run of
+// seqs an ack range covers is skipped at once.
 func (ld *loader) checkCheckpointCoverage(ackedSince []ackRange) error {
 	st := ld.st
 	for _, e := range st.ckpt.Segments {
 		a := e.Acks
-		if a.Count() == int(a.Len()) {
-			continue
-		}
 		end := a.Base() + a.Len()
-		for q := a.Base(); q < end; q++ {
-			if a.Has(q) {
-				continue
-			}
+		for q, ok := a.NextUnacked(a.Base(), end); ok; q, ok = a.NextUnacked(q+1, end) {
 			if s := findSeg(st.segs, q); s != nil {
-				if _, ok := s.locs.Lookup(q); ok || s.acks.Has(q) {
+				if _, ok := s.locs.Lookup(q); ok {
 					continue
 				}
 			}
@@ -730,17 +732,21 @@ func (ld *loader) checkCheckpointCoverage(ackedSince []ackRange) error {
 }
 
 // countPending counts the pending records of every segment, and checks
-// that every pending record of a compacted segment is there.
-func (ld *loader) countPending() error {
+// that every seq of a compacted segment's range that is not in it was
+// acknowledged, by the checkpoint or an ack frame since (ackedSince). It
+// walks the records and the runs of acknowledged seqs between them, not
+// every seq of the range.
+func (ld *loader) countPending(ackedSince []ackRange) error {
 	for _, s := range ld.st.segs {
 		b := s.file.Bytes()
-		for q := s.firstSeq; q <= s.lastSeq; q++ {
+		next := s.firstSeq // the first seq not judged yet
+		for q, off := range s.locs.All() {
+			if u, ok := ld.firstUnacked(next, q, ackedSince); ok {
+				return corruptMeta(s.file.Path, 0, u, ld.ckPath, "unacknowledged record %d is missing from compacted segment", u)
+			}
+			next = q + 1
 			if s.acks.Has(q) {
 				continue
-			}
-			off, ok := s.locs.Lookup(q)
-			if !ok {
-				return corruptMeta(s.file.Path, 0, q, ld.ckPath, "unacknowledged record %d is missing from compacted segment", q)
 			}
 			raw, size := segment.PeekSizes(b, off) // verified by the scan
 			s.pending++
@@ -749,6 +755,27 @@ func (ld *loader) countPending() error {
 		}
 	}
 	return nil
+}
+
+// firstUnacked returns the first seq of [from, to) that neither the
+// checkpoint nor an ack frame since (ackedSince) acknowledges, if any. It
+// jumps over runs of acknowledged seqs.
+func (ld *loader) firstUnacked(from, to uint64, ackedSince []ackRange) (uint64, bool) {
+	for q := from; q < to; {
+		if r, ok := rangeAt(ackedSince, q); ok {
+			q = r.start + r.n
+			continue
+		}
+		e := q
+		if ld.st.haveCkpt {
+			e = ld.st.ckpt.AckedUntil(q, to)
+		}
+		if e == q {
+			return q, true
+		}
+		q = e
+	}
+	return 0, false
 }
 
 // findSeg returns the segment whose range holds seq, or nil.

@@ -3,6 +3,8 @@ package index
 import (
 	"encoding/binary"
 	"errors"
+	"math/bits"
+	"slices"
 	"sync/atomic"
 )
 
@@ -22,11 +24,72 @@ const MaxSpan = 1 << 28
 // nothing for bits the input does not carry. Such a bitmap is read
 // concurrently like any other; its first Set allocates the words and
 // must not race with other calls.
+//
+// A sparse bitmap (NewSparseAcks) has a bit only for a list of seqs, the
+// records of a compacted segment, and counts every other seq of its range
+// as acknowledged: its memory is proportional to the records, not to the
+// range, which may be up to MaxSpan seqs for a file of a few KiB. Set and
+// Has are safe for concurrent use on it too (the list never changes);
+// Has costs a binary search.
 type Acks struct {
 	base  uint64
 	n     uint64
 	words []uint64 // nil for a uniform bitmap
 	full  bool     // with words nil: every seq is acknowledged
+	// seqs, if not nil, makes the bitmap sparse: bit i of words is seqs[i]
+	// (ascending, in the range), and every other seq is acknowledged.
+	// Never modified once set: clones share it.
+	seqs []uint64
+}
+
+// NewSparseAcks returns a bitmap of n seqs from base in which only seqs,
+// ascending and in the range, may be unacknowledged (they start so):
+// every other seq of the range is acknowledged. It keeps seqs. Its memory
+// is proportional to len(seqs), whatever n.
+func NewSparseAcks(base, n uint64, seqs []uint64) *Acks {
+	if seqs == nil {
+		seqs = []uint64{}
+	}
+	return &Acks{base: base, n: n, seqs: seqs, words: make([]uint64, (len(seqs)+63)/64)}
+}
+
+// NewAcksOf returns a bitmap of n seqs from base in which only seqs,
+// ascending and in the range, may be unacknowledged (they start so):
+// every other seq of the range is acknowledged. It is sparse (see
+// NewSparseAcks) when that takes less memory than a bit for each seq of
+// the range, so that its size is bounded by a word a seq of seqs.
+func NewAcksOf(base, n uint64, seqs []uint64) *Acks {
+	if SparseWorthIt(n, len(seqs)) {
+		return NewSparseAcks(base, n, slices.Clone(seqs))
+	}
+	a := NewAcks(base, n)
+	from := base
+	for _, q := range seqs {
+		a.SetRange(from, q)
+		from = q + 1
+	}
+	a.SetRange(from, base+n)
+	return a
+}
+
+// SparseWorthIt reports whether a bitmap of n seqs of which only records
+// may be unacknowledged is smaller sparse: when its range needs more
+// words than it has records.
+func SparseWorthIt(n uint64, records int) bool { return (n+63)/64 > uint64(records) }
+
+// Sparse reports whether the bitmap is sparse (NewSparseAcks).
+func (a *Acks) Sparse() bool { return a.seqs != nil }
+
+// listed returns the index in a sparse bitmap's list of seq, if listed.
+func (a *Acks) listed(seq uint64) (int, bool) { return slices.BinarySearch(a.seqs, seq) }
+
+// bit reports whether bit i of the words is set.
+func (a *Acks) bit(i uint64) bool { return atomic.LoadUint64(&a.words[i/64])&(1<<(i%64)) != 0 }
+
+// setBit sets bit i of the words and reports whether it was not already.
+func (a *Acks) setBit(i uint64) bool {
+	m := uint64(1) << (i % 64)
+	return atomic.OrUint64(&a.words[i/64], m)&m == 0
 }
 
 // uniformAcks returns a bitmap of n seqs from base with no bit set, or
@@ -73,11 +136,14 @@ func (a *Acks) Has(seq uint64) bool {
 	if !a.Covers(seq) {
 		return false
 	}
+	if a.seqs != nil {
+		i, ok := a.listed(seq)
+		return !ok || a.bit(uint64(i))
+	}
 	if a.words == nil {
 		return a.full
 	}
-	i := seq - a.base
-	return atomic.LoadUint64(&a.words[i/64])&(1<<(i%64)) != 0
+	return a.bit(seq - a.base)
 }
 
 // Set marks seq acknowledged and reports whether it was not already.
@@ -85,15 +151,17 @@ func (a *Acks) Set(seq uint64) bool {
 	if !a.Covers(seq) {
 		return false
 	}
+	if a.seqs != nil {
+		i, ok := a.listed(seq)
+		return ok && a.setBit(uint64(i))
+	}
 	if a.words == nil {
 		if a.full {
 			return false
 		}
 		a.materialize()
 	}
-	i := seq - a.base
-	bit := uint64(1) << (i % 64)
-	return atomic.OrUint64(&a.words[i/64], bit)&bit == 0
+	return a.setBit(seq - a.base)
 }
 
 // SetRange marks the seqs [from, to) acknowledged, a word at a time; seqs
@@ -101,6 +169,13 @@ func (a *Acks) Set(seq uint64) bool {
 func (a *Acks) SetRange(from, to uint64) {
 	from, to = max(from, a.base), min(to, a.base+a.n)
 	if from >= to || a.words == nil && a.full {
+		return
+	}
+	if a.seqs != nil {
+		i, _ := a.listed(from)
+		for ; i < len(a.seqs) && a.seqs[i] < to; i++ {
+			a.setBit(uint64(i))
+		}
 		return
 	}
 	if a.words == nil {
@@ -123,38 +198,78 @@ func (a *Acks) Truncate(n uint64) {
 		return
 	}
 	a.n = n
+	bits := n
+	if a.seqs != nil {
+		k, _ := a.listed(a.base + n)
+		a.seqs = a.seqs[:k:k]
+		bits = uint64(k)
+	}
 	if a.words == nil {
 		return
 	}
-	w := (n + 63) / 64
+	w := (bits + 63) / 64
 	a.words = a.words[:w:w]
-	if r := n % 64; r != 0 {
+	if r := bits % 64; r != 0 {
 		a.words[w-1] &= (1 << r) - 1
 	}
 }
 
 // Count returns the number of acknowledged seqs.
 func (a *Acks) Count() int {
+	if a.seqs != nil {
+		return int(a.n) - len(a.seqs) + a.countWords()
+	}
 	if a.words == nil {
 		if a.full {
 			return int(a.n)
 		}
 		return 0
 	}
+	return a.countWords()
+}
+
+func (a *Acks) countWords() int {
 	c := 0
 	for i := range a.words {
-		c += popcount(atomic.LoadUint64(&a.words[i]))
+		c += bits.OnesCount64(atomic.LoadUint64(&a.words[i]))
 	}
 	return c
 }
 
-func popcount(x uint64) int {
-	c := 0
-	for x != 0 {
-		x &= x - 1
-		c++
+// NextUnacked returns the first seq of [from, to) that is not
+// acknowledged, if there is one. Its cost is that of the words (or, if
+// sparse, the listed seqs) it looks at, not of the seqs it skips.
+func (a *Acks) NextUnacked(from, to uint64) (uint64, bool) {
+	from, to = max(from, a.base), min(to, a.base+a.n)
+	if from >= to {
+		return 0, false
 	}
-	return c
+	switch {
+	case a.seqs != nil:
+		i, _ := a.listed(from)
+		for ; i < len(a.seqs) && a.seqs[i] < to; i++ {
+			if w := atomic.LoadUint64(&a.words[i/64]); w == ^uint64(0) {
+				i |= 63 // the rest of this word is acknowledged
+			} else if w&(1<<(i%64)) == 0 {
+				return a.seqs[i], true
+			}
+		}
+		return 0, false
+	case a.words == nil:
+		return from, !a.full
+	}
+	i, j := from-a.base, to-a.base
+	for i < j {
+		w := ^atomic.LoadUint64(&a.words[i/64]) >> (i % 64) // the unacknowledged bits from i
+		if w != 0 {
+			if k := i + uint64(bits.TrailingZeros64(w)); k < j {
+				return a.base + k, true
+			}
+			return 0, false
+		}
+		i = (i/64 + 1) * 64
+	}
+	return 0, false
 }
 
 // ErrAckPayload is returned for an ack frame payload that does not decode.
@@ -251,10 +366,10 @@ func DecodeAckPayload(p []byte, fn func(start, n uint64)) error {
 
 // Clone returns a copy of the bitmap as it is now.
 func (a *Acks) Clone() *Acks {
-	if a.words == nil {
+	if a.words == nil && a.seqs == nil {
 		return uniformAcks(a.base, a.n, a.full)
 	}
-	c := &Acks{base: a.base, n: a.n, words: make([]uint64, len(a.words))}
+	c := &Acks{base: a.base, n: a.n, words: make([]uint64, len(a.words)), seqs: a.seqs}
 	for i := range a.words {
 		c.words[i] = atomic.LoadUint64(&a.words[i])
 	}

@@ -7,7 +7,11 @@
 // An acknowledgement is durable on the same terms as a record: Log.Ack
 // appends an ack frame (package segment, flag ack) whose payload lists the
 // acknowledged seqs as ranges. In memory each segment has a bitmap with a
-// bit per seq of its range. At every segment rotation, and before any
+// bit per seq of its range; a compacted segment whose range is larger
+// than a word per record (its records are few and far apart: up to
+// MaxSpan seqs in a file of a few KiB) has a sparse one, a bit per record,
+// every other seq of its range acknowledged, so that memory follows the
+// bytes on disk, not the spans they claim. At every segment rotation, and before any
 // segment is deleted or compacted, the bitmaps of all sealed segments are
 // written to the checkpoint file, so that Open replays ack frames only from
 // segments the checkpoint does not cover, and never re-reads acknowledged
@@ -27,7 +31,8 @@
 //
 //	offset size field
 //	0      8    magic "WALPUBCK"
-//	8      2    version (1)
+//	8      2    version: 2 if an entry is sparse (below), else 1, which
+//	            code older than sparse entries reads too
 //	10     2    reserved, zero
 //	12     4    number of segment entries
 //	16     8    through: ack frames of segments up to this id are included
@@ -43,12 +48,22 @@
 //	0      8    segment id
 //	8      8    first seq: the seq of bit 0
 //	16     8    bits: the number of seqs the entry covers in the low 62 bits;
-//	            bit 63 = none acknowledged, bit 62 = all acknowledged (never
-//	            both; each only with a non-zero count)
+//	            bit 63 = none acknowledged, bit 62 = all acknowledged (each
+//	            only with a non-zero count); both = sparse (version 2)
 //	24     ...  with neither flag: ceil(bits/64) u64 bitmap words (bit i of
 //	            the whole = seq first+i acknowledged; bits past the count are
 //	            zero). With a flag, no words: a bitmap with no bit or every
 //	            bit set is always written as its flag, never spelled out.
+//
+// A sparse entry lists its unacknowledged seqs instead of words; every
+// other seq of its range is acknowledged. It is written exactly when the
+// list is shorter than the words (count+1 < ceil(bits/64)), and a version
+// 2 checkpoint spells out no bitmap that a sparse entry would hold.
+// After its three u64s, a sparse entry holds:
+//
+//	offset size field
+//	24     8    count: the number of unacknowledged seqs, at least 1
+//	32     ...  count u64 seqs, ascending, each in [first, first+bits)
 //
 // # Superblock file "superblock"
 //

@@ -1,6 +1,9 @@
 package index
 
-import "sort"
+import (
+	"iter"
+	"sort"
+)
 
 // Locations maps the seqs of one segment to the offsets of their frames.
 // Records appended in seq order without gaps are stored densely (4 bytes a
@@ -72,6 +75,33 @@ func (l *Locations) Last() (uint64, bool) {
 		return 0, false
 	}
 	return l.seqs[len(l.seqs)-1], true
+}
+
+// All yields the seqs mapped and their offsets, ascending.
+func (l *Locations) All() iter.Seq2[uint64, int64] {
+	return func(yield func(uint64, int64) bool) {
+		if l.seqs == nil {
+			for i, off := range l.dense {
+				if !yield(l.base+uint64(i), int64(off)) {
+					return
+				}
+			}
+			return
+		}
+		for i, q := range l.seqs {
+			if !yield(q, int64(l.offs[i])) {
+				return
+			}
+		}
+	}
+}
+
+// AppendSeqs appends the seqs mapped, ascending, to dst.
+func (l *Locations) AppendSeqs(dst []uint64) []uint64 {
+	for q := range l.All() {
+		dst = append(dst, q)
+	}
+	return dst
 }
 
 // Trim releases spare capacity, for a segment that takes no more records.
