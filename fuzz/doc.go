@@ -7,7 +7,9 @@
 //	FuzzFrame           segment.DecodeFrame
 //	FuzzSegmentHeader   segment.DecodeHeader
 //	FuzzSegmentScan     one segment file opened by wal.Open and wal.OpenView
-//	FuzzLogDir          a real log directory with fuzzer-chosen damage
+//	FuzzLogDir          a real log directory with fuzzer-chosen damage, or
+//	                    a set of files built from the input (segments,
+//	                    checkpoint, superblock), damaged too
 //	FuzzAckPayload      index.DecodeAckPayload
 //	FuzzCheckpoint      index.DecodeCheckpoint
 //	FuzzSuperblock      index.DecodeSuperblock

@@ -608,10 +608,11 @@ func addCraftedSeeds(frames, headers, scans, acks, ckpts, sbs *corpus) {
 
 // logDirSeeds adds FuzzLogDir seeds: no damage, and for each file of the
 // base log a flip in its data, an overwrite, a truncation, garbage
-// appended and removal.
+// appended and removal; and log sets (logSetSeeds).
 func logDirSeeds(bl *baseLog) *corpus {
 	c := newCorpus("FuzzLogDir")
-	c.add("none", uint8(0), []byte{})
+	c.add("none", uint8(0), []byte{}, []byte{})
+	logSetSeeds(c)
 	for i, name := range bl.files.names() {
 		b := bl.files[name]
 		end := len(b)
@@ -634,7 +635,7 @@ func logDirSeeds(bl *baseLog) *corpus {
 			for _, m := range ms {
 				ops = append(ops, m.bytes()...)
 			}
-			c.add(short+"-"+what, uint8(i), ops)
+			c.add(short+"-"+what, uint8(i), ops, []byte{})
 		}
 	}
 	return c

@@ -59,7 +59,7 @@ func NewSparseAcks(base, n uint64, seqs []uint64) *Acks {
 // NewSparseAcks) when that takes less memory than a bit for each seq of
 // the range, so that its size is bounded by a word a seq of seqs.
 func NewAcksOf(base, n uint64, seqs []uint64) *Acks {
-	if SparseWorthIt(n, len(seqs)) {
+	if sparseWorthIt(n, len(seqs)) {
 		return NewSparseAcks(base, n, slices.Clone(seqs))
 	}
 	a := NewAcks(base, n)
@@ -72,10 +72,10 @@ func NewAcksOf(base, n uint64, seqs []uint64) *Acks {
 	return a
 }
 
-// SparseWorthIt reports whether a bitmap of n seqs of which only records
+// sparseWorthIt reports whether a bitmap of n seqs of which only records
 // may be unacknowledged is smaller sparse: when its range needs more
 // words than it has records.
-func SparseWorthIt(n uint64, records int) bool { return (n+63)/64 > uint64(records) }
+func sparseWorthIt(n uint64, records int) bool { return (n+63)/64 > uint64(records) }
 
 // Sparse reports whether the bitmap is sparse (NewSparseAcks).
 func (a *Acks) Sparse() bool { return a.seqs != nil }

@@ -97,7 +97,7 @@ func TestSparseAcks(t *testing.T) {
 			ref.acked[q] = !slices.Contains(listed, q)
 		}
 		a := NewAcksOf(base, n, listed)
-		if a.Sparse() != SparseWorthIt(n, len(listed)) {
+		if a.Sparse() != sparseWorthIt(n, len(listed)) {
 			t.Fatalf("round %d: NewAcksOf of %d seqs, %d listed: sparse %v", round, n, len(listed), a.Sparse())
 		}
 		checkAgainst(t, "new", a, ref, r)
