@@ -468,7 +468,10 @@ func (l *Log) installActiveLocked(s *seg) {
 func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 	var id uint64 = 1
 	if n := len(l.segs); n > 0 {
-		id = l.segs[n-1].id + 1
+		// After the ids a merged last segment covers: a file named by one
+		// of them is a leftover of the merge to the next Open.
+		last := l.segs[n-1]
+		id = max(last.id, last.file.Header.MergedThrough) + 1
 	}
 	var f *segment.File
 	populated := int64(segment.HeaderSize)

@@ -246,3 +246,54 @@ func TestSparseCompaction(t *testing.T) {
 		mustClose(t, l)
 	}
 }
+
+// TestNewSegmentAfterMergedThrough: when the last segment is a merged
+// one (merged through a higher id, as a crash before the merge's leftovers
+// were removed, or Repair, can leave it), the next segment's id comes
+// after the ids it merged: one inside them would be taken for a merge
+// leftover by the next Open, and removed with its records. Found by
+// FuzzLogDir's log sets (regression-merged-last-next-id).
+func TestNewSegmentAfterMergedThrough(t *testing.T) {
+	dir := t.TempDir()
+	f, err := segment.Create(vfs.OS, filepath.Join(dir, segment.Name(1)), segment.PageSize, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Init(segment.Header{ID: 1, FirstSeq: 1, Flags: segment.SegCompacted, Generation: 1, MergedThrough: 3})
+	segment.PutFrame(f.Bytes()[segment.HeaderSize:], 1, 0, 3, []byte("old"))
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	// A leftover of the merge, and a checkpoint from before it.
+	left, err := segment.Create(vfs.OS, filepath.Join(dir, segment.Name(3)), segment.PageSize, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left.Init(segment.Header{ID: 3, FirstSeq: 1})
+	left.Close()
+	if err := os.WriteFile(filepath.Join(dir, index.CheckpointName), index.AppendCheckpoint(nil, index.Checkpoint{}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l := mustOpen(t, dir, WithSegmentSize(smallSeg))
+	if _, err := l.Append([]byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, l)
+	for _, name := range []string{segment.Name(2), segment.Name(3)} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			t.Errorf("%s exists: the new segment took an id the merge covers", name)
+		}
+	}
+	for round := range 2 {
+		l = mustOpen(t, dir, WithSegmentSize(smallSeg))
+		var got []string
+		for _, r := range pendingOf(t, l) {
+			got = append(got, string(r.Data))
+		}
+		mustClose(t, l)
+		if !slices.Equal(got, []string{"old", "new"}) {
+			t.Fatalf("round %d: pending %q, want old and new", round, got)
+		}
+	}
+}
