@@ -14,6 +14,8 @@
 //	FuzzCheckpoint      index.DecodeCheckpoint
 //	FuzzSuperblock      index.DecodeSuperblock
 //	FuzzJournalRecord   the robust producer's journal record (adapter/kafka)
+//	FuzzEncryptedFrame  segment.Sealer: sealed frames damaged, opened with
+//	                    the right key and another
 //
 // TestExhaustiveBitFlips flips every bit of a small synced log in turn (the
 // headers and data of its segments, a sample of their zero tails, the whole

@@ -294,6 +294,22 @@ func refDecode(fr refFrame) ([]byte, error) {
 	return out, nil
 }
 
+// holdsEncrypted reports whether a segment file of files holds an
+// encrypted record frame whose checksum holds (refScan).
+func holdsEncrypted(files snapshot) bool {
+	for name, b := range files {
+		if !strings.HasSuffix(name, ".seg") {
+			continue
+		}
+		for _, fr := range refScan(b) {
+			if fr.flags&segment.FlagEncrypted != 0 && fr.flags&segment.FlagAck == 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // verifyAgainstFiles checks that every record of recs is a frame of one of
 // the segment files in files (taken before the log was opened) whose
 // checksum holds and whose bytes are the record's, and that the seqs

@@ -368,8 +368,11 @@ func (l *Log) writeMerged(m *mergeJob) (*segment.File, error) {
 		for sc := segment.NewScanner(sr.f.Bytes()[:sr.tail], segment.HeaderSize); sc.Next(); {
 			if fr := sc.Frame(); !fr.IsAck() && !sr.snap.Has(fr.Seq) {
 				// Batch flags are dropped: the batch was committed long
-				// ago and its survivors are records of their own now.
-				segment.PutFrame(nb[w:], fr.Seq, fr.Flags&segment.FlagZstd, int(fr.RawLen), fr.Payload)
+				// ago and its survivors are records of their own now. An
+				// encrypted payload is copied as it is, nonce and tag
+				// included: its associated data holds none of what this
+				// changes (see segment.Sealer), and no nonce is used anew.
+				segment.PutFrame(nb[w:], fr.Seq, fr.Flags&(segment.FlagZstd|segment.FlagEncrypted), int(fr.RawLen), fr.Payload)
 				m.locs.Add(fr.Seq, w)
 				m.copied = append(m.copied, fr.Seq)
 				w += int64(fr.Size())

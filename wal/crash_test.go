@@ -49,6 +49,9 @@ func TestCrashChild(t *testing.T) {
 	if os.Getenv("WALTEST_CRASH_ZSTD") != "" {
 		opts = append(opts, WithCompression(CompressionZstd))
 	}
+	if os.Getenv("WALTEST_CRASH_ENCRYPT") != "" {
+		opts = append(opts, WithEncryption(testKey))
+	}
 	l, err := Open(dir, opts...)
 	if err != nil {
 		fail("open", err)
@@ -128,13 +131,25 @@ type crashRec struct {
 // moments, many times, and checks after each kill that the log opens,
 // that every record whose Append returned is there intact (unless it was
 // being acknowledged) and that no acknowledged record came back.
-func TestCrash(t *testing.T) {
+func TestCrash(t *testing.T) { crashTorture(t, 60, 10, false) }
+
+// TestCrashEncrypted is TestCrash with WithEncryption: the child appends
+// encrypted records, and after each kill the log opens with the key
+// (and refuses to without it), every record decrypts to what was
+// appended, and every record on disk is encrypted.
+func TestCrashEncrypted(t *testing.T) { crashTorture(t, 24, 6, true) }
+
+// crashTorture runs the rounds of TestCrash (short of them with -short).
+func crashTorture(t *testing.T, rounds, short int, encrypt bool) {
 	if os.Getenv(crashDirEnv) != "" {
 		t.Skip("in the child")
 	}
-	rounds := 60
 	if testing.Short() {
-		rounds = 10
+		rounds = short
+	}
+	var opts []Option
+	if encrypt {
+		opts = append(opts, WithEncryption(testKey))
 	}
 	dir := t.TempDir()
 	r := rand.New(rand.NewPCG(10, 10))
@@ -151,7 +166,7 @@ func TestCrash(t *testing.T) {
 		if round%3 == 1 {
 			zstd = "1"
 		}
-		lines := runCrashChild(t, dir, round, policy, zstd, time.Duration(5+r.IntN(76))*time.Millisecond)
+		lines := runCrashChild(t, dir, round, policy, zstd, encrypt, time.Duration(5+r.IntN(76))*time.Millisecond)
 
 		for _, ln := range lines {
 			f := strings.Fields(ln)
@@ -179,7 +194,16 @@ func TestCrash(t *testing.T) {
 			}
 		}
 
-		l, err := Open(dir, WithSegmentSize(smallSeg))
+		if encrypt {
+			if l, err := Open(dir, WithSegmentSize(smallSeg)); !errors.Is(err, ErrKey) {
+				if err == nil {
+					l.Close()
+				}
+				t.Fatalf("round %d: Open without the key after the kill: %v, want ErrKey", round, err)
+			}
+			checkAllEncrypted(t, dir)
+		}
+		l, err := Open(dir, append(opts, WithSegmentSize(smallSeg))...)
 		if err != nil {
 			t.Fatalf("round %d (%s): Open after the kill: %v", round, policy, err)
 		}
@@ -249,11 +273,14 @@ func TestCrash(t *testing.T) {
 // runCrashChild starts TestCrashChild on dir, kills it with SIGKILL after
 // it has opened the log and run for d, and returns the complete lines it
 // printed.
-func runCrashChild(t *testing.T, dir string, round int, policy, zstd string, d time.Duration) []string {
+func runCrashChild(t *testing.T, dir string, round int, policy, zstd string, encrypt bool, d time.Duration) []string {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, "WALTEST_CRASH_SYNC="+policy,
 		"WALTEST_CRASH_ZSTD="+zstd, fmt.Sprintf("WALTEST_CRASH_SEED=%d", round))
+	if encrypt {
+		cmd.Env = append(cmd.Env, "WALTEST_CRASH_ENCRYPT=1")
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()

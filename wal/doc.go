@@ -26,6 +26,7 @@
 //	00000000000000000001.seg ...  segments, named by id (see package segment)
 //	superblock                    durable high-water mark, double-buffered (package index)
 //	checkpoint                    acknowledgement bitmaps of sealed segments (package index)
+//	encryption                    an encrypted log's key check (package index; WithEncryption)
 //	next-N.seg.tmp                the next segment, allocated and mapped ahead of time
 //	repair-*.cut                  bytes Repair moved out of the log
 //
@@ -111,6 +112,14 @@
 // ("compacts") sealed segments less than half live into a file holding
 // only their live records, renamed into place. Disk use stays within
 // about twice the live data plus two segments.
+//
+// # Encryption
+//
+// With WithEncryption each record's payload is sealed with AES-256-GCM
+// (package segment, Sealer), and Open refuses an encrypted log without its
+// key with ErrKey (see the file encrypt.go for how the key is checked).
+// Verify, OpenView, Salvage and Repair work without the key; View.SetKey
+// and SalvageWithKey read the records.
 //
 // # Caveats
 //

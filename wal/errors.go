@@ -3,6 +3,8 @@ package wal
 import (
 	"errors"
 	"fmt"
+
+	"github.com/walpub/walpub/wal/segment"
 )
 
 var (
@@ -20,6 +22,16 @@ var (
 	ErrCorrupt = errors.New("wal: corrupt log")
 	// ErrTooLarge is returned for a record or batch larger than 1 GiB.
 	ErrTooLarge = errors.New("wal: record too large")
+	// ErrKey is returned by Open when the log is encrypted and no key, or
+	// a different key, was given (WithEncryption); by View.SetKey for a
+	// key that is not the log's; and by a read of an encrypted record
+	// without a key.
+	ErrKey = errors.New("wal: the log is encrypted and no key, or a different key, was given")
+	// ErrAuth is the cause (errors.Is) of the *CorruptionError a read
+	// returns for an encrypted record that does not authenticate: altered
+	// on disk (its checksum fixed up), or sealed under another key. None
+	// of its bytes are returned.
+	ErrAuth = segment.ErrAuth
 )
 
 // CorruptionError reports damage on disk: which file, where, and why.

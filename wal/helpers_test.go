@@ -378,7 +378,7 @@ func asCorruption(t testing.TB, err error, dir string) *CorruptionError {
 		t.Fatalf("CorruptionError names %s, outside %s", ce.Path, dir)
 	}
 	name := filepath.Base(ce.Path)
-	if !strings.HasSuffix(name, segment.Ext) && name != index.CheckpointName && name != index.SuperblockName {
+	if !strings.HasSuffix(name, segment.Ext) && name != index.CheckpointName && name != index.SuperblockName && name != index.EncryptionName {
 		t.Fatalf("CorruptionError names %s, not a file of the log", ce.Path)
 	}
 	if ce.Offset < 0 {

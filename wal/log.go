@@ -45,6 +45,7 @@ type Log struct {
 	diskBytes     int64 // segment files and the prepared one
 	sbBytes       int64 // superblock file size
 	ckptBytes     int64 // checkpoint file size
+	encBytes      int64 // encryption file size
 	tornBytes     int64
 	unsynced      []*mapped // sealed segment files written since the last sync
 	dirDirty      bool      // a file was created, renamed or removed since the last sync
@@ -67,6 +68,9 @@ type Log struct {
 	sbUnsynced atomic.Bool
 
 	zenc *zstd.Encoder
+	// sealer encrypts new records and opens encrypted ones (nil: the log
+	// is not encrypted; see checkKey).
+	sealer *segment.Sealer
 
 	prepKick    chan struct{}
 	compactKick chan struct{}
@@ -105,6 +109,9 @@ func Open(dir string, opts ...Option) (*Log, error) {
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
+	}
+	if !cfg.encrypt {
+		cfg.key = nil
 	}
 	if err := cfg.fs.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
@@ -149,13 +156,37 @@ func openLocked(dir string, cfg config, lock vfs.File, mode loadMode) (*Log, err
 }
 
 func (l *Log) open(mode loadMode) error {
-	l.removeTemps()
+	// load only reads (temporary files, which removeTemps deletes, are
+	// none of its business): the key is checked before anything changes.
 	st, err := load(l.fs, l.dir, mode)
 	if err != nil {
 		return err
 	}
 	// Owned by l from here: whatever fails below, closeFiles unmaps them.
 	l.segs, l.nextSeq = st.segs, st.nextSeq
+	l.encBytes = st.encBytes
+	if mode != loadRebuild { // Repair's rebuild appends no record
+		sl, writeFile, err := checkKey(st, l.cfg.key)
+		if err != nil {
+			return err
+		}
+		l.removeTemps()
+		if writeFile {
+			if err := l.writeEncryptionFile(sl); err != nil {
+				return err
+			}
+			for _, s := range l.segs {
+				if s.plainAt != 0 {
+					l.log.Info("wal: the log holds unencrypted records; they stay so, and every new record is encrypted",
+						"file", s.file.Path, "offset", s.plainAt)
+					break
+				}
+			}
+		}
+		l.sealer = sl
+	} else {
+		l.removeTemps()
+	}
 	for _, path := range st.leftovers {
 		if err := l.fs.Remove(path); err != nil {
 			return fmt.Errorf("wal: remove a segment merged into another: %w", err)
@@ -314,8 +345,12 @@ func (l *Log) append(batch [][]byte) (uint64, error) {
 	flags := make([]uint32, len(batch))
 	var raw, total int64
 	var bufs []*[]byte
+	over := 0 // what sealing adds to each payload
+	if l.sealer != nil {
+		over = segment.Overhead
+	}
 	for i, d := range batch {
-		if len(d) > segment.MaxPayload {
+		if len(d) > segment.MaxPayload-over {
 			return 0, ErrTooLarge
 		}
 		payloads[i] = d
@@ -329,7 +364,7 @@ func (l *Log) append(batch [][]byte) (uint64, error) {
 			}
 		}
 		raw += int64(len(d))
-		total += int64(segment.FrameSize(len(payloads[i])))
+		total += int64(segment.FrameSize(len(payloads[i]) + over))
 	}
 	defer func() {
 		for _, bp := range bufs {
@@ -375,7 +410,12 @@ func (l *Log) append(batch [][]byte) (uint64, error) {
 	w := int64(0)
 	for i, p := range payloads {
 		seq := first + uint64(i)
-		n := segment.PutFrame(b[w:], seq, flags[i], len(batch[i]), p)
+		var n int
+		if l.sealer != nil {
+			n = l.sealer.PutFrame(b[w:], seq, flags[i], len(batch[i]), p)
+		} else {
+			n = segment.PutFrame(b[w:], seq, flags[i], len(batch[i]), p)
+		}
 		s.locs.Add(seq, s.tail+w)
 		w += int64(n)
 		s.pendingBytes += int64(len(batch[i]))
@@ -846,7 +886,7 @@ func (l *Log) read(f *mapped, off int64, seq uint64) (_ []byte, err error) {
 	if err != nil {
 		return nil, l.frameError(f.Path, off, seq, err)
 	}
-	return decodeRecord(fr, f.Path, nil)
+	return decodeRecord(fr, f.Path, nil, l.sealer)
 }
 
 // readFrame decodes the frame at off of f and verifies its checksum; a
@@ -863,15 +903,25 @@ func (l *Log) frameError(path string, off int64, seq uint64, err error) error {
 	return corrupt(path, off, seq, FixCut, "%s", reason).causedBy(err)
 }
 
-// decodeRecord returns the record's bytes: decompressed into buf's storage, or
-// a fresh copy when buf is nil.
-func decodeRecord(fr segment.Frame, path string, buf []byte) ([]byte, error) {
+// decodeRecord returns the record's bytes: opened if encrypted (with sl;
+// ErrKey without), decompressed into buf's storage, or a fresh copy when
+// buf is nil.
+func decodeRecord(fr segment.Frame, path string, buf []byte, sl *segment.Sealer) ([]byte, error) {
+	if fr.Encrypted() {
+		return unsealRecord(fr, path, buf, sl)
+	}
 	if !fr.Compressed() {
 		if buf == nil {
 			return slices.Clone(fr.Payload), nil
 		}
 		return fr.Payload, nil
 	}
+	return decompress(fr, fr.Payload, path, buf)
+}
+
+// decompress returns fr's record, whose zstd frame is z, decompressed into
+// buf's storage (fresh when too small).
+func decompress(fr segment.Frame, z []byte, path string, buf []byte) ([]byte, error) {
 	dec, err := zstdDecoder()
 	if err != nil {
 		return nil, err
@@ -879,7 +929,7 @@ func decodeRecord(fr segment.Frame, path string, buf []byte) ([]byte, error) {
 	if cap(buf) < int(fr.RawLen) {
 		buf = make([]byte, 0, fr.RawLen)
 	}
-	out, err := dec.DecodeAll(fr.Payload, buf[:0])
+	out, err := dec.DecodeAll(z, buf[:0])
 	if err != nil || len(out) != int(fr.RawLen) {
 		return nil, corrupt(path, fr.Offset, fr.Seq, FixCut, "compressed record does not decode to its %d bytes: %v", fr.RawLen, err)
 	}
@@ -1106,8 +1156,8 @@ func (l *Log) nextPendingIn(f *mapped, acks *index.Acks, tail, off int64, from, 
 			return Record{}, off, true, nil
 		}
 		var data []byte
-		if fr.Compressed() {
-			if data, err = decodeRecord(fr, f.Path, *buf); err != nil {
+		if fr.Compressed() || fr.Encrypted() {
+			if data, err = decodeRecord(fr, f.Path, *buf, l.sealer); err != nil {
 				return Record{}, off, true, err
 			}
 		} else {
@@ -1132,7 +1182,7 @@ func (l *Log) Stats() Stats {
 		Pending:      l.pending,
 		PendingBytes: l.pendingBytes,
 		Segments:     len(l.segs),
-		DiskBytes:    l.diskBytes + l.sbBytes + l.ckptBytes,
+		DiskBytes:    l.diskBytes + l.sbBytes + l.ckptBytes + l.encBytes,
 		TornBytes:    l.tornBytes,
 	}
 }

@@ -33,13 +33,31 @@ import (
 // record. RecordInfo.Data is valid only until the iteration step returns.
 // A segment file that cannot be read is reported (with its error) and
 // skipped; a directory that cannot be read ends the iteration.
+//
+// Encrypted records are yielded without their data (RecordInfo.Data nil);
+// SalvageWithKey opens them.
 func Salvage(dir string) iter.Seq2[RecordInfo, error] {
 	return func(yield func(RecordInfo, error) bool) {
-		salvage(vfs.OS, dir, yield)
+		salvage(vfs.OS, dir, nil, yield)
 	}
 }
 
-func salvage(fsys vfs.FS, dir string, yield func(RecordInfo, error) bool) {
+// SalvageWithKey is Salvage that opens encrypted records with key (see
+// WithEncryption). A record that does not authenticate (altered, or
+// encrypted under another key) is reported as damage, a *CorruptionError
+// caused by ErrAuth, and the reading goes on.
+func SalvageWithKey(dir string, key []byte) iter.Seq2[RecordInfo, error] {
+	return func(yield func(RecordInfo, error) bool) {
+		sl, err := segment.NewSealer(key)
+		if err != nil {
+			yield(RecordInfo{}, fmt.Errorf("wal: %w", err))
+			return
+		}
+		salvage(vfs.OS, dir, sl, yield)
+	}
+}
+
+func salvage(fsys vfs.FS, dir string, sl *segment.Sealer, yield func(RecordInfo, error) bool) {
 	ids, err := listSegments(fsys, dir)
 	if err != nil {
 		yield(RecordInfo{}, err)
@@ -113,7 +131,7 @@ func salvage(fsys vfs.FS, dir string, yield func(RecordInfo, error) bool) {
 				frames := batch
 				batch = nil
 				for _, fr := range frames {
-					if !salvageRecord(path, fr, &buf, isAcked, yield) {
+					if !salvageRecord(path, fr, sl, &buf, isAcked, yield) {
 						return false
 					}
 				}
@@ -122,7 +140,7 @@ func salvage(fsys vfs.FS, dir string, yield func(RecordInfo, error) bool) {
 			if !dropBatch(path, &batch, yield) {
 				return false
 			}
-			return salvageRecord(path, fr, &buf, isAcked, yield)
+			return salvageRecord(path, fr, sl, &buf, isAcked, yield)
 		}, func(ce *CorruptionError) bool {
 			return dropBatch(path, &batch, yield) && yield(RecordInfo{}, ce)
 		})
@@ -188,16 +206,19 @@ func salvageFrames(path string, b []byte, record func(segment.Frame) bool, damag
 }
 
 // salvageRecord yields the record in fr.
-func salvageRecord(path string, fr segment.Frame, buf *[]byte, isAcked func(uint64) bool, yield func(RecordInfo, error) bool) bool {
-	data, err := decodeRecord(fr, path, *buf)
-	if err != nil {
-		return yield(RecordInfo{}, err)
-	}
-	if fr.Compressed() {
-		*buf = data
+func salvageRecord(path string, fr segment.Frame, sl *segment.Sealer, buf *[]byte, isAcked func(uint64) bool, yield func(RecordInfo, error) bool) bool {
+	var data []byte
+	if sl != nil || !fr.Encrypted() {
+		var err error
+		if data, err = decodeRecord(fr, path, *buf, sl); err != nil {
+			return yield(RecordInfo{}, err)
+		}
+		if fr.Compressed() || fr.Encrypted() {
+			*buf = data
+		}
 	}
 	return yield(RecordInfo{Seq: fr.Seq, Path: path, Offset: fr.Offset, Size: int(fr.RawLen),
-		StoredSize: len(fr.Payload), Compressed: fr.Compressed(),
+		StoredSize: len(fr.Payload), Compressed: fr.Compressed(), Encrypted: fr.Encrypted(),
 		Batch: fr.InBatch(), Acked: isAcked(fr.Seq), Data: data}, nil)
 }
 

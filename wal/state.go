@@ -46,6 +46,10 @@ type seg struct {
 	sparseSeen   int   // pending count when the compactor last saw it sparse (compactor only)
 	pendingBytes int64 // raw payload bytes of pending records
 	liveFrames   int64 // frame bytes of pending records
+
+	// As loaded (scanSegment): the offsets of the first encrypted and the
+	// first unencrypted record frame, 0 if none.
+	sealedAt, plainAt int64
 }
 
 func (s *seg) compacted() bool { return s.file.Header.Compacted() }
@@ -75,6 +79,25 @@ type loaded struct {
 	droppedBytes int64
 	sbBytes      int64
 	ckptBytes    int64
+	// enc is the encryption file, if haveEnc (see checkKey).
+	enc      index.Encryption
+	haveEnc  bool
+	encPath  string
+	encBytes int64
+}
+
+// encrypted reports whether the log is encrypted: an encryption file, or
+// an encrypted record frame (see checkKey).
+func (st *loaded) encrypted() bool {
+	if st.haveEnc {
+		return true
+	}
+	for _, s := range st.segs {
+		if s.sealedAt != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 type loadMode uint8
@@ -297,8 +320,9 @@ type opened struct {
 	path       string
 }
 
-// readMetadata reads the superblock (the durable high-water mark) and the
-// checkpoint (the acknowledgement state of sealed segments).
+// readMetadata reads the superblock (the durable high-water mark), the
+// checkpoint (the acknowledgement state of sealed segments) and the
+// encryption file (the key check of an encrypted log).
 func (ld *loader) readMetadata() error {
 	st := ld.st
 	if b, rerr := readFile(ld.fsys, ld.sbPath); rerr == nil {
@@ -317,18 +341,40 @@ func (ld *loader) readMetadata() error {
 		return fmt.Errorf("wal: %w", rerr)
 	}
 
-	if b, rerr := readFile(ld.fsys, ld.ckPath); rerr == nil {
-		st.ckptBytes = int64(len(b))
-		c, derr := index.DecodeCheckpoint(b)
-		if derr != nil {
-			off, reason := decodeCause(derr)
-			return corruptMeta(ld.ckPath, off, 0, ld.ckPath, "%s", reason).causedBy(derr)
-		}
-		st.ckpt, st.haveCkpt = c, true
-	} else if !errors.Is(rerr, fs.ErrNotExist) {
-		return fmt.Errorf("wal: %w", rerr)
+	found, err := ld.readMetaFile(ld.ckPath, &st.ckptBytes, func(b []byte) (err error) {
+		st.ckpt, err = index.DecodeCheckpoint(b)
+		return err
+	})
+	if err != nil {
+		return err
 	}
-	return nil
+	st.haveCkpt = found
+
+	st.encPath = vfs.Join(ld.dir, index.EncryptionName)
+	st.haveEnc, err = ld.readMetaFile(st.encPath, &st.encBytes, func(b []byte) (err error) {
+		st.enc, err = index.DecodeEncryption(b)
+		return err
+	})
+	return err
+}
+
+// readMetaFile reads the metadata file path, if it exists (found), into
+// decode, and its size into *size. Damage is a *CorruptionError that
+// Repair mends by moving the file aside.
+func (ld *loader) readMetaFile(path string, size *int64, decode func([]byte) error) (found bool, err error) {
+	b, rerr := readFile(ld.fsys, path)
+	if errors.Is(rerr, fs.ErrNotExist) {
+		return false, nil
+	}
+	if rerr != nil {
+		return false, fmt.Errorf("wal: %w", rerr)
+	}
+	*size = int64(len(b))
+	if derr := decode(b); derr != nil {
+		off, reason := decodeCause(derr)
+		return false, corruptMeta(path, off, 0, path, "%s", reason).causedBy(derr)
+	}
+	return true, nil
 }
 
 // checkSegmentsNamed checks that the segments the metadata names exist.
@@ -847,6 +893,11 @@ func scanSegment(s *seg, f *segment.File, onAck func(start, n uint64)) scanResul
 				onAck(r.start, r.n)
 			}
 			continue
+		}
+		if fr.Encrypted() && s.sealedAt == 0 {
+			s.sealedAt = off
+		} else if !fr.Encrypted() && s.plainAt == 0 {
+			s.plainAt = off
 		}
 		if fr.Seq != expect && !(compacted && fr.Seq > expect) {
 			damage = corrupt(f.Path, off, expect, FixCut, "frame has seq %d, expected %d", fr.Seq, expect)

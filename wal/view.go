@@ -16,8 +16,9 @@ import (
 // open. It is a snapshot of the moment OpenView ran. A View is not safe
 // for concurrent use.
 type View struct {
-	dir string
-	st  *loaded
+	dir    string
+	st     *loaded
+	sealer *segment.Sealer // SetKey's: opens encrypted records
 }
 
 // Info summarises a log.
@@ -36,6 +37,12 @@ type Info struct {
 	HighWater     HighWater
 	TornBytes     int64 // bytes of a torn tail that Open would cut
 	TornOffset    int64 // where it starts in the last segment, -1 if none
+	// Encrypted: the log is encrypted (it has an encryption file, or an
+	// encrypted record): Open needs its key (WithEncryption).
+	Encrypted bool
+	// EncryptedRecords counts the records present that are encrypted;
+	// Records - EncryptedRecords are stored in plain text.
+	EncryptedRecords int
 }
 
 // HighWater is the durable high-water mark the last sync recorded.
@@ -69,7 +76,11 @@ type RecordInfo struct {
 	Compressed bool
 	Batch      bool // written by AppendBatch with other records
 	Acked      bool
-	Data       []byte // valid only until the iteration step returns
+	Encrypted  bool // stored encrypted (WithEncryption)
+	// Data is the record's bytes, valid only until the iteration step
+	// returns; nil for an encrypted record when no key was given
+	// (View.SetKey, SalvageWithKey).
+	Data []byte
 }
 
 // OpenView reads and verifies the log in dir like Open does (every frame
@@ -103,6 +114,21 @@ const (
 	viewRetryWait = 20 * time.Millisecond
 )
 
+// SetKey gives the view the log's key (see WithEncryption), so that
+// Records yields encrypted records' data too. A key that is not the log's
+// is ErrKey; so is a key for a log that is not encrypted.
+func (v *View) SetKey(key []byte) error {
+	if !v.st.encrypted() {
+		return fmt.Errorf("%w: %s is not encrypted", ErrKey, v.dir)
+	}
+	sl, _, err := checkKey(v.st, key)
+	if err != nil {
+		return err
+	}
+	v.sealer = sl
+	return nil
+}
+
 // Close unmaps the log's files.
 func (v *View) Close() error {
 	var err error
@@ -118,7 +144,7 @@ func (v *View) Info() Info {
 	st := v.st
 	in := Info{Dir: v.dir, NextSeq: st.nextSeq, TornOffset: st.tornFrom,
 		HighWater: HighWater{st.hwm.Segment, st.hwm.Offset, st.hwm.Seq},
-		DiskBytes: st.sbBytes + st.ckptBytes}
+		DiskBytes: st.sbBytes + st.ckptBytes + st.encBytes}
 	if st.tornFrom >= 0 {
 		in.TornBytes = st.tornTo - st.tornFrom
 	}
@@ -134,9 +160,13 @@ func (v *View) Info() Info {
 		in.PendingBytes += s.pendingBytes
 	}
 	in.Acked = in.Records - in.Pending
-	for r, err := range v.Records(0, 0) {
+	in.Encrypted = st.encrypted()
+	for r, err := range v.records(0, 0, false) {
 		if err != nil {
 			break
+		}
+		if r.Encrypted {
+			in.EncryptedRecords++
 		}
 		in.RawBytes += int64(r.Size)
 		in.StoredBytes += int64(r.StoredSize)
@@ -149,9 +179,15 @@ func (v *View) Info() Info {
 
 // Records yields every record present on disk with from <= seq <= to
 // (to 0: no upper bound), acknowledged or not, ascending, with its
-// payload decompressed. It stops with an error at a record that does not
-// decode.
+// payload decrypted (given the key, see SetKey; else Data is nil) and
+// decompressed. It stops with an error at a record that does not decode
+// (or, with the key, does not authenticate).
 func (v *View) Records(from, to uint64) iter.Seq2[RecordInfo, error] {
+	return v.records(from, to, true)
+}
+
+// records is Records; without data it decodes no payload (Info's count).
+func (v *View) records(from, to uint64, data bool) iter.Seq2[RecordInfo, error] {
 	return func(yield func(RecordInfo, error) bool) {
 		var buf []byte
 		for _, s := range v.st.segs {
@@ -161,14 +197,14 @@ func (v *View) Records(from, to uint64) iter.Seq2[RecordInfo, error] {
 			if s.lastSeq < from {
 				continue
 			}
-			if !v.recordsIn(s, from, to, &buf, yield) {
+			if !v.recordsIn(s, from, to, data, &buf, yield) {
 				return
 			}
 		}
 	}
 }
 
-func (v *View) recordsIn(s *seg, from, to uint64, buf *[]byte, yield func(RecordInfo, error) bool) (more bool) {
+func (v *View) recordsIn(s *seg, from, to uint64, withData bool, buf *[]byte, yield func(RecordInfo, error) bool) (more bool) {
 	var err error
 	defer func() {
 		if err != nil {
@@ -188,16 +224,19 @@ func (v *View) recordsIn(s *seg, from, to uint64, buf *[]byte, yield func(Record
 		if to != 0 && fr.Seq > to {
 			return false
 		}
-		data, derr := decodeRecord(fr, s.file.Path, *buf)
-		if derr != nil {
-			err = derr
-			return false
-		}
-		if fr.Compressed() {
-			*buf = data
+		var data []byte
+		if withData && (v.sealer != nil || !fr.Encrypted()) {
+			var derr error
+			if data, derr = decodeRecord(fr, s.file.Path, *buf, v.sealer); derr != nil {
+				err = derr
+				return false
+			}
+			if fr.Compressed() || fr.Encrypted() {
+				*buf = data
+			}
 		}
 		r := RecordInfo{Seq: fr.Seq, Path: s.file.Path, Offset: fr.Offset, Size: int(fr.RawLen),
-			StoredSize: len(fr.Payload), Compressed: fr.Compressed(),
+			StoredSize: len(fr.Payload), Compressed: fr.Compressed(), Encrypted: fr.Encrypted(),
 			Batch: fr.InBatch(), Acked: s.acks.Has(fr.Seq), Data: data}
 		if !yield(r, nil) {
 			return false
@@ -212,7 +251,9 @@ func (v *View) recordsIn(s *seg, from, to uint64, buf *[]byte, yield func(Record
 
 // Verify checks the log in dir without changing it: every checksum,
 // header, sequence number, the metadata and the durable high-water mark,
-// and that every compressed record decompresses. It returns nil for a
+// and that every compressed record decompresses (an encrypted one cannot
+// be looked into without its key: its checksum is verified, not its
+// authentication tag). It returns nil for a
 // healthy log (a torn tail, which Open would cut, is healthy) and the
 // first damage otherwise, a *CorruptionError where it is damage on disk.
 func Verify(dir string) error {

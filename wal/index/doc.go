@@ -83,4 +83,22 @@
 //	56     8    xxhash64 of bytes 0..55
 //
 // An empty slot is all zeros.
+//
+// # Encryption file "encryption"
+//
+// Present when the log is encrypted (wal.WithEncryption): written whole
+// to "encryption.tmp", synced and renamed into place by the first Open
+// with a key, before any record is encrypted; never changed after. It
+// holds no key, only a check that tells the log's key from another.
+//
+//	offset size field
+//	0      8    magic "WALPUBEN"
+//	8      2    version (1)
+//	10     2    cipher: 1 = AES-256-GCM, a random 96-bit nonce each frame
+//	12     4    reserved, zero
+//	16     16   salt: random, drawn when the file is written
+//	32     16   key check: HMAC-SHA256(K, salt), first 16 bytes, where K
+//	            is HKDF-SHA256 of the key (no salt, info "walpub key check v1")
+//	48     8    reserved, zero
+//	56     8    xxhash64 of bytes 0..55
 package index

@@ -43,6 +43,25 @@
 //	bit 2  commit: the last frame of a batch (set together with batch)
 //	bit 3  ack: the payload lists acknowledged seqs (see package index);
 //	       seq holds the last record seq written before it
+//	bit 4  encrypted: the payload is sealed with AES-256-GCM (below)
+//
+// An encrypted payload (the record after compression, if compressed) is
+// stored as:
+//
+//	offset size field
+//	0      12   nonce: random, fresh for every frame
+//	12     n    ciphertext: as many bytes as the sealed payload
+//	12+n   16   tag: authenticates the ciphertext and the associated data
+//
+// Its stored length is the sealed payload's plus 28, so that raw length =
+// stored length - 28 unless the frame is compressed too. The associated
+// data is the 20 frame header bytes from offset 8 (stored length, flags,
+// seq, raw length) with every flag bit but zstd and encrypted cleared:
+// the batch and commit flags, which compaction clears, are not bound. The
+// key is derived from the log's key with HKDF-SHA256 (no salt, info
+// "walpub frame key v1"). The checksum covers the stored bytes, so a log
+// is verified, and a torn tail cut, without the key. Ack frames are never
+// encrypted. See Sealer for why nonces never repeat under one key.
 //
 // Because the checksum covers the length and flags, a damaged length is
 // caught by the checksum of the frame it claims to describe. A frame whose

@@ -64,8 +64,11 @@ const (
 	FlagBatch  uint32 = 1 << 1
 	FlagCommit uint32 = 1 << 2
 	FlagAck    uint32 = 1 << 3
+	// FlagEncrypted: the payload is sealed with AES-256-GCM (see Sealer):
+	// a 12-byte nonce, the ciphertext, a 16-byte tag.
+	FlagEncrypted uint32 = 1 << 4
 
-	knownFlags = FlagZstd | FlagBatch | FlagCommit | FlagAck
+	knownFlags = FlagZstd | FlagBatch | FlagCommit | FlagAck | FlagEncrypted
 )
 
 // Header is a segment header.
@@ -175,14 +178,27 @@ func (f Frame) End() int64 { return f.Offset + int64(f.Size()) }
 // PutFrame encodes a frame into dst, which must hold FrameSize(len(payload))
 // bytes (the padding is written as zeros), and returns the bytes written.
 func PutFrame(dst []byte, seq uint64, flags uint32, rawLen int, payload []byte) int {
-	n := FrameSize(len(payload))
-	_ = dst[n-1]
-	binary.LittleEndian.PutUint32(dst[8:], uint32(len(payload)))
+	copy(startFrame(dst, seq, flags, rawLen, len(payload)), payload)
+	return finishFrame(dst, len(payload))
+}
+
+// startFrame writes the header fields of a frame of stored payload bytes
+// into dst, which must hold FrameSize(stored) bytes, and returns the
+// payload's place for the caller to fill before finishFrame.
+func startFrame(dst []byte, seq uint64, flags uint32, rawLen, stored int) []byte {
+	_ = dst[FrameSize(stored)-1]
+	binary.LittleEndian.PutUint32(dst[8:], uint32(stored))
 	binary.LittleEndian.PutUint32(dst[12:], flags)
 	binary.LittleEndian.PutUint64(dst[16:], seq)
 	binary.LittleEndian.PutUint32(dst[24:], uint32(rawLen))
 	binary.LittleEndian.PutUint32(dst[28:], 0)
-	end := FrameHeaderSize + copy(dst[FrameHeaderSize:], payload)
+	return dst[FrameHeaderSize : FrameHeaderSize+stored]
+}
+
+// finishFrame writes the padding and the checksum of the frame startFrame
+// began in dst, and returns the frame's size.
+func finishFrame(dst []byte, stored int) int {
+	n, end := FrameSize(stored), FrameHeaderSize+stored
 	clear(dst[end:n])
 	binary.LittleEndian.PutUint64(dst[0:], xxhash.Sum64(dst[8:end]))
 	return n
@@ -281,14 +297,14 @@ func (s *Scanner) step() bool {
 	case s.fr.Flags&FlagCommit != 0 && s.fr.Flags&FlagBatch == 0:
 		s.err = errAt(off, "commit flag without batch flag")
 		return false
-	case s.fr.Flags&FlagAck != 0 && s.fr.Flags&(FlagBatch|FlagZstd) != 0:
+	case s.fr.Flags&FlagAck != 0 && s.fr.Flags&(FlagBatch|FlagZstd|FlagEncrypted) != 0:
 		s.err = errAt(off, "ack frame with record flags")
 		return false
 	case s.fr.RawLen > MaxPayload:
 		s.err = errAt(off, "raw length %d too large", s.fr.RawLen)
 		return false
-	case s.fr.Flags&FlagZstd == 0 && s.fr.RawLen != stored:
-		s.err = errAt(off, "raw length %d differs from stored length %d", s.fr.RawLen, stored)
+	case !lengthsAgree(s.fr.Flags, stored, s.fr.RawLen):
+		s.err = errAt(off, "raw length %d does not fit stored length %d", s.fr.RawLen, stored)
 		return false
 	case s.fr.Seq == 0 && s.fr.Flags&FlagAck == 0:
 		s.err = errAt(off, "record frame with seq 0")
@@ -310,7 +326,22 @@ func plausibleHeader(h []byte) bool {
 	flags := binary.LittleEndian.Uint32(h[12:])
 	stored, raw := binary.LittleEndian.Uint32(h[8:]), binary.LittleEndian.Uint32(h[24:])
 	return flags&^knownFlags == 0 && binary.LittleEndian.Uint32(h[28:]) == 0 &&
-		(flags&FlagZstd != 0 || stored == raw)
+		lengthsAgree(flags, stored, raw)
+}
+
+// lengthsAgree reports whether a frame's stored and raw lengths fit its
+// flags: equal for a plain record, the sealing's overhead apart for an
+// encrypted one; a compressed payload's stored length is only bounded
+// below (by the overhead, when it is sealed too).
+func lengthsAgree(flags, stored, raw uint32) bool {
+	var over uint32
+	if flags&FlagEncrypted != 0 {
+		over = Overhead
+	}
+	if flags&FlagZstd != 0 {
+		return stored >= over
+	}
+	return uint64(stored) == uint64(raw)+uint64(over)
 }
 
 // checksumOK reports whether the frame at the start of b, whose header and

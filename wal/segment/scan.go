@@ -79,3 +79,6 @@ func (f Frame) Commits() bool { return f.Flags&FlagCommit != 0 }
 
 // Compressed reports whether f's payload is one zstd frame.
 func (f Frame) Compressed() bool { return f.Flags&FlagZstd != 0 }
+
+// Encrypted reports whether f's payload is sealed (see Sealer).
+func (f Frame) Encrypted() bool { return f.Flags&FlagEncrypted != 0 }

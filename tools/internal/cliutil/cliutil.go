@@ -1,11 +1,14 @@
-// Package cliutil holds what walcat and walpub print alike: GNU-style flag
-// help and byte counts in binary units.
+// Package cliutil holds what walcat and walpub do alike: GNU-style flag
+// help, byte counts in binary units, and reading a key file.
 package cliutil
 
 import (
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 )
 
 // PrintFlags prints fs's flags as "--name value" with their help and
@@ -67,4 +70,39 @@ func ParseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
+}
+
+// KeyFileHelp says what a key file holds, for --help texts.
+const KeyFileHelp = "64 hexadecimal characters (a 32-byte AES-256 key; white space around them is ignored), mode 0600 or stricter: make one with `umask 077; openssl rand -hex 32 > FILE`"
+
+// ReadKeyFile reads an encryption key (wal.WithEncryption) from path: 64
+// hexadecimal characters, white space around them ignored. A file that its
+// group or others may read or write (mode bits 0o077) is refused: the key
+// is the journal's confidentiality.
+func ReadKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("key file %s is not a regular file", path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("key file %s has mode %#o: its group or others may read it; make it 0600 (chmod 600 %s)", path, perm, path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 1024))
+	if err != nil {
+		return nil, err
+	}
+	text := strings.TrimSpace(string(b))
+	key, err := hex.DecodeString(text)
+	if err != nil || len(key) != 32 {
+		return nil, fmt.Errorf("key file %s does not hold 64 hexadecimal characters (a 32-byte key)", path)
+	}
+	return key, nil
 }

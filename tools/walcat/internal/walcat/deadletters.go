@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/walpub/walpub/adapter/kafka"
+	"github.com/walpub/walpub/tools/internal/cliutil"
 	"github.com/walpub/walpub/wal"
 )
 
@@ -27,7 +28,8 @@ journal, retried, until its records are requeued or dropped.
              leaves the dead-letter log: a crash can duplicate, not lose.
   --drop     gives up on them for good; their space is reclaimed.
 
-DIR must not be in use (it takes the journal's lock).
+DIR must not be in use (it takes the journal's lock). An encrypted
+journal needs its key: --key-file FILE, as for dump.
 
 Examples:
   walcat dump DIR/dead-letter
@@ -42,9 +44,19 @@ func runDeadLetters(_ context.Context, c *cli, args []string) int {
 	fs := c.newFlags(deadLettersCmd)
 	requeue := fs.Bool("requeue", false, "append the dead letters back to the journal, to be sent again")
 	drop := fs.Bool("drop", false, "give up on the dead letters and reclaim their space")
+	keyFile := fs.String("key-file", "", "the key of an encrypted journal, in `FILE`: "+cliutil.KeyFileHelp)
 	dir, code, ok := c.parse(deadLettersCmd, fs, args)
 	if !ok {
 		return code
+	}
+	var opts []wal.Option
+	if *keyFile != "" {
+		key, err := cliutil.ReadKeyFile(*keyFile)
+		if err != nil {
+			c.errorf("dead-letters: --key-file: %v", err)
+			return ExitUsage
+		}
+		opts = append(opts, wal.WithEncryption(key))
 	}
 	if *requeue == *drop {
 		c.errorf("dead-letters: give one of --requeue and --drop")
@@ -56,12 +68,16 @@ func runDeadLetters(_ context.Context, c *cli, args []string) int {
 	var rep kafka.DeadLetterReport
 	var err error
 	if *requeue {
-		rep, err = kafka.RequeueDeadLetters(dir)
+		rep, err = kafka.RequeueDeadLetters(dir, opts...)
 	} else {
-		rep, err = kafka.DropDeadLetters(dir)
+		rep, err = kafka.DropDeadLetters(dir, opts...)
 	}
 	if errors.Is(err, wal.ErrLocked) {
 		c.errorf("dead-letters: %s is in use by another process (a producer?): stop it first", dir)
+		return ExitDamaged
+	}
+	if errors.Is(err, wal.ErrKey) {
+		c.errorf("dead-letters: %s is encrypted, and --key-file gave no key or another key: %v", dir, err)
 		return ExitDamaged
 	}
 	if err != nil {

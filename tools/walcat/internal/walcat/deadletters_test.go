@@ -1,6 +1,8 @@
 package walcat
 
 import (
+	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -69,5 +71,51 @@ func TestDeadLetters(t *testing.T) {
 	}
 	if n := len(pending(filepath.Join(dir, kafka.DeadLetterDir))); n != 0 {
 		t.Fatalf("%d records left in the dead-letter log after --drop", n)
+	}
+}
+
+// TestDeadLettersEncrypted: an encrypted journal's dead letters move with
+// --key-file; without it, or with another key, nothing moves.
+func TestDeadLettersEncrypted(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "journal")
+	key := bytes.Repeat([]byte{3}, 32)
+	keyFile, other := filepath.Join(base, "k"), filepath.Join(base, "other")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("03", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other, []byte(strings.Repeat("04", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	openLog(t, dir, wal.WithEncryption(key)).Close()
+	dl := openLog(t, filepath.Join(dir, kafka.DeadLetterDir), wal.WithEncryption(key))
+	r0 := kafkaRecords()[0]
+	r0.Topic = "events"
+	mustAppend(t, dl, kafka.EncodeDeadLetter(r0, "MESSAGE_TOO_LARGE"))
+	if err := dl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"dead-letters", "--requeue", dir}, {"dead-letters", "--requeue", "--key-file", other, dir}} {
+		if r := walcat(t, args...); r.code != ExitDamaged || !strings.Contains(r.stderr, "is encrypted, and --key-file gave no key or another key") {
+			t.Fatalf("walcat %v: %v", args, r)
+		}
+	}
+	if r := walcat(t, "dead-letters", "--requeue", "--key-file", keyFile, dir); r.code != ExitOK || !strings.Contains(r.stdout, "1 dead letters appended") {
+		t.Fatal(r)
+	}
+	l := openLog(t, dir, wal.WithEncryption(key))
+	defer l.Close()
+	n := 0
+	for rec, err := range l.Pending() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := kafka.DecodeRecord(rec.Data); err != nil || string(r.Value) != string(r0.Value) {
+			t.Fatalf("requeued record: %v, %v", r, err)
+		}
+		n++
+	}
+	if n != 1 {
+		t.Fatalf("%d records in the journal, want 1", n)
 	}
 }

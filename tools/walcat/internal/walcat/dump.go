@@ -16,12 +16,17 @@ var dumpCmd = &command{
 
 Prints every record on disk, acknowledged or not, in ascending seq: its
 seq, state (pending or acked), segment file and offset, payload size and
-stored size, flags (zstd: stored compressed; batch: written by
-AppendBatch) and a payload preview. Records of the robust producer's
-journal (adapter/kafka) are decoded: topic, partition, timestamp, key,
-headers (the 16-byte _id as a UUID), value, and for dead-letter entries the
-reason. --json prints one JSON object per line instead, byte fields as
+stored size, flags (zstd: stored compressed; encrypted: stored encrypted;
+batch: written by AppendBatch) and a payload preview. Records of the
+robust producer's journal (adapter/kafka) are decoded: topic, partition,
+timestamp, key, headers (the 16-byte _id as a UUID), value, and for
+dead-letter entries the reason. --json prints one JSON object per line instead, byte fields as
 strings when they are valid UTF-8 and as *_base64 fields otherwise.
+
+An encrypted log (wal.WithEncryption, walpub --journal-key-file) is read
+with --key-file FILE, the same key file: 64 hexadecimal characters, mode
+0600 or stricter. Without it dump stops at the first encrypted record;
+verify and stats need no key.
 
 The log is read without a lock and no byte of it changes. A damaged log is
 reported as verify would report it, with exit status 1; --salvage then
@@ -38,6 +43,7 @@ Examples:
   walcat dump --raw --delim '' --format raw DIR # the stored bytes, nothing added
   walcat dump publisher.journal/dead-letter     # records the broker refused
   walcat dump --salvage --raw DIR > left.txt    # what a damaged log still holds
+  walcat dump --key-file journal.key DIR        # an encrypted log
 `,
 }
 
@@ -69,8 +75,15 @@ func runDump(ctx context.Context, c *cli, args []string) int {
 		return ExitUsage
 	}
 	records := wal.Salvage(dir) // lazy: it reads nothing until ranged over
+	if po.key != nil {
+		records = wal.SalvageWithKey(dir, po.key)
+	}
 	if !*salvage {
-		v, err := wal.OpenView(dir)
+		v, err := po.openView(dir)
+		if errors.Is(err, wal.ErrKey) {
+			c.errorf("dump: %v", err)
+			return ExitDamaged
+		}
 		if err != nil {
 			code := c.reportOpenError("dump", dir, err)
 			fmt.Fprintf(c.stderr, "\"walcat dump --salvage %s\" prints every record still readable.\n", dir)
@@ -95,6 +108,7 @@ func runDump(ctx context.Context, c *cli, args []string) int {
 			continue
 		}
 		if err := p.print(r); err != nil {
+			w.Flush()
 			c.errorf("dump: %v", err)
 			return ExitDamaged
 		}

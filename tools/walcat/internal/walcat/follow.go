@@ -26,7 +26,7 @@ appended (the segment files, and the bytes past the end of the data), and
 if so takes a fresh read-only look at the log (no lock, no byte changed)
 and prints the records with a higher seq than the last one printed. A
 record acknowledged and reclaimed between two looks is not shown; follow
-says so on stderr. The output flags are dump's.
+says so on stderr. The output flags are dump's, --key-file included.
 
 A look that meets damage is retried: a writer may be in the middle of a
 frame. Damage seen on 5 looks in a row ends follow with exit status 1.
@@ -177,7 +177,7 @@ func (f *follower) look() (code int, done bool) {
 	if f.unchanged() {
 		return 0, false
 	}
-	v, err := wal.OpenView(f.dir)
+	v, err := f.p.opts.openView(f.dir)
 	if err == nil {
 		if err = f.printNew(v); err == nil {
 			f.remember(v)
@@ -219,7 +219,7 @@ func (f *follower) printNew(v *wal.View) error {
 			f.c.errorf("follow: seqs %d..%d were acknowledged and reclaimed before they could be shown", f.next, r.Seq-1)
 		}
 		if err := f.p.print(r); err != nil {
-			return outputError{err}
+			return outputError{err} // no retry mends a missing key either
 		}
 		f.next = r.Seq + 1
 		f.shown = true

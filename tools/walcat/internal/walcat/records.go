@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/walpub/walpub/adapter/kafka"
+	"github.com/walpub/walpub/tools/internal/cliutil"
 	"github.com/walpub/walpub/wal"
 )
 
@@ -32,6 +33,8 @@ type printOpts struct {
 	format  string
 	preview int
 	delim   string
+	keyFile string
+	key     []byte // read from keyFile by printer
 }
 
 func (o *printOpts) register(fs *flag.FlagSet) {
@@ -40,6 +43,30 @@ func (o *printOpts) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.format, "format", formatAuto, "payload `format`: auto (journal records of the robust producer are decoded when they parse), raw, or kafka")
 	fs.IntVar(&o.preview, "preview", 64, "text output: show at most `N` payload bytes (0: all)")
 	fs.StringVar(&o.delim, "delim", `\n`, "with --raw: the `separator` written after each payload, Go escapes allowed (\"\" for none)")
+	fs.StringVar(&o.keyFile, "key-file", "", "read an encrypted log with the key in `FILE`: "+cliutil.KeyFileHelp)
+}
+
+// openView opens the view of dir, given the key if the log is encrypted
+// and a key file was given.
+func (o *printOpts) openView(dir string) (*wal.View, error) {
+	v, err := wal.OpenView(dir)
+	if err != nil {
+		return nil, err
+	}
+	if o.key != nil && v.Info().Encrypted {
+		if err := v.SetKey(o.key); err != nil {
+			v.Close()
+			return nil, fmt.Errorf("the key in %s is not the key of %s: %w", o.keyFile, dir, err)
+		}
+	}
+	return v, nil
+}
+
+// errNoKey: a record is encrypted and no key file was given.
+type errNoKey struct{ seq uint64 }
+
+func (e errNoKey) Error() string {
+	return fmt.Sprintf("record %d is encrypted: give the log's key with --key-file FILE", e.seq)
 }
 
 // printer validates the flags and returns the printer they describe.
@@ -58,6 +85,11 @@ func (o *printOpts) printer(w *bufio.Writer) (*printer, error) {
 	delim, err := strconv.Unquote(`"` + strings.ReplaceAll(o.delim, `"`, `\"`) + `"`)
 	if err != nil {
 		delim = o.delim // not an escaped form: take it as it is
+	}
+	if o.keyFile != "" {
+		if o.key, err = cliutil.ReadKeyFile(o.keyFile); err != nil {
+			return nil, fmt.Errorf("--key-file: %w", err)
+		}
 	}
 	return &printer{w: w, opts: *o, delim: delim}, nil
 }
@@ -101,8 +133,12 @@ func (p *printer) decode(data []byte) *decoded {
 	}
 }
 
-// print writes one record.
+// print writes one record; an encrypted one without its data (no key) is
+// errNoKey.
 func (p *printer) print(r wal.RecordInfo) error {
+	if r.Encrypted && r.Data == nil {
+		return errNoKey{r.Seq}
+	}
 	d := p.decode(r.Data)
 	switch {
 	case p.opts.raw:
@@ -134,6 +170,9 @@ func (p *printer) printText(r wal.RecordInfo, d *decoded) {
 	fmt.Fprintf(w, "seq=%d %s seg=%s off=%d size=%d stored=%d", r.Seq, state, filepath.Base(r.Path), r.Offset, r.Size, r.StoredSize)
 	if r.Compressed {
 		w.WriteString(" zstd")
+	}
+	if r.Encrypted {
+		w.WriteString(" encrypted")
 	}
 	if r.Batch {
 		w.WriteString(" batch")
@@ -276,6 +315,9 @@ func (p *printer) printJSON(r wal.RecordInfo, d *decoded) {
 	o.field("stored", r.StoredSize)
 	o.field("compressed", r.Compressed)
 	o.field("batch", r.Batch)
+	if r.Encrypted {
+		o.field("encrypted", true)
+	}
 	if d == nil || d.err != nil {
 		data := r.Data
 		if data == nil {

@@ -21,8 +21,9 @@ Prints a summary of the log: segments, records on disk (pending and
 acknowledged), the next seq, the oldest pending record, live data (the
 pending records' payload bytes), payload bytes raw and as stored with the
 compression ratio, bytes on disk, the durable high-water mark, a torn tail
-if there is one, and a table of the segments. The log is read without a
-lock and no byte of it changes.
+if there is one, whether the log is encrypted (and how many of its records
+are), and a table of the segments. The log is read without a lock and no
+byte of it changes; an encrypted log needs no key.
 
 Examples:
   walcat stats publisher.journal
@@ -48,6 +49,8 @@ type jsonStats struct {
 	HighWater        jsonHighWater `json:"high_water"`
 	TornBytes        int64         `json:"torn_bytes"`
 	TornOffset       int64         `json:"torn_offset"` // -1: none
+	Encrypted        bool          `json:"encrypted"`
+	EncryptedRecords int           `json:"encrypted_records"`
 	SegmentList      []jsonSegment `json:"segment_list"`
 }
 
@@ -125,6 +128,7 @@ func printStatsText(w io.Writer, in wal.Info) {
 	} else {
 		fmt.Fprintf(tw, "torn tail:\tnone\n")
 	}
+	fmt.Fprintf(tw, "encrypted:\t%s\n", encryptedText(in))
 	tw.Flush()
 	if len(in.Segments) == 0 {
 		return
@@ -151,7 +155,7 @@ func printStatsJSON(w io.Writer, in wal.Info) {
 		Acked: in.Acked, NextSeq: in.NextSeq, OldestPending: in.OldestPending, PendingBytes: in.PendingBytes,
 		RawBytes: in.RawBytes, StoredBytes: in.StoredBytes, CompressionRatio: ratio(in), DiskBytes: in.DiskBytes,
 		HighWater: jsonHighWater(in.HighWater), TornBytes: in.TornBytes, TornOffset: in.TornOffset,
-		SegmentList: []jsonSegment{}}
+		Encrypted: in.Encrypted, EncryptedRecords: in.EncryptedRecords, SegmentList: []jsonSegment{}}
 	for _, s := range in.Segments {
 		j.SegmentList = append(j.SegmentList, jsonSegment{File: filepath.Base(s.Path), ID: s.ID, FirstSeq: s.FirstSeq,
 			LastSeq: s.LastSeq, Records: s.Records, Pending: s.Pending, Size: s.Size, DataEnd: s.DataEnd,
@@ -159,6 +163,20 @@ func printStatsJSON(w io.Writer, in wal.Info) {
 	}
 	b, _ := json.Marshal(j)
 	fmt.Fprintf(w, "%s\n", b)
+}
+
+// encryptedText says whether the log is encrypted, and how many of its
+// records are.
+func encryptedText(in wal.Info) string {
+	switch {
+	case !in.Encrypted:
+		return "no"
+	case in.EncryptedRecords == in.Records:
+		return fmt.Sprintf("yes (AES-256-GCM; %d of %d records; dump needs --key-file)", in.EncryptedRecords, in.Records)
+	default:
+		return fmt.Sprintf("yes (AES-256-GCM; %d of %d records, the rest written before the log was encrypted; dump needs --key-file)",
+			in.EncryptedRecords, in.Records)
+	}
 }
 
 // sizeText shows a byte count exactly and, from 1 KiB on, in binary units.

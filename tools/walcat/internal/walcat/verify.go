@@ -19,9 +19,11 @@ var verifyCmd = &command{
 Checks the log as Open would, without changing it: every segment header,
 every frame's checksum, sequence numbers (no gap, no repeat), batches
 (committed whole), the metadata (superblock and checkpoint), the durable
-high-water mark, and that every compressed record decompresses. A torn
-tail (a write cut short by a crash, beyond the high-water mark) is healthy:
-the next Open cuts it; verify reports it.
+high-water mark, and that every compressed record decompresses. It needs
+no key: an encrypted log's checksums cover the stored bytes (whether a
+record authenticates is checked by reading it with its key: walcat dump
+--key-file). A torn tail (a write cut short by a crash, beyond the
+high-water mark) is healthy: the next Open cuts it; verify reports it.
 
 Exit status: 0 healthy; 1 damaged, with the damaged file, the offset of
 the damaged frame, the seq expected there and the reason; 2 usage error
@@ -59,6 +61,7 @@ type jsonSummary struct {
 	NextSeq    uint64 `json:"next_seq"`
 	TornBytes  int64  `json:"torn_bytes"`
 	TornOffset int64  `json:"torn_offset"` // -1: none
+	Encrypted  bool   `json:"encrypted"`
 }
 
 func runVerify(ctx context.Context, c *cli, args []string) int {
@@ -98,6 +101,9 @@ func printVerifyText(w io.Writer, dir string, in *wal.Info, err error) int {
 				plural(int64(len(in.Segments)), "segment"), plural(int64(in.Records), "record"),
 				in.Pending, in.Acked, in.NextSeq)
 			fmt.Fprintln(w)
+			if in.Encrypted {
+				fmt.Fprintf(w, "note: encrypted: %s\n", encryptedText(*in))
+			}
 			if in.TornBytes > 0 {
 				fmt.Fprintf(w, "note: a torn tail of %d bytes at offset %d of %s (a write cut short); the next Open cuts it\n",
 					in.TornBytes, in.TornOffset, filepath.Base(in.Segments[len(in.Segments)-1].Path))
@@ -136,7 +142,7 @@ func printVerifyJSON(w io.Writer, dir string, in *wal.Info, err error) int {
 	case err == nil:
 		if in != nil {
 			j.Summary = &jsonSummary{Segments: len(in.Segments), Records: in.Records, Pending: in.Pending,
-				Acked: in.Acked, NextSeq: in.NextSeq, TornBytes: in.TornBytes, TornOffset: in.TornOffset}
+				Acked: in.Acked, NextSeq: in.NextSeq, TornBytes: in.TornBytes, TornOffset: in.TornOffset, Encrypted: in.Encrypted}
 		}
 	case errors.As(err, &ce):
 		j.Damage = &jsonDamage{Path: ce.Path, Offset: ce.Offset, Seq: ce.Seq, Reason: ce.Reason}

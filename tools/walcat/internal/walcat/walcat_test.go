@@ -23,7 +23,8 @@ import (
 )
 
 // transcript runs walcat commands on dir and returns what each printed,
-// with dir shown as $DIR: the body of a golden file.
+// with dir shown as $DIR: the body of a golden file. An argument starting
+// with $DIR ($DIR.key, a file beside the log) starts with dir instead.
 func transcript(t *testing.T, dir string, cmds ...string) string {
 	t.Helper()
 	var b strings.Builder
@@ -33,8 +34,8 @@ func transcript(t *testing.T, dir string, cmds ...string) string {
 		}
 		args := strings.Fields(cmd)
 		for j, a := range args {
-			if a == "$DIR" {
-				args[j] = dir
+			if rest, ok := strings.CutPrefix(a, "$DIR"); ok {
+				args[j] = dir + rest
 			}
 		}
 		r := walcat(t, args...)
@@ -76,6 +77,57 @@ func TestGoldenCompressed(t *testing.T) {
 	dir := t.TempDir()
 	buildCompressedLog(t, dir)
 	golden(t, "compressed", transcript(t, dir, readCommands...))
+}
+
+// TestGoldenEncrypted: stats and verify of an encrypted log need no key
+// and say it is encrypted; dump needs --key-file, refuses a key file its
+// group or others may read, one that is not 64 hex characters, and a key
+// that is not the log's; with the key, dump and dump --salvage print the
+// records. Nothing in the output depends on the random nonces.
+func TestGoldenEncrypted(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	key := bytes.Repeat([]byte{0x11}, 32)
+	for name, c := range map[string]struct {
+		content string
+		perm    os.FileMode
+	}{
+		".key":       {strings.Repeat("11", 32) + "\n", 0o600},
+		".other.key": {strings.Repeat("22", 32), 0o400},
+		".open.key":  {strings.Repeat("11", 32), 0o644},
+		".bad.key":   {"not a key", 0o600},
+	} {
+		if err := os.WriteFile(dir+name, []byte(c.content), c.perm); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir+name, c.perm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := openLog(t, dir, wal.WithEncryption(key), wal.WithCompression(wal.CompressionZstd))
+	mustAppend(t, l, []byte("first secret"))
+	mustAppend(t, l, bytes.Repeat([]byte("compressible secret "), 20))
+	if _, err := l.AppendBatch([][]byte{[]byte("batched 1"), []byte("batched 2")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Ack(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "encrypted", transcript(t, dir,
+		"stats $DIR",
+		"stats --json $DIR",
+		"verify $DIR",
+		"verify --json $DIR",
+		"dump $DIR",
+		"dump --key-file $DIR.key $DIR",
+		"dump --json --pending --key-file $DIR.key $DIR",
+		"dump --salvage --key-file $DIR.key $DIR",
+		"dump --key-file $DIR.other.key $DIR",
+		"dump --key-file $DIR.open.key $DIR",
+		"dump --key-file $DIR.bad.key $DIR",
+	))
 }
 
 func TestGoldenDamaged(t *testing.T) {

@@ -118,6 +118,11 @@ a second Ctrl-C stops at once. Unconfirmed records stay in the journal.
 Progress (sent, confirmed, pending, rate) goes to stderr every second when
 stderr is a terminal or with --progress; a summary line to stdout.
 
+The journal holds the records in plain text unless --journal-key-file
+names a key file: then each record is encrypted (AES-256-GCM) before it
+is journaled, and the journal (its dead-letter log too) opens only with
+that key from then on. walcat dump --key-file reads it back.
+
 Exit status: 0 every record confirmed; 1 error (including records the
 broker refused for good, which move to JOURNAL/dead-letter); 2 usage error;
 3 records remain unconfirmed in the journal (run walpub again to send them);
@@ -133,6 +138,8 @@ Examples:
   walpub --hop-format json kafka://alice@kafka.scimma.org/alerts a.jsonl   # hop's credential for alice
   walpub kafka://localhost:9092/events </dev/null  # only resend what is journaled
   walcat stats publisher.journal                   # look inside the journal
+  umask 077; openssl rand -hex 32 > journal.key    # a key file (keep it apart from the journal)
+  walpub --journal-key-file journal.key kafka://localhost:9092/events events.log
 
 Flags:
 `
@@ -177,6 +184,8 @@ type config struct {
 	saslMech, saslUser, saslPass string
 	hopAuth                      string // where hop's credential came from, for a note
 	exactlyOnce                  bool
+	journalKeyFile               string
+	journalKey                   []byte // read from journalKeyFile
 	// recHeaders are the headers of every record: --header's, then hop's.
 	recHeaders []kgo.RecordHeader
 }
@@ -193,6 +202,7 @@ func parseArgs(args []string, env Env) (cfg config, code int, ok bool) {
 	fs.SetOutput(io.Discard)
 	var key string
 	fs.StringVar(&cfg.journal, "journal", kafka.DefaultJournal, "the journal `directory` (created if missing)")
+	fs.StringVar(&cfg.journalKeyFile, "journal-key-file", "", "encrypt the journal (AES-256-GCM) with the key in `FILE`, "+cliutil.KeyFileHelp+"; a journal once encrypted needs it from then on")
 	fs.StringVar(&cfg.topic, "topic", "", "the `topic`, overriding the URL's (embedded broker: default \""+DefaultTopic+"\")")
 	fs.StringVar(&key, "key", "", "the record `key` of every record (default: no key)")
 	fs.StringVar(&cfg.keyDelim, "key-delim", "", "split each line at the first `SEP`: the key before it, the value after it")
@@ -248,6 +258,11 @@ func parseArgs(args []string, env Env) (cfg config, code int, ok bool) {
 	}
 	if cfg.sync, err = parseSync(cfg.syncText); err != nil {
 		return usageErr("--sync: %v", err)
+	}
+	if cfg.journalKeyFile != "" {
+		if cfg.journalKey, err = cliutil.ReadKeyFile(cfg.journalKeyFile); err != nil {
+			return usageErr("--journal-key-file: %v", err)
+		}
 	}
 	if cfg.sasl == "" {
 		cfg.sasl = env.getenv(SASLEnv)
@@ -581,6 +596,10 @@ func (r *run) reportOpenError(err error) int {
 		r.notef(`"walcat verify %s" shows the damage; "walcat repair %s" cuts the journal there, keeping the cut bytes in a side file`, r.cfg.journal, r.cfg.journal)
 	case errors.Is(err, wal.ErrLocked):
 		r.notef("the journal %s is in use by another process (another walpub?); wait for it or use --journal", r.cfg.journal)
+	case errors.Is(err, wal.ErrKey) && r.cfg.journalKey == nil:
+		r.notef("the journal %s is encrypted: give its key with --journal-key-file FILE", r.cfg.journal)
+	case errors.Is(err, wal.ErrKey):
+		r.notef("the journal %s is encrypted under another key than the one in %s", r.cfg.journal, r.cfg.journalKeyFile)
 	case errors.Is(err, kafka.ErrInvalidURL):
 		r.notef("%v", err)
 		return ExitUsage
@@ -624,6 +643,9 @@ func (r *run) producerOptions() ([]kafka.Option, error) {
 	}
 	if cfg.exactlyOnce {
 		opts = append(opts, kafka.WithExactlyOnce(""))
+	}
+	if cfg.journalKey != nil {
+		opts = append(opts, kafka.WithWAL(wal.WithEncryption(cfg.journalKey)))
 	}
 	if cfg.verbose {
 		opts = append(opts, kafka.WithClient(kgo.WithLogger(kgo.BasicLogger(r.env.Stderr, kgo.LogLevelInfo, nil))))
@@ -733,6 +755,15 @@ func (r *run) checkEmbeddedJournal() (int, bool) {
 		return r.reportOpenError(err), false
 	}
 	defer v.Close()
+	if v.Info().Encrypted {
+		err := wal.ErrKey
+		if r.cfg.journalKey != nil {
+			err = v.SetKey(r.cfg.journalKey)
+		}
+		if err != nil {
+			return r.reportOpenError(err), false
+		}
+	}
 	others := map[string]int{}
 	for rec, err := range v.Records(0, 0) {
 		if err != nil {

@@ -1,0 +1,122 @@
+package wal
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/walpub/walpub/wal/index"
+	"github.com/walpub/walpub/wal/internal/vfs"
+	"github.com/walpub/walpub/wal/segment"
+)
+
+// Encryption at rest (WithEncryption). What is sealed, and why nonces
+// never repeat under one key, is said at segment.Sealer; how a log knows
+// it is encrypted and which key is its own, here.
+//
+// A log is encrypted when its directory holds the file "encryption" (see
+// package index: a random salt and the key check of the log's key with
+// it) or any segment holds an encrypted frame. Open of an encrypted log
+// without a key, or with a key whose check differs, fails with ErrKey
+// before anything on disk changes: load only reads. Where the file is
+// missing but encrypted frames exist (Repair moved a damaged one aside),
+// the key is checked by opening the first encrypted record on disk
+// instead, and the file written again.
+//
+// The first Open with a key of a log that has no such file writes it,
+// synced and renamed into place, before any record is appended: a power
+// cut can leave encrypted frames only in a log whose file is durable, or
+// whose key the frames themselves check.
+
+// checkKey checks key (nil: none given) against the log st describes.
+// It returns the Sealer for key (nil without a key) and whether the
+// encryption file must be written, or ErrKey.
+func checkKey(st *loaded, key []byte) (sl *segment.Sealer, writeFile bool, err error) {
+	var sealed *seg
+	for _, s := range st.segs {
+		if s.sealedAt != 0 {
+			sealed = s
+			break
+		}
+	}
+	if key == nil {
+		if st.haveEnc || sealed != nil {
+			return nil, false, ErrKey
+		}
+		return nil, false, nil
+	}
+	if sl, err = segment.NewSealer(key); err != nil {
+		return nil, false, fmt.Errorf("wal: %w", err)
+	}
+	if st.haveEnc {
+		check := sl.KeyCheck(st.enc.Salt[:])
+		if !hmac.Equal(check[:], st.enc.Check[:]) {
+			return nil, false, ErrKey
+		}
+		return sl, false, nil
+	}
+	if sealed != nil {
+		fr, err := readFrame(sealed.file, sealed.sealedAt)
+		if err != nil {
+			return nil, false, corrupt(sealed.file.Path, sealed.sealedAt, 0, FixCut, "%s", err).causedBy(err)
+		}
+		if _, err := openSealed(sl, fr); err != nil {
+			return nil, false, ErrKey
+		}
+	}
+	return sl, true, nil
+}
+
+// openSealed opens fr's sealed payload; a fault reading the mapping is an
+// error.
+func openSealed(sl *segment.Sealer, fr segment.Frame) (_ []byte, err error) {
+	defer catchFault("", &err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	return sl.Open(nil, fr)
+}
+
+// writeEncryptionFile records that the log is encrypted under sl's key:
+// a fresh random salt and the key check with it, synced and renamed into
+// place before any record is sealed.
+func (l *Log) writeEncryptionFile(sl *segment.Sealer) error {
+	e := index.Encryption{Cipher: index.CipherAESGCM}
+	rand.Read(e.Salt[:])
+	e.Check = sl.KeyCheck(e.Salt[:])
+	b := make([]byte, index.EncryptionSize)
+	index.PutEncryption(b, e)
+	if _, err := l.writeFileAtomic(l.encPath(), b); err != nil {
+		return fmt.Errorf("wal: write the encryption file: %w", err)
+	}
+	l.encBytes = int64(len(b))
+	return nil
+}
+
+func (l *Log) encPath() string { return vfs.Join(l.dir, index.EncryptionName) }
+
+// unsealRecord returns the record in fr, an encrypted frame: opened and,
+// if compressed, decompressed into buf's storage (a fresh copy when buf
+// is nil). Without a sealer it is ErrKey; a payload that does not
+// authenticate is a *CorruptionError caused by ErrAuth.
+func unsealRecord(fr segment.Frame, path string, buf []byte, sl *segment.Sealer) ([]byte, error) {
+	if sl == nil {
+		return nil, fmt.Errorf("wal: %s at offset %d (seq %d) is encrypted: %w", path, fr.Offset, fr.Seq, ErrKey)
+	}
+	dst := buf
+	var tmp *[]byte
+	if fr.Compressed() {
+		tmp = bufPool.Get().(*[]byte)
+		defer bufPool.Put(tmp)
+		dst = *tmp
+	}
+	plain, err := sl.Open(dst, fr)
+	if err != nil {
+		return nil, corrupt(path, fr.Offset, fr.Seq, FixCut,
+			"encrypted record does not authenticate: altered, or encrypted under another key").causedBy(err)
+	}
+	if !fr.Compressed() {
+		return plain, nil
+	}
+	*tmp = plain[:0]
+	return decompress(fr, plain, path, buf)
+}
