@@ -4,7 +4,9 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -203,4 +205,98 @@ func TestPowerCutShrinkOnClose(t *testing.T) {
 			t.Errorf("wb=%v: only %d operations in Close to cut at: did it shrink the log?", wb, cuts)
 		}
 	}
+}
+
+// mappedResident returns the bytes of the process's mappings of files in
+// dir that are resident (the Rss of /proc/self/smaps): the pages of the
+// log's segments the process holds.
+func mappedResident(t testing.TB, dir string) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Skipf("no /proc/self/smaps: %v", err)
+	}
+	var total int64
+	in := false
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			in = len(f) >= 6 && strings.HasPrefix(f[5], dir+string(filepath.Separator))
+		case in && len(f) >= 2 && f[0] == "Rss:":
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				t.Fatalf("smaps: %q: %v", line, err)
+			}
+			total += kb << 10
+		}
+	}
+	return total
+}
+
+// TestMappedPagesReleased: the pages of the log's segments the process
+// holds stay bounded however much is written, read back (Get, Pending)
+// and acknowledged: written pages behind the tail and sealed segments'
+// pages are released, and so are pages readers fault in again. Before,
+// every page written stayed resident until its segment was deleted.
+func TestMappedPagesReleased(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	const segSize = 16 << 20
+	l := mustOpen(t, dir, WithSegmentSize(segSize))
+	// The preparer's populated window in the active and the prepared
+	// segment, the written pages not yet released, and what readers
+	// read since the last release.
+	const bound = 2*populateAhead + releaseLag + 2*releaseEvery + 4<<20
+	const written = 3 * segSize
+	rec := make([]byte, 1000)
+	// Below writeThrough: written through the mapping.
+	batch := make([][]byte, 20)
+	for i := range batch {
+		batch[i] = rec
+	}
+	var last uint64
+	for n := 0; n < written; n += len(batch) * len(rec) {
+		q, err := l.AppendBatch(batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = q + uint64(len(batch)) - 1
+	}
+	if l.Stats().Segments < 3 {
+		t.Fatalf("%d segments: the test needs sealed ones", l.Stats().Segments)
+	}
+	settled := func(what string) {
+		t.Helper()
+		var n int64
+		eventually(t, what, func() bool { n = mappedResident(t, dir); return n <= bound })
+		t.Logf("%s: %d KiB of the segments resident (bound %d KiB)", what, n>>10, bound>>10)
+	}
+	settled("pages written released")
+	for q := uint64(1); q <= last; q++ {
+		if _, err := l.Get(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settled("pages read by Get released")
+	for q := uint64(1); q <= last; q += 50 {
+		// Half of them: the segments stay, held by pending records.
+		if err := l.Ack(q, q+1, q+2, q+3, q+4); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settled("pages read by Ack released")
+	mustClose(t, l)
+	l = mustOpen(t, dir, WithSegmentSize(segSize))
+	settled("pages verified by Open released")
+	n := 0
+	for _, err := range l.Pending() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if want := int(last) - int(last+49)/50*5; n != want {
+		t.Fatalf("%d pending, want %d", n, want)
+	}
+	settled("pages read by Pending released")
 }

@@ -51,10 +51,14 @@ type Log struct {
 	dirDirty      bool      // a file was created, renamed or removed since the last sync
 	prepared      *segment.File
 	prepSeq       atomic.Uint64
-	prepPopulated int64  // bytes of the prepared file pre-faulted
-	mapWrites     bool   // the last append went through the mapping: pre-fault for the next
-	ackEpoch      uint64 // bumped by every Ack and rotation
-	ckptEpoch     uint64 // ackEpoch the last checkpoint saw
+	prepPopulated int64        // bytes of the prepared file pre-faulted
+	readSince     atomic.Int64 // bytes read through the mappings since the preparer last released pages
+	// sealedUnreleased: a segment was sealed since the preparer last
+	// released pages.
+	sealedUnreleased bool
+	mapWrites        bool   // the last append went through the mapping: pre-fault for the next
+	ackEpoch         uint64 // bumped by every Ack and rotation
+	ckptEpoch        uint64 // ackEpoch the last checkpoint saw
 
 	// Group commit.
 	syncMu   sync.Mutex
@@ -439,7 +443,8 @@ func (l *Log) append(batch [][]byte) (uint64, error) {
 	l.pendingBytes += raw
 	at := pos{s.id, s.tail}
 	l.mapWrites = staged == nil
-	kick := l.prepared == nil || l.mapWrites && s.tail+populateAhead/2 > s.populated && s.populated < s.file.Size()
+	kick := l.prepared == nil || l.mapWrites && s.tail+populateAhead/2 > s.populated && s.populated < s.file.Size() ||
+		s.tail-releaseLag >= s.released+releaseEvery
 	l.mu.Unlock()
 	if kick {
 		l.kick(l.prepKick)
@@ -479,6 +484,7 @@ func (l *Log) rotateLocked(size int64) error {
 	old.acks = acks
 	l.noteUnsyncedLocked(old.file)
 	l.installActiveLocked(s)
+	l.sealedUnreleased = true
 	l.ackEpoch++
 	l.kick(l.prepKick)
 	l.kick(l.compactKick)
@@ -570,10 +576,22 @@ func (l *Log) preparedPath() string {
 
 // Pre-faulting: the preparer keeps populateAhead bytes past the active
 // segment's tail faulted in, populateChunk at a time, then prepares the
-// next segment the same way, so that appends rarely take a page fault.
+// next segment the same way (its first populateAhead bytes), so that
+// appends rarely take a page fault.
+//
+// Releasing: the preparer also drops mapped pages from the process's
+// resident set (the data stays in the page cache and on disk), so that
+// the pages held do not grow with what is written or read: those of the
+// active segment more than releaseLag behind the tail, and every page of
+// the sealed segments. It does so each time the tail has moved
+// releaseEvery past the last release, a segment was sealed, or readers
+// (Get, Ack verifying a frame, Pending) have read releaseEvery bytes
+// through the mappings since.
 const (
 	populateChunk = 2 << 20
-	populateAhead = 16 << 20
+	populateAhead = 8 << 20
+	releaseLag    = 2 << 20
+	releaseEvery  = 2 << 20
 )
 
 // preparer keeps the next segment allocated, mapped and pre-faulted, and
@@ -606,6 +624,10 @@ func (l *Log) prepareStep() bool {
 		return false
 	}
 	a := l.active
+	if l.releaseDueLocked() {
+		l.releaseMapped() // unlocks
+		return true
+	}
 	if from := a.populated; l.mapWrites && from < min(a.file.Size(), a.tail+populateAhead) {
 		f := a.file
 		f.refs++
@@ -622,14 +644,14 @@ func (l *Log) prepareStep() bool {
 	}
 	if p := l.prepared; p != nil {
 		from := l.prepPopulated
-		if from >= p.Size() || !l.mapWrites {
+		if from >= min(p.Size(), populateAhead) || !l.mapWrites {
 			l.mu.Unlock()
 			return false
 		}
 		// A rotation may take the file while we populate it: that
 		// changes no data, and the file stays mapped while it is active.
 		l.mu.Unlock()
-		to := min(from+populateChunk, p.Size())
+		to := min(from+populateChunk, p.Size(), populateAhead)
 		p.Populate(from, to)
 		l.mu.Lock()
 		if l.prepared == p {
@@ -656,6 +678,56 @@ func (l *Log) prepareStep() bool {
 	l.prepared, l.prepPopulated = f, 0
 	l.diskBytes += size
 	return true
+}
+
+// releaseDueLocked reports whether the preparer should drop mapped pages
+// (see releaseEvery).
+func (l *Log) releaseDueLocked() bool {
+	return l.sealedUnreleased || l.readSince.Load() >= releaseEvery || l.active.tail-releaseLag >= l.active.released+releaseEvery
+}
+
+// pagesTouched is the most a read of n bytes through a mapping faults in:
+// its pages, one more where it straddles a page boundary.
+func pagesTouched(n int64) int64 { return segment.PageAlign(n) + segment.PageSize }
+
+// noteRead counts n bytes faulted in by reads through the mappings, and
+// kicks the preparer to drop them once they add up to releaseEvery.
+func (l *Log) noteRead(n int64) {
+	if r := l.readSince.Add(n); r >= releaseEvery && r-n < releaseEvery {
+		l.kick(l.prepKick)
+	}
+}
+
+// releaseMapped drops from the resident set the pages of the active
+// segment up to releaseLag behind its tail (from the start: pages read
+// again since the last release go too) and every page of the sealed
+// segments. It is called with the lock held and returns without it.
+func (l *Log) releaseMapped() {
+	type span struct {
+		f  *mapped
+		to int64
+	}
+	var spans []span
+	a := l.active
+	if to := (a.tail - releaseLag) &^ (segment.PageSize - 1); to > 0 {
+		a.released = to
+		spans = append(spans, span{a.file, to})
+	}
+	for _, s := range l.segs {
+		if s.sealed && !s.file.retired {
+			spans = append(spans, span{s.file, s.file.Size()})
+		}
+	}
+	for _, sp := range spans {
+		sp.f.refs++
+	}
+	l.readSince.Store(0)
+	l.sealedUnreleased = false
+	l.mu.Unlock()
+	for _, sp := range spans {
+		sp.f.Release(0, sp.to)
+		l.release(sp.f)
+	}
 }
 
 // release unpins a file, closing it if it was retired.
@@ -869,7 +941,9 @@ func (l *Log) Get(seq uint64) ([]byte, error) {
 	f.refs++
 	l.mu.Unlock()
 	defer l.release(f)
-	return l.read(f, off, seq)
+	b, err := l.read(f, off, seq)
+	l.noteRead(pagesTouched(segment.FrameHeaderSize + int64(len(b))))
+	return b, err
 }
 
 // read returns a copy of record seq, whose frame is at off of f (pinned),
@@ -982,17 +1056,18 @@ func (l *Log) Ack(seqs ...uint64) error {
 	}
 	reclaim := false
 	var at pos
+	// Every frame is read before anything changes: a damaged one fails
+	// the Ack with nothing acknowledged, in memory or on disk.
+	type ackedFrame struct {
+		s    *seg
+		raw  uint32
+		size int
+	}
+	var frames []ackedFrame
 	if len(fresh) > 0 {
 		slices.Sort(fresh)
 		fresh = slices.Compact(fresh)
-		// Every frame is read before anything changes: a damaged one
-		// fails the Ack with nothing acknowledged, in memory or on disk.
-		type ackedFrame struct {
-			s    *seg
-			raw  uint32
-			size int
-		}
-		frames := make([]ackedFrame, len(fresh))
+		frames = make([]ackedFrame, len(fresh))
 		for i, q := range fresh {
 			s := findSeg(l.segs, q)
 			off, _ := s.locs.Lookup(q)
@@ -1036,6 +1111,11 @@ func (l *Log) Ack(seqs ...uint64) error {
 		at = pos{a.id, a.tail}
 	}
 	l.mu.Unlock()
+	var read int64
+	for _, fr := range frames {
+		read += pagesTouched(int64(fr.size))
+	}
+	l.noteRead(read)
 	if reclaim {
 		l.kick(l.compactKick)
 	}
@@ -1108,6 +1188,8 @@ func (l *Log) Pending() iter.Seq2[Record, error] {
 			}
 			if sealed {
 				f.Release(0, f.Size())
+			} else {
+				l.noteRead(tail)
 			}
 			l.release(f)
 			if !more {

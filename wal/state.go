@@ -38,6 +38,7 @@ type seg struct {
 	acks      *index.Acks
 	tail      int64  // end of the data: where the next frame goes
 	populated int64  // the active segment is pre-faulted up to here
+	released  int64  // the active segment's pages below this were last released (preparer)
 	lastSeq   uint64 // highest record seq in the segment, 0 if none
 	sealed    bool
 	gen       uint64
@@ -497,9 +498,9 @@ func (ld *loader) verifySegments() {
 						}
 					})
 				}()
-				if !o.isLast {
-					o.s.file.Release(0, o.s.file.Size())
-				}
+				// Verified: nothing reads it again but Pending, Get and
+				// Ack, which fault in what they read.
+				o.s.file.Release(0, o.s.file.Size())
 			}
 		}()
 	}
@@ -799,6 +800,9 @@ func (ld *loader) countPending(ackedSince []ackRange) error {
 			s.pendingBytes += int64(raw)
 			s.liveFrames += int64(size)
 		}
+		// Read one segment at a time: the pages it faulted in go, so
+		// that opening a backlog does not hold all of it resident.
+		s.file.Release(0, s.file.Size())
 	}
 	return nil
 }
