@@ -34,7 +34,9 @@ func (l *Log) compactor() {
 		case <-l.compactKick:
 		case <-retry.C:
 		}
+		l.reclaimMu.Lock()
 		recheck, err := l.reclaim()
+		l.reclaimMu.Unlock()
 		switch {
 		case err != nil:
 			l.log.Warn("wal: reclaiming space failed; will retry", "err", err)
@@ -42,6 +44,50 @@ func (l *Log) compactor() {
 		case recheck:
 			retry.Reset(stuckAfter)
 		}
+	}
+}
+
+// reclaimDueLocked reports whether a reclaim pass would free space now:
+// a sealed segment has no pending record left, or the sealed segments
+// take more than twice their live frames plus a segment and one of them
+// is less than half live (see reclaim).
+func (l *Log) reclaimDueLocked() bool {
+	var size, live int64
+	sparse := false
+	for _, s := range l.segs {
+		if !s.sealed {
+			continue
+		}
+		if s.pending == 0 {
+			return true
+		}
+		size += s.file.Size()
+		live += s.liveFrames
+		sparse = sparse || s.liveFrames*2 < s.file.Size()-segment.HeaderSize
+	}
+	return sparse && size > 2*live+l.cfg.segmentSize
+}
+
+// reclaimNow runs a reclaim pass in the caller's goroutine, if one is
+// still due (the compactor may have run meanwhile). An Append or Ack that
+// rotated calls it when the rotation found space to reclaim: the
+// compactor reclaims in the background, and when it falls behind (each
+// pass syncs, then writes the checkpoint) a writer faster than it would
+// fill the disk with segments waiting for it; so the writer waits for the
+// space it leaves behind, and the log stays within twice its live data
+// plus a few segments at every moment, not only once the compactor has
+// caught up. A failure is logged and left to the compactor's retries.
+func (l *Log) reclaimNow() {
+	l.reclaimMu.Lock()
+	defer l.reclaimMu.Unlock()
+	l.mu.Lock()
+	due := !l.closing && !l.closed && l.err == nil && l.reclaimDueLocked()
+	l.mu.Unlock()
+	if !due {
+		return
+	}
+	if _, err := l.reclaim(); err != nil {
+		l.log.Warn("wal: reclaiming space failed; will retry", "err", err)
 	}
 }
 

@@ -111,7 +111,11 @@
 // deletes sealed segments whose records are all acknowledged and rewrites
 // ("compacts") sealed segments less than half live into a file holding
 // only their live records, renamed into place. Disk use stays within
-// about twice the live data plus two segments.
+// about twice the live data plus two segments. It does so at every
+// moment, not only once the background work has caught up: an Append or
+// Ack that rotates to a new segment while a sealed one waits to be
+// reclaimed does that reclamation itself before it returns (it then waits
+// for the syncs the checkpoint needs).
 //
 // # Encryption
 //

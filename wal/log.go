@@ -59,6 +59,12 @@ type Log struct {
 	mapWrites        bool   // the last append went through the mapping: pre-fault for the next
 	ackEpoch         uint64 // bumped by every Ack and rotation
 	ckptEpoch        uint64 // ackEpoch the last checkpoint saw
+	// reclaimDebt: a rotation found a segment to reclaim (see
+	// reclaimNow).
+	reclaimDebt bool
+	// reclaimMu serializes reclaim passes: the compactor's, an
+	// appender's (reclaimNow) and Close's.
+	reclaimMu sync.Mutex
 
 	// Group commit.
 	syncMu   sync.Mutex
@@ -445,9 +451,13 @@ func (l *Log) append(batch [][]byte) (uint64, error) {
 	l.mapWrites = staged == nil
 	kick := l.prepared == nil || l.mapWrites && s.tail+populateAhead/2 > s.populated && s.populated < s.file.Size() ||
 		s.tail-releaseLag >= s.released+releaseEvery
+	debt := l.takeReclaimDebtLocked()
 	l.mu.Unlock()
 	if kick {
 		l.kick(l.prepKick)
+	}
+	if debt {
+		l.reclaimNow()
 	}
 
 	if l.cfg.sync.kind == syncAlways {
@@ -488,7 +498,17 @@ func (l *Log) rotateLocked(size int64) error {
 	l.ackEpoch++
 	l.kick(l.prepKick)
 	l.kick(l.compactKick)
+	l.reclaimDebt = l.reclaimDueLocked()
 	return nil
+}
+
+// takeReclaimDebtLocked reports, once, that a rotation found space the
+// compactor had not reclaimed yet: the caller runs reclaimNow once it has
+// released the lock.
+func (l *Log) takeReclaimDebtLocked() bool {
+	d := l.reclaimDebt
+	l.reclaimDebt = false
+	return d
 }
 
 // noteUnsyncedLocked remembers a file written since the last sync, for the
@@ -1110,7 +1130,11 @@ func (l *Log) Ack(seqs ...uint64) error {
 		}
 		at = pos{a.id, a.tail}
 	}
+	debt := l.takeReclaimDebtLocked()
 	l.mu.Unlock()
+	if debt {
+		l.reclaimNow()
+	}
 	var read int64
 	for _, fr := range frames {
 		read += pagesTouched(int64(fr.size))
@@ -1354,9 +1378,12 @@ func (l *Log) shrinkIdle() {
 		return
 	}
 	err := l.rotateLocked(idleSegmentSize)
+	l.reclaimDebt = false
 	l.mu.Unlock()
 	if err == nil {
+		l.reclaimMu.Lock()
 		_, err = l.reclaim()
+		l.reclaimMu.Unlock()
 	}
 	if err != nil {
 		l.log.Warn("wal: could not shrink the idle log on close", "err", err)
