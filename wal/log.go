@@ -800,16 +800,18 @@ func (l *Log) syncSuperblock() error {
 func (l *Log) syncTo(at pos) error {
 	l.syncMu.Lock()
 	for {
+		// Covered first: a sync round that made at durable before a
+		// later failure (background work poisoning the log) did its job.
+		if !l.synced.less(at) {
+			l.syncMu.Unlock()
+			return nil
+		}
 		l.mu.Lock()
 		err := l.err
 		l.mu.Unlock()
 		if err != nil {
 			l.syncMu.Unlock()
 			return err
-		}
-		if !l.synced.less(at) {
-			l.syncMu.Unlock()
-			return nil
 		}
 		if !l.syncing {
 			break
