@@ -250,7 +250,7 @@ func DecodeCheckpoint(b []byte) (Checkpoint, error) {
 		if kind != 0 {
 			words = 0
 		}
-		if id <= prevID || base < max(prevEnd, 1) || bits > MaxSpan || kind == bitsSparse && v == Version || kind != 0 && bits == 0 || words*8 > uint64(len(body)-off-24) {
+		if id <= prevID || base < max(prevEnd, 1) || bits > MaxSpan || base+bits < base || kind == bitsSparse && v == Version || kind != 0 && bits == 0 || words*8 > uint64(len(body)-off-24) {
 			return Checkpoint{}, &FormatError{int64(off), "invalid checkpoint entry"}
 		}
 		prevID, prevEnd = id, base+bits
