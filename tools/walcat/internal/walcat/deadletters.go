@@ -49,14 +49,9 @@ func runDeadLetters(_ context.Context, c *cli, args []string) int {
 	if !ok {
 		return code
 	}
-	var opts []wal.Option
-	if *keyFile != "" {
-		key, err := cliutil.ReadKeyFile(*keyFile)
-		if err != nil {
-			c.errorf("dead-letters: --key-file: %v", err)
-			return ExitUsage
-		}
-		opts = append(opts, wal.WithEncryption(key))
+	opts, ok := c.keyOptions("dead-letters", *keyFile)
+	if !ok {
+		return ExitUsage
 	}
 	if *requeue == *drop {
 		c.errorf("dead-letters: give one of --requeue and --drop")
@@ -77,7 +72,7 @@ func runDeadLetters(_ context.Context, c *cli, args []string) int {
 		return ExitDamaged
 	}
 	if errors.Is(err, wal.ErrKey) {
-		c.errorf("dead-letters: %s is encrypted, and --key-file gave no key or another key: %v", dir, err)
+		c.keyError("dead-letters", dir, err)
 		return ExitDamaged
 	}
 	if err != nil {
@@ -93,4 +88,23 @@ func runDeadLetters(_ context.Context, c *cli, args []string) int {
 		fmt.Fprintf(c.stdout, "%s: %d dead letters kept: they name no topic (journal records that could not be decoded)\n", dir, rep.Kept)
 	}
 	return ExitOK
+}
+
+// keyOptions returns the wal options that open a log encrypted with the key
+// in keyFile ("" for none), or reports why the key file cannot be used.
+func (c *cli) keyOptions(cmd, keyFile string) ([]wal.Option, bool) {
+	if keyFile == "" {
+		return nil, true
+	}
+	key, err := cliutil.ReadKeyFile(keyFile)
+	if err != nil {
+		c.errorf("%s: --key-file: %v", cmd, err)
+		return nil, false
+	}
+	return []wal.Option{wal.WithEncryption(key)}, true
+}
+
+// keyError reports a wal.ErrKey from opening the journal in dir.
+func (c *cli) keyError(cmd, dir string, err error) {
+	c.errorf("%s: %s is encrypted, and --key-file gave no key or another key: %v", cmd, dir, err)
 }

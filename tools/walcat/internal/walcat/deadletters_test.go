@@ -1,8 +1,6 @@
 package walcat
 
 import (
-	"bytes"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -79,14 +77,7 @@ func TestDeadLetters(t *testing.T) {
 func TestDeadLettersEncrypted(t *testing.T) {
 	base := t.TempDir()
 	dir := filepath.Join(base, "journal")
-	key := bytes.Repeat([]byte{3}, 32)
-	keyFile, other := filepath.Join(base, "k"), filepath.Join(base, "other")
-	if err := os.WriteFile(keyFile, []byte(strings.Repeat("03", 32)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(other, []byte(strings.Repeat("04", 32)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key, keyFile, other := keyFiles(t, base)
 	openLog(t, dir, wal.WithEncryption(key)).Close()
 	dl := openLog(t, filepath.Join(dir, kafka.DeadLetterDir), wal.WithEncryption(key))
 	r0 := kafkaRecords()[0]
@@ -103,19 +94,8 @@ func TestDeadLettersEncrypted(t *testing.T) {
 	if r := walcat(t, "dead-letters", "--requeue", "--key-file", keyFile, dir); r.code != ExitOK || !strings.Contains(r.stdout, "1 dead letters appended") {
 		t.Fatal(r)
 	}
-	l := openLog(t, dir, wal.WithEncryption(key))
-	defer l.Close()
-	n := 0
-	for rec, err := range l.Pending() {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r, err := kafka.DecodeRecord(rec.Data); err != nil || string(r.Value) != string(r0.Value) {
-			t.Fatalf("requeued record: %v, %v", r, err)
-		}
-		n++
-	}
-	if n != 1 {
-		t.Fatalf("%d records in the journal, want 1", n)
+	recs := pendingRecords(t, dir, wal.WithEncryption(key))
+	if len(recs) != 1 || string(recs[0].Value) != string(r0.Value) {
+		t.Fatalf("journal: %v, want the requeued record alone", recs)
 	}
 }

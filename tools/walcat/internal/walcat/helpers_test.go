@@ -18,6 +18,8 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/walpub/walpub/adapter/kafka"
 	"github.com/walpub/walpub/internal/testutil"
 	"github.com/walpub/walpub/wal"
 )
@@ -303,4 +305,39 @@ func compareSnapshots(t *testing.T, what string, before, after map[string]fileSt
 			t.Errorf("%s created %s", what, path)
 		}
 	}
+}
+
+// keyFiles writes two key files into dir: keyFile holds key, other
+// another key.
+func keyFiles(t *testing.T, dir string) (key []byte, keyFile, other string) {
+	t.Helper()
+	key = bytes.Repeat([]byte{3}, 32)
+	keyFile, other = filepath.Join(dir, "k"), filepath.Join(dir, "other")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("03", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other, []byte(strings.Repeat("04", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return key, keyFile, other
+}
+
+// pendingRecords decodes the pending records of the producer journal in
+// dir; a record that does not decode fails the test.
+func pendingRecords(t *testing.T, dir string, opts ...wal.Option) []*kgo.Record {
+	t.Helper()
+	l := openLog(t, dir, opts...)
+	defer l.Close()
+	var recs []*kgo.Record
+	for rec, err := range l.Pending() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := kafka.DecodeRecord(rec.Data)
+		if err != nil {
+			t.Fatalf("record %d: %v", rec.Seq, err)
+		}
+		recs = append(recs, r)
+	}
+	return recs
 }

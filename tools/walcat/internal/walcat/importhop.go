@@ -39,12 +39,17 @@ the record's offset and nothing is appended; --salvage imports every
 message still readable and reports each damaged record it skipped (a
 damaged "sent" record makes its message pending: sent again, never lost).
 
+An encrypted walpub journal (walpub --journal-key-file) is opened with
+--key-file FILE, the same key file; a journal created by an import with
+--key-file is encrypted with that key.
+
 Exit status: 0 imported; 1 damaged hop journal or error; 2 usage error.
 
 Examples:
   walcat import-hop publisher.journal walpub.journal
   walcat import-hop --topic alerts old/publisher.journal walpub.journal
   walcat import-hop --salvage damaged.journal walpub.journal
+  walcat import-hop --key-file journal.key publisher.journal walpub.journal
 `,
 }
 
@@ -54,6 +59,7 @@ func runImportHop(ctx context.Context, c *cli, args []string) int {
 	fs := c.newFlags(importHopCmd)
 	topic := fs.String("topic", "", "the `topic` of version 1 records, which name none (hop sent them to its URL's topic)")
 	salvage := fs.Bool("salvage", false, "import what is readable from a damaged hop journal, skipping damaged records")
+	keyFile := fs.String("key-file", "", "the key of an encrypted walpub journal (or of the one to create), in `FILE`: "+cliutil.KeyFileHelp)
 	pos, err := cliutil.ParseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		c.printUsage(c.stdout, importHopCmd, fs)
@@ -67,8 +73,12 @@ func runImportHop(ctx context.Context, c *cli, args []string) int {
 		fmt.Fprintln(c.stderr, `Run "walcat import-hop --help" for usage.`)
 		return ExitUsage
 	}
+	opts, ok := c.keyOptions("import-hop", *keyFile)
+	if !ok {
+		return ExitUsage
+	}
 	src, dir := pos[0], pos[1]
-	rep, err := hop.Import(src, dir, hop.ImportOptions{Topic: *topic, Salvage: *salvage})
+	rep, err := hop.Import(src, dir, hop.ImportOptions{Topic: *topic, Salvage: *salvage, WAL: opts})
 	j := rep.Journal
 	if j != nil {
 		for _, d := range j.Damage {
@@ -89,6 +99,9 @@ func runImportHop(ctx context.Context, c *cli, args []string) int {
 		return ExitUsage
 	case errors.Is(err, wal.ErrLocked):
 		c.errorf("import-hop: %s is in use by another process (a walpub?): stop it first", dir)
+		return ExitDamaged
+	case errors.Is(err, wal.ErrKey):
+		c.keyError("import-hop", dir, err)
 		return ExitDamaged
 	case err != nil:
 		c.errorf("import-hop: %v", err)

@@ -1,11 +1,14 @@
 package walcat
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/walpub/walpub/wal"
 )
 
 // hopTestdata is the journals hop-client wrote for package hop's tests.
@@ -92,5 +95,38 @@ func TestImportHopErrors(t *testing.T) {
 		if r := walcat(t, tc.args...); r.code != tc.code {
 			t.Errorf("walcat %s: exit %d, want %d: %s", strings.Join(tc.args, " "), r.code, tc.code, r.stderr)
 		}
+	}
+}
+
+// TestImportHopEncrypted: import-hop --key-file creates an encrypted
+// journal that opens with that key alone; into an encrypted journal it
+// imports only with its key (without it, or with another, exit 1 and
+// nothing appended); an unreadable key file is a usage error.
+func TestImportHopEncrypted(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "walpub.journal")
+	key, keyFile, other := keyFiles(t, base)
+	src := hopTestdata("v2.journal")
+	r := walcat(t, "import-hop", "--key-file", keyFile, src, dir)
+	if r.code != ExitOK || !strings.Contains(r.stdout, "2 messages appended") {
+		t.Fatalf("exit %d: %s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := wal.Open(dir); !errors.Is(err, wal.ErrKey) {
+		t.Fatalf("the imported journal opened without its key: %v", err)
+	}
+	for _, args := range [][]string{{"import-hop", src, dir}, {"import-hop", "--key-file", other, src, dir}} {
+		if r := walcat(t, args...); r.code != ExitDamaged || !strings.Contains(r.stderr, "is encrypted, and --key-file gave no key or another key") {
+			t.Fatalf("walcat %v: %v", args, r)
+		}
+	}
+	if r := walcat(t, "import-hop", "--key-file", filepath.Join(base, "missing"), src, dir); r.code != ExitUsage || !strings.Contains(r.stderr, "--key-file") {
+		t.Fatalf("missing key file: %v", r)
+	}
+	r = walcat(t, "import-hop", "--key-file", keyFile, src, dir)
+	if r.code != ExitOK || !strings.Contains(r.stdout, "nothing appended, 2 already imported") {
+		t.Fatalf("second import: exit %d: %s%s", r.code, r.stdout, r.stderr)
+	}
+	if recs := pendingRecords(t, dir, wal.WithEncryption(key)); len(recs) != 2 {
+		t.Fatalf("%d records in the journal, want 2", len(recs))
 	}
 }
