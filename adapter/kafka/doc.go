@@ -79,9 +79,10 @@
 //     or granted later; a client that keeps a refused producer ID is
 //     replaced).
 //   - Memory does not grow with the backlog: at most [WithMaxInFlight]
-//     records (10000, 64 MiB by default) are in flight, about as many wait
-//     in memory to be sent, and the rest is read from the journal when the
-//     window has room. A million pending records cost their seq ranges.
+//     records (10000, 8 MiB by default) are in flight, up to a quarter of
+//     that more waits in memory between Write and the sender, and the rest
+//     is read from the journal when the window has room. A million pending
+//     records cost their seq ranges.
 //   - A Producer is safe for concurrent use. Write may be called from many
 //     goroutines; records written concurrently have no order among them.
 //

@@ -31,7 +31,7 @@ const (
 	DefaultPort = "9092"
 
 	defaultMaxInFlight      = 10000
-	defaultMaxInFlightBytes = 64 << 20
+	defaultMaxInFlightBytes = 8 << 20
 	defaultMinBackoff       = 100 * time.Millisecond
 	defaultMaxBackoff       = 10 * time.Second
 	deadLetterSegmentSize   = 1 << 20
@@ -185,7 +185,10 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithMaxInFlight bounds the records handed to the client and not yet
 // confirmed, by count and by encoded bytes, overriding the defaults of
-// 10000 records and 64 MiB. Everything beyond the window waits in the
+// 10000 records and 8 MiB (enough for the client to fill a request of
+// 1 MB batches for several partitions while the previous one is in flight;
+// raise it for brokers far away). Up to a quarter of the window more waits
+// in memory between Write and the sender; everything beyond waits in the
 // journal, not in memory. A record larger than bytes is still sent, alone.
 func WithMaxInFlight(records, bytes int) Option {
 	return func(c *config) { c.maxInFlight, c.maxInFlightLen = records, bytes }

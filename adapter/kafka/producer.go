@@ -98,22 +98,47 @@ type Producer struct {
 }
 
 // handoff passes records from Write to the sender in memory, so that the
-// sender need not read back from the journal what was just appended. It is
-// bounded like the in-flight window; when it is full, Write leaves the
-// record to be read from the journal, as are records of an earlier run.
+// sender need not read back from the journal (a copy and a checksum) what
+// was just appended. It is bounded (handoffShare of the in-flight window);
+// when a record does not fit, the handoff stops taking records until the
+// sender has read every record written so far: it serves bursts, and a
+// writer that runs ahead of the broker for longer leaves its records in the
+// journal only, read back when the window has room, instead of holding in
+// memory records far ahead of what the sender needs next. Records of an
+// earlier run are read from the journal too.
 type handoff struct {
 	mu       sync.Mutex
 	m        map[uint64][]byte
 	n, bytes int // reserved, including records in m
 	maxN     int
 	maxBytes int
+	// full: a record missed the handoff; none is handed off until the
+	// sender has caught up with the journal (caughtUp).
+	full atomic.Bool
+	// held counts the records in m, so that the sender's look-ups skip
+	// the lock while there are none.
+	held atomic.Int64
 }
 
-// reserve makes room for a record of size bytes, if there is room.
+// handoffShare is the handoff's bound as a fraction of the in-flight
+// window, in records and in bytes.
+const handoffShare = 4
+
+func newHandoff(maxN, maxBytes int) handoff {
+	return handoff{m: make(map[uint64][]byte), maxN: max(maxN/handoffShare, 1),
+		maxBytes: max(maxBytes/handoffShare, 1)}
+}
+
+// reserve makes room for a record of size bytes, if there is room and the
+// handoff is not full.
 func (h *handoff) reserve(size int) bool {
+	if h.full.Load() {
+		return false
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.n >= h.maxN || h.bytes+size > h.maxBytes {
+		h.full.Store(true)
 		return false
 	}
 	h.n++
@@ -133,20 +158,33 @@ func (h *handoff) release(size int) {
 func (h *handoff) put(seq uint64, b []byte) {
 	h.mu.Lock()
 	h.m[seq] = b
+	h.held.Add(1)
 	h.mu.Unlock()
 }
 
 // take removes and returns record seq, if it was handed off.
 func (h *handoff) take(seq uint64) ([]byte, bool) {
+	if h.held.Load() == 0 {
+		return nil, false
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	b, ok := h.m[seq]
 	if ok {
 		delete(h.m, seq)
+		h.held.Add(-1)
 		h.n--
 		h.bytes -= len(b)
 	}
 	return b, ok
+}
+
+// caughtUp tells the handoff that the sender has read every record
+// published so far: records written from now on may be handed off again.
+func (h *handoff) caughtUp() {
+	if h.full.Load() {
+		h.full.Store(false)
+	}
 }
 
 // NewProducer opens the journal, starts the background sender and resends
@@ -201,8 +239,7 @@ func NewProducer(url string, opts ...Option) (*Producer, error) {
 		done:      make(chan struct{}),
 		closeDone: make(chan struct{}),
 		idRng:     rand.NewChaCha8(seed),
-		hand: handoff{m: make(map[uint64][]byte), maxN: cfg.maxInFlight,
-			maxBytes: cfg.maxInFlightLen},
+		hand:      newHandoff(cfg.maxInFlight, cfg.maxInFlightLen),
 	}
 	snd, err := newSender(p)
 	if err != nil {
@@ -362,12 +399,14 @@ func storeMax(a *atomic.Uint64, v uint64) {
 
 // append appends an encoded record to the journal, waiting for room.
 func (p *Producer) append(ctx context.Context, b []byte) (uint64, error) {
+	// The record is too large only if the journal refuses it while empty:
+	// empty before the append (seen after the previous refusal) and after
+	// it. Empty only after, it emptied meanwhile, and the append is tried
+	// again. The journal is looked at only once it refused a record, so
+	// that an append that fits costs nothing more.
+	emptyBefore := false
+	var progress chan struct{} // taken before the last try
 	for {
-		progress := p.progressChan()
-		// The record is too large only if the journal refuses it while
-		// empty: empty before the append and after it. Empty only after,
-		// it emptied meanwhile, and the append is tried again.
-		emptyBefore := p.journal.Stats().Pending == 0
 		seq, err := p.journal.Append(b)
 		if err == nil {
 			return seq, nil
@@ -382,6 +421,14 @@ func (p *Producer) append(ctx context.Context, b []byte) (uint64, error) {
 			if emptyBefore {
 				return 0, fmt.Errorf("%w (%d bytes)", ErrRecordTooLarge, len(b))
 			}
+			emptyBefore = true
+			continue
+		}
+		emptyBefore = false
+		if progress == nil {
+			// Taken before the next try, so that an acknowledgement
+			// between that try and the wait below is not missed.
+			progress = p.progressChan()
 			continue
 		}
 		select {
@@ -391,6 +438,7 @@ func (p *Producer) append(ctx context.Context, b []byte) (uint64, error) {
 			return 0, ErrClosed
 		case <-progress:
 		}
+		progress = p.progressChan()
 	}
 }
 

@@ -888,6 +888,7 @@ func (s *sender) read() *entry {
 	for {
 		seq, ok := s.cursor()
 		if !ok {
+			s.p.hand.caughtUp()
 			return nil
 		}
 		if len(s.runs) == 0 {
