@@ -530,6 +530,52 @@ func testDeadLetter(t *testing.T, opts ...Option) {
 	checkOrder(t, parts)
 }
 
+// TestUndecodableJournalRecord journals, before the producer opens, a
+// record it cannot decode (its fields, headers and timestamp included,
+// decode, then a trailing byte fails it) between two it can: that one goes
+// to the dead-letter log, and the record after it is sent as journaled,
+// with nothing of the one that failed (the sender decodes both into the
+// same slot of its entry slab).
+func TestUndecodableJournalRecord(t *testing.T) {
+	t.Parallel()
+	c := kfaketest.New(t, kfake.SeedTopics(1, "t"))
+	dir := filepath.Join(t.TempDir(), "journal")
+	l, err := wal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamp := time.UnixMilli(1_000_000_000_000)
+	bad := append(EncodeRecord(&kgo.Record{Topic: "t", Key: []byte("k"), Value: []byte("bad"), Timestamp: stamp,
+		Headers: []kgo.RecordHeader{{Key: "h", Value: []byte("x")}}}), 0)
+	for _, b := range [][]byte{EncodeRecord(&kgo.Record{Topic: "t", Value: []byte("before")}), bad,
+		EncodeRecord(&kgo.Record{Topic: "t", Value: []byte("after")})} {
+		if _, err := l.Append(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewProducer(kfaketest.URL(c, "t"), WithJournal(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxTimeout(t, 30*time.Second)
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); st.Delivered != 2 || st.DeadLettered != 1 {
+		t.Fatalf("stats %+v, want 2 delivered and 1 dead letter", st)
+	}
+	got := readTopic(t, c.ListenAddrs(), "t")[0]
+	if len(got) != 2 || string(got[0].Value) != "before" || string(got[1].Value) != "after" {
+		t.Fatalf("topic holds %d records, want before and after", len(got))
+	}
+	if r := got[1]; r.Key != nil || len(r.Headers) != 0 || r.Timestamp.Equal(stamp) {
+		t.Fatalf("the record after the undecodable one has key %q, headers %v, timestamp %v", r.Key, r.Headers, r.Timestamp)
+	}
+}
+
 // corruptionPattern fills the values of records that TestCorruptJournal
 // damages, so that the test finds them in whatever files the journal keeps.
 var corruptionPattern = bytes.Repeat([]byte("CORRUPT-ME-"), 40)

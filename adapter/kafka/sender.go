@@ -85,12 +85,26 @@ type hold struct {
 	solo       *entry         // sent alone and not yet reported
 }
 
+// entrySlab is how many entries the sender allocates at once: one
+// allocation per entrySlab records instead of one per record. A slab stays
+// in memory while any of its entries is referenced (in flight, held, or
+// kept by a callback); its records are consecutive, so they mostly leave
+// together.
+const entrySlab = 32
+
 // newEntry decodes a journal record into a new entry.
 func (s *sender) newEntry(seq uint64, data []byte) (*entry, error) {
-	e := &entry{Context: s.ctx, seq: seq, size: len(data)}
+	if len(s.slab) == 0 {
+		s.slab = make([]entry, entrySlab)
+	}
+	e := &s.slab[0]
 	if _, err := decodeRecordInto(&e.r, e.hdrs[:0], data, false, &s.intern); err != nil {
+		// The slot stays for the next record, zero again.
+		e.r, e.hdrs = kgo.Record{}, [2]kgo.RecordHeader{}
 		return nil, err
 	}
+	s.slab = s.slab[1:]
+	e.Context, e.seq, e.size = s.ctx, seq, len(data)
 	e.r.Context = e
 	e.rec = &e.r
 	e.key = holdKey{e.r.Topic, -1}
@@ -156,7 +170,8 @@ type sender struct {
 	rebuildBackoff time.Duration
 
 	intern   interner
-	resolved uint64 // last value published to p.resolved
+	slab     []entry // entries not yet used (newEntry)
+	resolved uint64  // last value published to p.resolved
 	acks     []uint64
 	// Records confirmed or dead-lettered whose acknowledgement is not
 	// journaled yet: reported (OnDelivery, OnDeadLetter) only once it is,
