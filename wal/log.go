@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"iter"
@@ -205,7 +206,7 @@ func (l *Log) open(mode loadMode) error {
 	}
 	// Recovery may have replayed acks the checkpoint on disk lacks: the
 	// first checkpoint of this Log is always written before any segment
-	// is reclaimed.
+	// is reclaimed (see ckptCurrent for when it need not be).
 	l.ackEpoch = 1
 	l.sbBytes, l.ckptBytes = st.sbBytes, st.ckptBytes
 	l.sbGen = st.hwm.Generation
@@ -254,11 +255,25 @@ func (l *Log) open(mode loadMode) error {
 			return err
 		}
 		l.installActiveLocked(s)
+	} else if ckptCurrent(st, l.active) && mode == loadWrite {
+		l.ackEpoch = l.ckptEpoch // nothing to write until something changes
 	}
 	if l.sb, err = l.fs.OpenFile(vfs.Join(l.dir, index.SuperblockName), os.O_RDWR|os.O_CREATE, l.cfg.fileMode); err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
 	return nil
+}
+
+// ckptCurrent reports whether the checkpoint on disk says all that one
+// written now would, so that reopening a log and closing it again writes
+// and syncs nothing: it covers the segments before active, no ack frame
+// after it acknowledges a record of theirs it calls unacknowledged (ack
+// frames of the active segment's own records are not its business), and
+// recovery cut nothing. A checkpoint's next seq may lag the log's, as it
+// does after appends without a rotation.
+func ckptCurrent(st *loaded, active *seg) bool {
+	return st.haveCkpt && !st.ckptLacks && st.tornFrom < 0 && len(st.dropped) == 0 &&
+		st.ckpt.Through+1 == active.id && st.ckpt.SealedEnd == active.firstSeq
 }
 
 // removeTemps deletes files a crash left half-made: a prepared segment, a
@@ -1170,7 +1185,7 @@ func (l *Log) Pending() iter.Seq2[Record, error] {
 		}
 		end := l.nextSeq
 		l.mu.Unlock()
-		buf := []byte{}   // not nil: decodeRecord copies into a nil buffer
+		var r pendingReader
 		from := uint64(1) // the lowest seq not yet considered
 		for from < end {
 			l.mu.Lock()
@@ -1203,21 +1218,23 @@ func (l *Log) Pending() iter.Seq2[Record, error] {
 				l.mu.Unlock()
 				continue
 			}
-			f, acks, tail, sealed := s.file, s.acks, s.tail, s.sealed
+			// Start at the first pending record's frame: the acknowledged
+			// ones before it need not be read.
+			start := int64(segment.HeaderSize)
+			if q, ok := s.acks.NextUnacked(max(from, s.firstSeq), rangeEnd); ok {
+				if off, ok := s.locs.Lookup(q); ok {
+					start = off
+				}
+			}
+			f, acks, tail := s.file, s.acks, s.tail
 			f.refs++
 			l.mu.Unlock()
-			more, err := l.pendingIn(f, acks, tail, from, end, &buf, yield)
+			more, err := l.pendingIn(&r, f, acks, tail, start, from, end, yield)
+			l.release(f)
 			if err != nil {
-				l.release(f)
 				yield(Record{}, err)
 				return
 			}
-			if sealed {
-				f.Release(0, f.Size())
-			} else {
-				l.noteRead(tail)
-			}
-			l.release(f)
 			if !more {
 				return
 			}
@@ -1226,58 +1243,93 @@ func (l *Log) Pending() iter.Seq2[Record, error] {
 	}
 }
 
-// pendingIn yields the pending records of one segment file below end.
-func (l *Log) pendingIn(f *mapped, acks *index.Acks, tail int64, from, end uint64, buf *[]byte, yield func(Record, error) bool) (more bool, err error) {
-	for off := int64(segment.HeaderSize); ; {
-		rec, next, stop, err := l.nextPendingIn(f, acks, tail, off, from, end, buf)
-		if err != nil || stop {
-			return false, err
-		}
-		if rec.Seq == 0 {
-			return true, nil
-		}
-		if !yield(rec, nil) {
-			return false, nil
-		}
-		off = next
-	}
+// readWindow is how much of a segment file Pending reads at a time.
+const readWindow = 1 << 20
+
+// pendingReader is the state of one Pending iteration: the part of a
+// segment file it read last and the buffer records are decoded into.
+//
+// Pending reads the files (pread), not their mappings: the bytes come
+// from the page cache with one copy, as a buffered file's would, without
+// faulting pages into the process (and releasing them again after) or
+// copying each record once more out of the mapping; and an I/O error, or
+// a file cut short under the log, is an error from the read rather than
+// a fault. The checksums were verified when the frames were written or
+// when Open read them; each frame's structure is checked again.
+type pendingReader struct {
+	win  []byte // win[:n] holds the bytes of file from offset base on
+	file *mapped
+	base int64
+	n    int
+	out  []byte // decompressed or opened records
 }
 
-// nextPendingIn finds the first pending record of f at or after off and
-// below end, and copies (or decompresses) it into *buf. It returns the
-// record, with Seq 0 if the data ends first, and the offset after its
-// frame; stop says that a record at or past end was reached. The mapping
-// is read only here, so that a fault reading it (an I/O error on one of
-// its pages, or the file truncated under it) is an error; the caller's
-// loop body never touches the mapping.
-func (l *Log) nextPendingIn(f *mapped, acks *index.Acks, tail, off int64, from, end uint64, buf *[]byte) (rec Record, next int64, stop bool, err error) {
-	defer catchFault(f.Path, &err)
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	sc := segment.NewVerifiedScanner(f.Bytes()[:tail], off)
-	for sc.Next() {
-		fr := sc.Frame()
-		off = fr.End()
-		if fr.IsAck() || fr.Seq < from || acks.Has(fr.Seq) {
-			continue
-		}
-		if fr.Seq >= end {
-			return Record{}, off, true, nil
-		}
-		var data []byte
-		if fr.Compressed() || fr.Encrypted() {
-			if data, err = decodeRecord(fr, f.Path, *buf, l.sealer); err != nil {
-				return Record{}, off, true, err
+// fill reads the bytes of f from off on into the window: at least need of
+// them, and up to readWindow, but never past tail.
+func (r *pendingReader) fill(f *mapped, off, tail int64, need int) error {
+	size := int(min(int64(max(need, readWindow)), tail-off))
+	if cap(r.win) < size {
+		r.win = make([]byte, size)
+	}
+	r.file, r.base, r.n = nil, off, 0
+	if err := f.ReadAt(r.win[:size], off); err != nil {
+		return fmt.Errorf("wal: %w", err)
+	}
+	r.file, r.n = f, size
+	return nil
+}
+
+// pendingIn yields the pending records of f, a segment file whose data
+// ends at tail, from seq from on and below end, reading its frames from
+// offset off on.
+func (l *Log) pendingIn(r *pendingReader, f *mapped, acks *index.Acks, tail, off int64, from, end uint64, yield func(Record, error) bool) (more bool, err error) {
+	for off < tail {
+		if r.file != f || off < r.base || off >= r.base+int64(r.n) {
+			if err := r.fill(f, off, tail, segment.FrameHeaderSize); err != nil {
+				return false, err
 			}
-		} else {
-			data = append((*buf)[:0], fr.Payload...)
 		}
-		*buf = data
-		return Record{Seq: fr.Seq, Data: data}, off, false, nil
+		sc := segment.NewVerifiedScannerAt(r.win[:r.n], r.base, off)
+		for sc.Next() {
+			fr := sc.Current()
+			if fr.IsAck() || fr.Seq < from || acks.Has(fr.Seq) {
+				continue
+			}
+			if fr.Seq >= end {
+				return false, nil
+			}
+			data := fr.Payload
+			if fr.Compressed() || fr.Encrypted() {
+				if data, err = decodeRecord(*fr, f.Path, r.out, l.sealer); err != nil {
+					return false, err
+				}
+				r.out = data
+			}
+			if !yield(Record{Seq: fr.Seq, Data: data}, nil) {
+				return false, nil
+			}
+		}
+		off = sc.Offset()
+		switch err := sc.Err(); {
+		case err == nil:
+			continue // the window ended between frames
+		case err != segment.ErrPartial:
+			return false, l.frameError(f.Path, off, 0, err)
+		case r.base+int64(r.n) == tail:
+			// Verified up to tail when it was written or opened.
+			return false, corrupt(f.Path, off, 0, FixCut, "frame runs past the end of the data at offset %d", tail)
+		}
+		// The frame runs past the window: read on from its start, all of
+		// it (need, by the length it claims, or its header).
+		need := segment.FrameHeaderSize
+		if h := r.win[off-r.base : r.n]; len(h) >= segment.FrameHeaderSize {
+			need = segment.FrameSize(int(binary.LittleEndian.Uint32(h[8:])))
+		}
+		if err := r.fill(f, off, tail, need); err != nil {
+			return false, err
+		}
 	}
-	if err := sc.Err(); err != nil {
-		return Record{}, sc.Offset(), true, l.frameError(f.Path, sc.Offset(), 0, err)
-	}
-	return Record{}, off, false, nil
+	return true, nil
 }
 
 // Stats returns the log's counters. After Close it returns the last

@@ -65,11 +65,14 @@ func (p pos) less(q pos) bool { return p.seg < q.seg || p.seg == q.seg && p.off 
 
 // loaded is the state read from a log directory.
 type loaded struct {
-	segs      []*seg
-	nextSeq   uint64
-	hwm       index.Superblock
-	ckpt      index.Checkpoint
-	haveCkpt  bool
+	segs     []*seg
+	nextSeq  uint64
+	hwm      index.Superblock
+	ckpt     index.Checkpoint
+	haveCkpt bool
+	// ckptLacks: ack frames in segments the checkpoint does not cover
+	// acknowledge seqs of sealed segments that it calls unacknowledged.
+	ckptLacks bool
 	tornFrom  int64 // in the last segment: where a torn tail starts, or -1
 	tornTo    int64
 	tornBatch bool
@@ -736,6 +739,7 @@ func (ld *loader) buildAcks() ([]ackRange, error) {
 	// Merged first, so that overlapping ranges (many ack frames may
 	// repeat one long range) cost no more than one.
 	ackedSince := mergeRanges(ld.replay)
+	st.ckptLacks = ld.ckptLacks(ackedSince)
 	for _, r := range ackedSince {
 		// Only the bitmaps that exist: a range may be long, and seqs
 		// outside every segment's range are acknowledged already.
@@ -751,6 +755,27 @@ func (ld *loader) buildAcks() ([]ackRange, error) {
 	return ackedSince, nil
 }
 
+// ckptLacks reports whether a range acknowledged since the checkpoint
+// (ackedSince) holds a seq below the checkpoint's sealed end that it does
+// not record as acknowledged.
+func (ld *loader) ckptLacks(ackedSince []ackRange) bool {
+	c := &ld.st.ckpt
+	if !ld.st.haveCkpt {
+		return len(ackedSince) > 0
+	}
+	for _, r := range ackedSince {
+		to := min(r.start+r.n, c.SealedEnd)
+		for q := r.start; q < to; {
+			e := c.AckedUntil(q, to)
+			if e == q {
+				return true
+			}
+			q = e
+		}
+	}
+	return false
+}
+
 // checkCheckpointCoverage checks that every seq the checkpoint calls
 // unacknowledged is still in a segment, unless an ack frame acknowledged
 // it since (ackedSince). The work is bounded by the records on disk, the
@@ -764,7 +789,8 @@ func (ld *loader) checkCheckpointCoverage(ackedSince []ackRange) error {
 		end := a.Base() + a.Len()
 		for q, ok := a.NextUnacked(a.Base(), end); ok; q, ok = a.NextUnacked(q+1, end) {
 			if s := findSeg(st.segs, q); s != nil {
-				if _, ok := s.locs.Lookup(q); ok {
+				if last, ok := s.locs.RunFrom(q); ok {
+					q = min(last, end-1) // every seq up to last is there
 					continue
 				}
 			}
@@ -782,24 +808,48 @@ func (ld *loader) checkCheckpointCoverage(ackedSince []ackRange) error {
 // that every seq of a compacted segment's range that is not in it was
 // acknowledged, by the checkpoint or an ack frame since (ackedSince). It
 // walks the records and the runs of acknowledged seqs between them, not
-// every seq of the range.
+// every seq of the range. scanSegment counted every record as pending:
+// the sizes of the acknowledged ones are taken off, read from their
+// frames, or, when fewer are pending, the pending ones' are added up
+// anew; a segment with nothing acknowledged is not read again.
 func (ld *loader) countPending(ackedSince []ackRange) error {
 	for _, s := range ld.st.segs {
-		b := s.file.Bytes()
-		next := s.firstSeq // the first seq not judged yet
-		for q, off := range s.locs.All() {
-			if u, ok := ld.firstUnacked(next, q, ackedSince); ok {
-				return corruptMeta(s.file.Path, 0, u, ld.ckPath, "unacknowledged record %d is missing from compacted segment", u)
+		var acked int
+		if last, ok := s.locs.Last(); !ok || last+1-s.firstSeq == uint64(s.locs.Len()) {
+			// Every seq of the segment from its first to its last is
+			// there: no seq between them to judge.
+			acked = s.acks.AckedIn(s.firstSeq, s.firstSeq+uint64(s.locs.Len()))
+		} else {
+			next := s.firstSeq // the first seq not judged yet
+			for q := range s.locs.All() {
+				if u, ok := ld.firstUnacked(next, q, ackedSince); ok {
+					return corruptMeta(s.file.Path, 0, u, ld.ckPath, "unacknowledged record %d is missing from compacted segment", u)
+				}
+				next = q + 1
+				if s.acks.Has(q) {
+					acked++
+				}
 			}
-			next = q + 1
-			if s.acks.Has(q) {
+		}
+		if acked == 0 {
+			continue
+		}
+		b := s.file.Bytes()
+		// Read the acknowledged frames, or the pending ones if fewer.
+		readAcked := acked*2 <= s.pending
+		sign := int64(-1)
+		if !readAcked {
+			s.pendingBytes, s.liveFrames, sign = 0, 0, 1
+		}
+		for q, off := range s.locs.All() {
+			if s.acks.Has(q) != readAcked {
 				continue
 			}
 			raw, size := segment.PeekSizes(b, off) // verified by the scan
-			s.pending++
-			s.pendingBytes += int64(raw)
-			s.liveFrames += int64(size)
+			s.pendingBytes += sign * int64(raw)
+			s.liveFrames += sign * int64(size)
 		}
+		s.pending -= acked
 		// Read one segment at a time: the pages it faulted in go, so
 		// that opening a backlog does not hold all of it resident.
 		s.file.Release(0, s.file.Size())
@@ -856,21 +906,31 @@ func scanSegment(s *seg, f *segment.File, onAck func(start, n uint64)) scanResul
 	sc := segment.NewScanner(b, segment.HeaderSize)
 	expect := s.firstSeq
 	batchStart := int64(-1) // offset of the first frame of an open batch
-	var batchLocs []struct {
-		seq uint64
-		off int64
+	type loc struct {
+		seq        uint64
+		off        int64
+		raw, frame uint32
 	}
+	var batchLocs []loc
 	var ackBuf []struct{ start, n uint64 }
+	// Every record counts as pending until countPending subtracts the
+	// acknowledged ones: it then reads the frames of the fewer.
+	add := func(e loc) {
+		s.locs.Add(e.seq, e.off)
+		s.lastSeq = e.seq
+		s.pending++
+		s.pendingBytes += int64(e.raw)
+		s.liveFrames += int64(e.frame)
+	}
 	flushBatch := func() {
 		for _, e := range batchLocs {
-			s.locs.Add(e.seq, e.off)
-			s.lastSeq = e.seq
+			add(e)
 		}
 		batchLocs = batchLocs[:0]
 	}
 	var damage *CorruptionError
 	for sc.Next() {
-		fr, off := sc.Frame(), sc.Offset()
+		fr, off := sc.Current(), sc.Offset()
 		if fr.IsAck() {
 			if batchStart >= 0 {
 				damage = corrupt(f.Path, off, expect, FixCut, "ack frame inside a batch")
@@ -914,16 +974,12 @@ func scanSegment(s *seg, f *segment.File, onAck func(start, n uint64)) scanResul
 				damage = corrupt(f.Path, off, fr.Seq, FixCut, "batch without its commit frame")
 				break
 			}
-			s.locs.Add(fr.Seq, off)
-			s.lastSeq = fr.Seq
+			add(loc{fr.Seq, off, fr.RawLen, uint32(fr.Size())})
 		default:
 			if batchStart < 0 {
 				batchStart = off
 			}
-			batchLocs = append(batchLocs, struct {
-				seq uint64
-				off int64
-			}{fr.Seq, off})
+			batchLocs = append(batchLocs, loc{fr.Seq, off, fr.RawLen, uint32(fr.Size())})
 			if fr.Commits() {
 				flushBatch()
 				batchStart = -1
@@ -948,16 +1004,25 @@ func scanSegment(s *seg, f *segment.File, onAck func(start, n uint64)) scanResul
 	}
 	s.tail = end
 	// Whatever follows the end of the data must be zeros, unless it is a
-	// torn tail of the last segment.
-	// Skip what the file system knows to be unwritten preallocation (most
-	// of an active segment) instead of reading it.
-	from := off
-	if d := f.DataFrom(off); d > off {
-		from = d &^ (segment.Align - 1)
-	}
-	tornTo := segment.LastNonZero(b, from)
-	if tornTo == from {
-		tornTo = off
+	// torn tail of the last segment. Only what the file system holds data
+	// for is read: the rest is unwritten preallocation (most of an active
+	// segment), which reads as zeros, and reading it through the mapping
+	// would fill the page cache with zero pages that every later Open
+	// would read again.
+	tornTo := off
+	for at, size := off, f.Size(); at < size; {
+		d := max(f.DataFrom(at), at)
+		if d >= size {
+			break
+		}
+		h := f.HoleFrom(d)
+		if h <= d {
+			h = size
+		}
+		if e := segment.LastNonZero(b[:h], d); e > d {
+			tornTo = e
+		}
+		at = h
 	}
 	if damage == nil && tornTo == off {
 		return scanResult{end: end}

@@ -228,6 +228,44 @@ func (a *Acks) Count() int {
 	return a.countWords()
 }
 
+// AckedIn returns the number of acknowledged seqs of [from, to) (seqs
+// out of the bitmap's range are not). Its cost is that of the words (or,
+// if sparse, the listed seqs) of the range, not of its seqs.
+func (a *Acks) AckedIn(from, to uint64) int {
+	from, to = max(from, a.base), min(to, a.base+a.n)
+	if from >= to {
+		return 0
+	}
+	switch {
+	case a.seqs != nil:
+		i, _ := a.listed(from)
+		j, _ := a.listed(to)
+		c := int(to-from) - (j - i) // the seqs not listed are acknowledged
+		for ; i < j; i++ {
+			if a.bit(uint64(i)) {
+				c++
+			}
+		}
+		return c
+	case a.words == nil:
+		if a.full {
+			return int(to - from)
+		}
+		return 0
+	}
+	c := 0
+	for i, j := from-a.base, to-a.base; i < j; {
+		w := atomic.LoadUint64(&a.words[i/64]) >> (i % 64)
+		k := min(64-i%64, j-i) // the bits of this word from i
+		if k < 64 {
+			w &= 1<<k - 1
+		}
+		c += bits.OnesCount64(w)
+		i += k
+	}
+	return c
+}
+
 func (a *Acks) countWords() int {
 	c := 0
 	for i := range a.words {

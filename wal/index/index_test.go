@@ -647,3 +647,58 @@ func TestAcksSetRange(t *testing.T) {
 		t.Fatal("SetRange on a uniform bitmap")
 	}
 }
+
+// TestAckedInAndRunFrom: AckedIn counts the acknowledged seqs of a range
+// as Has says, for dense, sparse and uniform bitmaps and ranges reaching
+// past theirs; Locations.RunFrom finds the end of a run of seqs mapped.
+func TestAckedInAndRunFrom(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	var seqs []uint64
+	for q := uint64(1000); q < 1300; q++ {
+		if r.IntN(3) > 0 {
+			seqs = append(seqs, q)
+		}
+	}
+	bitmaps := map[string]*Acks{
+		"dense": NewAcks(1000, 300), "sparse": NewSparseAcks(1000, 300, seqs),
+		"none": uniformAcks(1000, 300, false), "all": uniformAcks(1000, 300, true),
+	}
+	for _, name := range []string{"dense", "sparse"} {
+		for range 150 {
+			bitmaps[name].Set(1000 + r.Uint64N(300))
+		}
+	}
+	for name, a := range bitmaps {
+		for range 500 {
+			from := 990 + r.Uint64N(320)
+			to := from + r.Uint64N(200)
+			want := 0
+			for q := from; q < to; q++ {
+				if a.Has(q) {
+					want++
+				}
+			}
+			if got := a.AckedIn(from, to); got != want {
+				t.Fatalf("%s: AckedIn(%d, %d) = %d, want %d", name, from, to, got, want)
+			}
+		}
+	}
+	l := NewLocations(10)
+	for q := uint64(10); q < 20; q++ {
+		l.Add(q, int64(q*8))
+	}
+	if last, ok := l.RunFrom(12); !ok || last != 19 {
+		t.Fatalf("dense RunFrom(12) = %d, %v; want 19", last, ok)
+	}
+	for _, q := range []uint64{30, 31, 32, 40, 50, 51} {
+		l.Add(q, int64(q*8))
+	}
+	for _, c := range []struct {
+		from, last uint64
+		ok         bool
+	}{{10, 19, true}, {19, 19, true}, {30, 32, true}, {31, 32, true}, {40, 40, true}, {50, 51, true}, {20, 0, false}, {33, 0, false}, {52, 0, false}} {
+		if last, ok := l.RunFrom(c.from); ok != c.ok || last != c.last {
+			t.Fatalf("sparse RunFrom(%d) = %d, %v; want %d, %v", c.from, last, ok, c.last, c.ok)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package index
 
 import (
 	"iter"
+	"slices"
 	"sort"
 )
 
@@ -53,6 +54,25 @@ func (l *Locations) Lookup(seq uint64) (int64, bool) {
 		return int64(l.offs[i]), true
 	}
 	return 0, false
+}
+
+// RunFrom returns the last seq of the run of consecutive seqs mapped that
+// starts at seq, and false if seq is not mapped.
+func (l *Locations) RunFrom(seq uint64) (uint64, bool) {
+	if l.seqs == nil {
+		if seq < l.base || seq-l.base >= uint64(len(l.dense)) {
+			return 0, false
+		}
+		return l.base + uint64(len(l.dense)) - 1, true
+	}
+	i, ok := slices.BinarySearch(l.seqs, seq)
+	if !ok {
+		return 0, false
+	}
+	for i+1 < len(l.seqs) && l.seqs[i+1] == l.seqs[i]+1 {
+		i++
+	}
+	return l.seqs[i], true
 }
 
 // Len is the number of records mapped.

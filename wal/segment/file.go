@@ -3,6 +3,7 @@ package segment
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 
@@ -122,6 +123,21 @@ func (s *File) WriteAt(b []byte, off int64) error {
 		err = fmt.Errorf("segment: short write to %s: %d of %d bytes", s.Path, n, len(b))
 	}
 	return err
+}
+
+// ReadAt reads len(b) bytes at off through the file rather than the
+// mapping (pread): the pages are copied out of the page cache without
+// being mapped into the process, and an I/O error, or the file cut short,
+// is an error instead of a fault. Reading fewer bytes is an error.
+func (s *File) ReadAt(b []byte, off int64) error {
+	n, err := s.f.ReadAt(b, off)
+	if n == len(b) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("segment: read %s: %d of %d bytes at offset %d: %w", s.Path, n, len(b), off, err)
 }
 
 // DataFrom returns the offset of the first byte at or after off that the

@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -211,6 +212,11 @@ func PeekSizes(seg []byte, off int64) (rawLen uint32, size int) {
 	return binary.LittleEndian.Uint32(h[24:]), FrameSize(int(binary.LittleEndian.Uint32(h[8:])))
 }
 
+// ErrPartial stops a scan of a window (NewVerifiedScannerAt) at a frame
+// that runs past the window's end. Test for it with errors.Is; it is not
+// an *Error.
+var ErrPartial = errors.New("segment: frame runs past the window")
+
 // ErrEnd is returned by DecodeFrame where the data ends: the frame header
 // is all zeros. Test for it with errors.Is; it is not an *Error.
 var ErrEnd = errors.New("segment: end of data")
@@ -234,7 +240,7 @@ func DecodeFrame(seg []byte, off int64) (Frame, error) {
 }
 
 func decodeFrame(seg []byte, off int64, verify bool) (f Frame, err error) {
-	s := Scanner{b: seg, next: off, verify: verify}
+	s := Scanner{b: seg, lim: int64(len(seg)), next: off, verify: verify}
 	if s.step() {
 		f = s.fr
 	}
@@ -247,12 +253,16 @@ func decodeFrame(seg []byte, off int64, verify bool) (f Frame, err error) {
 func (s *Scanner) step() bool {
 	off := s.next
 	s.off = off
-	if off < HeaderSize || off%Align != 0 || off > int64(len(s.b)) {
+	if off < HeaderSize || off%Align != 0 || off < s.base || off-s.base > int64(len(s.b)) {
 		s.err = errAt(off, "frame offset out of range")
 		return false
 	}
-	rest := s.b[off:]
+	rest := s.b[off-s.base:]
 	if len(rest) < FrameHeaderSize {
+		if s.window {
+			s.err = ErrPartial
+			return false
+		}
 		if allZero(rest) {
 			s.err = ErrEnd
 			return false
@@ -267,23 +277,29 @@ func (s *Scanner) step() bool {
 	}
 	stored := binary.LittleEndian.Uint32(h[8:])
 	if stored > MaxPayload || int64(FrameSize(int(stored))) > int64(len(rest)) {
+		if s.window && stored <= MaxPayload {
+			s.err = ErrPartial
+			return false
+		}
 		s.err = errAt(off, "frame length %d exceeds the segment", stored)
 		return false
 	}
-	end := FrameHeaderSize + int(stored)
+	end, size := FrameHeaderSize+int(stored), FrameSize(int(stored))
 	// The padding is outside the checksum: it must be zeros, so that a
-	// frame has one encoding and damage there is not ignored.
-	if !allZero(rest[end:FrameSize(int(stored))]) {
+	// frame has one encoding and damage there is not ignored. It is the
+	// top size-end (< Align) bytes of the frame's last word.
+	if pad := size - end; pad != 0 && binary.LittleEndian.Uint64(rest[size-Align:size])>>(8*(Align-pad)) != 0 {
 		s.err = errAt(off, "non-zero frame padding")
 		return false
 	}
-	s.fr = Frame{
-		Offset:  off,
-		Flags:   binary.LittleEndian.Uint32(h[12:]),
-		Seq:     binary.LittleEndian.Uint64(h[16:]),
-		RawLen:  binary.LittleEndian.Uint32(h[24:]),
-		Payload: rest[FrameHeaderSize:end:end],
-	}
+	// Field by field, not as one composite value: that is built on the
+	// stack and copied (a store-forwarding stall on every frame).
+	fr := &s.fr
+	fr.Offset = off
+	fr.Flags = binary.LittleEndian.Uint32(h[12:])
+	fr.Seq = binary.LittleEndian.Uint64(h[16:])
+	fr.RawLen = binary.LittleEndian.Uint32(h[24:])
+	fr.Payload = rest[FrameHeaderSize:end:end]
 	// Every check that costs nothing comes before the checksum, which
 	// costs the whole payload: the search for a valid frame after damage
 	// (Resync) hashes only what could be a frame.
@@ -314,7 +330,7 @@ func (s *Scanner) step() bool {
 		s.err = errAt(off, "frame checksum mismatch")
 		return false
 	}
-	s.next = off + int64(FrameSize(int(stored)))
+	s.next = off + int64(size)
 	return true
 }
 
@@ -351,6 +367,13 @@ func checksumOK(b []byte, end int) bool {
 }
 
 func allZero(b []byte) bool {
+	for len(b) >= 32 {
+		le := binary.LittleEndian
+		if le.Uint64(b)|le.Uint64(b[8:])|le.Uint64(b[16:])|le.Uint64(b[24:]) != 0 {
+			return false
+		}
+		b = b[32:]
+	}
 	for len(b) >= 8 {
 		if binary.LittleEndian.Uint64(b) != 0 {
 			return false
@@ -426,13 +449,16 @@ func (r *Resync) Next(off int64) (next int64, sure bool) {
 	return -1, true
 }
 
+var zeroPage [PageSize]byte
+
 // LastNonZero returns the offset just past the last non-zero byte of seg at
 // or after off, or off when everything from off on is zero.
 func LastNonZero(seg []byte, off int64) int64 {
 	end := int64(len(seg))
 	for end > off {
-		start := max(off, end-4096)
-		if !allZero(seg[start:end]) {
+		start := max(off, end-PageSize)
+		// bytes.Equal compares a page at a time with vector instructions.
+		if !bytes.Equal(seg[start:end], zeroPage[:end-start]) {
 			for end > start && seg[end-1] == 0 {
 				end--
 			}

@@ -413,3 +413,43 @@ func TestPageAlign(t *testing.T) {
 		}
 	}
 }
+
+// TestPaddingEveryByte: a non-zero byte anywhere in a frame's padding is
+// damage, whatever the padding's length; the payload's last byte is not
+// mistaken for padding.
+func TestPaddingEveryByte(t *testing.T) {
+	for n := 1; n <= 2*Align; n++ {
+		p := bytes.Repeat([]byte{0xff}, n)
+		b := frameBuf(1, 0, n, p, HeaderSize)
+		if _, err := DecodeFrame(b, HeaderSize); err != nil {
+			t.Fatalf("payload of %d bytes of 0xff: %v", n, err)
+		}
+		for i := HeaderSize + FrameHeaderSize + n; i < HeaderSize+FrameSize(n); i++ {
+			for _, v := range []byte{1, 0x80} {
+				d := bytes.Clone(b)
+				d[i] = v
+				var se *Error
+				if _, err := DecodeFrame(d, HeaderSize); !errors.As(err, &se) || se.Reason != "non-zero frame padding" {
+					t.Errorf("payload of %d bytes, padding byte %d set to %#x: %v, want non-zero padding", n, i-HeaderSize-FrameHeaderSize-n, v, err)
+				}
+			}
+		}
+	}
+}
+
+// TestAllZero: a non-zero byte anywhere is found, whatever the length.
+func TestAllZero(t *testing.T) {
+	for n := range 100 {
+		b := make([]byte, n)
+		if !AllZero(b) {
+			t.Fatalf("%d zeros: not all zero", n)
+		}
+		for i := range n {
+			b[i] = 1 << (i % 8)
+			if AllZero(b) {
+				t.Fatalf("%d bytes, byte %d set: all zero", n, i)
+			}
+			b[i] = 0
+		}
+	}
+}

@@ -18,6 +18,9 @@ import "errors"
 // frames; like DecodeFrame it never panics.
 type Scanner struct {
 	b      []byte
+	base   int64 // the segment offset of b[0]: 0, or a window's (NewVerifiedScannerAt)
+	lim    int64 // the segment offset where b ends: base+len(b)
+	window bool  // b is a window: a frame b holds only part of is ErrPartial
 	off    int64 // the current frame's offset; after Next returned false, where the scan stopped
 	next   int64 // where Next decodes
 	fr     Frame
@@ -29,18 +32,29 @@ type Scanner struct {
 // from its start, possibly cut short at the end of its data) from offset
 // from, verifying each frame's checksum.
 func NewScanner(seg []byte, from int64) Scanner {
-	return Scanner{b: seg, off: from, next: from, verify: true}
+	return Scanner{b: seg, lim: int64(len(seg)), off: from, next: from, verify: true}
 }
 
 // NewVerifiedScanner is NewScanner for bytes whose frames were verified
 // before: see DecodeFrameVerified.
 func NewVerifiedScanner(seg []byte, from int64) Scanner {
-	return Scanner{b: seg, off: from, next: from}
+	return Scanner{b: seg, lim: int64(len(seg)), off: from, next: from}
+}
+
+// NewVerifiedScannerAt is NewVerifiedScanner for a window of a segment:
+// win holds the segment's bytes from offset base on, and every offset
+// (from, the scan's, its frames', its errors') is the segment's. The scan
+// stops without error where win ends between frames, and with ErrPartial
+// at a frame win holds only part of (a header, or a length within
+// MaxPayload, that runs past it), which a reader that reads a segment a
+// window at a time reads again in a window that holds it whole.
+func NewVerifiedScannerAt(win []byte, base, from int64) Scanner {
+	return Scanner{b: win, base: base, lim: base + int64(len(win)), off: from, next: from, window: true}
 }
 
 // Next decodes the next frame and reports whether there is one.
 func (s *Scanner) Next() bool {
-	if s.err == nil && s.next < int64(len(s.b)) {
+	if s.err == nil && s.next < s.lim {
 		return s.step() // one call a frame: Next itself is inlined
 	}
 	s.off = s.next // after an error, still the damaged frame's offset
@@ -49,6 +63,12 @@ func (s *Scanner) Next() bool {
 
 // Frame returns the frame Next decoded.
 func (s *Scanner) Frame() Frame { return s.fr }
+
+// Current returns the frame Next decoded in place, valid until the next
+// call to Next: a loop over many small frames spares itself a copy of
+// each (which, right after Next stored its fields one by one, stalls on
+// store forwarding).
+func (s *Scanner) Current() *Frame { return &s.fr }
 
 // Offset returns the offset of the frame Next decoded; after Next
 // returned false, the offset where the scan stopped.

@@ -1,6 +1,8 @@
 package segment
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"slices"
 	"testing"
@@ -90,5 +92,64 @@ func TestFrameKinds(t *testing.T) {
 		if f.IsAck() != c.ack || f.InBatch() != c.batch || f.Commits() != c.commit || f.Compressed() != c.compress {
 			t.Errorf("flags %#x: ack %v batch %v commit %v compressed %v", c.flags, f.IsAck(), f.InBatch(), f.Commits(), f.Compressed())
 		}
+	}
+}
+
+// TestScannerAtWindow: a scanner over a window of a segment reports the
+// segment's offsets, stops without error where the window ends between
+// frames, and with ErrPartial at a frame the window holds only part of;
+// damage is still an *Error.
+func TestScannerAtWindow(t *testing.T) {
+	seg := make([]byte, HeaderSize, 1<<16)
+	var offs []int64
+	for i := range 40 {
+		p := bytes.Repeat([]byte{byte(i)}, 1+i*13)
+		offs = append(offs, int64(len(seg)))
+		f := make([]byte, FrameSize(len(p)))
+		PutFrame(f, uint64(i+1), 0, len(p), p)
+		seg = append(seg, f...)
+	}
+	end := int64(len(seg))
+	for wi := range offs {
+		base := offs[wi]
+		for cut := base + FrameHeaderSize/2; cut <= end; cut += 40 {
+			sc := NewVerifiedScannerAt(seg[base:cut], base, base)
+			k := wi
+			for sc.Next() {
+				fr := sc.Frame()
+				if fr.Offset != offs[k] || fr.Seq != uint64(k+1) {
+					t.Fatalf("window [%d, %d): frame %d at %d seq %d, want at %d seq %d", base, cut, k, fr.Offset, fr.Seq, offs[k], k+1)
+				}
+				k++
+			}
+			atBoundary := cut == end || k < len(offs) && offs[k] == cut
+			switch {
+			case atBoundary && sc.Err() != nil:
+				t.Fatalf("window [%d, %d) ends between frames: %v", base, cut, sc.Err())
+			case !atBoundary && (!errors.Is(sc.Err(), ErrPartial) || sc.Offset() != offs[k]):
+				t.Fatalf("window [%d, %d) cuts frame %d at %d: %v at %d", base, cut, k, offs[k], sc.Err(), sc.Offset())
+			case atBoundary && sc.Offset() != cut:
+				t.Fatalf("window [%d, %d): stopped at %d", base, cut, sc.Offset())
+			}
+		}
+	}
+	// Damage inside a window is an *Error, not ErrPartial: a length past
+	// MaxPayload, a checksum-free field out of range.
+	bad := bytes.Clone(seg)
+	bad[offs[3]+12] = 0x80 // unknown flag
+	sc := NewVerifiedScannerAt(bad[offs[2]:], offs[2], offs[2])
+	for sc.Next() {
+	}
+	var se *Error
+	if !errors.As(sc.Err(), &se) || se.Offset != offs[3] {
+		t.Fatalf("a damaged frame in a window: %v, want an *Error at %d", sc.Err(), offs[3])
+	}
+	bad = bytes.Clone(seg)
+	binary.LittleEndian.PutUint32(bad[offs[3]+8:], MaxPayload+1)
+	sc = NewVerifiedScannerAt(bad[offs[2]:offs[4]], offs[2], offs[2])
+	for sc.Next() {
+	}
+	if !errors.As(sc.Err(), &se) || se.Offset != offs[3] {
+		t.Fatalf("a frame claiming more than MaxPayload in a window: %v, want an *Error at %d", sc.Err(), offs[3])
 	}
 }
