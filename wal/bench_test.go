@@ -3,6 +3,7 @@ package wal
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -37,9 +38,31 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
+// BenchmarkAppendSync appends batches of 100 records of 100 B and 1 KiB
+// to a log under SyncNever and calls Sync after each batch, as the
+// benchmarks/peers workloads batch100-*-sync do: the cost of an explicit
+// Sync (compare with sync=always of BenchmarkAppend, where AppendBatch
+// syncs).
+func BenchmarkAppendSync(b *testing.B) {
+	for _, size := range []struct {
+		name string
+		n    int
+	}{{"100B", 100}, {"1KiB", 1 << 10}} {
+		b.Run(fmt.Sprintf("size=%s/batch=100", size.name), func(b *testing.B) {
+			benchAppendSync(b, size.n, 100, true, WithSync(SyncNever))
+		})
+	}
+}
+
 // benchAppend appends records of n bytes, one at a time or in batches, to
 // a log opened with opts; Open and Close are outside the timer.
 func benchAppend(b *testing.B, n, batch int, opts ...Option) {
+	benchAppendSync(b, n, batch, false, opts...)
+}
+
+// benchAppendSync is benchAppend, calling Sync after each Append or
+// AppendBatch if sync is set.
+func benchAppendSync(b *testing.B, n, batch int, sync bool, opts ...Option) {
 	l, err := Open(b.TempDir(), opts...)
 	if err != nil {
 		b.Fatal(err)
@@ -52,16 +75,39 @@ func benchAppend(b *testing.B, n, batch int, opts ...Option) {
 	}
 	b.SetBytes(int64(n * batch))
 	b.ReportAllocs()
+	// The appending goroutine keeps its thread, so that the thread's CPU
+	// time is the appends' own: on a shared machine it varies less than
+	// the wall-clock time, and the background work's is counted apart.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	thread, proc, ops := threadCPU(), processCPU(), 0
 	for b.Loop() {
 		if batch == 1 {
 			_, err = l.Append(recs[0])
 		} else {
 			_, err = l.AppendBatch(recs)
 		}
+		if err == nil && sync {
+			err = l.Sync()
+		}
 		if err != nil {
 			b.Fatal(err)
 		}
+		ops++
 	}
+	reportCPU(b, thread, proc, ops)
+}
+
+// reportCPU reports, per op, the CPU time of the calling thread
+// ("cpu-ns/op", where runtime.LockOSThread kept the benchmark since
+// thread was read) and of the whole process ("proc-cpu-ns/op") since
+// thread and proc were read, ops ops ago.
+func reportCPU(b *testing.B, thread int64, proc time.Duration, ops int) {
+	if ops == 0 || thread == 0 {
+		return
+	}
+	b.ReportMetric(float64(threadCPU()-thread)/float64(ops), "cpu-ns/op")
+	b.ReportMetric(float64(processCPU()-proc)/float64(ops), "proc-cpu-ns/op")
 }
 
 // BenchmarkAppendEncryption appends records of 100 B and 1 KiB, one at

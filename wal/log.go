@@ -67,6 +67,12 @@ type Log struct {
 	// appender's (reclaimNow) and Close's.
 	reclaimMu sync.Mutex
 
+	// Pre-faulting for writing (see writeAheadLocked): appended counts
+	// the frame bytes of records appended; syncedAppended is its value
+	// when the last sync round began, lastSyncGap the bytes appended
+	// between the two rounds before.
+	appended, syncedAppended, lastSyncGap int64
+
 	// Group commit.
 	syncMu   sync.Mutex
 	syncCond *sync.Cond
@@ -334,6 +340,28 @@ func (l *Log) encode(data []byte, buf []byte) (payload []byte, flags uint32) {
 	return c, segment.FlagZstd
 }
 
+// compress returns the records of batch as stored (zstd-compressed where
+// that helps) and their flags, and the pooled buffers that hold them, to
+// go back to bufPool once they are written.
+func (l *Log) compress(batch [][]byte) (payloads [][]byte, flags []uint32, bufs []*[]byte) {
+	payloads = make([][]byte, len(batch))
+	flags = make([]uint32, len(batch))
+	for i, d := range batch {
+		payloads[i] = d
+		if len(d) < 64 {
+			continue
+		}
+		bp := bufPool.Get().(*[]byte)
+		bufs = append(bufs, bp)
+		payloads[i], flags[i] = l.encode(d, *bp)
+		if flags[i]&segment.FlagZstd != 0 {
+			// Keep the (maybe grown) buffer, never the caller's data.
+			*bp = payloads[i][:0]
+		}
+	}
+	return payloads, flags, bufs
+}
+
 // writeThrough is the size from which an append is written with pwrite
 // rather than copied into the mapping.
 const writeThrough = 32 << 10
@@ -366,44 +394,39 @@ func (l *Log) AppendBatch(batch [][]byte) (first uint64, err error) {
 }
 
 func (l *Log) append(batch [][]byte) (uint64, error) {
-	payloads := make([][]byte, len(batch))
-	flags := make([]uint32, len(batch))
-	var raw, total int64
-	var bufs []*[]byte
+	var raw int64
 	over := 0 // what sealing adds to each payload
 	if l.sealer != nil {
 		over = segment.Overhead
 	}
-	for i, d := range batch {
+	for _, d := range batch {
 		if len(d) > segment.MaxPayload-over {
 			return 0, ErrTooLarge
 		}
-		payloads[i] = d
-		if l.zenc != nil && len(d) >= 64 {
-			bp := bufPool.Get().(*[]byte)
-			bufs = append(bufs, bp)
-			payloads[i], flags[i] = l.encode(d, *bp)
-			if flags[i]&segment.FlagZstd != 0 {
-				// Keep the (maybe grown) buffer, never the caller's data.
-				*bp = payloads[i][:0]
-			}
-		}
 		raw += int64(len(d))
-		total += int64(segment.FrameSize(len(payloads[i]) + over))
 	}
-	defer func() {
-		for _, bp := range bufs {
-			bufPool.Put(bp)
-		}
-	}()
-	if len(batch) > 1 {
-		for i := range flags {
-			flags[i] |= segment.FlagBatch
-		}
-		flags[len(flags)-1] |= segment.FlagCommit
+	// The stored payloads, and the flags compression sets: the records
+	// themselves and none unless the log compresses.
+	payloads, zflags := batch, []uint32(nil)
+	if l.zenc != nil {
+		var bufs []*[]byte
+		payloads, zflags, bufs = l.compress(batch)
+		defer func() {
+			for _, bp := range bufs {
+				bufPool.Put(bp)
+			}
+		}()
+	}
+	var total int64
+	for _, p := range payloads {
+		total += int64(segment.FrameSize(len(p) + over))
 	}
 	if total > segment.MaxSize-segment.HeaderSize {
 		return 0, ErrTooLarge
+	}
+	var batchFlags uint32
+	if len(batch) > 1 {
+		batchFlags = segment.FlagBatch
 	}
 
 	l.mu.Lock()
@@ -435,16 +458,21 @@ func (l *Log) append(batch [][]byte) (uint64, error) {
 	w := int64(0)
 	for i, p := range payloads {
 		seq := first + uint64(i)
+		flags := batchFlags
+		if zflags != nil {
+			flags |= zflags[i]
+		}
+		if batchFlags != 0 && i == len(payloads)-1 {
+			flags |= segment.FlagCommit
+		}
 		var n int
 		if l.sealer != nil {
-			n = l.sealer.PutFrame(b[w:], seq, flags[i], len(batch[i]), p)
+			n = l.sealer.PutFrame(b[w:], seq, flags, len(batch[i]), p)
 		} else {
-			n = segment.PutFrame(b[w:], seq, flags[i], len(batch[i]), p)
+			n = segment.PutFrame(b[w:], seq, flags, len(batch[i]), p)
 		}
 		s.locs.Add(seq, s.tail+w)
 		w += int64(n)
-		s.pendingBytes += int64(len(batch[i]))
-		s.liveFrames += int64(n)
 	}
 	if staged != nil {
 		err := s.file.WriteAt(b, s.tail)
@@ -457,15 +485,20 @@ func (l *Log) append(batch [][]byte) (uint64, error) {
 		}
 	}
 	s.tail += w
+	l.appended += w
 	s.lastSeq = first + uint64(len(batch)) - 1
 	s.pending += len(batch)
+	s.pendingBytes += raw
+	s.liveFrames += w
 	l.nextSeq += uint64(len(batch))
 	l.pending += len(batch)
 	l.pendingBytes += raw
 	at := pos{s.id, s.tail}
 	l.mapWrites = staged == nil
-	kick := l.prepared == nil || l.mapWrites && s.tail+populateAhead/2 > s.populated && s.populated < s.file.Size() ||
-		s.tail-releaseLag >= s.released+releaseEvery
+	// The preparer works in chunks of a MiB or more: whether it has work
+	// is worth asking once every 64 KiB appended.
+	kick := l.prepared == nil || (s.tail-w)>>16 != s.tail>>16 &&
+		(l.populateDueLocked(s) || s.tail-releaseLag >= s.released+releaseEvery)
 	debt := l.takeReclaimDebtLocked()
 	l.mu.Unlock()
 	if kick {
@@ -583,7 +616,7 @@ func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 	f.Path = path
 	l.dirDirty = true
 	capacity := uint64(f.Size()-segment.HeaderSize) / segment.FrameHeaderSize
-	return &seg{id: id, firstSeq: l.nextSeq, file: &mapped{File: f}, tail: segment.HeaderSize, populated: populated,
+	return &seg{id: id, firstSeq: l.nextSeq, file: &mapped{File: f}, tail: segment.HeaderSize, populated: populated, wpopulated: segment.HeaderSize,
 		locs: index.NewLocations(l.nextSeq), acks: index.NewAcks(l.nextSeq, capacity)}, nil
 }
 
@@ -612,7 +645,12 @@ func (l *Log) preparedPath() string {
 // Pre-faulting: the preparer keeps populateAhead bytes past the active
 // segment's tail faulted in, populateChunk at a time, then prepares the
 // next segment the same way (its first populateAhead bytes), so that
-// appends rarely take a page fault.
+// appends rarely take a full page fault. Pages are faulted for reading
+// (see segment.File.Populate): the first store to each still takes a
+// write-protect fault, the file system's page_mkwrite, which costs about
+// as much as the rest of a small record's append. Where syncs are rare,
+// the active segment's pages are faulted for writing instead, and stores
+// take no fault; see writeAheadLocked.
 //
 // Releasing: the preparer also drops mapped pages from the process's
 // resident set (the data stays in the page cache and on disk), so that
@@ -663,15 +701,21 @@ func (l *Log) prepareStep() bool {
 		l.releaseMapped() // unlocks
 		return true
 	}
-	if from := a.populated; l.mapWrites && from < min(a.file.Size(), a.tail+populateAhead) {
+	if from, to, write := l.populateNextLocked(a); from < to {
 		f := a.file
 		f.refs++
 		l.mu.Unlock()
-		to := min(from+populateChunk, f.Size())
-		f.Populate(from, to)
+		if write {
+			f.PopulateWrite(from, to)
+		} else {
+			f.Populate(from, to)
+		}
 		l.mu.Lock()
 		if l.active == a && a.file == f {
 			a.populated = max(a.populated, to)
+			if write {
+				a.wpopulated = max(a.wpopulated, to)
+			}
 		}
 		l.mu.Unlock()
 		l.release(f)
@@ -713,6 +757,57 @@ func (l *Log) prepareStep() bool {
 	l.prepared, l.prepPopulated = f, 0
 	l.diskBytes += size
 	return true
+}
+
+// writeAheadLocked returns how far past the active segment's tail the
+// preparer keeps pages faulted for writing, or 0 if it faults them for
+// reading only.
+//
+// A page faulted for writing is dirty: a sync that comes before records
+// fill it writes its zeros back, write-protects it again, and the store
+// that fills it faults after all. So pages are faulted for writing only
+// as far ahead as a sixteenth of the bytes appended between syncs (the
+// more of the last two gaps between sync rounds, the current one
+// included): the zeros a sync may write back stay within about 6% of the
+// data, and where syncs are frequent (SyncAlways, SyncEvery, an explicit
+// Sync per batch) nothing changes. Under SyncNever the rounds are those
+// of rotations (a segment apart) and of explicit Syncs.
+func (l *Log) writeAheadLocked() int64 {
+	w := min(populateAhead, max(l.lastSyncGap, l.appended-l.syncedAppended)/16)
+	if w < populateChunk {
+		return 0
+	}
+	return w
+}
+
+// populateNextLocked returns the next range [from, to) of the active
+// segment a to pre-fault, and whether for writing; from >= to if none.
+func (l *Log) populateNextLocked(a *seg) (from, to int64, write bool) {
+	if !l.mapWrites {
+		return 0, 0, false
+	}
+	size := a.file.Size()
+	if w := l.writeAheadLocked(); w > 0 {
+		// The pages below the tail's took their faults when filled.
+		from = max(a.wpopulated, a.tail&^(segment.PageSize-1))
+		return from, min(from+populateChunk, a.tail+w, size), true
+	}
+	from = a.populated
+	return from, min(from+populateChunk, a.tail+populateAhead, size), false
+}
+
+// populateDueLocked reports whether the preparer has pages of the active
+// segment a to pre-fault (at half the distance it keeps ahead, so that it
+// is kicked once a chunk, not on every append).
+func (l *Log) populateDueLocked(a *seg) bool {
+	if !l.mapWrites {
+		return false
+	}
+	size := a.file.Size()
+	if w := l.writeAheadLocked(); w > 0 {
+		return a.wpopulated < size && a.tail+w/2 > a.wpopulated
+	}
+	return a.populated < size && a.tail+populateAhead/2 > a.populated
 }
 
 // releaseDueLocked reports whether the preparer should drop mapped pages
@@ -880,6 +975,7 @@ func (l *Log) doSync() (pos, error) {
 	sb := index.Superblock{Segment: at.seg, Offset: at.off, Seq: l.nextSeq - 1}
 	dirDirty := l.dirDirty
 	l.dirDirty = false
+	l.lastSyncGap, l.syncedAppended = l.appended-l.syncedAppended, l.appended
 	l.mu.Unlock()
 	if hook := syncCapturedHook.Load(); hook != nil {
 		(*hook)()

@@ -48,6 +48,10 @@ type seg struct {
 	pendingBytes int64 // raw payload bytes of pending records
 	liveFrames   int64 // frame bytes of pending records
 
+	// wpopulated: the active segment is pre-faulted for writing up to
+	// here (see Log.writeAheadLocked).
+	wpopulated int64
+
 	// As loaded (scanSegment): the offsets of the first encrypted and the
 	// first unencrypted record frame, 0 if none.
 	sealedAt, plainAt int64

@@ -165,6 +165,13 @@ func (s *File) Sync() error { return s.f.Sync() }
 // optimisation only.
 func (s *File) Populate(start, end int64) { populate(s.m, start, end) }
 
+// PopulateWrite pre-faults the pages of [start, end) for writing, off the
+// append path, so that the first store to each takes no fault at all. It
+// changes no data but dirties the pages: a sync that comes before they are
+// written writes their zeros back (and a store after it faults again).
+// Errors are ignored: it is an optimisation only.
+func (s *File) PopulateWrite(start, end int64) { populateWrite(s.m, start, end) }
+
 // Release drops the pages of [start, end) from the process's resident set;
 // the data stays in the page cache and on disk.
 func (s *File) Release(start, end int64) { release(s.m, start, end) }

@@ -35,9 +35,14 @@ func TestFileCreateOpen(t *testing.T) {
 	if err := f.Sync(); err != nil {
 		t.Fatal(err)
 	}
+	before := bytes.Clone(f.Bytes())
 	f.Populate(0, f.Size())
+	f.PopulateWrite(0, f.Size())
 	f.Release(0, f.Size())
 	want := bytes.Clone(f.Bytes())
+	if !bytes.Equal(want, before) {
+		t.Fatal("pre-faulting the pages changed the data")
+	}
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,19 @@ func populate(m []byte, start, end int64) {
 	}
 }
 
+func populateWrite(m []byte, start, end int64) {
+	if b := pageRange(m, start, end); b != nil {
+		// A write fault for each page, as the first store would take:
+		// the file system readies the page for writing (page_mkwrite)
+		// and it is mapped writable and dirty. Kernels before 5.14 lack
+		// MADV_POPULATE_WRITE: read-faulting the pages still saves the
+		// store a full fault.
+		if unix.Madvise(b, unix.MADV_POPULATE_WRITE) != nil {
+			_ = unix.Madvise(b, unix.MADV_POPULATE_READ)
+		}
+	}
+}
+
 func release(m []byte, start, end int64) {
 	if b := pageRange(m, start, end); b != nil {
 		_ = unix.Madvise(b, unix.MADV_DONTNEED)

@@ -1,0 +1,87 @@
+package wal
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestPrefaultForWriting: the preparer pre-faults the active segment's
+// pages for writing only where syncs are rare (writeAheadLocked). A new
+// log faults them for reading; after enough bytes appended without a sync
+// it keeps pages ahead of the tail faulted for writing; once syncs come
+// every few KiB it faults them for reading only again, so that syncs do
+// not write back zeros ahead of the data. Every record reads back as
+// written.
+func TestPrefaultForWriting(t *testing.T) {
+	l := mustOpen(t, t.TempDir(), WithSync(SyncNever)) // 64 MiB segments
+	defer mustClose(t, l)
+	type state struct{ tail, wpopulated, populated, ahead int64 }
+	now := func() state {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		a := l.active
+		return state{a.tail, a.wpopulated, a.populated, l.writeAheadLocked()}
+	}
+	if s := now(); s.ahead != 0 {
+		t.Fatalf("a new log pre-faults %d bytes for writing before it saw a gap between syncs", s.ahead)
+	}
+	r := rand.New(rand.NewPCG(7, 7))
+	var recs [][]byte
+	const size = 16 << 10 // below writeThrough: written through the mapping
+	appendMiB := func(mib int, syncEvery int) {
+		t.Helper()
+		for i := range mib << 20 / size {
+			rec := randRecord(r, size)
+			if _, err := l.Append(rec); err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, rec)
+			if syncEvery > 0 && i%syncEvery == 0 {
+				if err := l.Sync(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+
+	appendMiB(40, 0)
+	if s := now(); s.ahead < populateChunk {
+		t.Fatalf("40 MiB appended without a sync, yet pages are pre-faulted %d bytes ahead for writing", s.ahead)
+	}
+	eventually(t, "pages ahead of the tail faulted for writing", func() bool {
+		s := now()
+		return s.wpopulated > s.tail
+	})
+
+	// A Sync every 64 KiB: after two, the gaps between syncs are small.
+	appendMiB(1, 4)
+	from := now()
+	if from.ahead != 0 {
+		t.Fatalf("with a Sync every 64 KiB, pages are pre-faulted %d bytes ahead for writing", from.ahead)
+	}
+	appendMiB(12, 4)
+	eventually(t, "pages ahead of the tail faulted for reading", func() bool {
+		s := now()
+		return s.populated >= s.tail+populateAhead/2
+	})
+	// Had the preparer gone on faulting pages for writing, it would be
+	// past the tail, 12 MiB further on.
+	if s := now(); s.wpopulated > from.tail+populateAhead {
+		t.Fatalf("pages faulted for writing up to %d, past %d, with a Sync every 64 KiB", s.wpopulated, from.tail+populateAhead)
+	}
+
+	i := 0
+	for rec, err := range l.Pending() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i >= len(recs) || !bytes.Equal(rec.Data, recs[i]) {
+			t.Fatalf("record %d (seq %d) differs from the one appended", i, rec.Seq)
+		}
+		i++
+	}
+	if i != len(recs) {
+		t.Fatalf("%d records pending, want %d", i, len(recs))
+	}
+}
