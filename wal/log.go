@@ -214,6 +214,9 @@ func (l *Log) open(mode loadMode) error {
 	// first checkpoint of this Log is always written before any segment
 	// is reclaimed (see ckptCurrent for when it need not be).
 	l.ackEpoch = 1
+	if l.cfg.sync.kind == syncNever {
+		l.lastSyncGap = 16 * populateChunk // see writeAheadLocked
+	}
 	l.sbBytes, l.ckptBytes = st.sbBytes, st.ckptBytes
 	l.sbGen = st.hwm.Generation
 	l.synced = pos{st.hwm.Segment, st.hwm.Offset}
@@ -650,7 +653,10 @@ func (l *Log) preparedPath() string {
 // write-protect fault, the file system's page_mkwrite, which costs about
 // as much as the rest of a small record's append. Where syncs are rare,
 // the active segment's pages are faulted for writing instead, and stores
-// take no fault; see writeAheadLocked.
+// take no fault; see writeAheadLocked. Where they are frequent, pages
+// come into the page cache one at a time rather than in large folios
+// (segment.File.SmallPages), so that a sync writes back only the pages
+// written since the last one.
 //
 // Releasing: the preparer also drops mapped pages from the process's
 // resident set (the data stays in the page cache and on disk), so that
@@ -705,6 +711,7 @@ func (l *Log) prepareStep() bool {
 		f := a.file
 		f.refs++
 		l.mu.Unlock()
+		f.SmallPages(!write)
 		if write {
 			f.PopulateWrite(from, to)
 		} else {
@@ -729,8 +736,10 @@ func (l *Log) prepareStep() bool {
 		}
 		// A rotation may take the file while we populate it: that
 		// changes no data, and the file stays mapped while it is active.
+		small := l.writeAheadLocked() == 0
 		l.mu.Unlock()
 		to := min(from+populateChunk, p.Size(), populateAhead)
+		p.SmallPages(small)
 		p.Populate(from, to)
 		l.mu.Lock()
 		if l.prepared == p {
@@ -771,7 +780,10 @@ func (l *Log) prepareStep() bool {
 // included): the zeros a sync may write back stay within about 6% of the
 // data, and where syncs are frequent (SyncAlways, SyncEvery, an explicit
 // Sync per batch) nothing changes. Under SyncNever the rounds are those
-// of rotations (a segment apart) and of explicit Syncs.
+// of rotations (a segment apart) and of explicit Syncs, and a log starts
+// as if the last gap had been just long enough to fault populateChunk
+// ahead for writing (a Sync soon after Open writes back that much zeros
+// at most); under the other policies, as if syncs were frequent.
 func (l *Log) writeAheadLocked() int64 {
 	w := min(populateAhead, max(l.lastSyncGap, l.appended-l.syncedAppended)/16)
 	if w < populateChunk {
@@ -855,6 +867,11 @@ func (l *Log) releaseMapped() {
 	l.sealedUnreleased = false
 	l.mu.Unlock()
 	for _, sp := range spans {
+		if sp.f != a.file {
+			// Sealed: pages a reader faults in again may come in large
+			// folios (see segment.File.SmallPages).
+			sp.f.SmallPages(false)
+		}
 		sp.f.Release(0, sp.to)
 		l.release(sp.f)
 	}

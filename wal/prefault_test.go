@@ -3,17 +3,32 @@ package wal
 import (
 	"bytes"
 	"math/rand/v2"
+	"slices"
 	"testing"
+	"time"
+
+	"github.com/walpub/walpub/internal/testutil"
 )
 
 // TestPrefaultForWriting: the preparer pre-faults the active segment's
 // pages for writing only where syncs are rare (writeAheadLocked). A new
-// log faults them for reading; after enough bytes appended without a sync
+// log faults them for writing a little ahead under SyncNever, for reading
+// under the other policies; after enough bytes appended without a sync
 // it keeps pages ahead of the tail faulted for writing; once syncs come
 // every few KiB it faults them for reading only again, so that syncs do
-// not write back zeros ahead of the data. Every record reads back as
-// written.
+// not write back zeros ahead of the data, and the pages come into the page
+// cache one at a time (segment.File.SmallPages: the mapping is advised
+// random), so that a sync does not write back a large folio around the
+// few KiB written since the last one. Every record reads back as written.
 func TestPrefaultForWriting(t *testing.T) {
+	every := mustOpen(t, t.TempDir(), WithSync(SyncEvery(time.Hour)))
+	every.mu.Lock()
+	ahead := every.writeAheadLocked()
+	every.mu.Unlock()
+	mustClose(t, every)
+	if ahead != 0 {
+		t.Fatalf("a new log under SyncEvery pre-faults %d bytes for writing before it saw a gap between syncs", ahead)
+	}
 	l := mustOpen(t, t.TempDir(), WithSync(SyncNever)) // 64 MiB segments
 	defer mustClose(t, l)
 	type state struct{ tail, wpopulated, populated, ahead int64 }
@@ -23,8 +38,8 @@ func TestPrefaultForWriting(t *testing.T) {
 		a := l.active
 		return state{a.tail, a.wpopulated, a.populated, l.writeAheadLocked()}
 	}
-	if s := now(); s.ahead != 0 {
-		t.Fatalf("a new log pre-faults %d bytes for writing before it saw a gap between syncs", s.ahead)
+	if s := now(); s.ahead != populateChunk {
+		t.Fatalf("a new log under SyncNever pre-faults %d bytes ahead for writing, want %d", s.ahead, populateChunk)
 	}
 	r := rand.New(rand.NewPCG(7, 7))
 	var recs [][]byte
@@ -53,6 +68,12 @@ func TestPrefaultForWriting(t *testing.T) {
 		s := now()
 		return s.wpopulated > s.tail
 	})
+	l.mu.Lock()
+	path := l.active.file.Path
+	l.mu.Unlock()
+	if slices.Contains(testutil.VmFlags(t, path), "rr") {
+		t.Fatal("with syncs rare, the active segment's mapping is advised random: its pages come in one at a time")
+	}
 
 	// A Sync every 64 KiB: after two, the gaps between syncs are small.
 	appendMiB(1, 4)
@@ -69,6 +90,9 @@ func TestPrefaultForWriting(t *testing.T) {
 	// past the tail, 12 MiB further on.
 	if s := now(); s.wpopulated > from.tail+populateAhead {
 		t.Fatalf("pages faulted for writing up to %d, past %d, with a Sync every 64 KiB", s.wpopulated, from.tail+populateAhead)
+	}
+	if flags := testutil.VmFlags(t, path); !slices.Contains(flags, "rr") {
+		t.Fatalf("with a Sync every 64 KiB, the active segment's mapping has flags %v: not advised random", flags)
 	}
 
 	i := 0

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -87,4 +88,26 @@ func Seed(t testing.TB, env string) uint64 {
 	seed := rand.Uint64()
 	t.Logf("seed %d (to replay: %s=%d go test -run '^%s$')", seed, env, seed, t.Name())
 	return seed
+}
+
+// VmFlags returns the VmFlags that /proc/self/smaps lists for the
+// process's mapping of the file at path (nil if it has none); it skips
+// the test where there is no /proc/self/smaps.
+func VmFlags(t testing.TB, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Skipf("no /proc/self/smaps: %v", err)
+	}
+	in := false
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			in = len(f) >= 6 && f[5] == path
+		case in && len(f) >= 1 && f[0] == "VmFlags:":
+			return f[1:]
+		}
+	}
+	return nil
 }

@@ -23,6 +23,11 @@ func NewLocations(base uint64) *Locations { return &Locations{base: base} }
 // Add records that seq's frame is at off. Seqs must be added ascending.
 func (l *Locations) Add(seq uint64, off int64) {
 	if l.seqs == nil && seq == l.base+uint64(len(l.dense)) {
+		if len(l.dense) == cap(l.dense) {
+			// Double: append grows a large slice by a quarter, which
+			// allocated and copied some 20 bytes a record.
+			l.dense = slices.Grow(l.dense, max(len(l.dense), 1024))
+		}
 		l.dense = append(l.dense, uint32(off))
 		return
 	}

@@ -20,6 +20,7 @@ type File struct {
 	Header Header
 	f      vfs.File
 	m      mmap.MMap
+	small  bool // see SmallPages
 }
 
 // Create creates the file at path with size bytes, allocated in full before
@@ -171,6 +172,23 @@ func (s *File) Populate(start, end int64) { populate(s.m, start, end) }
 // written writes their zeros back (and a store after it faults again).
 // Errors are ignored: it is an optimisation only.
 func (s *File) PopulateWrite(start, end int64) { populateWrite(s.m, start, end) }
+
+// SmallPages sets how the pages the mapping faults in from now on come
+// into the page cache: with small set, a page at a time (MADV_RANDOM: no
+// read-around); otherwise as the kernel likes, in large folios of up to
+// hundreds of KiB, which makes faults fewer and cheaper. A large folio
+// costs a sync all its bytes, though: the first store after a sync
+// dirties the whole folio (the file system's page_mkwrite works a folio
+// at a time), so a sync after a few KiB of records writes back every page
+// of the folio around them. Where a log syncs often, its pages are best
+// small. Pages already in the page cache keep their size. Not safe for
+// concurrent use.
+func (s *File) SmallPages(small bool) {
+	if small != s.small {
+		s.small = small
+		smallPages(s.m, small)
+	}
+}
 
 // Release drops the pages of [start, end) from the process's resident set;
 // the data stays in the page cache and on disk.

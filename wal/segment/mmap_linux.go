@@ -41,6 +41,14 @@ func populateWrite(m []byte, start, end int64) {
 	}
 }
 
+func smallPages(m []byte, small bool) {
+	advice := unix.MADV_NORMAL
+	if small {
+		advice = unix.MADV_RANDOM
+	}
+	_ = unix.Madvise(m, advice)
+}
+
 func release(m []byte, start, end int64) {
 	if b := pageRange(m, start, end); b != nil {
 		_ = unix.Madvise(b, unix.MADV_DONTNEED)
