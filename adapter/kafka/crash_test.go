@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -60,7 +61,8 @@ func runWriter() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	opts := []Option{WithJournal(os.Getenv(helperDir))}
+	// Its log goes to stderr, which a test prints when the child misbehaves.
+	opts := []Option{WithJournal(os.Getenv(helperDir)), WithLogger(slog.New(slog.NewTextHandler(os.Stderr, nil)))}
 	if os.Getenv(helperEOS) != "" {
 		opts = append(opts, WithExactlyOnce(""))
 	}
@@ -374,6 +376,12 @@ func testExactlyOnceZombie(t *testing.T, setup func(*testing.T, string) ([]strin
 
 	b := startWriter(t, url, dirB, startB, helperEOS+"=1")
 	b.waitFor(t, 500)
+	// Resumed before the second producer committed anything, the first
+	// could not tell it from a transaction the broker timed out (see
+	// checkOwner) and would rightly take the ID back, fencing the second:
+	// the case under test is the zombie resumed after its successor has
+	// committed.
+	waitCommitted(t, addrs, topicOf(url), startB)
 	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
@@ -405,6 +413,24 @@ func testExactlyOnceZombie(t *testing.T, setup func(*testing.T, string) ([]strin
 		len(beforeStop), len(afterResume), len(b.printed()), missing, dups, zombie)
 	if missing > 0 || dups > 0 || zombie > 0 {
 		t.Fatal("want 0 missing, 0 duplicates, nothing of the fenced producer")
+	}
+}
+
+// waitCommitted waits until a read_committed consumer of topic sees a
+// record whose index is from or beyond.
+func waitCommitted(t *testing.T, addrs []string, topic string, from int) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		for i := range indexCopies(t, readCommitted(t, addrs, topic)) {
+			if i >= from {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no record from index %d committed on %s in 60 s", from, topic)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -489,7 +515,16 @@ func (w *writerChild) wait(t *testing.T, d time.Duration) (int, string) {
 	select {
 	case <-w.done:
 	case <-time.After(d):
-		t.Fatalf("the writer did not exit in %v", d)
+		// SIGQUIT makes the Go runtime print every goroutine's stack
+		// on stderr before it exits: the stderr shows where it hung.
+		_ = w.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-w.done:
+		case <-time.After(10 * time.Second):
+		}
+		_ = w.cmd.Process.Kill()
+		_ = w.cmd.Wait()
+		t.Fatalf("the writer did not exit in %v; its stderr, with its goroutines at SIGQUIT:\n%s", d, w.stderr)
 	}
 	_ = w.cmd.Wait()
 	return w.cmd.ProcessState.ExitCode(), w.stderr.String()
