@@ -105,12 +105,19 @@ func FuzzFrame(f *testing.F) {
 		if len(fr.Payload) > 0 && unsafe.SliceData(fr.Payload) != &buf[o+segment.FrameHeaderSize] {
 			t.Fatalf("payload does not alias the buffer at the frame")
 		}
-		if fr.Flags&^(segment.FlagZstd|segment.FlagBatch|segment.FlagCommit|segment.FlagAck) != 0 ||
+		if fr.Flags&^(segment.FlagZstd|segment.FlagBatch|segment.FlagCommit|segment.FlagAck|segment.FlagEncrypted) != 0 ||
 			fr.Commits() && !fr.InBatch() ||
-			fr.IsAck() && fr.Flags&(segment.FlagBatch|segment.FlagZstd) != 0 {
+			fr.IsAck() && fr.Flags&(segment.FlagBatch|segment.FlagZstd|segment.FlagEncrypted) != 0 {
 			t.Fatalf("inconsistent flags %#x accepted", fr.Flags)
 		}
-		if !fr.Compressed() && int(fr.RawLen) != len(fr.Payload) || fr.RawLen > segment.MaxPayload {
+		// A sealed payload is the sealing's overhead longer than what it
+		// seals: the raw record, or its compressed form.
+		over := 0
+		if fr.Flags&segment.FlagEncrypted != 0 {
+			over = segment.Overhead
+		}
+		if !fr.Compressed() && int(fr.RawLen)+over != len(fr.Payload) || len(fr.Payload) < over ||
+			fr.RawLen > segment.MaxPayload {
 			t.Fatalf("raw length %d for %d stored bytes, flags %#x", fr.RawLen, len(fr.Payload), fr.Flags)
 		}
 		if fr.Seq == 0 && !fr.IsAck() {
