@@ -169,6 +169,28 @@ func BenchmarkGet(b *testing.B) {
 	}
 }
 
+// BenchmarkGetInOrder reads the records of 1 KiB of a log of 100 000 in
+// seq order, over and over, as the producer reads back what it could not
+// hand over from memory: the records were written long before (their
+// pages are not in the process), and each is read once.
+func BenchmarkGetInOrder(b *testing.B) {
+	const n = 100_000
+	l := benchLog(b, b.TempDir(), n, 1<<10)
+	defer l.Close()
+	b.SetBytes(1 << 10)
+	b.ReportAllocs()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	thread, proc, ops := threadCPU(), processCPU(), 0
+	for b.Loop() {
+		if _, err := l.Get(1 + uint64(ops%n)); err != nil {
+			b.Fatal(err)
+		}
+		ops++
+	}
+	reportCPU(b, thread, proc, ops)
+}
+
 // BenchmarkPending replays the pending records of a closed log of 64 MiB
 // of 100 B or 1 KiB records: Open (which verifies every live record), a
 // full Pending iteration, Close ("open"); and the iteration alone on an
@@ -252,9 +274,14 @@ func BenchmarkAck(b *testing.B) {
 			next := uint64(1)
 			seqs := make([]uint64, per)
 			b.ReportAllocs()
+			// CPU time as in benchAppendSync, the refills' left out.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			thread, proc, ops := threadCPU(), processCPU(), 0
 			for b.Loop() {
 				if next+uint64(per) > l.Stats().NextSeq {
 					b.StopTimer()
+					t0, p0 := threadCPU(), processCPU()
 					batch := make([][]byte, 1000)
 					for i := range batch {
 						batch[i] = make([]byte, 100)
@@ -264,6 +291,8 @@ func BenchmarkAck(b *testing.B) {
 							b.Fatal(err)
 						}
 					}
+					thread += threadCPU() - t0
+					proc += processCPU() - p0
 					b.StartTimer()
 				}
 				for i := range seqs {
@@ -273,7 +302,9 @@ func BenchmarkAck(b *testing.B) {
 				if err := l.Ack(seqs...); err != nil {
 					b.Fatal(err)
 				}
+				ops++
 			}
+			reportCPU(b, thread, proc, ops)
 		})
 	}
 }
