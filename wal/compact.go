@@ -419,7 +419,7 @@ func (l *Log) writeMerged(m *mergeJob) (*segment.File, error) {
 				// included: its associated data holds none of what this
 				// changes (see segment.Sealer), and no nonce is used anew.
 				segment.PutFrame(nb[w:], fr.Seq, fr.Flags&(segment.FlagZstd|segment.FlagEncrypted), int(fr.RawLen), fr.Payload)
-				m.locs.Add(fr.Seq, w)
+				m.locs.Add(fr.Seq, index.Loc{Off: w, Stored: uint32(len(fr.Payload)), Raw: fr.RawLen})
 				m.copied = append(m.copied, fr.Seq)
 				w += int64(fr.Size())
 			}
@@ -495,11 +495,10 @@ func (l *Log) installMerged(m *mergeJob, nf *segment.File) error {
 			ns.acks.Set(q)
 			continue
 		}
-		off, _ := m.locs.Lookup(q)
-		fr, _ := segment.DecodeFrame(nf.Bytes(), off)
+		loc, _ := m.locs.Find(q)
 		ns.pending++
-		ns.pendingBytes += int64(fr.RawLen)
-		ns.liveFrames += int64(fr.Size())
+		ns.pendingBytes += int64(loc.Raw)
+		ns.liveFrames += int64(segment.FrameSize(int(loc.Stored)))
 	}
 	var others []string
 	for _, sr := range srcs {

@@ -474,7 +474,7 @@ func (l *Log) append(batch [][]byte) (uint64, error) {
 		} else {
 			n = segment.PutFrame(b[w:], seq, flags, len(batch[i]), p)
 		}
-		s.locs.Add(seq, s.tail+w)
+		s.locs.Add(seq, index.Loc{Off: s.tail + w, Stored: uint32(len(p) + over), Raw: uint32(len(batch[i]))})
 		w += int64(n)
 	}
 	if staged != nil {
@@ -1206,29 +1206,9 @@ func (l *Log) Ack(seqs ...uint64) error {
 	}
 	reclaim := false
 	var at pos
-	// Every frame is read before anything changes: a damaged one fails
-	// the Ack with nothing acknowledged, in memory or on disk.
-	type ackedFrame struct {
-		s    *seg
-		raw  uint32
-		size int
-	}
-	var frames []ackedFrame
 	if len(fresh) > 0 {
 		slices.Sort(fresh)
 		fresh = slices.Compact(fresh)
-		frames = make([]ackedFrame, len(fresh))
-		for i, q := range fresh {
-			s := findSeg(l.segs, q)
-			off, _ := s.locs.Lookup(q)
-			fr, err := readFrame(s.file, off)
-			if err != nil {
-				// Verified when written or opened; damaged since.
-				l.mu.Unlock()
-				return l.frameError(s.file.Path, off, q, err)
-			}
-			frames[i] = ackedFrame{s, fr.RawLen, fr.Size()}
-		}
 		// As many frames as the decoder's limit on ranges needs, all in
 		// the active segment: room for them all first.
 		payloads := index.AckPayloads(fresh)
@@ -1240,16 +1220,20 @@ func (l *Log) Ack(seqs ...uint64) error {
 			l.mu.Unlock()
 			return err
 		}
-		for i, q := range fresh {
-			fr := frames[i]
-			s := fr.s
+		// The lengths come from the index: nothing is read. A frame
+		// damaged since it was verified (written, or read by Open) is
+		// found by the next read of it; acknowledged, it is read no more.
+		for _, q := range fresh {
+			s := findSeg(l.segs, q)
+			loc, _ := s.locs.Find(q)
+			size := segment.FrameSize(int(loc.Stored))
 			s.acks.Set(q)
 			s.pending--
-			s.pendingBytes -= int64(fr.raw)
-			s.liveFrames -= int64(fr.size)
+			s.pendingBytes -= int64(loc.Raw)
+			s.liveFrames -= int64(size)
 			l.pending--
-			l.pendingBytes -= int64(fr.raw)
-			if s.sealed && (s.pending == 0 || wasDense(s, fr.size)) {
+			l.pendingBytes -= int64(loc.Raw)
+			if s.sealed && (s.pending == 0 || wasDense(s, size)) {
 				reclaim = true
 			}
 		}
@@ -1265,11 +1249,6 @@ func (l *Log) Ack(seqs ...uint64) error {
 	if debt {
 		l.reclaimNow()
 	}
-	var read int64
-	for _, fr := range frames {
-		read += pagesTouched(int64(fr.size))
-	}
-	l.noteRead(read)
 	if reclaim {
 		l.kick(l.compactKick)
 	}

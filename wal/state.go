@@ -813,9 +813,7 @@ func (ld *loader) checkCheckpointCoverage(ackedSince []ackRange) error {
 // acknowledged, by the checkpoint or an ack frame since (ackedSince). It
 // walks the records and the runs of acknowledged seqs between them, not
 // every seq of the range. scanSegment counted every record as pending:
-// the sizes of the acknowledged ones are taken off, read from their
-// frames, or, when fewer are pending, the pending ones' are added up
-// anew; a segment with nothing acknowledged is not read again.
+// the lengths of the acknowledged ones, from the index, are taken off.
 func (ld *loader) countPending(ackedSince []ackRange) error {
 	for _, s := range ld.st.segs {
 		var acked int
@@ -838,25 +836,14 @@ func (ld *loader) countPending(ackedSince []ackRange) error {
 		if acked == 0 {
 			continue
 		}
-		b := s.file.Bytes()
-		// Read the acknowledged frames, or the pending ones if fewer.
-		readAcked := acked*2 <= s.pending
-		sign := int64(-1)
-		if !readAcked {
-			s.pendingBytes, s.liveFrames, sign = 0, 0, 1
-		}
-		for q, off := range s.locs.All() {
-			if s.acks.Has(q) != readAcked {
-				continue
+		// The lengths are in the index: nothing is read.
+		for q, loc := range s.locs.All() {
+			if s.acks.Has(q) {
+				s.pendingBytes -= int64(loc.Raw)
+				s.liveFrames -= int64(segment.FrameSize(int(loc.Stored)))
 			}
-			raw, size := segment.PeekSizes(b, off) // verified by the scan
-			s.pendingBytes += sign * int64(raw)
-			s.liveFrames += sign * int64(size)
 		}
 		s.pending -= acked
-		// Read one segment at a time: the pages it faulted in go, so
-		// that opening a backlog does not hold all of it resident.
-		s.file.Release(0, s.file.Size())
 	}
 	return nil
 }
@@ -911,20 +898,19 @@ func scanSegment(s *seg, f *segment.File, onAck func(start, n uint64)) scanResul
 	expect := s.firstSeq
 	batchStart := int64(-1) // offset of the first frame of an open batch
 	type loc struct {
-		seq        uint64
-		off        int64
-		raw, frame uint32
+		seq uint64
+		index.Loc
 	}
 	var batchLocs []loc
 	var ackBuf []struct{ start, n uint64 }
 	// Every record counts as pending until countPending subtracts the
 	// acknowledged ones: it then reads the frames of the fewer.
 	add := func(e loc) {
-		s.locs.Add(e.seq, e.off)
+		s.locs.Add(e.seq, e.Loc)
 		s.lastSeq = e.seq
 		s.pending++
-		s.pendingBytes += int64(e.raw)
-		s.liveFrames += int64(e.frame)
+		s.pendingBytes += int64(e.Raw)
+		s.liveFrames += int64(segment.FrameSize(int(e.Stored)))
 	}
 	flushBatch := func() {
 		for _, e := range batchLocs {
@@ -978,12 +964,12 @@ func scanSegment(s *seg, f *segment.File, onAck func(start, n uint64)) scanResul
 				damage = corrupt(f.Path, off, fr.Seq, FixCut, "batch without its commit frame")
 				break
 			}
-			add(loc{fr.Seq, off, fr.RawLen, uint32(fr.Size())})
+			add(loc{fr.Seq, index.Loc{Off: off, Stored: uint32(len(fr.Payload)), Raw: fr.RawLen}})
 		default:
 			if batchStart < 0 {
 				batchStart = off
 			}
-			batchLocs = append(batchLocs, loc{fr.Seq, off, fr.RawLen, uint32(fr.Size())})
+			batchLocs = append(batchLocs, loc{fr.Seq, index.Loc{Off: off, Stored: uint32(len(fr.Payload)), Raw: fr.RawLen}})
 			if fr.Commits() {
 				flushBatch()
 				batchStart = -1

@@ -1,6 +1,8 @@
 // Package index owns the log's lookup and acknowledgement state: where each
-// record of a segment lives (seq -> offset), which records are
-// acknowledged, and the small metadata files that persist them.
+// record of a segment lives (seq -> offset, and the stored and raw lengths
+// its frame header gives, so that Log.Ack and Open's count of pending
+// bytes read no frame), which records are acknowledged, and the small
+// metadata files that persist them.
 //
 // # Acknowledgements
 //

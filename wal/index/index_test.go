@@ -255,13 +255,30 @@ func TestAcks(t *testing.T) {
 }
 
 func TestLocations(t *testing.T) {
+	// Lengths of every kind: small, at and above the 2-byte limit, and
+	// raw lengths equal to the stored ones until the 60th record.
+	locOf := func(q uint64, off int64) Loc {
+		stored := uint32(q * 3)
+		switch q % 7 {
+		case 3:
+			stored = 1<<16 - 1
+		case 5:
+			stored = 1<<30 + uint32(q)
+		}
+		raw := stored
+		if q >= 60+50 || q >= 200 {
+			raw = stored/2 + uint32(q%3)
+		}
+		return Loc{Off: off, Stored: stored, Raw: raw}
+	}
 	// Dense: seqs in order from the base.
 	l := NewLocations(50)
 	if _, ok := l.Last(); ok || l.Len() != 0 {
 		t.Fatal("empty")
 	}
 	for i := range 100 {
-		l.Add(uint64(50+i), int64(64+8*i))
+		q := uint64(50 + i)
+		l.Add(q, locOf(q, int64(64+8*i)))
 	}
 	check := func(l *Locations, want map[uint64]int64, last uint64) {
 		t.Helper()
@@ -272,10 +289,26 @@ func TestLocations(t *testing.T) {
 			if got, ok := l.Lookup(q); !ok || got != off {
 				t.Fatalf("Lookup(%d) = %d, %v; want %d", q, got, ok, off)
 			}
+			if got, ok := l.Find(q); !ok || got != locOf(q, off) {
+				t.Fatalf("Find(%d) = %+v, %v; want %+v", q, got, ok, locOf(q, off))
+			}
+		}
+		n := 0
+		for q, loc := range l.All() {
+			if off, ok := want[q]; !ok || loc != locOf(q, off) {
+				t.Fatalf("All yields %d at %+v; want %+v (%v)", q, loc, locOf(q, off), ok)
+			}
+			n++
+		}
+		if n != len(want) {
+			t.Fatalf("All yields %d records, want %d", n, len(want))
 		}
 		for _, q := range []uint64{0, 49, last + 1, math.MaxUint64} {
 			if _, ok := l.Lookup(q); ok {
 				t.Fatalf("Lookup(%d) found a seq never added", q)
+			}
+			if _, ok := l.Find(q); ok {
+				t.Fatalf("Find(%d) found a seq never added", q)
 			}
 		}
 		if q, ok := l.Last(); !ok || q != last {
@@ -288,8 +321,8 @@ func TestLocations(t *testing.T) {
 	}
 	check(l, want, 149)
 	// A gap turns it sparse, keeping what it had.
-	l.Add(200, 5000)
-	l.Add(300, 6000)
+	l.Add(200, locOf(200, 5000))
+	l.Add(300, locOf(300, 6000))
 	want[200], want[300] = 5000, 6000
 	check(l, want, 300)
 	if _, ok := l.Lookup(250); ok {
@@ -300,16 +333,21 @@ func TestLocations(t *testing.T) {
 
 	// Sparse from the start (a compacted segment whose first record went).
 	s := NewLocations(10)
-	s.Add(12, 64)
-	s.Add(15, 128)
+	s.Add(12, locOf(12, 64))
+	s.Add(15, locOf(15, 128))
 	check(s, map[uint64]int64{12: 64, 15: 128}, 15)
 	if _, ok := s.Lookup(10); ok {
 		t.Fatal("Lookup of the base")
 	}
 	d := NewLocations(7)
-	d.Add(7, 64)
+	d.Add(7, locOf(7, 64))
 	d.Trim()
 	check(d, map[uint64]int64{7: 64}, 7)
+	// The first record's raw length differs.
+	r := NewLocations(200)
+	r.Add(200, locOf(200, 64))
+	r.Add(201, locOf(201, 128))
+	check(r, map[uint64]int64{200: 64, 201: 128}, 201)
 }
 
 func resealCkpt(b []byte) {
@@ -685,13 +723,13 @@ func TestAckedInAndRunFrom(t *testing.T) {
 	}
 	l := NewLocations(10)
 	for q := uint64(10); q < 20; q++ {
-		l.Add(q, int64(q*8))
+		l.Add(q, Loc{Off: int64(q * 8)})
 	}
 	if last, ok := l.RunFrom(12); !ok || last != 19 {
 		t.Fatalf("dense RunFrom(12) = %d, %v; want 19", last, ok)
 	}
 	for _, q := range []uint64{30, 31, 32, 40, 50, 51} {
-		l.Add(q, int64(q*8))
+		l.Add(q, Loc{Off: int64(q * 8)})
 	}
 	for _, c := range []struct {
 		from, last uint64

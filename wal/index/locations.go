@@ -6,29 +6,43 @@ import (
 	"sort"
 )
 
-// Locations maps the seqs of one segment to the offsets of their frames.
-// Records appended in seq order without gaps are stored densely (4 bytes a
-// record); a compacted segment, whose seqs have gaps, sparsely. Not safe
-// for concurrent use: the log guards it with its lock.
+// Locations maps the seqs of one segment to their frames: where each
+// starts and the two lengths its header gives, so that acknowledging a
+// record reads nothing from the file. Records appended in seq order
+// without gaps are stored densely (4 bytes a record for the offset); a
+// compacted segment, whose seqs have gaps, sparsely. The lengths take 2
+// bytes a record, 4 more for the rare ones of 64 KiB or more, and the raw
+// lengths only once one differs from its stored length (a compressed or
+// sealed record). Not safe for concurrent use: the log guards it with
+// its lock.
 type Locations struct {
 	base  uint64
 	dense []uint32
 	seqs  []uint64
 	offs  []uint32
+	// By position (the i-th record added): the stored payload lengths,
+	// and the raw lengths, kept only once one differs from its stored
+	// length (rawKept).
+	stored, raw lengths
+	rawKept     bool
+}
+
+// Loc is where a record's frame is, and its lengths.
+type Loc struct {
+	Off    int64  // the frame's offset in the segment file
+	Stored uint32 // the payload bytes the frame stores
+	Raw    uint32 // the record's own length (uncompressed, unsealed)
 }
 
 // NewLocations returns an empty map for a segment whose first seq is base.
 func NewLocations(base uint64) *Locations { return &Locations{base: base} }
 
-// Add records that seq's frame is at off. Seqs must be added ascending.
-func (l *Locations) Add(seq uint64, off int64) {
+// Add records seq's frame. Seqs must be added ascending.
+func (l *Locations) Add(seq uint64, loc Loc) {
+	l.addLengths(loc.Stored, loc.Raw)
+	off := uint32(loc.Off)
 	if l.seqs == nil && seq == l.base+uint64(len(l.dense)) {
-		if len(l.dense) == cap(l.dense) {
-			// Double: append grows a large slice by a quarter, which
-			// allocated and copied some 20 bytes a record.
-			l.dense = slices.Grow(l.dense, max(len(l.dense), 1024))
-		}
-		l.dense = append(l.dense, uint32(off))
+		l.dense = append(grow(l.dense), off)
 		return
 	}
 	if l.seqs == nil && len(l.dense) > 0 {
@@ -43,22 +57,112 @@ func (l *Locations) Add(seq uint64, off int64) {
 		l.seqs = []uint64{}
 	}
 	l.seqs = append(l.seqs, seq)
-	l.offs = append(l.offs, uint32(off))
+	l.offs = append(l.offs, off)
 }
 
-// Lookup returns the offset of seq's frame.
-func (l *Locations) Lookup(seq uint64) (int64, bool) {
+func (l *Locations) addLengths(stored, raw uint32) {
+	if raw != stored && !l.rawKept {
+		// The first that differs: every one before it was equal.
+		l.rawKept = true
+		for i := range l.stored.len() {
+			l.raw.add(l.stored.at(i))
+		}
+	}
+	l.stored.add(stored)
+	if l.rawKept {
+		l.raw.add(raw)
+	}
+}
+
+// grow makes room for one more element in s, doubling its capacity when
+// full: append grows a large slice by a quarter, which allocated and
+// copied some 20 bytes a record.
+func grow[T any](s []T) []T {
+	if len(s) == cap(s) {
+		return slices.Grow(s, max(len(s), 1024))
+	}
+	return s
+}
+
+// bigLength is a length too large for lengths.small, by position.
+type bigLength struct{ i, n uint32 }
+
+// lengths is a list of lengths: 2 bytes each, and a side list for the
+// few of 64 KiB or more, which a segment can hold only so many of.
+type lengths struct {
+	small []uint16
+	big   []bigLength // ascending by position
+}
+
+// inBig marks a length kept in big.
+const inBig = 1<<16 - 1
+
+func (s *lengths) len() int { return len(s.small) }
+
+func (s *lengths) add(n uint32) {
+	if n >= inBig {
+		s.big = append(s.big, bigLength{uint32(len(s.small)), n})
+		n = inBig
+	}
+	s.small = append(grow(s.small), uint16(n))
+}
+
+func (s *lengths) at(i int) uint32 {
+	if n := s.small[i]; n != inBig {
+		return uint32(n)
+	}
+	j := sort.Search(len(s.big), func(j int) bool { return s.big[j].i >= uint32(i) })
+	return s.big[j].n
+}
+
+func (s *lengths) trim() {
+	s.small = append([]uint16(nil), s.small...)
+	s.big = append([]bigLength(nil), s.big...)
+}
+
+// loc returns the location of the i-th record added, at off.
+func (l *Locations) loc(i int, off uint32) Loc {
+	c := Loc{Off: int64(off), Stored: l.stored.at(i)}
+	c.Raw = c.Stored
+	if l.rawKept {
+		c.Raw = l.raw.at(i)
+	}
+	return c
+}
+
+// index returns the position of seq, if mapped.
+func (l *Locations) index(seq uint64) (int, bool) {
 	if l.seqs == nil {
 		if seq < l.base || seq-l.base >= uint64(len(l.dense)) {
 			return 0, false
 		}
-		return int64(l.dense[seq-l.base]), true
+		return int(seq - l.base), true
 	}
-	i := sort.Search(len(l.seqs), func(i int) bool { return l.seqs[i] >= seq })
-	if i < len(l.seqs) && l.seqs[i] == seq {
-		return int64(l.offs[i]), true
+	return slices.BinarySearch(l.seqs, seq)
+}
+
+// Find returns seq's location.
+func (l *Locations) Find(seq uint64) (Loc, bool) {
+	i, ok := l.index(seq)
+	if !ok {
+		return Loc{}, false
 	}
-	return 0, false
+	if l.seqs == nil {
+		return l.loc(i, l.dense[i]), true
+	}
+	return l.loc(i, l.offs[i]), true
+}
+
+// Lookup returns the offset of seq's frame.
+func (l *Locations) Lookup(seq uint64) (int64, bool) {
+	i, ok := l.index(seq)
+	switch {
+	case !ok:
+		return 0, false
+	case l.seqs == nil:
+		return int64(l.dense[i]), true
+	}
+	return int64(l.offs[i]), true
 }
 
 // RunFrom returns the last seq of the run of consecutive seqs mapped that
@@ -102,19 +206,19 @@ func (l *Locations) Last() (uint64, bool) {
 	return l.seqs[len(l.seqs)-1], true
 }
 
-// All yields the seqs mapped and their offsets, ascending.
-func (l *Locations) All() iter.Seq2[uint64, int64] {
-	return func(yield func(uint64, int64) bool) {
+// All yields the seqs mapped and their locations, ascending.
+func (l *Locations) All() iter.Seq2[uint64, Loc] {
+	return func(yield func(uint64, Loc) bool) {
 		if l.seqs == nil {
 			for i, off := range l.dense {
-				if !yield(l.base+uint64(i), int64(off)) {
+				if !yield(l.base+uint64(i), l.loc(i, off)) {
 					return
 				}
 			}
 			return
 		}
 		for i, q := range l.seqs {
-			if !yield(q, int64(l.offs[i])) {
+			if !yield(q, l.loc(i, l.offs[i])) {
 				return
 			}
 		}
@@ -131,6 +235,8 @@ func (l *Locations) AppendSeqs(dst []uint64) []uint64 {
 
 // Trim releases spare capacity, for a segment that takes no more records.
 func (l *Locations) Trim() {
+	l.stored.trim()
+	l.raw.trim()
 	if l.seqs == nil {
 		l.dense = append([]uint32(nil), l.dense...)
 		return

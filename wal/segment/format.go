@@ -205,13 +205,6 @@ func finishFrame(dst []byte, stored int) int {
 	return n
 }
 
-// PeekSizes returns the raw length and the aligned size of the frame at
-// off without verifying it: only for a frame DecodeFrame has accepted.
-func PeekSizes(seg []byte, off int64) (rawLen uint32, size int) {
-	h := seg[off : off+FrameHeaderSize]
-	return binary.LittleEndian.Uint32(h[24:]), FrameSize(int(binary.LittleEndian.Uint32(h[8:])))
-}
-
 // ErrPartial stops a scan of a window (NewVerifiedScannerAt) at a frame
 // that runs past the window's end. Test for it with errors.Is; it is not
 // an *Error.
