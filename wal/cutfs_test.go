@@ -305,6 +305,16 @@ func (f *powerFile) WriteAt(p []byte, off int64) (int, error) {
 	return f.File.WriteAt(p, off)
 }
 
+func (f *powerFile) WriteVAt(bufs [][]byte, off int64) (int, error) {
+	c := f.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.enter("write", f.name) {
+		return 0, errPowerCut
+	}
+	return f.File.WriteVAt(bufs, off)
+}
+
 // out reports whether the power is out at an operation of kind on f.
 func (f *powerFile) out(kind string) bool {
 	f.c.mu.Lock()

@@ -172,6 +172,58 @@ func TestAllocationFailureAtRotation(t *testing.T) {
 	m.check(t, l)
 }
 
+// TestHeaderWriteFailureAtRotation: a new segment's header is written
+// through the file; a write that fails fails the Append that rotated,
+// consumes no seq and leaves the log working (the file is not used).
+func TestHeaderWriteFailureAtRotation(t *testing.T) {
+	fsys := &vfs.Faulty{FS: vfs.OS}
+	dir := t.TempDir()
+	l := mustOpen(t, dir, withFS(fsys), WithSegmentSize(smallSeg))
+	defer func() { l.Close() }()
+	m := newModel()
+	r := rand.New(rand.NewPCG(16, 16))
+	const size = 4000 // below writeThrough: no write but the header's
+	fits := func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.active.tail+int64(segment.FrameSize(size)) <= l.active.file.Size()
+	}
+	for fits() {
+		d := randRecord(r, size)
+		q, err := l.Append(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.data[q] = d
+	}
+	checkpointWritten(t, l)
+	segs := l.Stats().Segments
+	fsys.FailNextWrites(1, syscall.EIO)
+	next := l.Stats().NextSeq
+	if _, err := l.Append(randRecord(r, size)); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Append at a rotation whose header write fails: %v, want EIO", err)
+	}
+	if st := l.Stats(); st.NextSeq != next || st.Segments != segs {
+		t.Fatalf("the failed rotation changed the log: NextSeq %d -> %d, segments %d -> %d", next, st.NextSeq, segs, st.Segments)
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatalf("Sync after a failed header write: %v (the failure must not be sticky)", err)
+	}
+	d := randRecord(r, size)
+	q, err := l.Append(d)
+	if err != nil {
+		t.Fatalf("Append once writes work again: %v", err)
+	}
+	m.data[q] = d
+	if l.Stats().Segments != segs+1 {
+		t.Fatalf("no rotation")
+	}
+	m.check(t, l)
+	mustClose(t, l)
+	l = mustOpen(t, dir, WithSegmentSize(smallSeg))
+	m.check(t, l)
+}
+
 // TestFailedCheckpointRename: a checkpoint that cannot be renamed into
 // place is reported (by Close here), and the log still opens afterwards
 // with every record and acknowledgement.

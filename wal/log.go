@@ -365,11 +365,101 @@ func (l *Log) compress(batch [][]byte) (payloads [][]byte, flags []uint32, bufs 
 	return payloads, flags, bufs
 }
 
-// writeThrough is the size from which an append is written with pwrite
-// rather than copied into the mapping.
+// writeThrough is the size from which an append is written through the
+// file (pwritev) rather than copied into the mapping: the mapping's fault
+// path costs more than the write.
 const writeThrough = 32 << 10
 
-var stagePool = sync.Pool{New: func() any { b := make([]byte, 0, 256<<10); return &b }}
+// gatherMin is the stored payload size from which a written-through frame
+// is written from the caller's memory, between its header and its
+// padding, rather than copied behind the header first. Below it, the
+// copy costs less than the kernel's handling of one more buffer per
+// frame: framed and copied, batches of 1 KiB records are written at
+// about 4.1 GB per CPU-second, gathered at 2.9; 1 MiB records at 4.1
+// copied and 6.5 gathered (the break-even is near 4 KiB).
+const gatherMin = 8 << 10
+
+// maxPooledStage bounds the staging buffer a frames keeps for the next
+// append: enough for batches of a few MiB and an encrypted 1 MiB record
+// (sealed in the buffer), not for the rare huge one.
+const maxPooledStage = 4 << 20
+
+// frames is a written-through append being framed: the frame headers,
+// their padding and the payloads below gatherMin (every payload, if the
+// log encrypts: sealing writes the frame) in stage; iov is what to write,
+// the parts of stage and the gathered payloads in order.
+type frames struct {
+	stage []byte
+	iov   [][]byte
+	// open: iov's last buffer ends where stage does, and grows with it.
+	open bool
+}
+
+var framesPool = sync.Pool{New: func() any { return new(frames) }}
+
+// gathered reports whether a written-through frame of stored payload
+// bytes is written from the caller's memory.
+func gathered(stored int, sealed bool) bool { return !sealed && stored >= gatherMin }
+
+// staged is how many bytes of a written-through frame of stored payload
+// bytes go into the staging buffer.
+func staged(stored int, sealed bool) int64 {
+	if sealed {
+		stored += segment.Overhead
+	}
+	if gathered(stored, sealed) {
+		return int64(segment.FrameSize(stored) - stored)
+	}
+	return int64(segment.FrameSize(stored))
+}
+
+// reset readies fr for an append that stages n bytes.
+func (fr *frames) reset(n int64) {
+	if int64(cap(fr.stage)) < n {
+		fr.stage = make([]byte, 0, n)
+	}
+	fr.stage, fr.iov, fr.open = fr.stage[:0], fr.iov[:0], false
+}
+
+// grow returns the next n bytes of the staging buffer, which reset sized
+// for every frame (so that the buffers in iov stay where they are), and
+// adds them to what is written.
+func (fr *frames) grow(n int) []byte {
+	at := len(fr.stage)
+	fr.stage = fr.stage[:at+n]
+	if k := len(fr.iov) - 1; fr.open {
+		fr.iov[k] = fr.iov[k][:len(fr.iov[k])+n]
+	} else {
+		fr.iov = append(fr.iov, fr.stage[at:at+n])
+		fr.open = true
+	}
+	return fr.stage[at : at+n]
+}
+
+// put frames a record (stored as p) and returns the frame's size.
+func (fr *frames) put(sl *segment.Sealer, seq uint64, flags uint32, rawLen int, p []byte) int {
+	switch {
+	case sl != nil:
+		n := segment.FrameSize(len(p) + segment.Overhead)
+		return sl.PutFrame(fr.grow(n), seq, flags, rawLen, p)
+	case !gathered(len(p), false):
+		return segment.PutFrame(fr.grow(segment.FrameSize(len(p))), seq, flags, rawLen, p)
+	}
+	segment.PutFrameHeader(fr.grow(segment.FrameHeaderSize), seq, flags, rawLen, p)
+	fr.iov = append(fr.iov, p)
+	fr.open = false
+	clear(fr.grow(segment.FramePadding(len(p))))
+	return segment.FrameSize(len(p))
+}
+
+// release returns fr to the pool, holding no caller's payload.
+func (fr *frames) release() {
+	clear(fr.iov)
+	if cap(fr.stage) > maxPooledStage {
+		fr.stage = nil
+	}
+	framesPool.Put(fr)
+}
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
@@ -420,9 +510,10 @@ func (l *Log) append(batch [][]byte) (uint64, error) {
 			}
 		}()
 	}
-	var total int64
+	var total, stage int64
 	for _, p := range payloads {
 		total += int64(segment.FrameSize(len(p) + over))
+		stage += staged(len(p), over != 0)
 	}
 	if total > segment.MaxSize-segment.HeaderSize {
 		return 0, ErrTooLarge
@@ -446,16 +537,13 @@ func (l *Log) append(batch [][]byte) (uint64, error) {
 		return 0, err
 	}
 	s := l.active
-	b := s.file.Bytes()[s.tail : s.tail+total]
-	var staged *[]byte
+	var b []byte // the mapping, where the frames go unless fr is set
+	var fr *frames
 	if total >= writeThrough {
-		// Large appends are framed in a buffer and written with one
-		// pwrite: the mapping's fault path costs more than the copy.
-		staged = stagePool.Get().(*[]byte)
-		if int64(cap(*staged)) < total {
-			*staged = make([]byte, total)
-		}
-		b = (*staged)[:total]
+		fr = framesPool.Get().(*frames)
+		fr.reset(stage)
+	} else {
+		b = s.file.Bytes()[s.tail : s.tail+total]
 	}
 	first := l.nextSeq
 	w := int64(0)
@@ -469,17 +557,20 @@ func (l *Log) append(batch [][]byte) (uint64, error) {
 			flags |= segment.FlagCommit
 		}
 		var n int
-		if l.sealer != nil {
+		switch {
+		case fr != nil:
+			n = fr.put(l.sealer, seq, flags, len(batch[i]), p)
+		case l.sealer != nil:
 			n = l.sealer.PutFrame(b[w:], seq, flags, len(batch[i]), p)
-		} else {
+		default:
 			n = segment.PutFrame(b[w:], seq, flags, len(batch[i]), p)
 		}
 		s.locs.Add(seq, index.Loc{Off: s.tail + w, Stored: uint32(len(p) + over), Raw: uint32(len(batch[i]))})
 		w += int64(n)
 	}
-	if staged != nil {
-		err := s.file.WriteAt(b, s.tail)
-		stagePool.Put(staged)
+	if fr != nil {
+		err := s.file.WriteV(fr.iov, s.tail)
+		fr.release()
 		if err != nil {
 			// The frames may be half on disk: the log cannot go on.
 			err = l.failLocked(fmt.Errorf("wal: append: %w", err))
@@ -497,7 +588,7 @@ func (l *Log) append(batch [][]byte) (uint64, error) {
 	l.pending += len(batch)
 	l.pendingBytes += raw
 	at := pos{s.id, s.tail}
-	l.mapWrites = staged == nil
+	l.mapWrites = fr == nil
 	// The preparer works in chunks of a MiB or more: whether it has work
 	// is worth asking once every 64 KiB appended.
 	kick := l.prepared == nil || (s.tail-w)>>16 != s.tail>>16 &&
@@ -606,7 +697,11 @@ func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 		}
 	}
 	path := vfs.Join(l.dir, segment.Name(id))
-	f.Init(segment.Header{ID: id, FirstSeq: l.nextSeq})
+	if err := f.WriteHeader(segment.Header{ID: id, FirstSeq: l.nextSeq}); err != nil {
+		// What the file holds is unknown: it is not used again.
+		l.discardPrepared(f)
+		return nil, fmt.Errorf("wal: new segment: %w", err)
+	}
 	if err := l.fs.Rename(f.Path, path); err != nil {
 		// Keep the file for the next try.
 		if l.prepared == nil {

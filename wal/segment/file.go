@@ -58,6 +58,23 @@ func (s *File) Init(h Header) {
 	s.Header = h
 }
 
+// WriteHeader writes the header h (with h.Size set to the file's size)
+// through the file, as Init does through the mapping: the first store
+// into a mapped page the process has not touched takes a fault that
+// reads the pages around it into the page cache (zeros, for the unwritten
+// extents of a fresh file), which a write of the header's 64 bytes does
+// not.
+func (s *File) WriteHeader(h Header) error {
+	h.Size = int64(len(s.m))
+	var b [HeaderSize]byte
+	PutHeader(b[:], h)
+	if err := s.WriteAt(b[:], 0); err != nil {
+		return err
+	}
+	s.Header = h
+	return nil
+}
+
 // Open maps an existing segment file and decodes its header. A writable
 // file is allocated in full first (fallocate; see vfs.File.Allocate), as
 // Create does. A file whose
@@ -122,6 +139,22 @@ func (s *File) WriteAt(b []byte, off int64) error {
 	n, err := s.f.WriteAt(b, off)
 	if err == nil && n != len(b) {
 		err = fmt.Errorf("segment: short write to %s: %d of %d bytes", s.Path, n, len(b))
+	}
+	return err
+}
+
+// WriteV writes the buffers one after the other at off through the file
+// (pwritev), as WriteAt writes their concatenation, without joining them
+// first: a large payload goes from the caller's memory into the page
+// cache with no copy of its own. It may change the elements of bufs.
+func (s *File) WriteV(bufs [][]byte, off int64) error {
+	want := 0
+	for _, b := range bufs {
+		want += len(b)
+	}
+	n, err := s.f.WriteVAt(bufs, off)
+	if err == nil && n != want {
+		err = fmt.Errorf("segment: short write to %s: %d of %d bytes", s.Path, n, want)
 	}
 	return err
 }

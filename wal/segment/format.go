@@ -183,17 +183,41 @@ func PutFrame(dst []byte, seq uint64, flags uint32, rawLen int, payload []byte) 
 	return finishFrame(dst, len(payload))
 }
 
+// PutFrameHeader encodes the header of a frame holding payload into
+// dst[:FrameHeaderSize], its checksum included, for a writer that writes
+// the payload from where it is (a gathering write) rather than copying it
+// behind the header: on disk the payload follows the header, then
+// FramePadding(len(payload)) zero bytes.
+func PutFrameHeader(dst []byte, seq uint64, flags uint32, rawLen int, payload []byte) {
+	_ = dst[FrameHeaderSize-1]
+	putFrameFields(dst, seq, flags, rawLen, len(payload))
+	var d xxhash.Digest
+	d.Reset()
+	d.Write(dst[8:FrameHeaderSize])
+	d.Write(payload)
+	binary.LittleEndian.PutUint64(dst[0:], d.Sum64())
+}
+
+// FramePadding is the number of zero bytes that follow n stored payload
+// bytes in their frame.
+func FramePadding(n int) int { return FrameSize(n) - FrameHeaderSize - n }
+
 // startFrame writes the header fields of a frame of stored payload bytes
 // into dst, which must hold FrameSize(stored) bytes, and returns the
 // payload's place for the caller to fill before finishFrame.
 func startFrame(dst []byte, seq uint64, flags uint32, rawLen, stored int) []byte {
 	_ = dst[FrameSize(stored)-1]
+	putFrameFields(dst, seq, flags, rawLen, stored)
+	return dst[FrameHeaderSize : FrameHeaderSize+stored]
+}
+
+// putFrameFields writes a frame header's fields after the checksum.
+func putFrameFields(dst []byte, seq uint64, flags uint32, rawLen, stored int) {
 	binary.LittleEndian.PutUint32(dst[8:], uint32(stored))
 	binary.LittleEndian.PutUint32(dst[12:], flags)
 	binary.LittleEndian.PutUint64(dst[16:], seq)
 	binary.LittleEndian.PutUint32(dst[24:], uint32(rawLen))
 	binary.LittleEndian.PutUint32(dst[28:], 0)
-	return dst[FrameHeaderSize : FrameHeaderSize+stored]
 }
 
 // finishFrame writes the padding and the checksum of the frame startFrame

@@ -453,3 +453,19 @@ func TestAllZero(t *testing.T) {
 		}
 	}
 }
+
+// TestPutFrameHeader: a header from PutFrameHeader, the payload and
+// FramePadding zeros are the bytes PutFrame writes, for every padding.
+func TestPutFrameHeader(t *testing.T) {
+	for n := range 3 * Align {
+		p := bytes.Repeat([]byte{byte(n + 1)}, n)
+		want := make([]byte, FrameSize(n))
+		PutFrame(want, 9, FlagBatch|FlagCommit, n+3, p)
+		var h [FrameHeaderSize]byte
+		PutFrameHeader(h[:], 9, FlagBatch|FlagCommit, n+3, p)
+		got := append(append(h[:], p...), make([]byte, FramePadding(n))...)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("payload of %d bytes: header, payload and padding\n%x\nwant\n%x", n, got, want)
+		}
+	}
+}

@@ -48,6 +48,12 @@ type File interface {
 	// into a mapping of it can never fail for want of space. Where the
 	// file system cannot preallocate it writes the zeros out instead.
 	Allocate(size int64) error
+	// WriteVAt writes the buffers one after the other at off, as one
+	// WriteAt of their concatenation would (pwritev on Linux: the bytes
+	// go from where they are into the page cache, with no copy to join
+	// them first). It returns the bytes written, all of them or an
+	// error. It may change the elements of bufs.
+	WriteVAt(bufs [][]byte, off int64) (int, error)
 }
 
 // OS is the real file system.
@@ -75,6 +81,8 @@ type osFile struct{ *os.File }
 func (f osFile) OS() *os.File              { return f.File }
 func (f osFile) Sync() error               { return datasync(f.File) }
 func (f osFile) Allocate(size int64) error { return allocate(f.File, size) }
+
+func (f osFile) WriteVAt(bufs [][]byte, off int64) (int, error) { return writev(f.File, bufs, off) }
 
 // writeZeros extends f to size by writing zeros: the fallback where the
 // file system has no fallocate. The file is never left sparse.
@@ -105,13 +113,15 @@ type Faulty struct {
 
 	mu          sync.Mutex
 	failSync    int   // fail the next n Syncs
-	failWrite   int   // fail the next n WriteAts (after a short write)
+	failWrite   int   // fail the next n WriteAts or WriteVAts (after a short write)
 	failAlloc   int   // fail the next n Allocates with ENOSPC
 	failRename  int   // fail the next n Renames
 	failRemove  int   // fail the next n Removes
 	writeErr    error // error for failed writes (default ErrInjected)
 	Syncs       int   // Syncs performed (successful or not)
 	Allocations int
+	// MostBuffers is the most buffers one WriteVAt was given.
+	MostBuffers int
 }
 
 // SyncCount returns Syncs, read under the lock (for tests that read it while
@@ -121,8 +131,8 @@ func (f *Faulty) SyncCount() int { f.mu.Lock(); defer f.mu.Unlock(); return f.Sy
 // FailNextSyncs makes the next n File.Sync or SyncDir calls fail.
 func (f *Faulty) FailNextSyncs(n int) { f.mu.Lock(); f.failSync = n; f.mu.Unlock() }
 
-// FailNextWrites makes the next n WriteAt calls write half their bytes and
-// fail with err (ErrInjected when nil).
+// FailNextWrites makes the next n WriteAt or WriteVAt calls write half
+// their bytes and fail with err (ErrInjected when nil).
 func (f *Faulty) FailNextWrites(n int, err error) {
 	f.mu.Lock()
 	f.failWrite, f.writeErr = n, err
@@ -201,13 +211,44 @@ func (f *faultyFile) Sync() error {
 func (f *faultyFile) WriteAt(p []byte, off int64) (int, error) {
 	if f.fs.take(&f.fs.failWrite) {
 		n, _ := f.File.WriteAt(p[:len(p)/2], off)
-		err := f.fs.writeErr
-		if err == nil {
-			err = ErrInjected
-		}
-		return n, &os.PathError{Op: "write", Path: f.Name(), Err: err}
+		return n, f.writeError()
 	}
 	return f.File.WriteAt(p, off)
+}
+
+func (f *faultyFile) WriteVAt(bufs [][]byte, off int64) (int, error) {
+	f.fs.mu.Lock()
+	f.fs.MostBuffers = max(f.fs.MostBuffers, len(bufs))
+	f.fs.mu.Unlock()
+	if f.fs.take(&f.fs.failWrite) {
+		// Half the bytes, from the start: the buffers holding them, the
+		// last one cut.
+		half := 0
+		for _, b := range bufs {
+			half += len(b)
+		}
+		half /= 2
+		var part [][]byte
+		for _, b := range bufs {
+			if half == 0 {
+				break
+			}
+			b = b[:min(len(b), half)]
+			part = append(part, b)
+			half -= len(b)
+		}
+		n, _ := f.File.WriteVAt(part, off)
+		return n, f.writeError()
+	}
+	return f.File.WriteVAt(bufs, off)
+}
+
+func (f *faultyFile) writeError() error {
+	err := f.fs.writeErr
+	if err == nil {
+		err = ErrInjected
+	}
+	return &os.PathError{Op: "write", Path: f.Name(), Err: err}
 }
 
 func (f *faultyFile) Allocate(size int64) error {

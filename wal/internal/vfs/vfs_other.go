@@ -7,3 +7,16 @@ import "os"
 func datasync(f *os.File) error { return f.Sync() }
 
 func allocate(f *os.File, size int64) error { return writeZeros(f, size) }
+
+// writev writes bufs one WriteAt at a time, where there is no pwritev.
+func writev(f *os.File, bufs [][]byte, off int64) (int, error) {
+	n := 0
+	for _, b := range bufs {
+		m, err := f.WriteAt(b, off+int64(n))
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
