@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"slices"
 	"sort"
-	"sync"
 
 	"github.com/walpub/walpub/wal/index"
 	"github.com/walpub/walpub/wal/internal/vfs"
@@ -482,44 +480,6 @@ func (ld *loader) openSegments() {
 	}
 }
 
-// verifySegments scans every frame of the segments opened, several
-// segments at a time: checksums are most of the work of opening a log.
-func (ld *loader) verifySegments() {
-	through := ld.st.ckpt.Through
-	var wg sync.WaitGroup
-	work := make(chan *opened)
-	for range min(runtime.GOMAXPROCS(0), len(ld.files)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			debug.SetPanicOnFault(true) // per goroutine; this one ends here
-			for o := range work {
-				// Fault the segment's data in with one call rather than
-				// a fault every few pages while hashing it.
-				o.s.file.Populate(0, o.s.file.HoleFrom(0))
-				func() {
-					defer catchFault(o.s.file.Path, &o.err)
-					o.scan = scanSegment(o.s, o.s.file.File, func(start, n uint64) {
-						if o.s.id > through {
-							o.acks = append(o.acks, ackRange{start, n})
-						}
-					})
-				}()
-				// Verified: nothing reads it again but Pending, Get and
-				// Ack, which fault in what they read.
-				o.s.file.Release(0, o.s.file.Size())
-			}
-		}()
-	}
-	for _, o := range ld.files {
-		if o.err == nil && o.s != nil {
-			work <- o
-		}
-	}
-	close(work)
-	wg.Wait()
-}
-
 // cutAfter makes the segments up to files[i] the whole log: a power cut
 // took everything after (files[i] itself from offset from, if from >= 0).
 // Later segment files are dropped.
@@ -876,149 +836,4 @@ func findSeg(segs []*seg, seq uint64) *seg {
 		return nil
 	}
 	return segs[i-1]
-}
-
-// scanResult is what scanSegment found: where the data ends and, if
-// damage follows, the damage and the extent of non-zero bytes from it.
-type scanResult struct {
-	damage *CorruptionError
-	end    int64 // the end of the data: the offset a cut would keep up to
-	tornTo int64 // just past the last non-zero byte at or after end
-	batch  bool  // the damage ends an unfinished batch
-}
-
-// scanSegment reads every frame of s, checking checksums, seq order and
-// batches; it fills s.locs, s.tail and s.lastSeq and hands ack ranges to
-// onAck. It stops at the first damage (including non-zero bytes after
-// the end of the data) and reports it; the caller classifies it.
-func scanSegment(s *seg, f *segment.File, onAck func(start, n uint64)) scanResult {
-	b := f.Bytes()
-	compacted := f.Header.Compacted()
-	sc := segment.NewScanner(b, segment.HeaderSize)
-	expect := s.firstSeq
-	batchStart := int64(-1) // offset of the first frame of an open batch
-	type loc struct {
-		seq uint64
-		index.Loc
-	}
-	var batchLocs []loc
-	var ackBuf []struct{ start, n uint64 }
-	// Every record counts as pending until countPending subtracts the
-	// acknowledged ones: it then reads the frames of the fewer.
-	add := func(e loc) {
-		s.locs.Add(e.seq, e.Loc)
-		s.lastSeq = e.seq
-		s.pending++
-		s.pendingBytes += int64(e.Raw)
-		s.liveFrames += int64(segment.FrameSize(int(e.Stored)))
-	}
-	flushBatch := func() {
-		for _, e := range batchLocs {
-			add(e)
-		}
-		batchLocs = batchLocs[:0]
-	}
-	var damage *CorruptionError
-	for sc.Next() {
-		fr, off := sc.Current(), sc.Offset()
-		if fr.IsAck() {
-			if batchStart >= 0 {
-				damage = corrupt(f.Path, off, expect, FixCut, "ack frame inside a batch")
-				break
-			}
-			ackBuf = ackBuf[:0]
-			if derr := index.DecodeAckPayload(fr.Payload, func(start, n uint64) {
-				ackBuf = append(ackBuf, struct{ start, n uint64 }{start, n})
-			}); derr != nil {
-				damage = corrupt(f.Path, off, expect, FixCut, "malformed ack frame")
-				break
-			}
-			// An ack frame's seq is the last record written before it,
-			// and it acknowledges only records up to that one.
-			bad := fr.Seq != expect-1
-			for _, r := range ackBuf {
-				bad = bad || r.start+r.n-1 > fr.Seq
-			}
-			if bad {
-				damage = corrupt(f.Path, off, expect, FixCut, "ack frame acknowledges seqs beyond %d", fr.Seq)
-				break
-			}
-			for _, r := range ackBuf {
-				onAck(r.start, r.n)
-			}
-			continue
-		}
-		if fr.Encrypted() && s.sealedAt == 0 {
-			s.sealedAt = off
-		} else if !fr.Encrypted() && s.plainAt == 0 {
-			s.plainAt = off
-		}
-		if fr.Seq != expect && !(compacted && fr.Seq > expect) {
-			damage = corrupt(f.Path, off, expect, FixCut, "frame has seq %d, expected %d", fr.Seq, expect)
-			break
-		}
-		expect = fr.Seq + 1
-		switch {
-		case !fr.InBatch():
-			if batchStart >= 0 {
-				damage = corrupt(f.Path, off, fr.Seq, FixCut, "batch without its commit frame")
-				break
-			}
-			add(loc{fr.Seq, index.Loc{Off: off, Stored: uint32(len(fr.Payload)), Raw: fr.RawLen}})
-		default:
-			if batchStart < 0 {
-				batchStart = off
-			}
-			batchLocs = append(batchLocs, loc{fr.Seq, index.Loc{Off: off, Stored: uint32(len(fr.Payload)), Raw: fr.RawLen}})
-			if fr.Commits() {
-				flushBatch()
-				batchStart = -1
-			}
-		}
-		if damage != nil {
-			break
-		}
-	}
-	off := sc.Offset()
-	if err := sc.Err(); damage == nil && !sc.AtEnd() {
-		_, reason := decodeCause(err)
-		damage = corrupt(f.Path, off, expect, FixCut, "%s", reason).causedBy(err)
-	}
-	end := off
-	if damage == nil && batchStart >= 0 {
-		// An unfinished batch at the end: the batch was never committed.
-		damage = corrupt(f.Path, batchStart, batchLocs[0].seq, FixCut, "batch without its commit frame")
-		end = batchStart
-	} else if damage != nil && batchStart >= 0 {
-		end = batchStart
-	}
-	s.tail = end
-	// Whatever follows the end of the data must be zeros, unless it is a
-	// torn tail of the last segment. Only what the file system holds data
-	// for is read: the rest is unwritten preallocation (most of an active
-	// segment), which reads as zeros, and reading it through the mapping
-	// would fill the page cache with zero pages that every later Open
-	// would read again.
-	tornTo := off
-	for at, size := off, f.Size(); at < size; {
-		d := max(f.DataFrom(at), at)
-		if d >= size {
-			break
-		}
-		h := f.HoleFrom(d)
-		if h <= d {
-			h = size
-		}
-		if e := segment.LastNonZero(b[:h], d); e > d {
-			tornTo = e
-		}
-		at = h
-	}
-	if damage == nil && tornTo == off {
-		return scanResult{end: end}
-	}
-	if damage == nil {
-		damage = corrupt(f.Path, off, expect, FixCut, "non-zero bytes after the end of the data")
-	}
-	return scanResult{damage: damage, end: end, tornTo: max(tornTo, off), batch: batchStart >= 0}
 }

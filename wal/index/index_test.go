@@ -740,3 +740,78 @@ func TestAckedInAndRunFrom(t *testing.T) {
 		}
 	}
 }
+
+// TestLocationsAppend checks that Append leaves the same map as adding the
+// other map's records one by one, dense or sparse, following on or not.
+func TestLocationsAppend(t *testing.T) {
+	// Lengths: mostly small, every 97th too large for 2 bytes, and
+	// raw lengths that differ from the stored ones from seq 1000 on.
+	loc := func(q uint64) Loc {
+		c := Loc{Off: int64(64 + 8*q), Stored: uint32(q % 5000), Raw: uint32(q % 5000)}
+		if q%97 == 0 {
+			c.Stored, c.Raw = 70000+uint32(q), 70000+uint32(q)
+		}
+		if q >= 1000 {
+			c.Raw++
+		}
+		return c
+	}
+	build := func(base uint64, seqs ...uint64) *Locations {
+		l := NewLocations(base)
+		for _, q := range seqs {
+			l.Add(q, loc(q))
+		}
+		return l
+	}
+	run := func(from, to uint64) []uint64 {
+		var s []uint64
+		for q := from; q < to; q++ {
+			s = append(s, q)
+		}
+		return s
+	}
+	dump := func(l *Locations) (s []uint64) {
+		for q, c := range l.All() {
+			s = append(s, q, uint64(c.Off), uint64(c.Stored), uint64(c.Raw))
+		}
+		return s
+	}
+	cases := []struct {
+		name string
+		a, b func() *Locations
+	}{
+		{"dense follows dense", func() *Locations { return build(1, run(1, 900)...) }, func() *Locations { return build(900, run(900, 990)...) }},
+		{"dense follows dense, raw lengths apart", func() *Locations { return build(1, run(1, 3000)...) }, func() *Locations { return build(3000, run(3000, 5000)...) }},
+		{"dense with raw lengths apart follows dense", func() *Locations { return build(1, run(1, 900)...) }, func() *Locations { return build(900, run(900, 1100)...) }},
+		{"empty dense follows", func() *Locations { return build(7) }, func() *Locations { return build(7, run(7, 20)...) }},
+		{"dense after a gap", func() *Locations { return build(1, run(1, 10)...) }, func() *Locations { return build(12, run(12, 20)...) }},
+		{"sparse after dense", func() *Locations { return build(1, run(1, 10)...) }, func() *Locations { return build(10, 10, 11, 15) }},
+		{"dense after sparse", func() *Locations { return build(1, 1, 5, 9) }, func() *Locations { return build(10, run(10, 20)...) }},
+		{"empty other", func() *Locations { return build(1, run(1, 10)...) }, func() *Locations { return build(10) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			want := c.a()
+			for q, c := range c.b().All() {
+				want.Add(q, c)
+			}
+			got, b := c.a(), c.b()
+			before := dump(b)
+			got.Append(b)
+			if !slices.Equal(dump(got), dump(want)) {
+				t.Fatalf("Append: %v\nwant %v", dump(got), dump(want))
+			}
+			if !slices.Equal(dump(b), before) {
+				t.Fatal("Append changed its argument")
+			}
+			if (got.seqs == nil) != (want.seqs == nil) {
+				t.Fatalf("Append left the map dense=%v, adding one by one dense=%v", got.seqs == nil, want.seqs == nil)
+			}
+			if q, ok := want.Last(); ok {
+				if g, _ := got.Last(); g != q {
+					t.Fatalf("Last %d, want %d", g, q)
+				}
+			}
+		})
+	}
+}

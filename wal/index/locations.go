@@ -153,6 +153,25 @@ func (l *Locations) Find(seq uint64) (Loc, bool) {
 	return l.loc(i, l.offs[i]), true
 }
 
+// Append adds o's records after l's, as Add would one by one: every
+// seq of o must be above every seq of l. A dense o that follows on from a
+// dense l is copied over whole, when neither keeps raw lengths apart. o is
+// left as it was.
+func (l *Locations) Append(o *Locations) {
+	if l.seqs == nil && o.seqs == nil && o.base == l.base+uint64(len(l.dense)) && !l.rawKept && !o.rawKept {
+		n := uint32(l.stored.len())
+		l.dense = append(l.dense, o.dense...)
+		l.stored.small = append(l.stored.small, o.stored.small...)
+		for _, b := range o.stored.big {
+			l.stored.big = append(l.stored.big, bigLength{b.i + n, b.n})
+		}
+		return
+	}
+	for q, loc := range o.All() {
+		l.Add(q, loc)
+	}
+}
+
 // Lookup returns the offset of seq's frame.
 func (l *Locations) Lookup(seq uint64) (int64, bool) {
 	i, ok := l.index(seq)

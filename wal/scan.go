@@ -1,0 +1,493 @@
+package wal
+
+import (
+	"cmp"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"sync"
+
+	"github.com/walpub/walpub/wal/index"
+	"github.com/walpub/walpub/wal/segment"
+)
+
+// verifySegments scans every frame of the segments opened, several at a
+// time: checksums are most of the work of opening a log.
+//
+// A log of a few large segments would leave cores idle while one scans
+// the largest, so a segment may be cut into pieces (planCuts), each
+// scanned on its own from a frame boundary and joined after (segScan.join).
+// The joined scan stands for the whole segment's only if each piece ends
+// exactly where the next begins and the seqs and batches go on across each
+// cut as one scan from the start would see them; otherwise — and whenever
+// a piece finds damage or faults — the segment is scanned again whole, so
+// that what Open reports, and how it classifies damage, is what one scan
+// from the start finds.
+func (ld *loader) verifySegments() {
+	through := ld.st.ckpt.Through
+	workers := runtime.GOMAXPROCS(0)
+	var jobs []*segScan
+	hwm := ld.st.hwm
+	for _, o := range ld.files {
+		if o.err == nil && o.s != nil {
+			end := o.s.file.HoleFrom(0)
+			if o.s.id == hwm.Segment && hwm.Offset >= segment.HeaderSize {
+				// The segment that was active at the last sync: its data
+				// ends about there (the file system's data may go on into
+				// zero pages a preparer faulted in).
+				end = min(end, hwm.Offset)
+			}
+			jobs = append(jobs, &segScan{o: o, end: end})
+		}
+	}
+	planCuts(jobs, workers)
+	scanJobs(jobs, workers)
+	for _, j := range jobs {
+		j.apply(through)
+	}
+}
+
+// scanJobs scans the segments of jobs in their pieces on up to workers
+// goroutines, and again whole those whose pieces do not join.
+func scanJobs(jobs []*segScan, workers int) {
+	var units []pieceRef
+	for _, j := range jobs {
+		units = j.units(units)
+	}
+	runPieces(units, workers)
+	units = units[:0]
+	for _, j := range jobs {
+		if j.joined = j.join(); !j.joined {
+			j.cuts = nil
+			units = j.units(units)
+		}
+	}
+	runPieces(units, workers)
+}
+
+const (
+	// minPiece is the smallest piece planCuts cuts a segment into: a cut
+	// costs a search for a frame boundary and a join.
+	minPiece = 4 << 20
+	// cutSearch is how far after a cut point planCuts looks for the frame
+	// boundary to cut at; a segment with none there is not cut there.
+	cutSearch = 1 << 20
+)
+
+// planCuts cuts the segments of jobs into pieces of about equal size, so
+// that the workers have about twice as many pieces as there are workers,
+// if the segments are large enough for that. Each cut is the first frame
+// at or after its cut point (within cutSearch) that decodes with a valid
+// checksum, found as Resync finds one after damage; where there is none,
+// or the search faults, there is no cut. A frame found inside another's
+// payload is no boundary: the piece before then does not end at it, and
+// join refuses the pieces. Compacted segments, whose seqs may have gaps,
+// are not cut.
+func planCuts(jobs []*segScan, workers int) {
+	if workers < 2 {
+		return
+	}
+	var total int64
+	for _, j := range jobs {
+		total += max(j.end-segment.HeaderSize, 0)
+	}
+	piece := max(minPiece, total/int64(2*workers))
+	for _, j := range jobs {
+		size := j.end - segment.HeaderSize
+		n := (size + piece - 1) / piece
+		if n < 2 || j.o.s.compacted() {
+			continue
+		}
+		var err error
+		func() {
+			defer catchFault(j.o.s.file.Path, &err)
+			b := j.o.s.file.Bytes()[:j.end]
+			for k := int64(1); k < n; k++ {
+				p := segment.HeaderSize + k*size/n
+				if len(j.cuts) > 0 && p <= j.cuts[len(j.cuts)-1] {
+					continue
+				}
+				at, sure := segment.NewResync(b[:min(p+cutSearch, j.end)]).Next(p)
+				if at >= p && sure {
+					j.cuts = append(j.cuts, at)
+				}
+			}
+		}()
+		if err != nil {
+			j.cuts = nil
+		}
+	}
+}
+
+// pieceRef is piece i of a segment's scan: a unit of work of runPieces.
+type pieceRef struct {
+	j *segScan
+	i int
+}
+
+// runPieces scans the pieces of units on up to workers goroutines, the
+// largest first, and returns when all are scanned.
+func runPieces(units []pieceRef, workers int) {
+	slices.SortStableFunc(units, func(a, b pieceRef) int {
+		af, at := a.j.span(a.i)
+		bf, bt := b.j.span(b.i)
+		return cmp.Compare(bt-bf, at-af)
+	})
+	var wg sync.WaitGroup
+	work := make(chan pieceRef)
+	for range min(workers, len(units)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			debug.SetPanicOnFault(true) // per goroutine; this one ends here
+			for u := range work {
+				u.j.scan(u.i)
+			}
+		}()
+	}
+	for _, u := range units {
+		work <- u
+	}
+	close(work)
+	wg.Wait()
+}
+
+// segScan is the scan of one segment file, in one piece or several.
+type segScan struct {
+	o      *opened
+	end    int64   // about where the data ends: the last sync's mark, or the file system's data (HoleFrom)
+	cuts   []int64 // the offsets where the pieces after the first begin
+	pieces []*frameScan
+	errs   []error    // a piece's scan faulted
+	res    scanResult // the last piece's
+	joined bool       // the pieces joined (a segment in one piece always does)
+}
+
+// units appends a unit of work for each of j's pieces to units.
+func (j *segScan) units(units []pieceRef) []pieceRef {
+	j.pieces = make([]*frameScan, len(j.cuts)+1)
+	j.errs = make([]error, len(j.cuts)+1)
+	for i := range j.pieces {
+		units = append(units, pieceRef{j, i})
+	}
+	return units
+}
+
+// span returns the offsets piece i begins and ends at; the last ends at
+// the end of the file system's data, though its scan goes on to the end of
+// the file.
+func (j *segScan) span(i int) (from, to int64) {
+	from, to = segment.HeaderSize, j.end
+	if i > 0 {
+		from = j.cuts[i-1]
+	}
+	if i < len(j.cuts) {
+		to = j.cuts[i]
+	}
+	return from, to
+}
+
+// scan scans piece i.
+func (j *segScan) scan(i int) {
+	f := j.o.s.file
+	from, to := j.span(i)
+	last := i == len(j.cuts)
+	// Fault the piece's data in with one call rather than a fault every
+	// few pages while hashing it.
+	f.Populate(from, to)
+	fs := newFrameScan(j.o.s, i == 0)
+	j.pieces[i] = fs
+	func() {
+		defer catchFault(f.Path, &j.errs[i])
+		b := f.Bytes()
+		if !last {
+			b = b[:to]
+		}
+		sc := segment.NewScanner(b, from)
+		fs.frames(&sc)
+		if last {
+			j.res = fs.finish(f.File, &sc)
+		} else {
+			fs.complete = fs.damage == nil && sc.Err() == nil
+		}
+	}()
+	// Verified: nothing reads it again but Pending, Get and Ack, which
+	// read what they need.
+	if last {
+		to = f.Size()
+	}
+	f.Release(from, to)
+}
+
+// join makes the pieces' scans one, the first, and reports whether they
+// join: no piece found damage or faulted, each ends where the next begins,
+// and each goes on from the one before (frameScan.merge).
+func (j *segScan) join() bool {
+	if len(j.pieces) == 1 {
+		return true
+	}
+	for i, fs := range j.pieces {
+		if j.errs[i] != nil || fs.damage != nil || i < len(j.cuts) && !fs.complete {
+			return false
+		}
+	}
+	if j.res.damage != nil {
+		return false
+	}
+	for _, fs := range j.pieces[1:] {
+		if !j.pieces[0].merge(fs) {
+			return false
+		}
+	}
+	return true
+}
+
+// apply gives the segment and its opened file what the scan found (after
+// join, in one piece).
+func (j *segScan) apply(through uint64) {
+	o := j.o
+	if err := j.errs[0]; err != nil {
+		o.err = err
+		return
+	}
+	fs := j.pieces[0]
+	fs.apply(o.s, j.res.end)
+	o.scan = j.res
+	if o.s.id > through {
+		o.acks = fs.acks
+	}
+}
+
+// scanResult is what a segment's scan found: where the data ends and, if
+// damage follows, the damage and the extent of non-zero bytes from it.
+type scanResult struct {
+	damage *CorruptionError
+	end    int64 // the end of the data: the offset a cut would keep up to
+	tornTo int64 // just past the last non-zero byte at or after end
+	batch  bool  // the damage ends an unfinished batch
+}
+
+// frameLoc is a record's seq and where its frame is.
+type frameLoc struct {
+	seq uint64
+	index.Loc
+}
+
+// frameScan reads the frames of a segment, or of one piece of it,
+// checking checksums, seq order and batches, and collects the records'
+// locations and counts and the ack frames' ranges. It stops at the first
+// damage (fs.damage); the caller classifies it.
+type frameScan struct {
+	path      string
+	compacted bool
+	// expect is the seq the next record frame must have. A piece after
+	// the first begins without it (known false): its first frame implies
+	// it, and start keeps what that was, for merge to check against the
+	// piece before; headBatch is whether that frame belongs to a batch.
+	expect    uint64
+	known     bool
+	start     uint64
+	headBatch bool
+	// complete: a piece's scan (not the last's) ended exactly at its end.
+	complete bool
+
+	locs         *index.Locations
+	acks         []ackRange // the ranges of every ack frame, in order
+	lastSeq      uint64
+	pending      int
+	pendingBytes int64
+	liveFrames   int64
+	sealedAt     int64      // offset of the first encrypted record frame, or 0
+	plainAt      int64      // offset of the first unencrypted record frame, or 0
+	batchStart   int64      // offset of the first frame of an open batch, or -1
+	batchLocs    []frameLoc // the records of the open batch
+	damage       *CorruptionError
+}
+
+// newFrameScan returns a scan of s from its first frame (first) or from
+// a frame inside it.
+func newFrameScan(s *seg, first bool) *frameScan {
+	fs := &frameScan{path: s.file.Path, compacted: s.compacted(), batchStart: -1}
+	if first {
+		fs.expect, fs.start, fs.known = s.firstSeq, s.firstSeq, true
+		fs.locs = index.NewLocations(s.firstSeq)
+	}
+	return fs
+}
+
+// add counts a record as pending: countPending later subtracts the
+// acknowledged ones.
+func (fs *frameScan) add(e frameLoc) {
+	fs.locs.Add(e.seq, e.Loc)
+	fs.lastSeq = e.seq
+	fs.pending++
+	fs.pendingBytes += int64(e.Raw)
+	fs.liveFrames += int64(segment.FrameSize(int(e.Stored)))
+}
+
+func (fs *frameScan) flushBatch() {
+	for _, e := range fs.batchLocs {
+		fs.add(e)
+	}
+	fs.batchLocs = fs.batchLocs[:0]
+}
+
+// frames reads sc's frames up to the end of its bytes, the end of the
+// data or the first damage.
+func (fs *frameScan) frames(sc *segment.Scanner) {
+	for sc.Next() {
+		fr, off := sc.Current(), sc.Offset()
+		if !fs.known {
+			fs.known, fs.headBatch = true, !fr.IsAck() && fr.InBatch()
+			fs.expect = fr.Seq
+			if fr.IsAck() {
+				fs.expect = fr.Seq + 1
+			}
+			fs.start = fs.expect
+			fs.locs = index.NewLocations(fs.expect)
+		}
+		if fr.IsAck() {
+			if fs.batchStart >= 0 {
+				fs.damage = corrupt(fs.path, off, fs.expect, FixCut, "ack frame inside a batch")
+				return
+			}
+			n := len(fs.acks)
+			if derr := index.DecodeAckPayload(fr.Payload, func(start, n uint64) {
+				fs.acks = append(fs.acks, ackRange{start, n})
+			}); derr != nil {
+				fs.acks = fs.acks[:n]
+				fs.damage = corrupt(fs.path, off, fs.expect, FixCut, "malformed ack frame")
+				return
+			}
+			// An ack frame's seq is the last record written before it,
+			// and it acknowledges only records up to that one.
+			bad := fr.Seq != fs.expect-1
+			for _, r := range fs.acks[n:] {
+				bad = bad || r.start+r.n-1 > fr.Seq
+			}
+			if bad {
+				fs.acks = fs.acks[:n]
+				fs.damage = corrupt(fs.path, off, fs.expect, FixCut, "ack frame acknowledges seqs beyond %d", fr.Seq)
+				return
+			}
+			continue
+		}
+		if fr.Encrypted() && fs.sealedAt == 0 {
+			fs.sealedAt = off
+		} else if !fr.Encrypted() && fs.plainAt == 0 {
+			fs.plainAt = off
+		}
+		if fr.Seq != fs.expect && !(fs.compacted && fr.Seq > fs.expect) {
+			fs.damage = corrupt(fs.path, off, fs.expect, FixCut, "frame has seq %d, expected %d", fr.Seq, fs.expect)
+			return
+		}
+		fs.expect = fr.Seq + 1
+		e := frameLoc{fr.Seq, index.Loc{Off: off, Stored: uint32(len(fr.Payload)), Raw: fr.RawLen}}
+		switch {
+		case !fr.InBatch():
+			if fs.batchStart >= 0 {
+				fs.damage = corrupt(fs.path, off, fr.Seq, FixCut, "batch without its commit frame")
+				return
+			}
+			fs.add(e)
+		default:
+			if fs.batchStart < 0 {
+				fs.batchStart = off
+			}
+			fs.batchLocs = append(fs.batchLocs, e)
+			if fr.Commits() {
+				fs.flushBatch()
+				fs.batchStart = -1
+			}
+		}
+	}
+}
+
+// finish ends the scan of a segment's last piece, whose frames sc read
+// (frames): it finds where the data ends and checks that only zeros
+// follow, unless damage came first.
+func (fs *frameScan) finish(f *segment.File, sc *segment.Scanner) scanResult {
+	damage := fs.damage
+	off := sc.Offset()
+	if err := sc.Err(); damage == nil && !sc.AtEnd() {
+		_, reason := decodeCause(err)
+		damage = corrupt(f.Path, off, fs.expect, FixCut, "%s", reason).causedBy(err)
+	}
+	end := off
+	if damage == nil && fs.batchStart >= 0 {
+		// An unfinished batch at the end: the batch was never committed.
+		damage = corrupt(f.Path, fs.batchStart, fs.batchLocs[0].seq, FixCut, "batch without its commit frame")
+		end = fs.batchStart
+	} else if damage != nil && fs.batchStart >= 0 {
+		end = fs.batchStart
+	}
+	// Whatever follows the end of the data must be zeros, unless it is a
+	// torn tail of the last segment. Only what the file system holds data
+	// for is read: the rest is unwritten preallocation (most of an active
+	// segment), which reads as zeros, and reading it through the mapping
+	// would fill the page cache with zero pages that every later Open
+	// would read again.
+	b := f.Bytes()
+	tornTo := off
+	for at, size := off, f.Size(); at < size; {
+		d := max(f.DataFrom(at), at)
+		if d >= size {
+			break
+		}
+		h := f.HoleFrom(d)
+		if h <= d {
+			h = size
+		}
+		if e := segment.LastNonZero(b[:h], d); e > d {
+			tornTo = e
+		}
+		at = h
+	}
+	if damage == nil && tornTo == off {
+		return scanResult{end: end}
+	}
+	if damage == nil {
+		damage = corrupt(f.Path, off, fs.expect, FixCut, "non-zero bytes after the end of the data")
+	}
+	return scanResult{damage: damage, end: end, tornTo: max(tornTo, off), batch: fs.batchStart >= 0}
+}
+
+// merge appends n, the scan of the piece after fs's, to fs, and reports
+// whether n goes on from fs as one scan would: its first frame implies
+// the seq fs expects next, and a batch open at fs's end goes on in n's
+// first frame. Both pieces are whole and undamaged (join checks), so a
+// batch open at the cut is committed later on, and its records count.
+func (fs *frameScan) merge(n *frameScan) bool {
+	if !n.known || n.start != fs.expect || fs.batchStart >= 0 && !n.headBatch {
+		return false
+	}
+	fs.flushBatch()
+	fs.locs.Append(n.locs)
+	fs.acks = append(fs.acks, n.acks...)
+	if n.lastSeq != 0 {
+		fs.lastSeq = n.lastSeq
+	}
+	fs.pending += n.pending
+	fs.pendingBytes += n.pendingBytes
+	fs.liveFrames += n.liveFrames
+	if fs.sealedAt == 0 {
+		fs.sealedAt = n.sealedAt
+	}
+	if fs.plainAt == 0 {
+		fs.plainAt = n.plainAt
+	}
+	fs.expect = n.expect
+	fs.batchStart, fs.batchLocs = n.batchStart, n.batchLocs
+	return true
+}
+
+// apply gives s what the scan found; its data ends at end.
+func (fs *frameScan) apply(s *seg, end int64) {
+	s.locs = fs.locs
+	s.lastSeq = fs.lastSeq
+	s.pending = fs.pending
+	s.pendingBytes = fs.pendingBytes
+	s.liveFrames = fs.liveFrames
+	s.sealedAt, s.plainAt = fs.sealedAt, fs.plainAt
+	s.tail = end
+}
