@@ -1574,6 +1574,14 @@ func (l *Log) Close() error {
 		if err == nil {
 			_, err = l.writeCheckpoint()
 		}
+		if err == nil {
+			// The zero pages faulted in ahead of the writes would have
+			// the next Open read them (see segment.File.DropCache).
+			l.mu.Lock()
+			a := l.active
+			l.mu.Unlock()
+			a.file.DropCache(a.tail, a.file.Size())
+		}
 	}
 	l.mu.Lock()
 	l.closed = true

@@ -227,6 +227,15 @@ func (s *File) SmallPages(small bool) {
 // the data stays in the page cache and on disk.
 func (s *File) Release(start, end int64) { release(s.m, start, end) }
 
+// DropCache drops the pages of [start, end) — start rounded up to a page —
+// from the process's resident set and, those that are clean, from the page
+// cache. It is for the unwritten preallocation after a segment's data,
+// whose zero pages the log faulted in ahead of its writes: a file system
+// counts cached pages of unwritten extents as data (DataFrom, HoleFrom),
+// so until they go, every Open reads them to check that they are zeros.
+// Errors are ignored: it is an optimisation only.
+func (s *File) DropCache(start, end int64) { dropCache(s.f.OS(), s.m, start, end) }
+
 // Close unmaps and closes the file. Stores made through the mapping stay
 // in the page cache; Close does not sync.
 func (s *File) Close() error {

@@ -55,6 +55,16 @@ func release(m []byte, start, end int64) {
 	}
 }
 
+func dropCache(f *os.File, m []byte, start, end int64) {
+	start, end = PageAlign(start), min(end, int64(len(m)))
+	if start >= end {
+		return
+	}
+	// Unmapped from this process first: the page cache keeps mapped pages.
+	_ = unix.Madvise(m[start:end], unix.MADV_DONTNEED)
+	_ = unix.Fadvise(int(f.Fd()), start, end-start, unix.FADV_DONTNEED)
+}
+
 func dataFrom(f *os.File, off, size int64) int64 {
 	d, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
 	switch {
