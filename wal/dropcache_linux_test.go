@@ -44,3 +44,31 @@ func TestCloseDropsZeroPages(t *testing.T) {
 		t.Fatalf("%d records pending after reopening, want %d", len(got), len(seqs))
 	}
 }
+
+// TestOpenReadsNoPreallocation: Open's check that only zeros follow the
+// data reads the data extents the file system reported before it began,
+// not the zero pages its reading makes the kernel read ahead after them
+// (asked for one extent after another, those counted as data, and the
+// check read its way through the whole preallocation, caching it).
+func TestOpenReadsNoPreallocation(t *testing.T) {
+	dir := t.TempDir()
+	const size = 32 << 20
+	l := mustOpen(t, dir, WithSegmentSize(size))
+	appendN(t, l, 100, 1000)
+	mustClose(t, l)
+	path := segFiles(t, dir)[0]
+	f, err := segment.Open(vfs.OS, path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if h := f.HoleFrom(0); h >= size {
+		t.Skip("the file system reports no hole after the data")
+	}
+	l = mustOpen(t, dir)
+	// The log pre-faults populateAhead after its tail; nothing beyond.
+	if d := f.DataFrom(size / 2); d < size {
+		t.Fatalf("after Open the file system reports data at %d, past half the 32 MiB segment: Open read the preallocation", d)
+	}
+	mustClose(t, l)
+}

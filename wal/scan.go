@@ -426,9 +426,12 @@ func (fs *frameScan) finish(f *segment.File, sc *segment.Scanner) scanResult {
 	// for is read: the rest is unwritten preallocation (most of an active
 	// segment), which reads as zeros, and reading it through the mapping
 	// would fill the page cache with zero pages that every later Open
-	// would read again.
+	// would read again. The extents are all found before any is read:
+	// reading one makes the kernel read ahead past its end, and the zero
+	// pages it caches there would count as data when the next extent is
+	// asked for — a chase through the whole preallocation.
 	b := f.Bytes()
-	tornTo := off
+	var extents [][2]int64
 	for at, size := off, f.Size(); at < size; {
 		d := max(f.DataFrom(at), at)
 		if d >= size {
@@ -438,10 +441,14 @@ func (fs *frameScan) finish(f *segment.File, sc *segment.Scanner) scanResult {
 		if h <= d {
 			h = size
 		}
-		if e := segment.LastNonZero(b[:h], d); e > d {
+		extents = append(extents, [2]int64{d, h})
+		at = h
+	}
+	tornTo := off
+	for _, x := range extents {
+		if e := segment.LastNonZero(b[:x[1]], x[0]); e > x[0] {
 			tornTo = e
 		}
-		at = h
 	}
 	if damage == nil && tornTo == off {
 		return scanResult{end: end}
