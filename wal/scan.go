@@ -196,6 +196,7 @@ func (j *segScan) scan(i int) {
 	// few pages while hashing it.
 	f.Populate(from, to)
 	fs := newFrameScan(j.o.s, i == 0)
+	fs.from, fs.to = from, to
 	j.pieces[i] = fs
 	func() {
 		defer catchFault(f.Path, &j.errs[i])
@@ -227,13 +228,18 @@ func (j *segScan) join() bool {
 		return true
 	}
 	for i, fs := range j.pieces {
-		if j.errs[i] != nil || fs.damage != nil || i < len(j.cuts) && !fs.complete {
+		if j.errs[i] != nil || fs.damage != nil || !fs.known || i < len(j.cuts) && !fs.complete {
 			return false
 		}
 	}
 	if j.res.damage != nil {
 		return false
 	}
+	n := 0
+	for _, fs := range j.pieces {
+		n += fs.locs.Len() + len(fs.batchLocs)
+	}
+	j.pieces[0].locs.Reserve(n - j.pieces[0].locs.Len())
 	for _, fs := range j.pieces[1:] {
 		if !j.pieces[0].merge(fs) {
 			return false
@@ -290,6 +296,10 @@ type frameScan struct {
 	headBatch bool
 	// complete: a piece's scan (not the last's) ended exactly at its end.
 	complete bool
+	// from and to: the piece's span, about (the last piece's to is where
+	// the data ends about), from which add estimates how many records
+	// the piece holds, to reserve room for them once (see reserveAfter).
+	from, to int64
 
 	locs         *index.Locations
 	acks         []ackRange // the ranges of every ack frame, in order
@@ -322,7 +332,31 @@ func (fs *frameScan) add(e frameLoc) {
 	fs.lastSeq = e.seq
 	fs.pending++
 	fs.pendingBytes += int64(e.Raw)
-	fs.liveFrames += int64(segment.FrameSize(int(e.Stored)))
+	size := int64(segment.FrameSize(int(e.Stored)))
+	fs.liveFrames += size
+	if fs.pending == reserveAfter {
+		fs.reserve(e.Off + size)
+	}
+}
+
+// reserveAfter is how many records a scan adds before it reserves room
+// for the rest: from their average size, it estimates how many more the
+// piece holds. The location map then grows once, not by doubling (which
+// made several megabytes of garbage for a log of small records, and a
+// garbage collection or two in Open).
+const reserveAfter = 1024
+
+// reserve reserves room in the location map for the records after off,
+// up to the end of the piece, estimated from those before; at most as
+// many as the smallest frames would make.
+func (fs *frameScan) reserve(off int64) {
+	done, left := off-fs.from, fs.to-off
+	if done <= 0 || left <= 0 {
+		return
+	}
+	n := left * int64(fs.pending) / done
+	n = min(n+n/8, left/segment.FrameHeaderSize)
+	fs.locs.Reserve(int(n))
 }
 
 func (fs *frameScan) flushBatch() {

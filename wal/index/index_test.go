@@ -815,3 +815,35 @@ func TestLocationsAppend(t *testing.T) {
 		})
 	}
 }
+
+// TestLocationsReserve: after Reserve(n), adding n records in order
+// does not grow the map, and the map is the one adding them gives.
+func TestLocationsReserve(t *testing.T) {
+	l := NewLocations(10)
+	loc := func(q uint64) Loc {
+		return Loc{Off: int64(64 + 8*(q-10)), Stored: uint32(q), Raw: uint32(q)}
+	}
+	l.Add(10, loc(10))
+	l.Reserve(5000)
+	offs, lens := &l.dense[:1][0], &l.stored.small[:1][0]
+	for q := uint64(11); q < 5011; q++ {
+		l.Add(q, loc(q))
+	}
+	if &l.dense[0] != offs || &l.stored.small[0] != lens {
+		t.Fatal("adding 5000 reserved records moved the map: it grew")
+	}
+	for q := uint64(10); q < 5011; q++ {
+		if c, ok := l.Find(q); !ok || c != loc(q) {
+			t.Fatalf("Find(%d) = %+v, %v; want %+v", q, c, ok, loc(q))
+		}
+	}
+	// Sparse: nothing to reserve; adding still works.
+	s := NewLocations(1)
+	s.Add(1, Loc{Off: 64})
+	s.Add(5, Loc{Off: 128})
+	s.Reserve(100)
+	s.Add(9, Loc{Off: 256})
+	if off, ok := s.Lookup(9); !ok || off != 256 || s.Len() != 3 {
+		t.Fatalf("sparse after Reserve: Lookup(9) = %d, %v; Len %d", off, ok, s.Len())
+	}
+}

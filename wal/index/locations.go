@@ -153,6 +153,20 @@ func (l *Locations) Find(seq uint64) (Loc, bool) {
 	return l.loc(i, l.offs[i]), true
 }
 
+// Reserve makes room for n more records added densely after the last,
+// so that adding them allocates nothing.
+func (l *Locations) Reserve(n int) {
+	if l.seqs != nil {
+		return
+	}
+	if n > cap(l.dense)-len(l.dense) {
+		l.dense = slices.Grow(l.dense, n)
+	}
+	if s := &l.stored.small; n > cap(*s)-len(*s) {
+		*s = slices.Grow(*s, n)
+	}
+}
+
 // Append adds o's records after l's, as Add would one by one: every
 // seq of o must be above every seq of l. A dense o that follows on from a
 // dense l is copied over whole, when neither keeps raw lengths apart. o is
