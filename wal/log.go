@@ -1414,9 +1414,15 @@ func (l *Log) Pending() iter.Seq2[Record, error] {
 				}
 			}
 			f, acks, tail := s.file, s.acks, s.tail
+			var cuts []int64
+			if runtime.GOMAXPROCS(0) > 1 {
+				if cuts = readAheadCuts(s.locs, start, tail); len(cuts) < 2 {
+					cuts = nil // one window: nothing to read ahead
+				}
+			}
 			f.refs++
 			l.mu.Unlock()
-			more, err := l.pendingIn(&r, f, acks, tail, start, from, end, yield)
+			more, err := l.pendingIn(&r, f, acks, tail, start, cuts, from, end, yield)
 			l.release(f)
 			if err != nil {
 				yield(Record{}, err)
@@ -1432,6 +1438,32 @@ func (l *Log) Pending() iter.Seq2[Record, error] {
 
 // readWindow is how much of a segment file Pending reads at a time.
 const readWindow = 1 << 20
+
+// readAhead is how many windows Pending reads ahead of the one it yields
+// from, each on its own goroutine: the copy out of the page cache is most
+// of Pending's work, and spread over the cores.
+const readAhead = 2
+
+// readAheadCuts returns where Pending's windows from off on end, in a
+// segment whose data ends at tail: record frames about readWindow apart,
+// so that each window holds whole frames, the last at tail. Before a gap
+// of more than twice readWindow between record frames (a large record) it
+// stops short of tail: Pending reads on from there without reading ahead.
+func readAheadCuts(locs *index.Locations, off, tail int64) []int64 {
+	var cuts []int64
+	for at := off; at < tail; {
+		c, ok := locs.FrameFrom(at + readWindow)
+		if !ok || c >= tail {
+			c = tail
+		}
+		if c-at > 2*readWindow {
+			break
+		}
+		cuts = append(cuts, c)
+		at = c
+	}
+	return cuts
+}
 
 // pendingReader is the state of one Pending iteration: the part of a
 // segment file it read last and the buffer records are decoded into.
@@ -1449,6 +1481,17 @@ type pendingReader struct {
 	base int64
 	n    int
 	out  []byte // decompressed or opened records
+	// ahead are the windows read ahead (pendingAhead), in turn.
+	ahead [readAhead + 1]aheadWindow
+}
+
+// aheadWindow is a window read ahead: buf holds the bytes of a segment
+// file from off on once done is closed, unless err.
+type aheadWindow struct {
+	buf  []byte
+	off  int64
+	err  error
+	done chan struct{}
 }
 
 // fill reads the bytes of f from off on into the window: at least need of
@@ -1468,8 +1511,15 @@ func (r *pendingReader) fill(f *mapped, off, tail int64, need int) error {
 
 // pendingIn yields the pending records of f, a segment file whose data
 // ends at tail, from seq from on and below end, reading its frames from
-// offset off on.
-func (l *Log) pendingIn(r *pendingReader, f *mapped, acks *index.Acks, tail, off int64, from, end uint64, yield func(Record, error) bool) (more bool, err error) {
+// offset off on; cuts are where windows from off on end (readAheadCuts),
+// for reading ahead.
+func (l *Log) pendingIn(r *pendingReader, f *mapped, acks *index.Acks, tail, off int64, cuts []int64, from, end uint64, yield func(Record, error) bool) (more bool, err error) {
+	if len(cuts) > 0 {
+		var done bool
+		if off, done, more, err = l.pendingAhead(r, f, acks, tail, off, cuts, from, end, yield); done {
+			return more, err
+		}
+	}
 	for off < tail {
 		if r.file != f || off < r.base || off >= r.base+int64(r.n) {
 			if err := r.fill(f, off, tail, segment.FrameHeaderSize); err != nil {
@@ -1477,24 +1527,8 @@ func (l *Log) pendingIn(r *pendingReader, f *mapped, acks *index.Acks, tail, off
 			}
 		}
 		sc := segment.NewVerifiedScannerAt(r.win[:r.n], r.base, off)
-		for sc.Next() {
-			fr := sc.Current()
-			if fr.IsAck() || fr.Seq < from || acks.Has(fr.Seq) {
-				continue
-			}
-			if fr.Seq >= end {
-				return false, nil
-			}
-			data := fr.Payload
-			if fr.Compressed() || fr.Encrypted() {
-				if data, err = decodeRecord(*fr, f.Path, r.out, l.sealer); err != nil {
-					return false, err
-				}
-				r.out = data
-			}
-			if !yield(Record{Seq: fr.Seq, Data: data}, nil) {
-				return false, nil
-			}
+		if stop, err := l.yieldFrames(r, f, &sc, acks, from, end, yield); stop {
+			return false, err
 		}
 		off = sc.Offset()
 		switch err := sc.Err(); {
@@ -1517,6 +1551,85 @@ func (l *Log) pendingIn(r *pendingReader, f *mapped, acks *index.Acks, tail, off
 		}
 	}
 	return true, nil
+}
+
+// pendingAhead is pendingIn over the windows that off and cuts bound,
+// reading up to readAhead windows ahead of the one it yields from, each on
+// a goroutine of its own that it joins before it returns. Each window
+// should hold whole frames (the cuts are record frames' offsets); where
+// one does not, or a frame there is damaged, or the windows end before
+// tail, it returns with done false and the offset to read on from as
+// pendingIn does, which finds what is wrong there as it would have
+// without reading ahead.
+func (l *Log) pendingAhead(r *pendingReader, f *mapped, acks *index.Acks, tail, off int64, cuts []int64, from, end uint64, yield func(Record, error) bool) (next int64, done, more bool, err error) {
+	bounds := append(append(make([]int64, 0, len(cuts)+1), off), cuts...)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	read := func(i int) {
+		w := &r.ahead[i%len(r.ahead)]
+		size := int(bounds[i+1] - bounds[i])
+		if cap(w.buf) < size {
+			w.buf = make([]byte, size)
+		}
+		w.buf, w.off, w.err, w.done = w.buf[:size], bounds[i], nil, make(chan struct{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(w.done)
+			w.err = f.ReadAt(w.buf, w.off)
+		}()
+	}
+	windows := len(bounds) - 1
+	for i := range min(windows, len(r.ahead)) {
+		read(i)
+	}
+	for i := range windows {
+		w := &r.ahead[i%len(r.ahead)]
+		<-w.done
+		if w.err != nil {
+			return 0, true, false, fmt.Errorf("wal: %w", w.err)
+		}
+		sc := segment.NewVerifiedScannerAt(w.buf, w.off, w.off)
+		if stop, err := l.yieldFrames(r, f, &sc, acks, from, end, yield); stop {
+			return 0, true, false, err
+		}
+		if sc.Err() != nil {
+			return sc.Offset(), false, false, nil
+		}
+		if i+len(r.ahead) < windows {
+			read(i + len(r.ahead))
+		}
+	}
+	if last := bounds[windows]; last < tail {
+		return last, false, false, nil
+	}
+	return 0, true, true, nil
+}
+
+// yieldFrames yields the pending records among sc's frames, from seq from
+// on; stop reports that the iteration ends here: the consumer stopped, a
+// record's seq reached end, or a record could not be decoded (err).
+func (l *Log) yieldFrames(r *pendingReader, f *mapped, sc *segment.Scanner, acks *index.Acks, from, end uint64, yield func(Record, error) bool) (stop bool, err error) {
+	for sc.Next() {
+		fr := sc.Current()
+		if fr.IsAck() || fr.Seq < from || acks.Has(fr.Seq) {
+			continue
+		}
+		if fr.Seq >= end {
+			return true, nil
+		}
+		data := fr.Payload
+		if fr.Compressed() || fr.Encrypted() {
+			if data, err = decodeRecord(*fr, f.Path, r.out, l.sealer); err != nil {
+				return true, err
+			}
+			r.out = data
+		}
+		if !yield(Record{Seq: fr.Seq, Data: data}, nil) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Stats returns the log's counters. After Close it returns the last

@@ -198,6 +198,20 @@ func (l *Locations) Lookup(seq uint64) (int64, bool) {
 	return int64(l.offs[i]), true
 }
 
+// FrameFrom returns the offset of the first frame mapped at or after off,
+// and false if there is none.
+func (l *Locations) FrameFrom(off int64) (int64, bool) {
+	offs := l.dense
+	if l.seqs != nil {
+		offs = l.offs
+	}
+	i := sort.Search(len(offs), func(i int) bool { return int64(offs[i]) >= off })
+	if i == len(offs) {
+		return 0, false
+	}
+	return int64(offs[i]), true
+}
+
 // RunFrom returns the last seq of the run of consecutive seqs mapped that
 // starts at seq, and false if seq is not mapped.
 func (l *Locations) RunFrom(seq uint64) (uint64, bool) {

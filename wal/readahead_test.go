@@ -1,0 +1,152 @@
+package wal
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/walpub/walpub/wal/segment"
+)
+
+// readAheadLog writes a log of one 16 MiB segment holding about 8 MiB of
+// records, some acknowledged and one larger than two windows in the
+// middle, and reopens it.
+func readAheadLog(t *testing.T) (*Log, *model, string) {
+	t.Helper()
+	dir := t.TempDir()
+	opts := []Option{WithSegmentSize(16 << 20)}
+	l := mustOpen(t, dir, opts...)
+	m := newModel()
+	r := rand.New(rand.NewPCG(11, 11))
+	for i := 0; m.pendingBytes() < 8<<20; i++ {
+		d := randRecord(r, r.IntN(5000))
+		if i == 1000 {
+			d = randRecord(r, 2*readWindow+100)
+		}
+		q, err := l.Append(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.data[q] = d
+		if r.IntN(5) == 0 {
+			if err := l.Ack(q); err != nil {
+				t.Fatal(err)
+			}
+			m.acked[q] = true
+		}
+	}
+	mustClose(t, l)
+	l = mustOpen(t, dir, opts...)
+	return l, m, dir
+}
+
+// TestPendingReadAhead: Pending reads windows ahead of the one it yields
+// from, cut at record frames; it yields what was written, with a record
+// larger than two windows in between (where the plan stops), and every
+// read it started is over when a consumer stops or panics.
+func TestPendingReadAhead(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	ignore := goleak.IgnoreCurrent()
+	l, m, _ := readAheadLog(t)
+	l.mu.Lock()
+	s := l.segs[0]
+	cuts := readAheadCuts(s.locs, segment.HeaderSize, s.tail)
+	tail := s.tail
+	l.mu.Unlock()
+	if len(cuts) < 2 || cuts[len(cuts)-1] >= tail {
+		t.Fatalf("read-ahead windows end at %v (data ends at %d): want several, stopping before the large record", cuts, tail)
+	}
+	m.check(t, l)
+
+	n := 0
+	for _, err := range l.Pending() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n++; n == 500 {
+			break
+		}
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != "consumer" {
+				t.Fatalf("recovered %v, want the consumer's panic", r)
+			}
+		}()
+		for range l.Pending() {
+			if n++; n == 1500 {
+				panic("consumer")
+			}
+		}
+	}()
+	mustClose(t, l)
+	goleak.VerifyNone(t, ignore)
+}
+
+// TestPendingReadAheadDamage: a frame damaged after Open (unknown flags)
+// in a window read ahead ends the iteration with a *CorruptionError at
+// its offset after every record before it; a file cut short under the log
+// ends it with the short read, naming the file.
+func TestPendingReadAheadDamage(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	l, m, _ := readAheadLog(t)
+	l.mu.Lock()
+	s := l.active
+	path, tail := s.file.Path, s.tail
+	var bad uint64
+	var off int64
+	for q := s.firstSeq; ; q++ {
+		o, ok := s.locs.Lookup(q)
+		if !ok {
+			t.Fatal("no record frame past 3 MiB")
+		}
+		if o > 3<<20 && !m.acked[q] {
+			bad, off = q, o
+			break
+		}
+	}
+	binary.LittleEndian.PutUint32(s.file.Bytes()[off+12:], 1<<20)
+	l.mu.Unlock()
+	recs, err := collectPending(l)
+	var ce *CorruptionError
+	if !errors.As(err, &ce) || ce.Path != path || ce.Offset != off {
+		t.Fatalf("Pending over a damaged frame: %v, want a *CorruptionError at %s offset %d", err, path, off)
+	}
+	want := 0
+	for q := range m.data {
+		if q < bad && !m.acked[q] {
+			want++
+		}
+	}
+	if len(recs) != want {
+		t.Fatalf("Pending yielded %d records before the damage, want %d", len(recs), want)
+	}
+	for _, r := range recs {
+		if !bytes.Equal(r.Data, m.data[r.Seq]) {
+			t.Fatalf("record %d differs", r.Seq)
+		}
+	}
+
+	if err := os.Truncate(path, 5<<20); err != nil {
+		t.Fatal(err)
+	}
+	if tail <= 6<<20 {
+		t.Fatalf("data ends at %d: the cut at 5 MiB must leave records after it", tail)
+	}
+	recs, err = collectPending(l)
+	if !errors.Is(err, io.ErrUnexpectedEOF) || !strings.Contains(err.Error(), "read "+path) {
+		t.Fatalf("Pending of a file cut short: %v, want an unexpected EOF reading %s", err, path)
+	}
+	if len(recs) == 0 {
+		t.Fatal("no record before the cut")
+	}
+	l.Close() // fails or not: the log is damaged
+}
