@@ -1473,8 +1473,9 @@ func readAheadCuts(locs *index.Locations, off, tail int64) []int64 {
 // faulting pages into the process (and releasing them again after) or
 // copying each record once more out of the mapping; and an I/O error, or
 // a file cut short under the log, is an error from the read rather than
-// a fault. The checksums were verified when the frames were written or
-// when Open read them; each frame's structure is checked again.
+// a fault. Each frame's structure is checked again, and the checksum of
+// every record handed out (verified when it was written or when Open read
+// it, but these are bytes read again).
 type pendingReader struct {
 	win  []byte // win[:n] holds the bytes of file from offset base on
 	file *mapped
@@ -1486,12 +1487,15 @@ type pendingReader struct {
 }
 
 // aheadWindow is a window read ahead: buf holds the bytes of a segment
-// file from off on once done is closed, unless err.
+// file from off on once done is closed, unless err. verified: the
+// goroutine that read it also checked the checksum of every frame in it,
+// all of them good (which spares the one yielding from it the work).
 type aheadWindow struct {
-	buf  []byte
-	off  int64
-	err  error
-	done chan struct{}
+	buf      []byte
+	off      int64
+	err      error
+	verified bool
+	done     chan struct{}
 }
 
 // fill reads the bytes of f from off on into the window: at least need of
@@ -1527,7 +1531,7 @@ func (l *Log) pendingIn(r *pendingReader, f *mapped, acks *index.Acks, tail, off
 			}
 		}
 		sc := segment.NewVerifiedScannerAt(r.win[:r.n], r.base, off)
-		if stop, err := l.yieldFrames(r, f, &sc, acks, from, end, yield); stop {
+		if stop, err := l.yieldFrames(r, f, &sc, false, acks, from, end, yield); stop {
 			return false, err
 		}
 		off = sc.Offset()
@@ -1571,12 +1575,17 @@ func (l *Log) pendingAhead(r *pendingReader, f *mapped, acks *index.Acks, tail, 
 		if cap(w.buf) < size {
 			w.buf = make([]byte, size)
 		}
-		w.buf, w.off, w.err, w.done = w.buf[:size], bounds[i], nil, make(chan struct{})
+		w.buf, w.off, w.err, w.verified, w.done = w.buf[:size], bounds[i], nil, false, make(chan struct{})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer close(w.done)
-			w.err = f.ReadAt(w.buf, w.off)
+			if w.err = f.ReadAt(w.buf, w.off); w.err == nil {
+				sc := segment.NewScannerAt(w.buf, w.off, w.off)
+				for sc.Next() {
+				}
+				w.verified = sc.Err() == nil
+			}
 		}()
 	}
 	windows := len(bounds) - 1
@@ -1590,7 +1599,7 @@ func (l *Log) pendingAhead(r *pendingReader, f *mapped, acks *index.Acks, tail, 
 			return 0, true, false, fmt.Errorf("wal: %w", w.err)
 		}
 		sc := segment.NewVerifiedScannerAt(w.buf, w.off, w.off)
-		if stop, err := l.yieldFrames(r, f, &sc, acks, from, end, yield); stop {
+		if stop, err := l.yieldFrames(r, f, &sc, w.verified, acks, from, end, yield); stop {
 			return 0, true, false, err
 		}
 		if sc.Err() != nil {
@@ -1607,9 +1616,11 @@ func (l *Log) pendingAhead(r *pendingReader, f *mapped, acks *index.Acks, tail, 
 }
 
 // yieldFrames yields the pending records among sc's frames, from seq from
-// on; stop reports that the iteration ends here: the consumer stopped, a
-// record's seq reached end, or a record could not be decoded (err).
-func (l *Log) yieldFrames(r *pendingReader, f *mapped, sc *segment.Scanner, acks *index.Acks, from, end uint64, yield func(Record, error) bool) (stop bool, err error) {
+// on, checking each one's checksum unless verified (every frame sc reads
+// was checked since it was read); stop reports that the iteration ends
+// here: the consumer stopped, a record's seq reached end, or a record was
+// damaged or could not be decoded (err).
+func (l *Log) yieldFrames(r *pendingReader, f *mapped, sc *segment.Scanner, verified bool, acks *index.Acks, from, end uint64, yield func(Record, error) bool) (stop bool, err error) {
 	for sc.Next() {
 		fr := sc.Current()
 		if fr.IsAck() || fr.Seq < from || acks.Has(fr.Seq) {
@@ -1617,6 +1628,14 @@ func (l *Log) yieldFrames(r *pendingReader, f *mapped, sc *segment.Scanner, acks
 		}
 		if fr.Seq >= end {
 			return true, nil
+		}
+		// Open or the append verified it, but the bytes were read again:
+		// what changed on the device or in the page cache since must not
+		// be handed out.
+		if !verified {
+			if err := sc.Verify(); err != nil {
+				return true, l.frameError(f.Path, fr.Offset, fr.Seq, err)
+			}
 		}
 		data := fr.Payload
 		if fr.Compressed() || fr.Encrypted() {

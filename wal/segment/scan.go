@@ -52,6 +52,14 @@ func NewVerifiedScannerAt(win []byte, base, from int64) Scanner {
 	return Scanner{b: win, base: base, lim: base + int64(len(win)), off: from, next: from, window: true}
 }
 
+// NewScannerAt is NewVerifiedScannerAt verifying each frame's checksum,
+// as NewScanner does.
+func NewScannerAt(win []byte, base, from int64) Scanner {
+	sc := NewVerifiedScannerAt(win, base, from)
+	sc.verify = true
+	return sc
+}
+
 // Next decodes the next frame and reports whether there is one.
 func (s *Scanner) Next() bool {
 	if s.err == nil && s.next < s.lim {
@@ -59,6 +67,22 @@ func (s *Scanner) Next() bool {
 	}
 	s.off = s.next // after an error, still the damaged frame's offset
 	return false
+}
+
+// Verify checks the checksum of the frame Next decoded (which a scanner of
+// verified bytes, NewVerifiedScanner or NewVerifiedScannerAt, does not):
+// for a reader that rereads frames verified earlier and must not hand out
+// bytes that changed since. A mismatch is an *Error at the frame, which
+// also stops the scan.
+func (s *Scanner) Verify() error {
+	if s.err != nil {
+		return s.err
+	}
+	if !checksumOK(s.b[s.off-s.base:], FrameHeaderSize+len(s.fr.Payload)) {
+		s.err = errAt(s.off, "frame checksum mismatch")
+		s.next = s.off
+	}
+	return s.err
 }
 
 // Frame returns the frame Next decoded.

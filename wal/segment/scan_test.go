@@ -75,6 +75,22 @@ func TestScanner(t *testing.T) {
 	if seqs, _ = scanAll(&sc); len(seqs) != 5 {
 		t.Fatalf("verified scanner read %v", seqs)
 	}
+	// Unless asked, frame by frame: Verify finds the damaged frame, whose
+	// *Error also stops the scan there; the frames before it pass, in a
+	// window too.
+	for _, sc := range []Scanner{NewVerifiedScanner(seg, HeaderSize), NewVerifiedScannerAt(seg[offs[1]:end], offs[1], offs[1])} {
+		var good []uint64
+		var err error
+		for sc.Next() {
+			if err = sc.Verify(); err != nil {
+				break
+			}
+			good = append(good, sc.Frame().Seq)
+		}
+		if len(good) == 0 || good[len(good)-1] != 2 || !errors.As(err, &se) || se.Offset != offs[2] || sc.Err() != err || sc.Next() || sc.Offset() != offs[2] {
+			t.Fatalf("Verify: passed %v, then %v (scan stopped at %d with %v), want the damage at %d", good, err, sc.Offset(), sc.Err(), offs[2])
+		}
+	}
 }
 
 func TestFrameKinds(t *testing.T) {
