@@ -243,10 +243,11 @@ func TestMappedPagesReleased(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "log")
 	const segSize = 16 << 20
 	l := mustOpen(t, dir, WithSegmentSize(segSize))
-	// The preparer's populated window in the active and the prepared
-	// segment, the written pages not yet released, and what readers
-	// read since the last release.
-	const bound = 2*populateAhead + releaseLag + 2*releaseEvery + 4<<20
+	// The preparer's window past the tail (in the active segment and,
+	// near its end, the prepared one), the written pages not yet
+	// released (two release steps), and what readers read since the last
+	// release.
+	const bound = populateAhead + 3*releaseEvery + 4<<20
 	const written = 3 * segSize
 	rec := make([]byte, 1000)
 	// Below writeThrough: written through the mapping.
@@ -299,4 +300,87 @@ func TestMappedPagesReleased(t *testing.T) {
 		t.Fatalf("%d pending, want %d", n, want)
 	}
 	settled("pages read by Pending released")
+}
+
+// TestSmallWriterFootprint: the window of pages the preparer faults in
+// past the tail grows with the bytes appended (aheadLocked), and it
+// reaches into the prepared next segment only once it reaches past the
+// active one's end. A process that writes 3 MiB holds well under a MiB of
+// the log's pages, where the preparer used to fault in 8 MiB past the
+// tail and 8 MiB of the prepared segment whatever was written; a writer
+// that keeps going gets the full window, and the prepared segment's
+// first pages before it needs them.
+func TestSmallWriterFootprint(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	const segSize = 64 << 20
+	l := mustOpen(t, dir, WithSegmentSize(segSize), WithSync(SyncNever))
+	defer mustClose(t, l)
+	rec := make([]byte, 1000)
+	batch := make([][]byte, 16) // below writeThrough: written through the mapping
+	for i := range batch {
+		batch[i] = rec
+	}
+	type state struct {
+		tail, reach, window int64 // reach: the active segment's pages faulted in up to here
+		prepReach, prepPop  int64 // prepared: how far the window reaches into it, faulted in
+		prepPath            string
+	}
+	now := func() state {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		a := l.active
+		s := state{tail: a.tail, reach: max(a.populated, a.wpopulated), window: l.windowLocked(),
+			prepReach: l.prepReachLocked(a), prepPop: l.prepPopulated}
+		if l.prepared != nil {
+			s.prepPath = l.prepared.Path
+		}
+		return s
+	}
+	written := int64(0)
+	appendTo := func(n int64) {
+		t.Helper()
+		for ; written < n; written += int64(len(batch) * len(rec)) {
+			if _, err := l.AppendBatch(batch); err != nil {
+				t.Fatal(err)
+			}
+			if written%(256<<10) < int64(len(batch)*len(rec)) {
+				// A Sync every 256 KiB: the pages are faulted in for
+				// reading after the first two.
+				if err := l.Sync(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The preparer never faults in pages past the window: it
+			// only grows, and so does the tail.
+			if s := now(); s.reach > s.tail+s.window || s.prepPop > s.prepReach {
+				t.Fatalf("%d bytes written: pages faulted in up to %d in the active segment (tail %d, window %d) and %d of the prepared one (window reaches %d)",
+					written, s.reach, s.tail, s.window, s.prepPop, s.prepReach)
+			}
+		}
+	}
+
+	appendTo(3 << 20)
+	s := now()
+	if s.window != populateMin {
+		t.Fatalf("3 MiB written: a window of %d bytes, want %d", s.window, populateMin)
+	}
+	eventually(t, "the prepared segment", func() bool { return now().prepPath != "" })
+	var n int64
+	eventually(t, "pages behind the tail released", func() bool { n = mappedResident(t, dir); return n <= 1<<20 })
+	if p := mappedResident(t, now().prepPath); p != 0 {
+		t.Fatalf("3 MiB written: %d bytes of the prepared segment resident", p)
+	}
+	t.Logf("3 MiB written: %d KiB of the segments resident", n>>10)
+
+	// 60 MiB of records, 62 MiB of frames: the window (7.7 MiB) reaches
+	// past the active segment's end, and the preparer keeps at least half
+	// of it faulted in ahead of the tail, partly in the prepared segment.
+	appendTo(60 << 20)
+	eventually(t, "the window faulted in", func() bool {
+		s = now()
+		return s.reach == segSize && s.prepPop > 0 && segSize+s.prepPop >= s.tail+s.window/2
+	})
+	if s.window < 7<<20 {
+		t.Fatalf("60 MiB written: a window of %d bytes", s.window)
+	}
 }

@@ -592,7 +592,7 @@ func (l *Log) append(batch [][]byte) (uint64, error) {
 	// The preparer works in chunks of a MiB or more: whether it has work
 	// is worth asking once every 64 KiB appended.
 	kick := l.prepared == nil || (s.tail-w)>>16 != s.tail>>16 &&
-		(l.populateDueLocked(s) || s.tail-releaseLag >= s.released+releaseEvery)
+		(l.populateDueLocked(s) || l.releaseBehindDueLocked(s))
 	debt := l.takeReclaimDebtLocked()
 	l.mu.Unlock()
 	if kick {
@@ -740,10 +740,15 @@ func (l *Log) preparedPath() string {
 	return vfs.Join(l.dir, fmt.Sprintf("next-%d%s%s", l.prepSeq.Add(1), segment.Ext, tmpExt))
 }
 
-// Pre-faulting: the preparer keeps populateAhead bytes past the active
-// segment's tail faulted in, populateChunk at a time, then prepares the
-// next segment the same way (its first populateAhead bytes), so that
-// appends rarely take a full page fault. Pages are faulted for reading
+// Pre-faulting: the preparer keeps the pages ahead of the active
+// segment's tail faulted in, populateChunk at a time at most, and once
+// that window reaches past the segment's end, the first pages of the
+// prepared next segment (as far as the window reaches into it), so that
+// appends rarely take a full page fault. The window grows with the
+// writer (aheadLocked): an eighth of the bytes appended since Open, at
+// least populateMin and at most populateAhead, so that a process that
+// writes a few MiB holds a few hundred KiB of pages ahead, not a full
+// window in each of two segments. Pages are faulted for reading
 // (see segment.File.Populate): the first store to each still takes a
 // write-protect fault, the file system's page_mkwrite, which costs about
 // as much as the rest of a small record's append. Where syncs are rare,
@@ -756,16 +761,20 @@ func (l *Log) preparedPath() string {
 // Releasing: the preparer also drops mapped pages from the process's
 // resident set (the data stays in the page cache and on disk), so that
 // the pages held do not grow with what is written or read: those of the
-// active segment more than releaseLag behind the tail, and every page of
-// the sealed segments. It does so each time the tail has moved
-// releaseEvery past the last release, a segment was sealed, or readers
+// active segment more than a release step behind the tail, and every
+// page of the sealed segments. It does so each time the tail has moved a
+// release step past the last release, a segment was sealed, or readers
 // (Get, Ack verifying a frame, Pending) have read releaseEvery bytes
-// through the mappings since.
+// through the mappings since. The release step (releaseStepLocked) is a
+// quarter of the window ahead: at most releaseEvery.
 const (
 	populateChunk = 2 << 20
 	populateAhead = 8 << 20
-	releaseLag    = 2 << 20
-	releaseEvery  = 2 << 20
+	populateMin   = 512 << 10
+	// populateRamp: the window ahead is the bytes appended since Open
+	// divided by this, between populateMin and populateAhead.
+	populateRamp = 8
+	releaseEvery = populateAhead / 4
 )
 
 // preparer keeps the next segment allocated, mapped and pre-faulted, and
@@ -824,8 +833,8 @@ func (l *Log) prepareStep() bool {
 		return true
 	}
 	if p := l.prepared; p != nil {
-		from := l.prepPopulated
-		if from >= min(p.Size(), populateAhead) || !l.mapWrites {
+		from, end := l.prepPopulated, l.prepReachLocked(a)
+		if from >= end || !l.mapWrites {
 			l.mu.Unlock()
 			return false
 		}
@@ -833,7 +842,7 @@ func (l *Log) prepareStep() bool {
 		// changes no data, and the file stays mapped while it is active.
 		small := l.writeAheadLocked() == 0
 		l.mu.Unlock()
-		to := min(from+populateChunk, p.Size(), populateAhead)
+		to := min(from+populateChunk, end)
 		p.SmallPages(small)
 		p.Populate(from, to)
 		l.mu.Lock()
@@ -863,6 +872,20 @@ func (l *Log) prepareStep() bool {
 	return true
 }
 
+// aheadLocked returns how far past the active segment's tail the
+// preparer keeps pages faulted in: an eighth of the bytes appended since
+// Open, at least populateMin, at most populateAhead (see Pre-faulting).
+func (l *Log) aheadLocked() int64 {
+	return min(populateAhead, max(populateMin, l.appended/populateRamp)) &^ (segment.PageSize - 1)
+}
+
+// releaseStepLocked returns how far behind the active segment's tail the
+// preparer lets written pages stay mapped, and how far the tail moves
+// between two releases: a quarter of the window ahead.
+func (l *Log) releaseStepLocked() int64 {
+	return l.aheadLocked() / 4
+}
+
 // writeAheadLocked returns how far past the active segment's tail the
 // preparer keeps pages faulted for writing, or 0 if it faults them for
 // reading only.
@@ -870,21 +893,23 @@ func (l *Log) prepareStep() bool {
 // A page faulted for writing is dirty: a sync that comes before records
 // fill it writes its zeros back, write-protects it again, and the store
 // that fills it faults after all. So pages are faulted for writing only
-// as far ahead as a sixteenth of the bytes appended between syncs (the
-// more of the last two gaps between sync rounds, the current one
-// included): the zeros a sync may write back stay within about 6% of the
-// data, and where syncs are frequent (SyncAlways, SyncEvery, an explicit
-// Sync per batch) nothing changes. Under SyncNever the rounds are those
-// of rotations (a segment apart) and of explicit Syncs, and a log starts
-// as if the last gap had been just long enough to fault populateChunk
-// ahead for writing (a Sync soon after Open writes back that much zeros
-// at most); under the other policies, as if syncs were frequent.
+// where a sixteenth of the bytes appended between syncs (the more of the
+// last two gaps between sync rounds, the current one included) is
+// populateChunk or more, and no further ahead than that sixteenth: the
+// zeros a sync may write back stay within about 6% of the data, and where
+// syncs are frequent (SyncAlways, SyncEvery, an explicit Sync per batch)
+// nothing changes. Nor further than the window ahead (aheadLocked).
+// Under SyncNever the rounds are those of rotations (a segment apart) and
+// of explicit Syncs, and a log starts as if the last gap had been just
+// long enough to fault populateChunk ahead for writing (a Sync soon after
+// Open writes back that much zeros at most); under the other policies,
+// as if syncs were frequent.
 func (l *Log) writeAheadLocked() int64 {
-	w := min(populateAhead, max(l.lastSyncGap, l.appended-l.syncedAppended)/16)
+	w := max(l.lastSyncGap, l.appended-l.syncedAppended) / 16
 	if w < populateChunk {
 		return 0
 	}
-	return w
+	return min(w, l.aheadLocked())
 }
 
 // populateNextLocked returns the next range [from, to) of the active
@@ -900,27 +925,62 @@ func (l *Log) populateNextLocked(a *seg) (from, to int64, write bool) {
 		return from, min(from+populateChunk, a.tail+w, size), true
 	}
 	from = a.populated
-	return from, min(from+populateChunk, a.tail+populateAhead, size), false
+	return from, min(from+populateChunk, a.tail+l.aheadLocked(), size), false
+}
+
+// windowLocked returns how far past the active segment's tail the
+// preparer keeps pages faulted in, for writing or for reading.
+func (l *Log) windowLocked() int64 {
+	if w := l.writeAheadLocked(); w > 0 {
+		return w
+	}
+	return l.aheadLocked()
+}
+
+// prepReachLocked returns how far into the prepared segment the window
+// past the active segment a's tail reaches: the preparer populates the
+// prepared segment up to there.
+func (l *Log) prepReachLocked(a *seg) int64 {
+	p := l.prepared
+	if p == nil {
+		return 0
+	}
+	return max(0, min(p.Size(), a.tail+l.windowLocked()-a.file.Size()))
 }
 
 // populateDueLocked reports whether the preparer has pages of the active
-// segment a to pre-fault (at half the distance it keeps ahead, so that it
-// is kicked once a chunk, not on every append).
+// segment a, or of the prepared one, to pre-fault (at half the distance
+// it keeps ahead, so that it is kicked once a chunk, not on every
+// append).
 func (l *Log) populateDueLocked(a *seg) bool {
 	if !l.mapWrites {
 		return false
 	}
 	size := a.file.Size()
-	if w := l.writeAheadLocked(); w > 0 {
-		return a.wpopulated < size && a.tail+w/2 > a.wpopulated
+	w := l.writeAheadLocked()
+	switch {
+	case w > 0 && a.wpopulated < size:
+		return a.tail+w/2 > a.wpopulated
+	case w == 0 && a.populated < size:
+		return a.tail+l.aheadLocked()/2 > a.populated
 	}
-	return a.populated < size && a.tail+populateAhead/2 > a.populated
+	// The active segment is populated to its end: the window goes on
+	// into the prepared one.
+	return l.prepared != nil && l.prepPopulated < l.prepReachLocked(a) &&
+		a.tail+l.windowLocked()/2 > size+l.prepPopulated
 }
 
 // releaseDueLocked reports whether the preparer should drop mapped pages
-// (see releaseEvery).
+// (see Releasing).
 func (l *Log) releaseDueLocked() bool {
-	return l.sealedUnreleased || l.readSince.Load() >= releaseEvery || l.active.tail-releaseLag >= l.active.released+releaseEvery
+	return l.sealedUnreleased || l.readSince.Load() >= releaseEvery || l.releaseBehindDueLocked(l.active)
+}
+
+// releaseBehindDueLocked reports whether the active segment a's tail has
+// moved a release step past its last release.
+func (l *Log) releaseBehindDueLocked(a *seg) bool {
+	step := l.releaseStepLocked()
+	return a.tail-step >= a.released+step
 }
 
 // pagesTouched is the most a read of n bytes through a mapping faults in:
@@ -936,7 +996,7 @@ func (l *Log) noteRead(n int64) {
 }
 
 // releaseMapped drops from the resident set the pages of the active
-// segment up to releaseLag behind its tail (from the start: pages read
+// segment up to a release step behind its tail (from the start: pages read
 // again since the last release go too) and every page of the sealed
 // segments. It is called with the lock held and returns without it.
 func (l *Log) releaseMapped() {
@@ -946,7 +1006,7 @@ func (l *Log) releaseMapped() {
 	}
 	var spans []span
 	a := l.active
-	if to := (a.tail - releaseLag) &^ (segment.PageSize - 1); to > 0 {
+	if to := (a.tail - l.releaseStepLocked()) &^ (segment.PageSize - 1); to > 0 {
 		a.released = to
 		spans = append(spans, span{a.file, to})
 	}

@@ -12,9 +12,10 @@ import (
 
 // TestPrefaultForWriting: the preparer pre-faults the active segment's
 // pages for writing only where syncs are rare (writeAheadLocked). A new
-// log faults them for writing a little ahead under SyncNever, for reading
-// under the other policies; after enough bytes appended without a sync
-// it keeps pages ahead of the tail faulted for writing; once syncs come
+// log faults them for writing a little ahead (the window's start,
+// populateMin) under SyncNever, for reading under the other policies;
+// after enough bytes appended without a sync it keeps pages ahead of the
+// tail faulted for writing, further as the window grows; once syncs come
 // every few KiB it faults them for reading only again, so that syncs do
 // not write back zeros ahead of the data, and the pages come into the page
 // cache one at a time (segment.File.SmallPages: the mapping is advised
@@ -38,8 +39,8 @@ func TestPrefaultForWriting(t *testing.T) {
 		a := l.active
 		return state{a.tail, a.wpopulated, a.populated, l.writeAheadLocked()}
 	}
-	if s := now(); s.ahead != populateChunk {
-		t.Fatalf("a new log under SyncNever pre-faults %d bytes ahead for writing, want %d", s.ahead, populateChunk)
+	if s := now(); s.ahead != populateMin {
+		t.Fatalf("a new log under SyncNever pre-faults %d bytes ahead for writing, want %d", s.ahead, populateMin)
 	}
 	r := rand.New(rand.NewPCG(7, 7))
 	var recs [][]byte
@@ -61,7 +62,9 @@ func TestPrefaultForWriting(t *testing.T) {
 	}
 
 	appendMiB(40, 0)
-	if s := now(); s.ahead < populateChunk {
+	// A sixteenth of the gap since the last sync (40 MiB) is 2.5 MiB;
+	// the window has grown to 5 MiB (40 MiB / populateRamp).
+	if s := now(); s.ahead < 40<<20/16 || s.ahead > populateAhead {
 		t.Fatalf("40 MiB appended without a sync, yet pages are pre-faulted %d bytes ahead for writing", s.ahead)
 	}
 	eventually(t, "pages ahead of the tail faulted for writing", func() bool {
@@ -84,7 +87,10 @@ func TestPrefaultForWriting(t *testing.T) {
 	appendMiB(12, 4)
 	eventually(t, "pages ahead of the tail faulted for reading", func() bool {
 		s := now()
-		return s.populated >= s.tail+populateAhead/2
+		l.mu.Lock()
+		ahead := l.aheadLocked()
+		l.mu.Unlock()
+		return s.populated >= s.tail+ahead/2
 	})
 	// Had the preparer gone on faulting pages for writing, it would be
 	// past the tail, 12 MiB further on.
