@@ -894,7 +894,8 @@ func (l *Log) releaseStepLocked() int64 {
 // fill it writes its zeros back, write-protects it again, and the store
 // that fills it faults after all. So pages are faulted for writing only
 // where a sixteenth of the bytes appended between syncs (the more of the
-// last two gaps between sync rounds, the current one included) is
+// last two gaps between sync rounds, the current one included; a round
+// with nothing appended since the one before does not count) is
 // populateChunk or more, and no further ahead than that sixteenth: the
 // zeros a sync may write back stay within about 6% of the data, and where
 // syncs are frequent (SyncAlways, SyncEvery, an explicit Sync per batch)
@@ -1147,7 +1148,12 @@ func (l *Log) doSync() (pos, error) {
 	sb := index.Superblock{Segment: at.seg, Offset: at.off, Seq: l.nextSeq - 1}
 	dirDirty := l.dirDirty
 	l.dirDirty = false
-	l.lastSyncGap, l.syncedAppended = l.appended-l.syncedAppended, l.appended
+	if l.appended != l.syncedAppended {
+		// A round with nothing appended since the last says nothing of
+		// the gap between syncs (see writeAheadLocked): the first
+		// checkpoint after Open, or acknowledgements alone.
+		l.lastSyncGap, l.syncedAppended = l.appended-l.syncedAppended, l.appended
+	}
 	l.mu.Unlock()
 	if hook := syncCapturedHook.Load(); hook != nil {
 		(*hook)()
