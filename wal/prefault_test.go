@@ -52,9 +52,14 @@ func TestPrefaultForWriting(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(7, 7))
 	var recs [][]byte
-	const size = 16 << 10 // below writeThrough: written through the mapping
+	// Records below writeThrough, and where syncs are frequent below a
+	// page (syncedWriteThrough): written through the mapping.
 	appendMiB := func(mib int, syncEvery int) {
 		t.Helper()
+		size := 16 << 10
+		if syncEvery > 0 {
+			size, syncEvery = 2<<10, syncEvery*8
+		}
 		for i := range mib << 20 / size {
 			rec := randRecord(r, size)
 			if _, err := l.Append(rec); err != nil {

@@ -210,3 +210,82 @@ func TestWriteThroughGathers(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncedBatchesWriteThrough: where syncs are frequent (the preparer
+// faults no page ahead for writing), an append of a page or more is
+// written through the file (pwritev), not stored into the mapping, whose
+// pages would each take a fault (syncedWriteThrough); where they are rare
+// (tens of MiB appended without one), or the append is smaller than a
+// page, it goes into the mapping. Every record reads back, also after a
+// reopen.
+func TestSyncedBatchesWriteThrough(t *testing.T) {
+	const batches = 200
+	for _, tc := range []struct {
+		name      string
+		policy    SyncPolicy
+		sync      bool // an explicit Sync after each append
+		batch     int  // records of 100 B an append
+		warm      int  // MiB appended without a sync before the count
+		min, most int  // of the appends, how many are written through
+	}{
+		{"always", SyncAlways, false, 100, 0, batches, batches},
+		// SyncNever starts as if syncs were rare: once a few Syncs
+		// have shown they are not, the batches are written through.
+		{"never+sync", SyncNever, true, 100, 0, batches - 10, batches},
+		// 40 MiB without a sync: syncs are rare, pages are faulted
+		// ahead for writing, and the batches go into the mapping.
+		{"never", SyncNever, false, 100, 40, 0, 0},
+		{"always,small", SyncAlways, false, 1, 0, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fsys := &vfs.Faulty{FS: vfs.OS}
+			dir := t.TempDir()
+			opts := []Option{withFS(fsys), WithSync(tc.policy)}
+			l := mustOpen(t, dir, opts...)
+			m := newModel()
+			r := rand.New(rand.NewPCG(8, 8))
+			if tc.warm > 0 {
+				warm := make([][]byte, 1000)
+				for i := range warm {
+					warm[i] = randRecord(r, 1<<10)
+				}
+				for range tc.warm {
+					q, err := l.AppendBatch(warm)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i, d := range warm {
+						m.data[q+uint64(i)] = d
+					}
+				}
+			}
+			before := fsys.WriteVCount()
+			for range batches {
+				batch := make([][]byte, tc.batch)
+				for i := range batch {
+					batch[i] = randRecord(r, 100)
+				}
+				q, err := l.AppendBatch(batch)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, d := range batch {
+					m.data[q+uint64(i)] = d
+				}
+				if tc.sync {
+					if err := l.Sync(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if n := fsys.WriteVCount() - before; n < tc.min || n > tc.most {
+				t.Fatalf("%d of %d appends written through, want %d to %d", n, batches, tc.min, tc.most)
+			}
+			m.check(t, l)
+			mustClose(t, l)
+			l = mustOpen(t, dir, opts...)
+			m.check(t, l)
+			mustClose(t, l)
+		})
+	}
+}

@@ -122,7 +122,12 @@ type Faulty struct {
 	Allocations int
 	// MostBuffers is the most buffers one WriteVAt was given.
 	MostBuffers int
+	// WriteVs counts the WriteVAt calls.
+	WriteVs int
 }
+
+// WriteVCount returns WriteVs, read under the lock.
+func (f *Faulty) WriteVCount() int { f.mu.Lock(); defer f.mu.Unlock(); return f.WriteVs }
 
 // SyncCount returns Syncs, read under the lock (for tests that read it while
 // the log runs).
@@ -219,6 +224,7 @@ func (f *faultyFile) WriteAt(p []byte, off int64) (int, error) {
 func (f *faultyFile) WriteVAt(bufs [][]byte, off int64) (int, error) {
 	f.fs.mu.Lock()
 	f.fs.MostBuffers = max(f.fs.MostBuffers, len(bufs))
+	f.fs.WriteVs++
 	f.fs.mu.Unlock()
 	if f.fs.take(&f.fs.failWrite) {
 		// Half the bytes, from the start: the buffers holding them, the
