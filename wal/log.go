@@ -773,9 +773,9 @@ func (l *Log) preparedPath() string {
 // the pages held do not grow with what is written or read: those of the
 // active segment more than a release step behind the tail, and every
 // page of the sealed segments. It does so each time the tail has moved a
-// release step past the last release, a segment was sealed, or readers
-// (Get, Ack verifying a frame, Pending) have read releaseEvery bytes
-// through the mappings since. The release step (releaseStepLocked) is a
+// release step past the last release, a segment was sealed, or reads
+// through the mappings (Get's: Ack reads nothing, Pending reads the
+// files) have brought in releaseEvery bytes since. The release step (releaseStepLocked) is a
 // quarter of the window ahead: at most releaseEvery.
 const (
 	populateChunk = 2 << 20

@@ -141,16 +141,21 @@ func (l *Locations) index(seq uint64) (int, bool) {
 	return slices.BinarySearch(l.seqs, seq)
 }
 
+// offsets returns the frames' offsets, by position.
+func (l *Locations) offsets() []uint32 {
+	if l.seqs == nil {
+		return l.dense
+	}
+	return l.offs
+}
+
 // Find returns seq's location.
 func (l *Locations) Find(seq uint64) (Loc, bool) {
 	i, ok := l.index(seq)
 	if !ok {
 		return Loc{}, false
 	}
-	if l.seqs == nil {
-		return l.loc(i, l.dense[i]), true
-	}
-	return l.loc(i, l.offs[i]), true
+	return l.loc(i, l.offsets()[i]), true
 }
 
 // Reserve makes room for n more records added densely after the last,
@@ -189,22 +194,16 @@ func (l *Locations) Append(o *Locations) {
 // Lookup returns the offset of seq's frame.
 func (l *Locations) Lookup(seq uint64) (int64, bool) {
 	i, ok := l.index(seq)
-	switch {
-	case !ok:
+	if !ok {
 		return 0, false
-	case l.seqs == nil:
-		return int64(l.dense[i]), true
 	}
-	return int64(l.offs[i]), true
+	return int64(l.offsets()[i]), true
 }
 
 // FrameFrom returns the offset of the first frame mapped at or after off,
 // and false if there is none.
 func (l *Locations) FrameFrom(off int64) (int64, bool) {
-	offs := l.dense
-	if l.seqs != nil {
-		offs = l.offs
-	}
+	offs := l.offsets()
 	i := sort.Search(len(offs), func(i int) bool { return int64(offs[i]) >= off })
 	if i == len(offs) {
 		return 0, false
