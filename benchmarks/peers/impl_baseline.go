@@ -35,6 +35,92 @@ func init() {
 		Open: openRaw,
 		Only: []string{"append-1MiB"},
 	})
+	register(&Impl{
+		Name:   "mmap+xxhash",
+		Kind:   "baseline",
+		Module: "github.com/cespare/xxhash/v2",
+		Note: "the least an appender that survives kill -9 without a system call per record does: " +
+			"64 MiB files preallocated with fallocate and mapped shared; each record is stored into the mapping " +
+			"as the buffered file frames it (length, xxhash64 of the payload, payload); the stores fault the " +
+			"pages in themselves (nothing pre-faults ahead), one writer, no lock, no index. Writes only.",
+		Open: openMapped,
+		Only: []string{"append-100B", "batch100-100B", "append-1KiB", "batch100-1KiB"},
+	})
+}
+
+// mappedSize is the size of each of mmap+xxhash's files.
+const mappedSize = 64 << 20
+
+type mappedLog struct {
+	dir string
+	n   int    // files made
+	m   []byte // the current file's mapping
+	off int
+}
+
+func openMapped(dir string, _ openOpts) (Log, error) {
+	l := &mappedLog{dir: dir}
+	return l, l.next()
+}
+
+// next unmaps the current file and maps a new, preallocated one.
+func (l *mappedLog) next() error {
+	if l.m != nil {
+		if err := unix.Munmap(l.m); err != nil {
+			return err
+		}
+		l.m = nil
+	}
+	l.n++
+	f, err := os.OpenFile(filepath.Join(l.dir, fmt.Sprintf("log.%d", l.n)), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close() // the mapping keeps the file
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, mappedSize); err != nil {
+		return err
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, mappedSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return err
+	}
+	l.m, l.off = m, 0
+	return nil
+}
+
+func (l *mappedLog) Append(p []byte) error {
+	n := bufHeader + len(p)
+	if l.off+n > len(l.m) {
+		if n > mappedSize {
+			return fmt.Errorf("mmap+xxhash: record of %d bytes: larger than a file", len(p))
+		}
+		if err := l.next(); err != nil {
+			return err
+		}
+	}
+	d := l.m[l.off : l.off+n]
+	binary.LittleEndian.PutUint32(d[0:4], uint32(len(p)))
+	binary.LittleEndian.PutUint64(d[4:12], xxhash.Sum64(p))
+	copy(d[bufHeader:], p)
+	l.off += n
+	return nil
+}
+
+func (l *mappedLog) AppendBatch(ps [][]byte) error { return appendEach(l, ps) }
+
+func (l *mappedLog) Flush() error { return nil } // the mapping is the page cache
+
+func (l *mappedLog) Sync() error {
+	return unix.Msync(l.m[:l.off], unix.MS_SYNC)
+}
+
+func (l *mappedLog) Close() error {
+	if l.m == nil {
+		return nil
+	}
+	err := unix.Munmap(l.m)
+	l.m = nil
+	return err
 }
 
 const bufHeader = 12 // u32 length, u64 xxhash64
