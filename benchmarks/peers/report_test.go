@@ -24,7 +24,7 @@ func TestVerdictCeiling(t *testing.T) {
 		tg := base
 		tg.Ceiling, tg.CeilingName, tg.Need = tc.ceiling, "raw write(2)", tc.need
 		v := tg.verdict()
-		if got := strings.Contains(v, "above the physical ceiling"); got != tc.above {
+		if got := strings.Contains(v, "above the ceiling measured"); got != tc.above {
 			t.Errorf("%s: verdict %q: above the ceiling %v, want %v", tc.name, v, got, tc.above)
 		}
 		if got := v == "**met**"; got != tc.met {
