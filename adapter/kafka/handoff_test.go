@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,7 +67,9 @@ func TestHandoffBurst(t *testing.T) {
 		return nil, nil, false
 	})
 	const window, n = 40, 500
-	p, _ := newTestProducer(t, kfaketest.URL(c, "t"), WithMaxInFlight(window, 1<<20))
+	var reads atomic.Int64
+	p, _ := newTestProducer(t, kfaketest.URL(c, "t"), WithMaxInFlight(window, 1<<20),
+		withJournalRead(func(uint64) { reads.Add(1) }))
 	ctx := ctxTimeout(t, 60*time.Second)
 	writeRecords(t, ctx, p, n, 5, 100)
 	h := &p.hand
@@ -90,6 +93,11 @@ func TestHandoffBurst(t *testing.T) {
 	if st := p.Stats(); st.Delivered != n {
 		t.Fatalf("delivered %d, want %d (%+v)", st.Delivered, n, st)
 	}
+	// Before the release the sender read at most a window, and the
+	// handoff took at most those and its bound: the rest was read back.
+	if r, least := reads.Load(), int64(n-window-h.maxN); r < least || r > n {
+		t.Fatalf("%d records read back from the journal, want %d to %d", r, least, n)
+	}
 	if err := p.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -97,5 +105,47 @@ func TestHandoffBurst(t *testing.T) {
 	checkOrder(t, parts)
 	if tl := countIDs(t, parts); len(tl.copies) != n {
 		t.Fatalf("%d distinct records on the topic, want %d", len(tl.copies), n)
+	}
+}
+
+// TestHandoffServesPacedWriter writes rounds of records smaller than the
+// handoff, each confirmed (Flush) before the next, as a writer slower than
+// the broker does: the sender takes every record from the handoff and
+// reads none back from the journal.
+func TestHandoffServesPacedWriter(t *testing.T) {
+	t.Parallel()
+	c := kfaketest.New(t, kfake.SeedTopics(3, "t"))
+	const window, rounds = 40, 30
+	const round = window / handoffShare // the handoff's bound
+	var reads atomic.Int64
+	p, _ := newTestProducer(t, kfaketest.URL(c, "t"), WithMaxInFlight(window, 1<<20),
+		withJournalRead(func(uint64) { reads.Add(1) }))
+	ctx := ctxTimeout(t, 60*time.Second)
+	for r := range rounds {
+		for i := range round {
+			if err := p.Write(ctx, testRecord(r*round+i, 5, 100)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := p.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := reads.Load(); r != 0 {
+		t.Fatalf("%d of %d records read back from the journal: the handoff was bypassed", r, round*rounds)
+	}
+	if h := &p.hand; h.full.Load() || h.held.Load() != 0 {
+		t.Fatalf("handoff full %v, holding %d after every record was delivered", h.full.Load(), h.held.Load())
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); st.Delivered != round*rounds {
+		t.Fatalf("delivered %d, want %d (%+v)", st.Delivered, round*rounds, st)
+	}
+	parts := readTopic(t, c.ListenAddrs(), "t")
+	checkOrder(t, parts)
+	if tl := countIDs(t, parts); len(tl.copies) != round*rounds {
+		t.Fatalf("%d distinct records on the topic, want %d", len(tl.copies), round*rounds)
 	}
 }

@@ -71,6 +71,7 @@ type config struct {
 	afterCommit    func()       // withAfterCommit (tests)
 	ackFault       func() error // withAckFault (tests)
 	afterFull      func()       // withAfterFull (tests)
+	journalRead    func(uint64) // withJournalRead (tests)
 	deadLetterMax  int64        // withDeadLetterMax (tests); DefaultDeadLetterMaxBytes
 }
 
@@ -374,6 +375,13 @@ func withAckFault(fn func() error) Option {
 // injection for tests).
 func withAfterFull(fn func()) Option {
 	return func(c *config) { c.afterFull = fn }
+}
+
+// withJournalRead sets a function the sender calls with the seq of each
+// record it reads back from the journal, rather than taking it from the
+// handoff (tests).
+func withJournalRead(fn func(seq uint64)) Option {
+	return func(c *config) { c.journalRead = fn }
 }
 
 // withDeadLetterMax sets the dead-letter log's bound (tests).

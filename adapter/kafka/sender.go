@@ -915,6 +915,9 @@ func (s *sender) read() *entry {
 				// Cannot happen (Write encoded it); the journal decides.
 			}
 		}
+		if fn := s.p.cfg.journalRead; fn != nil {
+			fn(seq)
+		}
 		data, err := s.p.journal.Get(seq)
 		if errors.Is(err, wal.ErrNotFound) {
 			s.advance() // acknowledged meanwhile
