@@ -66,6 +66,13 @@ func createTopic(b testing.TB, brokers []string, topic string, partitions int32)
 // of the journal; impl=robust-exactly-once is the robust producer with
 // WithExactlyOnce (confirmed meaning committed), whose ratio to
 // impl=robust is the cost of the transactions.
+//
+// The writer writes as fast as it can, faster than the sender delivers:
+// past the first burst the handoff is full and the sender reads nearly
+// every record back from the journal (journal-reads/op). The -flush1000
+// variants wait for every 1000 records to be confirmed (Flush) before
+// writing more, a writer the broker keeps up with: the sender takes every
+// record from the handoff, and bare kgo flushes alike.
 func BenchmarkProducer(b *testing.B) {
 	// Distinct incompressible values, as real payloads tend to be: both
 	// producers compress batches (snappy by default).
@@ -76,10 +83,13 @@ func BenchmarkProducer(b *testing.B) {
 		off := (i * 1031) % (len(pool) - size)
 		return pool[off : off+size : off+size]
 	}
-	robust := func(b *testing.B, topic string, opts ...Option) {
+	const flushEvery = 1000 // the -flush1000 variants
+	robust := func(b *testing.B, topic string, flush int, opts ...Option) {
 		brokers := benchBrokers(b, topic)
+		var reads atomic.Int64
 		p, err := NewProducer("kafka://"+strings.Join(brokers, ",")+"/"+topic,
-			append([]Option{WithJournal(filepath.Join(b.TempDir(), "journal"))}, opts...)...)
+			append([]Option{WithJournal(filepath.Join(b.TempDir(), "journal")),
+				withJournalRead(func(uint64) { reads.Add(1) })}, opts...)...)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -95,12 +105,18 @@ func BenchmarkProducer(b *testing.B) {
 			if err := p.Write(ctx, r); err != nil {
 				b.Fatal(err)
 			}
+			if flush > 0 && i%flush == 0 {
+				if err := p.Flush(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
 		}
 		if err := p.Flush(ctx); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
 		reportCPU(b, cpu, i)
+		b.ReportMetric(float64(reads.Load())/float64(max(i, 1)), "journal-reads/op")
 		if err := p.Close(ctx); err != nil {
 			b.Fatal(err)
 		}
@@ -116,12 +132,13 @@ func BenchmarkProducer(b *testing.B) {
 	}{{"default", nil}, {"never", []wal.Option{wal.WithSync(wal.SyncNever)}},
 		{"every1s", []wal.Option{wal.WithSync(wal.SyncEvery(time.Second))}},
 		{"every10ms", []wal.Option{wal.WithSync(wal.SyncEvery(10 * time.Millisecond))}}} {
-		b.Run("impl=robust/journal="+pol.name, func(b *testing.B) { robust(b, "bench-robust", WithWAL(pol.opts...)) })
+		b.Run("impl=robust/journal="+pol.name, func(b *testing.B) { robust(b, "bench-robust", 0, WithWAL(pol.opts...)) })
 	}
+	b.Run("impl=robust-flush1000/journal=default", func(b *testing.B) { robust(b, "bench-robust", flushEvery) })
 	b.Run("impl=robust-exactly-once/journal=default", func(b *testing.B) {
-		robust(b, "bench-robust-eos", WithExactlyOnce(""))
+		robust(b, "bench-robust-eos", 0, WithExactlyOnce(""))
 	})
-	b.Run("impl=kgo", func(b *testing.B) {
+	kgoBench := func(b *testing.B, flush int) {
 		topic := "bench-kgo"
 		brokers := benchBrokers(b, topic)
 		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -144,6 +161,11 @@ func BenchmarkProducer(b *testing.B) {
 		for b.Loop() {
 			cl.Produce(ctx, &kgo.Record{Key: []byte("key"), Value: value(i)}, promise)
 			i++
+			if flush > 0 && i%flush == 0 {
+				if err := cl.Flush(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
 		}
 		if err := cl.Flush(ctx); err != nil {
 			b.Fatal(err)
@@ -153,7 +175,9 @@ func BenchmarkProducer(b *testing.B) {
 		if n := failed.Load(); n > 0 {
 			b.Fatalf("%d records failed", n)
 		}
-	})
+	}
+	b.Run("impl=kgo", func(b *testing.B) { kgoBench(b, 0) })
+	b.Run("impl=kgo-flush1000", func(b *testing.B) { kgoBench(b, flushEvery) })
 }
 
 // reportCPU reports the process CPU time per record since start, the whole
