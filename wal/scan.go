@@ -197,6 +197,11 @@ func (j *segScan) scan(i int) {
 	f.Populate(from, to)
 	fs := newFrameScan(j.o.s, i == 0)
 	fs.from, fs.to = from, to
+	if i == 0 {
+		// The first piece's map takes the others' when they join: room
+		// for the whole segment's records, reserved once.
+		fs.to = j.end
+	}
 	j.pieces[i] = fs
 	func() {
 		defer catchFault(f.Path, &j.errs[i])

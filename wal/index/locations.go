@@ -39,10 +39,20 @@ func NewLocations(base uint64) *Locations { return &Locations{base: base} }
 
 // Add records seq's frame. Seqs must be added ascending.
 func (l *Locations) Add(seq uint64, loc Loc) {
+	// The common case in one piece: the next seq of a dense map, equal
+	// lengths below 64 KiB, and room reserved (Reserve). Open's scan adds
+	// every record it finds.
+	if l.seqs == nil && !l.rawKept && loc.Raw == loc.Stored && loc.Stored < inBig &&
+		seq == l.base+uint64(len(l.dense)) && len(l.dense) < cap(l.dense) && len(l.stored.small) < cap(l.stored.small) {
+		l.dense = append(l.dense, uint32(loc.Off))
+		l.stored.small = append(l.stored.small, uint16(loc.Stored))
+		return
+	}
 	l.addLengths(loc.Stored, loc.Raw)
 	off := uint32(loc.Off)
 	if l.seqs == nil && seq == l.base+uint64(len(l.dense)) {
-		l.dense = append(grow(l.dense), off)
+		grow(&l.dense)
+		l.dense = append(l.dense, off)
 		return
 	}
 	if l.seqs == nil && len(l.dense) > 0 {
@@ -74,14 +84,16 @@ func (l *Locations) addLengths(stored, raw uint32) {
 	}
 }
 
-// grow makes room for one more element in s, doubling its capacity when
+// grow makes room for one more element in *s, doubling its capacity when
 // full: append grows a large slice by a quarter, which allocated and
-// copied some 20 bytes a record.
-func grow[T any](s []T) []T {
-	if len(s) == cap(s) {
-		return slices.Grow(s, max(len(s), 1024))
+// copied some 20 bytes a record. It changes *s only then, so that the
+// append after it (*s = append(*s, v)) stores only the length: storing
+// the slice's pointer costs a write barrier while the garbage collector
+// marks, which Open's scan, adding a record at a time, paid on every one.
+func grow[T any](s *[]T) {
+	if len(*s) == cap(*s) {
+		*s = slices.Grow(*s, max(len(*s), 1024))
 	}
-	return s
 }
 
 // bigLength is a length too large for lengths.small, by position.
@@ -104,7 +116,8 @@ func (s *lengths) add(n uint32) {
 		s.big = append(s.big, bigLength{uint32(len(s.small)), n})
 		n = inBig
 	}
-	s.small = append(grow(s.small), uint16(n))
+	grow(&s.small)
+	s.small = append(s.small, uint16(n))
 }
 
 func (s *lengths) at(i int) uint32 {
