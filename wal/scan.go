@@ -209,8 +209,7 @@ func (j *segScan) scan(i int) {
 		if !last {
 			b = b[:to]
 		}
-		sc := segment.NewScanner(b, from)
-		fs.frames(&sc)
+		sc := fs.frames(b, from)
 		if last {
 			j.res = fs.finish(f.File, &sc)
 		} else {
@@ -371,9 +370,13 @@ func (fs *frameScan) flushBatch() {
 	fs.batchLocs = fs.batchLocs[:0]
 }
 
-// frames reads sc's frames up to the end of its bytes, the end of the
-// data or the first damage.
-func (fs *frameScan) frames(sc *segment.Scanner) {
+// frames reads the frames of b, a segment's bytes, from offset from on up
+// to the end of b, the end of the data or the first damage, and returns
+// the scanner, stopped there. The scanner is its own, on its stack, so
+// that Next's frames cost no write barrier (Scanner.Current).
+func (fs *frameScan) frames(b []byte, from int64) segment.Scanner {
+	sc := segment.NewScanner(b, from)
+scan:
 	for sc.Next() {
 		fr, off := sc.Current(), sc.Offset()
 		if !fs.known {
@@ -388,7 +391,7 @@ func (fs *frameScan) frames(sc *segment.Scanner) {
 		if fr.IsAck() {
 			if fs.batchStart >= 0 {
 				fs.damage = corrupt(fs.path, off, fs.expect, FixCut, "ack frame inside a batch")
-				return
+				break scan
 			}
 			n := len(fs.acks)
 			if derr := index.DecodeAckPayload(fr.Payload, func(start, n uint64) {
@@ -396,7 +399,7 @@ func (fs *frameScan) frames(sc *segment.Scanner) {
 			}); derr != nil {
 				fs.acks = fs.acks[:n]
 				fs.damage = corrupt(fs.path, off, fs.expect, FixCut, "malformed ack frame")
-				return
+				break scan
 			}
 			// An ack frame's seq is the last record written before it,
 			// and it acknowledges only records up to that one.
@@ -407,7 +410,7 @@ func (fs *frameScan) frames(sc *segment.Scanner) {
 			if bad {
 				fs.acks = fs.acks[:n]
 				fs.damage = corrupt(fs.path, off, fs.expect, FixCut, "ack frame acknowledges seqs beyond %d", fr.Seq)
-				return
+				break scan
 			}
 			continue
 		}
@@ -418,7 +421,7 @@ func (fs *frameScan) frames(sc *segment.Scanner) {
 		}
 		if fr.Seq != fs.expect && !(fs.compacted && fr.Seq > fs.expect) {
 			fs.damage = corrupt(fs.path, off, fs.expect, FixCut, "frame has seq %d, expected %d", fr.Seq, fs.expect)
-			return
+			break scan
 		}
 		fs.expect = fr.Seq + 1
 		e := frameLoc{fr.Seq, index.Loc{Off: off, Stored: uint32(len(fr.Payload)), Raw: fr.RawLen}}
@@ -426,7 +429,7 @@ func (fs *frameScan) frames(sc *segment.Scanner) {
 		case !fr.InBatch():
 			if fs.batchStart >= 0 {
 				fs.damage = corrupt(fs.path, off, fr.Seq, FixCut, "batch without its commit frame")
-				return
+				break scan
 			}
 			fs.add(e)
 		default:
@@ -440,6 +443,7 @@ func (fs *frameScan) frames(sc *segment.Scanner) {
 			}
 		}
 	}
+	return sc
 }
 
 // finish ends the scan of a segment's last piece, whose frames sc read

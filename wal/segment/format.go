@@ -259,7 +259,7 @@ func DecodeFrame(seg []byte, off int64) (Frame, error) {
 func decodeFrame(seg []byte, off int64, verify bool) (f Frame, err error) {
 	s := Scanner{b: seg, lim: int64(len(seg)), next: off, verify: verify}
 	if s.step() {
-		f = s.fr
+		f = s.Frame()
 	}
 	return f, s.err
 }
@@ -316,7 +316,7 @@ func (s *Scanner) step() bool {
 	fr.Flags = binary.LittleEndian.Uint32(h[12:])
 	fr.Seq = binary.LittleEndian.Uint64(h[16:])
 	fr.RawLen = binary.LittleEndian.Uint32(h[24:])
-	fr.Payload = rest[FrameHeaderSize:end:end]
+	s.pay, s.n = int(off-s.base)+FrameHeaderSize, int(stored)
 	// Every check that costs nothing comes before the checksum, which
 	// costs the whole payload: the search for a valid frame after damage
 	// (Resync) hashes only what could be a frame.

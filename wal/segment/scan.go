@@ -23,7 +23,9 @@ type Scanner struct {
 	window bool  // b is a window: a frame b holds only part of is ErrPartial
 	off    int64 // the current frame's offset; after Next returned false, where the scan stopped
 	next   int64 // where Next decodes
-	fr     Frame
+	fr     Frame // without its Payload, which pay and n give (payload)
+	pay    int   // where fr's payload begins in b
+	n      int   // fr's stored payload length
 	err    error
 	verify bool
 }
@@ -78,7 +80,7 @@ func (s *Scanner) Verify() error {
 	if s.err != nil {
 		return s.err
 	}
-	if !checksumOK(s.b[s.off-s.base:], FrameHeaderSize+len(s.fr.Payload)) {
+	if !checksumOK(s.b[s.off-s.base:], FrameHeaderSize+s.n) {
 		s.err = errAt(s.off, "frame checksum mismatch")
 		s.next = s.off
 	}
@@ -86,13 +88,28 @@ func (s *Scanner) Verify() error {
 }
 
 // Frame returns the frame Next decoded.
-func (s *Scanner) Frame() Frame { return s.fr }
+func (s *Scanner) Frame() Frame {
+	fr := s.fr
+	fr.Payload = s.payload()
+	return fr
+}
 
 // Current returns the frame Next decoded in place, valid until the next
 // call to Next: a loop over many small frames spares itself a copy of
 // each (which, right after Next stored its fields one by one, stalls on
 // store forwarding).
-func (s *Scanner) Current() *Frame { return &s.fr }
+//
+// Next leaves the Payload to Current, which is inlined: storing a pointer
+// costs a write barrier while the garbage collector marks, unless the
+// compiler sees that the Scanner is on the stack, as it does in a loop
+// over a Scanner of its own.
+func (s *Scanner) Current() *Frame {
+	s.fr.Payload = s.payload()
+	return &s.fr
+}
+
+// payload returns the payload of the frame Next decoded.
+func (s *Scanner) payload() []byte { return s.b[s.pay : s.pay+s.n : s.pay+s.n] }
 
 // Offset returns the offset of the frame Next decoded; after Next
 // returned false, the offset where the scan stopped.
@@ -113,16 +130,16 @@ func (s *Scanner) Resume(off int64) { s.next, s.err = off, nil }
 
 // IsAck reports whether f is an ack frame: its payload lists acknowledged
 // seqs, not a record.
-func (f Frame) IsAck() bool { return f.Flags&FlagAck != 0 }
+func (f *Frame) IsAck() bool { return f.Flags&FlagAck != 0 }
 
 // InBatch reports whether f belongs to a batch of AppendBatch.
-func (f Frame) InBatch() bool { return f.Flags&FlagBatch != 0 }
+func (f *Frame) InBatch() bool { return f.Flags&FlagBatch != 0 }
 
 // Commits reports whether f is the last frame of its batch.
-func (f Frame) Commits() bool { return f.Flags&FlagCommit != 0 }
+func (f *Frame) Commits() bool { return f.Flags&FlagCommit != 0 }
 
 // Compressed reports whether f's payload is one zstd frame.
-func (f Frame) Compressed() bool { return f.Flags&FlagZstd != 0 }
+func (f *Frame) Compressed() bool { return f.Flags&FlagZstd != 0 }
 
 // Encrypted reports whether f's payload is sealed (see Sealer).
-func (f Frame) Encrypted() bool { return f.Flags&FlagEncrypted != 0 }
+func (f *Frame) Encrypted() bool { return f.Flags&FlagEncrypted != 0 }
