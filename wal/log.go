@@ -1563,15 +1563,32 @@ type pendingReader struct {
 }
 
 // aheadWindow is a window read ahead: buf holds the bytes of a segment
-// file from off on once done is closed, unless err. verified: the
-// goroutine that read it also checked the checksum of every frame in it,
-// all of them good (which spares the one yielding from it the work).
+// file from off on once done is closed, unless err. The goroutine that
+// read it also scanned its frames, checking every checksum, and listed in
+// recs where the frames of the records from seq from on begin (ack frames
+// left out), up to the first frame that is damaged or runs past the
+// window: stop is where that one begins, or the window's end. The one who
+// yields from the window takes the records from the list, rereading only
+// their headers, so that each frame is decoded once.
 type aheadWindow struct {
-	buf      []byte
-	off      int64
-	err      error
-	verified bool
-	done     chan struct{}
+	buf  []byte
+	off  int64
+	recs []uint32 // frames' offsets in buf
+	stop int64
+	err  error
+	done chan struct{}
+}
+
+// scan lists the record frames of w.buf (see aheadWindow), verifying each.
+func (w *aheadWindow) scan(from uint64) {
+	sc := segment.NewScannerAt(w.buf, w.off, w.off)
+	w.recs = w.recs[:0]
+	for sc.Next() {
+		if fr := sc.Current(); !fr.IsAck() && fr.Seq >= from {
+			w.recs = append(w.recs, uint32(fr.Offset-w.off))
+		}
+	}
+	w.stop = sc.Offset()
 }
 
 // fill reads the bytes of f from off on into the window: at least need of
@@ -1607,7 +1624,7 @@ func (l *Log) pendingIn(r *pendingReader, f *mapped, acks *index.Acks, tail, off
 			}
 		}
 		sc := segment.NewVerifiedScannerAt(r.win[:r.n], r.base, off)
-		if stop, err := l.yieldFrames(r, f, &sc, false, acks, from, end, yield); stop {
+		if stop, err := l.yieldFrames(r, f, &sc, acks, from, end, yield); stop {
 			return false, err
 		}
 		off = sc.Offset()
@@ -1651,16 +1668,13 @@ func (l *Log) pendingAhead(r *pendingReader, f *mapped, acks *index.Acks, tail, 
 		if cap(w.buf) < size {
 			w.buf = make([]byte, size)
 		}
-		w.buf, w.off, w.err, w.verified, w.done = w.buf[:size], bounds[i], nil, false, make(chan struct{})
+		w.buf, w.off, w.err, w.done = w.buf[:size], bounds[i], nil, make(chan struct{})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer close(w.done)
 			if w.err = f.ReadAt(w.buf, w.off); w.err == nil {
-				sc := segment.NewScannerAt(w.buf, w.off, w.off)
-				for sc.Next() {
-				}
-				w.verified = sc.Err() == nil
+				w.scan(from)
 			}
 		}()
 	}
@@ -1674,12 +1688,11 @@ func (l *Log) pendingAhead(r *pendingReader, f *mapped, acks *index.Acks, tail, 
 		if w.err != nil {
 			return 0, true, false, fmt.Errorf("wal: %w", w.err)
 		}
-		sc := segment.NewVerifiedScannerAt(w.buf, w.off, w.off)
-		if stop, err := l.yieldFrames(r, f, &sc, w.verified, acks, from, end, yield); stop {
+		if stop, err := l.yieldListed(r, f, w, acks, end, yield); stop {
 			return 0, true, false, err
 		}
-		if sc.Err() != nil {
-			return sc.Offset(), false, false, nil
+		if w.stop != bounds[i+1] {
+			return w.stop, false, false, nil
 		}
 		if i+len(r.ahead) < windows {
 			read(i + len(r.ahead))
@@ -1691,12 +1704,44 @@ func (l *Log) pendingAhead(r *pendingReader, f *mapped, acks *index.Acks, tail, 
 	return 0, true, true, nil
 }
 
+// yieldListed yields the pending records of w's list (aheadWindow), as
+// yieldFrames does; their frames were decoded and verified when w was
+// read.
+func (l *Log) yieldListed(r *pendingReader, f *mapped, w *aheadWindow, acks *index.Acks, end uint64, yield func(Record, error) bool) (stop bool, err error) {
+	le := binary.LittleEndian
+	for _, at := range w.recs {
+		h := w.buf[at:]
+		seq := le.Uint64(h[16:])
+		if seq >= end {
+			return true, nil
+		}
+		if acks.Has(seq) {
+			continue
+		}
+		end := segment.FrameHeaderSize + int(le.Uint32(h[8:]))
+		data := h[segment.FrameHeaderSize:end:end]
+		// The Frame only for a record to decode: built and passed on
+		// every record, the struct is a copy on the stack that stalls
+		// on store forwarding.
+		if flags := le.Uint32(h[12:]); flags&(segment.FlagZstd|segment.FlagEncrypted) != 0 {
+			fr := segment.Frame{Offset: w.off + int64(at), Seq: seq, Flags: flags, RawLen: le.Uint32(h[24:]), Payload: data}
+			if data, err = decodeRecord(fr, f.Path, r.out, l.sealer); err != nil {
+				return true, err
+			}
+			r.out = data
+		}
+		if !yield(Record{Seq: seq, Data: data}, nil) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // yieldFrames yields the pending records among sc's frames, from seq from
-// on, checking each one's checksum unless verified (every frame sc reads
-// was checked since it was read); stop reports that the iteration ends
+// on, checking each one's checksum; stop reports that the iteration ends
 // here: the consumer stopped, a record's seq reached end, or a record was
 // damaged or could not be decoded (err).
-func (l *Log) yieldFrames(r *pendingReader, f *mapped, sc *segment.Scanner, verified bool, acks *index.Acks, from, end uint64, yield func(Record, error) bool) (stop bool, err error) {
+func (l *Log) yieldFrames(r *pendingReader, f *mapped, sc *segment.Scanner, acks *index.Acks, from, end uint64, yield func(Record, error) bool) (stop bool, err error) {
 	for sc.Next() {
 		fr := sc.Current()
 		if fr.IsAck() || fr.Seq < from || acks.Has(fr.Seq) {
@@ -1708,10 +1753,8 @@ func (l *Log) yieldFrames(r *pendingReader, f *mapped, sc *segment.Scanner, veri
 		// Open or the append verified it, but the bytes were read again:
 		// what changed on the device or in the page cache since must not
 		// be handed out.
-		if !verified {
-			if err := sc.Verify(); err != nil {
-				return true, l.frameError(f.Path, fr.Offset, fr.Seq, err)
-			}
+		if err := sc.Verify(); err != nil {
+			return true, l.frameError(f.Path, fr.Offset, fr.Seq, err)
 		}
 		data := fr.Payload
 		if fr.Compressed() || fr.Encrypted() {

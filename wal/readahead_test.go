@@ -150,3 +150,48 @@ func TestPendingReadAheadDamage(t *testing.T) {
 	}
 	l.Close() // fails or not: the log is damaged
 }
+
+// TestPendingReadAheadStopsAtEnd: records appended during an iteration
+// are not yielded, also where they land in a window read ahead: the
+// second segment's data, read when the iteration reaches it, holds
+// records appended while the first was yielded, after two windows of
+// records written before the call.
+func TestPendingReadAheadStopsAtEnd(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	l := mustOpen(t, t.TempDir(), WithSegmentSize(4<<20))
+	defer mustClose(t, l)
+	rec := make([]byte, 1000)
+	var last uint64
+	for {
+		q, err := l.Append(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = q
+		l.mu.Lock()
+		segs, tail := len(l.segs), l.active.tail
+		l.mu.Unlock()
+		if segs == 2 && tail > 3*readWindow {
+			break
+		}
+	}
+	n := 0
+	for r, err := range l.Pending() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n++; n == 1 {
+			for range 100 {
+				if _, err := l.Append(rec); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if r.Seq > last {
+			t.Fatalf("Pending yielded record %d, appended during the iteration (the last before it: %d)", r.Seq, last)
+		}
+	}
+	if n != int(last) {
+		t.Fatalf("Pending yielded %d records, want %d", n, last)
+	}
+}
