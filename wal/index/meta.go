@@ -62,18 +62,28 @@ func (c *Checkpoint) Fill(a *Acks) {
 		if eb >= end {
 			break
 		}
-		for ; q < min(eb, end); q++ {
-			a.Set(q) // a reclaimed segment's seq
+		if q < eb {
+			a.SetRange(q, eb) // a reclaimed segment's seqs
+			q = eb
 		}
-		for ; q < min(ee, end); q++ {
+		hi := min(ee, end)
+		if e.Acks.seqs == nil && e.Acks.words == nil {
+			// No seq or every seq acknowledged: a whole range at once,
+			// not a test a seq (a live segment of small records holds
+			// hundreds of thousands).
+			if e.Acks.full {
+				a.SetRange(q, hi)
+			}
+			q = max(q, hi)
+			continue
+		}
+		for ; q < hi; q++ {
 			if e.Acks.Has(q) {
 				a.Set(q)
 			}
 		}
 	}
-	for ; q < end; q++ {
-		a.Set(q)
-	}
+	a.SetRange(q, end)
 }
 
 // entryAt returns the index of the first entry whose range ends after
