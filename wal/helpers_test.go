@@ -137,6 +137,17 @@ func (m *model) appendRandom(t testing.TB, l *Log, r *rand.Rand, n int) {
 	}
 }
 
+// checkReopened checks the log l, open on dir with opts, against the
+// model, closes it, and checks and closes it again after a reopen.
+func (m *model) checkReopened(t testing.TB, l *Log, dir string, opts ...Option) {
+	t.Helper()
+	m.check(t, l)
+	mustClose(t, l)
+	l = mustOpen(t, dir, opts...)
+	m.check(t, l)
+	mustClose(t, l)
+}
+
 // check compares the log with the model: Pending, Get and Stats.
 func (m *model) check(t testing.TB, l *Log) {
 	t.Helper()

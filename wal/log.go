@@ -389,6 +389,45 @@ const syncedWriteThrough = segment.PageSize
 // copied and 6.5 gathered (the break-even is near 4 KiB).
 const gatherMin = 8 << 10
 
+// folioAlign is the boundary to which a written-through append is
+// extended with zeros where syncs are rare (padLocked). The kernel builds
+// a write's page-cache folios no larger than the alignment of the page
+// where each begins: a batch written from wherever the last one ended
+// fills the pages up to the next boundary with folios of a page or a few,
+// and the allocation, dirtying and buffer-head work of a folio is paid
+// per folio. Extended to the next 64 KiB, every write ends on a boundary
+// and its successor's new folios begin on one: 16 pages or more (batches
+// of 100 records of 1 KiB: 3,566 folios per 64 MiB unpadded, 410 padded).
+// Measured on Linux 6.18, ext4, 2 GiB of batches of 105,600 bytes into
+// preallocated 64 MiB files: 5.0 GB per CPU-second of the writing
+// thread unpadded, 6.0 padded to 64 KiB (5.3 to 4 KiB, 5.7 to 16 KiB,
+// 5.9 to 32 KiB), though the zeros copied add a third to the bytes
+// written; 1 MiB records gain little (6.6 -> 6.7).
+const folioAlign = 64 << 10
+
+// zeroPad is what padLocked writes after a written-through append; never
+// written to.
+var zeroPad [folioAlign]byte
+
+// padLocked returns the zeros to write after a written-through append
+// that ends at end of the active segment s: up to the next folioAlign
+// boundary (or the segment's end). The zeros are what the preallocation
+// reads as anyway, and a scan stops at them; the next append overwrites
+// them. A sync that comes before that writes them back, though, at most
+// folioAlign bytes a sync: so none where a sixteenth of the bytes
+// appended between syncs (syncGapLocked) is less than folioAlign, and
+// the zeros a sync writes back stay within about 6% of the data, as with
+// the pages faulted ahead for writing (writeAheadLocked). Where syncs
+// follow every few batches (SyncAlways, an explicit Sync per batch),
+// nothing is written past the frames.
+func (l *Log) padLocked(s *seg, end int64) []byte {
+	if l.syncGapLocked()/16 < folioAlign {
+		return nil
+	}
+	b := min((end+folioAlign-1)&^(folioAlign-1), s.file.Size())
+	return zeroPad[:max(0, b-end)]
+}
+
 // maxPooledStage bounds the staging buffer a frames keeps for the next
 // append: enough for batches of a few MiB and an encrypted 1 MiB record
 // (sealed in the buffer), not for the rare huge one.
@@ -579,6 +618,9 @@ func (l *Log) append(batch [][]byte) (uint64, error) {
 		w += int64(n)
 	}
 	if fr != nil {
+		if pad := l.padLocked(s, s.tail+w); len(pad) > 0 {
+			fr.iov = append(fr.iov, pad)
+		}
 		err := s.file.WriteV(fr.iov, s.tail)
 		fr.release()
 		if err != nil {
@@ -916,11 +958,18 @@ func (l *Log) releaseStepLocked() int64 {
 // Open writes back that much zeros at most); under the other policies,
 // as if syncs were frequent.
 func (l *Log) writeAheadLocked() int64 {
-	w := max(l.lastSyncGap, l.appended-l.syncedAppended) / 16
+	w := l.syncGapLocked() / 16
 	if w < populateChunk {
 		return 0
 	}
 	return min(w, l.aheadLocked())
+}
+
+// syncGapLocked returns the bytes appended between syncs: the more of the
+// last two gaps between sync rounds, the current one included (see
+// writeAheadLocked).
+func (l *Log) syncGapLocked() int64 {
+	return max(l.lastSyncGap, l.appended-l.syncedAppended)
 }
 
 // populateNextLocked returns the next range [from, to) of the active

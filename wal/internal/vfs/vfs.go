@@ -124,7 +124,12 @@ type Faulty struct {
 	MostBuffers int
 	// WriteVs counts the WriteVAt calls.
 	WriteVs int
+	// WriteVEnd is where the bytes the last WriteVAt was given end.
+	WriteVEnd int64
 }
+
+// LastWriteVEnd returns WriteVEnd, read under the lock.
+func (f *Faulty) LastWriteVEnd() int64 { f.mu.Lock(); defer f.mu.Unlock(); return f.WriteVEnd }
 
 // WriteVCount returns WriteVs, read under the lock.
 func (f *Faulty) WriteVCount() int { f.mu.Lock(); defer f.mu.Unlock(); return f.WriteVs }
@@ -225,6 +230,10 @@ func (f *faultyFile) WriteVAt(bufs [][]byte, off int64) (int, error) {
 	f.fs.mu.Lock()
 	f.fs.MostBuffers = max(f.fs.MostBuffers, len(bufs))
 	f.fs.WriteVs++
+	f.fs.WriteVEnd = off
+	for _, b := range bufs {
+		f.fs.WriteVEnd += int64(len(b))
+	}
 	f.fs.mu.Unlock()
 	if f.fs.take(&f.fs.failWrite) {
 		// Half the bytes, from the start: the buffers holding them, the
