@@ -766,8 +766,27 @@ func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 	f.Path = path
 	l.dirDirty = true
 	capacity := uint64(f.Size()-segment.HeaderSize) / segment.FrameHeaderSize
+	locs := index.NewLocations(l.nextSeq)
+	if size == l.cfg.segmentSize {
+		locs.Reserve(l.expectRecordsLocked(size))
+	}
 	return &seg{id: id, firstSeq: l.nextSeq, file: &mapped{File: f}, tail: segment.HeaderSize, populated: populated, wpopulated: segment.HeaderSize,
-		locs: index.NewLocations(l.nextSeq), acks: index.NewAcks(l.nextSeq, capacity)}, nil
+		locs: locs, acks: index.NewAcks(l.nextSeq, capacity)}, nil
+}
+
+// expectRecordsLocked returns how many records a new segment of size
+// bytes is likely to take: as many per byte as the active segment took,
+// and a sixteenth more, so that the new segment's index is allocated once
+// (index.Locations.Reserve) rather than grown and copied as records come,
+// and fits well enough to be kept as it is when the segment is sealed
+// (index.Locations.Trim). 0 if the active segment holds nothing yet.
+func (l *Log) expectRecordsLocked(size int64) int {
+	a := l.active
+	if a == nil || a.tail <= segment.HeaderSize {
+		return 0
+	}
+	n := int64(a.locs.Len()) * (size - segment.HeaderSize) / (a.tail - segment.HeaderSize)
+	return int(min(n+n/16, (size-segment.HeaderSize)/segment.FrameHeaderSize))
 }
 
 // createFile allocates and maps a new segment file and counts it.

@@ -847,3 +847,75 @@ func TestLocationsReserve(t *testing.T) {
 		t.Fatalf("sparse after Reserve: Lookup(9) = %d, %v; Len %d", off, ok, s.Len())
 	}
 }
+
+// TestLocationsFastPathMix: records added after a Reserve take the fast
+// path while they are the next seq with equal, small lengths; a large
+// length, a raw length apart and a gap each leave it, and every record is
+// found as added whichever path it took.
+func TestLocationsFastPathMix(t *testing.T) {
+	l := NewLocations(100)
+	l.Reserve(64)
+	want := map[uint64]Loc{}
+	off := int64(64)
+	add := func(q uint64, stored, raw uint32) {
+		c := Loc{Off: off, Stored: stored, Raw: raw}
+		l.Add(q, c)
+		want[q] = c
+		off += int64(32 + stored)
+	}
+	q := uint64(100)
+	for ; q < 110; q++ {
+		add(q, 100, 100)
+	}
+	add(q, 1<<17, 1<<17) // kept in the big list
+	q++
+	for ; q < 120; q++ {
+		add(q, 100, 100)
+	}
+	add(q, 50, 80) // raw lengths kept from here on
+	q++
+	for ; q < 130; q++ {
+		add(q, 100, 100)
+	}
+	q += 3 // a gap: sparse
+	add(q, 10, 10)
+	if l.Len() != len(want) {
+		t.Fatalf("Len = %d, want %d", l.Len(), len(want))
+	}
+	for q, c := range want {
+		if got, ok := l.Find(q); !ok || got != c {
+			t.Fatalf("Find(%d) = %+v, %v; want %+v", q, got, ok, c)
+		}
+	}
+}
+
+// TestLocationsTrim: Trim copies the map into slices of its size where
+// the spare capacity is more than an eighth of what is used, and keeps
+// the slices it has (no copy) where it is less.
+func TestLocationsTrim(t *testing.T) {
+	loc := func(q uint64) Loc { return Loc{Off: int64(64 + 136*(q-1)), Stored: 100, Raw: 100} }
+	for _, tc := range []struct {
+		reserve, add int
+		copied       bool
+	}{{1000, 500, true}, {1000, 950, false}, {1000, 1000, false}, {1000, 850, true}} {
+		l := NewLocations(1)
+		l.Reserve(tc.reserve)
+		for q := uint64(1); q <= uint64(tc.add); q++ {
+			l.Add(q, loc(q))
+		}
+		offs, lens := &l.dense[0], &l.stored.small[0]
+		l.Trim()
+		if copied := &l.dense[0] != offs || &l.stored.small[0] != lens; copied != tc.copied {
+			t.Errorf("reserve %d, add %d: Trim copied %v, want %v", tc.reserve, tc.add, copied, tc.copied)
+		}
+		// A copy is as large as the allocator's size class rounds it.
+		if spare := tc.add / 8; tc.copied && (cap(l.dense)-tc.add > spare || cap(l.stored.small)-tc.add > spare) {
+			t.Errorf("reserve %d, add %d: capacities %d, %d after Trim", tc.reserve, tc.add, cap(l.dense), cap(l.stored.small))
+		}
+		for q := uint64(1); q <= uint64(tc.add); q++ {
+			if c, ok := l.Find(q); !ok || c != loc(q) {
+				t.Fatalf("Find(%d) = %+v, %v after Trim", q, c, ok)
+			}
+		}
+	}
+}

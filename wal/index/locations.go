@@ -129,8 +129,18 @@ func (s *lengths) at(i int) uint32 {
 }
 
 func (s *lengths) trim() {
-	s.small = append([]uint16(nil), s.small...)
-	s.big = append([]bigLength(nil), s.big...)
+	s.small = trimmed(s.small)
+	s.big = trimmed(s.big)
+}
+
+// trimmed returns s without its spare capacity: a copy of it, unless the
+// spare is small (an eighth of its length at most, as after a Reserve that
+// guessed well), which is not worth copying a large slice for.
+func trimmed[T any](s []T) []T {
+	if cap(s)-len(s) <= len(s)/8 {
+		return s
+	}
+	return append([]T(nil), s...)
 }
 
 // loc returns the location of the i-th record added, at off.
@@ -292,14 +302,15 @@ func (l *Locations) AppendSeqs(dst []uint64) []uint64 {
 	return dst
 }
 
-// Trim releases spare capacity, for a segment that takes no more records.
+// Trim releases spare capacity, for a segment that takes no more records;
+// where it is small (an eighth or less of what is used), it stays.
 func (l *Locations) Trim() {
 	l.stored.trim()
 	l.raw.trim()
 	if l.seqs == nil {
-		l.dense = append([]uint32(nil), l.dense...)
+		l.dense = trimmed(l.dense)
 		return
 	}
-	l.seqs = append([]uint64(nil), l.seqs...)
-	l.offs = append([]uint32(nil), l.offs...)
+	l.seqs = trimmed(l.seqs)
+	l.offs = trimmed(l.offs)
 }
