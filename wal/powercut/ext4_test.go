@@ -82,7 +82,13 @@ func TestWriterChild(t *testing.T) {
 	r := rand.New(rand.NewPCG(uint64(os.Getpid()), 1))
 	for i := 0; ; i++ {
 		n := 1
-		if r.IntN(8) == 0 {
+		switch {
+		case i%64 == 63:
+			// 64 records of 512 B or more: 32 KiB or more, written
+			// through the file with one pwritev (and, where syncs are
+			// rare, followed by zeros to the next 64 KiB boundary).
+			n = 64
+		case r.IntN(8) == 0:
 			n = 2 + r.IntN(6)
 		}
 		batch := make([][]byte, n)
