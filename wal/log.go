@@ -811,8 +811,8 @@ func (l *Log) preparedPath() string {
 	return vfs.Join(l.dir, fmt.Sprintf("next-%d%s%s", l.prepSeq.Add(1), segment.Ext, tmpExt))
 }
 
-// Pre-faulting: the preparer keeps the pages ahead of the active
-// segment's tail faulted in, populateChunk at a time at most, and once
+// Pre-faulting (unless WithPrefault(false)): the preparer keeps the pages
+// ahead of the active segment's tail faulted in, populateChunk at a time at most, and once
 // that window reaches past the segment's end, the first pages of the
 // prepared next segment (as far as the window reaches into it), so that
 // appends rarely take a full page fault. The window grows with the
@@ -905,7 +905,7 @@ func (l *Log) prepareStep() bool {
 	}
 	if p := l.prepared; p != nil {
 		from, end := l.prepPopulated, l.prepReachLocked(a)
-		if from >= end || !l.mapWrites {
+		if from >= end || !l.prefaultLocked() {
 			l.mu.Unlock()
 			return false
 		}
@@ -991,10 +991,17 @@ func (l *Log) syncGapLocked() int64 {
 	return max(l.lastSyncGap, l.appended-l.syncedAppended)
 }
 
+// prefaultLocked reports whether the preparer faults pages in ahead of
+// the writer: unless WithPrefault(false), while appends go through the
+// mapping.
+func (l *Log) prefaultLocked() bool {
+	return l.mapWrites && !l.cfg.noPrefault
+}
+
 // populateNextLocked returns the next range [from, to) of the active
 // segment a to pre-fault, and whether for writing; from >= to if none.
 func (l *Log) populateNextLocked(a *seg) (from, to int64, write bool) {
-	if !l.mapWrites {
+	if !l.prefaultLocked() {
 		return 0, 0, false
 	}
 	size := a.file.Size()
@@ -1032,7 +1039,7 @@ func (l *Log) prepReachLocked(a *seg) int64 {
 // it keeps ahead, so that it is kicked once a chunk, not on every
 // append).
 func (l *Log) populateDueLocked(a *seg) bool {
-	if !l.mapWrites {
+	if !l.prefaultLocked() {
 		return false
 	}
 	size := a.file.Size()

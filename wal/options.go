@@ -76,6 +76,7 @@ type config struct {
 	sync        SyncPolicy
 	compression Compression
 	maxBytes    int64
+	noPrefault  bool // WithPrefault(false)
 	fileMode    fs.FileMode
 	logger      *slog.Logger
 	fs          vfs.FS
@@ -142,6 +143,18 @@ func WithCompression(comp Compression) Option { return func(c *config) { c.compr
 // records: an Append that would exceed it returns ErrFull. 0, the
 // default, means unlimited.
 func WithMaxBytes(bytes int64) Option { return func(c *config) { c.maxBytes = bytes } }
+
+// WithPrefault sets whether a background goroutine faults in the pages
+// ahead of the writer (default true), so that an append rarely takes a
+// page fault on the caller's thread: the fault's work moves to another
+// core. Pre-faulting adds work of its own, though (pages faulted in for
+// reading still take a write-protect fault at their first store), so where
+// no core is idle (a process that keeps every core busy, such as the Kafka
+// producer's journal) it costs more CPU than it saves. With false, each
+// page's first store faults it in on the appending thread, and the page
+// cache may hold the pages in large folios whatever the sync policy.
+// Durability and the format are the same either way.
+func WithPrefault(on bool) Option { return func(c *config) { c.noPrefault = !on } }
 
 // WithFileMode sets the permissions of every file the log creates
 // (default 0o600). A directory Open creates is 0o700.

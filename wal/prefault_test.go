@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/walpub/walpub/internal/testutil"
+	"github.com/walpub/walpub/wal/segment"
 )
 
 // TestPrefaultForWriting: the preparer pre-faults the active segment's
@@ -126,5 +127,61 @@ func TestPrefaultForWriting(t *testing.T) {
 	}
 	if i != len(recs) {
 		t.Fatalf("%d records pending, want %d", i, len(recs))
+	}
+}
+
+// TestNoPrefault: with WithPrefault(false) the preparer faults no page in
+// ahead of the writer, neither of the active segment nor of the prepared
+// next one, and still prepares that segment, into which the log rotates;
+// by default it does pre-fault in the same run. Every record reads back as
+// written.
+func TestNoPrefault(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		l := mustOpen(t, t.TempDir(), WithSegmentSize(1<<20), WithPrefault(on))
+		// reach is how far past its header any segment was pre-faulted.
+		reach := func() int64 {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			a := l.active
+			return max(a.populated, a.wpopulated, l.prepPopulated+segment.HeaderSize) - segment.HeaderSize
+		}
+		r := rand.New(rand.NewPCG(8, 8))
+		var recs [][]byte
+		seen := int64(0)
+		for range 3 << 10 {
+			rec := randRecord(r, 1<<10)
+			if _, err := l.Append(rec); err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, rec)
+			seen = max(seen, reach())
+		}
+		eventually(t, "a next segment prepared", func() bool {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			return l.prepared != nil
+		})
+		if on {
+			eventually(t, "pages faulted in ahead of the writer", func() bool { return reach() > 0 })
+		} else if seen = max(seen, reach()); seen != 0 {
+			t.Fatalf("with WithPrefault(false) the preparer faulted in %d bytes ahead of the writer", seen)
+		}
+		if st := l.Stats(); st.Segments < 3 {
+			t.Fatalf("prefault %v: 3 MiB in 1 MiB segments left %d segments", on, st.Segments)
+		}
+		i := 0
+		for rec, err := range l.Pending() {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(rec.Data, recs[i]) {
+				t.Fatalf("prefault %v: record %d reads back different", on, rec.Seq)
+			}
+			i++
+		}
+		if i != len(recs) {
+			t.Fatalf("prefault %v: %d records pending, want %d", on, i, len(recs))
+		}
+		mustClose(t, l)
 	}
 }

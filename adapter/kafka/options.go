@@ -99,14 +99,20 @@ func WithJournal(dir string) Option {
 const journalSyncEvery = 100 * time.Millisecond
 
 // journalOptions returns the options of the journal's wal.Log: the
-// producer's own, then WithWAL's.
+// producer's own, then WithWAL's. The journal does not pre-fault
+// (wal.WithPrefault(false)): the writer, the sender, the client and the
+// broker keep the cores busy, so the pre-faulting goroutine would only add
+// work (BenchmarkProducer, interleaved, flush every 1000 records: CPU per
+// 1 KiB record 20-33% lower without it, on kfake and on a real broker).
 func (c *config) journalOptions() []wal.Option {
-	return append([]wal.Option{wal.WithSync(wal.SyncEvery(journalSyncEvery))}, c.walOpts...)
+	return append([]wal.Option{wal.WithSync(wal.SyncEvery(journalSyncEvery)), wal.WithPrefault(false)},
+		c.walOpts...)
 }
 
 // WithWAL passes options to the journal's wal.Log, after the producer's own:
 // wal.WithSync(wal.SyncEvery(100ms)), so that a power cut loses at most
-// about the last 100 ms of records written (a killed process loses none).
+// about the last 100 ms of records written (a killed process loses none),
+// and wal.WithPrefault(false).
 // Pass wal.WithSync(wal.SyncAlways) to have Write return only once the
 // record is on stable storage, or wal.WithSync(wal.SyncNever) to leave
 // write-back to the kernel, as the reference does. wal.WithMaxBytes bounds
