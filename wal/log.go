@@ -1823,13 +1823,19 @@ func (l *Log) pendingAhead(r *pendingReader, f *mapped, acks *index.Acks, tail, 
 // read.
 func (l *Log) yieldListed(r *pendingReader, f *mapped, w *aheadWindow, acks *index.Acks, end uint64, yield func(Record, error) bool) (stop bool, err error) {
 	le := binary.LittleEndian
+	// The bitmap's bits tested here, not by a call to Has a record.
+	base, n, words, dense := acks.Words()
 	for _, at := range w.recs {
 		h := w.buf[at:]
 		seq := le.Uint64(h[16:])
 		if seq >= end {
 			return true, nil
 		}
-		if acks.Has(seq) {
+		if i := seq - base; dense && i < n {
+			if atomic.LoadUint64(&words[i/64])&(1<<(i%64)) != 0 {
+				continue
+			}
+		} else if acks.Has(seq) {
 			continue
 		}
 		end := segment.FrameHeaderSize + int(le.Uint32(h[8:]))

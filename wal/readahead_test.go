@@ -195,3 +195,38 @@ func TestPendingReadAheadStopsAtEnd(t *testing.T) {
 		t.Fatalf("Pending yielded %d records, want %d", n, last)
 	}
 }
+
+// TestPendingReadAheadSeesAcks: a record acknowledged during the
+// iteration is not yielded after, though the window holding it was read
+// (and its records listed) before the Ack.
+func TestPendingReadAheadSeesAcks(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	l, m, _ := readAheadLog(t)
+	defer mustClose(t, l)
+	pending := m.pending()
+	at := map[uint64]int{}
+	for i, q := range pending {
+		at[q] = i
+	}
+	acked := map[uint64]bool{}
+	n := 0
+	for r, err := range l.Pending() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if acked[r.Seq] {
+			t.Fatalf("Pending yielded record %d, acknowledged during the iteration", r.Seq)
+		}
+		if i := at[r.Seq]; n%100 == 0 && i+3 < len(pending) {
+			q := pending[i+3] // a few records on: in the window yielded from
+			if err := l.Ack(q); err != nil {
+				t.Fatal(err)
+			}
+			acked[q] = true
+		}
+		n++
+	}
+	if want := len(pending) - len(acked); n != want || len(acked) < 10 {
+		t.Fatalf("Pending yielded %d records, want %d (%d acknowledged during the iteration)", n, want, len(acked))
+	}
+}

@@ -146,6 +146,18 @@ func (a *Acks) Has(seq uint64) bool {
 	return a.bit(seq - a.base)
 }
 
+// Words returns the bitmap's words and the seqs they cover, [base,
+// base+n), if it has words of a bit a seq (ok: not sparse, not uniform),
+// for a reader that tests many seqs in a row: seq's bit is bit (seq-base)%64
+// of words[(seq-base)/64], to be read with an atomic load, since Set and
+// SetRange may set bits meanwhile. The words never move.
+func (a *Acks) Words() (base, n uint64, words []uint64, ok bool) {
+	if a.seqs != nil || a.words == nil {
+		return 0, 0, nil, false
+	}
+	return a.base, a.n, a.words, true
+}
+
 // Set marks seq acknowledged and reports whether it was not already.
 func (a *Acks) Set(seq uint64) bool {
 	if !a.Covers(seq) {
