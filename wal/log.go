@@ -1,7 +1,6 @@
 package wal
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"iter"
@@ -1755,7 +1754,7 @@ func (l *Log) pendingIn(r *pendingReader, f *mapped, acks *index.Acks, tail, off
 		// it (need, by the length it claims, or its header).
 		need := segment.FrameHeaderSize
 		if h := r.win[off-r.base : r.n]; len(h) >= segment.FrameHeaderSize {
-			need = segment.FrameSize(int(binary.LittleEndian.Uint32(h[8:])))
+			need = segment.FrameSize(int(segment.HeaderStored(h)))
 		}
 		if err := r.fill(f, off, tail, need); err != nil {
 			return false, err
@@ -1822,12 +1821,11 @@ func (l *Log) pendingAhead(r *pendingReader, f *mapped, acks *index.Acks, tail, 
 // yieldFrames does; their frames were decoded and verified when w was
 // read.
 func (l *Log) yieldListed(r *pendingReader, f *mapped, w *aheadWindow, acks *index.Acks, end uint64, yield func(Record, error) bool) (stop bool, err error) {
-	le := binary.LittleEndian
 	// The bitmap's bits tested here, not by a call to Has a record.
 	base, n, words, dense := acks.Words()
 	for _, at := range w.recs {
 		h := w.buf[at:]
-		seq := le.Uint64(h[16:])
+		seq := segment.HeaderSeq(h)
 		if seq >= end {
 			return true, nil
 		}
@@ -1838,13 +1836,13 @@ func (l *Log) yieldListed(r *pendingReader, f *mapped, w *aheadWindow, acks *ind
 		} else if acks.Has(seq) {
 			continue
 		}
-		end := segment.FrameHeaderSize + int(le.Uint32(h[8:]))
+		end := segment.FrameHeaderSize + int(segment.HeaderStored(h))
 		data := h[segment.FrameHeaderSize:end:end]
 		// The Frame only for a record to decode: built and passed on
 		// every record, the struct is a copy on the stack that stalls
 		// on store forwarding.
-		if flags := le.Uint32(h[12:]); flags&(segment.FlagZstd|segment.FlagEncrypted) != 0 {
-			fr := segment.Frame{Offset: w.off + int64(at), Seq: seq, Flags: flags, RawLen: le.Uint32(h[24:]), Payload: data}
+		if flags := segment.HeaderFlags(h); flags&(segment.FlagZstd|segment.FlagEncrypted) != 0 {
+			fr := segment.Frame{Offset: w.off + int64(at), Seq: seq, Flags: flags, RawLen: segment.HeaderRawLen(h), Payload: data}
 			if data, err = decodeRecord(fr, f.Path, r.out, l.sealer); err != nil {
 				return true, err
 			}

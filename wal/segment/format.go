@@ -211,13 +211,37 @@ func startFrame(dst []byte, seq uint64, flags uint32, rawLen, stored int) []byte
 	return dst[FrameHeaderSize : FrameHeaderSize+stored]
 }
 
+// Where a frame header's fields are, after its checksum (at 0): see
+// putFrameFields.
+const (
+	offStored   = 8
+	offFlags    = 12
+	offSeq      = 16
+	offRawLen   = 24
+	offReserved = 28
+)
+
+// HeaderStored, HeaderFlags, HeaderSeq and HeaderRawLen read a field of
+// the frame header at the start of h, for a reader that takes a few fields
+// of many frames a Scanner has checked before, without decoding each one.
+func HeaderStored(h []byte) uint32 { return binary.LittleEndian.Uint32(h[offStored:]) }
+
+// HeaderFlags: see HeaderStored.
+func HeaderFlags(h []byte) uint32 { return binary.LittleEndian.Uint32(h[offFlags:]) }
+
+// HeaderSeq: see HeaderStored.
+func HeaderSeq(h []byte) uint64 { return binary.LittleEndian.Uint64(h[offSeq:]) }
+
+// HeaderRawLen: see HeaderStored.
+func HeaderRawLen(h []byte) uint32 { return binary.LittleEndian.Uint32(h[offRawLen:]) }
+
 // putFrameFields writes a frame header's fields after the checksum.
 func putFrameFields(dst []byte, seq uint64, flags uint32, rawLen, stored int) {
-	binary.LittleEndian.PutUint32(dst[8:], uint32(stored))
-	binary.LittleEndian.PutUint32(dst[12:], flags)
-	binary.LittleEndian.PutUint64(dst[16:], seq)
-	binary.LittleEndian.PutUint32(dst[24:], uint32(rawLen))
-	binary.LittleEndian.PutUint32(dst[28:], 0)
+	binary.LittleEndian.PutUint32(dst[offStored:], uint32(stored))
+	binary.LittleEndian.PutUint32(dst[offFlags:], flags)
+	binary.LittleEndian.PutUint64(dst[offSeq:], seq)
+	binary.LittleEndian.PutUint32(dst[offRawLen:], uint32(rawLen))
+	binary.LittleEndian.PutUint32(dst[offReserved:], 0)
 }
 
 // finishFrame writes the padding and the checksum of the frame startFrame
@@ -292,7 +316,7 @@ func (s *Scanner) step() bool {
 		s.err = ErrEnd
 		return false
 	}
-	stored := binary.LittleEndian.Uint32(h[8:])
+	stored := HeaderStored(h)
 	if stored > MaxPayload || int64(FrameSize(int(stored))) > int64(len(rest)) {
 		if s.window && stored <= MaxPayload {
 			s.err = ErrPartial
@@ -313,9 +337,9 @@ func (s *Scanner) step() bool {
 	// stack and copied (a store-forwarding stall on every frame).
 	fr := &s.fr
 	fr.Offset = off
-	fr.Flags = binary.LittleEndian.Uint32(h[12:])
-	fr.Seq = binary.LittleEndian.Uint64(h[16:])
-	fr.RawLen = binary.LittleEndian.Uint32(h[24:])
+	fr.Flags = HeaderFlags(h)
+	fr.Seq = HeaderSeq(h)
+	fr.RawLen = HeaderRawLen(h)
 	s.pay, s.n = int(off-s.base)+FrameHeaderSize, int(stored)
 	// Every check that costs nothing comes before the checksum, which
 	// costs the whole payload: the search for a valid frame after damage
@@ -324,7 +348,7 @@ func (s *Scanner) step() bool {
 	case s.fr.Flags&^knownFlags != 0:
 		s.err = errAt(off, "unknown frame flags %#x", s.fr.Flags)
 		return false
-	case binary.LittleEndian.Uint32(h[28:]) != 0:
+	case binary.LittleEndian.Uint32(h[offReserved:]) != 0:
 		s.err = errAt(off, "reserved frame bytes are not zero")
 		return false
 	case s.fr.Flags&FlagCommit != 0 && s.fr.Flags&FlagBatch == 0:
@@ -356,9 +380,9 @@ func (s *Scanner) step() bool {
 // a filter for Resync that allocates nothing (decodeFrame makes every
 // check, these included, and names what failed).
 func plausibleHeader(h []byte) bool {
-	flags := binary.LittleEndian.Uint32(h[12:])
-	stored, raw := binary.LittleEndian.Uint32(h[8:]), binary.LittleEndian.Uint32(h[24:])
-	return flags&^knownFlags == 0 && binary.LittleEndian.Uint32(h[28:]) == 0 &&
+	flags := HeaderFlags(h)
+	stored, raw := HeaderStored(h), HeaderRawLen(h)
+	return flags&^knownFlags == 0 && binary.LittleEndian.Uint32(h[offReserved:]) == 0 &&
 		lengthsAgree(flags, stored, raw)
 }
 
