@@ -23,10 +23,10 @@ func TestRotationReservesIndex(t *testing.T) {
 	l.mu.Lock()
 	full := l.segs[1].locs.Len() // the first full segment opened by a rotation
 	want := full + full/16
-	if got := l.expectRecordsLocked(l.cfg.segmentSize); got != want {
+	if got := l.expectRecordsLocked(l.cfg.segmentSize); got != uint64(want) {
 		t.Errorf("expectRecordsLocked = %d after a segment of %d records, want %d", got, full, want)
 	}
-	if got := l.expectRecordsLocked(l.cfg.segmentSize + segment.PageSize); got <= want {
+	if got := l.expectRecordsLocked(l.cfg.segmentSize + segment.PageSize); got <= uint64(want) {
 		t.Errorf("expectRecordsLocked of a larger segment = %d, want more than %d", got, want)
 	}
 	active := l.active

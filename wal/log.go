@@ -806,7 +806,7 @@ func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 	capacity := uint64(f.Size()-segment.HeaderSize) / segment.FrameHeaderSize
 	locs := index.NewLocations(l.nextSeq)
 	if size == l.cfg.segmentSize {
-		locs.Reserve(l.expectRecordsLocked(size))
+		locs.Reserve(int(min(l.expectRecordsLocked(size), capacity)))
 	}
 	return &seg{id: id, firstSeq: l.nextSeq, file: &mapped{File: f}, tail: segment.HeaderSize, populated: populated, wpopulated: segment.HeaderSize,
 		locs: locs, acks: index.NewAcks(l.nextSeq, capacity)}, nil
@@ -817,14 +817,15 @@ func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 // and a sixteenth more, so that the new segment's index is allocated once
 // (index.Locations.Reserve) rather than grown and copied as records come,
 // and fits well enough to be kept as it is when the segment is sealed
-// (index.Locations.Trim). 0 if the active segment holds nothing yet.
-func (l *Log) expectRecordsLocked(size int64) int {
+// (index.Locations.Trim). 0 if the active segment holds nothing yet; the
+// caller bounds it by what the segment can hold.
+func (l *Log) expectRecordsLocked(size int64) uint64 {
 	a := l.active
 	if a == nil || a.tail <= segment.HeaderSize {
 		return 0
 	}
-	n := int64(a.locs.Len()) * (size - segment.HeaderSize) / (a.tail - segment.HeaderSize)
-	return int(min(n+n/16, (size-segment.HeaderSize)/segment.FrameHeaderSize))
+	n := uint64(a.locs.Len()) * uint64(size-segment.HeaderSize) / uint64(a.tail-segment.HeaderSize)
+	return n + n/16
 }
 
 // createFile allocates and maps a new segment file and counts it.
@@ -1830,7 +1831,7 @@ func (l *Log) yieldListed(r *pendingReader, f *mapped, w *aheadWindow, acks *ind
 			return true, nil
 		}
 		if i := seq - base; dense && i < n {
-			if atomic.LoadUint64(&words[i/64])&(1<<(i%64)) != 0 {
+			if index.WordBit(words, i) {
 				continue
 			}
 		} else if acks.Has(seq) {

@@ -84,7 +84,14 @@ func (a *Acks) Sparse() bool { return a.seqs != nil }
 func (a *Acks) listed(seq uint64) (int, bool) { return slices.BinarySearch(a.seqs, seq) }
 
 // bit reports whether bit i of the words is set.
-func (a *Acks) bit(i uint64) bool { return atomic.LoadUint64(&a.words[i/64])&(1<<(i%64)) != 0 }
+func (a *Acks) bit(i uint64) bool { return WordBit(a.words, i) }
+
+// WordBit reports whether bit i of words, a dense bitmap's words (Words),
+// is set, read with an atomic load: Set and SetRange may set bits
+// meanwhile.
+func WordBit(words []uint64, i uint64) bool {
+	return atomic.LoadUint64(&words[i/64])&(1<<(i%64)) != 0
+}
 
 // setBit sets bit i of the words and reports whether it was not already.
 func (a *Acks) setBit(i uint64) bool {
@@ -148,9 +155,8 @@ func (a *Acks) Has(seq uint64) bool {
 
 // Words returns the bitmap's words and the seqs they cover, [base,
 // base+n), if it has words of a bit a seq (ok: not sparse, not uniform),
-// for a reader that tests many seqs in a row: seq's bit is bit (seq-base)%64
-// of words[(seq-base)/64], to be read with an atomic load, since Set and
-// SetRange may set bits meanwhile. The words never move.
+// for a reader that tests many seqs in a row: seq's bit is
+// WordBit(words, seq-base). The words never move.
 func (a *Acks) Words() (base, n uint64, words []uint64, ok bool) {
 	if a.seqs != nil || a.words == nil {
 		return 0, 0, nil, false
