@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/walpub/walpub/wal/index"
@@ -114,6 +115,16 @@ type ackSnapshot struct {
 // and returns the state it recorded. Reclaiming space relies only on
 // that state, so that a crash never leaves a segment gone whose records
 // the checkpoint on disk calls unacknowledged.
+//
+// A rotation alone calls for no checkpoint: a segment sealed with every
+// record pending (and at least half of its file live) is not one reclaim
+// could delete or compact, and Open reads all of it anyway, to verify its
+// records. So after a rotation with no acknowledgement since the last
+// checkpoint, the checkpoint on disk stays as it is (covering fewer
+// segments) and only the sealed segments are synced, up to their end
+// (see doSync): the active segment's pages are not written back under
+// the writer. Such a segment gets into a checkpoint with the first
+// acknowledgement after it, or at Close.
 func (l *Log) writeCheckpoint() ([]ackSnapshot, error) {
 	l.mu.Lock()
 	// Not checkLocked: Close writes the last checkpoint while closing.
@@ -129,6 +140,10 @@ func (l *Log) writeCheckpoint() ([]ackSnapshot, error) {
 	// active segment's header) must be durable before it is: see load.
 	at := pos{l.active.id, l.active.tail}
 	var snap []ackSnapshot
+	// due: a sealed segment the checkpoint on disk does not cover has
+	// something for a checkpoint to record: acknowledged records, or it
+	// is one reclaim would delete (none pending) or compact (sparse).
+	due := false
 	for _, s := range l.segs {
 		if !s.sealed {
 			continue
@@ -137,12 +152,30 @@ func (l *Log) writeCheckpoint() ([]ackSnapshot, error) {
 		c.Segments = append(c.Segments, index.SegmentAcks{ID: s.id, Acks: a})
 		sparse := s.liveFrames*2 < s.file.Size()-segment.HeaderSize
 		snap = append(snap, ackSnapshot{seg: s, acks: a, pending: s.pending, live: s.liveFrames, sparse: sparse})
+		if s.id > l.ckptThrough && (s.pending == 0 || s.pending < s.locs.Len() || sparse) {
+			due = true
+		}
 	}
-	changed := epoch != l.ckptEpoch || l.ckptBytes == 0 && len(snap) > 0
-	l.mu.Unlock()
+	changed := epoch != l.ckptEpoch || l.ckptBytes == 0 && len(snap) > 0 ||
+		c.Through != l.ckptThrough && (due || l.closing)
 	if !changed {
+		// The segments the checkpoint on disk leaves out have every
+		// record pending and are not sparse (or due would be set): reclaim
+		// deletes and compacts none of them. Sync what was sealed since
+		// the last sync, if anything.
+		var end pos // the end of the last sealed segment, if one needs a sync
+		if n := len(l.segs); n >= 2 && slices.ContainsFunc(l.unsynced, func(f *mapped) bool { return !f.retired }) {
+			end = pos{l.segs[n-2].id, l.segs[n-2].tail}
+		}
+		l.mu.Unlock()
+		if end != (pos{}) {
+			if err := l.syncTo(end); err != nil {
+				return nil, err
+			}
+		}
 		return snap, nil
 	}
+	l.mu.Unlock()
 	if err := l.syncTo(at); err != nil {
 		return nil, err
 	}
@@ -160,6 +193,7 @@ func (l *Log) writeCheckpoint() ([]ackSnapshot, error) {
 	}
 	l.mu.Lock()
 	l.ckptEpoch = epoch
+	l.ckptThrough = c.Through
 	l.ckptBytes = int64(len(b))
 	l.mu.Unlock()
 	return snap, nil

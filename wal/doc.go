@@ -50,10 +50,10 @@
 //     Ack that returned (appenders running at once share one fdatasync);
 //   - SyncEvery(d): all but at most the last d, plus the time one sync
 //     takes (a background goroutine syncs every d);
-//   - SyncNever: everything up to the last Sync, Close or rotation sync
-//     (after each rotation the background work syncs the data before it
-//     writes the checkpoint), never more; the kernel writes back the rest
-//     when it likes.
+//   - SyncNever: everything up to the last Sync or Close, and the sealed
+//     segments once the background work has synced them after a rotation
+//     (the active segment is left alone), never more; the kernel writes
+//     back the rest when it likes.
 //
 // Each sync records the durable high-water mark in the superblock
 // (written after the data sync, itself synced by Close only: on disk the
@@ -107,8 +107,9 @@
 //
 // # Reclaiming space
 //
-// A background goroutine writes the checkpoint after each rotation, then
-// deletes sealed segments whose records are all acknowledged and rewrites
+// After each rotation a background goroutine syncs the sealed segment and,
+// where a sealed segment has acknowledged records (or none pending), writes
+// the checkpoint, then deletes sealed segments whose records are all acknowledged and rewrites
 // ("compacts") sealed segments less than half live into a file holding
 // only their live records, renamed into place. Disk use stays within
 // about twice the live data plus two segments. It does so at every

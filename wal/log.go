@@ -57,8 +57,9 @@ type Log struct {
 	// released pages.
 	sealedUnreleased bool
 	mapWrites        bool   // the last append went through the mapping: pre-fault for the next
-	ackEpoch         uint64 // bumped by every Ack and rotation
+	ackEpoch         uint64 // bumped by every Ack
 	ckptEpoch        uint64 // ackEpoch the last checkpoint saw
+	ckptThrough      uint64 // the checkpoint on disk covers the segments up to this id
 	// reclaimDebt: a rotation found a segment to reclaim (see
 	// reclaimNow).
 	reclaimDebt bool
@@ -217,6 +218,9 @@ func (l *Log) open(mode loadMode) error {
 		l.lastSyncGap = 16 * populateChunk // see writeAheadLocked
 	}
 	l.sbBytes, l.ckptBytes = st.sbBytes, st.ckptBytes
+	if st.haveCkpt {
+		l.ckptThrough = st.ckpt.Through
+	}
 	l.sbGen = st.hwm.Generation
 	l.synced = pos{st.hwm.Segment, st.hwm.Offset}
 	for _, s := range l.segs {
@@ -727,8 +731,9 @@ func (l *Log) rotateLocked(size int64) error {
 	l.noteUnsyncedLocked(old.file)
 	l.installActiveLocked(s)
 	l.sealedUnreleased = true
-	l.ackEpoch++
 	l.kick(l.prepKick)
+	// The compactor syncs the sealed segment and writes a checkpoint if
+	// one is due (see writeCheckpoint).
 	l.kick(l.compactKick)
 	l.reclaimDebt = l.reclaimDueLocked()
 	return nil
@@ -1229,7 +1234,7 @@ func (l *Log) syncTo(at pos) error {
 	l.syncMu.Unlock()
 	// Let appenders running beside us add their records to this round.
 	runtime.Gosched()
-	done, err := l.doSync()
+	done, err := l.doSync(at)
 
 	l.syncMu.Lock()
 	l.syncing = false
@@ -1247,7 +1252,15 @@ func (l *Log) syncTo(at pos) error {
 // that a group-commit round costs one fdatasync. After a power cut the
 // mark on disk may be older than the last sync, never newer, which only
 // narrows what recovery classifies as corruption.
-func (l *Log) doSync() (pos, error) {
+//
+// Where at lies in a sealed segment (the rotation's sync, see
+// writeCheckpoint, or an appender whose segment was sealed since), the
+// round syncs the sealed segments only, up to the end of the last one,
+// and leaves the active segment alone: its pages ahead of the tail,
+// pre-faulted for writing (see writeAheadLocked), stay dirty and
+// writable instead of being written back as zeros and write-protected
+// under the writer, and the round counts as no gap between syncs.
+func (l *Log) doSync(at pos) (pos, error) {
 	l.mu.Lock()
 	if err := l.err; err != nil {
 		l.mu.Unlock()
@@ -1260,19 +1273,35 @@ func (l *Log) doSync() (pos, error) {
 	}
 	// A sealed file retired since its rotation (merged or reclaimed) may
 	// be closed already: pinning it would make release close it again.
-	var files []*mapped
-	for _, f := range append(l.unsynced, l.active.file) {
+	var last *seg // the last sealed segment, for a round of the sealed ones
+	if n := len(l.segs); n >= 2 && at.seg < l.active.id && l.segs[n-2].id >= at.seg {
+		last = l.segs[n-2]
+	}
+	sealedOnly := last != nil
+	files := l.unsynced
+	if !sealedOnly {
+		files = append(files, l.active.file)
+	}
+	var pinned []*mapped
+	for _, f := range files {
 		if !f.retired {
 			f.refs++
-			files = append(files, f)
+			pinned = append(pinned, f)
 		}
 	}
+	files = pinned
 	l.unsynced = nil
-	at := pos{l.active.id, l.active.tail}
+	at = pos{l.active.id, l.active.tail}
 	sb := index.Superblock{Segment: at.seg, Offset: at.off, Seq: l.nextSeq - 1}
+	if sealedOnly {
+		// Every segment before the active one is sealed: the last of them
+		// ends where the active one's seqs begin.
+		at = pos{last.id, last.tail}
+		sb = index.Superblock{Segment: at.seg, Offset: at.off, Seq: l.active.firstSeq - 1}
+	}
 	dirDirty := l.dirDirty
 	l.dirDirty = false
-	if l.appended != l.syncedAppended {
+	if !sealedOnly && l.appended != l.syncedAppended {
 		// A round with nothing appended since the last says nothing of
 		// the gap between syncs (see writeAheadLocked): the first
 		// checkpoint after Open, or acknowledgements alone.
