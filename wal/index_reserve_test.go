@@ -1,6 +1,8 @@
 package wal
 
 import (
+	"bytes"
+	"errors"
 	"testing"
 
 	"github.com/walpub/walpub/wal/index"
@@ -76,5 +78,61 @@ func TestRotationReservesIndex(t *testing.T) {
 	})
 	if allocs == 0 {
 		t.Error("the index of an oversized record's segment took 2000 more records without allocating: it was reserved")
+	}
+}
+
+// TestRotationTakesPreparedIndex: the preparer allocates the prepared
+// segment's index and bitmap once the active segment tells how many
+// records a segment takes, and the rotation to it takes them, rebased to
+// the seq the segment starts at, instead of allocating its own under the
+// lock.
+func TestRotationTakesPreparedIndex(t *testing.T) {
+	l := mustOpen(t, t.TempDir(), WithSegmentSize(256<<10), WithSync(SyncNever))
+	defer mustClose(t, l)
+	rec := make([]byte, 100)
+	for range 100 {
+		if _, err := l.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.kick(l.prepKick)
+	var ix *segIndex
+	eventually(t, "the prepared segment's index", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		ix = l.prepIndex
+		return ix != nil
+	})
+	if ix.locs.Len() != 0 || ix.acks.Count() != 0 {
+		t.Fatalf("prepared index holds %d records, %d acknowledged", ix.locs.Len(), ix.acks.Count())
+	}
+	first := l.Stats().Segments
+	var q uint64
+	for l.Stats().Segments == first {
+		var err error
+		if q, err = l.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.mu.Lock()
+	a := l.active
+	l.mu.Unlock()
+	if a.locs != ix.locs || a.acks != ix.acks {
+		t.Fatal("the rotation did not take the index the preparer made")
+	}
+	if a.firstSeq != q || a.acks.Base() != q {
+		t.Fatalf("segment starts at %d, its bitmap at %d; want %d", a.firstSeq, a.acks.Base(), q)
+	}
+	if loc, ok := a.locs.Find(q); !ok || loc.Off != segment.HeaderSize {
+		t.Fatalf("seq %d: %+v %v in the new segment's index, want its first frame", q, loc, ok)
+	}
+	if err := l.Ack(q); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Get(q); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get of acknowledged %d: %v, want ErrNotFound", q, err)
+	}
+	if got, err := l.Get(q - 1); err != nil || !bytes.Equal(got, rec) {
+		t.Fatalf("Get(%d) = %v", q-1, err)
 	}
 }

@@ -53,6 +53,10 @@ type Log struct {
 	prepSeq       atomic.Uint64
 	prepPopulated int64        // bytes of the prepared file pre-faulted
 	readSince     atomic.Int64 // bytes read through the mappings since the preparer last released pages
+	// prepIndex: the prepared file's index and acknowledgement bitmap,
+	// allocated (and their memory faulted in) by the preparer, so that a
+	// rotation does neither under the lock; nil until then.
+	prepIndex *segIndex
 	// sealedUnreleased: a segment was sealed since the preparer last
 	// released pages.
 	sealedUnreleased bool
@@ -777,13 +781,15 @@ func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 		id = max(last.id, last.file.Header.MergedThrough) + 1
 	}
 	var f *segment.File
+	var ix *segIndex
 	populated := int64(segment.HeaderSize)
 	// A prepared file of another size stays prepared (the preparer may
 	// be pre-faulting it): an oversized record gets a file of its own,
 	// and so does Close's one-page segment (see shrinkIdle).
 	if p := l.prepared; p != nil && p.Size() == size {
 		l.prepared = nil
-		f, populated = p, l.prepPopulated
+		f, populated, ix = p, l.prepPopulated, l.prepIndex
+		l.prepIndex = nil
 	}
 	if f == nil {
 		var err error
@@ -800,7 +806,7 @@ func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 	if err := l.fs.Rename(f.Path, path); err != nil {
 		// Keep the file for the next try.
 		if l.prepared == nil {
-			l.prepared, l.prepPopulated = f, populated
+			l.prepared, l.prepPopulated, l.prepIndex = f, populated, ix
 		} else {
 			l.discardPrepared(f)
 		}
@@ -808,13 +814,30 @@ func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 	}
 	f.Path = path
 	l.dirDirty = true
-	capacity := uint64(f.Size()-segment.HeaderSize) / segment.FrameHeaderSize
-	locs := index.NewLocations(l.nextSeq)
+	if ix == nil {
+		ix = newSegIndex(size)
+	}
+	ix.locs.Rebase(l.nextSeq)
+	ix.acks.Rebase(l.nextSeq)
 	if size == l.cfg.segmentSize {
-		locs.Reserve(int(min(l.expectRecordsLocked(size), capacity)))
+		ix.locs.Reserve(int(min(l.expectRecordsLocked(size), ix.acks.Len())))
 	}
 	return &seg{id: id, firstSeq: l.nextSeq, file: &mapped{File: f}, tail: segment.HeaderSize, populated: populated, wpopulated: segment.HeaderSize,
-		locs: locs, acks: index.NewAcks(l.nextSeq, capacity)}, nil
+		locs: ix.locs, acks: ix.acks}, nil
+}
+
+// segIndex is a new segment's index and acknowledgement bitmap, made
+// before the seq the segment starts at is known (Rebase sets it).
+type segIndex struct {
+	locs *index.Locations
+	acks *index.Acks
+}
+
+// newSegIndex returns an empty index and bitmap for a segment file of
+// size bytes: the bitmap covers as many records as the file could hold.
+func newSegIndex(size int64) *segIndex {
+	capacity := uint64(size-segment.HeaderSize) / segment.FrameHeaderSize
+	return &segIndex{locs: index.NewLocations(0), acks: index.NewAcks(0, capacity)}
 }
 
 // expectRecordsLocked returns how many records a new segment of size
@@ -947,6 +970,23 @@ func (l *Log) prepareStep() bool {
 		l.release(f)
 		return true
 	}
+	if p := l.prepared; p != nil && l.prepIndex == nil && p.Size() == l.cfg.segmentSize {
+		// The index for the records the prepared segment will likely
+		// take (expectRecordsLocked), allocated here rather than by the
+		// rotation under the lock; once the active segment holds records
+		// to tell how many.
+		if n := l.expectRecordsLocked(p.Size()); n > 0 {
+			l.mu.Unlock()
+			ix := newSegIndex(p.Size())
+			ix.locs.Reserve(int(min(n, ix.acks.Len())))
+			l.mu.Lock()
+			if l.prepared == p && l.prepIndex == nil {
+				l.prepIndex = ix
+			}
+			l.mu.Unlock()
+			return true
+		}
+	}
 	if p := l.prepared; p != nil {
 		from, end := l.prepPopulated, l.prepReachLocked(a)
 		if from >= end || !l.prefaultLocked() {
@@ -982,7 +1022,7 @@ func (l *Log) prepareStep() bool {
 		l.fs.Remove(path)
 		return false
 	}
-	l.prepared, l.prepPopulated = f, 0
+	l.prepared, l.prepPopulated, l.prepIndex = f, 0, nil
 	l.diskBytes += size
 	return true
 }

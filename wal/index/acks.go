@@ -129,6 +129,16 @@ func NewAcks(base, n uint64) *Acks {
 	return &Acks{base: base, n: n, words: make([]uint64, (n+63)/64)}
 }
 
+// Rebase sets the first seq of a bitmap (from NewAcks) in which no seq
+// is acknowledged yet: one made before the seq its segment starts at was
+// known.
+func (a *Acks) Rebase(base uint64) {
+	if a.seqs != nil || a.full || slices.ContainsFunc(a.words, func(w uint64) bool { return w != 0 }) {
+		panic("index: Rebase of a bitmap with acknowledged seqs")
+	}
+	a.base = base
+}
+
 // Base is the first seq covered.
 func (a *Acks) Base() uint64 { return a.base }
 

@@ -919,3 +919,37 @@ func TestLocationsTrim(t *testing.T) {
 		}
 	}
 }
+
+// TestRebase: a map and a bitmap made before their segment's first seq
+// was known take it later; one that holds records or acknowledgements
+// refuses.
+func TestRebase(t *testing.T) {
+	l := NewLocations(0)
+	l.Reserve(10)
+	l.Rebase(1000)
+	l.Add(1000, Loc{Off: 64, Stored: 5, Raw: 5})
+	l.Add(1001, Loc{Off: 128, Stored: 7, Raw: 7})
+	if loc, ok := l.Find(1001); !ok || loc.Off != 128 || loc.Stored != 7 {
+		t.Fatalf("Find(1001) = %+v %v", loc, ok)
+	}
+	if _, ok := l.Find(1); ok {
+		t.Fatal("seq 1 found after Rebase to 1000")
+	}
+	a := NewAcks(0, 100)
+	a.Rebase(1000)
+	a.Set(1050)
+	if !a.Has(1050) || a.Has(50) || a.Base() != 1000 {
+		t.Fatalf("bitmap after Rebase: Has(1050)=%v Has(50)=%v Base=%d", a.Has(1050), a.Has(50), a.Base())
+	}
+	mustPanic := func(what string, f func()) {
+		t.Helper()
+		defer func() {
+			if recover() == nil {
+				t.Errorf("%s did not panic", what)
+			}
+		}()
+		f()
+	}
+	mustPanic("Rebase of a map with records", func() { l.Rebase(5) })
+	mustPanic("Rebase of a bitmap with an acknowledged seq", func() { a.Rebase(5) })
+}

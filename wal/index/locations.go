@@ -37,6 +37,16 @@ type Loc struct {
 // NewLocations returns an empty map for a segment whose first seq is base.
 func NewLocations(base uint64) *Locations { return &Locations{base: base} }
 
+// Rebase sets the first seq of a map that holds no record yet: one made
+// (and given room with Reserve) before the seq its segment starts at was
+// known.
+func (l *Locations) Rebase(base uint64) {
+	if l.Len() != 0 {
+		panic("index: Rebase of a map that holds records")
+	}
+	l.base = base
+}
+
 // Add records seq's frame. Seqs must be added ascending.
 func (l *Locations) Add(seq uint64, loc Loc) {
 	// The common case in one piece: the next seq of a dense map, equal
