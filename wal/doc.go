@@ -107,11 +107,12 @@
 //
 // # Reclaiming space
 //
-// After each rotation a background goroutine syncs the sealed segment and,
-// where a sealed segment has acknowledged records (or none pending), writes
-// the checkpoint, then deletes sealed segments whose records are all acknowledged and rewrites
-// ("compacts") sealed segments less than half live into a file holding
-// only their live records, renamed into place. Disk use stays within
+// After each rotation a background goroutine syncs the sealed segment.
+// Once acknowledgements give it something to record (a sealed segment
+// with acknowledged records, or none pending), it writes the checkpoint,
+// then deletes sealed segments whose records are all acknowledged and
+// rewrites ("compacts") sealed segments less than half live into a file
+// holding only their live records, renamed into place. Disk use stays within
 // about twice the live data plus two segments. It does so at every
 // moment, not only once the background work has caught up: an Append or
 // Ack that rotates to a new segment while a sealed one waits to be
