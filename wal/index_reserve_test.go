@@ -82,15 +82,37 @@ func TestRotationReservesIndex(t *testing.T) {
 }
 
 // TestRotationTakesPreparedIndex: the preparer allocates the prepared
-// segment's index and bitmap once the active segment tells how many
-// records a segment takes, and the rotation to it takes them, rebased to
-// the seq the segment starts at, instead of allocating its own under the
-// lock.
+// segment's index and bitmap once the active segment is half full (not
+// before: a log that writes little holds none), and the rotation to it
+// takes them, rebased to the seq the segment starts at, instead of
+// allocating its own under the lock.
 func TestRotationTakesPreparedIndex(t *testing.T) {
 	l := mustOpen(t, t.TempDir(), WithSegmentSize(256<<10), WithSync(SyncNever))
 	defer mustClose(t, l)
 	rec := make([]byte, 100)
+	half := func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.halfFullLocked(l.active)
+	}
 	for range 100 {
+		if _, err := l.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.kick(l.prepKick)
+	eventually(t, "the preparer to be idle", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.prepared != nil && l.prepPopulated >= l.prepReachLocked(l.active)
+	})
+	l.mu.Lock()
+	early := l.prepIndex
+	l.mu.Unlock()
+	if early != nil {
+		t.Fatal("the preparer allocated the next segment's index before the active one was half full")
+	}
+	for !half() {
 		if _, err := l.Append(rec); err != nil {
 			t.Fatal(err)
 		}

@@ -856,6 +856,12 @@ func (l *Log) expectRecordsLocked(size int64) uint64 {
 	return n + n/16
 }
 
+// halfFullLocked reports whether the active segment a, of the configured
+// size, is at least half full.
+func (l *Log) halfFullLocked(a *seg) bool {
+	return a.file.Size() == l.cfg.segmentSize && 2*(a.tail-segment.HeaderSize) >= a.file.Size()-segment.HeaderSize
+}
+
 // createFile allocates and maps a new segment file and counts it.
 func (l *Log) createFile(path string, size int64) (*segment.File, error) {
 	f, err := segment.Create(l.fs, path, size, l.cfg.fileMode)
@@ -970,11 +976,13 @@ func (l *Log) prepareStep() bool {
 		l.release(f)
 		return true
 	}
-	if p := l.prepared; p != nil && l.prepIndex == nil && p.Size() == l.cfg.segmentSize {
+	if p := l.prepared; p != nil && l.prepIndex == nil && p.Size() == l.cfg.segmentSize && l.halfFullLocked(a) {
 		// The index for the records the prepared segment will likely
 		// take (expectRecordsLocked), allocated here rather than by the
-		// rotation under the lock; once the active segment holds records
-		// to tell how many.
+		// rotation under the lock; once the active segment is half full,
+		// so that the estimate holds and a log that writes little never
+		// holds an index for a segment it may never reach (a rotation
+		// that comes first allocates its own).
 		if n := l.expectRecordsLocked(p.Size()); n > 0 {
 			l.mu.Unlock()
 			ix := newSegIndex(p.Size())
@@ -1507,9 +1515,17 @@ func decompress(fr segment.Frame, z []byte, path string, buf []byte) ([]byte, er
 	if cap(buf) < int(fr.RawLen) {
 		buf = make([]byte, 0, fr.RawLen)
 	}
-	out, err := dec.DecodeAll(z, buf[:0])
+	// The decoder stops at the buffer's capacity (WithDecodeAllCapLimit):
+	// a damaged or hostile frame that would decode to more than its raw
+	// length is refused without the memory for it.
+	out, err := dec.DecodeAll(z, buf[:0:fr.RawLen])
 	if err != nil || len(out) != int(fr.RawLen) {
 		return nil, corrupt(path, fr.Offset, fr.Seq, FixCut, "compressed record does not decode to its %d bytes: %v", fr.RawLen, err)
+	}
+	if len(out) > 0 && &out[0] == &buf[:1][0] {
+		// Decoded in place: hand buf's whole storage back for the next
+		// record, not just the raw length of this one.
+		return buf[:len(out)], nil
 	}
 	return out, nil
 }
@@ -1524,7 +1540,8 @@ var (
 // for concurrent use and starts no goroutines.
 func zstdDecoder() (*zstd.Decoder, error) {
 	decOnce.Do(func() {
-		zdec, zdecErr = zstd.NewReader(nil, zstd.WithDecoderConcurrency(4), zstd.WithDecoderMaxMemory(segment.MaxPayload))
+		zdec, zdecErr = zstd.NewReader(nil, zstd.WithDecoderConcurrency(4), zstd.WithDecoderMaxMemory(segment.MaxPayload),
+			zstd.WithDecodeAllCapLimit(true))
 	})
 	return zdec, zdecErr
 }
