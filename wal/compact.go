@@ -164,8 +164,8 @@ func (l *Log) writeCheckpoint() ([]ackSnapshot, error) {
 		// deletes and compacts none of them. Sync what was sealed since
 		// the last sync, if anything.
 		var end pos // the end of the last sealed segment, if one needs a sync
-		if n := len(l.segs); n >= 2 && slices.ContainsFunc(l.unsynced, func(f *mapped) bool { return !f.retired }) {
-			end = pos{l.segs[n-2].id, l.segs[n-2].tail}
+		if last := l.lastSealedLocked(); last != nil && slices.ContainsFunc(l.unsynced, func(f *mapped) bool { return !f.retired }) {
+			end = pos{last.id, last.tail}
 		}
 		l.mu.Unlock()
 		if end != (pos{}) {

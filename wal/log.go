@@ -820,7 +820,7 @@ func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 	ix.locs.Rebase(l.nextSeq)
 	ix.acks.Rebase(l.nextSeq)
 	if size == l.cfg.segmentSize {
-		ix.locs.Reserve(int(min(l.expectRecordsLocked(size), ix.acks.Len())))
+		ix.reserve(l.expectRecordsLocked(size))
 	}
 	return &seg{id: id, firstSeq: l.nextSeq, file: &mapped{File: f}, tail: segment.HeaderSize, populated: populated, wpopulated: segment.HeaderSize,
 		locs: ix.locs, acks: ix.acks}, nil
@@ -840,6 +840,12 @@ func newSegIndex(size int64) *segIndex {
 	return &segIndex{locs: index.NewLocations(0), acks: index.NewAcks(0, capacity)}
 }
 
+// reserve makes room in the index for n records (expectRecordsLocked), at
+// most as many as the segment can hold.
+func (ix *segIndex) reserve(n uint64) {
+	ix.locs.Reserve(int(min(n, ix.acks.Len())))
+}
+
 // expectRecordsLocked returns how many records a new segment of size
 // bytes is likely to take: as many per byte as the active segment took,
 // and a sixteenth more, so that the new segment's index is allocated once
@@ -854,6 +860,15 @@ func (l *Log) expectRecordsLocked(size int64) uint64 {
 	}
 	n := uint64(a.locs.Len()) * uint64(size-segment.HeaderSize) / uint64(a.tail-segment.HeaderSize)
 	return n + n/16
+}
+
+// lastSealedLocked returns the segment before the active one (every
+// segment before the active one is sealed), or nil if there is none.
+func (l *Log) lastSealedLocked() *seg {
+	if n := len(l.segs); n >= 2 {
+		return l.segs[n-2]
+	}
+	return nil
 }
 
 // halfFullLocked reports whether the active segment a, of the configured
@@ -986,7 +1001,7 @@ func (l *Log) prepareStep() bool {
 		if n := l.expectRecordsLocked(p.Size()); n > 0 {
 			l.mu.Unlock()
 			ix := newSegIndex(p.Size())
-			ix.locs.Reserve(int(min(n, ix.acks.Len())))
+			ix.reserve(n)
 			l.mu.Lock()
 			if l.prepared == p && l.prepIndex == nil {
 				l.prepIndex = ix
@@ -1321,32 +1336,26 @@ func (l *Log) doSync(at pos) (pos, error) {
 	}
 	// A sealed file retired since its rotation (merged or reclaimed) may
 	// be closed already: pinning it would make release close it again.
-	var last *seg // the last sealed segment, for a round of the sealed ones
-	if n := len(l.segs); n >= 2 && at.seg < l.active.id && l.segs[n-2].id >= at.seg {
-		last = l.segs[n-2]
-	}
-	sealedOnly := last != nil
-	files := l.unsynced
+	last := l.lastSealedLocked()
+	sealedOnly := last != nil && at.seg < l.active.id && last.id >= at.seg
+	synced := l.unsynced
 	if !sealedOnly {
-		files = append(files, l.active.file)
+		synced = append(synced, l.active.file)
 	}
-	var pinned []*mapped
-	for _, f := range files {
+	var files []*mapped
+	for _, f := range synced {
 		if !f.retired {
 			f.refs++
-			pinned = append(pinned, f)
+			files = append(files, f)
 		}
 	}
-	files = pinned
 	l.unsynced = nil
-	at = pos{l.active.id, l.active.tail}
-	sb := index.Superblock{Segment: at.seg, Offset: at.off, Seq: l.nextSeq - 1}
+	at, lastSeq := pos{l.active.id, l.active.tail}, l.nextSeq-1
 	if sealedOnly {
-		// Every segment before the active one is sealed: the last of them
-		// ends where the active one's seqs begin.
-		at = pos{last.id, last.tail}
-		sb = index.Superblock{Segment: at.seg, Offset: at.off, Seq: l.active.firstSeq - 1}
+		// The last sealed segment ends where the active one's seqs begin.
+		at, lastSeq = pos{last.id, last.tail}, l.active.firstSeq-1
 	}
+	sb := index.Superblock{Segment: at.seg, Offset: at.off, Seq: lastSeq}
 	dirDirty := l.dirDirty
 	l.dirDirty = false
 	if !sealedOnly && l.appended != l.syncedAppended {

@@ -487,7 +487,7 @@ func TestPowerCutRotationSyncsSealedOnly(t *testing.T) {
 	}
 	l.mu.Lock()
 	activeFirst := l.active.firstSeq
-	last := l.segs[len(l.segs)-2]
+	last := l.lastSealedLocked()
 	end := pos{last.id, last.tail}
 	l.mu.Unlock()
 	l.reclaimMu.Unlock()
