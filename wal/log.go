@@ -1882,6 +1882,9 @@ func (l *Log) pendingAhead(r *pendingReader, f *mapped, acks *index.Acks, tail, 
 		go func() {
 			defer wg.Done()
 			defer close(w.done)
+			if hook := readAheadHook.Load(); hook != nil {
+				(*hook)(i)
+			}
 			if w.err = f.ReadAt(w.buf, w.off); w.err == nil {
 				w.scan(from)
 			}
@@ -1912,6 +1915,10 @@ func (l *Log) pendingAhead(r *pendingReader, f *mapped, acks *index.Acks, tail, 
 	}
 	return 0, true, true, nil
 }
+
+// readAheadHook, if set (by tests), runs on each read-ahead goroutine
+// before it reads its window, with the window's number in the segment.
+var readAheadHook atomic.Pointer[func(window int)]
 
 // yieldListed yields the pending records of w's list (aheadWindow), as
 // yieldFrames does; their frames were decoded and verified when w was

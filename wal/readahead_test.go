@@ -9,7 +9,9 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -228,5 +230,42 @@ func TestPendingReadAheadSeesAcks(t *testing.T) {
 	}
 	if want := len(pending) - len(acked); n != want || len(acked) < 10 {
 		t.Fatalf("Pending yielded %d records, want %d (%d acknowledged during the iteration)", n, want, len(acked))
+	}
+}
+
+// TestPendingReadAheadJoined: a consumer that stops early gets control
+// back only once every window read ahead is done with, so that nothing
+// reads the file after Pending returns (a segment the caller then lets go
+// of, or a Close, may unmap it). The windows after the first are held up
+// a while: Pending must wait for them.
+func TestPendingReadAheadJoined(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	l, _, _ := readAheadLog(t)
+	defer mustClose(t, l)
+	var started, done, held atomic.Int32
+	gate := make(chan struct{})
+	hold := func(window int) {
+		started.Add(1)
+		defer done.Add(1)
+		if window > 0 {
+			held.Add(1)
+			<-gate
+		}
+	}
+	readAheadHook.Store(&hold)
+	defer readAheadHook.Store(nil)
+	timer := time.AfterFunc(100*time.Millisecond, func() { close(gate) })
+	defer timer.Stop()
+	for _, err := range l.Pending() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+	if s, d := started.Load(), done.Load(); s != d {
+		t.Fatalf("Pending returned with %d of %d read-ahead goroutines still reading", s-d, s)
+	}
+	if held.Load() == 0 {
+		t.Fatal("no window after the first was read ahead: the test held nothing up")
 	}
 }
