@@ -1323,6 +1323,11 @@ func (l *Log) syncTo(at pos) error {
 // pre-faulted for writing (see writeAheadLocked), stay dirty and
 // writable instead of being written back as zeros and write-protected
 // under the writer, and the round counts as no gap between syncs.
+//
+// A sealed segment is synced asleep (segment.File.SyncAsleep): its
+// writeback, up to a segment's worth of pages, is waited for without
+// holding one of the places GOMAXPROCS gives Go code, which the appenders
+// and the preparer need meanwhile.
 func (l *Log) doSync(at pos) (pos, error) {
 	l.mu.Lock()
 	if err := l.err; err != nil {
@@ -1339,8 +1344,9 @@ func (l *Log) doSync(at pos) (pos, error) {
 	last := l.lastSealedLocked()
 	sealedOnly := last != nil && at.seg < l.active.id && last.id >= at.seg
 	synced := l.unsynced
+	active := l.active.file
 	if !sealedOnly {
-		synced = append(synced, l.active.file)
+		synced = append(synced, active)
 	}
 	var files []*mapped
 	for _, f := range synced {
@@ -1374,7 +1380,17 @@ func (l *Log) doSync(at pos) (pos, error) {
 		l.mu.Lock()
 		retired := f.retired // set under the lock by compaction and removal
 		l.mu.Unlock()
-		if err == nil && !retired {
+		switch {
+		case err != nil || retired:
+		case f != active:
+			// A sealed segment: written no more, and up to a
+			// segment of pages to write back.
+			var naps int
+			naps, err = f.SyncAsleep()
+			if hook := sealedSyncHook.Load(); hook != nil {
+				(*hook)(f.Path, naps)
+			}
+		default:
 			err = f.Sync()
 		}
 		l.release(f)
@@ -1394,6 +1410,10 @@ func (l *Log) doSync(at pos) (pos, error) {
 // syncCapturedHook, if set (by tests), runs in each sync round once it has
 // taken the files to sync and the position they cover.
 var syncCapturedHook atomic.Pointer[func()]
+
+// sealedSyncHook, if set (by tests), runs in a sync round after it synced a
+// sealed segment, with its path and the naps its writeback took.
+var sealedSyncHook atomic.Pointer[func(path string, naps int)]
 
 // writeSuperblock writes the next slot, unsynced (see doSync). Only the
 // syncer (syncing set) calls it.

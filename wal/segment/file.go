@@ -194,6 +194,15 @@ func (s *File) Size() int64 { return int64(len(s.m)) }
 // Sync makes everything stored into the mapping durable.
 func (s *File) Sync() error { return s.f.Sync() }
 
+// SyncAsleep is Sync for a file no longer written to that may hold many
+// pages to write back (a sealed segment, a compacted copy): it waits for
+// their writeback asleep rather than blocked in the system call
+// (vfs.AwaitWriteback), then syncs. It returns the naps the wait took.
+func (s *File) SyncAsleep() (naps int, err error) {
+	naps = vfs.AwaitWriteback(s.f.OS())
+	return naps, s.f.Sync()
+}
+
 // Populate pre-faults the pages of [start, end), off the append path. It
 // changes no data and dirties no page. Errors are ignored: it is an
 // optimisation only.

@@ -1,0 +1,70 @@
+package vfs
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestAwaitWriteback: the dirty pages of a file written through the page
+// cache are written back, none left dirty or in flight, when
+// AwaitWriteback returns; a file with fewer than awaitMin dirty pages is
+// left as it is. Skipped where the file system or the kernel keeps no such
+// counts (tmpfs, a kernel without cachestat).
+func TestAwaitWriteback(t *testing.T) {
+	dir := t.TempDir()
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil {
+		t.Fatal(err)
+	}
+	if fs.Type == unix.TMPFS_MAGIC {
+		t.Skip("the temporary directory is on tmpfs, which never writes back")
+	}
+	write := func(name string, size int) *os.File {
+		t.Helper()
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		buf := make([]byte, 1<<20)
+		for i := range buf {
+			buf[i] = byte(i)
+		}
+		for off := 0; off < size; off += len(buf) {
+			if _, err := f.WriteAt(buf[:min(len(buf), size-off)], int64(off)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return f
+	}
+	stat := func(f *os.File) unix.Cachestat_t {
+		t.Helper()
+		st, ok := pageStat(int(f.Fd()))
+		if !ok {
+			t.Skip("no cachestat in this kernel")
+		}
+		return st
+	}
+
+	small := write("small", (awaitMin/2)*4096)
+	before := stat(small)
+	if naps := AwaitWriteback(small); naps != 0 {
+		t.Errorf("a file of %d dirty pages: %d naps, want none", before.Dirty, naps)
+	}
+	if after := stat(small); after.Dirty+after.Writeback < before.Dirty {
+		t.Errorf("a file of %d dirty pages: written back (%+v)", before.Dirty, after)
+	}
+
+	big := write("big", 32<<20)
+	if st := stat(big); st.Dirty+st.Writeback < awaitMin {
+		t.Skipf("32 MiB written, %d pages dirty: the file system writes through", st.Dirty)
+	}
+	naps := AwaitWriteback(big)
+	if st := stat(big); st.Dirty != 0 || st.Writeback != 0 {
+		t.Fatalf("after AwaitWriteback (%d naps): %d pages dirty, %d in flight; want none", naps, st.Dirty, st.Writeback)
+	}
+	t.Logf("32 MiB written back in %d naps", naps)
+}
