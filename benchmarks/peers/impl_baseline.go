@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
 	"golang.org/x/sys/unix"
@@ -27,6 +28,18 @@ func init() {
 			"Replay reads the file through a 1 MiB bufio.Reader and checks every hash.",
 		Open:   openBuffered,
 		Replay: replayBuffered,
+	})
+	register(&Impl{
+		Name:   "bufio+xxhash/2pass",
+		Kind:   "baseline",
+		Module: "github.com/cespare/xxhash/v2",
+		Note: "bufio+xxhash's log replayed with every record verified twice, as walpub's Open and then Pending " +
+			"each verify it: two passes of bufio+xxhash's replay run side by side, one goroutine each (a core each " +
+			"on two cores), and one of them hands the records out. Whatever order two verifying passes run in, " +
+			"on two cores they take at least this long: a ceiling for walpub's replay. Replay only.",
+		Open:   openBuffered,
+		Replay: replayBufferedTwice,
+		Only:   []string{"replay-1KiB", "replay-100B"},
 	})
 	register(&Impl{
 		Name: "raw-write",
@@ -257,6 +270,23 @@ func replayBuffered(dir string, fn func([]byte) bool) (int64, error) {
 		}
 		n++
 	}
+}
+
+// replayBufferedTwice is replayBuffered with a second pass beside it that
+// verifies every record too and hands none out; it returns once both are
+// done (the second stops early when the first does).
+func replayBufferedTwice(dir string, fn func([]byte) bool) (int64, error) {
+	var stop atomic.Bool
+	var verifyErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, verifyErr = replayBuffered(dir, func([]byte) bool { return !stop.Load() })
+	}()
+	n, err := replayBuffered(dir, fn)
+	stop.Store(true)
+	<-done
+	return n, errors.Join(err, verifyErr)
 }
 
 type rawLog struct{ f *os.File }
