@@ -463,7 +463,7 @@ func (l *Log) writeMerged(m *mergeJob) (*segment.File, error) {
 	// The copy is synced before it replaces the original, under every
 	// sync policy: renamed unsynced, a power cut could leave the name
 	// with none of the data.
-	_, err = nf.SyncAsleep()
+	err = nf.SyncAsleep()
 	if err == nil {
 		err = l.fs.Rename(tmp, m.path)
 	}

@@ -1385,10 +1385,9 @@ func (l *Log) doSync(at pos) (pos, error) {
 		case f != active:
 			// A sealed segment: written no more, and up to a
 			// segment of pages to write back.
-			var naps int
-			naps, err = f.SyncAsleep()
+			err = f.SyncAsleep()
 			if hook := sealedSyncHook.Load(); hook != nil {
-				(*hook)(f.Path, naps)
+				(*hook)(f.Path)
 			}
 		default:
 			err = f.Sync()
@@ -1412,8 +1411,8 @@ func (l *Log) doSync(at pos) (pos, error) {
 var syncCapturedHook atomic.Pointer[func()]
 
 // sealedSyncHook, if set (by tests), runs in a sync round after it synced a
-// sealed segment, with its path and the naps its writeback took.
-var sealedSyncHook atomic.Pointer[func(path string, naps int)]
+// sealed segment, with its path.
+var sealedSyncHook atomic.Pointer[func(path string)]
 
 // writeSuperblock writes the next slot, unsynced (see doSync). Only the
 // syncer (syncing set) calls it.

@@ -15,7 +15,7 @@ import (
 func TestRotationSyncsSealedAsleep(t *testing.T) {
 	var mu sync.Mutex
 	var synced []string
-	hook := func(path string, naps int) {
+	hook := func(path string) {
 		mu.Lock()
 		defer mu.Unlock()
 		synced = append(synced, filepath.Base(path))

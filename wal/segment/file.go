@@ -197,10 +197,10 @@ func (s *File) Sync() error { return s.f.Sync() }
 // SyncAsleep is Sync for a file no longer written to that may hold many
 // pages to write back (a sealed segment, a compacted copy): it waits for
 // their writeback asleep rather than blocked in the system call
-// (vfs.AwaitWriteback), then syncs. It returns the naps the wait took.
-func (s *File) SyncAsleep() (naps int, err error) {
-	naps = vfs.AwaitWriteback(s.f.OS())
-	return naps, s.f.Sync()
+// (vfs.AwaitWriteback), then syncs.
+func (s *File) SyncAsleep() error {
+	vfs.AwaitWriteback(s.f.OS())
+	return s.f.Sync()
 }
 
 // Populate pre-faults the pages of [start, end), off the append path. It
