@@ -94,20 +94,26 @@ func (l *mappedLog) next() error {
 		l.m = nil
 	}
 	l.n++
-	f, err := os.OpenFile(filepath.Join(l.dir, fmt.Sprintf("log.%d", l.n)), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
-	if err != nil {
-		return err
-	}
-	defer f.Close() // the mapping keeps the file
-	if err := unix.Fallocate(int(f.Fd()), 0, 0, mappedSize); err != nil {
-		return err
-	}
-	m, err := unix.Mmap(int(f.Fd()), 0, mappedSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	m, err := mapNewFile(filepath.Join(l.dir, fmt.Sprintf("log.%d", l.n)))
 	if err != nil {
 		return err
 	}
 	l.m, l.off = m, 0
 	return nil
+}
+
+// mapNewFile creates the file at path, preallocates mappedSize bytes and
+// maps them shared, read and write.
+func mapNewFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close() // the mapping keeps the file
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, mappedSize); err != nil {
+		return nil, err
+	}
+	return unix.Mmap(int(f.Fd()), 0, mappedSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 }
 
 func (l *mappedLog) Append(p []byte) error {

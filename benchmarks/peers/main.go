@@ -432,7 +432,7 @@ func (r *runner) producer() {
 	if _, ok := producers["walpub"]; !ok {
 		r.s.Skipped = append(r.s.Skipped, "robust producer: adapter/kafka was not built in (built with -tags noadapter)")
 	}
-	names := []string{"kgo", "walpub"}
+	names := []string{"kgo", journalCeiling, "walpub"}
 	for _, b := range brokers {
 		for rep := range r.cfg.Reps {
 			for _, name := range names {

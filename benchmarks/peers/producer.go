@@ -27,34 +27,57 @@ type producerFunc func(ctx context.Context, brokers []string, topic, dir string,
 // robust producer (registered in producer_walpub.go).
 var producers = map[string]producerFunc{"kgo": runKgo}
 
-// runKgo is the reference: a bare franz-go client, idempotent (the default),
-// acks=all, every other option at its default.
-func runKgo(ctx context.Context, brokers []string, topic, _ string, pl *payloads, n int64, maxTime time.Duration) (int64, time.Duration, error) {
+// bareClient returns a bare franz-go client, idempotent (the default),
+// acks=all, every other option at its default, warmed up (metadata,
+// producer ID, connections) by one record of pl.
+func bareClient(ctx context.Context, brokers []string, topic string, pl *payloads) (*kgo.Client, error) {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(brokers...),
 		kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 	)
 	if err != nil {
+		return nil, err
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: pl.next()}).FirstErr(); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("warm-up produce: %w", err)
+	}
+	return cl, nil
+}
+
+// failures counts the records a client's promises report failed.
+type failures struct {
+	n     atomic.Int64
+	first atomic.Value
+}
+
+func (f *failures) promise(_ *kgo.Record, err error) {
+	if err != nil && f.n.Add(1) == 1 {
+		f.first.Store(err)
+	}
+}
+
+func (f *failures) err() error {
+	if n := f.n.Load(); n > 0 {
+		return fmt.Errorf("%d records failed, first: %v", n, f.first.Load())
+	}
+	return nil
+}
+
+// runKgo is the reference: bareClient producing each record as it comes.
+func runKgo(ctx context.Context, brokers []string, topic, _ string, pl *payloads, n int64, maxTime time.Duration) (int64, time.Duration, error) {
+	cl, err := bareClient(ctx, brokers, topic, pl)
+	if err != nil {
 		return 0, 0, err
 	}
 	defer cl.Close()
-	// Warm up: metadata, producer ID, connections.
-	if err := cl.ProduceSync(ctx, &kgo.Record{Value: pl.next()}).FirstErr(); err != nil {
-		return 0, 0, fmt.Errorf("warm-up produce: %w", err)
-	}
-	var failed atomic.Int64
-	var firstErr atomic.Value
-	cb := func(_ *kgo.Record, err error) {
-		if err != nil && failed.Add(1) == 1 {
-			firstErr.Store(err)
-		}
-	}
+	var failed failures
 	var sent int64
 	start := time.Now()
 	deadline := start.Add(maxTime)
 	for sent < n {
-		cl.Produce(ctx, &kgo.Record{Value: pl.next()}, cb)
+		cl.Produce(ctx, &kgo.Record{Value: pl.next()}, failed.promise)
 		sent++
 		if sent%256 == 0 && time.Now().After(deadline) {
 			break
@@ -63,11 +86,7 @@ func runKgo(ctx context.Context, brokers []string, topic, _ string, pl *payloads
 	if err := cl.Flush(ctx); err != nil {
 		return sent, 0, err
 	}
-	elapsed := time.Since(start)
-	if failed.Load() > 0 {
-		return sent, elapsed, fmt.Errorf("%d records failed, first: %v", failed.Load(), firstErr.Load())
-	}
-	return sent, elapsed, nil
+	return sent, time.Since(start), failed.err()
 }
 
 // runProducer is the child process of a producer measurement. broker is
