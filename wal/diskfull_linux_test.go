@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -15,27 +14,6 @@ import (
 	"github.com/walpub/walpub/internal/testutil"
 	"github.com/walpub/walpub/wal/segment"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes on a new directory and unmounts
-// it when the test ends. It skips the test where mounting is not allowed.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	mnt := filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(mnt, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", mnt).CombinedOutput()
-	if err != nil {
-		t.Skipf("cannot mount a %s tmpfs to fill (%v: %s); the disk-full test needs root (CAP_SYS_ADMIN)", size, err, out)
-	}
-	// Registered before anything that uses the mount, so it runs last.
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", mnt, err, out)
-		}
-	})
-	return mnt
-}
 
 // fillFile writes a file of n bytes (allocated, not sparse).
 func fillFile(t *testing.T, path string, n int) {
@@ -71,7 +49,7 @@ func appendUntilFull(t *testing.T, l *Log, m *model, r *rand.Rand) error {
 // written stay intact, and Append works again once space returns, whether
 // from a file removed or from acknowledged records reclaimed.
 func TestDiskFull(t *testing.T) {
-	mnt := mountTmpfs(t, "1m")
+	mnt := testutil.MountTmpfs(t, "1m")
 	dir := filepath.Join(mnt, "log")
 	filler := filepath.Join(mnt, "filler")
 	fillFile(t, filler, 200<<10)
@@ -183,7 +161,7 @@ func topUp(t *testing.T, path string) int64 {
 // once space returns, appends work and the compactor's retry reclaims
 // the acknowledged segment.
 func TestCheckpointENOSPCRecovers(t *testing.T) {
-	mnt := mountTmpfs(t, "1m")
+	mnt := testutil.MountTmpfs(t, "1m")
 	dir := filepath.Join(mnt, "log")
 	r := rand.New(rand.NewPCG(13, 13))
 	logs := &testutil.SyncBuffer{}
@@ -244,7 +222,7 @@ func TestSparseCopyOnFullDisk(t *testing.T) {
 	}
 	mustClose(t, l)
 
-	mnt := mountTmpfs(t, "1m")
+	mnt := testutil.MountTmpfs(t, "1m")
 	dir := filepath.Join(mnt, "log")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)

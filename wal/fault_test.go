@@ -383,3 +383,50 @@ func TestOpenFailsRemovingMergeLeftover(t *testing.T) {
 		t.Fatalf("Close left %d mappings:\n%s", len(m), strings.Join(m, "\n"))
 	}
 }
+
+// TestSuperblockNoSpaceNotSticky: a sync whose segments are synced but
+// whose superblock write finds no room (ENOSPC, half the slot written)
+// returns the error and leaves the log working: the next sync writes the
+// same slot again, so the other keeps the last good mark, and the log
+// reopens with every record.
+func TestSuperblockNoSpaceNotSticky(t *testing.T) {
+	fsys := &vfs.Faulty{FS: vfs.OS}
+	dir := t.TempDir()
+	l := mustOpen(t, dir, withFS(fsys), WithSegmentSize(smallSeg))
+	defer func() { l.Close() }()
+	checkpointWritten(t, l)
+	m := newModel()
+	r := rand.New(rand.NewPCG(16, 16))
+	appendSmall(t, l, m, r, 5)
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	l.mu.Lock()
+	gen := l.sbGen
+	l.mu.Unlock()
+	appendSmall(t, l, m, r, 5)
+	fsys.FailNextWrites(1, syscall.ENOSPC)
+	if err := l.Sync(); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Sync with the superblock write failing: %v, want ENOSPC", err)
+	}
+	l.mu.Lock()
+	after := l.sbGen
+	l.mu.Unlock()
+	if after != gen {
+		t.Fatalf("superblock generation %d after the failed write, want %d again (its slot)", after, gen)
+	}
+	appendSmall(t, l, m, r, 5)
+	if err := l.Sync(); err != nil {
+		t.Fatalf("Sync once there is room: %v (a full disk must not be sticky)", err)
+	}
+	l.mu.Lock()
+	after = l.sbGen
+	l.mu.Unlock()
+	if after != gen+1 {
+		t.Fatalf("superblock generation %d after the retried write, want %d", after, gen+1)
+	}
+	m.check(t, l)
+	mustClose(t, l)
+	l = mustOpen(t, dir, WithSegmentSize(smallSeg))
+	m.check(t, l)
+}

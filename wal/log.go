@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -275,6 +276,13 @@ func (l *Log) open(mode loadMode) error {
 		l.ackEpoch = l.ckptEpoch // nothing to write until something changes
 	}
 	if l.sb, err = l.fs.OpenFile(vfs.Join(l.dir, index.SuperblockName), os.O_RDWR|os.O_CREATE, l.cfg.fileMode); err != nil {
+		return fmt.Errorf("wal: %w", err)
+	}
+	// The superblock's slots are rewritten in place: their space is taken
+	// now, so that a sync on a disk that has filled up since still records
+	// its mark, and compaction, which syncs before it deletes, can free
+	// space. Without room even now, the first write will ask again.
+	if err := vfs.Reserve(l.sb.OS(), 2*index.SuperblockSlot); err != nil && !noSpace(err) {
 		return fmt.Errorf("wal: %w", err)
 	}
 	return nil
@@ -1399,11 +1407,24 @@ func (l *Log) doSync(at pos) (pos, error) {
 	}
 	if err == nil {
 		err = l.writeSuperblock(sb)
+		if noSpace(err) {
+			// Every file is synced; only the new mark found no room
+			// (the superblock's first page on a full disk). The
+			// superblock's other slot holds the last mark, and the next
+			// round writes this slot again: not a failed sync, so not
+			// sticky. The round's callers get the error.
+			return pos{}, fmt.Errorf("wal: sync: %w", err)
+		}
 	}
 	if err != nil {
 		return pos{}, l.fail(fmt.Errorf("wal: sync: %w", err))
 	}
 	return at, nil
+}
+
+// noSpace reports whether err is a full disk or an exhausted quota.
+func noSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 // syncCapturedHook, if set (by tests), runs in each sync round once it has
@@ -1422,6 +1443,9 @@ func (l *Log) writeSuperblock(sb index.Superblock) error {
 	var slot [64]byte
 	index.PutSuperblockSlot(slot[:], sb)
 	if _, err := l.sb.WriteAt(slot[:], int64(sb.Generation%2)*index.SuperblockSlot); err != nil {
+		// The slot may be torn: the next write must go to it again,
+		// not overwrite the other, which holds the last good mark.
+		l.sbGen--
 		return err
 	}
 	l.sbUnsynced.Store(true)

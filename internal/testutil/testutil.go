@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -110,4 +112,25 @@ func VmFlags(t testing.TB, path string) []string {
 		}
 	}
 	return nil
+}
+
+// MountTmpfs mounts a tmpfs of size bytes on a new directory and unmounts
+// it when the test ends. It skips the test where mounting is not allowed.
+func MountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(mnt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", mnt).CombinedOutput()
+	if err != nil {
+		t.Skipf("cannot mount a %s tmpfs to fill (%v: %s); the disk-full test needs root (CAP_SYS_ADMIN)", size, err, out)
+	}
+	// Registered before anything that uses the mount, so it runs last.
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", mnt, err, out)
+		}
+	})
+	return mnt
 }

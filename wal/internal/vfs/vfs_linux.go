@@ -76,17 +76,28 @@ func pageStat(fd int) (unix.Cachestat_t, bool) {
 }
 
 func allocate(f *os.File, size int64) error {
+	ok, err := fallocate(f, 0, size)
+	if !ok {
+		return writeZeros(f, size)
+	}
+	return err
+}
+
+// fallocate calls fallocate(2) with mode for f's first size bytes,
+// again when interrupted. ok is false where the file system or the
+// kernel cannot preallocate.
+func fallocate(f *os.File, mode uint32, size int64) (ok bool, err error) {
 	for {
-		err := unix.Fallocate(int(f.Fd()), 0, 0, size)
+		err := unix.Fallocate(int(f.Fd()), mode, 0, size)
 		switch {
 		case err == nil:
-			return nil
+			return true, nil
 		case err == unix.EINTR:
 			continue
 		case errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS):
-			return writeZeros(f, size)
+			return false, nil
 		default:
-			return &os.PathError{Op: "fallocate", Path: f.Name(), Err: err}
+			return true, &os.PathError{Op: "fallocate", Path: f.Name(), Err: err}
 		}
 	}
 }
@@ -129,4 +140,14 @@ func writev(f *os.File, bufs [][]byte, off int64) (int, error) {
 			bufs = bufs[1:]
 		}
 	}
+}
+
+// Reserve allocates disk space for the first size bytes of f without
+// changing its size (fallocate with FALLOC_FL_KEEP_SIZE), so that writes
+// there later need no new space: a file rewritten in place on a disk that
+// may be full when it is. It does nothing where the file system cannot
+// preallocate.
+func Reserve(f *os.File, size int64) error {
+	_, err := fallocate(f, unix.FALLOC_FL_KEEP_SIZE, size)
+	return err
 }

@@ -1,10 +1,14 @@
 package vfs
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
+	"github.com/walpub/walpub/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -67,4 +71,41 @@ func TestAwaitWriteback(t *testing.T) {
 		t.Fatalf("after AwaitWriteback (%d naps): %d pages dirty, %d in flight; want none", naps, st.Dirty, st.Writeback)
 	}
 	t.Logf("32 MiB written back in %d naps", naps)
+}
+
+// TestReserve: Reserve takes the space of a file's first bytes without
+// changing its size, so that writing them later succeeds on a file system
+// that has filled up meanwhile. Without it the write fails (asserted, so
+// that the test shows the disk was full).
+func TestReserve(t *testing.T) {
+	mnt := testutil.MountTmpfs(t, "256k")
+	for _, reserve := range []bool{true, false} {
+		f, err := os.OpenFile(filepath.Join(mnt, fmt.Sprint("file-", reserve)), os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reserve {
+			if err := Reserve(f, 1024); err != nil {
+				t.Fatal(err)
+			}
+			if fi, err := f.Stat(); err != nil || fi.Size() != 0 {
+				t.Fatalf("after Reserve the file has %v bytes (%v), want 0", fi.Size(), err)
+			}
+		}
+		filler := filepath.Join(mnt, "filler")
+		if err := os.WriteFile(filler, make([]byte, 512<<10), 0o600); !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("filling the file system: %v, want ENOSPC", err)
+		}
+		_, err = f.WriteAt(make([]byte, 64), 512)
+		switch {
+		case reserve && err != nil:
+			t.Fatalf("writing reserved bytes on a full file system: %v", err)
+		case !reserve && !errors.Is(err, syscall.ENOSPC):
+			t.Fatalf("writing unreserved bytes on a full file system: %v, want ENOSPC", err)
+		}
+		f.Close()
+		if err := os.Remove(filler); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
