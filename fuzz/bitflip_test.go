@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/walpub/walpub/wal/segment"
 )
 
 // flipCounts tallies the outcomes of the flips in one file.
@@ -14,7 +16,9 @@ type flipCounts struct{ flips, detected, harmless, failed int }
 
 // TestExhaustiveBitFlips flips, one at a time, every bit of the base log
 // (testdata/baselog: three segments, two compacted, a checkpoint and a
-// superblock, all synced): every bit of each segment's header and data and
+// superblock, all synced, written in segment format version 1), and then
+// of one built the same way by this version's writer (format version 2,
+// whose frames carry the folded checksum): every bit of each segment's header and data and
 // of a sample of its zero tail (64 bytes spread over it, one bit each),
 // and every bit of the superblock and the checkpoint. After each flip the
 // log is opened with wal.Open: it must fail with a *wal.CorruptionError
@@ -28,11 +32,23 @@ type flipCounts struct{ flips, detected, harmless, failed int }
 // that it made as many flips as it set out to (with WALPUB_BITFLIP=full,
 // one for every bit of the data): .ci/run's fuzz stage runs it so.
 func TestExhaustiveBitFlips(t *testing.T) {
-	bl := loadBaseLog(t)
+	flipEveryBit(t, "version 1", loadBaseLog(t))
+	wdir := scratchDir(t)
+	pending := buildBaseLog(t, wdir)
+	written := &baseLog{files: readSnapshot(t, wdir), pending: pending}
+	if !hasFoldedFrames(written.files) {
+		t.Fatal("the base log written now has no frame with the payload sum flag")
+	}
+	flipEveryBit(t, "version 2", written)
+}
+
+// flipEveryBit is TestExhaustiveBitFlips over bl; label names it in the
+// log.
+func flipEveryBit(t *testing.T, label string, bl *baseLog) {
 	dir := scratchDir(t)
 	bl.files.restore(t, dir)
 	if out, err := checkDamaged(dir, bl.pending); err != nil || out != harmless {
-		t.Fatalf("the undamaged base log: %s %v", out, err)
+		t.Fatalf("the undamaged base log (%s): %s %v", label, out, err)
 	}
 	bl.files.restore(t, dir)
 
@@ -69,7 +85,7 @@ func TestExhaustiveBitFlips(t *testing.T) {
 			case err != nil:
 				c.failed++
 				if failures++; failures <= 20 {
-					t.Errorf("%s: bit %d of byte %d flipped: %v", name, bit, off, err)
+					t.Errorf("%s %s: bit %d of byte %d flipped: %v", label, name, bit, off, err)
 				}
 			case out == detected:
 				c.detected++
@@ -103,17 +119,17 @@ func TestExhaustiveBitFlips(t *testing.T) {
 			want = 8*end + samples
 		}
 		if c.flips != want {
-			t.Errorf("%s: %d flips, want %d (%d data bytes, every %s bit, %d tail samples)", name, c.flips, want, end, ordinal(stride), samples)
+			t.Errorf("%s %s: %d flips, want %d (%d data bytes, every %s bit, %d tail samples)", label, name, c.flips, want, end, ordinal(stride), samples)
 		}
-		t.Logf("%-26s %6d bytes (data %6d): %6d flips, %6d detected, %6d harmless, %d failed",
-			name, len(orig), end, c.flips, c.detected, c.harmless, c.failed)
+		t.Logf("%s %-26s %6d bytes (data %6d): %6d flips, %6d detected, %6d harmless, %d failed",
+			label, name, len(orig), end, c.flips, c.detected, c.harmless, c.failed)
 		total.flips += c.flips
 		total.detected += c.detected
 		total.harmless += c.harmless
 		total.failed += c.failed
 	}
 	t.Logf("%-26s %s: %6d flips, %6d detected, %6d harmless, %d failed (every %s bit, %v)",
-		"total", "", total.flips, total.detected, total.harmless, total.failed, ordinal(stride), time.Since(start).Round(time.Millisecond))
+		"total", label, total.flips, total.detected, total.harmless, total.failed, ordinal(stride), time.Since(start).Round(time.Millisecond))
 }
 
 func ordinal(n int) string {
@@ -121,4 +137,20 @@ func ordinal(n int) string {
 		return "single"
 	}
 	return fmt.Sprintf("%dth", n)
+}
+
+// hasFoldedFrames reports whether a segment of files holds a frame with
+// the payload sum flag.
+func hasFoldedFrames(files snapshot) bool {
+	for name, b := range files {
+		if !strings.HasSuffix(name, ".seg") {
+			continue
+		}
+		for sc := segment.NewScanner(b, segment.HeaderSize); sc.Next(); {
+			if sc.Current().Flags&segment.FlagSumPayload != 0 {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -38,9 +38,9 @@ func mustSealer(key []byte) *segment.Sealer {
 }
 
 // FuzzEncryptedFrame seals a record (segment.Sealer.PutFrame, compressed
-// flag or not, in a batch or not), damages the frame — one byte of a region
+// flag or not, in a batch or not, either checksum), damages the frame — one byte of a region
 // (header, nonce, ciphertext, tag, anywhere) xored with a fuzzer-chosen
-// value, with the xxhash64 recomputed after the damage or not — and
+// value, with the checksum recomputed after the damage or not — and
 // decodes and opens it with the right key and with another.
 //
 // Invariants:
@@ -52,13 +52,15 @@ func mustSealer(key []byte) *segment.Sealer {
 //     *segment.Error (the checksum covers every byte that was changed);
 //   - damaged with the checksum fixed up, either DecodeFrame rejects it, or
 //     it opens to exactly the record (only when the damage touched header
-//     bits the tag does not bind: the batch and commit flags), or Open
+//     bits the tag does not bind: the batch, commit and payload sum
+//     flags), or Open
 //     fails with segment.ErrAuth and returns nothing: never other bytes;
 //   - arbitrary bytes decoded as a frame and opened never give a plaintext
 //     (the fuzzer cannot forge a tag).
 func FuzzEncryptedFrame(f *testing.F) {
 	f.Add([]byte{}, uint64(1), uint8(0), uint8(encNone), uint32(0), uint8(0), false)
 	f.Add([]byte("a record"), uint64(7), uint8(1), uint8(encTag), uint32(3), uint8(1), true)
+	f.Add([]byte("a folded record"), uint64(7), uint8(5), uint8(encHeader), uint32(4), uint8(0x20), true)
 	f.Add(bytes.Repeat([]byte("secret "), 100), uint64(1<<40), uint8(3), uint8(encHeader), uint32(4), uint8(0x10), true)
 	f.Add([]byte("flip the zstd flag"), uint64(2), uint8(0), uint8(encHeader), uint32(4), uint8(1), true)
 	f.Add([]byte("raw length"), uint64(2), uint8(1), uint8(encHeader), uint32(16), uint8(1), true)
@@ -73,7 +75,8 @@ func FuzzEncryptedFrame(f *testing.F) {
 			seq = 1
 		}
 		// kind: bit 0 compressed (the record stands for a zstd frame: its
-		// raw length is another), bit 1 in a batch (and the commit).
+		// raw length is another), bit 1 in a batch (and the commit), bit 2
+		// the folded checksum (FlagSumPayload).
 		var flags uint32
 		rawLen := len(rec)
 		if kind&1 != 0 {
@@ -82,6 +85,9 @@ func FuzzEncryptedFrame(f *testing.F) {
 		}
 		if kind&2 != 0 {
 			flags |= segment.FlagBatch | segment.FlagCommit
+		}
+		if kind&4 != 0 {
+			flags |= segment.FlagSumPayload
 		}
 		buf := make([]byte, segment.HeaderSize+segment.SealedSize(len(rec)))
 		fb := buf[segment.HeaderSize:]
@@ -127,7 +133,7 @@ func FuzzEncryptedFrame(f *testing.F) {
 		db[at] ^= x
 		if fix {
 			if n := int(binary.LittleEndian.Uint32(db[8:])); segment.FrameHeaderSize+n <= len(db) {
-				binary.LittleEndian.PutUint64(db, xxhash.Sum64(db[8:segment.FrameHeaderSize+n]))
+				binary.LittleEndian.PutUint64(db, segment.Checksum(db, segment.FrameHeaderSize+n))
 			}
 		}
 		dfr, err := segment.DecodeFrame(damaged, segment.HeaderSize)

@@ -262,7 +262,7 @@ func refFrameAt(b []byte, off int64) (refFrame, bool) {
 		return refFrame{}, false
 	}
 	n := int64(binary.LittleEndian.Uint32(h[8:]))
-	if off+32+n > int64(len(b)) || binary.LittleEndian.Uint64(h) != xxhash.Sum64(b[off+8:off+32+n]) {
+	if off+32+n > int64(len(b)) || binary.LittleEndian.Uint64(h) != segment.Checksum(b[off:], int(32+n)) {
 		return refFrame{}, false
 	}
 	return refFrame{off: off, seq: binary.LittleEndian.Uint64(h[16:]),

@@ -12,8 +12,9 @@ import (
 	"github.com/walpub/walpub/wal/segment"
 )
 
-// fixFrameSum recomputes the checksum of the frame header at off in b, if
-// the header and the payload its length claims fit.
+// fixFrameSum recomputes the checksum of the frame header at off in b, by
+// the scheme its flags name, if the header and the payload its length
+// claims fit.
 func fixFrameSum(b []byte, off int64) {
 	if off < 0 || off+segment.FrameHeaderSize > int64(len(b)) {
 		return
@@ -22,7 +23,7 @@ func fixFrameSum(b []byte, off int64) {
 	if off+segment.FrameHeaderSize+n > int64(len(b)) {
 		return
 	}
-	binary.LittleEndian.PutUint64(b[off:], xxhash.Sum64(b[off+8:off+segment.FrameHeaderSize+n]))
+	binary.LittleEndian.PutUint64(b[off:], segment.Checksum(b[off:], int(segment.FrameHeaderSize+n)))
 }
 
 // FuzzFrame fuzzes segment.DecodeFrame on arbitrary bytes placed after a
@@ -50,6 +51,8 @@ func fixFrameSum(b []byte, off int64) {
 //     4 bytes per byte of the buffer, plus 1 MiB.
 func FuzzFrame(f *testing.F) {
 	f.Add([]byte{}, uint32(64), false)
+	f.Add(frameBytes(3, segment.FlagSumPayload|segment.FlagBatch, 5, []byte("hello")), uint32(64), false)
+	f.Add(frameBytes(3, segment.FlagSumPayload|segment.FlagAck, 8, make([]byte, 8)), uint32(64), true)
 	f.Fuzz(func(t *testing.T, data []byte, off uint32, fix bool) {
 		buf := make([]byte, segment.HeaderSize+len(data))
 		copy(buf[segment.HeaderSize:], data)
@@ -105,7 +108,7 @@ func FuzzFrame(f *testing.F) {
 		if len(fr.Payload) > 0 && unsafe.SliceData(fr.Payload) != &buf[o+segment.FrameHeaderSize] {
 			t.Fatalf("payload does not alias the buffer at the frame")
 		}
-		if fr.Flags&^(segment.FlagZstd|segment.FlagBatch|segment.FlagCommit|segment.FlagAck|segment.FlagEncrypted) != 0 ||
+		if fr.Flags&^(segment.FlagZstd|segment.FlagBatch|segment.FlagCommit|segment.FlagAck|segment.FlagEncrypted|segment.FlagSumPayload) != 0 ||
 			fr.Commits() && !fr.InBatch() ||
 			fr.IsAck() && fr.Flags&(segment.FlagBatch|segment.FlagZstd|segment.FlagEncrypted) != 0 {
 			t.Fatalf("inconsistent flags %#x accepted", fr.Flags)

@@ -452,7 +452,7 @@ func (l *Log) writeMerged(m *mergeJob) (*segment.File, error) {
 				// encrypted payload is copied as it is, nonce and tag
 				// included: its associated data holds none of what this
 				// changes (see segment.Sealer), and no nonce is used anew.
-				segment.PutFrame(nb[w:], fr.Seq, fr.Flags&(segment.FlagZstd|segment.FlagEncrypted), int(fr.RawLen), fr.Payload)
+				segment.PutFrame(nb[w:], fr.Seq, fr.Flags&(segment.FlagZstd|segment.FlagEncrypted)|frameFlags, int(fr.RawLen), fr.Payload)
 				m.locs.Add(fr.Seq, index.Loc{Off: w, Stored: uint32(len(fr.Payload)), Raw: fr.RawLen})
 				m.copied = append(m.copied, fr.Seq)
 				w += int64(fr.Size())

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/walpub/walpub/wal/index"
 	"github.com/walpub/walpub/wal/segment"
 )
@@ -437,7 +436,7 @@ func TestEncryptTamperDetected(t *testing.T) {
 			fb := b[fr.Offset:]
 			c.edit(fb, fr)
 			end := segment.FrameHeaderSize + int(binary.LittleEndian.Uint32(fb[8:]))
-			binary.LittleEndian.PutUint64(fb, xxhash.Sum64(fb[8:end]))
+			binary.LittleEndian.PutUint64(fb, segment.Checksum(fb, end))
 			if err := os.WriteFile(path, b, 0o600); err != nil {
 				t.Fatal(err)
 			}

@@ -334,14 +334,7 @@ func TestOpenFailsRemovingMergeLeftover(t *testing.T) {
 	// Segment 1 as a merge wrote it, naming segment 2 merged into it; a
 	// segment 2 still on disk is then a leftover (never read).
 	seg1 := filepath.Join(dir, segment.Name(1))
-	b, err := os.ReadFile(seg1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := segment.DecodeHeader(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, h := readSegment(t, seg1)
 	h.Flags, h.Generation, h.MergedThrough = segment.SegCompacted, 1, 2
 	segment.PutHeader(b, h)
 	if err := os.WriteFile(seg1, b, 0o600); err != nil {

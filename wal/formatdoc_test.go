@@ -185,14 +185,7 @@ func TestFormatDocsMatchFiles(t *testing.T) {
 	frm := segDoc["# Frame"]
 	var compacted, frames int
 	for _, path := range segFiles(t, dir) {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h, err := segment.DecodeHeader(b)
-		if err != nil {
-			t.Fatal(err)
-		}
+		b, h := readSegment(t, path)
 		if got := string(hdr.field(t, b, "magic")); got != segment.Magic {
 			t.Errorf("%s: documented magic reads %q", path, got)
 		}
@@ -215,7 +208,10 @@ func TestFormatDocsMatchFiles(t *testing.T) {
 			frm.want(t, fb, "seq", fr.Seq)
 			frm.want(t, fb, "raw length", uint64(fr.RawLen))
 			frm.want(t, fb, "reserved", 0)
-			frm.want(t, fb, "xxhash64", xxhash.Sum64(fb[8:segment.FrameHeaderSize+len(fr.Payload)]))
+			frm.want(t, fb, "checksum", docFrameChecksum(fb, len(fr.Payload)))
+			if fr.Flags&(1<<5) == 0 {
+				t.Errorf("%s: frame at %d without the payload sum flag", path, fr.Offset)
+			}
 			frames++
 		}
 	}
@@ -411,4 +407,23 @@ func TestFormatDocsEncryption(t *testing.T) {
 	if frames != 2 {
 		t.Fatalf("%d frames, want 2", frames)
 	}
+}
+
+// docFrameChecksum computes the checksum of the frame at the start of fb,
+// with n payload bytes, as segment/doc.go describes it ("# Checksum"),
+// without the segment package.
+func docFrameChecksum(fb []byte, n int) uint64 {
+	le := binary.LittleEndian
+	if le.Uint32(fb[12:])&(1<<5) == 0 {
+		return xxhash.Sum64(fb[8 : 32+n])
+	}
+	const (
+		p1 uint64 = 11400714785074694791
+		p2 uint64 = 14029467366897019727
+		p3 uint64 = 1609587929392839161
+		p4 uint64 = 9650029242287828579
+	)
+	rotl := func(x uint64, r uint) uint64 { return x<<r | x>>(64-r) }
+	return xxhash.Sum64(fb[32:32+n]) ^ rotl(le.Uint64(fb[8:])*p2, 31)*p1 ^
+		rotl(le.Uint64(fb[16:])*p3, 29)*p2 ^ rotl(le.Uint64(fb[24:])*p4, 27)*p1
 }

@@ -350,6 +350,20 @@ func segFiles(t testing.TB, dir string) []string {
 	return m
 }
 
+// readSegment reads the segment file at path and decodes its header.
+func readSegment(t testing.TB, path string) ([]byte, segment.Header) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := segment.DecodeHeader(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, h
+}
+
 // framesOf decodes the frames of a segment file's bytes up to the end of
 // the data.
 func framesOf(t testing.TB, b []byte) []segment.Frame {

@@ -380,6 +380,12 @@ func (l *Log) compress(batch [][]byte) (payloads [][]byte, flags []uint32, bufs 
 	return payloads, flags, bufs
 }
 
+// frameFlags are the flags every frame a log writes carries: its
+// checksum is the payload's, folded with the header (see
+// segment.FlagSumPayload), so that the payload is hashed where the caller
+// has it rather than read back from the mapping it was just copied into.
+const frameFlags = segment.FlagSumPayload
+
 // writeThrough is the size from which an append is written through the
 // file (pwritev) rather than copied into the mapping: the mapping's fault
 // path costs more than the write.
@@ -551,7 +557,7 @@ func (l *Log) appendSmall(data []byte) (uint64, error) {
 		return 0, err
 	}
 	s, seq := l.active, l.nextSeq
-	segment.PutFrame(s.file.Bytes()[s.tail:s.tail+size], seq, 0, len(data), data)
+	segment.PutFrame(s.file.Bytes()[s.tail:s.tail+size], seq, frameFlags, len(data), data)
 	s.locs.Add(seq, index.Loc{Off: s.tail, Stored: uint32(len(data)), Raw: uint32(len(data))})
 	if err := l.appendedLocked(s, 1, size, int64(len(data)), true); err != nil {
 		return 0, err
@@ -630,7 +636,7 @@ func (l *Log) append(batch [][]byte) (uint64, error) {
 	w := int64(0)
 	for i, p := range payloads {
 		seq := first + uint64(i)
-		flags := batchFlags
+		flags := batchFlags | frameFlags
 		if zflags != nil {
 			flags |= zflags[i]
 		}
@@ -1663,7 +1669,7 @@ func (l *Log) Ack(seqs ...uint64) error {
 		l.ackEpoch++
 		a := l.active
 		for _, p := range payloads {
-			a.tail += int64(segment.PutFrame(a.file.Bytes()[a.tail:], l.nextSeq-1, segment.FlagAck, len(p), p))
+			a.tail += int64(segment.PutFrame(a.file.Bytes()[a.tail:], l.nextSeq-1, segment.FlagAck|frameFlags, len(p), p))
 		}
 		at = pos{a.id, a.tail}
 	}

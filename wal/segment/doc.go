@@ -13,7 +13,7 @@
 //
 //	offset size field
 //	0      8    magic "WALPUBSG"
-//	8      2    format version (1)
+//	8      2    format version (2; version 1 is read too)
 //	10     2    flags: bit 0 = compacted (seqs may have gaps)
 //	12     4    reserved, zero
 //	16     8    segment id (1, 2, ...; the file is named after it)
@@ -27,8 +27,8 @@
 // # Frame
 //
 //	offset size field
-//	0      8    xxhash64 of bytes 8..(32+stored length) of the frame:
-//	            the header fields below and the payload
+//	0      8    checksum of the header fields below and the payload
+//	            (see Checksum)
 //	8      4    stored length: payload bytes as stored (max 1 GiB)
 //	12     4    flags (below)
 //	16     8    seq
@@ -44,6 +44,28 @@
 //	bit 3  ack: the payload lists acknowledged seqs (see package index);
 //	       seq holds the last record seq written before it
 //	bit 4  encrypted: the payload is sealed with AES-256-GCM (below)
+//	bit 5  payload sum: the checksum is the folded one (below); set on
+//	       every frame a log of format version 2 writes
+//
+// # Checksum
+//
+// With the payload sum flag (bit 5), the checksum is the xxhash64 of the
+// payload alone, h, xored with a mix of each of the header's three 8-byte
+// words after the checksum (offsets 8, 16 and 24, each read as a
+// little-endian uint64: w8, w16, w24). With xxhash64's primes
+// P1 = 11400714785074694791, P2 = 14029467366897019727,
+// P3 = 1609587929392839161 and P4 = 9650029242287828579, arithmetic
+// modulo 2^64 and rotl a left rotation:
+//
+//	h ^ rotl(w8*P2, 31)*P1 ^ rotl(w16*P3, 29)*P2 ^ rotl(w24*P4, 27)*P1
+//
+// Each word's mix is a bijection, so a change in any one header field
+// always changes the checksum. A writer hashes the payload where it has
+// it, rather than reading it back from where it copied it. Without the
+// flag (format version 1), the checksum is the xxhash64 of bytes
+// 8..(32+stored length) of the frame: the header fields and the payload.
+// A reader takes each frame's scheme from its flags: a version 1 segment
+// that a version 2 log went on writing holds frames of both.
 //
 // An encrypted payload (the record after compression, if compressed) is
 // stored as:

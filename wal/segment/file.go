@@ -50,22 +50,22 @@ func Create(fsys vfs.FS, path string, size int64, mode fs.FileMode) (_ *File, er
 	return &File{Path: path, f: f, m: m}, nil
 }
 
-// Init writes the header h (with h.Size set to the file's size) into the
-// mapping.
+// Init writes the header h (with h.Size set to the file's size, and
+// h.Version to Version where it is 0) into the mapping.
 func (s *File) Init(h Header) {
-	h.Size = int64(len(s.m))
+	h.Size, h.Version = int64(len(s.m)), h.formatVersion()
 	PutHeader(s.m[:HeaderSize], h)
 	s.Header = h
 }
 
-// WriteHeader writes the header h (with h.Size set to the file's size)
-// through the file, as Init does through the mapping: the first store
+// WriteHeader writes the header h (with h.Size and h.Version set as Init
+// sets them) through the file, as Init does through the mapping: the first store
 // into a mapped page the process has not touched takes a fault that
 // reads the pages around it into the page cache (zeros, for the unwritten
 // extents of a fresh file), which a write of the header's 64 bytes does
 // not.
 func (s *File) WriteHeader(h Header) error {
-	h.Size = int64(len(s.m))
+	h.Size, h.Version = int64(len(s.m)), h.formatVersion()
 	var b [HeaderSize]byte
 	PutHeader(b[:], h)
 	if err := s.WriteAt(b[:], 0); err != nil {

@@ -52,7 +52,7 @@ func TestFileCreateOpen(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if g.Header != (Header{ID: 1, FirstSeq: 5, Size: 1 << 16}) || !bytes.Equal(g.Bytes(), want) {
+		if g.Header != (Header{Version: Version, ID: 1, FirstSeq: 5, Size: 1 << 16}) || !bytes.Equal(g.Bytes(), want) {
 			t.Fatalf("reopened segment differs: %+v", g.Header)
 		}
 		fr, err := DecodeFrame(g.Bytes(), HeaderSize+int64(n))

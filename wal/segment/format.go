@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 
@@ -13,8 +14,11 @@ import (
 
 // Sizes and constants; part of the on-disk format.
 const (
-	Magic           = "WALPUBSG"
-	Version         = 1
+	Magic = "WALPUBSG"
+	// Version is the format version of the segments this package writes.
+	// Version 2 added FlagSumPayload; version 1 segments are read as
+	// well.
+	Version         = 2
 	HeaderSize      = 64
 	FrameHeaderSize = 32
 	Align           = 8
@@ -68,12 +72,20 @@ const (
 	// FlagEncrypted: the payload is sealed with AES-256-GCM (see Sealer):
 	// a 12-byte nonce, the ciphertext, a 16-byte tag.
 	FlagEncrypted uint32 = 1 << 4
+	// FlagSumPayload: the checksum is the payload's xxhash64 folded with
+	// the header's fields (format version 2, what a log writes); without
+	// it, the xxhash64 of the header's fields and the payload (version
+	// 1). See Checksum.
+	FlagSumPayload uint32 = 1 << 5
 
-	knownFlags = FlagZstd | FlagBatch | FlagCommit | FlagAck | FlagEncrypted
+	knownFlags = FlagZstd | FlagBatch | FlagCommit | FlagAck | FlagEncrypted | FlagSumPayload
 )
 
 // Header is a segment header.
 type Header struct {
+	// Version is the segment's format version: DecodeHeader's is the
+	// file's, and PutHeader writes Version where it is 0.
+	Version    uint16
 	Flags      uint16
 	ID         uint64
 	FirstSeq   uint64
@@ -82,6 +94,15 @@ type Header struct {
 	// MergedThrough is the last segment id whose records a compaction
 	// merged into this file (0: none but its own).
 	MergedThrough uint64
+}
+
+// formatVersion is the version PutHeader writes for h: h.Version, or
+// Version where that is 0.
+func (h Header) formatVersion() uint16 {
+	if h.Version == 0 {
+		return Version
+	}
+	return h.Version
 }
 
 // Compacted reports whether the segment was rewritten by compaction.
@@ -104,7 +125,7 @@ func errAt(off int64, format string, args ...any) *Error {
 func PutHeader(b []byte, h Header) {
 	_ = b[HeaderSize-1]
 	copy(b[0:8], Magic)
-	binary.LittleEndian.PutUint16(b[8:], Version)
+	binary.LittleEndian.PutUint16(b[8:], h.formatVersion())
 	binary.LittleEndian.PutUint16(b[10:], h.Flags)
 	binary.LittleEndian.PutUint32(b[12:], 0)
 	binary.LittleEndian.PutUint64(b[16:], h.ID)
@@ -130,10 +151,12 @@ func DecodeHeader(b []byte) (Header, error) {
 	if sum := binary.LittleEndian.Uint64(b[56:]); sum != xxhash.Sum64(b[:56]) {
 		return Header{}, errAt(0, "segment header checksum mismatch")
 	}
-	if v := binary.LittleEndian.Uint16(b[8:]); v != Version {
+	v := binary.LittleEndian.Uint16(b[8:])
+	if v < 1 || v > Version {
 		return Header{}, errAt(0, "unsupported segment format version %d", v)
 	}
 	h := Header{
+		Version:       v,
 		Flags:         binary.LittleEndian.Uint16(b[10:]),
 		ID:            binary.LittleEndian.Uint64(b[16:]),
 		FirstSeq:      binary.LittleEndian.Uint64(b[24:]),
@@ -178,9 +201,21 @@ func (f Frame) End() int64 { return f.Offset + int64(f.Size()) }
 
 // PutFrame encodes a frame into dst, which must hold FrameSize(len(payload))
 // bytes (the padding is written as zeros), and returns the bytes written.
+// The checksum is the one flags name (FlagSumPayload or not).
 func PutFrame(dst []byte, seq uint64, flags uint32, rawLen int, payload []byte) int {
 	copy(startFrame(dst, seq, flags, rawLen, len(payload)), payload)
-	return finishFrame(dst, len(payload))
+	if flags&FlagSumPayload == 0 {
+		return finishFrame(dst, len(payload))
+	}
+	// The payload is hashed where it is, not read back from dst: right
+	// after the copy, dst's lines may still be on their way to the cache
+	// (a fresh page of a mapping), and loads from them would wait. The
+	// header's words are read back: measured, that is faster than
+	// keeping the arguments they are made of across the hash.
+	n, end := FrameSize(len(payload)), FrameHeaderSize+len(payload)
+	clear(dst[end:n])
+	binary.LittleEndian.PutUint64(dst[0:], foldHeader(xxhash.Sum64(payload), dst))
+	return n
 }
 
 // PutFrameHeader encodes the header of a frame holding payload into
@@ -191,6 +226,10 @@ func PutFrame(dst []byte, seq uint64, flags uint32, rawLen int, payload []byte) 
 func PutFrameHeader(dst []byte, seq uint64, flags uint32, rawLen int, payload []byte) {
 	_ = dst[FrameHeaderSize-1]
 	putFrameFields(dst, seq, flags, rawLen, len(payload))
+	if flags&FlagSumPayload != 0 {
+		binary.LittleEndian.PutUint64(dst[0:], foldHeader(xxhash.Sum64(payload), dst))
+		return
+	}
 	var d xxhash.Digest
 	d.Reset()
 	d.Write(dst[8:FrameHeaderSize])
@@ -249,8 +288,45 @@ func putFrameFields(dst []byte, seq uint64, flags uint32, rawLen, stored int) {
 func finishFrame(dst []byte, stored int) int {
 	n, end := FrameSize(stored), FrameHeaderSize+stored
 	clear(dst[end:n])
-	binary.LittleEndian.PutUint64(dst[0:], xxhash.Sum64(dst[8:end]))
+	binary.LittleEndian.PutUint64(dst[0:], Checksum(dst, end))
 	return n
+}
+
+// Checksum returns the checksum of the frame at the start of b, whose
+// header and payload end at end, by the scheme its flags name: with
+// FlagSumPayload, the xxhash64 of the payload folded with the header's
+// fields (foldHeader); without, the xxhash64 of the header's fields and
+// the payload, bytes 8 to end.
+func Checksum(b []byte, end int) uint64 {
+	if HeaderFlags(b)&FlagSumPayload != 0 {
+		return foldHeader(xxhash.Sum64(b[FrameHeaderSize:end]), b)
+	}
+	return xxhash.Sum64(b[8:end])
+}
+
+// xxhash64's primes.
+const (
+	prime1 uint64 = 11400714785074694791
+	prime2 uint64 = 14029467366897019727
+	prime3 uint64 = 1609587929392839161
+	prime4 uint64 = 9650029242287828579
+)
+
+// foldHeader folds the three 8-byte words of the frame header h after its
+// checksum (offsets 8, 16 and 24: stored length and flags, seq, raw length
+// and the reserved bytes) into sum, the payload's xxhash64: each word goes
+// through a bijection of its own (a multiplication by an odd constant, a
+// rotation, another, with constants and rotations that differ by
+// position), and the three results are xored into sum. A change in any
+// one header field therefore always changes the checksum; a change in the
+// payload changes sum, xxhash64's. The words are mixed apart from sum, so
+// that a reader verifying frames waits for one xor after the payload's
+// hash.
+func foldHeader(sum uint64, h []byte) uint64 {
+	le := binary.LittleEndian
+	return sum ^ bits.RotateLeft64(le.Uint64(h[8:])*prime2, 31)*prime1 ^
+		bits.RotateLeft64(le.Uint64(h[16:])*prime3, 29)*prime2 ^
+		bits.RotateLeft64(le.Uint64(h[24:])*prime4, 27)*prime1
 }
 
 // ErrPartial stops a scan of a window (NewVerifiedScannerAt) at a frame
@@ -404,7 +480,12 @@ func lengthsAgree(flags, stored, raw uint32) bool {
 // checksumOK reports whether the frame at the start of b, whose header and
 // payload end at end, has the checksum it claims.
 func checksumOK(b []byte, end int) bool {
-	return binary.LittleEndian.Uint64(b[0:]) == xxhash.Sum64(b[8:end])
+	// Checksum's work, without its call on every frame a scan checks.
+	want := binary.LittleEndian.Uint64(b[0:])
+	if HeaderFlags(b)&FlagSumPayload == 0 {
+		return want == xxhash.Sum64(b[8:end])
+	}
+	return want == foldHeader(xxhash.Sum64(b[FrameHeaderSize:end]), b)
 }
 
 func allZero(b []byte) bool {

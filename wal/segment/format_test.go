@@ -15,7 +15,7 @@ import (
 func reseal(b []byte) { binary.LittleEndian.PutUint64(b[56:], xxhash.Sum64(b[:56])) }
 
 func randHeader(r *rand.Rand) Header {
-	h := Header{ID: 1 + r.Uint64N(1<<40), FirstSeq: 1 + r.Uint64N(1<<50), Size: HeaderSize + 8*r.Int64N(1<<20), Generation: r.Uint64N(5)}
+	h := Header{Version: uint16(1 + r.IntN(Version)), ID: 1 + r.Uint64N(1<<40), FirstSeq: 1 + r.Uint64N(1<<50), Size: HeaderSize + 8*r.Int64N(1<<20), Generation: r.Uint64N(5)}
 	if r.IntN(2) == 0 {
 		h.Flags = SegCompacted
 		if r.IntN(2) == 0 {
@@ -56,7 +56,8 @@ func TestHeaderRejects(t *testing.T) {
 		{"zeros", func() []byte { return make([]byte, HeaderSize) }},
 		{"magic", func() []byte { b := bytes.Clone(good); b[0] = 'X'; reseal(b); return b }},
 		{"checksum", func() []byte { b := bytes.Clone(good); b[57] ^= 1; return b }},
-		{"version", func() []byte { b := bytes.Clone(good); b[8] = 2; reseal(b); return b }},
+		{"version-0", func() []byte { b := bytes.Clone(good); b[8] = 0; reseal(b); return b }},
+		{"version-next", func() []byte { b := bytes.Clone(good); b[8] = Version + 1; reseal(b); return b }},
 		{"flags", func() []byte { b := bytes.Clone(good); b[10] = 2; reseal(b); return b }},
 		{"reserved", func() []byte { b := bytes.Clone(good); b[13] = 1; reseal(b); return b }},
 		{"id-zero", func() []byte { b := bytes.Clone(good); clear(b[16:24]); reseal(b); return b }},
@@ -136,6 +137,9 @@ func TestFrameRoundTrip(t *testing.T) {
 			payload[i] = byte(r.Uint32())
 		}
 		flags := flagSets[r.IntN(len(flagSets))]
+		if r.IntN(2) == 0 {
+			flags |= FlagSumPayload
+		}
 		seq := 1 + r.Uint64N(1<<60)
 		raw := n
 		if flags&FlagZstd != 0 {
@@ -211,13 +215,72 @@ func TestFrameRejects(t *testing.T) {
 			t.Errorf("zeros (%d bytes): %v, want ErrEnd", len(b), err)
 		}
 	}
-	// Every single-bit flip of a frame's header and payload is caught.
-	for i := HeaderSize; i < HeaderSize+FrameHeaderSize+5; i++ {
-		for bit := range 8 {
-			b := bytes.Clone(good)
-			b[i] ^= 1 << bit
-			if _, err := DecodeFrame(b, HeaderSize); err == nil {
-				t.Fatalf("flip of bit %d of byte %d accepted", bit, i)
+	// Every single-bit flip of a frame's header and payload is caught,
+	// under either checksum (the flag that names it included).
+	for _, g := range [][]byte{good, frameBuf(7, FlagSumPayload, 5, []byte("hello"), 64)} {
+		for i := HeaderSize; i < HeaderSize+FrameHeaderSize+5; i++ {
+			for bit := range 8 {
+				b := bytes.Clone(g)
+				b[i] ^= 1 << bit
+				if _, err := DecodeFrame(b, HeaderSize); err == nil {
+					t.Fatalf("flags %#x: flip of bit %d of byte %d accepted", HeaderFlags(g[HeaderSize:]), bit, i)
+				}
+			}
+		}
+	}
+}
+
+// TestChecksumSchemes: a frame without FlagSumPayload carries the xxhash64
+// of its header fields and payload (format version 1), one with it the
+// payload's xxhash64 folded with the header's words; each scheme's frame
+// fails the other's check, and a change in any one header word, whatever
+// its value, changes the folded checksum.
+func TestChecksumSchemes(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	for range 500 {
+		p := make([]byte, r.IntN(200))
+		for i := range p {
+			p[i] = byte(r.Uint32())
+		}
+		seq, n := 1+r.Uint64N(1<<40), len(p)
+		v1 := frameBuf(seq, FlagBatch, n, p, 0)[HeaderSize:]
+		v2 := frameBuf(seq, FlagBatch|FlagSumPayload, n, p, 0)[HeaderSize:]
+		end := FrameHeaderSize + n
+		if got, want := binary.LittleEndian.Uint64(v1), xxhash.Sum64(v1[8:end]); got != want || Checksum(v1, end) != want {
+			t.Fatalf("version 1 frame: checksum %x, Checksum %x, want the xxhash64 of bytes 8..%d, %x", got, Checksum(v1, end), end, want)
+		}
+		le := binary.LittleEndian
+		w := [3]uint64{uint64(n) | uint64(FlagBatch|FlagSumPayload)<<32, seq, uint64(n)}
+		fold := func(w [3]uint64) uint64 {
+			h := make([]byte, FrameHeaderSize)
+			le.PutUint64(h[8:], w[0])
+			le.PutUint64(h[16:], w[1])
+			le.PutUint64(h[24:], w[2])
+			return foldHeader(xxhash.Sum64(p), h)
+		}
+		sum := fold(w)
+		if got := le.Uint64(v2); got != sum || Checksum(v2, end) != sum {
+			t.Fatalf("version 2 frame: checksum %x, Checksum %x, want %x", got, Checksum(v2, end), sum)
+		}
+		// The same header and payload under the other scheme fail.
+		x := bytes.Clone(v1)
+		le.PutUint32(x[12:], le.Uint32(x[12:])|FlagSumPayload)
+		if checksumOK(x, end) {
+			t.Fatal("a version 1 checksum passed as a folded one")
+		}
+		x = bytes.Clone(v2)
+		le.PutUint32(x[12:], le.Uint32(x[12:])&^FlagSumPayload)
+		if checksumOK(x, end) {
+			t.Fatal("a folded checksum passed as a version 1 one")
+		}
+		// Any change to any one word changes the fold.
+		for i := range w {
+			c := w
+			for c[i] == w[i] {
+				c[i] = r.Uint64()
+			}
+			if fold(c) == sum {
+				t.Fatalf("word %d changed from %x to %x: the same checksum", i, w[i], c[i])
 			}
 		}
 	}
@@ -243,6 +306,7 @@ func TestDecodeFrameNeverPanics(t *testing.T) {
 
 func FuzzDecodeFrame(f *testing.F) {
 	f.Add(frameBuf(1, 0, 3, []byte("abc"), 0), int64(HeaderSize))
+	f.Add(frameBuf(1, FlagSumPayload|FlagBatch|FlagCommit, 3, []byte("abc"), 0), int64(HeaderSize))
 	f.Add(make([]byte, 200), int64(HeaderSize))
 	f.Add(rawFrame(8, FlagAck, 0, 8, 0, []byte("12345678")), int64(HeaderSize))
 	f.Fuzz(func(t *testing.T, b []byte, off int64) {
@@ -457,15 +521,17 @@ func TestAllZero(t *testing.T) {
 // TestPutFrameHeader: a header from PutFrameHeader, the payload and
 // FramePadding zeros are the bytes PutFrame writes, for every padding.
 func TestPutFrameHeader(t *testing.T) {
-	for n := range 3 * Align {
-		p := bytes.Repeat([]byte{byte(n + 1)}, n)
-		want := make([]byte, FrameSize(n))
-		PutFrame(want, 9, FlagBatch|FlagCommit, n+3, p)
-		var h [FrameHeaderSize]byte
-		PutFrameHeader(h[:], 9, FlagBatch|FlagCommit, n+3, p)
-		got := append(append(h[:], p...), make([]byte, FramePadding(n))...)
-		if !bytes.Equal(got, want) {
-			t.Fatalf("payload of %d bytes: header, payload and padding\n%x\nwant\n%x", n, got, want)
+	for _, sum := range []uint32{0, FlagSumPayload} {
+		for n := range 3 * Align {
+			p := bytes.Repeat([]byte{byte(n + 1)}, n)
+			want := make([]byte, FrameSize(n))
+			PutFrame(want, 9, FlagBatch|FlagCommit|sum, n, p)
+			var h [FrameHeaderSize]byte
+			PutFrameHeader(h[:], 9, FlagBatch|FlagCommit|sum, n, p)
+			got := append(append(h[:], p...), make([]byte, FramePadding(n))...)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("flags %#x, payload of %d bytes: header, payload and padding\n%x\nwant\n%x", sum, n, got, want)
+			}
 		}
 	}
 }

@@ -26,7 +26,11 @@ func TestSealRoundTrip(t *testing.T) {
 	for i, n := range []int{0, 1, 15, 16, 17, 100, 1024, 5000} {
 		plain := bytes.Repeat([]byte("secret!"), n/7+1)[:n]
 		buf := make([]byte, HeaderSize+SealedSize(n)+FrameHeaderSize)
-		w := s.PutFrame(buf[HeaderSize:], uint64(i+1), FlagBatch, n, plain)
+		flags := FlagBatch
+		if i%2 == 1 {
+			flags |= FlagSumPayload // either checksum over a sealed payload
+		}
+		w := s.PutFrame(buf[HeaderSize:], uint64(i+1), flags, n, plain)
 		if w != SealedSize(n) {
 			t.Fatalf("PutFrame wrote %d bytes, SealedSize says %d", w, SealedSize(n))
 		}
@@ -34,7 +38,7 @@ func TestSealRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("n=%d: DecodeFrame: %v", n, err)
 		}
-		if !fr.Encrypted() || !fr.InBatch() || fr.Seq != uint64(i+1) || int(fr.RawLen) != n || len(fr.Payload) != n+Overhead {
+		if !fr.Encrypted() || !fr.InBatch() || fr.Flags&FlagSumPayload != flags&FlagSumPayload || fr.Seq != uint64(i+1) || int(fr.RawLen) != n || len(fr.Payload) != n+Overhead {
 			t.Fatalf("n=%d: decoded %+v", n, fr)
 		}
 		if n >= 7 && bytes.Contains(buf, []byte("secret!")) {
