@@ -480,12 +480,7 @@ func lengthsAgree(flags, stored, raw uint32) bool {
 // checksumOK reports whether the frame at the start of b, whose header and
 // payload end at end, has the checksum it claims.
 func checksumOK(b []byte, end int) bool {
-	// Checksum's work, without its call on every frame a scan checks.
-	want := binary.LittleEndian.Uint64(b[0:])
-	if HeaderFlags(b)&FlagSumPayload == 0 {
-		return want == xxhash.Sum64(b[8:end])
-	}
-	return want == foldHeader(xxhash.Sum64(b[FrameHeaderSize:end]), b)
+	return binary.LittleEndian.Uint64(b[0:]) == Checksum(b, end)
 }
 
 func allZero(b []byte) bool {
