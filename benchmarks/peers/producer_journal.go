@@ -79,13 +79,11 @@ func (j *journal) write(p []byte) error {
 		return fmt.Errorf("%s: record of %d bytes", journalCeiling, len(p))
 	}
 	if j.off+n > mappedSize {
-		file := len(j.maps)
-		m, err := j.mapFile(file)
+		m, err := j.mapFile(len(j.maps))
 		if err != nil {
 			return err
 		}
 		j.w, j.off = m, 0
-		j.publish(int64(file) * mappedSize)
 	}
 	d := j.w[j.off : j.off+n]
 	binary.LittleEndian.PutUint64(d[4:12], xxhash.Sum64(p))
