@@ -1773,10 +1773,17 @@ func (l *Log) Pending() iter.Seq2[Record, error] {
 // readWindow is how much of a segment file Pending reads at a time.
 const readWindow = 1 << 20
 
-// readAhead is how many windows Pending reads ahead of the one it yields
-// from, each on its own goroutine: the copy out of the page cache is most
-// of Pending's work, and spread over the cores.
+// readAhead is how many goroutines at most read windows ahead of the one
+// Pending yields from, on as many cores as there are besides the
+// caller's: the copy out of the page cache and the checksums are most of
+// Pending's work. The caller's goroutine reads windows too while the one
+// it yields next is still being read.
 const readAhead = 2
+
+// aheadSlots is how many windows may be read and not yet yielded: one
+// for each goroutine reading, the caller's included, and one to yield
+// from.
+const aheadSlots = readAhead + 2
 
 // readAheadCuts returns where Pending's windows from off on end, in a
 // segment whose data ends at tail: record frames about readWindow apart,
@@ -1817,7 +1824,7 @@ type pendingReader struct {
 	n    int
 	out  []byte // decompressed or opened records
 	// ahead are the windows read ahead (pendingAhead), in turn.
-	ahead [readAhead + 1]aheadWindow
+	ahead [aheadSlots]aheadWindow
 }
 
 // aheadWindow is a window read ahead: buf holds the bytes of a segment
@@ -1909,60 +1916,133 @@ func (l *Log) pendingIn(r *pendingReader, f *mapped, acks *index.Acks, tail, off
 }
 
 // pendingAhead is pendingIn over the windows that off and cuts bound,
-// reading up to readAhead windows ahead of the one it yields from, each on
-// a goroutine of its own that it joins before it returns. Each window
+// read ahead of the one it yields from (aheadQueue): by up to readAhead
+// goroutines, which it joins before it returns, and by the caller's
+// goroutine while the window it yields next is not read yet. Each window
 // should hold whole frames (the cuts are record frames' offsets); where
 // one does not, or a frame there is damaged, or the windows end before
 // tail, it returns with done false and the offset to read on from as
 // pendingIn does, which finds what is wrong there as it would have
 // without reading ahead.
 func (l *Log) pendingAhead(r *pendingReader, f *mapped, acks *index.Acks, tail, off int64, cuts []int64, from, end uint64, yield func(Record, error) bool) (next int64, done, more bool, err error) {
-	bounds := append(append(make([]int64, 0, len(cuts)+1), off), cuts...)
+	q := &aheadQueue{r: r, f: f, from: from, bounds: append(append(make([]int64, 0, len(cuts)+1), off), cuts...)}
+	windows := len(q.bounds) - 1
+	q.avail.L = &q.mu
+	q.limit = min(windows, len(r.ahead))
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	read := func(i int) {
-		w := &r.ahead[i%len(r.ahead)]
-		size := int(bounds[i+1] - bounds[i])
-		if cap(w.buf) < size {
-			w.buf = make([]byte, size)
-		}
-		w.buf, w.off, w.err, w.done = w.buf[:size], bounds[i], nil, make(chan struct{})
+	defer q.stop()
+	for range min(readAhead, runtime.GOMAXPROCS(0)-1, windows-1) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer close(w.done)
-			if hook := readAheadHook.Load(); hook != nil {
-				(*hook)(i)
-			}
-			if w.err = f.ReadAt(w.buf, w.off); w.err == nil {
-				w.scan(from)
+			for q.readNext(true) {
 			}
 		}()
 	}
-	windows := len(bounds) - 1
-	for i := range min(windows, len(r.ahead)) {
-		read(i)
-	}
 	for i := range windows {
-		w := &r.ahead[i%len(r.ahead)]
-		<-w.done
+		w := q.await(i)
 		if w.err != nil {
 			return 0, true, false, fmt.Errorf("wal: %w", w.err)
 		}
 		if stop, err := l.yieldListed(r, f, w, acks, end, yield); stop {
 			return 0, true, false, err
 		}
-		if w.stop != bounds[i+1] {
+		if w.stop != q.bounds[i+1] {
 			return w.stop, false, false, nil
 		}
-		if i+len(r.ahead) < windows {
-			read(i + len(r.ahead))
-		}
+		q.yielded(i)
 	}
-	if last := bounds[windows]; last < tail {
+	if last := q.bounds[windows]; last < tail {
 		return last, false, false, nil
 	}
 	return 0, true, true, nil
+}
+
+// aheadQueue hands out the windows of one pendingAhead to read, in order,
+// no further ahead than the windows r.ahead holds past the one being
+// yielded.
+type aheadQueue struct {
+	r      *pendingReader
+	f      *mapped
+	from   uint64
+	bounds []int64 // window i is the bytes from bounds[i] to bounds[i+1]
+
+	mu      sync.Mutex
+	avail   sync.Cond // signalled when limit grows or the queue stops
+	next    int       // the next window to read
+	limit   int       // windows below limit may be read
+	stopped bool
+}
+
+// readNext reads the next window, if there is one it may read now, and
+// reports whether it did. If wait, it waits until there is one or none
+// is left.
+func (q *aheadQueue) readNext(wait bool) bool {
+	q.mu.Lock()
+	for wait && !q.stopped && q.next >= q.limit && q.next < len(q.bounds)-1 {
+		q.avail.Wait()
+	}
+	if q.stopped || q.next >= q.limit {
+		q.mu.Unlock()
+		return false
+	}
+	i := q.next
+	q.next++
+	w := &q.r.ahead[i%len(q.r.ahead)]
+	size := int(q.bounds[i+1] - q.bounds[i])
+	if cap(w.buf) < size {
+		w.buf = make([]byte, size)
+	}
+	w.buf, w.off, w.err, w.done = w.buf[:size], q.bounds[i], nil, make(chan struct{})
+	q.mu.Unlock()
+	defer close(w.done)
+	if hook := readAheadHook.Load(); hook != nil {
+		(*hook)(i)
+	}
+	if w.err = q.f.ReadAt(w.buf, w.off); w.err == nil {
+		w.scan(q.from)
+	}
+	return true
+}
+
+// await returns window i once it is read, reading it, or windows after
+// it, while it is not.
+func (q *aheadQueue) await(i int) *aheadWindow {
+	w := &q.r.ahead[i%len(q.r.ahead)]
+	for {
+		q.mu.Lock()
+		claimed := i < q.next
+		q.mu.Unlock()
+		if claimed {
+			select {
+			case <-w.done:
+				return w
+			default:
+			}
+		}
+		if !q.readNext(false) {
+			<-w.done
+			return w
+		}
+	}
+}
+
+// yielded frees window i's slot for the window that many further on.
+func (q *aheadQueue) yielded(i int) {
+	q.mu.Lock()
+	q.limit = min(i+1+len(q.r.ahead), len(q.bounds)-1)
+	q.mu.Unlock()
+	q.avail.Signal()
+}
+
+// stop lets no further window be read and the goroutines waiting for one
+// end.
+func (q *aheadQueue) stop() {
+	q.mu.Lock()
+	q.stopped = true
+	q.mu.Unlock()
+	q.avail.Broadcast()
 }
 
 // readAheadHook, if set (by tests), runs on each read-ahead goroutine

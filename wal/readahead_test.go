@@ -269,3 +269,57 @@ func TestPendingReadAheadJoined(t *testing.T) {
 		t.Fatal("no window after the first was read ahead: the test held nothing up")
 	}
 }
+
+// TestPendingReadsPastSlowWindow: while the window Pending yields next is
+// still being read, the windows after it are read meanwhile, by the other
+// goroutine (the caller's or the one reading ahead, whichever did not take
+// the slow one), up to the windows Pending may hold; with one goroutine
+// reading ahead on two cores, a caller that only waited would read none.
+func TestPendingReadsPastSlowWindow(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	dir := t.TempDir()
+	l := mustOpen(t, dir, WithSegmentSize(16<<20))
+	m := newModel()
+	r := rand.New(rand.NewPCG(12, 12))
+	for n := 0; n < 8*readWindow; n += 1000 {
+		d := randRecord(r, 1000)
+		q, err := l.Append(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.data[q] = d
+	}
+	mustClose(t, l)
+	l = mustOpen(t, dir, WithSegmentSize(16<<20))
+	defer mustClose(t, l)
+	var started, seen atomic.Int32
+	hold := func(window int) {
+		started.Add(1)
+		if window != 0 {
+			return
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for started.Load() < aheadSlots && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		seen.Store(started.Load())
+	}
+	readAheadHook.Store(&hold)
+	defer readAheadHook.Store(nil)
+	n := 0
+	for r, err := range l.Pending() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(r.Data, m.data[r.Seq]) {
+			t.Fatalf("seq %d: wrong data", r.Seq)
+		}
+		n++
+	}
+	if seen.Load() < aheadSlots {
+		t.Fatalf("while window 0 was read, %d windows were started, want %d", seen.Load(), aheadSlots)
+	}
+	if n != len(m.data) {
+		t.Fatalf("Pending yielded %d records, want %d", n, len(m.data))
+	}
+}
