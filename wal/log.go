@@ -2045,8 +2045,9 @@ func (q *aheadQueue) stop() {
 	q.avail.Broadcast()
 }
 
-// readAheadHook, if set (by tests), runs on each read-ahead goroutine
-// before it reads its window, with the window's number in the segment.
+// readAheadHook, if set (by tests), runs before each window pendingAhead
+// reads, on the goroutine that reads it, with the window's number in the
+// segment.
 var readAheadHook atomic.Pointer[func(window int)]
 
 // yieldListed yields the pending records of w's list (aheadWindow), as
