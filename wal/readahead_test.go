@@ -237,7 +237,9 @@ func TestPendingReadAheadSeesAcks(t *testing.T) {
 // back only once every window read ahead is done with, so that nothing
 // reads the file after Pending returns (a segment the caller then lets go
 // of, or a Close, may unmap it). The windows after the first are held up
-// a while: Pending must wait for them.
+// a while: Pending must wait for them. The first waits until one of them
+// has begun (on the other goroutine reading), so that the consumer cannot
+// be done before any is read ahead.
 func TestPendingReadAheadJoined(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	l, _, _ := readAheadLog(t)
@@ -250,6 +252,10 @@ func TestPendingReadAheadJoined(t *testing.T) {
 		if window > 0 {
 			held.Add(1)
 			<-gate
+			return
+		}
+		for deadline := time.Now().Add(5 * time.Second); held.Load() == 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
 		}
 	}
 	readAheadHook.Store(&hold)
