@@ -129,10 +129,9 @@ type pieceRef struct {
 // caller's one of them, the largest first, and returns when all are
 // scanned.
 //
-// The units are queued before any goroutine starts: a caller that handed
-// them over one at a time would wait, after each, to be scheduled again
-// behind the goroutine that took the last (for milliseconds, traced on
-// two cores) while a core stood idle.
+// The units are queued before any goroutine starts, so that no worker
+// waits for the caller to hand it the next one, and the caller scans
+// rather than waits while the others do.
 func runPieces(units []pieceRef, workers int) {
 	slices.SortStableFunc(units, func(a, b pieceRef) int {
 		af, at := a.j.span(a.i)
