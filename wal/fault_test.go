@@ -6,8 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/walpub/walpub/wal/internal/vfs"
 	"github.com/walpub/walpub/wal/segment"
@@ -422,4 +424,114 @@ func TestSuperblockNoSpaceNotSticky(t *testing.T) {
 	mustClose(t, l)
 	l = mustOpen(t, dir, WithSegmentSize(smallSeg))
 	m.check(t, l)
+}
+
+// TestHeaderWriteFailureWhilePrefaulting: a rotation whose header write
+// fails discards the prepared file it took; if the preparer is faulting
+// that file's pages in meanwhile (outside the lock), the file stays mapped
+// until the preparer is done, which then closes it: closing it under the
+// preparer was a data race (and madvise on an unmapped range) that -race
+// caught in TestPowerCut. The disk use the log counts drops by the file.
+func TestHeaderWriteFailureWhilePrefaulting(t *testing.T) {
+	fsys := &vfs.Faulty{FS: vfs.OS}
+	dir := t.TempDir()
+	held := make(chan *segment.File, 1)
+	release := make(chan struct{})
+	var once sync.Once
+	hook := func(f *segment.File) {
+		first := false
+		once.Do(func() { first = true })
+		if first {
+			held <- f
+			<-release
+		}
+	}
+	prepareHook.Store(&hook)
+	defer prepareHook.Store(nil)
+	l := mustOpen(t, dir, withFS(fsys), WithSegmentSize(smallSeg))
+	defer func() { l.Close() }()
+	r := rand.New(rand.NewPCG(18, 18))
+	const size = 4000 // below writeThrough: no write but the header's
+	if _, err := l.Append(randRecord(r, size)); err != nil {
+		t.Fatal(err)
+	}
+	var p *segment.File
+	select {
+	case p = <-held:
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("the preparer never faulted in the prepared file")
+	}
+	fits := func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.active.tail+int64(segment.FrameSize(size)) <= l.active.file.Size()
+	}
+	for fits() {
+		if _, err := l.Append(randRecord(r, size)); err != nil {
+			close(release)
+			t.Fatal(err)
+		}
+	}
+	checkpointWritten(t, l)
+	disk := l.Stats().DiskBytes
+	fsys.FailNextWrites(1, syscall.EIO)
+	_, err := l.Append(randRecord(r, size))
+	l.mu.Lock()
+	taken, mapped, diskAfter := l.prepared != p, p.Bytes() != nil, l.diskBytes+l.sbBytes+l.ckptBytes+l.encBytes
+	l.mu.Unlock()
+	close(release)
+	if !errors.Is(err, syscall.EIO) || !taken {
+		t.Fatalf("Append at a rotation whose header write fails: %v (took the prepared file: %v), want EIO", err, taken)
+	}
+	if !mapped {
+		t.Fatal("the failed rotation closed the prepared file while the preparer was faulting it in")
+	}
+	if _, err := os.Stat(p.Path); !os.IsNotExist(err) {
+		t.Fatalf("the discarded file %s: %v, want it removed", p.Path, err)
+	}
+	if want := disk - smallSeg; diskAfter != want {
+		t.Fatalf("DiskBytes after the discard: %d, want %d", diskAfter, want)
+	}
+	eventually(t, "the preparer closing the discarded file", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return p.Bytes() == nil
+	})
+	if _, err := l.Append(randRecord(r, size)); err != nil {
+		t.Fatalf("Append once writes work again: %v", err)
+	}
+	eventually(t, "a new prepared file", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.prepared != nil
+	})
+	mustClose(t, l)
+	// Close discards the prepared file too (the preparer stopped): what
+	// the log counts is what the directory holds.
+	var onDisk int64
+	for _, e := range readDirEntries(t, dir) {
+		onDisk += e
+	}
+	if got := l.Stats().DiskBytes; got != onDisk {
+		t.Fatalf("DiskBytes after Close: %d, the directory holds %d", got, onDisk)
+	}
+}
+
+// readDirEntries returns the sizes of the files in dir.
+func readDirEntries(t *testing.T, dir string) []int64 {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int64
+	for _, e := range es {
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, fi.Size())
+	}
+	return sizes
 }

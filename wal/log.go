@@ -58,6 +58,12 @@ type Log struct {
 	// allocated (and their memory faulted in) by the preparer, so that a
 	// rotation does neither under the lock; nil until then.
 	prepIndex *segIndex
+	// prepBusy is the prepared file the preparer is faulting pages of in,
+	// outside the lock; a discardPrepared meanwhile (a rotation whose
+	// header write failed, say) leaves closing it to the preparer
+	// (prepBusyGone), which closes it when it is done.
+	prepBusy     *segment.File
+	prepBusyGone bool
 	// sealedUnreleased: a segment was sealed since the preparer last
 	// released pages.
 	sealedUnreleased bool
@@ -902,10 +908,18 @@ func (l *Log) createFile(path string, size int64) (*segment.File, error) {
 }
 
 func (l *Log) discardPrepared(f *segment.File) {
-	f.Close()
+	l.diskBytes -= f.Size() // before Close, after which Size is 0
+	if f == l.prepBusy {
+		l.prepBusyGone = true // the preparer closes it (prepareStep)
+	} else {
+		f.Close()
+	}
 	l.fs.Remove(f.Path)
-	l.diskBytes -= f.Size()
 }
+
+// prepareHook, if set (by tests), runs on the preparer before it faults
+// in pages of the prepared file f, outside the lock.
+var prepareHook atomic.Pointer[func(f *segment.File)]
 
 // preparedPath names a new file to prepare a segment in; the names are
 // unique, so the preparer and a rotation that cannot wait never collide.
@@ -1032,13 +1046,22 @@ func (l *Log) prepareStep() bool {
 		}
 		// A rotation may take the file while we populate it: that
 		// changes no data, and the file stays mapped while it is active.
+		// One that discards it leaves it open to us (prepBusy).
 		small := l.writeAheadLocked() == 0
+		l.prepBusy = p
 		l.mu.Unlock()
+		if hook := prepareHook.Load(); hook != nil {
+			(*hook)(p)
+		}
 		to := min(from+populateChunk, end)
 		p.SmallPages(small)
 		p.Populate(from, to)
 		l.mu.Lock()
-		if l.prepared == p {
+		l.prepBusy = nil
+		if l.prepBusyGone {
+			l.prepBusyGone = false
+			p.Close()
+		} else if l.prepared == p {
 			l.prepPopulated = to
 		}
 		l.mu.Unlock()
