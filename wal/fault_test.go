@@ -174,6 +174,14 @@ func TestAllocationFailureAtRotation(t *testing.T) {
 	m.check(t, l)
 }
 
+// activeFits reports whether a record of size bytes fits in l's active
+// segment (so that appending it does not rotate).
+func activeFits(l *Log, size int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.active.tail+int64(segment.FrameSize(size)) <= l.active.file.Size()
+}
+
 // TestHeaderWriteFailureAtRotation: a new segment's header is written
 // through the file; a write that fails fails the Append that rotated,
 // consumes no seq and leaves the log working (the file is not used).
@@ -185,12 +193,7 @@ func TestHeaderWriteFailureAtRotation(t *testing.T) {
 	m := newModel()
 	r := rand.New(rand.NewPCG(16, 16))
 	const size = 4000 // below writeThrough: no write but the header's
-	fits := func() bool {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.active.tail+int64(segment.FrameSize(size)) <= l.active.file.Size()
-	}
-	for fits() {
+	for activeFits(l, size) {
 		d := randRecord(r, size)
 		q, err := l.Append(d)
 		if err != nil {
@@ -462,12 +465,7 @@ func TestHeaderWriteFailureWhilePrefaulting(t *testing.T) {
 		close(release)
 		t.Fatal("the preparer never faulted in the prepared file")
 	}
-	fits := func() bool {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.active.tail+int64(segment.FrameSize(size)) <= l.active.file.Size()
-	}
-	for fits() {
+	for activeFits(l, size) {
 		if _, err := l.Append(randRecord(r, size)); err != nil {
 			close(release)
 			t.Fatal(err)
@@ -510,28 +508,10 @@ func TestHeaderWriteFailureWhilePrefaulting(t *testing.T) {
 	// Close discards the prepared file too (the preparer stopped): what
 	// the log counts is what the directory holds.
 	var onDisk int64
-	for _, e := range readDirEntries(t, dir) {
-		onDisk += e
+	for _, b := range readDir(t, dir) {
+		onDisk += int64(len(b))
 	}
 	if got := l.Stats().DiskBytes; got != onDisk {
 		t.Fatalf("DiskBytes after Close: %d, the directory holds %d", got, onDisk)
 	}
-}
-
-// readDirEntries returns the sizes of the files in dir.
-func readDirEntries(t *testing.T, dir string) []int64 {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sizes []int64
-	for _, e := range es {
-		fi, err := e.Info()
-		if err != nil {
-			t.Fatal(err)
-		}
-		sizes = append(sizes, fi.Size())
-	}
-	return sizes
 }
