@@ -515,3 +515,90 @@ func TestHeaderWriteFailureWhilePrefaulting(t *testing.T) {
 		t.Fatalf("DiskBytes after Close: %d, the directory holds %d", got, onDisk)
 	}
 }
+
+// A rotation may take the prepared file as the next segment while the
+// preparer is faulting its pages in, outside the lock. That segment can be
+// filled, sealed, acknowledged and reclaimed before the preparer is done:
+// its mapping must stay until the preparer lets go of it, and be closed
+// then.
+func TestReclaimWhilePrefaulting(t *testing.T) {
+	dir := t.TempDir()
+	held := make(chan *segment.File, 1)
+	release := make(chan struct{})
+	var once sync.Once
+	hook := func(f *segment.File) {
+		first := false
+		once.Do(func() { first = true })
+		if first {
+			held <- f
+			<-release
+		}
+	}
+	prepareHook.Store(&hook)
+	defer prepareHook.Store(nil)
+	l := mustOpen(t, dir, WithSegmentSize(smallSeg))
+	released := false
+	letGo := func() {
+		if !released {
+			released = true
+			close(release)
+		}
+	}
+	defer func() { letGo(); l.Close() }()
+	r := rand.New(rand.NewPCG(19, 19))
+	const size = 4000
+	var seqs []uint64
+	appendOne := func() {
+		t.Helper()
+		seq, err := l.Append(randRecord(r, size))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, seq)
+	}
+	appendOne()
+	var p *segment.File
+	select {
+	case p = <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the preparer never faulted in the prepared file")
+	}
+	// Fill the first segment; the next append rotates into p.
+	for activeFits(l, size) {
+		appendOne()
+	}
+	appendOne()
+	l.mu.Lock()
+	taken := l.active.file.File == p
+	l.mu.Unlock()
+	if !taken {
+		t.Fatal("the rotation did not take the file the preparer holds")
+	}
+	// Fill p's segment and seal it (the next segment is a file of its
+	// own: the preparer is held), then acknowledge everything.
+	for activeFits(l, size) {
+		appendOne()
+	}
+	appendOne()
+	path := p.Path
+	if err := l.Ack(seqs...); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the acknowledged segment reclaimed", func() bool {
+		_, err := os.Stat(path)
+		return os.IsNotExist(err)
+	})
+	l.mu.Lock()
+	mapped := p.Bytes() != nil
+	l.mu.Unlock()
+	letGo()
+	if !mapped {
+		t.Fatal("the reclaimed segment was unmapped while the preparer was faulting its pages in")
+	}
+	eventually(t, "the preparer closing the reclaimed segment", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return p.Bytes() == nil
+	})
+	mustClose(t, l)
+}

@@ -61,9 +61,13 @@ type Log struct {
 	// prepBusy is the prepared file the preparer is faulting pages of in,
 	// outside the lock; a discardPrepared meanwhile (a rotation whose
 	// header write failed, say) leaves closing it to the preparer
-	// (prepBusyGone), which closes it when it is done.
+	// (prepBusyGone), which closes it when it is done. A rotation that
+	// takes it as the next segment pins that segment's mapping for the
+	// preparer (prepBusyPin), which unpins it when it is done: the segment
+	// may be filled, sealed and reclaimed meanwhile, and must stay mapped.
 	prepBusy     *segment.File
 	prepBusyGone bool
+	prepBusyPin  *mapped
 	// sealedUnreleased: a segment was sealed since the preparer last
 	// released pages.
 	sealedUnreleased bool
@@ -842,7 +846,12 @@ func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 	if size == l.cfg.segmentSize {
 		ix.reserve(l.expectRecordsLocked(size))
 	}
-	return &seg{id: id, firstSeq: l.nextSeq, file: &mapped{File: f}, tail: segment.HeaderSize, populated: populated, wpopulated: segment.HeaderSize,
+	m := &mapped{File: f}
+	if f == l.prepBusy {
+		m.refs++ // the preparer's, released in prepareStep
+		l.prepBusyPin = m
+	}
+	return &seg{id: id, firstSeq: l.nextSeq, file: m, tail: segment.HeaderSize, populated: populated, wpopulated: segment.HeaderSize,
 		locs: ix.locs, acks: ix.acks}, nil
 }
 
@@ -1045,8 +1054,9 @@ func (l *Log) prepareStep() bool {
 			return false
 		}
 		// A rotation may take the file while we populate it: that
-		// changes no data, and the file stays mapped while it is active.
-		// One that discards it leaves it open to us (prepBusy).
+		// changes no data, and the rotation pins the new segment's
+		// mapping for us (prepBusyPin). One that discards it leaves it
+		// open to us (prepBusy).
 		small := l.writeAheadLocked() == 0
 		l.prepBusy = p
 		l.mu.Unlock()
@@ -1058,6 +1068,8 @@ func (l *Log) prepareStep() bool {
 		p.Populate(from, to)
 		l.mu.Lock()
 		l.prepBusy = nil
+		pin := l.prepBusyPin
+		l.prepBusyPin = nil
 		if l.prepBusyGone {
 			l.prepBusyGone = false
 			p.Close()
@@ -1065,6 +1077,9 @@ func (l *Log) prepareStep() bool {
 			l.prepPopulated = to
 		}
 		l.mu.Unlock()
+		if pin != nil {
+			l.release(pin)
+		}
 		return true
 	}
 	size := l.cfg.segmentSize
