@@ -23,6 +23,7 @@ type Env struct {
 	Versions    map[string]string `json:"versions"` // module path -> version
 	Commit      string            `json:"commit"`   // walpub's git commit
 	CommandLine string            `json:"cmdline"`
+	GuestMemory string            `json:"guest_memory,omitempty"` // what settleMemory did
 }
 
 func collectEnv(dir string) Env {

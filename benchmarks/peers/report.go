@@ -312,6 +312,9 @@ func renderReport(s *Suite, chart string) string {
 	p("| temp dir | `%s` on `%s` |\n", s.Env.TempDir, s.Env.FS)
 	p("| disk | `%s` |\n", strings.ReplaceAll(s.Env.Disk, "\n", "` / `"))
 	p("| Go | %s |\n", s.Env.Go)
+	if s.Env.GuestMemory != "" {
+		p("| guest memory | %s |\n", s.Env.GuestMemory)
+	}
 	p("| walpub | commit `%s` |\n", s.Env.Commit)
 	var loads []float64
 	for _, r := range s.Runs {
