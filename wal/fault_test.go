@@ -439,36 +439,17 @@ func TestSuperblockNoSpaceNotSticky(t *testing.T) {
 func TestHeaderWriteFailureWhilePrefaulting(t *testing.T) {
 	fsys := &vfs.Faulty{FS: vfs.OS}
 	dir := t.TempDir()
-	held := make(chan *segment.File, 1)
-	release := make(chan struct{})
-	var once sync.Once
-	hook := func(f *segment.File) {
-		first := false
-		once.Do(func() { first = true })
-		if first {
-			held <- f
-			<-release
-		}
-	}
-	prepareHook.Store(&hook)
-	defer prepareHook.Store(nil)
+	held, release := holdFirstPrefault(t)
 	l := mustOpen(t, dir, withFS(fsys), WithSegmentSize(smallSeg))
-	defer func() { l.Close() }()
+	defer func() { release(); l.Close() }()
 	r := rand.New(rand.NewPCG(18, 18))
 	const size = 4000 // below writeThrough: no write but the header's
 	if _, err := l.Append(randRecord(r, size)); err != nil {
 		t.Fatal(err)
 	}
-	var p *segment.File
-	select {
-	case p = <-held:
-	case <-time.After(10 * time.Second):
-		close(release)
-		t.Fatal("the preparer never faulted in the prepared file")
-	}
+	p := held()
 	for activeFits(l, size) {
 		if _, err := l.Append(randRecord(r, size)); err != nil {
-			close(release)
 			t.Fatal(err)
 		}
 	}
@@ -479,7 +460,7 @@ func TestHeaderWriteFailureWhilePrefaulting(t *testing.T) {
 	l.mu.Lock()
 	taken, mapped, diskAfter := l.prepared != p, p.Bytes() != nil, l.diskBytes+l.sbBytes+l.ckptBytes+l.encBytes
 	l.mu.Unlock()
-	close(release)
+	release()
 	if !errors.Is(err, syscall.EIO) || !taken {
 		t.Fatalf("Append at a rotation whose header write fails: %v (took the prepared file: %v), want EIO", err, taken)
 	}
@@ -524,28 +505,9 @@ func TestHeaderWriteFailureWhilePrefaulting(t *testing.T) {
 // then.
 func TestReclaimWhilePrefaulting(t *testing.T) {
 	dir := t.TempDir()
-	held := make(chan *segment.File, 1)
-	release := make(chan struct{})
-	var once sync.Once
-	hook := func(f *segment.File) {
-		first := false
-		once.Do(func() { first = true })
-		if first {
-			held <- f
-			<-release
-		}
-	}
-	prepareHook.Store(&hook)
-	defer prepareHook.Store(nil)
+	held, release := holdFirstPrefault(t)
 	l := mustOpen(t, dir, WithSegmentSize(smallSeg))
-	released := false
-	letGo := func() {
-		if !released {
-			released = true
-			close(release)
-		}
-	}
-	defer func() { letGo(); l.Close() }()
+	defer func() { release(); l.Close() }()
 	r := rand.New(rand.NewPCG(19, 19))
 	const size = 4000
 	var seqs []uint64
@@ -558,12 +520,7 @@ func TestReclaimWhilePrefaulting(t *testing.T) {
 		seqs = append(seqs, seq)
 	}
 	appendOne()
-	var p *segment.File
-	select {
-	case p = <-held:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the preparer never faulted in the prepared file")
-	}
+	p := held()
 	// Fill the first segment; the next append rotates into p.
 	for activeFits(l, size) {
 		appendOne()
@@ -598,10 +555,39 @@ func TestReclaimWhilePrefaulting(t *testing.T) {
 		return os.IsNotExist(err)
 	})
 	stillMapped := mapped()
-	letGo()
+	release()
 	if !stillMapped {
 		t.Fatal("the reclaimed segment was unmapped while the preparer was faulting its pages in")
 	}
 	eventually(t, "the preparer closing the reclaimed segment", func() bool { return !mapped() })
 	mustClose(t, l)
+}
+
+// holdFirstPrefault makes the preparer wait, with the first prepared file
+// it is about to fault pages of in, until release is called (any number of
+// times; the test must call it before closing the log). held waits for
+// that moment and returns the file. The hook goes when the test ends.
+func holdFirstPrefault(t *testing.T) (held func() *segment.File, release func()) {
+	ch := make(chan *segment.File, 1)
+	gate := make(chan struct{})
+	var first, opened sync.Once
+	hook := func(f *segment.File) {
+		first.Do(func() {
+			ch <- f
+			<-gate
+		})
+	}
+	prepareHook.Store(&hook)
+	t.Cleanup(func() { prepareHook.Store(nil) })
+	held = func() *segment.File {
+		t.Helper()
+		select {
+		case f := <-ch:
+			return f
+		case <-time.After(10 * time.Second):
+			t.Fatal("the preparer never faulted in the prepared file")
+			return nil
+		}
+	}
+	return held, func() { opened.Do(func() { close(gate) }) }
 }
