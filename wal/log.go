@@ -1035,9 +1035,10 @@ func (l *Log) prepareStep() bool {
 		// so that the estimate holds and a log that writes little never
 		// holds an index for a segment it may never reach (a rotation
 		// that comes first allocates its own).
-		if n := l.expectRecordsLocked(p.Size()); n > 0 {
+		size := p.Size() // read here: a rotation may discard and close p once we unlock
+		if n := l.expectRecordsLocked(size); n > 0 {
 			l.mu.Unlock()
-			ix := newSegIndex(p.Size())
+			ix := newSegIndex(size)
 			ix.reserve(n)
 			l.mu.Lock()
 			if l.prepared == p && l.prepIndex == nil {
