@@ -329,6 +329,12 @@ func mappingsUnder(t *testing.T, dir string) []string {
 	return out
 }
 
+// fileMapped reports whether this process maps path, a file in dir.
+func fileMapped(t *testing.T, dir, path string) bool {
+	t.Helper()
+	return slices.ContainsFunc(mappingsUnder(t, dir), func(line string) bool { return strings.Contains(line, path) })
+}
+
 // TestOpenFailsRemovingMergeLeftover: an Open that fails removing a
 // segment an interrupted merge left behind returns the error and leaves
 // nothing mapped; the next Open removes the leftover and succeeds.
@@ -458,7 +464,7 @@ func TestHeaderWriteFailureWhilePrefaulting(t *testing.T) {
 	fsys.FailNextWrites(1, syscall.EIO)
 	_, err := l.Append(randRecord(r, size))
 	l.mu.Lock()
-	taken, mapped, diskAfter := l.prepared != p, p.Bytes() != nil, l.diskBytes+l.sbBytes+l.ckptBytes+l.encBytes
+	taken, mapped, diskAfter := l.prepared == nil || l.prepared.File != p, p.Bytes() != nil, l.diskBytes+l.sbBytes+l.ckptBytes+l.encBytes
 	l.mu.Unlock()
 	release()
 	if !errors.Is(err, syscall.EIO) || !taken {
@@ -473,11 +479,8 @@ func TestHeaderWriteFailureWhilePrefaulting(t *testing.T) {
 	if want := disk - smallSeg; diskAfter != want {
 		t.Fatalf("DiskBytes after the discard: %d, want %d", diskAfter, want)
 	}
-	eventually(t, "the preparer closing the discarded file", func() bool {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return p.Bytes() == nil
-	})
+	// The preparer unmaps it without the log's lock: ask the kernel.
+	eventually(t, "the preparer closing the discarded file", func() bool { return !fileMapped(t, dir, p.Path) })
 	if _, err := l.Append(randRecord(r, size)); err != nil {
 		t.Fatalf("Append once writes work again: %v", err)
 	}
@@ -541,9 +544,7 @@ func TestReclaimWhilePrefaulting(t *testing.T) {
 	path := p.Path
 	// Whether the file is mapped, as the kernel sees it: the preparer
 	// unmaps it without the log's lock once it lets go.
-	mapped := func() bool {
-		return slices.ContainsFunc(mappingsUnder(t, dir), func(line string) bool { return strings.Contains(line, path) })
-	}
+	mapped := func() bool { return fileMapped(t, dir, path) }
 	if !mapped() {
 		t.Fatalf("%s is not mapped while it is the active segment", path)
 	}

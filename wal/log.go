@@ -50,7 +50,7 @@ type Log struct {
 	tornBytes     int64
 	unsynced      []*mapped // sealed segment files written since the last sync
 	dirDirty      bool      // a file was created, renamed or removed since the last sync
-	prepared      *segment.File
+	prepared      *mapped
 	prepSeq       atomic.Uint64
 	prepPopulated int64        // bytes of the prepared file pre-faulted
 	readSince     atomic.Int64 // bytes read through the mappings since the preparer last released pages
@@ -58,16 +58,6 @@ type Log struct {
 	// allocated (and their memory faulted in) by the preparer, so that a
 	// rotation does neither under the lock; nil until then.
 	prepIndex *segIndex
-	// prepBusy is the prepared file the preparer is faulting pages of in,
-	// outside the lock; a discardPrepared meanwhile (a rotation whose
-	// header write failed, say) leaves closing it to the preparer
-	// (prepBusyGone), which closes it when it is done. A rotation that
-	// takes it as the next segment pins that segment's mapping for the
-	// preparer (prepBusyPin), which unpins it when it is done: the segment
-	// may be filled, sealed and reclaimed meanwhile, and must stay mapped.
-	prepBusy     *segment.File
-	prepBusyGone bool
-	prepBusyPin  *mapped
 	// sealedUnreleased: a segment was sealed since the preparer last
 	// released pages.
 	sealedUnreleased bool
@@ -804,22 +794,26 @@ func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 		last := l.segs[n-1]
 		id = max(last.id, last.file.Header.MergedThrough) + 1
 	}
-	var f *segment.File
+	var f *mapped
 	var ix *segIndex
 	populated := int64(segment.HeaderSize)
 	// A prepared file of another size stays prepared (the preparer may
 	// be pre-faulting it): an oversized record gets a file of its own,
-	// and so does Close's one-page segment (see shrinkIdle).
+	// and so does Close's one-page segment (see shrinkIdle). One the
+	// preparer is faulting in stays pinned by it (prepareStep) while it
+	// becomes a segment, which may be filled, sealed and reclaimed
+	// meanwhile.
 	if p := l.prepared; p != nil && p.Size() == size {
 		l.prepared = nil
 		f, populated, ix = p, l.prepPopulated, l.prepIndex
 		l.prepIndex = nil
 	}
 	if f == nil {
-		var err error
-		if f, err = l.createFile(l.preparedPath(), size); err != nil {
+		nf, err := l.createFile(l.preparedPath(), size)
+		if err != nil {
 			return nil, fmt.Errorf("wal: new segment: %w", err)
 		}
+		f = &mapped{File: nf}
 	}
 	path := vfs.Join(l.dir, segment.Name(id))
 	if err := f.WriteHeader(segment.Header{ID: id, FirstSeq: l.nextSeq}); err != nil {
@@ -846,12 +840,7 @@ func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 	if size == l.cfg.segmentSize {
 		ix.reserve(l.expectRecordsLocked(size))
 	}
-	m := &mapped{File: f}
-	if f == l.prepBusy {
-		m.refs++ // the preparer's, released in prepareStep
-		l.prepBusyPin = m
-	}
-	return &seg{id: id, firstSeq: l.nextSeq, file: m, tail: segment.HeaderSize, populated: populated, wpopulated: segment.HeaderSize,
+	return &seg{id: id, firstSeq: l.nextSeq, file: f, tail: segment.HeaderSize, populated: populated, wpopulated: segment.HeaderSize,
 		locs: ix.locs, acks: ix.acks}, nil
 }
 
@@ -916,14 +905,12 @@ func (l *Log) createFile(path string, size int64) (*segment.File, error) {
 	return f, nil
 }
 
-func (l *Log) discardPrepared(f *segment.File) {
+// discardPrepared removes a prepared file and closes it, or leaves closing
+// it to the preparer if it is faulting the file's pages in (prepareStep).
+func (l *Log) discardPrepared(f *mapped) {
 	l.diskBytes -= f.Size() // before Close, after which Size is 0
-	if f == l.prepBusy {
-		l.prepBusyGone = true // the preparer closes it (prepareStep)
-	} else {
-		f.Close()
-	}
 	l.fs.Remove(f.Path)
+	l.retireLocked(f)
 }
 
 // prepareHook, if set (by tests), runs on the preparer before it faults
@@ -1054,33 +1041,24 @@ func (l *Log) prepareStep() bool {
 			l.mu.Unlock()
 			return false
 		}
-		// A rotation may take the file while we populate it: that
-		// changes no data, and the rotation pins the new segment's
-		// mapping for us (prepBusyPin). One that discards it leaves it
-		// open to us (prepBusy).
+		// A rotation may take the file while we populate it (that
+		// changes no data) or discard it: our pin keeps it mapped until
+		// we are done.
 		small := l.writeAheadLocked() == 0
-		l.prepBusy = p
+		p.refs++
 		l.mu.Unlock()
 		if hook := prepareHook.Load(); hook != nil {
-			(*hook)(p)
+			(*hook)(p.File)
 		}
 		to := min(from+populateChunk, end)
 		p.SmallPages(small)
 		p.Populate(from, to)
 		l.mu.Lock()
-		l.prepBusy = nil
-		pin := l.prepBusyPin
-		l.prepBusyPin = nil
-		if l.prepBusyGone {
-			l.prepBusyGone = false
-			p.Close()
-		} else if l.prepared == p {
+		if l.prepared == p {
 			l.prepPopulated = to
 		}
 		l.mu.Unlock()
-		if pin != nil {
-			l.release(pin)
-		}
+		l.release(p)
 		return true
 	}
 	size := l.cfg.segmentSize
@@ -1098,7 +1076,7 @@ func (l *Log) prepareStep() bool {
 		l.fs.Remove(path)
 		return false
 	}
-	l.prepared, l.prepPopulated, l.prepIndex = f, 0, nil
+	l.prepared, l.prepPopulated, l.prepIndex = &mapped{File: f}, 0, nil
 	l.diskBytes += size
 	return true
 }
