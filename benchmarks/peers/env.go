@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,16 +40,7 @@ func collectEnv(dir string) Env {
 		}
 		f.Close()
 	}
-	if f, err := os.Open("/proc/meminfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && k == "MemTotal" {
-				e.Memory = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
-	}
+	e.Memory, _ = meminfo("MemTotal")
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		e.Kernel = strings.TrimSpace(string(b))
 	}
@@ -70,6 +62,26 @@ func collectEnv(dir string) Env {
 	e.Commit = command("git", "-C", "../..", "describe", "--always", "--dirty", "--abbrev=12")
 	e.CommandLine = strings.TrimSpace("go run . " + strings.Join(os.Args[1:], " "))
 	return e
+}
+
+// meminfo returns the value of key in /proc/meminfo ("24683772 kB"), or
+// an error if it cannot be read or has no such key.
+func meminfo(key string) (string, error) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && k == key {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return "", err
+	}
+	return "", fmt.Errorf("no %s in /proc/meminfo", key)
 }
 
 func command(name string, args ...string) string {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -91,27 +90,15 @@ func settleMemory(path string, touch func(n int64) (time.Duration, error)) (note
 
 // memAvailable returns MemAvailable from /proc/meminfo, in bytes.
 func memAvailable() (int64, error) {
-	f, err := os.Open("/proc/meminfo")
+	v, err := meminfo("MemAvailable")
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || k != "MemAvailable" {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("MemAvailable %q: %w", v, err)
-		}
-		return kb << 10, nil
+	kb, err := strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("MemAvailable %q: %w", v, err)
 	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, errors.New("no MemAvailable in /proc/meminfo")
+	return kb << 10, nil
 }
 
 // touchMemory maps n bytes of anonymous memory a GiB at a time, stores to
