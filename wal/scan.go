@@ -2,10 +2,12 @@ package wal
 
 import (
 	"cmp"
+	"errors"
 	"runtime"
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/walpub/walpub/wal/index"
 	"github.com/walpub/walpub/wal/segment"
@@ -144,8 +146,9 @@ func runPieces(units []pieceRef, workers int) {
 	}
 	close(work)
 	scan := func() {
+		buf := make([]byte, readWindow) // a worker's window, for all its pieces
 		for u := range work {
-			u.j.scan(u.i)
+			u.j.scan(u.i, buf)
 		}
 	}
 	var wg sync.WaitGroup
@@ -197,14 +200,26 @@ func (j *segScan) span(i int) (from, to int64) {
 	return from, to
 }
 
-// scan scans piece i.
-func (j *segScan) scan(i int) {
+// windowHook, if set (by tests), is called with the span of each window
+// a segment's scan reads, and of each frame larger than a window that it
+// scans through the mapping (mapped).
+var windowHook atomic.Pointer[func(from, to int64, mapped bool)]
+
+// scan scans piece i, reading it into buf a window at a time.
+//
+// Reading copies the data once, into a buffer that stays in the cache
+// while its frames are hashed; scanning the mapping instead costs a fault
+// (or a populated page-table entry) and a release per page, more than the
+// copy. A frame larger than buf is scanned through the mapping. Where the
+// windowed scan cannot go on — damage, the end of the data, a failed
+// read — the mapping's scan takes over from the frame it stopped at, so
+// that how a scan ends, and what finish and join make of it, is exactly
+// what one scan of the mapping finds: a scan carries nothing from frame
+// to frame but fs.
+func (j *segScan) scan(i int, buf []byte) {
 	f := j.o.s.file
 	from, to := j.span(i)
 	last := i == len(j.cuts)
-	// Fault the piece's data in with one call rather than a fault every
-	// few pages while hashing it.
-	f.Populate(from, to)
 	fs := newFrameScan(j.o.s, i == 0)
 	fs.from, fs.to = from, to
 	if i == 0 {
@@ -213,13 +228,65 @@ func (j *segScan) scan(i int) {
 		fs.to = j.end
 	}
 	j.pieces[i] = fs
+	// The windows go up to the piece's end, the last's to about where its
+	// data ends: past that, reading would cache pages of the unwritten
+	// preallocation (see finish).
+	at := from
+	done := false // the windows' scan found damage: it ends there
+	var sc segment.Scanner
+	for at < to {
+		win := buf[:min(int64(len(buf)), to-at)]
+		if f.ReadAt(win, at) != nil {
+			break
+		}
+		if hook := windowHook.Load(); hook != nil {
+			(*hook)(at, at+int64(len(win)), false)
+		}
+		sc = fs.frames(segment.NewScannerAt(win, at, at))
+		if sc.Offset() == at && errors.Is(sc.Err(), segment.ErrPartial) && len(win) >= segment.FrameHeaderSize {
+			// A frame larger than buf: that frame alone through the
+			// mapping, and on with windows after it.
+			end := at + int64(segment.FrameSize(int(segment.HeaderStored(win))))
+			if end > to {
+				break
+			}
+			if hook := windowHook.Load(); hook != nil {
+				(*hook)(at, end, true)
+			}
+			var err error
+			f.Populate(at, end)
+			func() {
+				defer catchFault(f.Path, &err)
+				sc = fs.frames(segment.NewScanner(f.Bytes()[:end], at))
+			}()
+			if err != nil {
+				break
+			}
+		}
+		prev := at
+		at = sc.Offset() // the end of the window, or where the scan stopped
+		if fs.damage != nil {
+			done = true
+			break
+		}
+		if at == prev || sc.Err() != nil && !errors.Is(sc.Err(), segment.ErrPartial) {
+			break
+		}
+	}
+	// The rest, if any, through the mapping: fault its data in with one
+	// call rather than a fault every few pages while hashing it.
+	if !done && at < to {
+		f.Populate(at, to)
+	}
 	func() {
 		defer catchFault(f.Path, &j.errs[i])
-		b := f.Bytes()
-		if !last {
-			b = b[:to]
+		if !done {
+			b := f.Bytes()
+			if !last {
+				b = b[:to]
+			}
+			sc = fs.frames(segment.NewScanner(b, at))
 		}
-		sc := fs.frames(b, from)
 		if last {
 			j.res = fs.finish(f.File, &sc)
 		} else {
@@ -380,12 +447,11 @@ func (fs *frameScan) flushBatch() {
 	fs.batchLocs = fs.batchLocs[:0]
 }
 
-// frames reads the frames of b, a segment's bytes, from offset from on up
-// to the end of b, the end of the data or the first damage, and returns
-// the scanner, stopped there. The scanner is its own, on its stack, so
-// that Next's frames cost no write barrier (Scanner.Current).
-func (fs *frameScan) frames(b []byte, from int64) segment.Scanner {
-	sc := segment.NewScanner(b, from)
+// frames reads the frames sc decodes, up to the end of its bytes, the end
+// of the data or the first damage, and returns sc, stopped there. The
+// scanner is its own, on its stack, so that Next's frames cost no write
+// barrier (Scanner.Current).
+func (fs *frameScan) frames(sc segment.Scanner) segment.Scanner {
 scan:
 	for sc.Next() {
 		fr, off := sc.Current(), sc.Offset()

@@ -98,7 +98,28 @@ type scanSummary struct {
 func scanCut(o *opened, cuts []int64) (scanSummary, bool) {
 	j := &segScan{o: o, end: o.s.file.HoleFrom(0), cuts: slices.Clone(cuts)}
 	scanJobs([]*segScan{j}, 2)
-	fs := j.pieces[0]
+	return summarize(j.pieces[0], j.res, j.errs[0] == nil), j.joined
+}
+
+// mappingScan scans o as one scan of its mapping from the first frame,
+// as Open scanned before it read segments a window at a time: the
+// reference the windowed scan must match.
+func mappingScan(o *opened) (s scanSummary) {
+	f := o.s.file
+	fs := newFrameScan(o.s, true)
+	fs.from, fs.to = segment.HeaderSize, f.HoleFrom(0)
+	var res scanResult
+	var err error
+	func() {
+		defer catchFault(f.Path, &err)
+		sc := fs.frames(segment.NewScanner(f.Bytes(), segment.HeaderSize))
+		res = fs.finish(f.File, &sc)
+	}()
+	return summarize(fs, res, err == nil)
+}
+
+// summarize is what a scan (fs, ending in res) gives the load.
+func summarize(fs *frameScan, res scanResult, faultFree bool) scanSummary {
 	var s scanSummary
 	for q, c := range fs.locs.All() {
 		s.Locs = append(s.Locs, int64(q), c.Off, int64(c.Stored), int64(c.Raw))
@@ -106,12 +127,12 @@ func scanCut(o *opened, cuts []int64) (scanSummary, bool) {
 	s.Acks = append([]ackRange{}, fs.acks...)
 	s.LastSeq, s.Pending, s.PendingBytes, s.LiveFrames = fs.lastSeq, fs.pending, fs.pendingBytes, fs.liveFrames
 	s.SealedAt, s.PlainAt = fs.sealedAt, fs.plainAt
-	if d := j.res.damage; d != nil {
+	if d := res.damage; d != nil {
 		s.Damage, s.DamageOff = d.Error(), d.Offset
 	}
-	s.End, s.TornTo, s.Batch = j.res.end, j.res.tornTo, j.res.batch
-	s.FaultFree = j.errs[0] == nil
-	return s, j.joined
+	s.End, s.TornTo, s.Batch = res.end, res.tornTo, res.batch
+	s.FaultFree = faultFree
+	return s
 }
 
 // boundaries returns the offsets of the frames of the segment file at
