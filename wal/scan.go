@@ -146,9 +146,9 @@ func runPieces(units []pieceRef, workers int) {
 	}
 	close(work)
 	scan := func() {
-		buf := make([]byte, readWindow) // a worker's window, for all its pieces
+		var buf []byte // a worker's window, for all its pieces
 		for u := range work {
-			u.j.scan(u.i, buf)
+			u.j.scan(u.i, &buf)
 		}
 	}
 	var wg sync.WaitGroup
@@ -205,20 +205,25 @@ func (j *segScan) span(i int) (from, to int64) {
 // scans through the mapping (mapped).
 var windowHook atomic.Pointer[func(from, to int64, mapped bool)]
 
-// scan scans piece i, reading it into buf a window at a time.
+// scan scans piece i, reading it into *buf a window at a time; *buf grows
+// to a window (readWindow), or to the piece if that is smaller.
 //
 // Reading copies the data once, into a buffer that stays in the cache
 // while its frames are hashed; scanning the mapping instead costs a fault
 // (or a populated page-table entry) and a release per page, more than the
-// copy. A frame larger than buf is scanned through the mapping. Where the
+// copy. A frame larger than a window is scanned through the mapping. Where the
 // windowed scan cannot go on — damage, the end of the data, a failed
 // read — the mapping's scan takes over from the frame it stopped at, so
 // that how a scan ends, and what finish and join make of it, is exactly
 // what one scan of the mapping finds: a scan carries nothing from frame
 // to frame but fs.
-func (j *segScan) scan(i int, buf []byte) {
+func (j *segScan) scan(i int, bufp *[]byte) {
 	f := j.o.s.file
 	from, to := j.span(i)
+	if n := int(min(readWindow, to-from)); cap(*bufp) < n {
+		*bufp = make([]byte, n)
+	}
+	buf := (*bufp)[:cap(*bufp)]
 	last := i == len(j.cuts)
 	fs := newFrameScan(j.o.s, i == 0)
 	fs.from, fs.to = from, to
