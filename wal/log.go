@@ -52,8 +52,8 @@ type Log struct {
 	dirDirty      bool      // a file was created, renamed or removed since the last sync
 	prepared      *mapped
 	prepSeq       atomic.Uint64
-	prepPopulated int64        // bytes of the prepared file pre-faulted
-	readSince     atomic.Int64 // bytes read through the mappings since the preparer last released pages
+	prepPopulated int64 // bytes of the prepared file pre-faulted
+	readSince     int64 // bytes read through the mappings since the preparer last released pages
 	// prepIndex: the prepared file's index and acknowledgement bitmap,
 	// allocated (and their memory faulted in) by the preparer, so that a
 	// rotation does neither under the lock; nil until then.
@@ -1197,7 +1197,7 @@ func (l *Log) populateDueLocked(a *seg) bool {
 // releaseDueLocked reports whether the preparer should drop mapped pages
 // (see Releasing).
 func (l *Log) releaseDueLocked() bool {
-	return l.sealedUnreleased || l.readSince.Load() >= releaseEvery || l.releaseBehindDueLocked(l.active)
+	return l.sealedUnreleased || l.readSince >= releaseEvery || l.releaseBehindDueLocked(l.active)
 }
 
 // releaseBehindDueLocked reports whether the active segment a's tail has
@@ -1211,10 +1211,14 @@ func (l *Log) releaseBehindDueLocked(a *seg) bool {
 // its pages, one more where it straddles a page boundary.
 func pagesTouched(n int64) int64 { return segment.PageAlign(n) + segment.PageSize }
 
-// noteRead counts n bytes faulted in by reads through the mappings, and
-// kicks the preparer to drop them once they add up to releaseEvery.
-func (l *Log) noteRead(n int64) {
-	if r := l.readSince.Add(n); r >= releaseEvery && r-n < releaseEvery {
+// noteReadLocked counts n bytes a read through the mappings is about to
+// fault in, and kicks the preparer to drop them once they add up to
+// releaseEvery. Counted under the lock the read's lookup holds anyway:
+// an atomic counter beside the fields appends write cost Get a contended
+// cache line per record.
+func (l *Log) noteReadLocked(n int64) {
+	l.readSince += n
+	if l.readSince >= releaseEvery && l.readSince-n < releaseEvery {
 		l.kick(l.prepKick)
 	}
 }
@@ -1242,7 +1246,7 @@ func (l *Log) releaseMapped() {
 	for _, sp := range spans {
 		sp.f.refs++
 	}
-	l.readSince.Store(0)
+	l.readSince = 0
 	l.sealedUnreleased = false
 	l.mu.Unlock()
 	for _, sp := range spans {
@@ -1519,18 +1523,17 @@ func (l *Log) Get(seq uint64) ([]byte, error) {
 		l.mu.Unlock()
 		return nil, ErrNotFound
 	}
-	off, ok := s.locs.Lookup(seq)
+	loc, ok := s.locs.Find(seq)
 	if !ok {
 		l.mu.Unlock()
 		return nil, ErrNotFound
 	}
 	f := s.file
 	f.refs++
+	l.noteReadLocked(pagesTouched(segment.FrameHeaderSize + int64(loc.Stored)))
 	l.mu.Unlock()
 	defer l.release(f)
-	b, err := l.read(f, off, seq)
-	l.noteRead(pagesTouched(segment.FrameHeaderSize + int64(len(b))))
-	return b, err
+	return l.read(f, loc.Off, seq)
 }
 
 // read returns a copy of record seq, whose frame is at off of f (pinned),
