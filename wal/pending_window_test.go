@@ -19,7 +19,7 @@ import (
 func TestPendingAcrossWindows(t *testing.T) {
 	for _, comp := range []Compression{CompressionNone, CompressionZstd} {
 		dir := t.TempDir()
-		opts := []Option{WithSegmentSize(4 << 20), WithCompression(comp)}
+		opts := []Option{WithSegmentSize(8 * readWindow), WithCompression(comp)}
 		l := mustOpen(t, dir, opts...)
 		m := newModel()
 		r := rand.New(rand.NewPCG(7, uint64(comp)))
