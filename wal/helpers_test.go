@@ -179,6 +179,16 @@ func (m *model) check(t testing.TB, l *Log) {
 			t.Fatalf("Get(%d): %d bytes differ from the %d written", q, len(g), len(d))
 		}
 	}
+	// GetRange, a call at a time, finds the records Pending yields.
+	ranged := getRangeAll(t, l, 0, 16<<10)
+	if len(ranged) != len(want) {
+		t.Fatalf("GetRange found %d records, want %d (first missing/extra: %v)", len(ranged), len(want), diffSeqs(ranged, want))
+	}
+	for i, q := range want {
+		if ranged[i].Seq != q || !bytes.Equal(ranged[i].Data, m.data[q]) {
+			t.Fatalf("GetRange's record %d is seq %d (%d bytes), want seq %d (%d bytes)", i, ranged[i].Seq, len(ranged[i].Data), q, len(m.data[q]))
+		}
+	}
 	st := l.Stats()
 	if st.Pending != len(want) || st.PendingBytes != m.pendingBytes() {
 		t.Fatalf("Stats: Pending %d PendingBytes %d, want %d %d", st.Pending, st.PendingBytes, len(want), m.pendingBytes())
@@ -429,4 +439,32 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// getRangeAll calls GetRange from seq from on, up to the log's next seq,
+// maxBytes at a time, and returns what the calls found; each call must
+// make progress and return seqs ascending, from its from up to its next.
+func getRangeAll(t testing.TB, l *Log, from uint64, maxBytes int) []Record {
+	t.Helper()
+	var all []Record
+	end := l.Stats().NextSeq
+	for q := from; q < end; {
+		recs, next, err := l.GetRange(nil, q, end, maxBytes)
+		if err != nil {
+			t.Fatalf("GetRange(%d, %d): %v", q, end, err)
+		}
+		if next <= q || next > end {
+			t.Fatalf("GetRange(%d, %d) goes on from %d", q, end, next)
+		}
+		last := q
+		for i, r := range recs {
+			if r.Seq < last || i > 0 && r.Seq == last || r.Seq >= next {
+				t.Fatalf("GetRange(%d, %d) returned seq %d after %d, going on from %d", q, end, r.Seq, last, next)
+			}
+			last = r.Seq
+		}
+		all = append(all, recs...)
+		q = next
+	}
+	return all
 }

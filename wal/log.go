@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -100,10 +101,13 @@ type Log struct {
 	wg          sync.WaitGroup
 }
 
-// Record is an unacknowledged record yielded by Pending.
+// Record is an unacknowledged record, yielded by Pending or returned by
+// GetRange.
 type Record struct {
-	Seq  uint64
-	Data []byte // valid only until the iteration step returns; copy to keep
+	Seq uint64
+	// Data: Pending's is valid only until the iteration step returns (copy
+	// to keep); GetRange's is the caller's.
+	Data []byte
 }
 
 // Stats describes a log.
@@ -1535,6 +1539,84 @@ func (l *Log) Get(seq uint64) ([]byte, error) {
 	defer l.release(f)
 	return l.read(f, loc.Off, seq)
 }
+
+// GetRange appends to dst copies of the unacknowledged records with seqs
+// from from on, ascending, and returns it with next, the seq to go on
+// from. It stops before seq to, at the end of the segment file from is
+// in, after getRangeMax records, or once the records it appended hold
+// maxBytes (at least one record), whichever comes first; every seq from
+// from up to next that it did not append was not found (acknowledged,
+// never written, or left out by compaction). Each record is verified as
+// Get verifies it, and is a copy of its own, as Get's: a caller may keep
+// some records far longer than others.
+//
+// A reader of consecutive records (a sender catching up with a backlog)
+// takes the log's lock twice per call instead of twice per record. If a
+// record cannot be read, GetRange returns the records before it, next at
+// its seq, and the error Get would return for it.
+func (l *Log) GetRange(dst []Record, from, to uint64, maxBytes int) (_ []Record, next uint64, err error) {
+	l.mu.Lock()
+	if err := l.checkLocked(); err != nil {
+		l.mu.Unlock()
+		return dst, from, err
+	}
+	to = min(to, l.nextSeq)
+	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].firstSeq > from })
+	if i == 0 {
+		// Below the oldest segment: reclaimed.
+		next = to
+		if len(l.segs) > 0 {
+			next = min(to, l.segs[0].firstSeq)
+		}
+		l.mu.Unlock()
+		return dst, max(from, next), nil
+	}
+	s := l.segs[i-1]
+	if i < len(l.segs) {
+		to = min(to, l.segs[i].firstSeq)
+	}
+	var locs [getRangeMax]frameLoc
+	n, size, touched := 0, 0, int64(0)
+	next = from
+	for stop := min(to, from+getRangeScan); next < stop && n < len(locs) && (n == 0 || size < maxBytes); next++ {
+		if s.acks.Has(next) {
+			continue
+		}
+		loc, ok := s.locs.Find(next)
+		if !ok {
+			continue
+		}
+		locs[n] = frameLoc{next, loc}
+		n++
+		size += int(loc.Raw)
+		touched += pagesTouched(segment.FrameHeaderSize + int64(loc.Stored))
+	}
+	if n == 0 {
+		l.mu.Unlock()
+		return dst, next, nil
+	}
+	f := s.file
+	f.refs++
+	l.noteReadLocked(touched)
+	l.mu.Unlock()
+	defer l.release(f)
+	for _, e := range locs[:n] {
+		b, err := l.read(f, e.Off, e.seq)
+		if err != nil {
+			return dst, e.seq, err
+		}
+		dst = append(dst, Record{Seq: e.seq, Data: b})
+	}
+	return dst, next, nil
+}
+
+// getRangeMax is the most records one GetRange returns, and getRangeScan
+// the most seqs it looks at (acknowledged ones are skipped): the lock is
+// held meanwhile.
+const (
+	getRangeMax  = 128
+	getRangeScan = 8 * getRangeMax
+)
 
 // read returns a copy of record seq, whose frame is at off of f (pinned),
 // once its checksum is verified. A fault reading the mapping (an I/O error

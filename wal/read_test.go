@@ -9,11 +9,20 @@ import (
 	"testing"
 
 	"github.com/walpub/walpub/internal/testutil"
+	"github.com/walpub/walpub/wal/index"
 	"github.com/walpub/walpub/wal/segment"
 )
 
 // frameOf returns the file and offset of record seq's frame in an open log.
 func frameOf(t testing.TB, l *Log, seq uint64) (string, int64) {
+	t.Helper()
+	path, loc := locOf(t, l, seq)
+	return path, loc.Off
+}
+
+// locOf returns the file of record seq's frame in an open log, and where
+// the index says the frame is.
+func locOf(t testing.TB, l *Log, seq uint64) (string, index.Loc) {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -21,11 +30,11 @@ func frameOf(t testing.TB, l *Log, seq uint64) (string, int64) {
 	if s == nil {
 		t.Fatalf("no segment holds seq %d", seq)
 	}
-	off, ok := s.locs.Lookup(seq)
+	loc, ok := s.locs.Find(seq)
 	if !ok {
 		t.Fatalf("seq %d has no frame", seq)
 	}
-	return s.file.Path, off
+	return s.file.Path, loc
 }
 
 // flipPayload flips the first payload byte of the frame at off of path

@@ -149,6 +149,12 @@ type sender struct {
 	runs []seqRange // records left by an earlier run, ascending
 	next uint64     // the next seq written by this producer to read
 
+	// ahead holds records read from the journal with the one the cursor
+	// needed (readJournal), in aheadBuf's storage; every seq from
+	// aheadFrom up to aheadTo not in it was not found.
+	ahead, aheadBuf    []wal.Record
+	aheadFrom, aheadTo uint64
+
 	inflight  []*entry // handed to the client, ascending seq; done ones dropped by popLeft
 	nInFlight int
 	nBytes    int
@@ -918,7 +924,7 @@ func (s *sender) read() *entry {
 		if fn := s.p.cfg.journalRead; fn != nil {
 			fn(seq)
 		}
-		data, err := s.p.journal.Get(seq)
+		data, err := s.readJournal(seq)
 		if errors.Is(err, wal.ErrNotFound) {
 			s.advance() // acknowledged meanwhile
 			continue
@@ -947,6 +953,43 @@ func (s *sender) read() *entry {
 		return e
 	}
 }
+
+// readJournal returns record seq, the cursor's, from the journal, as
+// wal.Log.Get does. It reads the records after it in the same call
+// (wal.Log.GetRange), up to the end of the cursor's run or of what was
+// published and at most readAheadBytes, and serves the cursor's next seqs
+// from them: the journal's lock is taken twice per call, not twice per
+// record, and the writer appending meanwhile waits for it less.
+func (s *sender) readJournal(seq uint64) ([]byte, error) {
+	if seq < s.aheadFrom || seq >= s.aheadTo {
+		limit := s.p.published.Load() + 1
+		if len(s.runs) > 0 {
+			limit = s.runs[0].hi + 1
+		}
+		clear(s.ahead) // read and never taken: behind the cursor
+		recs, next, err := s.p.journal.GetRange(s.aheadBuf[:0], seq, limit, readAheadBytes)
+		s.aheadBuf, s.ahead, s.aheadFrom, s.aheadTo = recs, recs, seq, next
+		if len(recs) == 0 && (err != nil || next <= seq) {
+			// Nothing read at seq: Get says why, as it did before.
+			s.aheadTo = seq
+			return s.p.journal.Get(seq)
+		}
+	}
+	for len(s.ahead) > 0 && s.ahead[0].Seq < seq {
+		s.ahead[0] = wal.Record{}
+		s.ahead = s.ahead[1:]
+	}
+	if len(s.ahead) == 0 || s.ahead[0].Seq != seq {
+		return nil, wal.ErrNotFound // acknowledged: GetRange skipped it
+	}
+	data := s.ahead[0].Data
+	s.ahead[0] = wal.Record{} // the sender's entry holds it from now on
+	s.ahead = s.ahead[1:]
+	return data, nil
+}
+
+// readAheadBytes bounds the records one readJournal reads ahead.
+const readAheadBytes = 256 << 10
 
 func (s *sender) produce(e *entry) {
 	e.state = stateInFlight
