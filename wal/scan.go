@@ -170,6 +170,7 @@ type segScan struct {
 	o      *opened
 	end    int64   // about where the data ends: the last sync's mark, or the file system's data (HoleFrom)
 	cuts   []int64 // the offsets where the pieces after the first begin
+	split  *index.Split
 	pieces []*frameScan
 	errs   []error    // a piece's scan faulted
 	res    scanResult // the last piece's
@@ -180,10 +181,52 @@ type segScan struct {
 func (j *segScan) units(units []pieceRef) []pieceRef {
 	j.pieces = make([]*frameScan, len(j.cuts)+1)
 	j.errs = make([]error, len(j.cuts)+1)
+	j.split = j.planSplit()
 	for i := range j.pieces {
 		units = append(units, pieceRef{j, i})
 	}
 	return units
+}
+
+// planSplit returns one allocation for the location maps of j's pieces
+// (index.Split), if j is cut: each piece after the first begins with the
+// record (or after the ack frame) whose header is at its cut, so the
+// pieces but the last hold known numbers of records; the last is given
+// room for as many as the others' density predicts, and an eighth more.
+// A header that cannot be read, or seqs that could not be what the pieces
+// hold (not ascending, or more records than frames fit), plan nothing:
+// the pieces' maps are then separate and joined by copying, as a piece
+// that outgrows its room is.
+func (j *segScan) planSplit() *index.Split {
+	if len(j.cuts) == 0 {
+		return nil
+	}
+	f := j.o.s.file
+	starts := make([]uint64, 1, len(j.cuts)+1)
+	starts[0] = j.o.s.firstSeq
+	var h [segment.FrameHeaderSize]byte
+	for k, c := range j.cuts {
+		if f.ReadAt(h[:], c) != nil {
+			return nil
+		}
+		q := segment.HeaderSeq(h[:])
+		if segment.HeaderFlags(h[:])&segment.FlagAck != 0 {
+			q++
+		}
+		prev, from := starts[k], int64(segment.HeaderSize)
+		if k > 0 {
+			from = j.cuts[k-1]
+		}
+		if q <= prev || q-prev > uint64(c-from)/segment.FrameHeaderSize {
+			return nil
+		}
+		starts = append(starts, q)
+	}
+	c := j.cuts[len(j.cuts)-1]
+	left := max(j.end-c, 0)
+	n := left * int64(starts[len(starts)-1]-starts[0]) / (c - segment.HeaderSize)
+	n = min(n+n/8+16, left/segment.FrameHeaderSize+1)
+	return index.NewSplit(starts, int(n))
 }
 
 // span returns the offsets piece i begins and ends at; the last ends at
@@ -227,7 +270,11 @@ func (j *segScan) scan(i int, bufp *[]byte) {
 	last := i == len(j.cuts)
 	fs := newFrameScan(j.o.s, i == 0)
 	fs.from, fs.to = from, to
-	if i == 0 {
+	switch {
+	case j.split != nil:
+		// Room planned for every piece (planSplit).
+		fs.locs, fs.planned = j.split.Part(i), true
+	case i == 0:
 		// The first piece's map takes the others' when they join: room
 		// for the whole segment's records, reserved once.
 		fs.to = j.end
@@ -321,18 +368,44 @@ func (j *segScan) join() bool {
 	if j.res.damage != nil {
 		return false
 	}
-	n := 0
-	for _, fs := range j.pieces {
-		n += fs.locs.Len() + len(fs.batchLocs)
+	var joined *index.Locations
+	if j.split != nil {
+		// A batch open at a piece's end goes on past its cut (merge
+		// checks), so its records count: in the piece's own map, as
+		// merge would add them to the first's.
+		maps := make([]*index.Locations, len(j.pieces))
+		for i, fs := range j.pieces {
+			if i < len(j.cuts) {
+				fs.flushBatch()
+			}
+			maps[i] = fs.locs
+		}
+		joined = j.split.Join(maps)
 	}
-	j.pieces[0].locs.Reserve(n - j.pieces[0].locs.Len())
+	if joined == nil {
+		n := 0
+		for _, fs := range j.pieces {
+			n += fs.locs.Len() + len(fs.batchLocs)
+		}
+		j.pieces[0].locs.Reserve(n - j.pieces[0].locs.Len())
+	}
 	for _, fs := range j.pieces[1:] {
-		if !j.pieces[0].merge(fs) {
+		if !j.pieces[0].merge(fs, joined == nil) {
 			return false
 		}
 	}
+	if joined != nil {
+		j.pieces[0].locs = joined
+	}
+	if hook := joinHook.Load(); hook != nil {
+		(*hook)(joined != nil)
+	}
 	return true
 }
+
+// joinHook, if set (by tests), is called when the pieces of a segment
+// join, with whether their location maps joined in place (index.Split).
+var joinHook atomic.Pointer[func(inPlace bool)]
 
 // apply gives the segment and its opened file what the scan found (after
 // join, in one piece).
@@ -387,7 +460,10 @@ type frameScan struct {
 	// the piece holds, to reserve room for them once (see reserveAfter).
 	from, to int64
 
-	locs         *index.Locations
+	locs *index.Locations
+	// planned: locs is a part of a Split, with room for the piece's
+	// records planned; nothing to reserve.
+	planned      bool
 	acks         []ackRange // the ranges of every ack frame, in order
 	lastSeq      uint64
 	pending      int
@@ -420,7 +496,7 @@ func (fs *frameScan) add(e frameLoc) {
 	fs.pendingBytes += int64(e.Raw)
 	size := int64(segment.FrameSize(int(e.Stored)))
 	fs.liveFrames += size
-	if fs.pending == reserveAfter {
+	if fs.pending == reserveAfter && !fs.planned {
 		fs.reserve(e.Off + size)
 	}
 }
@@ -467,7 +543,13 @@ scan:
 				fs.expect = fr.Seq + 1
 			}
 			fs.start = fs.expect
-			fs.locs = index.NewLocations(fs.expect)
+			if fs.locs == nil {
+				fs.locs = index.NewLocations(fs.expect)
+			} else {
+				// The planned part (planSplit); if it was planned
+				// for another seq, Split.Join refuses it.
+				fs.locs.Rebase(fs.expect)
+			}
 		}
 		if fr.IsAck() {
 			if fs.batchStart >= 0 {
@@ -583,17 +665,20 @@ func (fs *frameScan) finish(f *segment.File, sc *segment.Scanner) scanResult {
 	return scanResult{damage: damage, end: end, tornTo: max(tornTo, off), batch: fs.batchStart >= 0}
 }
 
-// merge appends n, the scan of the piece after fs's, to fs, and reports
+// merge appends n, the scan of the piece after fs's, to fs (its location
+// map too if locs: not when the maps were joined in place), and reports
 // whether n goes on from fs as one scan would: its first frame implies
 // the seq fs expects next, and a batch open at fs's end goes on in n's
 // first frame. Both pieces are whole and undamaged (join checks), so a
 // batch open at the cut is committed later on, and its records count.
-func (fs *frameScan) merge(n *frameScan) bool {
+func (fs *frameScan) merge(n *frameScan, locs bool) bool {
 	if !n.known || n.start != fs.expect || fs.batchStart >= 0 && !n.headBatch {
 		return false
 	}
 	fs.flushBatch()
-	fs.locs.Append(n.locs)
+	if locs {
+		fs.locs.Append(n.locs)
+	}
 	fs.acks = append(fs.acks, n.acks...)
 	if n.lastSeq != 0 {
 		fs.lastSeq = n.lastSeq

@@ -174,6 +174,16 @@ func TestSplitScanMatchesWhole(t *testing.T) {
 	if !ok || whole.Damage != "" || !whole.FaultFree || whole.Pending == 0 || len(whole.Acks) == 0 {
 		t.Fatalf("whole scan: joined %v, %+v", ok, whole)
 	}
+	var inPlace, copied int
+	hook := func(in bool) {
+		if in {
+			inPlace++
+		} else {
+			copied++
+		}
+	}
+	joinHook.Store(&hook)
+	defer joinHook.Store(nil)
 	check := func(cuts []int64, wantJoin bool) {
 		t.Helper()
 		got, joined := scanCut(o, cuts)
@@ -202,6 +212,12 @@ func TestSplitScanMatchesWhole(t *testing.T) {
 	check(all[1:], true)
 	check(inBatch, true)
 	check(acks, true)
+	// The maps of pieces cut at frame boundaries join in place, but where
+	// the last piece outgrows the room planned for it.
+	t.Logf("pieces joined: maps in place %d, copied %d", inPlace, copied)
+	if inPlace < 9*(inPlace+copied)/10 {
+		t.Fatalf("pieces' maps joined in place %d times, copied %d", inPlace, copied)
+	}
 	// Not frame boundaries: inside a frame's header or payload.
 	for i := range 50 {
 		c := all[1+r.IntN(len(all)-2)] + segment.Align*int64(1+i%3)
@@ -314,9 +330,16 @@ func TestOpenSplitsLargeSegment(t *testing.T) {
 		}
 	}
 	whole, _ := scanCut(files[0], nil)
+	inPlace := false
+	hook := func(in bool) { inPlace = in }
+	joinHook.Store(&hook)
 	split, joined := scanCut(files[0], jobs[0].cuts)
+	joinHook.Store(nil)
 	if !joined || !reflect.DeepEqual(split, whole) {
 		t.Fatalf("cuts %v: joined %v; equal to the whole scan: %v", jobs[0].cuts, joined, reflect.DeepEqual(split, whole))
+	}
+	if !inPlace {
+		t.Fatal("the pieces' location maps were copied when they joined, not joined in place")
 	}
 	l = mustOpen(t, dir)
 	m.check(t, l)
