@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -1561,7 +1560,7 @@ func (l *Log) GetRange(dst []Record, from, to uint64, maxBytes int) (_ []Record,
 		return dst, from, err
 	}
 	to = min(to, l.nextSeq)
-	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].firstSeq > from })
+	i := segsThrough(l.segs, from)
 	if i == 0 {
 		// Below the oldest segment: reclaimed.
 		next = to

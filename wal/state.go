@@ -831,9 +831,15 @@ func (ld *loader) firstUnacked(from, to uint64, ackedSince []ackRange) (uint64, 
 
 // findSeg returns the segment whose range holds seq, or nil.
 func findSeg(segs []*seg, seq uint64) *seg {
-	i := sort.Search(len(segs), func(i int) bool { return segs[i].firstSeq > seq })
+	i := segsThrough(segs, seq)
 	if i == 0 {
 		return nil
 	}
 	return segs[i-1]
+}
+
+// segsThrough returns how many of segs begin at or below seq: the one
+// whose range holds seq, if any, is the last of them.
+func segsThrough(segs []*seg, seq uint64) int {
+	return sort.Search(len(segs), func(i int) bool { return segs[i].firstSeq > seq })
 }
