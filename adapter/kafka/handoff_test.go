@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/walpub/walpub/internal/kfaketest"
 )
@@ -60,12 +59,7 @@ func TestHandoffBounds(t *testing.T) {
 func TestHandoffBurst(t *testing.T) {
 	t.Parallel()
 	c := kfaketest.New(t, kfake.SeedTopics(3, "t"))
-	release := make(chan struct{})
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		c.SleepControl(func() { <-release })
-		return nil, nil, false
-	})
+	release := holdProduces(c)
 	const window, n = 40, 500
 	var reads atomic.Int64
 	p, _ := newTestProducer(t, kfaketest.URL(c, "t"), WithMaxInFlight(window, 1<<20),

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/goleak"
 
 	"github.com/walpub/walpub/internal/headers"
@@ -26,6 +28,18 @@ func TestMain(m *testing.M) {
 		os.Exit(runHelper(mode))
 	}
 	goleak.VerifyTestMain(m)
+}
+
+// holdProduces makes c hold every produce request until the returned
+// channel is closed.
+func holdProduces(c *kfake.Cluster) chan struct{} {
+	release := make(chan struct{})
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		c.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	return release
 }
 
 // fastRetries makes the client and the producer retry quickly, so that

@@ -15,7 +15,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/walpub/walpub/internal/kfaketest"
 	"github.com/walpub/walpub/internal/testutil"
 )
@@ -28,12 +27,7 @@ import (
 func TestJournalReadDamage(t *testing.T) {
 	t.Parallel()
 	c := kfaketest.New(t, kfake.SeedTopics(1, "t"))
-	release := make(chan struct{})
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		c.SleepControl(func() { <-release })
-		return nil, nil, false
-	})
+	release := holdProduces(c)
 	var logs testutil.SyncBuffer
 	const window, n, bad = 40, 400, 300
 	var reads atomic.Int64
