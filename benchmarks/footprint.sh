@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# footprint.sh: the peak resident memory of `walpub` (and of kcat, for
-# comparison) publishing N lines of 1 KiB, and what its journal keeps on
-# disk once it exits. Run from the repository root:
+# footprint.sh: the peak resident memory of `walpub` (and of kcat and of a
+# bare franz-go client, for comparison) publishing N lines of 1 KiB, and
+# what its journal keeps on disk once it exits. Run from the repository root:
 #
 #   benchmarks/footprint.sh [-n "20000 200000"] [-b HOST:PORT]
 #
-# With -b, both publish to that broker (topics footprint-walpub-N and
-# footprint-kcat-N; the broker must create topics on first use, as
-# scripts/kafka.sh's does); without it walpub uses its embedded broker
-# (whose records count in walpub's memory) and kcat is skipped. Peak RSS
+# With -b, all three publish to that broker (topics footprint-walpub-N,
+# footprint-kcat-N and footprint-kgo-N; the broker must create topics on
+# first use, as scripts/kafka.sh's does); without it walpub uses its
+# embedded broker (whose records count in walpub's memory) and the others
+# are skipped. The bare client is benchmarks/peers/kgolines: franz-go, the
+# client walpub is built on, every option at its default, no journal. Peak RSS
 # is /usr/bin/time -v's "Maximum resident set size" (what top shows,
 # mapped journal pages included); the journal's size is its allocated
 # blocks (du), not its files' apparent sizes.
@@ -28,6 +30,7 @@ done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 go build -o "$work/walpub" ./tools/walpub
+[ -z "$broker" ] || go build -C benchmarks/peers -o "$work/kgolines" ./kgolines
 
 peak() { # the peak RSS in MiB of the command's run, from time -v's report
 	awk -F: '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$1"
@@ -47,5 +50,10 @@ for n in $counts; do
 		/usr/bin/time -v -o "$work/time" kcat -P -b "$broker" -t "footprint-kcat-$n" <"$work/in" 2>"$work/err" ||
 			{ cat "$work/err" >&2; exit 1; }
 		printf '%-8s %-10s %14s %16s\n' "$n" kcat "$(peak "$work/time")" -
+	fi
+	if [ -n "$broker" ]; then
+		/usr/bin/time -v -o "$work/time" "$work/kgolines" "$broker" "footprint-kgo-$n" <"$work/in" 2>"$work/err" ||
+			{ cat "$work/err" >&2; exit 1; }
+		printf '%-8s %-10s %14s %16s\n' "$n" "bare kgo" "$(peak "$work/time")" -
 	fi
 done
