@@ -212,10 +212,7 @@ func PutFrame(dst []byte, seq uint64, flags uint32, rawLen int, payload []byte) 
 	// (a fresh page of a mapping), and loads from them would wait. The
 	// header's words are read back: measured, that is faster than
 	// keeping the arguments they are made of across the hash.
-	n, end := FrameSize(len(payload)), FrameHeaderSize+len(payload)
-	clear(dst[end:n])
-	binary.LittleEndian.PutUint64(dst[0:], foldHeader(xxhash.Sum64(payload), dst))
-	return n
+	return closeFrame(dst, len(payload), foldHeader(xxhash.Sum64(payload), dst))
 }
 
 // PutFrameHeader encodes the header of a frame holding payload into
@@ -286,9 +283,15 @@ func putFrameFields(dst []byte, seq uint64, flags uint32, rawLen, stored int) {
 // finishFrame writes the padding and the checksum of the frame startFrame
 // began in dst, and returns the frame's size.
 func finishFrame(dst []byte, stored int) int {
-	n, end := FrameSize(stored), FrameHeaderSize+stored
-	clear(dst[end:n])
-	binary.LittleEndian.PutUint64(dst[0:], Checksum(dst, end))
+	return closeFrame(dst, stored, Checksum(dst, FrameHeaderSize+stored))
+}
+
+// closeFrame writes the padding after the stored bytes of the frame begun
+// in dst and sum as its checksum, and returns the frame's size.
+func closeFrame(dst []byte, stored int, sum uint64) int {
+	n := FrameSize(stored)
+	clear(dst[FrameHeaderSize+stored : n])
+	binary.LittleEndian.PutUint64(dst[0:], sum)
 	return n
 }
 
