@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"math"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/walpub/walpub/internal/testutil"
 )
 
 // codecCases are records that exercise every field and its edge values.
@@ -162,17 +163,16 @@ func TestCodecHeaderCountBound(t *testing.T) {
 	b = b[:len(b)-1] // drop the header count (0)
 	b = append(b, 0xff, 0xff, 0xff, 0xff, 0x0f)
 	const calls, rounds, perCall = 10, 5, 4 << 10
-	least := uint64(math.MaxUint64)
-	for range rounds {
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
+	var err error
+	least := testutil.LeastAlloc(rounds, func() {
 		for range calls {
-			if _, err := DecodeRecord(b); !errors.Is(err, ErrInvalidRecord) {
-				t.Fatal(err)
+			if _, e := DecodeRecord(b); !errors.Is(e, ErrInvalidRecord) {
+				err = e
 			}
 		}
-		runtime.ReadMemStats(&after)
-		least = min(least, after.TotalAlloc-before.TotalAlloc)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	if least > calls*perCall {
 		t.Fatalf("%d bytes allocated to refuse a header count %d times (the least of %d rounds)", least, calls, rounds)

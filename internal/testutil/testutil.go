@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -133,4 +134,22 @@ func MountTmpfs(t *testing.T, size string) string {
 		}
 	})
 	return mnt
+}
+
+// LeastAlloc returns the fewest bytes the heap grew by over rounds calls of
+// f (runtime.MemStats.TotalAlloc, which counts every goroutine's
+// allocations): an allocation bound checked against one call could fail
+// because something else in the process allocated meanwhile, or because
+// the first call set up what later calls reuse. f must do the same work
+// each time.
+func LeastAlloc(rounds int, f func()) uint64 {
+	least := ^uint64(0)
+	for range rounds {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		f()
+		runtime.ReadMemStats(&after)
+		least = min(least, after.TotalAlloc-before.TotalAlloc)
+	}
+	return least
 }

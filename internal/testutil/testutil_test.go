@@ -45,3 +45,23 @@ func TestSeed(t *testing.T) {
 		t.Errorf("Seed with $%s=18446744073709551615: %d", env, got)
 	}
 }
+
+// allocSink keeps TestLeastAlloc's allocations on the heap.
+var allocSink []byte
+
+// TestLeastAlloc: a call that allocates the same each time counts in
+// full; an allocation only the first call makes does not.
+func TestLeastAlloc(t *testing.T) {
+	if n := LeastAlloc(3, func() { allocSink = make([]byte, 64<<10) }); n < 64<<10 || n > 72<<10 {
+		t.Errorf("64 KiB allocated per call: LeastAlloc = %d", n)
+	}
+	first := true
+	if n := LeastAlloc(3, func() {
+		if first {
+			allocSink = make([]byte, 64<<10)
+			first = false
+		}
+	}); n > 1<<10 {
+		t.Errorf("64 KiB allocated by the first call only: LeastAlloc = %d", n)
+	}
+}
