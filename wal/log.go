@@ -1522,11 +1522,11 @@ func (l *Log) Get(seq uint64) ([]byte, error) {
 		return nil, err
 	}
 	s := findSeg(l.segs, seq)
-	if s == nil || seq >= l.nextSeq || s.acks.Has(seq) {
+	if s == nil || seq >= l.nextSeq {
 		l.mu.Unlock()
 		return nil, ErrNotFound
 	}
-	loc, ok := s.locs.Find(seq)
+	loc, ok := s.unacked(seq)
 	if !ok {
 		l.mu.Unlock()
 		return nil, ErrNotFound
@@ -1578,10 +1578,7 @@ func (l *Log) GetRange(dst []Record, from, to uint64, maxBytes int) (_ []Record,
 	n, size, touched := 0, 0, int64(0)
 	next = from
 	for stop := min(to, from+getRangeScan); next < stop && n < len(locs) && (n == 0 || size < maxBytes); next++ {
-		if s.acks.Has(next) {
-			continue
-		}
-		loc, ok := s.locs.Find(next)
+		loc, ok := s.unacked(next)
 		if !ok {
 			continue
 		}

@@ -57,6 +57,15 @@ type seg struct {
 
 func (s *seg) compacted() bool { return s.file.Header.Compacted() }
 
+// unacked returns where record q's frame is in s's file, if s holds q and
+// it is not acknowledged.
+func (s *seg) unacked(q uint64) (index.Loc, bool) {
+	if s.acks.Has(q) {
+		return index.Loc{}, false
+	}
+	return s.locs.Find(q)
+}
+
 // pos is a position in the log: a segment and an offset in it.
 type pos struct {
 	seg uint64
