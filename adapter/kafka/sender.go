@@ -883,10 +883,18 @@ func (s *sender) release(k holdKey, h *hold, now time.Time) {
 // cursor returns the next seq to read from the journal, and whether there
 // is one.
 func (s *sender) cursor() (uint64, bool) {
+	seq, last := s.cursorRun()
+	return seq, seq <= last
+}
+
+// cursorRun returns the cursor's seq and the last seq of the run it reads
+// through: the earlier run's it is in, or the last this producer
+// published.
+func (s *sender) cursorRun() (seq, last uint64) {
 	if len(s.runs) > 0 {
-		return s.runs[0].lo, true
+		return s.runs[0].lo, s.runs[0].hi
 	}
-	return s.next, s.next <= s.p.published.Load()
+	return s.next, s.p.published.Load()
 }
 
 func (s *sender) advance() {
@@ -962,12 +970,9 @@ func (s *sender) read() *entry {
 // record, and the writer appending meanwhile waits for it less.
 func (s *sender) readJournal(seq uint64) ([]byte, error) {
 	if seq < s.aheadFrom || seq >= s.aheadTo {
-		limit := s.p.published.Load() + 1
-		if len(s.runs) > 0 {
-			limit = s.runs[0].hi + 1
-		}
+		_, last := s.cursorRun()
 		clear(s.ahead) // read and never taken: behind the cursor
-		recs, next, err := s.p.journal.GetRange(s.aheadBuf[:0], seq, limit, readAheadBytes)
+		recs, next, err := s.p.journal.GetRange(s.aheadBuf[:0], seq, last+1, readAheadBytes)
 		s.aheadBuf, s.ahead, s.aheadFrom, s.aheadTo = recs, recs, seq, next
 		if len(recs) == 0 && (err != nil || next <= seq) {
 			// Nothing read at seq: Get says why, as it did before.
