@@ -2262,6 +2262,14 @@ func (l *Log) Close() error {
 	close(l.quit)
 	l.mu.Unlock()
 	l.wg.Wait()
+	// A reclaim pass an Append or Ack runs in its own goroutine
+	// (reclaimNow) is not one wg waits for: wait for it here, and hold
+	// the lock that serializes the passes until the log is closed, so
+	// that none writes a checkpoint or removes a file once Close has
+	// returned and the directory may have another owner. reclaimNow
+	// starts no pass once closing is set.
+	l.reclaimMu.Lock()
+	defer l.reclaimMu.Unlock()
 	var err error
 	l.mu.Lock()
 	stickyErr := l.err
@@ -2319,7 +2327,8 @@ const idleSegmentSize = segment.PageSize
 // rotation and reclamation the log does in normal operation, in the same
 // order (new segment, sync, checkpoint, removal), so it keeps their
 // guarantees against a power cut. A failure leaves a log that opens as
-// it is; one that poisons the log fails Close's sync.
+// it is; one that poisons the log fails Close's sync. Close calls it with
+// reclaimMu held.
 func (l *Log) shrinkIdle() {
 	l.mu.Lock()
 	if l.prepared != nil {
@@ -2334,9 +2343,7 @@ func (l *Log) shrinkIdle() {
 	l.reclaimDebt = false
 	l.mu.Unlock()
 	if err == nil {
-		l.reclaimMu.Lock()
 		_, err = l.reclaim()
-		l.reclaimMu.Unlock()
 	}
 	if err != nil {
 		l.log.Warn("wal: could not shrink the idle log on close", "err", err)
