@@ -102,6 +102,37 @@ func repair(fsys vfs.FS, dir string) (rep RepairReport, err error) {
 		return fsys.Remove(path)
 	}
 
+	// mend applies the fix ce names.
+	var mend func(ce *CorruptionError) error
+	mend = func(ce *CorruptionError) error {
+		switch ce.fix {
+		case FixMoveAside:
+			return moveFile(ce.aside)
+		case FixResize:
+			if err := resizeSegment(fsys, ce.Path, moveBytes); err != nil {
+				return err
+			}
+			if rep.Path == "" {
+				rep.Path, rep.Offset = ce.Path, ce.Offset
+			}
+		case FixCut:
+			return cutAt(fsys, dir, ce.Path, ce.Offset, moveBytes, moveFile)
+		case FixCheckpoint:
+			err := rebuildCheckpoint(fsys, dir, lock)
+			if other := (*CorruptionError)(nil); errors.As(err, &other) && other.fix != FixCheckpoint {
+				// The rebuild met other damage: mend that; the next
+				// round asks for the checkpoint again.
+				return mend(other)
+			}
+			if err != nil {
+				return err
+			}
+			if rep.Path == "" {
+				rep.Path, rep.Offset = ce.Path, 0
+			}
+		}
+		return nil
+	}
 	for range 1000 {
 		st, lerr := load(fsys, dir, loadRead)
 		if lerr == nil {
@@ -114,29 +145,8 @@ func repair(fsys vfs.FS, dir string) (rep RepairReport, err error) {
 		if !errors.As(lerr, &ce) {
 			return rep, lerr
 		}
-		switch ce.fix {
-		case FixMoveAside:
-			if err := moveFile(ce.aside); err != nil {
-				return rep, err
-			}
-		case FixResize:
-			if err := resizeSegment(fsys, ce.Path, moveBytes); err != nil {
-				return rep, err
-			}
-			if rep.Path == "" {
-				rep.Path, rep.Offset = ce.Path, ce.Offset
-			}
-		case FixCut:
-			if err := cutAt(fsys, dir, ce.Path, ce.Offset, moveBytes, moveFile); err != nil {
-				return rep, err
-			}
-		case FixCheckpoint:
-			if err := rebuildCheckpoint(fsys, dir, lock); err != nil {
-				return rep, err
-			}
-			if rep.Path == "" {
-				rep.Path, rep.Offset = ce.Path, 0
-			}
+		if err := mend(ce); err != nil {
+			return rep, err
 		}
 	}
 	return rep, fmt.Errorf("wal: repair: %s still does not open after many repairs", dir)

@@ -793,7 +793,15 @@ func (ld *loader) countPending(ackedSince []ackRange) error {
 		} else {
 			next := s.firstSeq // the first seq not judged yet
 			for q := range s.locs.All() {
-				if u, ok := ld.firstUnacked(next, q, ackedSince); ok {
+				// Rebuilding the checkpoint, the seqs missing between
+				// the records are taken as acknowledged: compaction
+				// dropped only acknowledged records, and what it dropped
+				// is not on disk to come back. Without a checkpoint to
+				// blame, the checkpoint is lost (Repair rebuilds one).
+				if u, ok := ld.firstUnacked(next, q, ackedSince); ok && ld.mode != loadRebuild {
+					if !ld.st.haveCkpt {
+						return lostCheckpoint(ld.ckPath, "compacted segment %d lacks record %d", s.id, u)
+					}
 					return corruptMeta(s.file.Path, 0, u, ld.ckPath, "unacknowledged record %d is missing from compacted segment", u)
 				}
 				next = q + 1
