@@ -664,10 +664,14 @@ func (ld *loader) checkEnd() error {
 		return corruptMeta(lastPath, lastSeg.tail, st.nextSeq, ld.sbPath,
 			"records %d..%d are missing below the durable high-water mark", st.nextSeq, st.hwm.Seq)
 	}
-	if st.hwm.Segment == lastSeg.id && st.hwm.Offset > lastSeg.tail && !lastSeg.compacted() {
-		// Whole frames are missing (ack frames, if no record is).
-		return corruptMeta(lastPath, lastSeg.tail, st.nextSeq, ld.sbPath,
-			"the data ends at offset %d, below the durable high-water mark at %d", lastSeg.tail, st.hwm.Offset)
+	// The mark names the last segment, or a sealed one (a sync round that
+	// covered only sealed segments): whole frames missing below it are
+	// damage (ack frames, if no record is).
+	if i := slices.IndexFunc(st.segs, func(s *seg) bool { return s.id == st.hwm.Segment }); i >= 0 {
+		if s := st.segs[i]; st.hwm.Offset > s.tail && !s.compacted() {
+			return corruptMeta(s.file.Path, s.tail, st.nextSeq, ld.sbPath,
+				"the data ends at offset %d, below the durable high-water mark at %d", s.tail, st.hwm.Offset)
+		}
 	}
 	if st.ckpt.NextSeq > st.nextSeq {
 		return corruptMeta(lastPath, lastSeg.tail, st.nextSeq, ld.ckPath,
