@@ -586,6 +586,10 @@ scan:
 			fs.damage = corrupt(fs.path, off, fs.expect, FixCut, "frame has seq %d, expected %d", fr.Seq, fs.expect)
 			break scan
 		}
+		if fr.Seq > segment.MaxSeq {
+			fs.damage = corrupt(fs.path, off, fs.expect, FixCut, "frame has seq %d, beyond the largest, %d", fr.Seq, uint64(segment.MaxSeq))
+			break scan
+		}
 		fs.expect = fr.Seq + 1
 		e := frameLoc{fr.Seq, index.Loc{Off: off, Stored: uint32(len(fr.Payload)), Raw: fr.RawLen}}
 		switch {

@@ -28,6 +28,10 @@ const (
 	MinSize = 64 << 10
 	// MaxSize is the largest segment size (offsets must fit 32 bits).
 	MaxSize = 1<<32 - 4096
+	// MaxSeq is the largest seq a segment may start at or a record may
+	// have: larger is damage, so that the seq after a log's last never
+	// wraps around to one already used.
+	MaxSeq = 1<<63 - 1
 )
 
 // PageSize is the unit of segment sizes: a segment's size is a multiple
@@ -173,6 +177,8 @@ func DecodeHeader(b []byte) (Header, error) {
 		return Header{}, errAt(0, "invalid merged-through segment id %d", h.MergedThrough)
 	case h.ID == 0 || h.FirstSeq == 0:
 		return Header{}, errAt(0, "segment id and first seq must be positive")
+	case h.FirstSeq > MaxSeq:
+		return Header{}, errAt(0, "first seq %d is beyond the largest, %d", h.FirstSeq, uint64(MaxSeq))
 	case h.Size < HeaderSize || h.Size > MaxSize || h.Size%Align != 0:
 		return Header{}, errAt(0, "invalid segment size %d", h.Size)
 	}
