@@ -825,8 +825,9 @@ func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 		return nil, fmt.Errorf("wal: new segment: %w", err)
 	}
 	if err := l.fs.Rename(f.Path, path); err != nil {
-		// Keep the file for the next try.
-		if l.prepared == nil {
+		// Keep the file for the next try, if it is one a rotation
+		// takes: not an oversized record's, nor Close's one-page one.
+		if l.prepared == nil && size == l.cfg.segmentSize {
 			l.prepared, l.prepPopulated, l.prepIndex = f, populated, ix
 		} else {
 			l.discardPrepared(f)
