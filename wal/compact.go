@@ -518,7 +518,8 @@ func (l *Log) installMerged(m *mergeJob, nf *segment.File) error {
 	// range is much larger, so that neither time nor memory grows with
 	// the span.
 	ns := &seg{id: first.id, firstSeq: first.firstSeq, file: &mapped{File: nf}, locs: m.locs, tail: m.tail,
-		sealed: true, gen: m.gen + 1, acks: index.NewAcksOf(first.firstSeq, end-first.firstSeq, m.copied)}
+		sealed: true, gen: m.gen + 1}
+	ns.setAcks(index.NewAcksOf(first.firstSeq, end-first.firstSeq, m.copied))
 	members := l.segs[at : last+1]
 	for _, q := range m.copied {
 		for len(members) > 1 && !members[0].acks.Covers(q) {
@@ -540,6 +541,12 @@ func (l *Log) installMerged(m *mergeJob, nf *segment.File) error {
 		if sr.s != first {
 			others = append(others, sr.f.Path)
 		}
+	}
+	// A Pending reading a member's file goes on with the merged bitmap,
+	// which answers for every seq of the members' ranges: acknowledged,
+	// unless copied and not acknowledged since.
+	for _, o := range l.segs[at : last+1] {
+		o.view.Store(ns.acks)
 	}
 	l.segs = append(l.segs[:at:at], append([]*seg{ns}, l.segs[last+1:]...)...)
 	l.diskBytes += m.size - m.oldSize

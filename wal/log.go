@@ -748,7 +748,7 @@ func (l *Log) rotateLocked(size int64) error {
 	// truncate a copy rather than the bitmap under it.
 	acks := old.acks.Clone()
 	acks.Truncate(l.nextSeq - old.firstSeq)
-	old.acks = acks
+	old.setAcks(acks)
 	l.noteUnsyncedLocked(old.file)
 	l.installActiveLocked(s)
 	l.sealedUnreleased = true
@@ -844,8 +844,10 @@ func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 	if size == l.cfg.segmentSize {
 		ix.reserve(l.expectRecordsLocked(size))
 	}
-	return &seg{id: id, firstSeq: l.nextSeq, file: f, tail: segment.HeaderSize, populated: populated, wpopulated: segment.HeaderSize,
-		locs: ix.locs, acks: ix.acks}, nil
+	s := &seg{id: id, firstSeq: l.nextSeq, file: f, tail: segment.HeaderSize, populated: populated, wpopulated: segment.HeaderSize,
+		locs: ix.locs}
+	s.setAcks(ix.acks)
+	return s, nil
 }
 
 // segIndex is a new segment's index and acknowledgement bitmap, made
@@ -1846,7 +1848,7 @@ func (l *Log) Pending() iter.Seq2[Record, error] {
 					start = off
 				}
 			}
-			f, acks, tail := s.file, s.acks, s.tail
+			f, acks, tail := s.file, &s.view, s.tail
 			var cuts []int64
 			if runtime.GOMAXPROCS(0) > 1 {
 				if cuts = readAheadCuts(s.locs, start, tail); len(cuts) < 2 {
@@ -1978,7 +1980,7 @@ func (r *pendingReader) fill(f *mapped, off, tail int64, need int) error {
 // ends at tail, from seq from on and below end, reading its frames from
 // offset off on; cuts are where windows from off on end (readAheadCuts),
 // for reading ahead.
-func (l *Log) pendingIn(r *pendingReader, f *mapped, acks *index.Acks, tail, off int64, cuts []int64, from, end uint64, yield func(Record, error) bool) (more bool, err error) {
+func (l *Log) pendingIn(r *pendingReader, f *mapped, acks *atomic.Pointer[index.Acks], tail, off int64, cuts []int64, from, end uint64, yield func(Record, error) bool) (more bool, err error) {
 	if len(cuts) > 0 {
 		var done bool
 		if off, done, more, err = l.pendingAhead(r, f, acks, tail, off, cuts, from, end, yield); done {
@@ -2027,7 +2029,7 @@ func (l *Log) pendingIn(r *pendingReader, f *mapped, acks *index.Acks, tail, off
 // tail, it returns with done false and the offset to read on from as
 // pendingIn does, which finds what is wrong there as it would have
 // without reading ahead.
-func (l *Log) pendingAhead(r *pendingReader, f *mapped, acks *index.Acks, tail, off int64, cuts []int64, from, end uint64, yield func(Record, error) bool) (next int64, done, more bool, err error) {
+func (l *Log) pendingAhead(r *pendingReader, f *mapped, acks *atomic.Pointer[index.Acks], tail, off int64, cuts []int64, from, end uint64, yield func(Record, error) bool) (next int64, done, more bool, err error) {
 	q := &aheadQueue{r: r, f: f, from: from, bounds: append(append(make([]int64, 0, len(cuts)+1), off), cuts...)}
 	windows := len(q.bounds) - 1
 	q.avail.L = &q.mu
@@ -2156,8 +2158,11 @@ var readAheadHook atomic.Pointer[func(window int)]
 // yieldListed yields the pending records of w's list (aheadWindow), as
 // yieldFrames does; their frames were decoded and verified when w was
 // read.
-func (l *Log) yieldListed(r *pendingReader, f *mapped, w *aheadWindow, acks *index.Acks, end uint64, yield func(Record, error) bool) (stop bool, err error) {
-	// The bitmap's bits tested here, not by a call to Has a record.
+func (l *Log) yieldListed(r *pendingReader, f *mapped, w *aheadWindow, view *atomic.Pointer[index.Acks], end uint64, yield func(Record, error) bool) (stop bool, err error) {
+	// The bitmap's bits tested here, not by a call to Has a record; the
+	// bitmap taken again when a rotation or a merge (from the consumer,
+	// say) replaced it.
+	acks := view.Load()
 	base, n, words, dense := acks.Words()
 	for _, at := range w.recs {
 		h := w.buf[at:]
@@ -2187,6 +2192,10 @@ func (l *Log) yieldListed(r *pendingReader, f *mapped, w *aheadWindow, acks *ind
 		if !yield(Record{Seq: seq, Data: data}, nil) {
 			return true, nil
 		}
+		if a := view.Load(); a != acks {
+			acks = a
+			base, n, words, dense = acks.Words()
+		}
 	}
 	return false, nil
 }
@@ -2195,10 +2204,10 @@ func (l *Log) yieldListed(r *pendingReader, f *mapped, w *aheadWindow, acks *ind
 // on, checking each one's checksum; stop reports that the iteration ends
 // here: the consumer stopped, a record's seq reached end, or a record was
 // damaged or could not be decoded (err).
-func (l *Log) yieldFrames(r *pendingReader, f *mapped, sc *segment.Scanner, acks *index.Acks, from, end uint64, yield func(Record, error) bool) (stop bool, err error) {
+func (l *Log) yieldFrames(r *pendingReader, f *mapped, sc *segment.Scanner, acks *atomic.Pointer[index.Acks], from, end uint64, yield func(Record, error) bool) (stop bool, err error) {
 	for sc.Next() {
 		fr := sc.Current()
-		if fr.IsAck() || fr.Seq < from || acks.Has(fr.Seq) {
+		if fr.IsAck() || fr.Seq < from || acks.Load().Has(fr.Seq) {
 			continue
 		}
 		if fr.Seq >= end {

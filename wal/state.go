@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sort"
+	"sync/atomic"
 
 	"github.com/walpub/walpub/wal/index"
 	"github.com/walpub/walpub/wal/internal/vfs"
@@ -29,11 +30,15 @@ type mapped struct {
 // seg is one logical segment: a range of seqs, its current file, where
 // each record lives and which are acknowledged.
 type seg struct {
-	id        uint64
-	firstSeq  uint64
-	file      *mapped
-	locs      *index.Locations
-	acks      *index.Acks
+	id       uint64
+	firstSeq uint64
+	file     *mapped
+	locs     *index.Locations
+	acks     *index.Acks
+	// view is acks, for a reader without the lock (Pending): set with
+	// it (setAcks), so that a reader sees acknowledgements made after a
+	// rotation or a merge replaced the bitmap.
+	view      atomic.Pointer[index.Acks]
 	tail      int64  // end of the data: where the next frame goes
 	populated int64  // the active segment is pre-faulted up to here
 	released  int64  // the active segment's pages below this were last released (preparer)
@@ -56,6 +61,13 @@ type seg struct {
 }
 
 func (s *seg) compacted() bool { return s.file.Header.Compacted() }
+
+// setAcks makes a the segment's bitmap, for readers with the lock and
+// without it.
+func (s *seg) setAcks(a *index.Acks) {
+	s.acks = a
+	s.view.Store(a)
+}
 
 // unacked returns where record q's frame is in s's file, if s holds q and
 // it is not acknowledged.
@@ -705,9 +717,9 @@ func (ld *loader) buildAcks() ([]ackRange, error) {
 			// that the seqs between them are acknowledged): a bitmap of
 			// them alone when that is smaller, so that a file of a few
 			// KiB spanning MaxSpan seqs takes a few KiB, not 32 MiB.
-			s.acks = index.NewAcksOf(s.firstSeq, n, s.locs.AppendSeqs(nil))
+			s.setAcks(index.NewAcksOf(s.firstSeq, n, s.locs.AppendSeqs(nil)))
 		} else {
-			s.acks = index.NewAcks(s.firstSeq, n)
+			s.setAcks(index.NewAcks(s.firstSeq, n))
 		}
 		if st.haveCkpt {
 			st.ckpt.Fill(s.acks)

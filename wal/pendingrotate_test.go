@@ -1,0 +1,108 @@
+package wal
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/walpub/walpub/wal/segment"
+)
+
+// TestPendingSeesAckAfterRotation: Pending is iterating the active
+// segment; during the iteration the segment is sealed by a rotation, then a
+// record of it not yet yielded is acknowledged. Pending must not yield it.
+func TestPendingSeesAckAfterRotation(t *testing.T) {
+	l := mustOpen(t, t.TempDir(), WithSegmentSize(smallSeg))
+	defer mustClose(t, l)
+	for range 10 {
+		if _, err := l.Append(make([]byte, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acked := map[uint64]bool{}
+	first := true
+	for r, err := range l.Pending() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if acked[r.Seq] {
+			t.Fatalf("Pending yielded record %d, acknowledged during the iteration", r.Seq)
+		}
+		if first {
+			first = false
+			// Seal the segment being iterated: fill it past its end.
+			for range 40 {
+				if _, err := l.Append(make([]byte, 3000)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if st := l.Stats(); st.Segments < 2 {
+				t.Fatalf("no rotation: %+v", st)
+			}
+			if err := l.Ack(5); err != nil {
+				t.Fatal(err)
+			}
+			acked[5] = true
+		}
+	}
+}
+
+// TestPendingSeesAckAfterMerge: Pending is iterating a sealed segment when
+// compaction replaces it by a merged copy of its pending records; a record
+// copied, not yet yielded, is then acknowledged (in the merged segment's
+// bitmap). Pending, which goes on reading the old file, must not yield it,
+// nor any record acknowledged before the merge.
+func TestPendingSeesAckAfterMerge(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir, WithSegmentSize(smallSeg))
+	defer mustClose(t, l)
+	rec := make([]byte, 1000)
+	for len(segRanges(l)) < 4 {
+		if _, err := l.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r1 := segRanges(l)[0]
+	last := r1[1] - 1 // segment 1's last three records stay pending a while
+	acked := map[uint64]bool{}
+	ack := func(qs ...uint64) {
+		if err := l.Ack(qs...); err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range qs {
+			acked[q] = true
+		}
+	}
+	first := true
+	var yielded []uint64
+	for r, err := range l.Pending() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if acked[r.Seq] {
+			t.Fatalf("Pending yielded record %d, acknowledged during the iteration", r.Seq)
+		}
+		yielded = append(yielded, r.Seq)
+		if !first {
+			continue
+		}
+		first = false
+		var qs []uint64
+		for q := r.Seq + 1; q < last-2; q++ {
+			qs = append(qs, q)
+		}
+		ack(qs...)
+		path := filepath.Join(dir, segment.Name(1))
+		eventually(t, "segment 1 compacted", func() bool {
+			fi, err := os.Stat(path)
+			return err == nil && fi.Size() < smallSeg
+		})
+		ack(last - 1) // copied into the merged segment, acknowledged there
+	}
+	for _, q := range []uint64{last - 2, last} {
+		if !slices.Contains(yielded, q) {
+			t.Errorf("record %d, pending, was not yielded", q)
+		}
+	}
+}
