@@ -102,6 +102,9 @@ func repair(fsys vfs.FS, dir string) (rep RepairReport, err error) {
 		return fsys.Remove(path)
 	}
 
+	// last is the damage the last round mended, to tell a fix that
+	// changed nothing.
+	last := ""
 	// mend applies the fix ce names.
 	var mend func(ce *CorruptionError) error
 	mend = func(ce *CorruptionError) error {
@@ -121,7 +124,8 @@ func repair(fsys vfs.FS, dir string) (rep RepairReport, err error) {
 			err := rebuildCheckpoint(fsys, dir, lock)
 			if other := (*CorruptionError)(nil); errors.As(err, &other) && other.fix != FixCheckpoint {
 				// The rebuild met other damage: mend that; the next
-				// round asks for the checkpoint again.
+				// round asks for the checkpoint again, which is progress.
+				last = ""
 				return mend(other)
 			}
 			if err != nil {
@@ -145,6 +149,12 @@ func repair(fsys vfs.FS, dir string) (rep RepairReport, err error) {
 		if !errors.As(lerr, &ce) {
 			return rep, lerr
 		}
+		// The same damage again right after its fix: the fix changed
+		// nothing, and would change nothing the next time either.
+		if ce.Error() == last {
+			return rep, fmt.Errorf("wal: repair: the fix changed nothing: %w", lerr)
+		}
+		last = ce.Error()
 		if err := mend(ce); err != nil {
 			return rep, err
 		}
