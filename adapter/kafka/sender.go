@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -999,11 +1000,27 @@ const readAheadBytes = 256 << 10
 func (s *sender) produce(e *entry) {
 	e.state = stateInFlight
 	e.part.Store(-1)
-	s.inflight = append(s.inflight, e)
+	s.track(e)
 	s.nInFlight++
 	s.nBytes += e.size
 	s.p.inFlight.Add(1)
 	s.p.client.Produce(s.ctx, e.rec, s.promiseFn)
+}
+
+// track adds e to the in-flight queue, which stays in ascending seq order
+// (minUnresolved relies on it): at the end, unless e is a record sent
+// again after newer ones went out, which goes in at its place, or stays
+// there if its earlier attempt still holds it.
+func (s *sender) track(e *entry) {
+	if n := len(s.inflight); n == 0 || s.inflight[n-1].seq < e.seq {
+		s.inflight = append(s.inflight, e)
+		return
+	}
+	i, found := slices.BinarySearchFunc(s.inflight, e.seq, func(x *entry, q uint64) int { return cmp.Compare(x.seq, q) })
+	if found && s.inflight[i] == e {
+		return
+	}
+	s.inflight = slices.Insert(s.inflight, i, e)
 }
 
 // promise is the client's report on a record, on the client's promise
