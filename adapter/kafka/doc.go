@@ -59,7 +59,11 @@
 //     reported every record of that partition, then resends the failed
 //     records, in order, before anything newer of theirs. Other partitions
 //     and topics keep flowing meanwhile, also past a partition that stays
-//     unavailable. (A record handed to the client in the instant between
+//     unavailable, until that partition's records fill the in-flight
+//     window (WithMaxInFlight): the client keeps retrying them, and while
+//     they take the whole window nothing else is sent, as with a bare
+//     franz-go client, whose buffer (kgo.MaxBufferedRecords) they would
+//     fill the same way. (A record handed to the client in the instant between
 //     the client failing its partition's records and reporting it can
 //     still land first; see sender.go.)
 //   - Every record carries a 16-byte "_id" header (a random version 4 UUID,
