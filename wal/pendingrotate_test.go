@@ -1,12 +1,8 @@
 package wal
 
 import (
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
-
-	"github.com/walpub/walpub/wal/segment"
 )
 
 // TestPendingSeesAckAfterRotation: Pending is iterating the active
@@ -93,11 +89,7 @@ func TestPendingSeesAckAfterMerge(t *testing.T) {
 			qs = append(qs, q)
 		}
 		ack(qs...)
-		path := filepath.Join(dir, segment.Name(1))
-		eventually(t, "segment 1 compacted", func() bool {
-			fi, err := os.Stat(path)
-			return err == nil && fi.Size() < smallSeg
-		})
+		waitCompacted(t, dir, 1)
 		ack(last - 1) // copied into the merged segment, acknowledged there
 	}
 	for _, q := range []uint64{last - 2, last} {

@@ -199,21 +199,12 @@ func TestRepairLostCheckpointGap(t *testing.T) {
 	l := mustOpen(t, dir, WithSegmentSize(smallSeg))
 	m := newModel()
 	rec := bytes.Repeat([]byte("x"), 1000)
-	appendUntil := func(segs int) {
-		for len(segRanges(l)) < segs {
-			q, err := l.Append(rec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m.data[q] = rec
-		}
-	}
-	appendUntil(2)
+	appendToSegments(t, l, rec, 2, m)
 	if err := l.Ack(1); err != nil { // the ack frame lands in segment 2
 		t.Fatal(err)
 	}
 	m.acked[1] = true
-	appendUntil(3)
+	appendToSegments(t, l, rec, 3, m)
 	rg := segRanges(l)[1]
 	for q := rg[0]; q < rg[1]; q++ {
 		if err := l.Ack(q); err != nil {
@@ -221,7 +212,7 @@ func TestRepairLostCheckpointGap(t *testing.T) {
 		}
 		m.acked[q] = true
 	}
-	appendUntil(4)
+	appendToSegments(t, l, rec, 4, m)
 	eventually(t, "segment 2 to be reclaimed", func() bool {
 		_, err := os.Stat(filepath.Join(dir, segment.Name(2)))
 		return errors.Is(err, os.ErrNotExist)

@@ -7,227 +7,183 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/walpub/walpub/wal/index"
 	"github.com/walpub/walpub/wal/segment"
 )
 
-// TestRepairLostCheckpointCompacted: segment 2 is compacted (all but
-// its first record acknowledged, by ack frames in segment 3), then
-// segment 3 is reclaimed whole. With the checkpoint gone, Repair must
-// write a new one (the records compaction dropped are not on disk to come
-// back); it must not fail and leave a log that never opens.
-func TestRepairLostCheckpointCompacted(t *testing.T) {
-	dir := t.TempDir()
-	l := mustOpen(t, dir, WithSegmentSize(smallSeg))
-	m := newModel()
-	rec := bytes.Repeat([]byte("x"), 1000)
-	appendUntil := func(segs int) {
-		for len(segRanges(l)) < segs {
-			q, err := l.Append(rec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m.data[q] = rec
-		}
-	}
-	ackRange := func(rg [2]uint64, from uint64) {
-		for q := from; q < rg[1]; q++ {
-			if err := l.Ack(q); err != nil {
-				t.Fatal(err)
-			}
-			m.acked[q] = true
-		}
-	}
-	appendUntil(3)
-	r2 := segRanges(l)[1]
-	ackRange([2]uint64{r2[0], r2[1] - 1}, r2[0]+1) // ack frames in segment 3; first and last of segment 2 stay pending
-	appendUntil(4)
-	r3 := segRanges(l)[2]
-	ackRange(r3, r3[0]) // ack frames in segment 4
-	appendUntil(5)
-	eventually(t, "segment 2 compacted and segment 3 reclaimed", func() bool {
-		fi, err := os.Stat(filepath.Join(dir, segment.Name(2)))
-		_, err3 := os.Stat(filepath.Join(dir, segment.Name(3)))
-		return err == nil && fi.Size() < smallSeg && errors.Is(err3, os.ErrNotExist)
-	})
-	mustClose(t, l)
-	ck := filepath.Join(dir, "checkpoint")
-	b, err := os.ReadFile(ck)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)/2] ^= 1 // a damaged checkpoint: Repair moves it aside
-	if err := os.WriteFile(ck, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var rep RepairReport
-	if _, err := Open(dir, WithSegmentSize(smallSeg)); err == nil {
-		t.Fatal("Open without the checkpoint succeeded")
-	} else {
-		t.Logf("Open: %v", err)
-	}
-	rep, err = Repair(dir)
-	if err != nil {
-		t.Fatalf("Repair: %+v, %v", rep, err)
-	}
-	l = mustOpen(t, dir, WithSegmentSize(smallSeg))
-	mustClose(t, l)
-}
-
-// TestRepairLostCheckpointFirstCompacted: segment 1, the first, is
-// compacted; the ack frames of the records it dropped were in segment 1
-// itself (dropped too). With the checkpoint gone, Open blames the
-// checkpoint and asks for it to be moved aside - it is not there, so
-// Repair can do nothing, spins, and fails.
-func TestRepairLostCheckpointFirstCompacted(t *testing.T) {
-	dir := t.TempDir()
-	l := mustOpen(t, dir, WithSegmentSize(smallSeg))
-	rec := bytes.Repeat([]byte("x"), 1000)
+// appendToSegments appends rec until l has segs segments, and returns the
+// seqs appended (noting each in m, if not nil).
+func appendToSegments(t *testing.T, l *Log, rec []byte, segs int, m *model) []uint64 {
+	t.Helper()
 	var seqs []uint64
-	for range 20 {
+	for len(segRanges(l)) < segs {
 		q, err := l.Append(rec)
 		if err != nil {
 			t.Fatal(err)
 		}
 		seqs = append(seqs, q)
-	}
-	for _, q := range seqs[1 : len(seqs)-1] { // ack frames in segment 1
-		if err := l.Ack(q); err != nil {
-			t.Fatal(err)
+		if m != nil {
+			m.data[q] = rec
 		}
 	}
-	var later []uint64
-	for len(segRanges(l)) < 2 {
-		q, err := l.Append(rec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		later = append(later, q)
-	}
-	for _, q := range later[:len(later)-1] { // ack frames in segment 2
-		if err := l.Ack(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	eventually(t, "segment 1 compacted", func() bool {
-		fi, err := os.Stat(filepath.Join(dir, segment.Name(1)))
-		return err == nil && fi.Size() < smallSeg
-	})
-	mustClose(t, l)
-	if err := os.Remove(filepath.Join(dir, "checkpoint")); err != nil {
-		t.Fatal(err)
-	}
-	_, err := Open(dir, WithSegmentSize(smallSeg))
-	t.Logf("Open: %v", err)
-	rep, err := Repair(dir)
-	if err != nil {
-		t.Fatalf("Repair: %+v, %v", rep, err)
-	}
-	l = mustOpen(t, dir, WithSegmentSize(smallSeg))
-	mustClose(t, l)
+	return seqs
 }
 
-// TestRepairDamagedCompacted: a flipped byte in the last record of a
-// compacted segment (whose records have gaps: the acknowledged ones were
-// dropped). Repair cuts the record, then has to move the checkpoint aside
-// (it names the cut record) and rebuild one - which fails.
-func TestRepairDamagedCompacted(t *testing.T) {
-	dir := t.TempDir()
-	l := mustOpen(t, dir, WithSegmentSize(smallSeg))
-	rec := bytes.Repeat([]byte("x"), 1000)
-	appendUntil := func(segs int) {
-		for len(segRanges(l)) < segs {
-			if _, err := l.Append(rec); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	appendUntil(3)
-	r2 := segRanges(l)[1]
-	for q := r2[0] + 1; q < r2[1]-1; q++ { // keep the first, the 10th and the last of segment 2
-		if q == r2[0]+10 {
+// ackSeqs acknowledges the seqs of [from, to) except those skip reports.
+func ackSeqs(t *testing.T, l *Log, from, to uint64, skip func(uint64) bool) {
+	t.Helper()
+	for q := from; q < to; q++ {
+		if skip != nil && skip(q) {
 			continue
 		}
 		if err := l.Ack(q); err != nil {
 			t.Fatal(err)
 		}
 	}
-	appendUntil(4)
-	path := filepath.Join(dir, segment.Name(2))
-	eventually(t, "segment 2 compacted", func() bool {
+}
+
+// waitCompacted waits until segment id of the log in dir is a compacted
+// copy (smaller than the segments it was written in).
+func waitCompacted(t *testing.T, dir string, id uint64) {
+	t.Helper()
+	path := filepath.Join(dir, segment.Name(id))
+	eventually(t, "segment compacted", func() bool {
 		fi, err := os.Stat(path)
 		return err == nil && fi.Size() < smallSeg
 	})
-	mustClose(t, l)
-	b, h := readSegment(t, path)
-	if !h.Compacted() {
-		t.Fatal("segment 2 not compacted")
+}
+
+// flipFileByte flips a bit of the byte in the middle of the file at path.
+func flipFileByte(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	frs := framesOf(t, b)
-	last := frs[len(frs)-1]
-	b[last.Offset+segment.FrameHeaderSize] ^= 1
+	b[len(b)/2] ^= 1
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Open(dir, WithSegmentSize(smallSeg))
-	t.Logf("Open: %v", err)
-	rep, err := Repair(dir)
-	if err != nil {
+}
+
+// repairAndOpen runs Repair on dir, which must succeed and leave a log
+// that opens.
+func repairAndOpen(t *testing.T, dir string) {
+	t.Helper()
+	if _, err := Open(dir, WithSegmentSize(smallSeg)); err != nil {
+		t.Logf("Open before Repair: %v", err)
+	}
+	if rep, err := Repair(dir); err != nil {
 		t.Fatalf("Repair: %+v, %v", rep, err)
 	}
-	l = mustOpen(t, dir, WithSegmentSize(smallSeg))
+	mustClose(t, mustOpen(t, dir, WithSegmentSize(smallSeg)))
+}
+
+// damageFrame flips a payload byte of the frame which picks among the n
+// frames of the segment at path, and returns the segment's header.
+func damageFrame(t *testing.T, path string, which func(n int) int) segment.Header {
+	t.Helper()
+	b, h := readSegment(t, path)
+	frs := framesOf(t, b)
+	b[frs[which(len(frs))].Offset+segment.FrameHeaderSize] ^= 1
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+var kiloRecord = bytes.Repeat([]byte("x"), 1000)
+
+// compactedSecond writes a closed log in dir whose segment 2 is compacted:
+// every record of it after its first is acknowledged, except those keep
+// reports, and the log has segs segments.
+func compactedSecond(t *testing.T, dir string, segs int, keep func(q uint64, r2 [2]uint64) bool) {
+	t.Helper()
+	l := mustOpen(t, dir, WithSegmentSize(smallSeg))
+	appendToSegments(t, l, kiloRecord, 3, nil)
+	r2 := segRanges(l)[1]
+	ackSeqs(t, l, r2[0]+1, r2[1], func(q uint64) bool { return keep != nil && keep(q, r2) })
+	appendToSegments(t, l, kiloRecord, segs, nil)
+	waitCompacted(t, dir, 2)
 	mustClose(t, l)
 }
 
-// TestRepairTwoDamages: a damaged checkpoint and a damaged record in a
-// later sealed segment, in a log with a compacted segment. Each alone
-// Repair mends; together, Repair moves the checkpoint aside, then its
-// rebuild of the checkpoint meets the damaged record and Repair gives up.
-func TestRepairTwoDamages(t *testing.T) {
+// TestRepairLostCheckpointCompacted: segment 2 is compacted (all but its
+// first and last records acknowledged, by ack frames in segment 3), then
+// segment 3 is reclaimed whole. With the checkpoint damaged, Repair must
+// write a new one (the records compaction dropped are not on disk to come
+// back), not fail and leave a log that never opens.
+func TestRepairLostCheckpointCompacted(t *testing.T) {
 	dir := t.TempDir()
 	l := mustOpen(t, dir, WithSegmentSize(smallSeg))
-	rec := bytes.Repeat([]byte("x"), 1000)
-	appendUntil := func(segs int) {
-		for len(segRanges(l)) < segs {
-			if _, err := l.Append(rec); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	appendUntil(3)
+	appendToSegments(t, l, kiloRecord, 3, nil)
 	r2 := segRanges(l)[1]
-	for q := r2[0] + 1; q < r2[1]; q++ { // segment 2 keeps its first record only
-		if err := l.Ack(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	appendUntil(5)
-	eventually(t, "segment 2 compacted", func() bool {
-		fi, err := os.Stat(filepath.Join(dir, segment.Name(2)))
-		return err == nil && fi.Size() < smallSeg
+	ackSeqs(t, l, r2[0]+1, r2[1]-1, nil) // ack frames in segment 3
+	appendToSegments(t, l, kiloRecord, 4, nil)
+	r3 := segRanges(l)[2]
+	ackSeqs(t, l, r3[0], r3[1], nil) // ack frames in segment 4
+	appendToSegments(t, l, kiloRecord, 5, nil)
+	waitCompacted(t, dir, 2)
+	eventually(t, "segment 3 reclaimed", func() bool {
+		_, err := os.Stat(filepath.Join(dir, segment.Name(3)))
+		return errors.Is(err, os.ErrNotExist)
 	})
 	mustClose(t, l)
-	// Damage a record in the middle of segment 3 (sealed, below the mark).
-	p3 := filepath.Join(dir, segment.Name(3))
-	b, _ := readSegment(t, p3)
-	frs := framesOf(t, b)
-	b[frs[len(frs)/2].Offset+segment.FrameHeaderSize] ^= 1
-	if err := os.WriteFile(p3, b, 0o600); err != nil {
-		t.Fatal(err)
+	flipFileByte(t, filepath.Join(dir, index.CheckpointName))
+	repairAndOpen(t, dir)
+}
+
+// TestRepairLostCheckpointFirstCompacted: segment 1, the first, is
+// compacted; the ack frames of the records it dropped were in segment 1
+// itself (dropped too). With the checkpoint gone, Open must call the
+// checkpoint lost (Repair writes one), not ask for the missing file to be
+// moved aside (which changes nothing).
+func TestRepairLostCheckpointFirstCompacted(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir, WithSegmentSize(smallSeg))
+	var seqs []uint64
+	for range 20 {
+		q, err := l.Append(kiloRecord)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, q)
 	}
-	// And the checkpoint.
-	ck := filepath.Join(dir, "checkpoint")
-	cb, err := os.ReadFile(ck)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cb[len(cb)/2] ^= 1
-	if err := os.WriteFile(ck, cb, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rep, err := Repair(dir)
-	if err != nil {
-		t.Fatalf("Repair: %+v, %v", rep, err)
-	}
-	l = mustOpen(t, dir, WithSegmentSize(smallSeg))
+	ackSeqs(t, l, seqs[1], seqs[len(seqs)-1], nil) // ack frames in segment 1
+	later := appendToSegments(t, l, kiloRecord, 2, nil)
+	ackSeqs(t, l, later[0], later[len(later)-1], nil) // ack frames in segment 2
+	waitCompacted(t, dir, 1)
 	mustClose(t, l)
+	if err := os.Remove(filepath.Join(dir, index.CheckpointName)); err != nil {
+		t.Fatal(err)
+	}
+	repairAndOpen(t, dir)
+}
+
+// TestRepairDamagedCompacted: a flipped byte in the last record of a
+// compacted segment (whose records have gaps: the acknowledged ones were
+// dropped). Repair cuts the record, then has to move the checkpoint aside
+// (it names the cut record) and rebuild one, which must succeed.
+func TestRepairDamagedCompacted(t *testing.T) {
+	dir := t.TempDir()
+	// Segment 2 keeps its first, its 10th and its last record.
+	compactedSecond(t, dir, 4, func(q uint64, r2 [2]uint64) bool { return q == r2[0]+10 || q == r2[1]-1 })
+	if h := damageFrame(t, filepath.Join(dir, segment.Name(2)), func(n int) int { return n - 1 }); !h.Compacted() {
+		t.Fatal("segment 2 not compacted")
+	}
+	repairAndOpen(t, dir)
+}
+
+// TestRepairTwoDamages: a damaged checkpoint and a damaged record in a
+// later sealed segment, in a log with a compacted segment. Repair moves
+// the checkpoint aside; its rebuild of the checkpoint then meets the
+// damaged record, which Repair must mend before rebuilding again, not
+// give up.
+func TestRepairTwoDamages(t *testing.T) {
+	dir := t.TempDir()
+	compactedSecond(t, dir, 5, nil) // segment 2 keeps its first record only
+	// A record in the middle of segment 3 (sealed, below the mark).
+	damageFrame(t, filepath.Join(dir, segment.Name(3)), func(n int) int { return n / 2 })
+	flipFileByte(t, filepath.Join(dir, index.CheckpointName))
+	repairAndOpen(t, dir)
 }

@@ -1,7 +1,6 @@
 package wal
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -43,15 +42,7 @@ func TestRepairStopsWhenFixChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustClose(t, l)
-	ck := filepath.Join(dir, index.CheckpointName)
-	b, err := os.ReadFile(ck)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)/2] ^= 1
-	if err := os.WriteFile(ck, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	flipFileByte(t, filepath.Join(dir, index.CheckpointName))
 	k := &keepFS{FS: vfs.OS, name: index.CheckpointName}
 	rep, err := repair(k, dir)
 	if err == nil || !strings.Contains(err.Error(), "changed nothing") {
