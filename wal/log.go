@@ -1671,6 +1671,12 @@ func decompress(fr segment.Frame, z []byte, path string, buf []byte) ([]byte, er
 	if err != nil {
 		return nil, err
 	}
+	// No zstd frame decodes to more than maxZstdRatio times its size: a
+	// frame claiming more is damaged, and must not cost the memory it
+	// claims.
+	if uint64(fr.RawLen) > uint64(len(z))*maxZstdRatio {
+		return nil, corrupt(path, fr.Offset, fr.Seq, FixCut, "compressed record of %d bytes claims %d bytes, more than zstd can hold", len(z), fr.RawLen)
+	}
 	if cap(buf) < int(fr.RawLen) {
 		buf = make([]byte, 0, fr.RawLen)
 	}
@@ -1678,8 +1684,11 @@ func decompress(fr segment.Frame, z []byte, path string, buf []byte) ([]byte, er
 	// a damaged or hostile frame that would decode to more than its raw
 	// length is refused without the memory for it.
 	out, err := dec.DecodeAll(z, buf[:0:fr.RawLen])
-	if err != nil || len(out) != int(fr.RawLen) {
+	if err != nil {
 		return nil, corrupt(path, fr.Offset, fr.Seq, FixCut, "compressed record does not decode to its %d bytes: %v", fr.RawLen, err)
+	}
+	if len(out) != int(fr.RawLen) {
+		return nil, corrupt(path, fr.Offset, fr.Seq, FixCut, "compressed record decodes to %d bytes, not its %d", len(out), fr.RawLen)
 	}
 	if len(out) > 0 && &out[0] == &buf[:1][0] {
 		// Decoded in place: hand buf's whole storage back for the next
@@ -1688,6 +1697,11 @@ func decompress(fr segment.Frame, z []byte, path string, buf []byte) ([]byte, er
 	}
 	return out, nil
 }
+
+// maxZstdRatio bounds what a zstd frame decodes to, per byte of it: its
+// densest block, run-length, takes 4 bytes (a 3-byte header and the byte)
+// for at most 128 KiB.
+const maxZstdRatio = (128 << 10) / 4
 
 var (
 	decOnce sync.Once
@@ -1721,6 +1735,9 @@ func (l *Log) Ack(seqs ...uint64) error {
 	// acknowledged in memory only.
 	notFound := false
 	var fresh []uint64
+	// held: a seq named is in a segment still here, so its ack, if not
+	// new, may be one another Ack has not synced yet.
+	held := false
 	for _, q := range seqs {
 		if q == 0 || q >= l.nextSeq {
 			notFound = true
@@ -1730,6 +1747,7 @@ func (l *Log) Ack(seqs ...uint64) error {
 		if s == nil {
 			continue // in a reclaimed segment: acknowledged long ago
 		}
+		held = true
 		if _, ok := s.locs.Lookup(q); ok && !s.acks.Has(q) {
 			fresh = append(fresh, q)
 		}
@@ -1773,6 +1791,10 @@ func (l *Log) Ack(seqs ...uint64) error {
 			a.tail += int64(segment.PutFrame(a.file.Bytes()[a.tail:], l.nextSeq-1, segment.FlagAck|frameFlags, len(p), p))
 		}
 		at = pos{a.id, a.tail}
+	} else if held {
+		// Already acknowledged, perhaps by an Ack still waiting for its
+		// sync: under SyncAlways this one returns once that is done too.
+		at = pos{l.active.id, l.active.tail}
 	}
 	debt := l.takeReclaimDebtLocked()
 	l.mu.Unlock()
@@ -1782,7 +1804,7 @@ func (l *Log) Ack(seqs ...uint64) error {
 	if reclaim {
 		l.kick(l.compactKick)
 	}
-	if len(fresh) > 0 && l.cfg.sync.kind == syncAlways {
+	if held && l.cfg.sync.kind == syncAlways {
 		if err := l.syncTo(at); err != nil {
 			return err
 		}
