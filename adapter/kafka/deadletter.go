@@ -56,9 +56,14 @@ func reclaimDeadLetters(dir string, requeue bool, opts []wal.Option) (rep DeadLe
 	}
 	defer func() { err = errors.Join(err, dl.Close()) }()
 	var done []uint64
+	// stopped: the move could not go on (the journal full, say). Those
+	// moved so far still leave the dead-letter log below, or the next
+	// requeue would append them to the journal again.
+	var stopped error
 	for rec, err := range dl.Pending() {
 		if err != nil {
-			return rep, fmt.Errorf("kafka: reading the dead-letter log: %w", err)
+			stopped = fmt.Errorf("kafka: reading the dead-letter log: %w", err)
+			break
 		}
 		if requeue {
 			r, _, err := DecodeDeadLetter(rec.Data)
@@ -67,13 +72,14 @@ func reclaimDeadLetters(dir string, requeue bool, opts []wal.Option) (rep DeadLe
 				continue
 			}
 			if _, err := journal.Append(EncodeRecord(r)); err != nil {
-				return rep, fmt.Errorf("kafka: appending dead letter %d to the journal: %w", rec.Seq, err)
+				stopped = fmt.Errorf("kafka: appending dead letter %d to the journal: %w", rec.Seq, err)
+				break
 			}
 		}
 		done = append(done, rec.Seq)
 	}
 	if len(done) == 0 {
-		return rep, nil
+		return rep, stopped
 	}
 	if requeue {
 		// Journaled for good before the dead-letter log forgets them.
@@ -92,7 +98,7 @@ func reclaimDeadLetters(dir string, requeue bool, opts []wal.Option) (rep DeadLe
 	} else {
 		rep.Dropped = len(done)
 	}
-	return rep, nil
+	return rep, stopped
 }
 
 // deadLetterOptions returns the dead-letter log's wal options: the
