@@ -100,14 +100,29 @@ func Import(hopJournal, dir string, o ImportOptions) (ImportReport, error) {
 	now := time.Now()
 	var batch [][]byte
 	var ids [][]byte
+	// record syncs the journal and adds ids to ImportedFile.
+	record := func(ids [][]byte) error {
+		if err := l.Sync(); err != nil {
+			return fmt.Errorf("hop: syncing the walpub journal: %w", err)
+		}
+		return appendImported(dir, valid, ids)
+	}
+	flushed := 0 // ids[:flushed] are in the walpub journal
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
 		first, err := l.AppendBatch(batch)
 		if err != nil {
-			return fmt.Errorf("hop: appending to the walpub journal: %w", err)
+			err = fmt.Errorf("hop: appending to the walpub journal: %w", err)
+			if flushed > 0 {
+				// The batches appended before stay: their ids too, or
+				// the next import would append them again.
+				err = errors.Join(err, record(ids[:flushed]))
+			}
+			return err
 		}
+		flushed = len(ids)
 		if rep.FirstSeq == 0 {
 			rep.FirstSeq = first
 		}
@@ -145,10 +160,7 @@ func Import(hopJournal, dir string, o ImportOptions) (ImportReport, error) {
 	if len(ids) == 0 {
 		return rep, nil
 	}
-	if err := l.Sync(); err != nil {
-		return rep, fmt.Errorf("hop: syncing the walpub journal: %w", err)
-	}
-	if err := appendImported(dir, valid, ids); err != nil {
+	if err := record(ids); err != nil {
 		return rep, err
 	}
 	return rep, l.Close()
