@@ -438,6 +438,10 @@ func (p *Producer) append(ctx context.Context, b []byte) (uint64, error) {
 			return 0, ErrClosed
 		case <-progress:
 		}
+		// A sender stopped for good (ErrFenced) frees no more room.
+		if err := p.failure(); err != nil {
+			return 0, err
+		}
 		progress = p.progressChan()
 	}
 }

@@ -509,26 +509,30 @@ func (s *sender) txnCommitted(held []*entry) {
 		s.publishProgress(false)
 		return
 	}
-	// Every committed record is acknowledged now: the floors move
-	// to just past this transaction's records (set, not raised, so
-	// that a topic recreated with lower offsets, or a journal moved
-	// to another cluster, gets true floors again).
-	moved := map[string]map[int32]int64{}
-	for _, e := range held {
-		m := moved[e.rec.Topic]
-		if m == nil {
-			m = map[int32]int64{}
-			moved[e.rec.Topic] = m
+	// This transaction's records are acknowledged now: the floors move
+	// to just past them (set, not raised, so that a topic recreated with
+	// lower offsets, or a journal moved to another cluster, gets true
+	// floors again), unless records an earlier transaction committed
+	// still wait for their acknowledgement (a retry): past them, a
+	// restart would not read them back, and would send them again.
+	if !slices.ContainsFunc(s.unacked, func(d settled) bool { return d.err == nil }) {
+		moved := map[string]map[int32]int64{}
+		for _, e := range held {
+			m := moved[e.rec.Topic]
+			if m == nil {
+				m = map[int32]int64{}
+				moved[e.rec.Topic] = m
+			}
+			m[e.rec.Partition] = max(m[e.rec.Partition], e.rec.Offset+1)
 		}
-		m[e.rec.Partition] = max(m[e.rec.Partition], e.rec.Offset+1)
-	}
-	for topic, m := range moved {
-		for p, off := range m {
-			s.setFloor(topic, p, off)
+		for topic, m := range moved {
+			for p, off := range m {
+				s.setFloor(topic, p, off)
+			}
 		}
-	}
-	if err := t.save(); err != nil {
-		s.log.Warn("kafka: exactly once: saving the floors (a restart reads back more)", "err", err)
+		if err := t.save(); err != nil {
+			s.log.Warn("kafka: exactly once: saving the floors (a restart reads back more)", "err", err)
+		}
 	}
 	s.backoff = 0
 	s.p.delivered.Add(int64(len(held)))
@@ -741,6 +745,9 @@ func (s *sender) reconcile(ctx context.Context) error {
 			done[q] = true
 		}
 		s.dropHeld(done)
+		// Found committed, acknowledged and reported here: no longer
+		// waiting for an acknowledgement retry to be reported again.
+		s.unacked = slices.DeleteFunc(s.unacked, func(d settled) bool { return d.err == nil && done[d.e.seq] })
 	}
 	for topic, e := range ends {
 		for p, end := range e {
