@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
@@ -155,11 +156,8 @@ func openTxnState(dir, id string) (*txnState, error) {
 	case err != nil:
 		return nil, fmt.Errorf("kafka: reading the exactly-once state: %w", err)
 	default:
-		if err := json.Unmarshal(b, &t.file); err != nil {
-			return nil, fmt.Errorf("kafka: exactly-once state %s: %w", t.path, err)
-		}
-		if t.file.Version != txnStateVersion {
-			return nil, fmt.Errorf("kafka: exactly-once state %s: unsupported version %d", t.path, t.file.Version)
+		if t.file, err = decodeTxnFile(b); err != nil {
+			return nil, fmt.Errorf("kafka: exactly-once state %s: %w (without it, records committed before may be sent again)", t.path, err)
 		}
 	}
 	if t.file.Floors == nil {
@@ -182,6 +180,43 @@ func openTxnState(dir, id string) (*txnState, error) {
 		}
 	}
 	return t, nil
+}
+
+// decodeTxnFile decodes a state file strictly: every field present, none
+// unknown, values in range. A damaged one must not pass for a state with
+// fewer records sent or no floors, which would have reconcile find less
+// and send committed records again.
+func decodeTxnFile(b []byte) (txnFile, error) {
+	var f txnFile
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return f, err
+	}
+	var v int
+	if err := json.Unmarshal(fields["version"], &v); err != nil || v != txnStateVersion {
+		return f, fmt.Errorf("unsupported version %s", fields["version"])
+	}
+	for _, name := range []string{"transactional_id", "max_sent", "floors"} {
+		if _, ok := fields[name]; !ok {
+			return f, fmt.Errorf("no %q field", name)
+		}
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&f); err != nil {
+		return f, err
+	}
+	if f.TransactionalID == "" {
+		return f, errors.New("empty transactional_id")
+	}
+	for topic, parts := range f.Floors {
+		for p, off := range parts {
+			if off < 0 || p < 0 {
+				return f, fmt.Errorf("floor %d of %s partition %d", off, topic, p)
+			}
+		}
+	}
+	return f, nil
 }
 
 // save replaces the state file atomically (write, sync, rename), so that a
