@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -140,6 +141,10 @@ func Check(format string, value []byte) error {
 }
 
 func checkJSON(value []byte) error {
+	// hop decodes the bytes as UTF-8 first, which Go's JSON does not ask.
+	if !utf8.Valid(value) {
+		return errors.New("not UTF-8 text")
+	}
 	if json.Valid(value) {
 		return nil
 	}
@@ -174,24 +179,70 @@ func checkObject(value []byte, fields ...string) error {
 	return nil
 }
 
+// voeventFields are the names hop's VOEvent model takes: its load builds
+// one from the root element's attributes and child elements whose names
+// have no prefix (xmltodict, attributes unprefixed), so any other such name
+// fails it, and so does text in the root, or a missing ivorn.
+var voeventFields = []string{"ivorn", "role", "version", "Who", "What", "WhereWhen", "How", "Why", "Citations", "Description", "Reference"}
+
 // checkVOEvent checks that value is well-formed XML whose root element is
-// voe:VOEvent (hop looks the root up under that prefixed name).
+// voe:VOEvent (hop looks the root up under that prefixed name) and that
+// hop's VOEvent model takes its attributes and elements (voeventFields).
 func checkVOEvent(value []byte) error {
 	raw := xml.NewDecoder(bytes.NewReader(value))
+	depth, ivorn := 0, false
+	field := func(what string, n xml.Name) error {
+		if n.Space != "" {
+			return nil // left out by hop
+		}
+		if !slices.Contains(voeventFields, n.Local) {
+			return fmt.Errorf("unexpected %s %q in voe:VOEvent (hop's VOEvent takes %s)", what, n.Local, strings.Join(voeventFields, ", "))
+		}
+		ivorn = ivorn || n.Local == "ivorn"
+		return nil
+	}
+root:
 	for {
 		tok, err := raw.RawToken()
 		if err != nil {
 			if err == io.EOF {
-				return errors.New("no root element")
+				if depth == 0 {
+					return errors.New("no root element")
+				}
+				break root // the full parse below says what is wrong
 			}
 			return err
 		}
-		if se, ok := tok.(xml.StartElement); ok {
-			if se.Name.Space != "voe" || se.Name.Local != "VOEvent" {
-				return fmt.Errorf("the root element is %s, not voe:VOEvent", xmlName(se.Name))
+		switch tk := tok.(type) {
+		case xml.StartElement:
+			depth++
+			switch depth {
+			case 1:
+				if tk.Name.Space != "voe" || tk.Name.Local != "VOEvent" {
+					return fmt.Errorf("the root element is %s, not voe:VOEvent", xmlName(tk.Name))
+				}
+				for _, a := range tk.Attr {
+					if err := field("attribute", a.Name); err != nil {
+						return err
+					}
+				}
+			case 2:
+				if err := field("element", tk.Name); err != nil {
+					return err
+				}
 			}
-			break
+		case xml.EndElement:
+			if depth--; depth == 0 {
+				break root
+			}
+		case xml.CharData:
+			if depth == 1 && len(bytes.TrimSpace(tk)) > 0 {
+				return errors.New("text in voe:VOEvent (hop's VOEvent takes elements and attributes only)")
+			}
 		}
+	}
+	if !ivorn {
+		return errors.New("voe:VOEvent has no ivorn (hop's VOEvent requires one)")
 	}
 	d := xml.NewDecoder(bytes.NewReader(value))
 	for {

@@ -1,0 +1,51 @@
+package hop
+
+import "testing"
+
+// TestCheckJSONInvalidUTF8: hop's json, circular and external decoders
+// decode the bytes as UTF-8 first, so Check refuses a value that is not.
+func TestCheckJSONInvalidUTF8(t *testing.T) {
+	for _, tc := range []struct{ format, value string }{
+		{FormatJSON, "\"\xff\""},
+		{FormatJSON, "{\"event\": \"S25\xff\"}"},
+		{FormatCircular, "{\"header\": {}, \"body\": \"\xff\"}"},
+		{FormatExternal, "{\"url\": \"https://x/\xff\"}"},
+	} {
+		if err := Check(tc.format, []byte(tc.value)); err == nil {
+			t.Errorf("Check(%s, %q) = nil; hop's decoder fails on it (UnicodeDecodeError)", tc.format, tc.value)
+		}
+	}
+	if err := Check(FormatJSON, []byte(`{"event": "S25é"}`)); err != nil {
+		t.Errorf("Check(json, UTF-8 text): %v", err)
+	}
+}
+
+// TestCheckVOEventFields: Check takes a VOEvent exactly when hop-client
+// 0.13.0's VOEvent.deserialize does (each case was run through it): an
+// ivorn, as attribute or element; no other unprefixed attribute or element
+// than its model's fields (a default namespace declaration is one); no
+// text in the root.
+func TestCheckVOEventFields(t *testing.T) {
+	const ns = `xmlns:voe="http://www.ivoa.net/xml/VOEvent/v2.0"`
+	for _, tc := range []struct {
+		doc string
+		ok  bool
+	}{
+		{`<voe:VOEvent ` + ns + ` ivorn="ivo://x" role="test" version="2.0"><Who/></voe:VOEvent>`, true},
+		{`<voe:VOEvent ` + ns + `><ivorn>ivo://x</ivorn></voe:VOEvent>`, true},
+		{`<voe:VOEvent ` + ns + ` ivorn="ivo://x"><voe:Foo/></voe:VOEvent>`, true},
+		{`<voe:VOEvent ` + ns + ` ivorn="ivo://x"><Who/><Who/></voe:VOEvent>`, true},
+		{`<voe:VOEvent ` + ns + ` ivorn="i" Who="w"/>`, true},
+		{"<voe:VOEvent " + ns + " ivorn=\"i\">\n  <Who/>\n</voe:VOEvent>", true},
+		{`<voe:VOEvent ` + ns + ` role="test" version="2.0"><Who/></voe:VOEvent>`, false},
+		{`<voe:VOEvent ` + ns + ` ivorn="ivo://x"><Extra/></voe:VOEvent>`, false},
+		{`<voe:VOEvent ` + ns + `/>`, false},
+		{`<voe:VOEvent ` + ns + ` xmlns="d" ivorn="ivo://x"/>`, false},
+		{`<voe:VOEvent ` + ns + ` ivorn="ivo://x">hello</voe:VOEvent>`, false},
+	} {
+		err := Check(FormatVOEvent, []byte(tc.doc))
+		if (err == nil) != tc.ok {
+			t.Errorf("Check(voevent, %s) = %v; hop takes it: %v", tc.doc, err, tc.ok)
+		}
+	}
+}
