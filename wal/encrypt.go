@@ -30,8 +30,9 @@ import (
 // whose key the frames themselves check.
 
 // checkKey checks key (nil: none given) against the log st describes.
-// It returns the Sealer for key (nil without a key) and whether the
-// encryption file must be written, or ErrKey.
+// It returns the Sealer for key (nil without a key), with the seq from
+// which records must be encrypted (PlainBelow) where the log says, and
+// whether the encryption file must be written, or ErrKey.
 func checkKey(st *loaded, key []byte) (sl *segment.Sealer, writeFile bool, err error) {
 	var sealed *seg
 	for _, s := range st.segs {
@@ -50,12 +51,16 @@ func checkKey(st *loaded, key []byte) (sl *segment.Sealer, writeFile bool, err e
 		return nil, false, fmt.Errorf("wal: %w", err)
 	}
 	if st.haveEnc {
-		check := sl.KeyCheck(st.enc.Salt[:])
+		check := sl.KeyCheck(st.enc.CheckInput())
 		if !hmac.Equal(check[:], st.enc.Check[:]) {
 			return nil, false, ErrKey
 		}
+		sl.PlainBelow = st.enc.FromSeq
 		return sl, false, nil
 	}
+	// No file: from the next record on, or, where Repair moved a damaged
+	// one aside, from the first encrypted record on disk.
+	sl.PlainBelow = st.nextSeq
 	if sealed != nil {
 		fr, err := readFrame(sealed.file, sealed.sealedAt)
 		if err != nil {
@@ -64,6 +69,7 @@ func checkKey(st *loaded, key []byte) (sl *segment.Sealer, writeFile bool, err e
 		if _, err := openSealed(sl, fr); err != nil {
 			return nil, false, ErrKey
 		}
+		sl.PlainBelow = fr.Seq
 	}
 	return sl, true, nil
 }
@@ -76,13 +82,14 @@ func openSealed(sl *segment.Sealer, fr segment.Frame) (_ []byte, err error) {
 	return sl.Open(nil, fr)
 }
 
-// writeEncryptionFile records that the log is encrypted under sl's key:
-// a fresh random salt and the key check with it, synced and renamed into
-// place before any record is sealed.
+// writeEncryptionFile records that the log is encrypted under sl's key
+// from seq sl.PlainBelow on: a fresh random salt and the key check with it
+// and that seq, synced and renamed into place before any record is
+// sealed.
 func (l *Log) writeEncryptionFile(sl *segment.Sealer) error {
-	e := index.Encryption{Cipher: index.CipherAESGCM}
+	e := index.Encryption{Version: index.EncryptionVersion, Cipher: index.CipherAESGCM, FromSeq: sl.PlainBelow}
 	rand.Read(e.Salt[:])
-	e.Check = sl.KeyCheck(e.Salt[:])
+	e.Check = sl.KeyCheck(e.CheckInput())
 	b := make([]byte, index.EncryptionSize)
 	index.PutEncryption(b, e)
 	if _, err := l.writeFileAtomic(l.encPath(), b); err != nil {

@@ -348,8 +348,12 @@ func TestFormatDocsEncryption(t *testing.T) {
 	if got := string(et.field(t, eb, "magic")); got != index.EncryptionMagic {
 		t.Errorf("encryption file: documented magic reads %q", got)
 	}
-	et.want(t, eb, "version", index.Version)
+	et.want(t, eb, "version", index.EncryptionVersion)
 	et.want(t, eb, "cipher", uint64(e.Cipher))
+	et.want(t, eb, "from seq", 1) // a fresh log: from its first record on
+	if e.FromSeq != 1 {
+		t.Errorf("encryption file: the decoder says from seq %d, want 1", e.FromSeq)
+	}
 	et.want(t, eb, "reserved", 0)
 	et.want(t, eb, "xxhash64", xxhash.Sum64(eb[:56]))
 	salt := et.field(t, eb, "salt")
@@ -362,6 +366,7 @@ func TestFormatDocsEncryption(t *testing.T) {
 	}
 	m := hmac.New(sha256.New, ck)
 	m.Write(salt)
+	m.Write(binary.LittleEndian.AppendUint64(nil, e.FromSeq))
 	if check := et.field(t, eb, "key check"); !bytes.Equal(check, m.Sum(nil)[:16]) || !bytes.Equal(check, e.Check[:]) {
 		t.Errorf("encryption file: documented key check %x does not follow the documented derivation", check)
 	}

@@ -1655,6 +1655,12 @@ func decodeRecord(fr segment.Frame, path string, buf []byte, sl *segment.Sealer)
 	if fr.Encrypted() {
 		return unsealRecord(fr, path, buf, sl)
 	}
+	if sl != nil && sl.PlainBelow != 0 && fr.Seq >= sl.PlainBelow {
+		// Written encrypted, as every record from PlainBelow on: its
+		// encryption was stripped on disk.
+		return nil, corrupt(path, fr.Offset, fr.Seq, FixCut,
+			"record is not encrypted, though every record from seq %d on is: altered", sl.PlainBelow).causedBy(segment.ErrAuth)
+	}
 	if !fr.Compressed() {
 		if buf == nil {
 			return slices.Clone(fr.Payload), nil
@@ -2204,12 +2210,17 @@ func (l *Log) yieldListed(r *pendingReader, f *mapped, w *aheadWindow, view *ato
 		// The Frame only for a record to decode: built and passed on
 		// every record, the struct is a copy on the stack that stalls
 		// on store forwarding.
-		if flags := segment.HeaderFlags(h); flags&(segment.FlagZstd|segment.FlagEncrypted) != 0 {
+		// With a key, a plain frame is decoded too: decodeRecord refuses
+		// one where every record is encrypted. Only what it decoded into
+		// r.out's storage is kept there, not a plain frame's bytes.
+		if flags := segment.HeaderFlags(h); flags&(segment.FlagZstd|segment.FlagEncrypted) != 0 || l.sealer != nil {
 			fr := segment.Frame{Offset: w.off + int64(at), Seq: seq, Flags: flags, RawLen: segment.HeaderRawLen(h), Payload: data}
 			if data, err = decodeRecord(fr, f.Path, r.out, l.sealer); err != nil {
 				return true, err
 			}
-			r.out = data
+			if flags&(segment.FlagZstd|segment.FlagEncrypted) != 0 {
+				r.out = data
+			}
 		}
 		if !yield(Record{Seq: seq, Data: data}, nil) {
 			return true, nil
@@ -2242,11 +2253,13 @@ func (l *Log) yieldFrames(r *pendingReader, f *mapped, sc *segment.Scanner, acks
 			return true, l.frameError(f.Path, fr.Offset, fr.Seq, err)
 		}
 		data := fr.Payload
-		if fr.Compressed() || fr.Encrypted() {
+		if fr.Compressed() || fr.Encrypted() || l.sealer != nil { // as in yieldListed
 			if data, err = decodeRecord(*fr, f.Path, r.out, l.sealer); err != nil {
 				return true, err
 			}
-			r.out = data
+			if fr.Compressed() || fr.Encrypted() {
+				r.out = data
+			}
 		}
 		if !yield(Record{Seq: fr.Seq, Data: data}, nil) {
 			return true, nil

@@ -95,12 +95,16 @@
 //
 //	offset size field
 //	0      8    magic "WALPUBEN"
-//	8      2    version (1)
+//	8      2    version (2; version 1 files are read as well)
 //	10     2    cipher: 1 = AES-256-GCM, a random 96-bit nonce each frame
 //	12     4    reserved, zero
 //	16     16   salt: random, drawn when the file is written
-//	32     16   key check: HMAC-SHA256(K, salt), first 16 bytes, where K
-//	            is HKDF-SHA256 of the key (no salt, info "walpub key check v1")
-//	48     8    reserved, zero
+//	32     16   key check: HMAC-SHA256(K, salt || from seq, 8 bytes little
+//	            endian), first 16 bytes, where K is HKDF-SHA256 of the key
+//	            (no salt, info "walpub key check v1"); version 1: of the
+//	            salt alone
+//	48     8    from seq: every record from this seq on is encrypted, so
+//	            that an unencrypted frame there is an alteration (the key
+//	            check covers it); version 1: zero, not said
 //	56     8    xxhash64 of bytes 0..55
 package index

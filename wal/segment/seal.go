@@ -71,6 +71,11 @@ type Sealer struct {
 	aead  cipher.AEAD
 	check []byte // the key check's HMAC key, derived from the key
 
+	// PlainBelow, if not 0, is the seq from which every record of the
+	// log is encrypted: a reader refuses an unencrypted record frame
+	// there. Set once, before the Sealer is shared.
+	PlainBelow uint64
+
 	mu     sync.Mutex
 	nonces [nonceChunk]byte // random bytes read ahead, used from next
 	next   int
