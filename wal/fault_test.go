@@ -592,3 +592,36 @@ func holdFirstPrefault(t *testing.T) (held func() *segment.File, release func())
 	}
 	return held, func() { opened.Do(func() { close(gate) }) }
 }
+
+// TestAppendSyncFailureReturnsSeq: under SyncAlways, an Append (or
+// AppendBatch) whose sync fails on a full disk (the superblock write, which
+// is not sticky) returns the seq it appended with the error: the record is
+// in the log, and a caller that tracks seqs (the Kafka producer) must not
+// lose its place. The next append works and both are pending.
+func TestAppendSyncFailureReturnsSeq(t *testing.T) {
+	fsys := &vfs.Faulty{FS: vfs.OS}
+	l := mustOpen(t, t.TempDir(), withFS(fsys), WithSegmentSize(smallSeg), WithSync(SyncAlways))
+	defer mustClose(t, l)
+	checkpointWritten(t, l)
+	fsys.FailNextWrites(1, syscall.ENOSPC)
+	seq, err := l.Append([]byte("appended, not synced"))
+	if !errors.Is(err, syscall.ENOSPC) || seq == 0 {
+		t.Fatalf("Append with the sync failing: seq %d, %v; want its seq and ENOSPC", seq, err)
+	}
+	fsys.FailNextWrites(1, syscall.ENOSPC)
+	first, err := l.AppendBatch([][]byte{[]byte("a"), []byte("b")})
+	if !errors.Is(err, syscall.ENOSPC) || first != seq+1 {
+		t.Fatalf("AppendBatch with the sync failing: first %d, %v; want %d and ENOSPC", first, err, seq+1)
+	}
+	next, err := l.Append([]byte("synced"))
+	if err != nil || next != seq+3 {
+		t.Fatalf("Append once there is room: %d, %v; want %d", next, err, seq+3)
+	}
+	var got []uint64
+	for _, r := range pendingOf(t, l) {
+		got = append(got, r.Seq)
+	}
+	if want := []uint64{seq, seq + 1, seq + 2, seq + 3}; !slices.Equal(got, want) {
+		t.Fatalf("pending %v, want %v", got, want)
+	}
+}

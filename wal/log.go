@@ -537,8 +537,10 @@ func (fr *frames) release() {
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // Append appends a record and returns its seq. With SyncAlways it returns
-// once the record is on stable storage. The log keeps no reference to
-// data.
+// once the record is on stable storage; if that sync fails, it returns the
+// seq with the error: the record is in the log (a killed process keeps it,
+// Pending yields it), not known to be durable. The log keeps no reference
+// to data.
 func (l *Log) Append(data []byte) (uint64, error) {
 	if l.zenc == nil && l.sealer == nil && segment.FrameSize(len(data)) < syncedWriteThrough {
 		return l.appendSmall(data)
@@ -562,16 +564,15 @@ func (l *Log) appendSmall(data []byte) (uint64, error) {
 	s, seq := l.active, l.nextSeq
 	segment.PutFrame(s.file.Bytes()[s.tail:s.tail+size], seq, frameFlags, len(data), data)
 	s.locs.Add(seq, index.Loc{Off: s.tail, Stored: uint32(len(data)), Raw: uint32(len(data))})
-	if err := l.appendedLocked(s, 1, size, int64(len(data)), true); err != nil {
-		return 0, err
-	}
-	return seq, nil
+	// An error here is the SyncAlways sync's: the record is appended.
+	return seq, l.appendedLocked(s, 1, size, int64(len(data)), true)
 }
 
 // AppendBatch appends the records of batch as one unit: after a crash the
 // batch is recovered whole or not at all. It returns the first seq; the
 // records get first..first+len(batch)-1. An empty batch appends nothing
-// and returns the next seq.
+// and returns the next seq. A failed SyncAlways sync is returned with
+// first, as Append returns it.
 func (l *Log) AppendBatch(batch [][]byte) (first uint64, err error) {
 	if len(batch) == 0 {
 		l.mu.Lock()
@@ -671,10 +672,8 @@ func (l *Log) append(batch [][]byte) (uint64, error) {
 			return 0, err
 		}
 	}
-	if err := l.appendedLocked(s, len(batch), w, raw, fr == nil); err != nil {
-		return 0, err
-	}
-	return first, nil
+	// An error here is the SyncAlways sync's: the records are appended.
+	return first, l.appendedLocked(s, len(batch), w, raw, fr == nil)
 }
 
 // reserveLocked readies an append of records of raw bytes in frames of

@@ -71,7 +71,12 @@ func reclaimDeadLetters(dir string, requeue bool, opts []wal.Option) (rep DeadLe
 				rep.Kept++
 				continue
 			}
-			if _, err := journal.Append(EncodeRecord(r)); err != nil {
+			if seq, err := journal.Append(EncodeRecord(r)); err != nil {
+				if seq != 0 {
+					// Appended, its sync failed: the journal's Sync
+					// below decides whether it leaves.
+					done = append(done, rec.Seq)
+				}
 				stopped = fmt.Errorf("kafka: appending dead letter %d to the journal: %w", rec.Seq, err)
 				break
 			}

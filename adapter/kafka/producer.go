@@ -377,6 +377,12 @@ func (p *Producer) Write(ctx context.Context, r *kgo.Record) error {
 		if handed {
 			p.hand.release(size)
 		}
+		if seq != 0 {
+			// Journaled, its sync failed (wal.SyncAlways): the sender
+			// still sends it, and reads on past it.
+			p.publish(seq)
+			storeMax(&p.written, seq)
+		}
 		return err
 	}
 	if handed {
@@ -397,7 +403,9 @@ func storeMax(a *atomic.Uint64, v uint64) {
 	}
 }
 
-// append appends an encoded record to the journal, waiting for room.
+// append appends an encoded record to the journal, waiting for room. An
+// error with a seq: the record is journaled, but the sync the journal's
+// policy asks for failed.
 func (p *Producer) append(ctx context.Context, b []byte) (uint64, error) {
 	// The record is too large only if the journal refuses it while empty:
 	// empty before the append (seen after the previous refusal) and after
@@ -412,7 +420,7 @@ func (p *Producer) append(ctx context.Context, b []byte) (uint64, error) {
 			return seq, nil
 		}
 		if !errors.Is(err, wal.ErrFull) {
-			return 0, fmt.Errorf("kafka: journal append: %w", err)
+			return seq, fmt.Errorf("kafka: journal append: %w", err)
 		}
 		if fn := p.cfg.afterFull; fn != nil {
 			fn()

@@ -739,7 +739,9 @@ func (s *sender) bury(dead []deadRecord) (moved, kept []deadRecord) {
 		return nil, dead
 	}
 	for _, d := range dead {
-		if _, err := s.dl.Append(EncodeDeadLetter(d.e.rec, d.err.Error())); err != nil {
+		// A seq with the error: appended, its sync failed; the Sync
+		// below decides.
+		if seq, err := s.dl.Append(EncodeDeadLetter(d.e.rec, d.err.Error())); err != nil && seq == 0 {
 			hint := ""
 			if errors.Is(err, wal.ErrFull) {
 				hint = "the dead-letter log is at its bound: requeue or drop its records (walcat dead-letters)"

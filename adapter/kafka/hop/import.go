@@ -114,6 +114,9 @@ func Import(hopJournal, dir string, o ImportOptions) (ImportReport, error) {
 		}
 		first, err := l.AppendBatch(batch)
 		if err != nil {
+			if first != 0 {
+				flushed = len(ids) // appended, its sync failed
+			}
 			err = fmt.Errorf("hop: appending to the walpub journal: %w", err)
 			if flushed > 0 {
 				// The batches appended before stay: their ids too, or
