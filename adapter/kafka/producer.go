@@ -88,10 +88,10 @@ type Producer struct {
 	idMu  sync.Mutex
 	idRng *rand.ChaCha8
 
-	closeOnce  sync.Once
-	closeDone  chan struct{}
-	closeErr   error
-	finalStats *wal.Stats // set under mu just before the journal closes
+	closeStarted atomic.Bool // the first Close runs close, later ones wait for closeDone
+	closeDone    chan struct{}
+	closeErr     error
+	finalStats   *wal.Stats // set under mu just before the journal closes
 
 	bufPool sync.Pool
 	hand    handoff
@@ -575,13 +575,11 @@ func (p *Producer) waitResolved(ctx context.Context, target uint64) error {
 // Close is idempotent: later calls wait for the first to finish (or for
 // their own ctx) and return its result.
 func (p *Producer) Close(ctx context.Context) error {
-	first := false
-	p.closeOnce.Do(func() {
-		first = true
+	// Not a sync.Once: its Do would keep a later call waiting for the
+	// first one whatever the later call's ctx.
+	if p.closeStarted.CompareAndSwap(false, true) {
 		p.closeErr = p.close(ctx)
 		close(p.closeDone)
-	})
-	if first {
 		return p.closeErr
 	}
 	select {
