@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -241,11 +242,21 @@ func parseURL(raw string) (target, error) {
 		}
 		host, port, err := net.SplitHostPort(h)
 		if err != nil {
-			// A host alone (also a bracketed IPv6 address) gets the default port.
-			if strings.Contains(strings.Trim(h, "[]"), ":") && !strings.HasPrefix(h, "[") {
+			// A host alone gets the default port: a name or an IPv4
+			// address, or an IPv6 address in one pair of brackets.
+			switch inner, ok := strings.CutPrefix(h, "["); {
+			case ok:
+				inner, ok = strings.CutSuffix(inner, "]")
+				if a, perr := netip.ParseAddr(inner); !ok || perr != nil || !a.Is6() {
+					return bad("broker %q: want [IPv6 address] or [IPv6 address]:port", h)
+				}
+				host = inner
+			case strings.ContainsAny(h, ":[]"):
 				return bad("broker %q: %v", h, err)
+			default:
+				host = h
 			}
-			host, port = strings.Trim(h, "[]"), DefaultPort
+			port = DefaultPort
 		}
 		if host == "" {
 			return bad("broker %q has no host", h)

@@ -25,6 +25,7 @@ func TestParseURL(t *testing.T) {
 		{"kafka://[::1]:9093/t", []string{"[::1]:9093"}, "t"},
 		{"kafka://[::1]/t", []string{"[::1]:9092"}, "t"},
 		{"kafka://10.0.0.1:9092,10.0.0.2/t", []string{"10.0.0.1:9092", "10.0.0.2:9092"}, "t"},
+		{"kafka://[fe80::1%eth0]/t", []string{"[fe80::1%eth0]:9092"}, "t"},
 	}
 	for _, c := range good {
 		got, err := parseURL(c.url)
@@ -41,6 +42,9 @@ func TestParseURL(t *testing.T) {
 		"kafka://a,,b/t", "kafka://user:pass@host/t", "kafka://host/t?x=1", "kafka://host/t#f",
 		"kafka://host/a/b", "kafka://host/a,b", "kafka://host/..", "kafka://::1/t",
 		"kafka://host/" + strings.Repeat("a", 250),
+		// Brackets: one pair around an IPv6 address, or none.
+		"kafka://[::1/t", "kafka://[a]b]/t", "kafka://[::1]]/t", "kafka://[::1]9092/t",
+		"kafka://[::1]:9092:9093/t", "kafka://[10.0.0.1]/t", "kafka://[host]/t", "kafka://a]b/t",
 	}
 	for _, u := range bad {
 		if _, err := parseURL(u); !errors.Is(err, ErrInvalidURL) {
