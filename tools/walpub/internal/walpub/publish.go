@@ -33,7 +33,10 @@ const (
 )
 
 // publish journals every record of the input until the input ends, an
-// interrupt comes, or Write fails.
+// interrupt comes, or Write fails. After an interrupt it still journals
+// the records the reader has handed over (the chunk at hand and those
+// queued): they were read from the input, which may not give them again
+// (a pipe). Only a second interrupt stops a Write waiting for room.
 func (r *run) publish(p *kafka.Producer) error {
 	chunks := make(chan chunk, 4)
 	stop := make(chan struct{})
@@ -47,33 +50,59 @@ func (r *run) publish(p *kafka.Producer) error {
 	defer cancel()
 	go func() {
 		select {
-		case <-r.interrupted:
+		case <-r.aborted:
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
+	journal := func(c chunk) error {
+		for _, rec := range c.recs {
+			if err := p.Write(ctx, rec); err != nil {
+				if r.isAborted() {
+					return errAborted
+				}
+				return fmt.Errorf("journaling a record: %w", err)
+			}
+			r.written.Add(1)
+		}
+		return c.err
+	}
 	for {
 		select {
 		case <-r.interrupted:
-			return nil
+			// Stop reading; journal what was read and handed over.
+			for {
+				select {
+				case c, ok := <-chunks:
+					if !ok {
+						return nil
+					}
+					if err := journal(c); err != nil {
+						return ignoreAborted(err)
+					}
+				default:
+					return nil
+				}
+			}
 		case c, ok := <-chunks:
 			if !ok {
 				return nil
 			}
-			for _, rec := range c.recs {
-				if err := p.Write(ctx, rec); err != nil {
-					if r.isInterrupted() {
-						return nil
-					}
-					return fmt.Errorf("journaling a record: %w", err)
-				}
-				r.written.Add(1)
-			}
-			if c.err != nil {
-				return c.err
+			if err := journal(c); err != nil {
+				return ignoreAborted(err)
 			}
 		}
 	}
+}
+
+// errAborted: a second interrupt stopped a Write.
+var errAborted = errors.New("aborted")
+
+func ignoreAborted(err error) error {
+	if errors.Is(err, errAborted) {
+		return nil
+	}
+	return err
 }
 
 // read sends the input's records to out in chunks and closes out at the

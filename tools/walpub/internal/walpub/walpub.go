@@ -126,7 +126,8 @@ that key from then on. walcat dump --key-file reads it back.
 Exit status: 0 every record confirmed; 1 error (including records the
 broker refused for good, which move to JOURNAL/dead-letter); 2 usage error;
 3 records remain unconfirmed in the journal (run walpub again to send them);
-130/143 interrupted by SIGINT/SIGTERM, everything read so far confirmed.
+130/143 interrupted by SIGINT/SIGTERM, everything journaled confirmed
+(lines still being read when the signal came may not be journaled).
 
 Examples:
   seq 100000 | walpub                              # embedded broker
@@ -214,7 +215,7 @@ func parseArgs(args []string, env Env) (cfg config, code int, ok bool) {
 	fs.StringVar(&cfg.tlsCA, "tls-ca", "", "verify the broker with the CA certificates in `FILE` (PEM); implies --tls")
 	fs.BoolVar(&cfg.progress, "progress", env.StderrTerminal, "show progress on stderr (default: when stderr is a terminal)")
 	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", 30*time.Second, "at the end of the input: give up after this `duration` without a confirmation; after Ctrl-C: wait at most this long (0: no limit)")
-	fs.IntVar(&cfg.partitions, "partitions", 1, "embedded broker: the topic's number of partitions, `N`")
+	fs.IntVar(&cfg.partitions, "partitions", 1, "embedded broker: the topic's number of partitions, `N` (at most 10000)")
 	fs.BoolVar(&cfg.verbose, "v", false, "log the producer's events (retries, resends) to stderr")
 	fs.StringVar(&cfg.hopFormat, "hop-format", "", "mark every record as a hop-client message of `FORMAT` (json, blob, voevent, avro, gcntextnotice, ...): the _format and _sender headers; inputs are checked against it")
 	fs.BoolVar(&cfg.noHopAuth, "no-hop-auth", false, "do not read hop-client's credentials (auth.toml) when --sasl is not given")
@@ -278,14 +279,21 @@ func parseArgs(args []string, env Env) (cfg config, code int, ok bool) {
 	if code, ok := cfg.hopCredential(env, usageErr); !ok {
 		return config{}, code, false
 	}
+	for _, h := range cfg.headers {
+		if h.Key == hop.HeaderID {
+			// One _id for every record: consumers that drop duplicates
+			// by it (hop's) would keep one record.
+			return usageErr("--header %s: every record gets its own, chosen at Write", h.Key)
+		}
+	}
 	if code, ok := cfg.hopMarks(usageErr); !ok {
 		return config{}, code, false
 	}
 	if cfg.url == "" && (cfg.sasl != "" || cfg.tls) {
 		return usageErr("--sasl and --tls need a broker URL; the embedded broker uses neither")
 	}
-	if cfg.partitions < 1 {
-		return usageErr("--partitions %d: want 1 or more", cfg.partitions)
+	if cfg.partitions < 1 || cfg.partitions > maxPartitions {
+		return usageErr("--partitions %d: want 1 to %d", cfg.partitions, maxPartitions)
 	}
 	if cfg.drainTimeout < 0 {
 		return usageErr("--drain-timeout %v: want 0 or more", cfg.drainTimeout)
@@ -542,6 +550,19 @@ func (r *run) isInterrupted() bool {
 		return false
 	}
 }
+
+func (r *run) isAborted() bool {
+	select {
+	case <-r.aborted:
+		return true
+	default:
+		return false
+	}
+}
+
+// maxPartitions bounds --partitions: the embedded broker holds each
+// partition in memory.
+const maxPartitions = 10000
 
 func (r *run) main() int {
 	cfg := r.cfg

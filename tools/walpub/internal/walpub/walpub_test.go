@@ -478,6 +478,9 @@ func TestUsageErrors(t *testing.T) {
 		{"--key", "k", "--key-delim", ","},
 		{"--whole", "--key-delim", ","},
 		{"--partitions", "0"},
+		{"--partitions", "10001"},
+		{"--partitions", "4294967297"},
+		{"--header", "_id=0123456789abcdef"},
 		{"--drain-timeout", "-1s"},
 	} {
 		r := walpub(t, "", args...)
