@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -70,7 +71,13 @@ func (r *run) publish(p *kafka.Producer) error {
 	for {
 		select {
 		case <-r.interrupted:
-			// Stop reading; journal what was read and handed over.
+			// The reader reads no more (inputReader) but hands over the
+			// lines it holds: journal them, until it is done, or waits in
+			// a read with nothing left to hand over (everything it read
+			// from the input is in chunks), or stops handing any over.
+			tick := time.NewTicker(5 * time.Millisecond)
+			defer tick.Stop()
+			last := time.Now()
 			for {
 				select {
 				case c, ok := <-chunks:
@@ -80,8 +87,12 @@ func (r *run) publish(p *kafka.Producer) error {
 					if err := journal(c); err != nil {
 						return ignoreAborted(err)
 					}
-				default:
-					return nil
+					last = time.Now()
+				case now := <-tick.C:
+					if in := r.input.Load(); in != nil && in.blocked.Load() && len(chunks) == 0 ||
+						now.Sub(last) > interruptGrace || r.isAborted() {
+						return nil
+					}
 				}
 			}
 		case c, ok := <-chunks:
@@ -92,6 +103,50 @@ func (r *run) publish(p *kafka.Producer) error {
 				return ignoreAborted(err)
 			}
 		}
+	}
+}
+
+// interruptGrace bounds how long publish, after an interrupt, waits for a
+// reader that hands over nothing and is not waiting in a read (opening a
+// FIFO, say).
+const interruptGrace = 2 * time.Second
+
+// inputReader reads the input for readFile until the first interrupt:
+// then it ends the input (io.EOF, cut set) instead of reading more, so
+// that the lines already read are handed over, not more. Before each read
+// that may wait, it hands over the lines parsed so far (flush): while it
+// waits (blocked), everything read from the input is handed over.
+type inputReader struct {
+	r       io.Reader
+	intr    <-chan struct{}
+	flush   func() bool
+	blocked atomic.Bool
+	cut     atomic.Bool
+}
+
+func (in *inputReader) Read(p []byte) (int, error) {
+	if in.interrupted() {
+		return 0, io.EOF
+	}
+	if in.flush != nil {
+		in.flush()
+	}
+	if in.interrupted() {
+		return 0, io.EOF
+	}
+	in.blocked.Store(true)
+	n, err := in.r.Read(p)
+	in.blocked.Store(false)
+	return n, err
+}
+
+func (in *inputReader) interrupted() bool {
+	select {
+	case <-in.intr:
+		in.cut.Store(true)
+		return true
+	default:
+		return false
 	}
 }
 
@@ -143,10 +198,19 @@ func (r *run) readFile(name string, send func(chunk) bool) bool {
 	} else {
 		name = "standard input"
 	}
+	ir := &inputReader{r: in, intr: r.interrupted}
+	r.input.Store(ir)
+	in = ir
 	if r.cfg.whole {
 		data, err := io.ReadAll(in)
 		if err != nil {
 			send(chunk{err: fmt.Errorf("reading %s: %w", name, err)})
+			return false
+		}
+		if ir.cut.Load() {
+			if len(data) > 0 {
+				r.notef("interrupted while reading %s: its %d bytes read so far are not journaled", name, len(data))
+			}
 			return false
 		}
 		rec := r.record(data)
@@ -167,6 +231,7 @@ func (r *run) readFile(name string, send func(chunk) bool) bool {
 		recs, arena = nil, make([]byte, 0, chunkBytes)
 		return ok
 	}
+	ir.flush = flush
 	for lineNo := 1; ; lineNo++ {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -176,6 +241,11 @@ func (r *run) readFile(name string, send func(chunk) bool) bool {
 				long = append(long, line...)
 			}
 			line = long
+		}
+		if len(line) > 0 && err == io.EOF && ir.cut.Load() {
+			// The rest of this line was never read: not a record.
+			r.notef("interrupted while reading %s: its line %d, %d bytes read so far, is not journaled", name, lineNo, len(line))
+			line = nil
 		}
 		if len(line) > 0 {
 			line = bytes.TrimSuffix(line, []byte("\n"))
@@ -194,7 +264,7 @@ func (r *run) readFile(name string, send func(chunk) bool) bool {
 			recs = append(recs, rec)
 		}
 		if err == io.EOF {
-			return flush()
+			return flush() && !ir.cut.Load()
 		}
 		if err != nil {
 			flush()

@@ -126,8 +126,9 @@ that key from then on. walcat dump --key-file reads it back.
 Exit status: 0 every record confirmed; 1 error (including records the
 broker refused for good, which move to JOURNAL/dead-letter); 2 usage error;
 3 records remain unconfirmed in the journal (run walpub again to send them);
-130/143 interrupted by SIGINT/SIGTERM, everything journaled confirmed
-(lines still being read when the signal came may not be journaled).
+130/143 interrupted by SIGINT/SIGTERM, everything read so far confirmed
+(every line read is journaled; a line whose end was not read yet is not,
+and is named on stderr).
 
 Examples:
   seq 100000 | walpub                              # embedded broker
@@ -449,10 +450,11 @@ type run struct {
 	written  atomic.Int64 // records whose Write returned
 	leftover int          // unconfirmed records of an earlier run, at the start
 
-	interrupted chan struct{} // closed at the first signal
-	aborted     chan struct{} // closed at the second signal
-	signal      atomic.Value  // the first os.Signal
-	intrAt      atomic.Int64  // unix nanos of the first signal
+	interrupted chan struct{}               // closed at the first signal
+	aborted     chan struct{}               // closed at the second signal
+	input       atomic.Pointer[inputReader] // the input being read, for publish after an interrupt
+	signal      atomic.Value                // the first os.Signal
+	intrAt      atomic.Int64                // unix nanos of the first signal
 }
 
 // notef prints a note on stderr, over the progress line on a terminal.
