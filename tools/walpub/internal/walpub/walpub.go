@@ -28,6 +28,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sys/unix"
 
 	"github.com/walpub/walpub/adapter/kafka"
 	"github.com/walpub/walpub/adapter/kafka/hop"
@@ -569,6 +570,11 @@ const maxPartitions = 10000
 func (r *run) main() int {
 	cfg := r.cfg
 	url := cfg.url
+	unlock, code, ok := r.lockBinding()
+	if !ok {
+		return code
+	}
+	defer unlock()
 	if code, ok := r.bindJournal(); !ok {
 		return code
 	}
@@ -699,6 +705,33 @@ func (c *config) binding() string {
 	return strings.Join(list, ",")
 }
 
+// lockBinding takes, for the whole run, an exclusive lock of the
+// journal's binding (a flock of walpub-target.lock): a run that would find
+// the journal in use must not read or rewrite its binding first, or a run
+// for the embedded broker could rebind records another run is journaling
+// for a real one (and swallow them later).
+func (r *run) lockBinding() (unlock func(), code int, ok bool) {
+	dir := r.cfg.journal
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		r.notef("creating the journal directory: %v", err)
+		return nil, ExitError, false
+	}
+	f, err := os.OpenFile(filepath.Join(dir, bindingFile+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		r.notef("locking the journal's binding: %v", err)
+		return nil, ExitError, false
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, r.reportOpenError(wal.ErrLocked), false
+		}
+		r.notef("locking the journal's binding: %v", err)
+		return nil, ExitError, false
+	}
+	return func() { f.Close() }, 0, true
+}
+
 // bindJournal records where this run's records are bound before any is
 // journaled, and refuses to let the embedded broker take records an earlier
 // run journaled for another cluster (or for a place the journal does not
@@ -716,7 +749,7 @@ func (r *run) bindJournal() (int, bool) {
 	if had == want {
 		return 0, true
 	}
-	if want == bindingEmbedded {
+	if want == bindingEmbedded || had == bindingEmbedded {
 		pending := 0
 		if _, err := os.Stat(dir); err == nil {
 			v, err := wal.OpenView(dir)
@@ -726,7 +759,14 @@ func (r *run) bindJournal() (int, bool) {
 			pending = v.Info().Pending
 			v.Close()
 		}
-		if pending > 0 {
+		if pending > 0 && had == bindingEmbedded {
+			// Left by a run on the embedded broker (a trial, say): sent
+			// to a real cluster they would land where nobody meant them.
+			r.notef("the journal %s holds %d records journaled for the embedded broker; they are not sent to %s", dir, pending, want)
+			r.notef("drop them (walpub --journal %s </dev/null lets the embedded broker take them) or use another --journal", dir)
+			return ExitUsage, false
+		}
+		if pending > 0 && want == bindingEmbedded {
 			where := "a broker the journal does not name (it was written by another program or an older walpub)"
 			if had != "" {
 				where = "the brokers " + had
