@@ -1,8 +1,6 @@
 package wal
 
 import (
-	"io"
-	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -15,24 +13,12 @@ import (
 // the second Ack returns meanwhile, a power cut must find the record
 // acknowledged.
 func TestAckSyncAlwaysWaitsForEarlierAck(t *testing.T) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	dir := filepath.Join(t.TempDir(), "log")
-	cfs := newCutFS(dir, 1, 0)
-	defer cfs.close()
-	l, err := Open(dir, WithSegmentSize(smallSeg), WithSync(SyncAlways), withFS(cfs), WithLogger(quiet))
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, cfs, quiet := openCutSyncAlways(t)
 	defer l.Close()
 	seq, err := l.Append([]byte("record"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the first checkpoint", func() bool {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.ckptEpoch == l.ackEpoch
-	})
 	held, release := make(chan struct{}), make(chan struct{})
 	rounds := 0
 	hook := func() {

@@ -17,21 +17,9 @@ import (
 // it in after taking its final position returned nil for a record never
 // synced, its round skipping the retired file (issue 10 item 5).
 func TestCloseRacingSyncAlwaysAppend(t *testing.T) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	dir := filepath.Join(t.TempDir(), "log")
-	cfs := newCutFS(dir, 1, 0)
-	defer cfs.close()
-	l, err := Open(dir, WithSegmentSize(smallSeg), WithSync(SyncAlways), withFS(cfs), WithLogger(quiet))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Let the compactor's first checkpoint happen: Close then has none
-	// to write (and no round of its own to run).
-	eventually(t, "the first checkpoint", func() bool {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.ckptEpoch == l.ackEpoch
-	})
+	// After the compactor's first checkpoint, Close has none to write
+	// (and no round of its own to run).
+	l, cfs, quiet := openCutSyncAlways(t)
 	closedNow := func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
@@ -106,4 +94,25 @@ func TestCloseRacingSyncAlwaysAppend(t *testing.T) {
 	default:
 		t.Logf("the append during Close returned seq %d, durable", res.seq)
 	}
+}
+
+// openCutSyncAlways opens a SyncAlways log on a cutFS (only what was
+// synced survives cfs.cut) with a quiet logger, and waits for the
+// compactor's first checkpoint. The test closes the log.
+func openCutSyncAlways(t *testing.T) (*Log, *cutFS, *slog.Logger) {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dir := filepath.Join(t.TempDir(), "log")
+	cfs := newCutFS(dir, 1, 0)
+	t.Cleanup(cfs.close)
+	l, err := Open(dir, WithSegmentSize(smallSeg), WithSync(SyncAlways), withFS(cfs), WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the first checkpoint", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.ckptEpoch == l.ackEpoch
+	})
+	return l, cfs, quiet
 }
