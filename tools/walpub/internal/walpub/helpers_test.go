@@ -3,6 +3,7 @@ package walpub
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -60,6 +61,22 @@ func walpub(t *testing.T, stdin string, args ...string) result {
 	var out, errOut testutil.SyncBuffer
 	code := Main(context.Background(), args, Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut})
 	return result{out.String(), errOut.String(), code}
+}
+
+// signalled runs walpub (Main) in a goroutine with stdin and a signal
+// channel the test sends on; done gives its exit status.
+type signalled struct {
+	sigs        chan os.Signal
+	done        chan int
+	out, errOut testutil.SyncBuffer
+}
+
+func startSignalled(stdin io.Reader, args ...string) *signalled {
+	s := &signalled{sigs: make(chan os.Signal, 2), done: make(chan int)}
+	go func() {
+		s.done <- Main(context.Background(), args, Env{Stdin: stdin, Stdout: &s.out, Stderr: &s.errOut, Signals: s.sigs})
+	}()
+	return s
 }
 
 // deadURL names a loopback port where nothing listens.

@@ -250,13 +250,7 @@ func TestInterrupt(t *testing.T) {
 	journal := filepath.Join(t.TempDir(), "j")
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	sigs := make(chan os.Signal, 2)
-	var out, errOut testutil.SyncBuffer
-	done := make(chan int)
-	go func() {
-		done <- Main(context.Background(), []string{"--journal", journal, kfaketest.URL(c, "intr")},
-			Env{Stdin: pr, Stdout: &out, Stderr: &errOut, Signals: sigs})
-	}()
+	w := startSignalled(pr, "--journal", journal, kfaketest.URL(c, "intr"))
 	if _, err := io.WriteString(pw, lines("i", 20)); err != nil {
 		t.Fatal(err)
 	}
@@ -264,14 +258,14 @@ func TestInterrupt(t *testing.T) {
 		in, ok := journalInfo(t, journal)
 		return ok && in.Records == 20
 	})
-	sigs <- syscall.SIGTERM
-	code := <-done
+	w.sigs <- syscall.SIGTERM
+	code := <-w.done
 	if code != 128+int(syscall.SIGTERM) {
-		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
+		t.Fatalf("exit %d\n%s\n%s", code, w.out.String(), w.errOut.String())
 	}
-	if !strings.Contains(errOut.String(), "terminated: no more input; waiting at most 30s for confirmations") ||
-		!strings.Contains(out.String(), "20 records journaled, 20 confirmed by the broker, 0 unconfirmed") {
-		t.Errorf("stdout:\n%s\nstderr:\n%s", out.String(), errOut.String())
+	if !strings.Contains(w.errOut.String(), "terminated: no more input; waiting at most 30s for confirmations") ||
+		!strings.Contains(w.out.String(), "20 records journaled, 20 confirmed by the broker, 0 unconfirmed") {
+		t.Errorf("stdout:\n%s\nstderr:\n%s", w.out.String(), w.errOut.String())
 	}
 	if got := values(readTopic(t, c.ListenAddrs(), "intr")); len(got) != 20 {
 		t.Errorf("topic: %q", got)
@@ -282,24 +276,40 @@ func TestInterrupt(t *testing.T) {
 // ends the drain; the records stay journaled.
 func TestInterruptTwice(t *testing.T) {
 	journal := filepath.Join(t.TempDir(), "j")
-	sigs := make(chan os.Signal, 2)
-	var out, errOut testutil.SyncBuffer
-	done := make(chan int)
-	go func() {
-		done <- Main(context.Background(), []string{"--journal", journal, "--drain-timeout", "0", deadURL(t, "t")},
-			Env{Stdin: strings.NewReader("a\nb\n"), Stdout: &out, Stderr: &errOut, Signals: sigs})
-	}()
+	w := startSignalled(strings.NewReader("a\nb\n"), "--journal", journal, "--drain-timeout", "0", deadURL(t, "t"))
 	waitUntil(t, "2 records journaled", func() bool {
 		in, ok := journalInfo(t, journal)
 		return ok && in.Records == 2
 	})
-	sigs <- os.Interrupt
-	sigs <- os.Interrupt
-	if code := <-done; code != ExitUnconfirmed {
-		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
+	w.sigs <- os.Interrupt
+	w.sigs <- os.Interrupt
+	if code := <-w.done; code != ExitUnconfirmed {
+		t.Fatalf("exit %d\n%s\n%s", code, w.out.String(), w.errOut.String())
 	}
 	if in, _ := journalInfo(t, journal); in.Pending != 2 {
 		t.Fatalf("journal: %+v", in)
+	}
+}
+
+// TestInterruptKeepsWhatWasRead: walpub has consumed lines from a pipe
+// (io.Pipe's Write returns once the reader took every byte), then SIGTERM
+// comes: every line it consumed is journaled, since the pipe will not give
+// them again.
+func TestInterruptKeepsWhatWasRead(t *testing.T) {
+	journal := filepath.Join(t.TempDir(), "j")
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	w := startSignalled(pr, "--journal", journal, "--drain-timeout", "1s", deadURL(t, "t"))
+	const n = 3000
+	if _, err := io.WriteString(pw, lines("x", n)); err != nil {
+		t.Fatal(err)
+	}
+	w.sigs <- syscall.SIGTERM
+	code := <-w.done
+	in, _ := journalInfo(t, journal)
+	t.Logf("exit %d\n%s%s", code, w.out.String(), w.errOut.String())
+	if in.Records != n {
+		t.Errorf("%d lines consumed from the pipe, %d journaled: %d lost; summary: %s", n, in.Records, n-in.Records, strings.TrimSpace(w.out.String()))
 	}
 }
 
