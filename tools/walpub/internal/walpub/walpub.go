@@ -750,15 +750,12 @@ func (r *run) bindJournal() (int, bool) {
 		return 0, true
 	}
 	if want == bindingEmbedded || had == bindingEmbedded {
-		pending := 0
-		if _, err := os.Stat(dir); err == nil {
-			v, err := wal.OpenView(dir)
-			if err != nil {
-				return r.reportOpenError(err), false
-			}
-			pending = v.Info().Pending
-			v.Close()
+		v, err := wal.OpenView(dir) // the directory exists: lockBinding made it
+		if err != nil {
+			return r.reportOpenError(err), false
 		}
+		pending := v.Info().Pending
+		v.Close()
 		if pending > 0 && had == bindingEmbedded {
 			// Left by a run on the embedded broker (a trial, say): sent
 			// to a real cluster they would land where nobody meant them.
@@ -783,11 +780,9 @@ func (r *run) bindJournal() (int, bool) {
 	return 0, true
 }
 
-// writeBinding replaces the journal's binding file atomically.
+// writeBinding replaces the journal's binding file atomically, in the
+// journal directory lockBinding made.
 func writeBinding(dir, binding string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
 	tmp := filepath.Join(dir, bindingFile+".tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
