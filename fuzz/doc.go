@@ -13,6 +13,7 @@
 //	FuzzAckPayload      index.DecodeAckPayload
 //	FuzzCheckpoint      index.DecodeCheckpoint
 //	FuzzSuperblock      index.DecodeSuperblock
+//	FuzzEncryptionFile  index.DecodeEncryption
 //	FuzzJournalRecord   the robust producer's journal record (adapter/kafka)
 //	FuzzEncryptedFrame  segment.Sealer: sealed frames damaged, opened with
 //	                    the right key and another

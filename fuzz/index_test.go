@@ -9,6 +9,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/walpub/walpub/wal/index"
+	"github.com/walpub/walpub/wal/segment"
 )
 
 type ackRange struct{ start, n uint64 }
@@ -134,9 +135,8 @@ func canonicalUvarints(p []byte) bool {
 func FuzzCheckpoint(f *testing.F) {
 	f.Add([]byte{}, false)
 	f.Fuzz(func(t *testing.T, b []byte, fix bool) {
-		if fix && len(b) >= 8 {
-			b = bytes.Clone(b)
-			binary.LittleEndian.PutUint64(b[len(b)-8:], xxhash.Sum64(b[:len(b)-8]))
+		if fix {
+			b = fixTrailingSum(b)
 		}
 		var c index.Checkpoint
 		var err error
@@ -188,6 +188,105 @@ func FuzzCheckpoint(f *testing.F) {
 					t.Fatalf("entry %d: seq %d acknowledged %v, re-encoded %v", i, q, a.Has(q), a2.Has(q))
 				}
 			}
+		}
+	})
+}
+
+// fixTrailingSum returns b with its last 8 bytes replaced by the xxhash64
+// of the bytes before them, as a checkpoint and an encryption file end,
+// so that the checks behind the checksum get fuzzed too.
+func fixTrailingSum(b []byte) []byte {
+	if len(b) < 8 {
+		return b
+	}
+	b = bytes.Clone(b)
+	binary.LittleEndian.PutUint64(b[len(b)-8:], xxhash.Sum64(b[:len(b)-8]))
+	return b
+}
+
+// FuzzEncryptionFile fuzzes index.DecodeEncryption, the file that says a
+// log is encrypted and how to check its key. With fix the harness first
+// recomputes the file's checksum.
+//
+// Invariants:
+//   - it never panics and allocates nothing but its error;
+//   - every error is an *index.FormatError, at an offset inside the file;
+//   - a decoded file is version 1 or index.EncryptionVersion, with the
+//     one cipher; version 1 says no FromSeq, a later version one in
+//     1..segment.MaxSeq+1;
+//   - re-encoded with index.PutEncryption, a file of the current version
+//     gives the input back, and a version 1 file given a FromSeq decodes
+//     to the same salt and key check;
+//   - the key check's input covers the salt, and from version 2 FromSeq.
+func FuzzEncryptionFile(f *testing.F) {
+	e := index.Encryption{Cipher: index.CipherAESGCM, FromSeq: 1}
+	for i := range e.Salt {
+		e.Salt[i] = byte(i + 1)
+	}
+	for i := range e.Check {
+		e.Check[i] = byte(0x80 + i)
+	}
+	v2 := make([]byte, index.EncryptionSize)
+	index.PutEncryption(v2, e)
+	v1 := bytes.Clone(v2)
+	binary.LittleEndian.PutUint16(v1[8:], 1)
+	clear(v1[48:56])
+	f.Add(v2, false)
+	f.Add(v1, true)
+	f.Add(v2[:40], true)
+	f.Fuzz(func(t *testing.T, b []byte, fix bool) {
+		if fix {
+			b = fixTrailingSum(b)
+		}
+		var e index.Encryption
+		var err error
+		allocs := testing.AllocsPerRun(1, func() { e, err = index.DecodeEncryption(b) })
+		if err != nil {
+			var fe *index.FormatError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %T %v is not an *index.FormatError", err, err)
+			}
+			if fe.Offset < 0 || fe.Offset >= index.EncryptionSize {
+				t.Fatalf("error offset %d is outside the file: %v", fe.Offset, err)
+			}
+			return
+		}
+		if allocs != 0 {
+			t.Errorf("DecodeEncryption allocated %v times for a valid file", allocs)
+		}
+		if e.Cipher != index.CipherAESGCM {
+			t.Fatalf("cipher %d", e.Cipher)
+		}
+		switch e.Version {
+		case 1:
+			if e.FromSeq != 0 {
+				t.Fatalf("version 1 with FromSeq %d", e.FromSeq)
+			}
+			if in := e.CheckInput(); !bytes.Equal(in, e.Salt[:]) {
+				t.Fatalf("version 1 key check input %x, salt %x", in, e.Salt)
+			}
+			e.FromSeq = 1
+		case index.EncryptionVersion:
+			if e.FromSeq == 0 || e.FromSeq > segment.MaxSeq+1 {
+				t.Fatalf("FromSeq %d", e.FromSeq)
+			}
+			if in := e.CheckInput(); !bytes.Equal(in[:index.SaltSize], e.Salt[:]) || binary.LittleEndian.Uint64(in[index.SaltSize:]) != e.FromSeq {
+				t.Fatalf("key check input %x does not hold the salt %x and FromSeq %d", in, e.Salt, e.FromSeq)
+			}
+		default:
+			t.Fatalf("version %d", e.Version)
+		}
+		re := make([]byte, index.EncryptionSize)
+		index.PutEncryption(re, e)
+		if e.Version == index.EncryptionVersion && !bytes.Equal(re, b) {
+			t.Fatalf("re-encoded file differs:\n got  %x\n want %x", re, b)
+		}
+		e2, err := index.DecodeEncryption(re)
+		if err != nil {
+			t.Fatalf("re-encoded file does not decode: %v", err)
+		}
+		if e2.Salt != e.Salt || e2.Check != e.Check || e2.FromSeq != e.FromSeq || e2.Version != index.EncryptionVersion {
+			t.Fatalf("re-encoded file decodes to %+v, was %+v", e2, e)
 		}
 	})
 }

@@ -2,8 +2,10 @@ package kafka
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -75,24 +77,72 @@ func TestDamagedStateKey(t *testing.T) {
 	}
 }
 
+const goodTxnFile = `{"version":1,"transactional_id":"walpub-x","max_sent":7,"floors":{"t":{"0":3}}}`
+
+// badTxnFiles are state files decodeTxnFile must refuse: a field renamed,
+// missing, empty, out of range or unknown, another version, a cut.
+var badTxnFiles = []string{
+	`{"version":1,"transactional_id":"walpub-x","max_rent":7,"floors":{}}`,
+	`{"version":1,"transactional_id":"walpub-x","max_sent":7}`,
+	`{"version":1,"transactional_id":"","max_sent":7,"floors":{}}`,
+	`{"version":1,"transactional_id":"walpub-x","max_sent":7,"floors":{"t":{"0":-1}}}`,
+	`{"version":1,"transactional_id":"walpub-x","max_sent":7,"floors":{},"extra":1}`,
+	`{"version":2,"transactional_id":"walpub-x","max_sent":7,"floors":{}}`,
+	`{"version":1,"transactional_id":"walpub-x","max_sent":-7,"floors":{}}`,
+	`{"version":1,"transactional_id":"walpub-x","max_sent":7,"floors":{}`,
+}
+
 // TestDecodeTxnFile: the state file decodes only whole and in range.
 func TestDecodeTxnFile(t *testing.T) {
-	good := `{"version":1,"transactional_id":"walpub-x","max_sent":7,"floors":{"t":{"0":3}}}`
-	if f, err := decodeTxnFile([]byte(good)); err != nil || f.MaxSent != 7 || f.Floors["t"][0] != 3 {
+	if f, err := decodeTxnFile([]byte(goodTxnFile)); err != nil || f.MaxSent != 7 || f.Floors["t"][0] != 3 {
 		t.Fatalf("good state: %+v, %v", f, err)
 	}
-	for _, bad := range []string{
-		`{"version":1,"transactional_id":"walpub-x","max_rent":7,"floors":{}}`,
-		`{"version":1,"transactional_id":"walpub-x","max_sent":7}`,
-		`{"version":1,"transactional_id":"","max_sent":7,"floors":{}}`,
-		`{"version":1,"transactional_id":"walpub-x","max_sent":7,"floors":{"t":{"0":-1}}}`,
-		`{"version":1,"transactional_id":"walpub-x","max_sent":7,"floors":{},"extra":1}`,
-		`{"version":2,"transactional_id":"walpub-x","max_sent":7,"floors":{}}`,
-		`{"version":1,"transactional_id":"walpub-x","max_sent":-7,"floors":{}}`,
-		`{"version":1,"transactional_id":"walpub-x","max_sent":7,"floors":{}`,
-	} {
+	for _, bad := range badTxnFiles {
 		if f, err := decodeTxnFile([]byte(bad)); err == nil {
 			t.Errorf("%s: decoded as %+v", bad, f)
 		}
 	}
+}
+
+// FuzzTxnFile fuzzes decodeTxnFile, the exactly-once state file's decoder.
+//
+// Invariants:
+//   - it never panics;
+//   - what it accepts is version 1, names a transactional ID and has no
+//     negative partition or floor;
+//   - saved again (json.Marshal, as txnState.save writes it), an accepted
+//     state decodes to the same state: nothing is lost or changed by a
+//     save after an Open.
+func FuzzTxnFile(f *testing.F) {
+	f.Add([]byte(goodTxnFile))
+	for _, bad := range badTxnFiles {
+		f.Add([]byte(bad))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := decodeTxnFile(b)
+		if err != nil {
+			return
+		}
+		if st.Version != txnStateVersion || st.TransactionalID == "" {
+			t.Fatalf("accepted version %d, transactional ID %q", st.Version, st.TransactionalID)
+		}
+		for topic, parts := range st.Floors {
+			for p, off := range parts {
+				if p < 0 || off < 0 {
+					t.Fatalf("accepted floor %d of %q partition %d", off, topic, p)
+				}
+			}
+		}
+		re, err := json.Marshal(&st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st2, err := decodeTxnFile(re)
+		if err != nil {
+			t.Fatalf("saved again as %s, it does not decode: %v", re, err)
+		}
+		if !reflect.DeepEqual(st, st2) {
+			t.Fatalf("saved again as %s, it decodes to %+v, was %+v", re, st2, st)
+		}
+	})
 }
