@@ -1,9 +1,12 @@
 package hop
 
 import (
+	"bytes"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -59,6 +62,56 @@ func FuzzReadJournal(f *testing.F) {
 					t.Fatalf("salvage read %s, strict %s", describe(j.Pending[i]), describe(strict.Pending[i]))
 				}
 			}
+		}
+	})
+}
+
+// FuzzImportedFile feeds arbitrary bytes to the reader of ImportedFile, the
+// ids an Import already moved into the log. Invariants:
+//   - it never panics; an error names the file;
+//   - what it accepts is a set of non-empty ids, and the length it returns
+//     ends at the file's last newline (a last line without one, a write cut
+//     short, is left out);
+//   - one more id appended after that length reads back as the same set
+//     plus that id, whatever the cut-short line held.
+func FuzzImportedFile(f *testing.F) {
+	f.Add([]byte(""))
+	f.Add([]byte("00112233445566778899aabbccddeeff\n"))
+	f.Add([]byte("00112233445566778899aabbccddeeff\n0011"))
+	f.Add([]byte("00112233445566778899aabbccddeeff\nnot hex\n"))
+	f.Add([]byte("\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, ImportedFile)
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		seen, valid, err := readImported(path)
+		if err != nil {
+			if !strings.Contains(err.Error(), path) {
+				t.Fatalf("error %q does not name %s", err, path)
+			}
+			return
+		}
+		if want := int64(bytes.LastIndexByte(b, '\n') + 1); valid != want {
+			t.Fatalf("valid length %d, the last newline ends at %d", valid, want)
+		}
+		for id := range seen {
+			if id == "" {
+				t.Fatal("an empty id")
+			}
+		}
+		extra := []byte("\xfe\xed new id")
+		if err := appendImported(dir, valid, [][]byte{extra}); err != nil {
+			t.Fatal(err)
+		}
+		again, _, err := readImported(path)
+		if err != nil {
+			t.Fatalf("after appending an id: %v", err)
+		}
+		seen[string(extra)] = true
+		if !maps.Equal(again, seen) {
+			t.Fatalf("after appending an id, read %d ids, want %d", len(again), len(seen))
 		}
 	})
 }
