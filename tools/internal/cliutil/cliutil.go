@@ -93,7 +93,7 @@ func ReadKeyFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("key file %s is not a regular file", path)
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("key file %s has mode %#o: its group or others may read it; make it 0600 (chmod 600 %s)", path, perm, path)
+		return nil, fmt.Errorf("key file %s has mode %#o: its group or others may %s it; make it 0600 (chmod 600 %s)", path, perm, groupAccess(perm), path)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, 1024))
 	if err != nil {
@@ -105,4 +105,22 @@ func ReadKeyFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("key file %s does not hold 64 hexadecimal characters (a 32-byte key)", path)
 	}
 	return key, nil
+}
+
+// groupAccess says what the group and other bits of perm allow: "read",
+// "write", "read or write", "read, write or execute", ...
+func groupAccess(perm os.FileMode) string {
+	var can []string
+	for _, b := range []struct {
+		bits os.FileMode
+		verb string
+	}{{0o044, "read"}, {0o022, "write"}, {0o011, "execute"}} {
+		if perm&b.bits != 0 {
+			can = append(can, b.verb)
+		}
+	}
+	if len(can) < 2 {
+		return strings.Join(can, "")
+	}
+	return strings.Join(can[:len(can)-1], ", ") + " or " + can[len(can)-1]
 }

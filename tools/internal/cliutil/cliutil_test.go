@@ -1,0 +1,45 @@
+package cliutil
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestReadKeyFileModeMessage checks that a key file refused for its mode
+// is refused with a message that says what its group or others may do
+// with it: a key file they may only write is not one they may read.
+func TestReadKeyFileModeMessage(t *testing.T) {
+	for _, c := range []struct {
+		mode os.FileMode
+		says string
+	}{
+		{0o640, "its group or others may read it;"},
+		{0o604, "its group or others may read it;"},
+		{0o620, "its group or others may write it;"},
+		{0o602, "its group or others may write it;"},
+		{0o610, "its group or others may execute it;"},
+		{0o660, "its group or others may read or write it;"},
+		{0o677, "its group or others may read, write or execute it;"},
+	} {
+		path := filepath.Join(t.TempDir(), "journal.key")
+		if err := os.WriteFile(path, []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, c.mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadKeyFile(path)
+		if err == nil || !strings.Contains(err.Error(), c.says) || !strings.Contains(err.Error(), "make it 0600") {
+			t.Errorf("mode %#o: got %v, want an error saying %q", c.mode, err, c.says)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "journal.key")
+	if err := os.WriteFile(path, []byte(strings.Repeat("ab", 32)), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if key, err := ReadKeyFile(path); err != nil || len(key) != 32 {
+		t.Errorf("mode 0400: %d bytes, %v", len(key), err)
+	}
+}
