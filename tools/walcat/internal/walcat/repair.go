@@ -15,8 +15,9 @@ var repairCmd = &command{
 
 Runs wal.Repair: cuts the log at its first damaged frame so that it opens
 again, and says what was cut and where the cut bytes went. Nothing is
-deleted: the rest of the damaged segment, every later segment, and damaged
-metadata move into a side file "repair-<time>.cut" in DIR (a sequence of
+deleted: the rest of the damaged segment, every later segment, and
+metadata that is damaged or names what was cut (superblock, checkpoint)
+move into a side file "repair-<time>.cut" in DIR (a sequence of
 pieces, each a line "walpub-repair <file> <offset> <length>" followed by
 those bytes). Records after the damage are no longer in the log; the
 side file keeps their bytes. Acknowledgements recorded only in moved
@@ -25,9 +26,9 @@ metadata are lost, so some acknowledged records may be pending again
 missing after compaction reclaimed segments is written anew from the ack
 frames still on disk, keeping every segment.
 
-repair takes the log's lock: stop the process using the log first. It is
-the only walcat command besides import-hop that changes a log. A healthy
-log is left alone.
+repair takes the log's lock: stop the process using the log first. Only
+repair, import-hop and dead-letters change a log. A healthy log is left
+alone.
 
 Exit status: 0 healthy or repaired; 1 damage remains (always with
 --dry-run) or the repair failed; 2 usage error.
