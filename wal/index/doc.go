@@ -13,11 +13,15 @@
 // than a word per record (its records are few and far apart: up to
 // MaxSpan seqs in a file of a few KiB) has a sparse one, a bit per record,
 // every other seq of its range acknowledged, so that memory follows the
-// bytes on disk, not the spans they claim. At every segment rotation, and before any
-// segment is deleted or compacted, the bitmaps of all sealed segments are
-// written to the checkpoint file, so that Open replays ack frames only from
-// segments the checkpoint does not cover, and never re-reads acknowledged
-// history.
+// bytes on disk, not the spans they claim. When there is something to
+// record (an acknowledgement since the last checkpoint, a sealed segment
+// with acknowledged records, one to delete or compact, or Close), and
+// before any segment is deleted or compacted, the bitmaps of all sealed
+// segments are written to the checkpoint file, so that Open replays ack
+// frames only from segments the checkpoint does not cover, and never
+// re-reads acknowledged history. A rotation alone writes none: a segment
+// sealed with every record pending gets in with the first acknowledgement
+// after it (see wal's writeCheckpoint).
 //
 // Ack frame payload (part of the on-disk format):
 //
