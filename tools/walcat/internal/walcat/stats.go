@@ -123,9 +123,14 @@ func printStatsText(w io.Writer, in wal.Info) {
 	} else {
 		fmt.Fprintf(tw, "high-water mark:\tseq %d (segment %d, offset %d)\n", hw.Seq, hw.Segment, hw.Offset)
 	}
-	if in.TornBytes > 0 {
+	switch {
+	case in.TornBytes > 0 && in.TornOffset >= 0:
 		fmt.Fprintf(tw, "torn tail:\t%d bytes at offset %d of the last segment (the next Open cuts it)\n", in.TornBytes, in.TornOffset)
-	} else {
+	case in.TornBytes > 0:
+		// In segment files after the last one, whose header a power cut
+		// took: at no offset of the last segment.
+		fmt.Fprintf(tw, "torn tail:\t%d bytes in segment files whose header a power cut took (the next Open removes them)\n", in.TornBytes)
+	default:
 		fmt.Fprintf(tw, "torn tail:\tnone\n")
 	}
 	fmt.Fprintf(tw, "encrypted:\t%s\n", encryptedText(in))

@@ -104,9 +104,16 @@ func printVerifyText(w io.Writer, dir string, in *wal.Info, err error) int {
 			if in.Encrypted {
 				fmt.Fprintf(w, "note: encrypted: %s\n", encryptedText(*in))
 			}
-			if in.TornBytes > 0 {
+			switch {
+			case in.TornBytes > 0 && in.TornOffset >= 0:
 				fmt.Fprintf(w, "note: a torn tail of %d bytes at offset %d of %s (a write cut short); the next Open cuts it\n",
 					in.TornBytes, in.TornOffset, filepath.Base(in.Segments[len(in.Segments)-1].Path))
+			case in.TornBytes > 0:
+				// No offset: the bytes are in segment files after the
+				// last one (there may be none), whose header a power cut
+				// took.
+				fmt.Fprintf(w, "note: a torn tail of %d bytes in segment files whose header a power cut took (a write cut short); the next Open removes them\n",
+					in.TornBytes)
 			}
 		} else {
 			fmt.Fprintln(w)
