@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/walpub/walpub/adapter/kafka"
 	"github.com/walpub/walpub/tools/internal/cliutil"
 	"github.com/walpub/walpub/wal"
+	"github.com/walpub/walpub/wal/index"
 )
 
 var deadLettersCmd = &command{
@@ -60,6 +63,14 @@ func runDeadLetters(_ context.Context, c *cli, args []string) int {
 	if !c.checkDir("dead-letters", dir) {
 		return ExitDamaged
 	}
+	if !holdsLog(dir) {
+		// RequeueDeadLetters and DropDeadLetters open the journal, which
+		// makes a new one where there is none: a mistyped DIR would gain
+		// a journal and a dead-letter log, and "0 dead letters" be
+		// reported as if all were well.
+		c.errorf("dead-letters: %s holds no journal (no segment file): give the directory of the producer's journal", dir)
+		return ExitDamaged
+	}
 	var rep kafka.DeadLetterReport
 	var err error
 	if *requeue {
@@ -88,6 +99,17 @@ func runDeadLetters(_ context.Context, c *cli, args []string) int {
 		fmt.Fprintf(c.stdout, "%s: %d dead letters kept: they name no topic (journal records that could not be decoded)\n", dir, rep.Kept)
 	}
 	return ExitOK
+}
+
+// holdsLog reports whether dir holds a log: a segment file, or a
+// superblock (a log that lost its segments is damaged, for Open to
+// report).
+func holdsLog(dir string) bool {
+	if names, err := segmentNames(dir); err == nil && len(names) > 0 {
+		return true
+	}
+	_, err := os.Stat(filepath.Join(dir, index.SuperblockName))
+	return err == nil
 }
 
 // keyOptions returns the wal options that open a log encrypted with the key

@@ -1,6 +1,7 @@
 package walcat
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -97,5 +98,26 @@ func TestDeadLettersEncrypted(t *testing.T) {
 	recs := pendingRecords(t, dir, wal.WithEncryption(key))
 	if len(recs) != 1 || string(recs[0].Value) != string(r0.Value) {
 		t.Fatalf("journal: %v, want the requeued record alone", recs)
+	}
+}
+
+// TestDeadLettersNoJournal: dead-letters on a directory that holds no
+// journal (a wrong path, an empty directory) fails and changes nothing.
+// Before, it created a journal and a dead-letter log there and said
+// "0 dead letters dropped".
+func TestDeadLettersNoJournal(t *testing.T) {
+	other := t.TempDir()
+	if err := os.WriteFile(filepath.Join(other, "notes.txt"), []byte("not a journal"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{t.TempDir(), other} {
+		for _, op := range []string{"--drop", "--requeue"} {
+			before := snapshot(t, dir)
+			r := walcat(t, "dead-letters", op, dir)
+			if r.code != ExitDamaged || !strings.Contains(r.stderr, "no journal") {
+				t.Errorf("walcat dead-letters %s on a directory without a journal: exit %d, want %d and an error naming it\nstdout: %sstderr: %s", op, r.code, ExitDamaged, r.stdout, r.stderr)
+			}
+			compareSnapshots(t, "walcat dead-letters "+op, before, snapshot(t, dir))
+		}
 	}
 }
