@@ -5,8 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 
 	"github.com/walpub/walpub/adapter/kafka/hop"
+	"github.com/walpub/walpub/tools/internal/binding"
 	"github.com/walpub/walpub/tools/internal/cliutil"
 	"github.com/walpub/walpub/wal"
 )
@@ -32,6 +34,11 @@ Importing the same journal again appends nothing twice: the "_id" of every
 message imported is listed in DIR/hop-imported. HOPJOURNAL is only read;
 stop the hop process first. DIR must not be in use (import-hop takes its
 lock). Version 1 records (older hop) name no topic: give it with --topic.
+
+A journal that a walpub run on its embedded broker used (a trial) is
+unbound from that broker first, so that the imported messages can only go
+to a real one; if the trial left records there unconfirmed, nothing is
+imported.
 
 A last record cut short (hop killed while writing it, before its write()
 returned) is left out and reported. Any other damage stops the import with
@@ -78,6 +85,13 @@ func runImportHop(ctx context.Context, c *cli, args []string) int {
 		return ExitUsage
 	}
 	src, dir := pos[0], pos[1]
+	if _, err := os.Stat(dir); err == nil {
+		unlock, ok := c.unbindEmbedded(dir)
+		if !ok {
+			return ExitDamaged
+		}
+		defer unlock()
+	}
 	rep, err := hop.Import(src, dir, hop.ImportOptions{Topic: *topic, Salvage: *salvage, WAL: opts})
 	j := rep.Journal
 	if j != nil {
@@ -121,4 +135,56 @@ func runImportHop(ctx context.Context, c *cli, args []string) int {
 		fmt.Fprintf(c.stdout, "send them with: walpub --journal %s kafka://HOST:PORT/TOPIC </dev/null\n", dir)
 	}
 	return ExitOK
+}
+
+// unbindEmbedded keeps the messages an import adds from walpub's embedded
+// broker, which would confirm and forget them. A journal a walpub run on
+// the embedded broker used (a trial) is bound to it (package binding);
+// with nothing pending, the binding is removed before the import, so that
+// the first run for a real broker binds the journal and an embedded run
+// refuses the imported messages. With records of such a trial still
+// pending, nothing is imported: walpub would refuse to send them and the
+// imported messages alike to a real broker, and, told to let the embedded
+// broker take the trial's, could take the imported ones with them. The
+// binding stays locked until unlock, so that no walpub run rebinds the
+// journal meanwhile.
+func (c *cli) unbindEmbedded(dir string) (unlock func(), ok bool) {
+	unlock, err := binding.Lock(dir)
+	switch {
+	case errors.Is(err, binding.ErrBusy):
+		c.errorf("import-hop: %s is in use by another process (a walpub?): stop it first", dir)
+		return nil, false
+	case err != nil:
+		c.errorf("import-hop: %v", err)
+		return nil, false
+	}
+	had, err := binding.Read(dir)
+	if err != nil {
+		unlock()
+		c.errorf("import-hop: reading the journal's binding: %v", err)
+		return nil, false
+	}
+	if had != binding.Embedded {
+		return unlock, true
+	}
+	v, err := wal.OpenView(dir)
+	if err != nil {
+		unlock()
+		c.errorf("import-hop: %s: %v", dir, err)
+		return nil, false
+	}
+	pending := v.Info().Pending
+	v.Close()
+	if pending > 0 {
+		unlock()
+		c.errorf("import-hop: %s holds %d records a walpub run on its embedded broker left (a trial); nothing imported", dir, pending)
+		fmt.Fprintf(c.stderr, "Import into another journal, or first drop those records (walpub --journal %s </dev/null lets the embedded broker take them).\n", dir)
+		return nil, false
+	}
+	if err := binding.Remove(dir); err != nil {
+		unlock()
+		c.errorf("import-hop: unbinding %s from the embedded broker: %v", dir, err)
+		return nil, false
+	}
+	return unlock, true
 }

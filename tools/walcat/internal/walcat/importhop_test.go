@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/walpub/walpub/tools/internal/binding"
 	"github.com/walpub/walpub/wal"
 )
 
@@ -128,5 +129,82 @@ func TestImportHopEncrypted(t *testing.T) {
 	}
 	if recs := pendingRecords(t, dir, wal.WithEncryption(key)); len(recs) != 2 {
 		t.Fatalf("%d records in the journal, want 2", len(recs))
+	}
+}
+
+// TestImportHopEmbeddedBinding: a journal bound to walpub's embedded
+// broker (a trial ran on it) is unbound before an import, so that the
+// imported messages never go to the in-memory broker; with records of the
+// trial still pending nothing is imported; with the binding locked (a
+// walpub running) nothing is either.
+func TestImportHopEmbeddedBinding(t *testing.T) {
+	src := hopTestdata("v2.journal")
+	journal := func(pending int) string {
+		dir := filepath.Join(t.TempDir(), "walpub.journal")
+		l, err := wal.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range pending {
+			if _, err := l.Append([]byte("a trial's record")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := binding.Write(dir, binding.Embedded); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	pendingIn := func(dir string) int {
+		v, err := wal.OpenView(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer v.Close()
+		return v.Info().Pending
+	}
+
+	dir := journal(0)
+	r := walcat(t, "import-hop", src, dir)
+	if r.code != ExitOK || !strings.Contains(r.stdout, "messages appended") {
+		t.Fatalf("exit %d: %s%s", r.code, r.stdout, r.stderr)
+	}
+	if had, err := binding.Read(dir); err != nil || had != "" {
+		t.Errorf("after the import the journal is bound to %q (%v), want no binding", had, err)
+	}
+	if n := pendingIn(dir); n != 2 {
+		t.Errorf("%d pending after the import, want hop's 2", n)
+	}
+
+	dir = journal(1)
+	r = walcat(t, "import-hop", src, dir)
+	if r.code != ExitDamaged || !strings.Contains(r.stderr, "holds 1 records a walpub run on its embedded broker left") || !strings.Contains(r.stderr, "nothing imported") {
+		t.Fatalf("a trial's record pending: exit %d: %s%s", r.code, r.stdout, r.stderr)
+	}
+	if had, _ := binding.Read(dir); had != binding.Embedded {
+		t.Errorf("refused import changed the binding to %q", had)
+	}
+	if n := pendingIn(dir); n != 1 {
+		t.Errorf("%d pending after a refused import, want the trial's 1", n)
+	}
+
+	dir = journal(0)
+	unlock, err := binding.Lock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = walcat(t, "import-hop", src, dir)
+	unlock()
+	if r.code != ExitDamaged || !strings.Contains(r.stderr, "in use by another process") {
+		t.Fatalf("binding locked: exit %d: %s%s", r.code, r.stdout, r.stderr)
+	}
+	if had, _ := binding.Read(dir); had != binding.Embedded {
+		t.Errorf("import with the binding locked changed it to %q", had)
+	}
+	if n := pendingIn(dir); n != 0 {
+		t.Errorf("%d pending after an import with the binding locked", n)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/walpub/walpub/adapter/kafka"
+	"github.com/walpub/walpub/tools/internal/binding"
 	"github.com/walpub/walpub/wal"
 )
 
@@ -27,10 +28,10 @@ func TestBusyJournalBindingUntouched(t *testing.T) {
 	}
 	defer l.Close()
 	const bound = "127.0.0.1:19097\n"
-	if err := os.WriteFile(filepath.Join(dir, bindingFile), []byte(bound), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, binding.File), []byte(bound), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	lf, err := os.OpenFile(filepath.Join(dir, bindingFile+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	lf, err := os.OpenFile(filepath.Join(dir, binding.File+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +43,7 @@ func TestBusyJournalBindingUntouched(t *testing.T) {
 	if r.code != ExitError || !strings.Contains(r.stderr, "in use") {
 		t.Errorf("walpub on a busy journal: %s", r)
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, bindingFile)); err != nil || string(b) != bound {
+	if b, err := os.ReadFile(filepath.Join(dir, binding.File)); err != nil || string(b) != bound {
 		t.Fatalf("the busy journal's binding is now %q (%v), want %q", b, err, bound)
 	}
 }
@@ -56,7 +57,7 @@ func TestRealBrokerRefusesEmbeddedJournal(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, bindingFile), []byte(bindingEmbedded+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, binding.File), []byte(binding.Embedded+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	l, err := wal.Open(dir)

@@ -16,10 +16,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -28,10 +26,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"golang.org/x/sys/unix"
 
 	"github.com/walpub/walpub/adapter/kafka"
 	"github.com/walpub/walpub/adapter/kafka/hop"
+	"github.com/walpub/walpub/tools/internal/binding"
 	"github.com/walpub/walpub/tools/internal/cliutil"
 	"github.com/walpub/walpub/wal"
 )
@@ -682,18 +680,11 @@ func (r *run) producerOptions() ([]kafka.Option, error) {
 	return opts, nil
 }
 
-// bindingFile, in the journal directory, names where the journal's records
-// are bound: bindingEmbedded, or the brokers of the URL they were written
-// for (sorted, comma-separated), on one line.
-const (
-	bindingFile     = "walpub-target"
-	bindingEmbedded = "embedded"
-)
-
-// binding returns what a run with cfg binds its records to.
-func (c *config) binding() string {
+// boundTo returns what a run with cfg binds its records to (see package
+// binding).
+func (c *config) boundTo() string {
 	if c.url == "" {
-		return bindingEmbedded
+		return binding.Embedded
 	}
 	_, rest, _ := strings.Cut(c.url, "://")
 	hosts, _, _ := strings.Cut(rest, "/")
@@ -706,30 +697,20 @@ func (c *config) binding() string {
 }
 
 // lockBinding takes, for the whole run, an exclusive lock of the
-// journal's binding (a flock of walpub-target.lock): a run that would find
-// the journal in use must not read or rewrite its binding first, or a run
-// for the embedded broker could rebind records another run is journaling
-// for a real one (and swallow them later).
+// journal's binding (binding.Lock): a run that would find the journal in
+// use must not read or rewrite its binding first, or a run for the
+// embedded broker could rebind records another run is journaling for a
+// real one (and swallow them later).
 func (r *run) lockBinding() (unlock func(), code int, ok bool) {
-	dir := r.cfg.journal
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		r.notef("creating the journal directory: %v", err)
-		return nil, ExitError, false
-	}
-	f, err := os.OpenFile(filepath.Join(dir, bindingFile+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
+	unlock, err := binding.Lock(r.cfg.journal)
+	switch {
+	case errors.Is(err, binding.ErrBusy):
+		return nil, r.reportOpenError(wal.ErrLocked), false
+	case err != nil:
 		r.notef("locking the journal's binding: %v", err)
 		return nil, ExitError, false
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, r.reportOpenError(wal.ErrLocked), false
-		}
-		r.notef("locking the journal's binding: %v", err)
-		return nil, ExitError, false
-	}
-	return func() { f.Close() }, 0, true
+	return unlock, 0, true
 }
 
 // bindJournal records where this run's records are bound before any is
@@ -739,31 +720,30 @@ func (r *run) lockBinding() (unlock func(), code int, ok bool) {
 // them, and they would be gone when walpub exits.
 func (r *run) bindJournal() (int, bool) {
 	dir := r.cfg.journal
-	want := r.cfg.binding()
-	b, err := os.ReadFile(filepath.Join(dir, bindingFile))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	want := r.cfg.boundTo()
+	had, err := binding.Read(dir)
+	if err != nil {
 		r.notef("reading the journal's binding: %v", err)
 		return ExitError, false
 	}
-	had := strings.TrimSpace(string(b))
 	if had == want {
 		return 0, true
 	}
-	if want == bindingEmbedded || had == bindingEmbedded {
+	if want == binding.Embedded || had == binding.Embedded {
 		v, err := wal.OpenView(dir) // the directory exists: lockBinding made it
 		if err != nil {
 			return r.reportOpenError(err), false
 		}
 		pending := v.Info().Pending
 		v.Close()
-		if pending > 0 && had == bindingEmbedded {
+		if pending > 0 && had == binding.Embedded {
 			// Left by a run on the embedded broker (a trial, say): sent
 			// to a real cluster they would land where nobody meant them.
 			r.notef("the journal %s holds %d records journaled for the embedded broker; they are not sent to %s", dir, pending, want)
 			r.notef("drop them (walpub --journal %s </dev/null lets the embedded broker take them) or use another --journal", dir)
 			return ExitUsage, false
 		}
-		if pending > 0 && want == bindingEmbedded {
+		if pending > 0 && want == binding.Embedded {
 			where := "a broker the journal does not name (it was written by another program or an older walpub)"
 			if had != "" {
 				where = "the brokers " + had
@@ -773,32 +753,11 @@ func (r *run) bindJournal() (int, bool) {
 			return ExitUsage, false
 		}
 	}
-	if err := writeBinding(dir, want); err != nil {
+	if err := binding.Write(dir, want); err != nil {
 		r.notef("recording the journal's binding: %v", err)
 		return ExitError, false
 	}
 	return 0, true
-}
-
-// writeBinding replaces the journal's binding file atomically, in the
-// journal directory lockBinding made.
-func writeBinding(dir, binding string) error {
-	tmp := filepath.Join(dir, bindingFile+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteString(binding + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, bindingFile))
-	}
-	return err
 }
 
 // checkEmbeddedJournal refuses to hand an in-memory broker the records an
