@@ -32,7 +32,9 @@ journal, retried, until its records are requeued or dropped.
   --drop     gives up on them for good; their space is reclaimed.
 
 DIR must not be in use (it takes the journal's lock). An encrypted
-journal needs its key: --key-file FILE, as for dump.
+journal needs its key: --key-file FILE, as for dump. A journal that is
+not encrypted refuses one (with it, the journal would be encrypted from
+then on).
 
 Examples:
   walcat dump DIR/dead-letter
@@ -52,12 +54,12 @@ func runDeadLetters(_ context.Context, c *cli, args []string) int {
 	if !ok {
 		return code
 	}
-	opts, ok := c.keyOptions("dead-letters", *keyFile)
-	if !ok {
-		return ExitUsage
-	}
 	if *requeue == *drop {
 		c.errorf("dead-letters: give one of --requeue and --drop")
+		return ExitUsage
+	}
+	opts, ok := c.keyOptions("dead-letters", dir, *keyFile)
+	if !ok {
 		return ExitUsage
 	}
 	if !c.checkDir("dead-letters", dir) {
@@ -112,15 +114,24 @@ func holdsLog(dir string) bool {
 	return err == nil
 }
 
-// keyOptions returns the wal options that open a log encrypted with the key
-// in keyFile ("" for none), or reports why the key file cannot be used.
-func (c *cli) keyOptions(cmd, keyFile string) ([]wal.Option, bool) {
+// keyOptions returns the wal options that open the log in dir, encrypted
+// with the key in keyFile ("" for none), for a command that appends to it,
+// or reports why the key file cannot be used. A log that exists and is
+// not encrypted is refused a key: opened with one, it would be encrypted
+// from then on, and every program using it would need the key. That is
+// for walpub --journal-key-file (or wal.WithEncryption) to start, not a
+// side effect of a maintenance command given a key by mistake.
+func (c *cli) keyOptions(cmd, dir, keyFile string) ([]wal.Option, bool) {
 	if keyFile == "" {
 		return nil, true
 	}
 	key, err := cliutil.ReadKeyFile(keyFile)
 	if err != nil {
 		c.errorf("%s: --key-file: %v", cmd, err)
+		return nil, false
+	}
+	if _, err := os.Stat(filepath.Join(dir, index.EncryptionName)); err != nil && holdsLog(dir) {
+		c.errorf("%s: %s is not encrypted: with --key-file it would be from now on (walpub --journal-key-file starts that); give no --key-file", cmd, dir)
 		return nil, false
 	}
 	return []wal.Option{wal.WithEncryption(key)}, true

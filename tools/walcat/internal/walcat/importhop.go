@@ -48,7 +48,9 @@ damaged "sent" record makes its message pending: sent again, never lost).
 
 An encrypted walpub journal (walpub --journal-key-file) is opened with
 --key-file FILE, the same key file; a journal created by an import with
---key-file is encrypted with that key.
+--key-file is encrypted with that key. An existing journal that is not
+encrypted refuses --key-file (with it, it would be encrypted from then
+on).
 
 Exit status: 0 imported; 1 damaged hop journal or error; 2 usage error.
 
@@ -80,11 +82,11 @@ func runImportHop(ctx context.Context, c *cli, args []string) int {
 		fmt.Fprintln(c.stderr, `Run "walcat import-hop --help" for usage.`)
 		return ExitUsage
 	}
-	opts, ok := c.keyOptions("import-hop", *keyFile)
+	src, dir := pos[0], pos[1]
+	opts, ok := c.keyOptions("import-hop", dir, *keyFile)
 	if !ok {
 		return ExitUsage
 	}
-	src, dir := pos[0], pos[1]
 	if _, err := os.Stat(dir); err == nil {
 		unlock, ok := c.unbindEmbedded(dir)
 		if !ok {

@@ -208,3 +208,44 @@ func TestImportHopEmbeddedBinding(t *testing.T) {
 		t.Errorf("%d pending after an import with the binding locked", n)
 	}
 }
+
+// TestKeyOnPlainJournalRefused: import-hop and dead-letters given a key
+// for a journal that exists and is not encrypted refuse it (exit 2) and
+// change nothing: opened with the key, the journal would be encrypted
+// from then on, and walpub without the key could not open it.
+func TestKeyOnPlainJournalRefused(t *testing.T) {
+	base := t.TempDir()
+	_, keyFile, _ := keyFiles(t, base)
+	dir := filepath.Join(base, "walpub.journal")
+	l, err := wal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append([]byte("plain")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"import-hop", "--key-file", keyFile, hopTestdata("v2.journal"), dir},
+		{"dead-letters", "--drop", "--key-file", keyFile, dir},
+		{"dead-letters", "--requeue", "--key-file", keyFile, dir},
+	} {
+		r := walcat(t, args...)
+		if r.code != ExitUsage || !strings.Contains(r.stderr, "is not encrypted: with --key-file it would be from now on") {
+			t.Errorf("%v: exit %d: %s%s", args, r.code, r.stdout, r.stderr)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "encryption")); err == nil {
+			t.Fatalf("%v: the journal is encrypted now", args)
+		}
+	}
+	l, err = wal.Open(dir)
+	if err != nil {
+		t.Fatalf("the journal no longer opens without a key: %v", err)
+	}
+	defer l.Close()
+	if n := l.Stats().Pending; n != 1 {
+		t.Errorf("%d pending, want the 1 record written", n)
+	}
+}
