@@ -120,6 +120,11 @@ func runDump(ctx context.Context, c *cli, args []string) int {
 		c.errorf("dump: %v", err)
 		return ExitDamaged
 	}
+	if ctx.Err() != nil {
+		// A script must not take what was printed for the whole log.
+		c.errorf("dump: interrupted: the records printed are not all of them")
+		return ExitDamaged
+	}
 	if damaged > 0 {
 		c.errorf("dump: skipped damage in %s; every record still readable was printed", plural(int64(damaged), "place"))
 		return ExitDamaged

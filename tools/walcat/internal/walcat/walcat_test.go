@@ -592,3 +592,34 @@ func TestFollowSkipsIdleLooks(t *testing.T) {
 		t.Fatalf("printed %d lines, want %d:\n%s", got, 4+n, out.String())
 	}
 }
+
+// TestDumpInterrupted: a dump its context ended (an interrupt) before the
+// last record fails (exit 1) and says its output is incomplete, instead
+// of exiting 0 as if it had printed the whole log.
+func TestDumpInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	l, err := wal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := l.Append([]byte("record")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := walcatCtx(t, ctx, "dump", dir)
+	if r.code != ExitDamaged || !strings.Contains(r.stderr, "interrupted") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if n := strings.Count(r.stdout, "\n"); n >= 3 {
+		t.Errorf("printed %d lines: the dump was not cut short", n)
+	}
+	if r := walcat(t, "dump", dir); r.code != ExitOK || strings.Count(r.stdout, "\n") != 3 {
+		t.Errorf("a whole dump: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+}
