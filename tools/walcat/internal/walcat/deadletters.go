@@ -63,15 +63,7 @@ func runDeadLetters(_ context.Context, c *cli, args []string) int {
 		return ExitUsage
 	}
 	if !c.checkDir("dead-letters", dir) {
-		return ExitDamaged
-	}
-	if !holdsLog(dir) {
-		// RequeueDeadLetters and DropDeadLetters open the journal, which
-		// makes a new one where there is none: a mistyped DIR would gain
-		// a journal and a dead-letter log, and "0 dead letters" be
-		// reported as if all were well.
-		c.errorf("dead-letters: %s holds no journal (no segment file): give the directory of the producer's journal", dir)
-		return ExitDamaged
+		return ExitUsage
 	}
 	var rep kafka.DeadLetterReport
 	var err error

@@ -114,8 +114,8 @@ func TestDeadLettersNoJournal(t *testing.T) {
 		for _, op := range []string{"--drop", "--requeue"} {
 			before := snapshot(t, dir)
 			r := walcat(t, "dead-letters", op, dir)
-			if r.code != ExitDamaged || !strings.Contains(r.stderr, "no journal") {
-				t.Errorf("walcat dead-letters %s on a directory without a journal: exit %d, want %d and an error naming it\nstdout: %sstderr: %s", op, r.code, ExitDamaged, r.stdout, r.stderr)
+			if r.code != ExitUsage || !strings.Contains(r.stderr, "holds no log") {
+				t.Errorf("walcat dead-letters %s on a directory without a journal: exit %d, want %d and an error naming it\nstdout: %sstderr: %s", op, r.code, ExitUsage, r.stdout, r.stderr)
 			}
 			compareSnapshots(t, "walcat dead-letters "+op, before, snapshot(t, dir))
 		}

@@ -26,8 +26,8 @@ record authenticates is checked by reading it with its key: walcat dump
 high-water mark) is healthy: the next Open cuts it; verify reports it.
 
 Exit status: 0 healthy; 1 damaged, with the damaged file, the offset of
-the damaged frame, the seq expected there and the reason; 2 usage error
-or DIR is not a directory.
+the damaged frame, the seq expected there and the reason; 2 usage error,
+or DIR is not a directory or holds no log.
 
 Examples:
   walcat verify publisher.journal

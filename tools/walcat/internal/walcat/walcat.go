@@ -163,8 +163,10 @@ func (c *cli) printUsage(w io.Writer, cmd *command, fs *flag.FlagSet) {
 	cliutil.PrintFlags(w, fs, nil)
 }
 
-// checkDir reports a missing or unreadable directory in plain words; it
-// returns false after printing the error.
+// checkDir reports a missing or unreadable directory, or one that holds
+// no log, in plain words; it returns false after printing the error. A
+// directory without a log (a wrong path, an emptied directory) must not
+// pass for a healthy empty log, nor gain one.
 func (c *cli) checkDir(cmd, dir string) bool {
 	fi, err := os.Stat(dir)
 	switch {
@@ -173,6 +175,9 @@ func (c *cli) checkDir(cmd, dir string) bool {
 		return false
 	case !fi.IsDir():
 		c.errorf("%s: %s is not a directory", cmd, dir)
+		return false
+	case !holdsLog(dir):
+		c.errorf("%s: %s holds no log (no segment file, no superblock): give the directory of a walpub log or journal", cmd, dir)
 		return false
 	}
 	return true

@@ -623,3 +623,24 @@ func TestDumpInterrupted(t *testing.T) {
 		t.Errorf("a whole dump: exit %d, %q %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestNoLogDir: verify, stats, dump and repair on a directory that holds
+// no log (an empty directory, one with other files) fail as for a path
+// that is not a directory (exit 2) saying so, and change nothing. Before, verify called such a directory a
+// healthy log of 0 segments.
+func TestNoLogDir(t *testing.T) {
+	other := t.TempDir()
+	if err := os.WriteFile(filepath.Join(other, "notes.txt"), []byte("not a log"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{t.TempDir(), other} {
+		for _, cmd := range []string{"verify", "stats", "dump", "repair"} {
+			before := snapshot(t, dir)
+			r := walcat(t, cmd, dir)
+			if r.code != ExitUsage || !strings.Contains(r.stderr, "holds no log") {
+				t.Errorf("walcat %s on a directory without a log: exit %d, want %d and an error saying so\nstdout: %sstderr: %s", cmd, r.code, ExitUsage, r.stdout, r.stderr)
+			}
+			compareSnapshots(t, "walcat "+cmd, before, snapshot(t, dir))
+		}
+	}
+}
