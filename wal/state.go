@@ -261,6 +261,22 @@ func readFile(fsys vfs.FS, path string) ([]byte, error) {
 	return b[:n], err
 }
 
+// readHeader reads and decodes the header of the segment file at path,
+// if it can.
+func readHeader(fsys vfs.FS, path string) (segment.Header, bool) {
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return segment.Header{}, false
+	}
+	defer f.Close()
+	var b [segment.HeaderSize]byte
+	if n, _ := f.ReadAt(b[:], 0); n != len(b) {
+		return segment.Header{}, false
+	}
+	h, err := segment.DecodeHeader(b[:])
+	return h, err == nil
+}
+
 // load reads and verifies the log in dir. It returns a *CorruptionError
 // for any damage but a torn tail, which it reports in tornFrom/tornTo
 // without cutting it. Every segment is left mapped; on error all are
@@ -515,6 +531,22 @@ func (ld *loader) cutAfter(i int, from, to int64, batch bool) error {
 			// Written whole and synced before it was renamed into
 			// place: a power cut cannot have taken what precedes it.
 			return corrupt(s.file.Path, 0, s.firstSeq, FixCut, "compacted segment after a hole beyond the durable high-water mark")
+		}
+	}
+	// The files after a lost header were never opened (openSegments
+	// stops there): their headers are read here, or a compacted one
+	// among them would be dropped with its records as a power cut's.
+	lastOpened := uint64(0)
+	if len(st.segs) > 0 {
+		lastOpened = st.segs[len(st.segs)-1].id
+	}
+	for _, id := range ld.ids {
+		p := vfs.Join(ld.dir, segment.Name(id))
+		if id <= lastOpened || slices.Contains(st.leftovers, p) {
+			continue
+		}
+		if h, ok := readHeader(ld.fsys, p); ok && h.Compacted() {
+			return corrupt(p, 0, h.FirstSeq, FixCut, "compacted segment after a hole beyond the durable high-water mark")
 		}
 	}
 	for _, s := range st.segs[keep:] {
