@@ -241,6 +241,14 @@ func listSegments(fsys vfs.FS, dir string) ([]uint64, error) {
 }
 
 func readFile(fsys vfs.FS, path string) ([]byte, error) {
+	return readFileUpTo(fsys, path, -1)
+}
+
+// readFileUpTo is readFile for a file of a fixed-size format: it reads
+// no more than its first limit bytes (all, if limit < 0), so that a file
+// far larger than its format, which is damage or padding, costs no
+// memory for the rest.
+func readFileUpTo(fsys vfs.FS, path string, limit int64) ([]byte, error) {
 	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
@@ -250,10 +258,14 @@ func readFile(fsys vfs.FS, path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if fi.Size() > 1<<34 {
-		return nil, fmt.Errorf("%s: implausible size %d", path, fi.Size())
+	size := fi.Size()
+	if limit >= 0 {
+		size = min(size, limit)
 	}
-	b := make([]byte, fi.Size())
+	if size > 1<<34 {
+		return nil, fmt.Errorf("%s: implausible size %d", path, size)
+	}
+	b := make([]byte, size)
 	n, err := f.ReadAt(b, 0)
 	if n == len(b) {
 		err = nil
@@ -368,7 +380,8 @@ type opened struct {
 // encryption file (the key check of an encrypted log).
 func (ld *loader) readMetadata() error {
 	st := ld.st
-	if b, rerr := readFile(ld.fsys, ld.sbPath); rerr == nil {
+	// The slots are all there is: bytes after them are not read.
+	if b, rerr := readFileUpTo(ld.fsys, ld.sbPath, index.SuperblockSize); rerr == nil {
 		st.sbBytes = int64(len(b))
 		sb, derr := index.DecodeSuperblock(b)
 		switch {
@@ -384,7 +397,7 @@ func (ld *loader) readMetadata() error {
 		return fmt.Errorf("wal: %w", rerr)
 	}
 
-	found, err := ld.readMetaFile(ld.ckPath, &st.ckptBytes, func(b []byte) (err error) {
+	found, err := ld.readMetaFile(ld.ckPath, -1, &st.ckptBytes, func(b []byte) (err error) {
 		st.ckpt, err = index.DecodeCheckpoint(b)
 		return err
 	})
@@ -394,18 +407,21 @@ func (ld *loader) readMetadata() error {
 	st.haveCkpt = found
 
 	st.encPath = vfs.Join(ld.dir, index.EncryptionName)
-	st.haveEnc, err = ld.readMetaFile(st.encPath, &st.encBytes, func(b []byte) (err error) {
+	// One byte more than the file's size, for a longer one to be found
+	// so without reading it.
+	st.haveEnc, err = ld.readMetaFile(st.encPath, index.EncryptionSize+1, &st.encBytes, func(b []byte) (err error) {
 		st.enc, err = index.DecodeEncryption(b)
 		return err
 	})
 	return err
 }
 
-// readMetaFile reads the metadata file path, if it exists (found), into
-// decode, and its size into *size. Damage is a *CorruptionError that
-// Repair mends by moving the file aside.
-func (ld *loader) readMetaFile(path string, size *int64, decode func([]byte) error) (found bool, err error) {
-	b, rerr := readFile(ld.fsys, path)
+// readMetaFile reads the metadata file path (up to limit bytes, as
+// readFileUpTo), if it exists (found), into decode, and its size into
+// *size. Damage is a *CorruptionError that Repair mends by moving the
+// file aside.
+func (ld *loader) readMetaFile(path string, limit int64, size *int64, decode func([]byte) error) (found bool, err error) {
+	b, rerr := readFileUpTo(ld.fsys, path, limit)
 	if errors.Is(rerr, fs.ErrNotExist) {
 		return false, nil
 	}
