@@ -289,6 +289,34 @@ func readHeader(fsys vfs.FS, path string) (segment.Header, bool) {
 	return h, err == nil
 }
 
+// lastNonZeroIn returns the offset just past the last non-zero byte of
+// the file at path, reading it from its end a chunk at a time: a file
+// cut off whole may be a segment of up to 4 GiB, mostly zeros.
+func lastNonZeroIn(fsys vfs.FS, path string) (int64, error) {
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	buf := make([]byte, min(fi.Size(), 1<<20))
+	for end := fi.Size(); end > 0; {
+		start := max(end-int64(len(buf)), 0)
+		b := buf[:end-start]
+		if n, err := f.ReadAt(b, start); n != len(b) {
+			return 0, err
+		}
+		if e := segment.LastNonZero(b, 0); e > 0 {
+			return start + e, nil
+		}
+		end = start
+	}
+	return 0, nil
+}
+
 // load reads and verifies the log in dir. It returns a *CorruptionError
 // for any damage but a torn tail, which it reports in tornFrom/tornTo
 // without cutting it. Every segment is left mapped; on error all are
@@ -579,8 +607,8 @@ func (ld *loader) cutAfter(i int, from, to int64, batch bool) error {
 			continue
 		}
 		st.dropped = append(st.dropped, p)
-		if b, err := readFile(ld.fsys, p); err == nil {
-			st.droppedBytes += segment.LastNonZero(b, 0)
+		if n, err := lastNonZeroIn(ld.fsys, p); err == nil {
+			st.droppedBytes += n
 		}
 	}
 	if keep == 0 {
