@@ -203,7 +203,7 @@ func TestGoldenRaw(t *testing.T) {
 func TestGoldenHelp(t *testing.T) {
 	var b strings.Builder
 	for _, args := range [][]string{{"help"}, {"dump", "--help"}, {"verify", "-h"}, {"stats", "--help"},
-		{"follow", "--help"}, {"repair", "--help"}, {"import-hop", "--help"}} {
+		{"follow", "--help"}, {"repair", "--help"}, {"import-hop", "--help"}, {"dead-letters", "--help"}} {
 		r := walcat(t, args...)
 		if r.code != ExitOK || r.stderr != "" {
 			t.Errorf("walcat %s: exit %d, stderr %q", strings.Join(args, " "), r.code, r.stderr)
