@@ -34,14 +34,14 @@ func TestRequeuePartialFailureNoDuplicates(t *testing.T) {
 	}
 
 	// The journal's bound has room for two of the three.
-	_, err = RequeueDeadLetters(dir, wal.WithMaxBytes(2500))
-	if !errors.Is(err, wal.ErrFull) {
-		t.Fatalf("first requeue: %v, want wal.ErrFull", err)
+	rep, err := RequeueDeadLetters(dir, wal.WithMaxBytes(2500))
+	if !errors.Is(err, wal.ErrFull) || rep.Moved != 2 {
+		t.Fatalf("first requeue: %+v, %v; want 2 moved and wal.ErrFull", rep, err)
 	}
 	// Retry once there is room (say, after raising the bound).
-	rep, err := RequeueDeadLetters(dir)
-	if err != nil {
-		t.Fatalf("second requeue: %+v, %v", rep, err)
+	rep, err = RequeueDeadLetters(dir)
+	if err != nil || rep.Moved != 1 {
+		t.Fatalf("second requeue: %+v, %v; want the third moved", rep, err)
 	}
 
 	j, err := wal.Open(dir)
@@ -74,4 +74,19 @@ func TestRequeuePartialFailureNoDuplicates(t *testing.T) {
 		}
 	}
 	t.Logf("journal holds %d distinct dead letters", len(ids))
+	// Each of the three is there (none dropped from the dead-letter log
+	// without reaching the journal), and the dead-letter log is empty.
+	for i := range 3 {
+		if ids[string(bytes.Repeat([]byte{byte(i)}, idLen))] == 0 {
+			t.Errorf("dead letter %d is neither in the journal nor kept in the dead-letter log", i)
+		}
+	}
+	dl, err = wal.Open(filepath.Join(dir, DeadLetterDir), deadLetterOptions(nil, 0)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	if n := dl.Stats().Pending; n != 0 {
+		t.Errorf("%d records left in the dead-letter log, want 0", n)
+	}
 }
