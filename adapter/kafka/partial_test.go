@@ -253,13 +253,18 @@ func testHealthyPartitionsFlow(t *testing.T, manual bool) {
 // partition the topic does not have among many good ones: the client fails
 // it at once, again and again. It is dead-lettered after a few tries (the
 // client's metadata refreshed between them), and the good records, on the
-// same topic, are all delivered meanwhile.
+// same topic, are all delivered meanwhile. Then a record for a partition
+// that is created after the client first failed it: the refreshed metadata
+// finds the partition, and the record is delivered there, not
+// dead-lettered.
 func TestMissingPartition(t *testing.T) {
 	t.Parallel()
 	c := kfaketest.New(t, kfake.SeedTopics(2, "t"))
 	var mu sync.Mutex
 	var buried []error
-	p, dir := newTestProducer(t, kfaketest.URL(c, "t"),
+	// Tries a fixed 300 ms apart: the partition created after the late
+	// record's first failure exists well before its last try.
+	p, dir := newTestProducer(t, kfaketest.URL(c, "t"), WithRetryBackoff(300*time.Millisecond, 300*time.Millisecond),
 		WithClient(kgo.RecordPartitioner(kgo.ManualPartitioner())),
 		WithOnDeadLetter(func(_ *kgo.Record, err error) {
 			mu.Lock()
@@ -294,13 +299,31 @@ func TestMissingPartition(t *testing.T) {
 		t.Fatalf("dead-letter errors %v: want one the client gives for a missing partition", buried)
 	}
 	mu.Unlock()
+
+	// Partition 2 appears after the client first failed a record for it.
+	late := testRecord(n, 4, 20)
+	late.Partition = 2
+	if err := p.Write(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	waitStats(t, ctx, p, "the late record's first failure", func(st Stats) bool { return st.Retries == badPartitionTries })
+	createPartitions(t, c, "t", 3)
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); st.DeadLettered != 1 || st.Delivered != n {
+		t.Fatalf("stats %+v: the record for partition 2, created after its first try, was not delivered there", st)
+	}
 	if err := p.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	got := readTopic(t, c.ListenAddrs(), "t")
 	checkOrder(t, got)
-	if tl := countIDs(t, got); len(tl.copies) != n-1 {
-		t.Fatalf("%d distinct records on the topic, want %d", len(tl.copies), n-1)
+	if tl := countIDs(t, got); len(tl.copies) != n {
+		t.Fatalf("%d distinct records on the topic, want %d", len(tl.copies), n)
+	}
+	if len(got[2]) != 1 || recordIndex(t, got[2][0]) != n {
+		t.Fatalf("partition 2 holds %d records, want the late one", len(got[2]))
 	}
 	dl, err := wal.Open(filepath.Join(dir, DeadLetterDir))
 	if err != nil {
@@ -309,6 +332,30 @@ func TestMissingPartition(t *testing.T) {
 	defer dl.Close()
 	if st := dl.Stats(); st.Pending != 1 {
 		t.Fatalf("%d records in the dead-letter log, want 1", st.Pending)
+	}
+}
+
+// createPartitions raises topic's partition count on c to count.
+func createPartitions(t *testing.T, c *kfake.Cluster, topic string, count int32) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrCreatePartitionsRequest()
+	rt := kmsg.NewCreatePartitionsRequestTopic()
+	rt.Topic, rt.Count = topic, count
+	req.Topics = append(req.Topics, rt)
+	req.TimeoutMillis = 10_000
+	resp, err := req.RequestWith(ctxTimeout(t, 10*time.Second), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range resp.Topics {
+		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+			t.Fatalf("creating partitions of %s: %v", r.Topic, err)
+		}
 	}
 }
 
