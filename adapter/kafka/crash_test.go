@@ -318,6 +318,9 @@ func crashRounds(t *testing.T, url, dir string, rounds int, env func(round int) 
 		}
 		if res.commitKill {
 			commitKills++
+		} else if selfKill {
+			t.Fatalf("round %d: the writer was to kill itself after a commit (%q) and did not in 30 s:\n%s",
+				round, cmd.Env[len(cmd.Env)-1], stderr.String())
 		}
 		for _, i := range res.idx {
 			returned[i] = true
