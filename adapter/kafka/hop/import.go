@@ -91,7 +91,7 @@ func Import(hopJournal, dir string, o ImportOptions) (ImportReport, error) {
 			return rep, fmt.Errorf("hop: reading the walpub journal: %w", err)
 		}
 		if r, err := kafka.DecodeRecord(rec.Data); err == nil {
-			if id := header(r.Headers, HeaderID); id != nil {
+			if id := lastHeader(r.Headers, HeaderID); id != nil {
 				seen[string(id)] = true
 			}
 		}
@@ -139,7 +139,7 @@ func Import(hopJournal, dir string, o ImportOptions) (ImportReport, error) {
 		if rec.Topic == "" {
 			rec.Topic = o.Topic
 		}
-		id := header(m.Headers, HeaderID)
+		id := lastHeader(m.Headers, HeaderID)
 		if id == nil {
 			id = derivedID(m)
 			rec.Headers = append(append([]kgo.RecordHeader(nil), m.Headers...), kgo.RecordHeader{Key: HeaderID, Value: id})
@@ -169,10 +169,14 @@ func Import(hopJournal, dir string, o ImportOptions) (ImportReport, error) {
 	return rep, l.Close()
 }
 
-func header(hs []kgo.RecordHeader, key string) []byte {
-	for _, h := range hs {
-		if h.Key == key {
-			return h.Value
+// lastHeader returns the value of the last header named key, or nil. A
+// message's own "_id" is its last: hop's pack appends it after the
+// headers it is given, which may hold another message's (a relay
+// republishing what it consumed).
+func lastHeader(hs []kgo.RecordHeader, key string) []byte {
+	for i := len(hs) - 1; i >= 0; i-- {
+		if hs[i].Key == key {
+			return hs[i].Value
 		}
 	}
 	return nil

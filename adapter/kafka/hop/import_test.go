@@ -98,6 +98,34 @@ func TestImport(t *testing.T) {
 	}
 }
 
+// TestImportRepeatedCallerID: hop's pack appends its own _id after the
+// headers it is given, so a relay that republishes a consumed message
+// with that message's headers (testdata/relay.journal: to two topics)
+// journals messages whose first _id is the same and whose last, hop's, is
+// not. Both are imported, each once; importing again appends neither.
+func TestImportRepeatedCallerID(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "journal")
+	src := filepath.Join("testdata", "relay.journal")
+	rep, err := Import(src, dir, ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := loadPending(t, "relay")
+	recs := journalRecords(t, dir)
+	if rep.Imported != len(want) || rep.Skipped != 0 || len(recs) != len(want) {
+		t.Fatalf("report %+v, %d records in the walpub journal; want the %d messages hop sends", rep, len(recs), len(want))
+	}
+	for i, r := range recs {
+		if got := asMessage(r, want[i].Seq); got != describeHop(want[i]) {
+			t.Errorf("record %d:\n%s\nwant\n%s", i, got, describeHop(want[i]))
+		}
+	}
+	rep, err = Import(src, dir, ImportOptions{})
+	if err != nil || rep.Imported != 0 || rep.Skipped != len(want) {
+		t.Fatalf("second import: %+v, %v", rep, err)
+	}
+}
+
 // TestImportDedupWithoutIDsFile: with the imported-ids file lost (a crash
 // before it was written), records still pending in the walpub journal
 // are not appended twice; a torn last line of the file is cut off.
@@ -159,11 +187,11 @@ func TestImportV1(t *testing.T) {
 			t.Fatalf("%+v, %v", rep, err)
 		}
 		recs := journalRecords(t, dir)
-		if recs[0].Topic != "old" || string(header(recs[0].Headers, HeaderID)) != string(seq16(0)) {
+		if recs[0].Topic != "old" || string(lastHeader(recs[0].Headers, HeaderID)) != string(seq16(0)) {
 			t.Errorf("first record: %+v", recs[0])
 		}
-		id := header(recs[1].Headers, HeaderID)
-		if len(id) != 16 || id[6]>>4 != 8 || string(header(recs[1].Headers, HeaderFormat)) != "blob" {
+		id := lastHeader(recs[1].Headers, HeaderID)
+		if len(id) != 16 || id[6]>>4 != 8 || string(lastHeader(recs[1].Headers, HeaderFormat)) != "blob" {
 			t.Errorf("second record: headers %v", recs[1].Headers)
 		}
 		ids = append(ids, id)

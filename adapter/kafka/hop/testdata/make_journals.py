@@ -4,12 +4,15 @@ NAME.journal a NAME.pending.json: the messages hop itself reloads from that
 journal as still to send (hop's reader is the reference).
 
     python3 -m venv /tmp/hopvenv && /tmp/hopvenv/bin/pip install hop-client==0.13.0 six
-    cd adapter/kafka/hop/testdata && /tmp/hopvenv/bin/python make_journals.py
+    cd adapter/kafka/hop/testdata && /tmp/hopvenv/bin/python make_journals.py [NAME...]
+
+with NAMEs (v2, v1, relay) rewrites only those journals.
 """
 import base64
 import json
 import os
 import struct
+import sys
 import zlib
 
 from hop import io, models
@@ -90,7 +93,25 @@ def write_v1():
     return path
 
 
-for path in (write_v2(), write_v1()):
+def write_relay():
+    """A relay's journal: hop 0.13 packs one consumed message twice, for
+    two topics, with the headers it was consumed with (its _id, _sender
+    and _format); pack appends a new _id (and _sender, _format) after
+    them, so each message has two _id headers, the first the same."""
+    path = fresh("relay")
+    j = PublicationJournal(path)
+    consumed = [("_id", bytes(range(100, 116))), ("_sender", b"upstream"), ("_format", b"json")]
+    for topic in ("relay-a", "relay-b"):
+        value, hdrs = io.Producer.pack(models.JSONBlob(content={"event": "S250101a"}),
+                                       list(consumed), auth=Auth("relay", "secret"))
+        j.queue_message(value, topic, hdrs)
+    j.journal.close()
+    return path
+
+
+writers = {"v2": write_v2, "v1": write_v1, "relay": write_relay}
+for name in sys.argv[1:] or writers:
+    path = writers[name]()
     with open(path.replace(".journal", ".pending.json"), "w") as f:
         json.dump(pending(path), f, indent=1)
         f.write("\n")
