@@ -1,6 +1,11 @@
 package hop
 
-import "testing"
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+)
 
 // TestCheckJSONInvalidUTF8: hop's json, circular and external decoders
 // decode the bytes as UTF-8 first, so Check refuses a value that is not.
@@ -46,6 +51,33 @@ func TestCheckVOEventFields(t *testing.T) {
 		err := Check(FormatVOEvent, []byte(tc.doc))
 		if (err == nil) != tc.ok {
 			t.Errorf("Check(voevent, %s) = %v; hop takes it: %v", tc.doc, err, tc.ok)
+		}
+	}
+}
+
+// TestCheckAvroRecords: hop's AvroBlob decodes an Avro object container
+// holding exactly one record (its default, single_record): Check takes the
+// messages of testdata/avro exactly when hop-client 0.13.0's consumer
+// decodes them (verdicts.json, written by make_avro.py): not a file of
+// several records (as AvroBlob(single_record=False) writes), nor none,
+// nor one cut short.
+func TestCheckAvroRecords(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "avro", "verdicts.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var verdicts map[string]string
+	if err := json.Unmarshal(b, &verdicts); err != nil {
+		t.Fatal(err)
+	}
+	for name, verdict := range verdicts {
+		value, err := os.ReadFile(filepath.Join("testdata", "avro", name+".avro"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = Check(FormatAvro, value)
+		if (err == nil) != (verdict == "ok") {
+			t.Errorf("Check(avro, %s.avro) = %v; hop: %s", name, err, verdict)
 		}
 	}
 }

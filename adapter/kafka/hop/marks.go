@@ -2,6 +2,7 @@ package hop
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -110,8 +111,8 @@ func Checked(format string) bool {
 // as far as that can be told without hop: a json message must be valid
 // JSON; circular and external messages JSON objects with exactly the
 // fields of their model (header and body; url); a voevent well-formed XML whose root element is
-// voe:VOEvent; a gcntextnotice UTF-8 text; an avro message must start with
-// the Avro object container magic ("Obj" 1). Blobs, and formats that
+// voe:VOEvent; a gcntextnotice UTF-8 text; an avro message an Avro object
+// container file holding exactly one record (its records not decoded). Blobs, and formats that
 // hop-client 0.13 does not know, are not checked. The error is a
 // *FormatError.
 func Check(format string, value []byte) error {
@@ -130,15 +131,105 @@ func Check(format string, value []byte) error {
 			err = errors.New("not UTF-8 text")
 		}
 	case FormatAvro:
-		if !bytes.HasPrefix(value, []byte("Obj\x01")) {
-			err = errors.New(`no Avro object container header ("Obj" 1)`)
-		}
+		err = checkAvro(value)
 	}
 	if err != nil {
 		return &FormatError{Format: format, Err: err}
 	}
 	return nil
 }
+
+// checkAvro checks that value is an Avro object container file (header
+// with its metadata map and sync marker, then blocks each ending in that
+// marker) holding exactly one record: hop's AvroBlob decodes a message as
+// a single record and fails on a file of none or several. The records
+// themselves are not decoded.
+func checkAvro(value []byte) error {
+	const syncLen = 16
+	rest, ok := bytes.CutPrefix(value, []byte("Obj\x01"))
+	if !ok {
+		return errors.New(`no Avro object container header ("Obj" 1)`)
+	}
+	d := avroReader{b: rest}
+	schema := false
+	for {
+		n := d.long()
+		if n == 0 || d.err != nil {
+			break
+		}
+		if n < 0 { // a block of -n entries, its byte size next
+			n = -n
+			d.long()
+		}
+		for ; n > 0 && d.err == nil; n-- {
+			schema = string(d.bytes()) == "avro.schema" || schema
+			d.bytes()
+		}
+	}
+	sync := d.take(syncLen)
+	if d.err != nil {
+		return fmt.Errorf("the Avro header: %w", d.err)
+	}
+	if !schema {
+		return errors.New("the Avro header has no avro.schema")
+	}
+	records := int64(0)
+	for len(d.b) > 0 && d.err == nil {
+		count, size := d.long(), d.long()
+		if count < 0 || size < 0 {
+			d.err = errors.New("negative block count or size")
+		}
+		d.take(size)
+		if s := d.take(syncLen); d.err == nil && !bytes.Equal(s, sync) {
+			d.err = errors.New("block not followed by the sync marker")
+		}
+		if records += count; records > 1 {
+			break // the count could wrap around
+		}
+	}
+	if d.err != nil {
+		return fmt.Errorf("an Avro data block: %w", d.err)
+	}
+	if records != 1 {
+		return fmt.Errorf("%d Avro records; hop's AvroBlob takes exactly one", records)
+	}
+	return nil
+}
+
+// avroReader reads the zigzag varint longs and length-prefixed bytes of
+// an Avro container; the first failure sticks in err.
+type avroReader struct {
+	b   []byte
+	err error
+}
+
+func (d *avroReader) long() int64 {
+	if d.err != nil {
+		return 0
+	}
+	u, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errors.New("bad or missing length")
+		return 0
+	}
+	d.b = d.b[n:]
+	return int64(u>>1) ^ -int64(u&1)
+}
+
+func (d *avroReader) take(n int64) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n < 0 || n > int64(len(d.b)) {
+		d.err = io.ErrUnexpectedEOF
+		return nil
+	}
+	s := d.b[:n]
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *avroReader) bytes() []byte { return d.take(d.long()) }
 
 func checkJSON(value []byte) error {
 	// hop decodes the bytes as UTF-8 first, which Go's JSON does not ask.

@@ -65,7 +65,7 @@ func TestCheck(t *testing.T) {
 		{FormatVOEvent, `not xml`, false},
 		{FormatGCNTextNotice, "TITLE: GCN\nNOTICE_DATE: today\n", true},
 		{FormatGCNTextNotice, "TITLE: \xff\n", false},
-		{FormatAvro, "Obj\x01\x04rest", true},
+		{FormatAvro, "Obj\x01\x04rest", false}, // a cut header: hop cannot read it
 		{FormatAvro, "{}", false},
 		{FormatBlob, "\x00\xff anything", true},
 		{"someplugin", "\x00\xff anything", true},
