@@ -81,3 +81,41 @@ func TestCheckAvroRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckVOEventWellFormed: hop parses a VOEvent with expat, which
+// refuses more than Go's encoding/xml: a second element or text after the
+// root (two VOEvents in one file), text before it, a repeated attribute,
+// an XML declaration anywhere but at the start; and xmltodict refuses an
+// entity declaration. Each case was run through
+// hop-client 0.13.0's VOEvent.deserialize.
+func TestCheckVOEventWellFormed(t *testing.T) {
+	const ns = `xmlns:voe="http://www.ivoa.net/xml/VOEvent/v2.0"`
+	const root = `<voe:VOEvent ` + ns + ` ivorn="ivo://x"/>`
+	for _, tc := range []struct {
+		doc string
+		ok  bool
+	}{
+		{root + `<voe:VOEvent ` + ns + ` ivorn="ivo://y"/>`, false},
+		{root + `<Who/>`, false},
+		{root + `junk`, false},
+		{root + "\u00a0", false},
+		{root + `<!DOCTYPE x>`, false},
+		{`junk` + root, false},
+		{`<voe:VOEvent ` + ns + ` ivorn="ivo://x" ivorn="ivo://y"/>`, false},
+		{`<voe:VOEvent ` + ns + ` ivorn="ivo://x"><Who a="1" a="2"/></voe:VOEvent>`, false},
+		{` <?xml version="1.0"?>` + root, false},
+		{`<voe:VOEvent ` + ns + ` ivorn="ivo://x"><?xml version="1.0"?></voe:VOEvent>`, false},
+		{root + "\n<!-- end -->\n<?pi data?>\n", true},
+		{"\ufeff<?xml version=\"1.0\"?>" + root, true},
+		{"<?xml version=\"1.0\"?>\n<!-- c -->" + root + "\r\n", true},
+		{`<voe:VOEvent ` + ns + ` ivorn="ivo://x" a:b="1" c:b="2"/>`, true},
+		{`<!DOCTYPE voe:VOEvent [<!ENTITY a "b">]>` + root, false},
+		{`<!DOCTYPE voe:VOEvent [<!ELEMENT a ANY>]>` + root, true},
+		{`<!DOCTYPE voe:VOEvent SYSTEM "x.dtd">` + root, true},
+	} {
+		err := Check(FormatVOEvent, []byte(tc.doc))
+		if (err == nil) != tc.ok {
+			t.Errorf("Check(voevent, %q) = %v; hop takes it: %v", tc.doc, err, tc.ok)
+		}
+	}
+}

@@ -279,9 +279,14 @@ var voeventFields = []string{"ivorn", "role", "version", "Who", "What", "WhereWh
 // checkVOEvent checks that value is well-formed XML whose root element is
 // voe:VOEvent (hop looks the root up under that prefixed name) and that
 // hop's VOEvent model takes its attributes and elements (voeventFields).
+// Besides what encoding/xml refuses, it refuses what hop's parser (expat)
+// does and encoding/xml takes: an element, text or declaration after the
+// root (two documents in one), text before it, an attribute given twice,
+// an XML declaration anywhere but at the start, an entity declaration
+// (xmltodict's).
 func checkVOEvent(value []byte) error {
-	raw := xml.NewDecoder(bytes.NewReader(value))
-	depth, ivorn := 0, false
+	raw := xml.NewDecoder(bytes.NewReader(bytes.TrimPrefix(value, []byte("\ufeff"))))
+	depth, ivorn, rootDone := 0, false, false
 	field := func(what string, n xml.Name) error {
 		if n.Space != "" {
 			return nil // left out by hop
@@ -294,10 +299,11 @@ func checkVOEvent(value []byte) error {
 	}
 root:
 	for {
+		start := raw.InputOffset()
 		tok, err := raw.RawToken()
 		if err != nil {
 			if err == io.EOF {
-				if depth == 0 {
+				if depth == 0 && !rootDone {
 					return errors.New("no root element")
 				}
 				break root // the full parse below says what is wrong
@@ -306,6 +312,14 @@ root:
 		}
 		switch tk := tok.(type) {
 		case xml.StartElement:
+			if rootDone {
+				return fmt.Errorf("element %s after the root element", xmlName(tk.Name))
+			}
+			for i, a := range tk.Attr {
+				if slices.ContainsFunc(tk.Attr[:i], func(b xml.Attr) bool { return b.Name == a.Name }) {
+					return fmt.Errorf("attribute %s given twice in %s", xmlName(a.Name), xmlName(tk.Name))
+				}
+			}
 			depth++
 			switch depth {
 			case 1:
@@ -324,11 +338,25 @@ root:
 			}
 		case xml.EndElement:
 			if depth--; depth == 0 {
-				break root
+				rootDone = true
 			}
 		case xml.CharData:
+			if depth == 0 && len(bytes.Trim(tk, " \t\r\n")) > 0 {
+				return errors.New("text outside the root element")
+			}
 			if depth == 1 && len(bytes.TrimSpace(tk)) > 0 {
 				return errors.New("text in voe:VOEvent (hop's VOEvent takes elements and attributes only)")
+			}
+		case xml.ProcInst:
+			if tk.Target == "xml" && start != 0 {
+				return errors.New("an XML declaration not at the start")
+			}
+		case xml.Directive:
+			if depth > 0 || rootDone {
+				return errors.New("a <!...> declaration after the start of the root element")
+			}
+			if bytes.Contains(tk, []byte("<!ENTITY")) {
+				return errors.New("an entity declaration (hop's parser refuses them)")
 			}
 		}
 	}
