@@ -2,8 +2,10 @@ package hop
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -117,5 +119,30 @@ func TestCheckVOEventWellFormed(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("Check(voevent, %q) = %v; hop takes it: %v", tc.doc, err, tc.ok)
 		}
+	}
+}
+
+// TestCheckFormatCase: hop's consumer looks the model up by the _format
+// header upper-cased (Deserializer.deserialize), so a message marked
+// "JSON" or "VOEvent" is decoded as json or voevent and must fit it.
+func TestCheckFormatCase(t *testing.T) {
+	for _, tc := range []struct{ format, value string }{
+		{"JSON", `{"a": 1`},
+		{"Json", `not json`},
+		{"VOEvent", `<VOEvent/>`},
+		{"AVRO", `{}`},
+		{"Circular", `{"header": {}}`},
+	} {
+		if !Checked(tc.format) {
+			t.Errorf("Checked(%s) = false", tc.format)
+		}
+		err := Check(tc.format, []byte(tc.value))
+		var fe *FormatError
+		if !errors.As(err, &fe) || fe.Format != tc.format {
+			t.Errorf("Check(%s, %q) = %v; hop decodes it as %s and fails", tc.format, tc.value, err, strings.ToLower(tc.format))
+		}
+	}
+	if err := Check("JSON", []byte(`{"a": 1}`)); err != nil {
+		t.Errorf("Check(JSON, valid JSON) = %v", err)
 	}
 }

@@ -98,9 +98,9 @@ func (e *FormatError) Is(target error) bool { return target == ErrFormat }
 
 // Checked reports whether Check looks inside messages of format: it does
 // for every format of hop-client's own models except blob, and for no
-// other.
+// other. As in hop, case does not matter: "JSON" is json.
 func Checked(format string) bool {
-	switch format {
+	switch model(format) {
 	case FormatJSON, FormatVOEvent, FormatAvro, FormatGCNTextNotice, FormatCircular, FormatExternal:
 		return true
 	}
@@ -112,12 +112,13 @@ func Checked(format string) bool {
 // JSON; circular and external messages JSON objects with exactly the
 // fields of their model (header and body; url); a voevent well-formed XML whose root element is
 // voe:VOEvent; a gcntextnotice UTF-8 text; an avro message an Avro object
-// container file holding exactly one record (its records not decoded). Blobs, and formats that
-// hop-client 0.13 does not know, are not checked. The error is a
+// container file holding exactly one record (its records not decoded).
+// Blobs, and formats that hop-client 0.13 does not know, are not checked.
+// The format's case does not matter, as in hop. The error is a
 // *FormatError.
 func Check(format string, value []byte) error {
 	var err error
-	switch format {
+	switch model(format) {
 	case FormatJSON:
 		err = checkJSON(value)
 	case FormatCircular:
@@ -230,6 +231,13 @@ func (d *avroReader) take(n int64) []byte {
 }
 
 func (d *avroReader) bytes() []byte { return d.take(d.long()) }
+
+// model returns the name of the model hop's consumer decodes a message
+// of format with, as one of the Format constants: it looks models up by
+// the format upper-cased, so "JSON" is json.
+func model(format string) string {
+	return strings.ToLower(strings.ToUpper(format))
+}
 
 func checkJSON(value []byte) error {
 	// hop decodes the bytes as UTF-8 first, which Go's JSON does not ask.
