@@ -107,16 +107,37 @@ func LoadDefaultAuth(getenv func(string) string) ([]Credential, string, error) {
 
 var errNoAuthSection = fmt.Errorf("%w: no auth section", ErrInvalidAuth)
 
-// authEntry is one [[auth]] table.
-type authEntry struct {
-	Username      *string `toml:"username"`
-	Password      *string `toml:"password"`
-	Hostname      string  `toml:"hostname"`
-	Protocol      string  `toml:"protocol"`
-	Mechanism     string  `toml:"mechanism"`
-	SSLCALocation string  `toml:"ssl_ca_location"`
-	TokenEndpoint string  `toml:"token_endpoint"`
-	TokenCommand  string  `toml:"token_command"`
+// authEntry reads one [[auth]] table as hop does: by its keys exactly as
+// written (TOML decoding into a struct would also take "Protocol" for
+// "protocol", which hop ignores). It returns the credential, or why the
+// table is not one.
+func authEntry(t map[string]any) (Credential, string) {
+	var c Credential
+	for _, f := range []struct {
+		key      string
+		to       *string
+		required bool
+	}{
+		{"username", &c.Username, true}, {"password", &c.Password, true},
+		{"hostname", &c.Hostname, false}, {"protocol", &c.Protocol, false},
+		{"mechanism", &c.Mechanism, false}, {"ssl_ca_location", &c.SSLCALocation, false},
+		{"token_endpoint", &c.TokenEndpoint, false}, {"token_command", &c.TokenCommand, false},
+	} {
+		v, ok := t[f.key]
+		if !ok {
+			if f.required {
+				return c, "lacks its " + f.key
+			}
+			continue
+		}
+		if *f.to, ok = v.(string); !ok {
+			return c, fmt.Sprintf("has a %s that is not a string", f.key)
+		}
+	}
+	if !c.TLS() {
+		c.SSLCALocation = "" // hop ignores it without TLS
+	}
+	return c, ""
 }
 
 // LoadAuth reads hop-client credentials from path, a TOML file whose
@@ -141,23 +162,19 @@ func LoadAuth(path string) ([]Credential, error) {
 	if !md.IsDefined("auth") {
 		return nil, fmt.Errorf("%w: %s", errNoAuthSection, path)
 	}
-	var entries []authEntry
+	var entries []map[string]any
 	if err := md.PrimitiveDecode(raw.Auth, &entries); err != nil {
-		var one authEntry
+		var one map[string]any
 		if err2 := md.PrimitiveDecode(raw.Auth, &one); err2 != nil {
 			return nil, fmt.Errorf("%w: %s: auth is neither a table nor an array of tables: %w", ErrInvalidAuth, path, err2)
 		}
-		entries = []authEntry{one}
+		entries = []map[string]any{one}
 	}
 	creds := make([]Credential, 0, len(entries))
 	for i, e := range entries {
-		if e.Username == nil || e.Password == nil {
-			return nil, fmt.Errorf("%w: %s: auth entry %d lacks its username or password", ErrInvalidAuth, path, i+1)
-		}
-		c := Credential{Username: *e.Username, Password: *e.Password, Hostname: e.Hostname,
-			Protocol: e.Protocol, Mechanism: e.Mechanism, TokenEndpoint: e.TokenEndpoint, TokenCommand: e.TokenCommand}
-		if c.TLS() {
-			c.SSLCALocation = e.SSLCALocation // hop ignores it without TLS
+		c, bad := authEntry(e)
+		if bad != "" {
+			return nil, fmt.Errorf("%w: %s: auth entry %d %s", ErrInvalidAuth, path, i+1, bad)
 		}
 		creds = append(creds, c)
 	}

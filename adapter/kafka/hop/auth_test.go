@@ -148,6 +148,32 @@ func TestLoadAuth(t *testing.T) {
 	}
 }
 
+// TestLoadAuthKeyCase: hop reads the keys of auth.toml as written
+// (config["protocol"], ...), so a key spelt with other capitals is not
+// that setting: with `Protocol = "SASL_PLAINTEXT"` hop-client 0.13.0
+// still connects over TLS, `Hostname` leaves the credential for any
+// host, `Mechanism` leaves SCRAM-SHA-512; a `Username` alone is a
+// credential without its username.
+func TestLoadAuthKeyCase(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "auth.toml")
+	writeAuth(t, p, "[[auth]]\nusername = \"a\"\npassword = \"p\"\nProtocol = \"SASL_PLAINTEXT\"\nHostname = \"h:9092\"\nMechanism = \"PLAIN\"\n", 0o600)
+	creds, err := LoadAuth(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Credential{Username: "a", Password: "p"}
+	if len(creds) != 1 || creds[0] != want {
+		t.Fatalf("LoadAuth: %+v; want %+v", creds, want)
+	}
+	if m, err := creds[0].SASLMechanism(); !creds[0].TLS() || m != "SCRAM-SHA-512" || err != nil {
+		t.Errorf("TLS %v, mechanism %s, %v; hop uses SCRAM-SHA-512 over TLS", creds[0].TLS(), m, err)
+	}
+	writeAuth(t, p, "[[auth]]\nUsername = \"a\"\npassword = \"p\"\n", 0o600)
+	if creds, err := LoadAuth(p); !errors.Is(err, ErrInvalidAuth) {
+		t.Errorf("Username for username: %+v, %v; want ErrInvalidAuth", creds, err)
+	}
+}
+
 func TestLoadDefaultAuth(t *testing.T) {
 	home := t.TempDir()
 	env := map[string]string{"HOME": home}
