@@ -145,6 +145,14 @@ func Check(format string, value []byte) error {
 // marker) holding exactly one record: hop's AvroBlob decodes a message as
 // a single record and fails on a file of none or several. The records
 // themselves are not decoded.
+//
+// The framing is read here, with encoding/binary's varints, rather than
+// through an Avro library's container reader (github.com/hamba/avro/v2's
+// ocf.Decoder, say): that one allocates each block at the size the file
+// claims, whatever the file's length (a few bytes claiming terabytes
+// take the process down), and decodes every record with its own decoder,
+// whose disagreements with hop's (fastavro) would refuse messages hop
+// reads. Here no length is trusted beyond the bytes at hand.
 func checkAvro(value []byte) error {
 	const syncLen = 16
 	rest, ok := bytes.CutPrefix(value, []byte("Obj\x01"))
