@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -114,4 +115,50 @@ func FuzzImportedFile(f *testing.F) {
 			t.Fatalf("after appending an id, read %d ids, want %d", len(again), len(seen))
 		}
 	})
+}
+
+// FuzzCheck feeds arbitrary bytes to Check in every format it checks,
+// seeded with the Avro files hop-client wrote (testdata/avro) and a
+// VOEvent. Check reads what a user hands walpub to publish. Invariants:
+//   - it never panics, and allocates no more than the input allows (an
+//     Avro length claiming more than the bytes at hand is refused, not
+//     allocated);
+//   - its error, if any, is a *FormatError naming the format.
+func FuzzCheck(f *testing.F) {
+	files, err := filepath.Glob(filepath.Join("testdata", "avro", "*.avro"))
+	if err != nil || len(files) == 0 {
+		f.Fatalf("no Avro seeds: %v", err)
+	}
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`<?xml version="1.0"?><voe:VOEvent ivorn="ivo://x" role="test" version="2.0" xmlns:voe="http://www.ivoa.net/xml/VOEvent/v2.0"><Who/></voe:VOEvent>`))
+	f.Add([]byte(`{"header": {}, "body": "text"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, format := range []string{FormatJSON, FormatVOEvent, FormatAvro, FormatGCNTextNotice, FormatCircular, FormatExternal} {
+			var err error
+			allocs := heapBytes(func() { err = Check(format, b) })
+			if allocs > 64*uint64(len(b))+1<<20 {
+				t.Fatalf("Check(%s) of %d bytes allocated %d bytes", format, len(b), allocs)
+			}
+			var fe *FormatError
+			if err != nil && (!errors.As(err, &fe) || fe.Format != format) {
+				t.Fatalf("Check(%s): error %T %v is not a *FormatError for it", format, err, err)
+			}
+		}
+	})
+}
+
+// heapBytes returns the bytes fn allocated on the heap (other goroutines'
+// allocations meanwhile count too).
+func heapBytes(fn func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
 }
