@@ -95,6 +95,7 @@ where that can be told (json must parse, voevent must be XML with a
 voe:VOEvent root, ...): at the first record that does not fit, walpub stops
 reading, names the file and line, sends what it had journaled, and exits 1.
 --test adds hop's "_test" header (hop's consumers skip such messages).
+--header refuses hop's own headers (_format, _sender, _test) and "_id".
 
 Without --sasl (and $WALPUB_SASL), walpub reads hop-client's credentials
 ($XDG_CONFIG_HOME/hop/auth.toml or ~/.config/hop/auth.toml) and uses the
@@ -319,6 +320,17 @@ func parseArgs(args []string, env Env) (cfg config, code int, ok bool) {
 
 // hopMarks checks --hop-format and --test and sets cfg.recHeaders.
 func (cfg *config) hopMarks(usageErr func(string, ...any) (config, int, bool)) (int, bool) {
+	for _, h := range cfg.headers {
+		// hop's own headers come from --hop-format and --test, checked:
+		// given by hand, a _format is not checked against the records
+		// (hop's consumer raises on a record its format does not fit),
+		// and any _test, even "false", has hop's consumers skip the
+		// record.
+		if h.Key == hop.HeaderFormat || h.Key == hop.HeaderTest || h.Key == hop.HeaderSender {
+			_, code, _ := usageErr("--header %s: walpub sets hop's headers itself (--hop-format, --test; _sender from the SASL user)", h.Key)
+			return code, false
+		}
+	}
 	cfg.recHeaders = cfg.headers
 	if cfg.hopFormat == "" && !cfg.hopTest {
 		return 0, true
@@ -333,12 +345,6 @@ func (cfg *config) hopMarks(usageErr func(string, ...any) (config, int, bool)) (
 	if cfg.hopFormat == hop.FormatAvro && !cfg.whole {
 		_, code, _ := usageErr("--hop-format avro: Avro files are binary, not lines: add --whole")
 		return code, false
-	}
-	for _, h := range cfg.headers {
-		if h.Key == hop.HeaderFormat && cfg.hopFormat != "" || h.Key == hop.HeaderTest && cfg.hopTest || h.Key == hop.HeaderSender {
-			_, code, _ := usageErr("--header %s: walpub sets that header itself with --hop-format and --test", h.Key)
-			return code, false
-		}
 	}
 	m := hop.Marks{Format: cfg.hopFormat, Test: cfg.hopTest, Sender: cfg.saslUser}
 	cfg.recHeaders = append(slices.Clone(cfg.headers), m.Headers()...)

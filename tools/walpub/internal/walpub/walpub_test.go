@@ -491,6 +491,9 @@ func TestUsageErrors(t *testing.T) {
 		{"--partitions", "10001"},
 		{"--partitions", "4294967297"},
 		{"--header", "_id=0123456789abcdef"},
+		{"--header", "_test=false"},
+		{"--header", "_format=json"},
+		{"--header", "_sender=someone"},
 		{"--drain-timeout", "-1s"},
 	} {
 		r := walpub(t, "", args...)
