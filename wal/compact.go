@@ -544,9 +544,12 @@ func (l *Log) installMerged(m *mergeJob, nf *segment.File) error {
 	}
 	// A Pending reading a member's file goes on with the merged bitmap,
 	// which answers for every seq of the members' ranges: acknowledged,
-	// unless copied and not acknowledged since.
+	// unless copied and not acknowledged since. Linked rather than set:
+	// a member may itself be the merged copy of segments a Pending is
+	// still reading, whose views lead to it, and a later merge of the
+	// merged segment must reach them too.
 	for _, o := range l.segs[at : last+1] {
-		o.view.Store(ns.acks)
+		o.view.merged.Store(&ns.view)
 	}
 	l.segs = append(l.segs[:at:at], append([]*seg{ns}, l.segs[last+1:]...)...)
 	l.diskBytes += m.size - m.oldSize

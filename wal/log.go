@@ -2007,7 +2007,7 @@ func (r *pendingReader) fill(f *mapped, off, tail int64, need int) error {
 // ends at tail, from seq from on and below end, reading its frames from
 // offset off on; cuts are where windows from off on end (readAheadCuts),
 // for reading ahead.
-func (l *Log) pendingIn(r *pendingReader, f *mapped, acks *atomic.Pointer[index.Acks], tail, off int64, cuts []int64, from, end uint64, yield func(Record, error) bool) (more bool, err error) {
+func (l *Log) pendingIn(r *pendingReader, f *mapped, acks *ackView, tail, off int64, cuts []int64, from, end uint64, yield func(Record, error) bool) (more bool, err error) {
 	if len(cuts) > 0 {
 		var done bool
 		if off, done, more, err = l.pendingAhead(r, f, acks, tail, off, cuts, from, end, yield); done {
@@ -2056,7 +2056,7 @@ func (l *Log) pendingIn(r *pendingReader, f *mapped, acks *atomic.Pointer[index.
 // tail, it returns with done false and the offset to read on from as
 // pendingIn does, which finds what is wrong there as it would have
 // without reading ahead.
-func (l *Log) pendingAhead(r *pendingReader, f *mapped, acks *atomic.Pointer[index.Acks], tail, off int64, cuts []int64, from, end uint64, yield func(Record, error) bool) (next int64, done, more bool, err error) {
+func (l *Log) pendingAhead(r *pendingReader, f *mapped, acks *ackView, tail, off int64, cuts []int64, from, end uint64, yield func(Record, error) bool) (next int64, done, more bool, err error) {
 	q := &aheadQueue{r: r, f: f, from: from, bounds: append(append(make([]int64, 0, len(cuts)+1), off), cuts...)}
 	windows := len(q.bounds) - 1
 	q.avail.L = &q.mu
@@ -2185,7 +2185,7 @@ var readAheadHook atomic.Pointer[func(window int)]
 // yieldListed yields the pending records of w's list (aheadWindow), as
 // yieldFrames does; their frames were decoded and verified when w was
 // read.
-func (l *Log) yieldListed(r *pendingReader, f *mapped, w *aheadWindow, view *atomic.Pointer[index.Acks], end uint64, yield func(Record, error) bool) (stop bool, err error) {
+func (l *Log) yieldListed(r *pendingReader, f *mapped, w *aheadWindow, view *ackView, end uint64, yield func(Record, error) bool) (stop bool, err error) {
 	// The bitmap's bits tested here, not by a call to Has a record; the
 	// bitmap taken again when a rotation or a merge (from the consumer,
 	// say) replaced it.
@@ -2236,7 +2236,7 @@ func (l *Log) yieldListed(r *pendingReader, f *mapped, w *aheadWindow, view *ato
 // on, checking each one's checksum; stop reports that the iteration ends
 // here: the consumer stopped, a record's seq reached end, or a record was
 // damaged or could not be decoded (err).
-func (l *Log) yieldFrames(r *pendingReader, f *mapped, sc *segment.Scanner, acks *atomic.Pointer[index.Acks], from, end uint64, yield func(Record, error) bool) (stop bool, err error) {
+func (l *Log) yieldFrames(r *pendingReader, f *mapped, sc *segment.Scanner, acks *ackView, from, end uint64, yield func(Record, error) bool) (stop bool, err error) {
 	for sc.Next() {
 		fr := sc.Current()
 		if fr.IsAck() || fr.Seq < from || acks.Load().Has(fr.Seq) {

@@ -98,3 +98,78 @@ func TestPendingSeesAckAfterMerge(t *testing.T) {
 		}
 	}
 }
+
+// TestPendingSeesAckAfterSecondMerge: Pending is iterating a sealed
+// segment when compaction replaces it by a merged copy, and then replaces
+// that copy by a merged copy of its own; a record not yet yielded is then
+// acknowledged (in the second copy's bitmap). Pending, which goes on
+// reading the original file, must not yield it.
+func TestPendingSeesAckAfterSecondMerge(t *testing.T) {
+	l := mustOpen(t, t.TempDir(), WithSegmentSize(smallSeg))
+	defer mustClose(t, l)
+	rec := make([]byte, 1000)
+	for len(segRanges(l)) < 3 {
+		if _, err := l.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end := segRanges(l)[0][1] // segment 1 holds the seqs below end
+	acked := map[uint64]bool{}
+	ack := func(from, to uint64) {
+		var qs []uint64
+		for q := from; q < to; q++ {
+			qs = append(qs, q)
+			acked[q] = true
+		}
+		if err := l.Ack(qs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// merge runs reclaim passes until segment 1 is a compacted file of
+	// generation gen (a sparse segment is merged once a pass finds it
+	// stuck, the pass after the one that saw it sparse).
+	merge := func(gen uint64) {
+		t.Helper()
+		for range 3 {
+			l.reclaimMu.Lock()
+			_, err := l.reclaim()
+			l.reclaimMu.Unlock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.mu.Lock()
+			s := l.segs[0]
+			done := s.compacted() && s.file.Header.Generation == gen
+			l.mu.Unlock()
+			if done {
+				return
+			}
+		}
+		t.Fatalf("segment 1 not merged into generation %d", gen)
+	}
+	first := true
+	var yielded []uint64
+	for r, err := range l.Pending() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if acked[r.Seq] {
+			t.Fatalf("Pending yielded record %d, acknowledged during the iteration", r.Seq)
+		}
+		yielded = append(yielded, r.Seq)
+		if !first {
+			continue
+		}
+		first = false
+		ack(r.Seq+1, end-12) // segment 1 keeps 12 records: merged
+		merge(1)
+		ack(end-12, end-3) // the merged copy keeps 3: merged again
+		merge(2)
+		ack(end-3, end-2) // acknowledged in the second copy's bitmap
+	}
+	for _, q := range []uint64{end - 2, end - 1} {
+		if !slices.Contains(yielded, q) {
+			t.Errorf("record %d, pending, was not yielded", q)
+		}
+	}
+}

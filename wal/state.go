@@ -38,7 +38,7 @@ type seg struct {
 	// view is acks, for a reader without the lock (Pending): set with
 	// it (setAcks), so that a reader sees acknowledgements made after a
 	// rotation or a merge replaced the bitmap.
-	view      atomic.Pointer[index.Acks]
+	view      ackView
 	tail      int64  // end of the data: where the next frame goes
 	populated int64  // the active segment is pre-faulted up to here
 	released  int64  // the active segment's pages below this were last released (preparer)
@@ -66,7 +66,28 @@ func (s *seg) compacted() bool { return s.file.Header.Compacted() }
 // without it.
 func (s *seg) setAcks(a *index.Acks) {
 	s.acks = a
-	s.view.Store(a)
+	s.view.acks.Store(a)
+}
+
+// ackView is a segment's bitmap as a reader without the lock sees it. A
+// merge links the views of the segments it replaces to the merged
+// segment's (merged): a reader still going through a replaced segment's
+// file follows the links to the bitmap that acknowledgements go to now,
+// however many merges replaced its segment since.
+type ackView struct {
+	acks   atomic.Pointer[index.Acks]
+	merged atomic.Pointer[ackView]
+}
+
+// Load returns the bitmap acknowledgements of the view's seqs go to.
+func (v *ackView) Load() *index.Acks {
+	for {
+		n := v.merged.Load()
+		if n == nil {
+			return v.acks.Load()
+		}
+		v = n
+	}
 }
 
 // unacked returns where record q's frame is in s's file, if s holds q and
