@@ -11,6 +11,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+
+	"github.com/walpub/walpub/wal/index"
+	"github.com/walpub/walpub/wal/internal/vfs"
 )
 
 // allocated returns the bytes the file system allocated for dir and
@@ -384,5 +387,62 @@ func TestSmallWriterFootprint(t *testing.T) {
 	})
 	if s.window < 7<<20 {
 		t.Fatalf("60 MiB written: a window of %d bytes", s.window)
+	}
+}
+
+// ckptFailFS fails the compactor's checkpoint writes once armed (as on a
+// full disk: it retries later), counting them; other writers' succeed.
+type ckptFailFS struct {
+	vfs.FS
+	armed  atomic.Bool
+	failed atomic.Int32
+}
+
+func (g *ckptFailFS) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, error) {
+	if g.armed.Load() && strings.HasSuffix(name, index.CheckpointName+tmpExt) && inStack("(*Log).compactor") {
+		g.failed.Add(1)
+		return nil, vfs.ErrInjected
+	}
+	return g.FS.OpenFile(name, flag, perm)
+}
+
+// TestCloseReclaimsAcknowledgedSegments: sealed segments whose records
+// are all acknowledged, which the compactor has not reclaimed yet (its
+// checkpoint write failed and waits for its retry), while a record of the
+// active segment is pending: Close reclaims them, as it promises to leave
+// nothing on disk that holds no live record. The pending record is there
+// after Open.
+func TestCloseReclaimsAcknowledgedSegments(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dir := filepath.Join(t.TempDir(), "log")
+	g := &ckptFailFS{FS: vfs.OS}
+	l := mustOpen(t, dir, WithSegmentSize(smallSeg), withFS(g), WithLogger(quiet))
+	checkpointWritten(t, l)
+	var seqs []uint64
+	for len(segRanges(l)) < 4 {
+		q, err := l.Append(make([]byte, 1000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, q)
+	}
+	last := seqs[len(seqs)-1] // in the active segment: stays pending
+	g.armed.Store(true)
+	if err := l.Ack(seqs[:len(seqs)-1]...); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the compactor's failed checkpoint write", func() bool { return g.failed.Load() > 0 })
+	if n := len(segFiles(t, dir)); n < 4 {
+		t.Fatalf("%d segment files before Close: the compactor reclaimed, the scenario did not happen", n)
+	}
+	mustClose(t, l)
+	if files := segFiles(t, dir); len(files) != 1 {
+		t.Errorf("%d segment files after Close, want 1 (the active one; the others hold no pending record): %v", len(files), files)
+	}
+	l = mustOpen(t, dir, WithSegmentSize(smallSeg))
+	defer mustClose(t, l)
+	recs := pendingOf(t, l)
+	if len(recs) != 1 || recs[0].Seq != last {
+		t.Fatalf("pending after reopen: %v, want seq %d alone", recs, last)
 	}
 }

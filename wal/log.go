@@ -2370,9 +2370,10 @@ const idleSegmentSize = segment.PageSize
 // reclaimed with every other fully acknowledged segment. It is the
 // rotation and reclamation the log does in normal operation, in the same
 // order (new segment, sync, checkpoint, removal), so it keeps their
-// guarantees against a power cut. A failure leaves a log that opens as
-// it is; one that poisons the log fails Close's sync. Close calls it with
-// reclaimMu held.
+// guarantees against a power cut. If the active segment stays, sealed
+// segments with no pending record are reclaimed all the same. A failure
+// leaves a log that opens as it is; one that poisons the log fails
+// Close's sync. Close calls it with reclaimMu held.
 func (l *Log) shrinkIdle() {
 	l.mu.Lock()
 	if l.prepared != nil {
@@ -2380,7 +2381,16 @@ func (l *Log) shrinkIdle() {
 		l.prepared = nil
 	}
 	if a := l.active; a.pending > 0 || a.file.Size() <= idleSegmentSize {
+		// The active segment stays, but sealed segments with no pending
+		// record go: the compactor, stopped, may not have got to them
+		// (kicked too late, or waiting to retry a failure).
+		due := slices.ContainsFunc(l.segs, func(s *seg) bool { return s.sealed && s.pending == 0 })
 		l.mu.Unlock()
+		if due {
+			if _, err := l.reclaim(); err != nil {
+				l.log.Warn("wal: could not reclaim acknowledged segments on close", "err", err)
+			}
+		}
 		return
 	}
 	err := l.rotateLocked(idleSegmentSize)
