@@ -15,8 +15,9 @@
 #   scripts/kafka.sh logs [LINES]   the tail of the broker log (each node's)
 #   scripts/kafka.sh clean     stop and delete the data directory
 #   scripts/kafka.sh kill-broker N   SIGKILL node N (1-based) and wait until
-#                              it is gone
-#   scripts/kafka.sh stop-broker N   stop node N cleanly (SIGTERM, as stop)
+#                              it is gone; fails if N is not running
+#   scripts/kafka.sh stop-broker N   stop node N cleanly (SIGTERM, as stop);
+#                              fails if N is not running
 #   scripts/kafka.sh start-broker N  start node N again, wait until it answers
 #
 # The jars come from Maven Central through scripts/kafka/pom.xml
@@ -668,10 +669,14 @@ clean)
 	;;
 kill-broker)
 	select_node "${2:-}"
+	# A test that kills a node relies on the kill: a node that is not
+	# running is an error here, not a kill that silently did nothing.
+	pid >/dev/null || die "node $node is not running (no live kafka.Kafka process in $pid_file): nothing to kill"
 	terminate --kill "$pid_file"
 	;;
 stop-broker)
 	select_node "${2:-}"
+	pid >/dev/null || die "node $node is not running (no live kafka.Kafka process in $pid_file): nothing to stop"
 	terminate "$pid_file"
 	;;
 start-broker)
