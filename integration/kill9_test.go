@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -189,7 +190,8 @@ func (k killPoint) String() string {
 
 // runChild runs the helper process (env added to its environment), kills
 // it with SIGKILL at kill unless it finished first, and returns the keys of
-// the records whose Write returned (those whose number it printed).
+// the records whose Write returned (those whose number it printed), and
+// whether it died of that SIGKILL.
 func runChild(t *testing.T, journal, url, prefix string, kill killPoint, env ...string) (keys []string, killed bool, err error) {
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(append(os.Environ(),
@@ -247,10 +249,17 @@ func runChild(t *testing.T, journal, url, prefix string, kill killPoint, env ...
 	}()
 	wg.Wait() // stdout reaches EOF when the child exits or is killed
 	werr := cmd.Wait()
-	killed = <-killedCh
-	if killed && werr != nil {
-		// Killed: Wait reports "signal: killed"; whatever the child printed
-		// before it died counts.
+	// Kill also succeeds on a child that has exited on its own and is not
+	// yet reaped: the round was killed only if the child died of SIGKILL.
+	killed = <-killedCh && diedOfSIGKILL(cmd.ProcessState)
+	if killed {
+		// Whatever the child printed before it died counts. A failure it
+		// reported before the kill (its own "helper: ..." errors, the race
+		// detector's report, whose exit status the kill took away) fails
+		// the round.
+		if msg := stderr.String(); strings.Contains(msg, "helper:") || strings.Contains(msg, "DATA RACE") {
+			return keys, true, fmt.Errorf("child reported a failure before it was killed:\n%s", msg)
+		}
 		return keys, true, nil
 	}
 	if werr != nil {
@@ -260,4 +269,11 @@ func runChild(t *testing.T, journal, url, prefix string, kill killPoint, env ...
 		return keys, false, fmt.Errorf("child exited without closing its producer\n%s", stderr.String())
 	}
 	return keys, false, nil
+}
+
+// diedOfSIGKILL reports whether the process whose state ps is was ended by
+// SIGKILL.
+func diedOfSIGKILL(ps *os.ProcessState) bool {
+	ws, ok := ps.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }
