@@ -16,6 +16,7 @@ import (
 
 	"github.com/walpub/walpub/adapter/kafka"
 	"github.com/walpub/walpub/internal/testutil"
+	"github.com/walpub/walpub/wal"
 )
 
 // Environment of the child process that TestIntegrationKill9 starts.
@@ -96,7 +97,8 @@ func helperMain() int {
 // same journal (which resends what the killed one left unconfirmed). A last
 // producer in this process drains the journal. Every record whose Write
 // returned in any round must be on the broker. At least one round must have
-// been killed after its child wrote records (else the test tested nothing).
+// been killed after its child wrote records, and at least one kill must have
+// left records unconfirmed in the journal (else the test tested nothing).
 // $WALPUB_KILL9_SEED replays the kill moments of a logged seed.
 func TestIntegrationKill9(t *testing.T) {
 	b := brokers(t)
@@ -127,7 +129,9 @@ func kill9Rounds(t *testing.T, b string, env ...string) (url, journal string, wa
 	seed := testutil.Seed(t, seedEnv)
 	rng := rand.New(rand.NewPCG(seed, seed>>1))
 
-	killed, killedMidStream := 0, 0
+	// killedPending counts the killed rounds that left records unconfirmed
+	// in the journal: what the next producer on it must resend.
+	killed, killedMidStream, killedPending := 0, 0, 0
 	for round := range killRounds {
 		prefix := fmt.Sprintf("r%02d", round)
 		// A third of the rounds are killed from 0 to 1.5 s after the child
@@ -143,20 +147,39 @@ func kill9Rounds(t *testing.T, b string, env ...string) (url, journal string, wa
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
+		pending := -1
 		if wasKilled {
 			killed++
 			if len(keys) > 0 {
 				killedMidStream++
 			}
+			if pending = journalPending(t, journal); pending > 0 {
+				killedPending++
+			}
 		}
-		t.Logf("round %d: %v: %d records written, killed=%v", round, kill, len(keys), wasKilled)
+		t.Logf("round %d: %v: %d records written, killed=%v, %d left unconfirmed in the journal", round, kill, len(keys), wasKilled, pending)
 		want = append(want, keys...)
 	}
-	t.Logf("%d of %d rounds killed, %d of them after writing records", killed, killRounds, killedMidStream)
+	t.Logf("%d of %d rounds killed, %d of them after writing records, %d leaving records unconfirmed", killed, killRounds, killedMidStream, killedPending)
 	if killedMidStream == 0 {
 		t.Errorf("no round was killed after its child wrote records: the test killed nothing mid-stream (seed %d)", seed)
 	}
+	if killedPending == 0 {
+		t.Errorf("no kill left a record unconfirmed in the journal: no producer had anything to resend, the test exercised no recovery (seed %d)", seed)
+	}
 	return url, journal, want
+}
+
+// journalPending returns how many records the journal dir holds that no
+// broker has confirmed, as a killed child left it (read without a lock).
+func journalPending(t *testing.T, dir string) int {
+	t.Helper()
+	v, err := wal.OpenView(dir)
+	if err != nil {
+		t.Fatalf("looking into the journal %s: %v", dir, err)
+	}
+	defer v.Close()
+	return v.Info().Pending
 }
 
 // drainJournal flushes and closes a clean producer on the journal, which
