@@ -188,6 +188,29 @@ func (c *testCluster) waitLeaderMoved(topic string, partition, from int32) {
 	c.t.Logf("%s/%d: leadership moved away from node %d after %v", topic, partition, from, time.Since(start).Round(time.Millisecond))
 }
 
+// checkLeaderNotMoved fails the test if partition of topic is already led
+// by a node other than from, the node the test killed: called just after
+// something that must happen during the failover, it says that thing
+// happened too late.
+func (c *testCluster) checkLeaderNotMoved(topic string, partition, from int32) {
+	c.t.Helper()
+	var p partitionState
+	c.waitFor(fmt.Sprintf("the metadata of %s", topic), func() (bool, string) {
+		ps, err := c.partitions(topic)
+		if err != nil {
+			return false, err.Error()
+		}
+		p = ps[partition]
+		return true, ""
+	})
+	if p.leader > 0 && p.leader != from {
+		c.t.Errorf("%s/%d is already led by node %d, not the killed node %d: the failover was over before the child was killed (%+v)",
+			topic, partition, p.leader, from, p)
+	} else {
+		c.t.Logf("%s/%d: still led by the killed node %d when the child died (%+v)", topic, partition, from, p)
+	}
+}
+
 // kill kills node n with SIGKILL.
 func (c *testCluster) kill(n int32) {
 	c.t.Helper()
@@ -427,7 +450,9 @@ func TestClusterTwoBrokersDown(t *testing.T) {
 // journal (TestHelperProcess) is killed with SIGKILL while the cluster
 // fails over from the leader of partition 0, which was killed just after
 // the child started; two rounds, each restarting the child on the same
-// journal.
+// journal. The child is killed only once kill-broker has returned, and the
+// leader must not have moved yet when it died; at least one child must have
+// been killed after writing records.
 // A last producer drains the journal: every record whose Write returned in
 // any round must be on the topic.
 func TestClusterKill9DuringFailover(t *testing.T) {
@@ -439,18 +464,21 @@ func TestClusterKill9DuringFailover(t *testing.T) {
 
 	const rounds = 2
 	var want []string
-	childKills := 0
+	childKills, midStream := 0, 0
 	for round := range rounds {
 		leader := c.leader(topic, 0)
 		c.down[leader] = true
 		brokerKilled := make(chan error, 1)
+		brokerDead := make(chan struct{}) // closed once kill-broker returned
 		go func() {
+			defer close(brokerDead)
 			time.Sleep(300 * time.Millisecond) // the child is opening its journal
 			brokerKilled <- runKafkaScript(t, "kill-broker", strconv.Itoa(int(leader)))
 		}()
 		// The failover takes the controller's broker session timeout
-		// (9 s): a child killed 1 to 3 s after it is ready dies in it.
-		kill := killPoint{delay: time.Second + time.Duration(round)*time.Second, afterReady: true}
+		// (9 s): a child killed 1 to 2 s after it is ready and the leader
+		// is dead (kill-broker waits until the process is gone) dies in it.
+		kill := killPoint{delay: time.Second + time.Duration(round)*time.Second, afterReady: true, after: brokerDead}
 		keys, killed, err := runChild(t, journal, url, fmt.Sprintf("r%02d", round), kill)
 		if err := <-brokerKilled; err != nil {
 			t.Fatal(err)
@@ -460,6 +488,12 @@ func TestClusterKill9DuringFailover(t *testing.T) {
 		}
 		if killed {
 			childKills++
+			// The child died after the leader (the kill point waits for
+			// kill-broker); the cluster must not have failed over yet.
+			c.checkLeaderNotMoved(topic, 0, leader)
+			if len(keys) > 0 {
+				midStream++
+			}
 		}
 		t.Logf("round %d: node %d killed, child %v, killed=%v: %d records written", round, leader, kill, killed, len(keys))
 		want = append(want, keys...)
@@ -470,6 +504,9 @@ func TestClusterKill9DuringFailover(t *testing.T) {
 
 	if childKills == 0 {
 		t.Errorf("no child was killed during a failover: each finished first")
+	}
+	if midStream == 0 {
+		t.Errorf("no child killed during a failover had written a record: there is nothing to check on the topic")
 	}
 
 	logger, _ := newLogger(t)

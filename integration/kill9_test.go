@@ -198,10 +198,12 @@ func topicOf(url string) string {
 }
 
 // killPoint says when runChild kills the child: delay after it started,
-// or after it reported that its producer is open.
+// or after it reported that its producer is open; with after set, delay
+// after after is closed too (a fault that must have happened first).
 type killPoint struct {
 	delay      time.Duration
 	afterReady bool
+	after      <-chan struct{}
 }
 
 func (k killPoint) String() string {
@@ -266,6 +268,9 @@ func runChild(t *testing.T, journal, url, prefix string, kill killPoint, env ...
 	go func() {
 		if kill.afterReady {
 			<-ready
+		}
+		if kill.after != nil {
+			<-kill.after
 		}
 		time.Sleep(kill.delay)
 		killedCh <- cmd.Process.Kill() == nil
