@@ -235,6 +235,11 @@ func verify(t *testing.T, brokerList, topic string, want []string, opts verifyOp
 // it counted.
 func check(t *testing.T, consumer string, msgs []message, want []string, opts verifyOptions) verified {
 	t.Helper()
+	if len(want) == 0 {
+		// Nothing to find: every check below would pass, whatever the
+		// topic holds (with allowExtra, even garbage).
+		t.Errorf("%s: no record was written: there is nothing to verify", consumer)
+	}
 	wanted := make(map[string]bool, len(want))
 	for _, k := range want {
 		wanted[k] = true
