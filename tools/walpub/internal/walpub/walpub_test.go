@@ -363,8 +363,9 @@ func TestKilledProcessNoBroker(t *testing.T) {
 }
 
 // TestKilledProcessMidStream: a walpub process publishing to a live
-// broker is killed with SIGKILL while records are in flight; after the
-// next run, every record the killed process journaled is on the topic
+// broker is killed with SIGKILL while records are in flight (it must die of
+// the signal, leaving records unconfirmed in its journal); after the next
+// run, every record the killed process journaled is on the topic
 // (duplicates allowed, no loss).
 func TestKilledProcessMidStream(t *testing.T) {
 	c := kfaketest.New(t, kfake.SeedTopics(1, "mid"))
@@ -414,10 +415,15 @@ func killMidStream(t *testing.T, addrs []string, topic string) {
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	cmd.Wait()
+	werr := cmd.Wait()
 	close(stop)
 	pw.Close()
 	<-fed
+	// Kill succeeds on a child that has exited on its own but is not yet
+	// reaped: the fault happened only if the wait status says SIGKILL.
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("the child did not die of the SIGKILL: %v\nchild output:\n%s", werr, out.String())
+	}
 
 	// Everything the killed process journaled, by _id.
 	v, err := wal.OpenView(journal)
@@ -441,6 +447,11 @@ func killMidStream(t *testing.T, addrs []string, topic string) {
 	}
 	v.Close()
 	t.Logf("killed with %d records journaled, %d unconfirmed", len(journaled), pending)
+	if pending == 0 {
+		// Everything was confirmed before the kill: the next run has
+		// nothing to resend, and the test would check no recovery.
+		t.Fatalf("the child was killed with none of its %d journaled records unconfirmed: not mid-stream", len(journaled))
+	}
 
 	r := walpub(t, "", "--journal", journal, url)
 	if r.code != ExitOK {
