@@ -111,6 +111,17 @@ func TestIntegrationSCRAM(t *testing.T) {
 	if js.Pending != len(refused) {
 		t.Errorf("journal after the refused run: %d records pending, want %d", js.Pending, len(refused))
 	}
+	// Nothing was delivered, as the broker sees it (the stats above are the
+	// producer's own view): the topic holds no refused record yet.
+	onBroker := 0
+	for _, m := range consume(t, b, topic) {
+		if strings.HasPrefix(m.key, "b-refused") {
+			onBroker++
+		}
+	}
+	if onBroker > 0 {
+		t.Errorf("%d records reached the broker from the producer with a wrong password", onBroker)
+	}
 
 	// The right password on the same journal delivers them.
 	logger2, _ := newLogger(t)
