@@ -112,7 +112,9 @@ func holdsLog(dir string) bool {
 // not encrypted is refused a key: opened with one, it would be encrypted
 // from then on, and every program using it would need the key. That is
 // for walpub --journal-key-file (or wal.WithEncryption) to start, not a
-// side effect of a maintenance command given a key by mistake.
+// side effect of a maintenance command given a key by mistake. A log is
+// encrypted when it has an encryption file or an encrypted record (as for
+// wal.Open).
 func (c *cli) keyOptions(cmd, dir, keyFile string) ([]wal.Option, bool) {
 	if keyFile == "" {
 		return nil, true
@@ -122,11 +124,26 @@ func (c *cli) keyOptions(cmd, dir, keyFile string) ([]wal.Option, bool) {
 		c.errorf("%s: --key-file: %v", cmd, err)
 		return nil, false
 	}
-	if _, err := os.Stat(filepath.Join(dir, index.EncryptionName)); err != nil && holdsLog(dir) {
+	if _, err := os.Stat(filepath.Join(dir, index.EncryptionName)); err != nil && holdsLog(dir) && !encryptedRecords(dir) {
 		c.errorf("%s: %s is not encrypted: with --key-file it would be from now on (walpub --journal-key-file starts that); give no --key-file", cmd, dir)
 		return nil, false
 	}
 	return []wal.Option{wal.WithEncryption(key)}, true
+}
+
+// encryptedRecords reports whether the log in dir holds an encrypted
+// record, for a log without its encryption file (Repair moves a damaged
+// one aside): it is encrypted all the same, and wal.Open checks the key
+// against that record. A log that cannot be read is not taken for
+// encrypted: a key is refused for it as before (it does not open either
+// way until repaired), rather than risk encrypting a plain log.
+func encryptedRecords(dir string) bool {
+	v, err := wal.OpenView(dir)
+	if err != nil {
+		return false
+	}
+	defer v.Close()
+	return v.Info().Encrypted
 }
 
 // keyError reports a wal.ErrKey from opening the journal in dir.

@@ -249,3 +249,52 @@ func TestKeyOnPlainJournalRefused(t *testing.T) {
 		t.Errorf("%d pending, want the 1 record written", n)
 	}
 }
+
+// TestKeyOnJournalWithoutEncryptionFile: an encrypted journal whose
+// encryption file is gone (walcat repair moves a damaged one aside) is
+// still encrypted: its records are, and wal.Open needs the key (it checks
+// it against a record). import-hop and dead-letters must take the right
+// key for it, not call the journal unencrypted and refuse the key, while
+// without a key they fail with ErrKey.
+func TestKeyOnJournalWithoutEncryptionFile(t *testing.T) {
+	base := t.TempDir()
+	key, keyFile, other := keyFiles(t, base)
+	dir := filepath.Join(base, "walpub.journal")
+	l, err := wal.Open(dir, wal.WithEncryption(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append([]byte("secret")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"dead-letters", "--drop", "--key-file", keyFile, dir},
+		{"import-hop", "--key-file", keyFile, hopTestdata("v2.journal"), dir},
+	} {
+		if err := os.Remove(filepath.Join(dir, "encryption")); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if r := walcat(t, args...); r.code != ExitOK {
+			t.Errorf("%v: exit %d: %s%s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	// Another key is still refused.
+	if err := os.Remove(filepath.Join(dir, "encryption")); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	r := walcat(t, "dead-letters", "--drop", "--key-file", other, dir)
+	if r.code != ExitDamaged || !strings.Contains(r.stderr, "is encrypted, and --key-file gave no key or another key") {
+		t.Errorf("another key: exit %d: %s%s", r.code, r.stdout, r.stderr)
+	}
+	l, err = wal.Open(dir, wal.WithEncryption(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if n := l.Stats().Pending; n != 3 {
+		t.Fatalf("%d records pending, want 3 (the one written, the 2 imported)", n)
+	}
+}
