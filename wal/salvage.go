@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"crypto/hmac"
 	"errors"
 	"fmt"
 	"iter"
@@ -43,9 +44,11 @@ func Salvage(dir string) iter.Seq2[RecordInfo, error] {
 }
 
 // SalvageWithKey is Salvage that opens encrypted records with key (see
-// WithEncryption). A record that does not authenticate (altered, or
-// encrypted under another key) is reported as damage, a *CorruptionError
-// caused by ErrAuth, and the reading goes on.
+// WithEncryption). A key that the log's encryption file, where it is
+// intact, says is not the log's ends the iteration at once with ErrKey.
+// A record that does not authenticate (altered, or encrypted under
+// another key where that file is damaged or missing) is reported as
+// damage, a *CorruptionError caused by ErrAuth, and the reading goes on.
 func SalvageWithKey(dir string, key []byte) iter.Seq2[RecordInfo, error] {
 	return func(yield func(RecordInfo, error) bool) {
 		sl, err := segment.NewSealer(key)
@@ -58,6 +61,21 @@ func SalvageWithKey(dir string, key []byte) iter.Seq2[RecordInfo, error] {
 }
 
 func salvage(fsys vfs.FS, dir string, sl *segment.Sealer, yield func(RecordInfo, error) bool) {
+	// Another key would make every encrypted record look damaged: where
+	// the encryption file can tell, it is refused as Open refuses it. A
+	// file that cannot be read or decoded tells nothing here (damage is
+	// what Salvage reads through).
+	if sl != nil {
+		path := vfs.Join(dir, index.EncryptionName)
+		if b, err := readFileUpTo(fsys, path, index.EncryptionSize+1); err == nil {
+			if e, err := index.DecodeEncryption(b); err == nil {
+				if check := sl.KeyCheck(e.CheckInput()); !hmac.Equal(check[:], e.Check[:]) {
+					yield(RecordInfo{}, fmt.Errorf("%w: the key check in %s does not match", ErrKey, path))
+					return
+				}
+			}
+		}
+	}
 	ids, err := listSegments(fsys, dir)
 	if err != nil {
 		yield(RecordInfo{}, err)
