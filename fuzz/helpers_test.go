@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -344,15 +343,6 @@ func verifyAgainstFiles(files snapshot, recs []rec) error {
 		}
 	}
 	return nil
-}
-
-// heapAllocs returns the bytes allocated by f.
-func heapAllocs(f func()) uint64 {
-	var a, b runtime.MemStats
-	runtime.ReadMemStats(&a)
-	f()
-	runtime.ReadMemStats(&b)
-	return b.TotalAlloc - a.TotalAlloc
 }
 
 // baseLog is testdata/baselog: a small real log (three segments, two of

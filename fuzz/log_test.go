@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/walpub/walpub/internal/testutil"
 	"github.com/walpub/walpub/wal"
 	"github.com/walpub/walpub/wal/index"
 	"github.com/walpub/walpub/wal/segment"
@@ -108,7 +109,7 @@ func FuzzSegmentScan(f *testing.F) {
 			}
 		}
 		var err error
-		if n := heapAllocs(func() { err = scanCheck(dir, files) }); n > allowed {
+		if n := testutil.LeastAlloc(1, func() { err = scanCheck(dir, files) }); n > allowed {
 			t.Errorf("opening a %d-byte segment allocated %d bytes (allowed %d)", len(file), n, allowed)
 		}
 		if err != nil {
@@ -375,7 +376,7 @@ func FuzzLogDir(f *testing.F) {
 			size += len(b)
 		}
 		allowed := fixedAlloc + 64*uint64(size)
-		if n := heapAllocs(func() { _, err = checkDamaged(dir, bl.pending) }); n > allowed {
+		if n := testutil.LeastAlloc(1, func() { _, err = checkDamaged(dir, bl.pending) }); n > allowed {
 			t.Errorf("%s damaged by %v: opening a log of %d bytes allocated %d bytes (allowed %d)", name, ms, size, n, allowed)
 		}
 		if err != nil {
@@ -406,7 +407,7 @@ func checkLogSet(t *testing.T, file uint8, ops []byte, set []byte) {
 	}
 	allowed := fixedAlloc + 64*uint64(size)
 	var err error
-	if n := heapAllocs(func() { err = scanCheck(dir, files) }); n > allowed {
+	if n := testutil.LeastAlloc(1, func() { err = scanCheck(dir, files) }); n > allowed {
 		t.Errorf("log set %x, %s damaged by %v: opening %d bytes allocated %d bytes (allowed %d)", set, name, ms, size, n, allowed)
 	}
 	if err != nil {

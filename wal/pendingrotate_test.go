@@ -17,7 +17,30 @@ func TestPendingSeesAckAfterRotation(t *testing.T) {
 		}
 	}
 	acked := map[uint64]bool{}
-	first := true
+	pendingWhileAcking(t, l, acked, func(uint64) {
+		// Seal the segment being iterated: fill it past its end.
+		for range 40 {
+			if _, err := l.Append(make([]byte, 3000)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if st := l.Stats(); st.Segments < 2 {
+			t.Fatalf("no rotation: %+v", st)
+		}
+		if err := l.Ack(5); err != nil {
+			t.Fatal(err)
+		}
+		acked[5] = true
+	})
+}
+
+// pendingWhileAcking iterates l.Pending, calling during on the first
+// record yielded (where the test rotates, merges and acknowledges), and
+// fails if it yields a record acked holds: one acknowledged during the
+// iteration. It returns the seqs yielded.
+func pendingWhileAcking(t *testing.T, l *Log, acked map[uint64]bool, during func(first uint64)) []uint64 {
+	t.Helper()
+	var yielded []uint64
 	for r, err := range l.Pending() {
 		if err != nil {
 			t.Fatal(err)
@@ -25,23 +48,11 @@ func TestPendingSeesAckAfterRotation(t *testing.T) {
 		if acked[r.Seq] {
 			t.Fatalf("Pending yielded record %d, acknowledged during the iteration", r.Seq)
 		}
-		if first {
-			first = false
-			// Seal the segment being iterated: fill it past its end.
-			for range 40 {
-				if _, err := l.Append(make([]byte, 3000)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if st := l.Stats(); st.Segments < 2 {
-				t.Fatalf("no rotation: %+v", st)
-			}
-			if err := l.Ack(5); err != nil {
-				t.Fatal(err)
-			}
-			acked[5] = true
+		if yielded = append(yielded, r.Seq); len(yielded) == 1 {
+			during(r.Seq)
 		}
 	}
+	return yielded
 }
 
 // TestPendingSeesAckAfterMerge: Pending is iterating a sealed segment when
@@ -70,28 +81,15 @@ func TestPendingSeesAckAfterMerge(t *testing.T) {
 			acked[q] = true
 		}
 	}
-	first := true
-	var yielded []uint64
-	for r, err := range l.Pending() {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if acked[r.Seq] {
-			t.Fatalf("Pending yielded record %d, acknowledged during the iteration", r.Seq)
-		}
-		yielded = append(yielded, r.Seq)
-		if !first {
-			continue
-		}
-		first = false
+	yielded := pendingWhileAcking(t, l, acked, func(first uint64) {
 		var qs []uint64
-		for q := r.Seq + 1; q < last-2; q++ {
+		for q := first + 1; q < last-2; q++ {
 			qs = append(qs, q)
 		}
 		ack(qs...)
 		waitCompacted(t, dir, 1)
 		ack(last - 1) // copied into the merged segment, acknowledged there
-	}
+	})
 	for _, q := range []uint64{last - 2, last} {
 		if !slices.Contains(yielded, q) {
 			t.Errorf("record %d, pending, was not yielded", q)
@@ -147,26 +145,13 @@ func TestPendingSeesAckAfterSecondMerge(t *testing.T) {
 		}
 		t.Fatalf("segment 1 not merged into generation %d", gen)
 	}
-	first := true
-	var yielded []uint64
-	for r, err := range l.Pending() {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if acked[r.Seq] {
-			t.Fatalf("Pending yielded record %d, acknowledged during the iteration", r.Seq)
-		}
-		yielded = append(yielded, r.Seq)
-		if !first {
-			continue
-		}
-		first = false
-		ack(r.Seq+1, end-12) // segment 1 keeps 12 records: merged
+	yielded := pendingWhileAcking(t, l, acked, func(first uint64) {
+		ack(first+1, end-12) // segment 1 keeps 12 records: merged
 		merge(1)
 		ack(end-12, end-3) // the merged copy keeps 3: merged again
 		merge(2)
 		ack(end-3, end-2) // acknowledged in the second copy's bitmap
-	}
+	})
 	for _, q := range []uint64{end - 2, end - 1} {
 		if !slices.Contains(yielded, q) {
 			t.Errorf("record %d, pending, was not yielded", q)

@@ -6,9 +6,10 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/walpub/walpub/internal/testutil"
 )
 
 // FuzzReadJournal feeds arbitrary bytes to the hop journal reader, seeded
@@ -141,7 +142,7 @@ func FuzzCheck(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, format := range []string{FormatJSON, FormatVOEvent, FormatAvro, FormatGCNTextNotice, FormatCircular, FormatExternal} {
 			var err error
-			allocs := heapBytes(func() { err = Check(format, b) })
+			allocs := testutil.LeastAlloc(1, func() { err = Check(format, b) })
 			if allocs > 64*uint64(len(b))+1<<20 {
 				t.Fatalf("Check(%s) of %d bytes allocated %d bytes", format, len(b), allocs)
 			}
@@ -151,14 +152,4 @@ func FuzzCheck(f *testing.F) {
 			}
 		}
 	})
-}
-
-// heapBytes returns the bytes fn allocated on the heap (other goroutines'
-// allocations meanwhile count too).
-func heapBytes(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
 }
