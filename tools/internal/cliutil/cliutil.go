@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 )
 
 // PrintFlags prints fs's flags as "--name value" with their help and
@@ -80,7 +81,9 @@ const KeyFileHelp = "64 hexadecimal characters (a 32-byte AES-256 key; white spa
 // group or others may read or write (mode bits 0o077) is refused: the key
 // is the journal's confidentiality.
 func ReadKeyFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	// Non-blocking: opening a FIFO for reading would wait for a writer,
+	// and the check that the key file is a regular file comes after.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}

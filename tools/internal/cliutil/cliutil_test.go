@@ -4,7 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestReadKeyFileModeMessage checks that a key file refused for its mode
@@ -41,5 +43,32 @@ func TestReadKeyFileModeMessage(t *testing.T) {
 	}
 	if key, err := ReadKeyFile(path); err != nil || len(key) != 32 {
 		t.Errorf("mode 0400: %d bytes, %v", len(key), err)
+	}
+}
+
+// TestReadKeyFileFIFO: a key file that is a FIFO is refused at once as
+// not a regular file; opening it for reading used to wait for a writer,
+// for good.
+func TestReadKeyFileFIFO(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal.key")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := ReadKeyFile(path)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Fatalf("ReadKeyFile of a FIFO: %v, want an error saying it is not a regular file", err)
+		}
+	case <-time.After(10 * time.Second):
+		// Let the goroutine go: a writer ends its wait.
+		if w, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
+			w.Close()
+		}
+		t.Fatal("ReadKeyFile of a FIFO still waits after 10 s")
 	}
 }
