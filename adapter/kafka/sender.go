@@ -41,14 +41,17 @@ const (
 // finds the entry without a closure per record.
 type entry struct {
 	context.Context
-	rec   *kgo.Record // &r, or a record that is not ours to send (dead letters)
-	r     kgo.Record
-	hdrs  [2]kgo.RecordHeader // room for the usual headers: the _id and one more
-	seq   uint64
-	size  int // encoded bytes, for the in-flight window
-	solo  bool
-	state entryState
-	key   holdKey
+	rec  *kgo.Record // &r, or a record that is not ours to send (dead letters)
+	r    kgo.Record
+	hdrs [2]kgo.RecordHeader // room for the usual headers: the _id and one more
+	seq  uint64
+	size int // encoded bytes, for the in-flight window
+	solo bool
+	// noPart counts the tries the client failed for a partition its
+	// metadata does not have (badPartitionTries).
+	noPart uint8
+	state  entryState
+	key    holdKey
 	// part is the partition the client buffered the record for, -1 until
 	// it did (see partHook); set on the client's goroutines.
 	part atomic.Int32
@@ -164,7 +167,6 @@ type sender struct {
 	nHeld     int // records waiting in holds, counted in the window
 	heldBytes int
 	backoffs  map[holdKey]time.Duration // last backoff per key, until it delivers again
-	badPart   map[holdKey]int           // consecutive "no such partition" failures per key
 	notBefore time.Time                 // journal reads wait until then after a read error
 	backoff   time.Duration             // for journal read errors
 	stopping  bool                      // shutting down: failures are left in the journal
@@ -204,8 +206,7 @@ type sender struct {
 // producer's watermarks.
 func newSender(p *Producer) (*sender, error) {
 	s := &sender{p: p, log: p.cfg.logger, wake: make(chan struct{}, 1),
-		holds: make(map[holdKey]*hold), backoffs: make(map[holdKey]time.Duration),
-		badPart: make(map[holdKey]int)}
+		holds: make(map[holdKey]*hold), backoffs: make(map[holdKey]time.Duration)}
 	for rec, err := range p.journal.Pending() {
 		if err != nil {
 			return nil, fmt.Errorf("kafka: reading journal: %w", err)
@@ -314,9 +315,9 @@ const (
 	failNoPartition                 // its partition does not exist (yet?)
 )
 
-// badPartitionTries is how many times in a row a partition that the client
+// badPartitionTries is how many times a record whose partition the client
 // says does not exist is tried, the client's metadata refreshed between
-// tries, before its records are dead-lettered.
+// tries, before it is dead-lettered.
 const badPartitionTries = 3
 
 // classify decides what a failed attempt calls for. Errors that are not
@@ -390,7 +391,6 @@ func (s *sender) complete() {
 		if c.err == nil {
 			e.state = stateLeft
 			delete(s.backoffs, e.key)
-			delete(s.badPart, e.key)
 			delivered = append(delivered, e)
 			continue
 		}
@@ -407,7 +407,9 @@ func (s *sender) complete() {
 		if kind == failNoPartition {
 			kind = failRetry
 			if !s.stopping {
-				if s.badPart[e.key]++; s.badPart[e.key] >= badPartitionTries {
+				// Counted per record: the records of a partition
+				// fail together, each try.
+				if e.noPart++; e.noPart >= badPartitionTries {
 					kind = failDeadLetter
 				} else {
 					refresh = true
