@@ -951,14 +951,16 @@ func (s *sender) read() *entry {
 		if err != nil {
 			// Not ours: keep the bytes in the dead-letter log.
 			e := &entry{seq: seq, rec: &kgo.Record{Value: data}, size: len(data)}
-			if moved, _ := s.bury([]deadRecord{{e, fmt.Errorf("undecodable journal record: %w", err)}}); len(moved) == 0 {
+			moved, _ := s.bury([]deadRecord{{e, fmt.Errorf("undecodable journal record: %w", err)}})
+			if len(moved) == 0 {
 				s.delay() // it stays journaled; try again later
 				return nil
 			}
-			if aerr := s.p.journal.Ack(seq); aerr != nil {
-				s.log.Error("kafka: acknowledging in the journal", "seq", seq, "err", aerr)
+			// Acknowledged, counted and reported as every dead letter.
+			s.unacked = append(s.unacked, settled(moved[0]))
+			if s.journalAcks() {
+				s.publishProgress(true)
 			}
-			s.p.deadLettered.Add(1)
 			s.advance()
 			continue
 		}
