@@ -63,9 +63,13 @@
 //     window (WithMaxInFlight): the client keeps retrying them, and while
 //     they take the whole window nothing else is sent, as with a bare
 //     franz-go client, whose buffer (kgo.MaxBufferedRecords) they would
-//     fill the same way. (A record handed to the client in the instant between
-//     the client failing its partition's records and reporting it can
-//     still land first; see sender.go.)
+//     fill the same way. One exception: when the client gives up on a
+//     partition's records (an error it does not retry itself, such as a
+//     too-large record or a refused authorization), the sender learns it
+//     from the client's completion queue, behind the confirmations queued
+//     before; the records of that partition it hands the client meanwhile,
+//     up to the in-flight window, can land before the failed ones are
+//     resent (see sender.go).
 //   - Every record carries a 16-byte "_id" header (a random version 4 UUID,
 //     as the reference's duplicate-detection header), chosen at Write and
 //     journaled, so that it is the same in every copy; a caller's own "_id"

@@ -201,9 +201,9 @@ func testHealthyPartitionsFlow(t *testing.T, manual bool) {
 	// Small records before and after a large one, to healthy partitions
 	// and to partition 0. The large one's batch neighbours fail with it
 	// and are resent alone. The records after it are written once it is
-	// dead-lettered: one written in the instant between the client
-	// failing a partition's records and reporting it could land first
-	// (see sender.go), which is not what this test is about.
+	// dead-lettered: one written between the client failing a
+	// partition's records and the sender running its report could land
+	// first (see sender.go), which is not what this test is about.
 	const n = 1000
 	healthy, unavailable := 0, 1
 	write := func(from, to int) {

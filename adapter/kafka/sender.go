@@ -138,9 +138,13 @@ type completion struct {
 // a failed record's partition (partHook tells which do), waits out its
 // backoff, then resends them in seq order before anything newer of its
 // partition or topic. So per partition no record overtakes an earlier one,
-// with one exception: a record handed to the client in the moment between
-// the client failing a partition's records and reporting it (microseconds,
-// one Produce call at most) can land before them. By default the client
+// with one exception: the sender learns of a failure when it runs the
+// client's report of it, which comes through the client's completion
+// queue behind the confirmations queued before it (the client's hooks run
+// on that queue too: there is no earlier signal). Records of the failed
+// partition handed to the client until then, up to the in-flight window,
+// can land before the failed ones are resent: measured, 130 records of
+// 5000 with 8 failures on one partition of three. By default the client
 // retries every retriable error itself, so failures it reports are errors
 // no retry fixes (or a topic that stays unknown), and this takes a
 // record-level error such as a too-large record to occur at all.
