@@ -89,8 +89,13 @@ func (r *run) publish(p *kafka.Producer) error {
 					}
 					last = time.Now()
 				case now := <-tick.C:
-					if in := r.input.Load(); in != nil && in.blocked.Load() && len(chunks) == 0 ||
-						now.Sub(last) > interruptGrace || r.isAborted() {
+					if in := r.input.Load(); in != nil && in.blocked.Load() && len(chunks) == 0 {
+						// The read may never return: name what the
+						// reader holds of a line begun.
+						r.noteCut(in, in.heldLine.Load(), in.heldBytes.Load())
+						return nil
+					}
+					if now.Sub(last) > interruptGrace || r.isAborted() {
 						return nil
 					}
 				}
@@ -115,13 +120,21 @@ const interruptGrace = 2 * time.Second
 // then it ends the input (io.EOF, cut set) instead of reading more, so
 // that the lines already read are handed over, not more. Before each read
 // that may wait, it hands over the lines parsed so far (flush): while it
-// waits (blocked), everything read from the input is handed over.
+// waits (blocked), everything read from the input is handed over but the
+// start of a line (or of a --whole input) that held reports: heldLine and
+// heldBytes, for publish to name them when it does not wait for the read.
 type inputReader struct {
 	r       io.Reader
+	name    string
 	intr    <-chan struct{}
 	flush   func() bool
+	held    func() (line, bytes int64) // nil: every byte read is held (--whole)
+	read    int64                      // bytes read so far
 	blocked atomic.Bool
 	cut     atomic.Bool
+	noted   atomic.Bool // the bytes cut have been named
+
+	heldLine, heldBytes atomic.Int64
 }
 
 func (in *inputReader) Read(p []byte) (int, error) {
@@ -134,10 +147,30 @@ func (in *inputReader) Read(p []byte) (int, error) {
 	if in.interrupted() {
 		return 0, io.EOF
 	}
+	line, held := int64(0), in.read
+	if in.held != nil {
+		line, held = in.held()
+	}
+	in.heldLine.Store(line)
+	in.heldBytes.Store(held)
 	in.blocked.Store(true)
 	n, err := in.r.Read(p)
+	in.read += int64(n)
 	in.blocked.Store(false)
 	return n, err
+}
+
+// noteCut names, once, the bytes of in that an interrupt left read but
+// not journaled: the start of line (0: of a --whole input).
+func (r *run) noteCut(in *inputReader, line, bytes int64) {
+	if bytes == 0 || in.noted.Swap(true) {
+		return
+	}
+	if line == 0 {
+		r.notef("interrupted while reading %s: its %d bytes read so far are not journaled", in.name, bytes)
+		return
+	}
+	r.notef("interrupted while reading %s: its line %d, %d bytes read so far, is not journaled", in.name, line, bytes)
 }
 
 func (in *inputReader) interrupted() bool {
@@ -198,7 +231,7 @@ func (r *run) readFile(name string, send func(chunk) bool) bool {
 	} else {
 		name = "standard input"
 	}
-	ir := &inputReader{r: in, intr: r.interrupted}
+	ir := &inputReader{r: in, name: name, intr: r.interrupted}
 	r.input.Store(ir)
 	in = ir
 	if r.cfg.whole {
@@ -208,9 +241,7 @@ func (r *run) readFile(name string, send func(chunk) bool) bool {
 			return false
 		}
 		if ir.cut.Load() {
-			if len(data) > 0 {
-				r.notef("interrupted while reading %s: its %d bytes read so far are not journaled", name, len(data))
-			}
+			r.noteCut(ir, 0, int64(len(data)))
 			return false
 		}
 		rec := r.record(data)
@@ -232,19 +263,24 @@ func (r *run) readFile(name string, send func(chunk) bool) bool {
 		return ok
 	}
 	ir.flush = flush
-	for lineNo := 1; ; lineNo++ {
+	lineNo := 1
+	var long []byte // a line longer than br's buffer, so far
+	// Before a read, br holds only the start of a line: ReadSlice reads
+	// when it finds no '\n'.
+	ir.held = func() (int64, int64) { return int64(lineNo), int64(len(long) + br.Buffered()) }
+	for ; ; lineNo++ {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
-			long := append([]byte(nil), line...)
+			long = append([]byte(nil), line...)
 			for errors.Is(err, bufio.ErrBufferFull) {
 				line, err = br.ReadSlice('\n')
 				long = append(long, line...)
 			}
-			line = long
+			line, long = long, nil
 		}
 		if len(line) > 0 && err == io.EOF && ir.cut.Load() {
 			// The rest of this line was never read: not a record.
-			r.notef("interrupted while reading %s: its line %d, %d bytes read so far, is not journaled", name, lineNo, len(line))
+			r.noteCut(ir, int64(lineNo), int64(len(line)))
 			line = nil
 		}
 		if len(line) > 0 {

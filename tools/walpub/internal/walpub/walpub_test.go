@@ -313,6 +313,39 @@ func TestInterruptKeepsWhatWasRead(t *testing.T) {
 	}
 }
 
+// TestInterruptNamesLineBegun: walpub has read the start of a line (or of
+// a --whole input) and waits in a read for the rest when SIGINT comes: it
+// does not wait for that read, and the bytes it read are not journaled,
+// so it names them on stderr, as --help says.
+func TestInterruptNamesLineBegun(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		input string
+		want  string
+		n     int // records journaled before the interrupt
+	}{
+		{nil, "a\nb\npart", "interrupted while reading standard input: its line 3, 4 bytes read so far, is not journaled", 2},
+		{[]string{"--whole"}, "part", "interrupted while reading standard input: its 4 bytes read so far are not journaled", 0},
+	} {
+		journal := filepath.Join(t.TempDir(), "j")
+		pr, pw := io.Pipe()
+		w := startSignalled(pr, append([]string{"--journal", journal}, tc.args...)...)
+		if _, err := io.WriteString(pw, tc.input); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "the records journaled", func() bool {
+			in, ok := journalInfo(t, journal)
+			return ok && in.Records == tc.n
+		})
+		w.sigs <- os.Interrupt
+		code := <-w.done
+		pw.Close()
+		if code != 128+int(syscall.SIGINT) || !strings.Contains(w.errOut.String(), tc.want) {
+			t.Errorf("walpub %v, %q read, then SIGINT: exit %d, stderr lacks %q:\n%s%s", tc.args, tc.input, code, tc.want, w.out.String(), w.errOut.String())
+		}
+	}
+}
+
 // child starts the test binary as a walpub process.
 func child(t *testing.T, stdin io.Reader, args ...string) (*exec.Cmd, *testutil.SyncBuffer) {
 	t.Helper()
