@@ -563,6 +563,19 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// TestSASLEnvEmbedded: $WALPUB_SASL, exported for the real broker, does
+// not stop a run on the embedded broker, which uses no SASL: it is
+// --sasl's default, and the embedded broker refuses only --sasl given.
+func TestSASLEnvEmbedded(t *testing.T) {
+	var out, errOut testutil.SyncBuffer
+	code := Main(context.Background(), []string{"--journal", filepath.Join(t.TempDir(), "j")}, Env{
+		Stdin: strings.NewReader("x\n"), Stdout: &out, Stderr: &errOut,
+		Getenv: func(k string) string { return map[string]string{SASLEnv: "SCRAM-SHA-512:alice:secret"}[k] }})
+	if code != ExitOK || !strings.Contains(out.String(), "1 records journaled, 1 confirmed by the broker") {
+		t.Errorf("WALPUB_SASL set, no URL: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+}
+
 // TestRealBroker publishes to the broker of scripts/kafka.sh, plaintext
 // and, in the subtest SCRAM, through its SCRAM listener (which skips when
 // KAFKA_SCRAM_BROKERS is unset: .ci/run fails on that skip).
