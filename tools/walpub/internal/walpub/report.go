@@ -59,12 +59,18 @@ func (r *run) finish(p *kafka.Producer, inputErr, closeErr error) int {
 	st := p.Stats()
 	left := st.Queued + st.InFlight
 	elapsed := time.Since(r.start)
-	earlier := ""
-	if r.leftover > 0 {
-		earlier = fmt.Sprintf(" (%d of them left by an earlier run)", r.leftover)
+	journaled, confirmed := "", ""
+	switch {
+	case r.leftover == 0:
+	case left == 0 && st.DeadLettered == 0:
+		// Every record was confirmed, the earlier run's too.
+		confirmed = fmt.Sprintf(" (%d of them left by an earlier run)", r.leftover)
+	default:
+		// Which of the confirmed records an earlier run left is not told.
+		journaled = fmt.Sprintf(" (and %d an earlier run left)", r.leftover)
 	}
-	fmt.Fprintf(r.env.Stdout, "walpub: %d records journaled, %d confirmed by the broker%s, %d unconfirmed in %s; %.2fs, %.0f records/s\n",
-		r.written.Load(), st.Delivered, earlier, left, r.cfg.journal, elapsed.Seconds(), float64(st.Delivered)/elapsed.Seconds())
+	fmt.Fprintf(r.env.Stdout, "walpub: %d records journaled%s, %d confirmed by the broker%s, %d unconfirmed in %s; %.2fs, %.0f records/s\n",
+		r.written.Load(), journaled, st.Delivered, confirmed, left, r.cfg.journal, elapsed.Seconds(), float64(st.Delivered)/elapsed.Seconds())
 
 	code := ExitOK
 	fail := func(format string, a ...any) {

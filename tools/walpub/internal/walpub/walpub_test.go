@@ -194,6 +194,26 @@ func TestUnconfirmedThenResent(t *testing.T) {
 	}
 }
 
+// TestSummaryLeftoverUnconfirmed: when the records an earlier run left
+// are not confirmed this time either, the summary does not count them
+// among the confirmed ("0 confirmed by the broker (3 of them left by an
+// earlier run)"); it says they were to send besides the run's own.
+func TestSummaryLeftoverUnconfirmed(t *testing.T) {
+	journal := filepath.Join(t.TempDir(), "j")
+	url := deadURL(t, "left")
+	if r := walpub(t, "a\nb\nc\n", "--journal", journal, "--drain-timeout", "10ms", url); r.code != ExitUnconfirmed {
+		t.Fatal(r)
+	}
+	r := walpub(t, "d\n", "--journal", journal, "--drain-timeout", "10ms", url)
+	if r.code != ExitUnconfirmed {
+		t.Fatal(r)
+	}
+	if strings.Contains(r.stdout, "of them left by an earlier run") ||
+		!strings.Contains(r.stdout, "walpub: 1 records journaled (and 3 an earlier run left), 0 confirmed by the broker, 4 unconfirmed in "+journal) {
+		t.Errorf("summary: %s", r)
+	}
+}
+
 // TestEmbeddedRefusesForeignJournal: the embedded broker must not swallow
 // records an earlier run left for another broker's topic.
 func TestEmbeddedRefusesForeignJournal(t *testing.T) {
