@@ -85,6 +85,39 @@ func TestRealBrokerRefusesEmbeddedJournal(t *testing.T) {
 	}
 }
 
+// TestEmbeddedJournalOtherTopic: records an embedded-broker trial with
+// --topic left are refused by an embedded run for another topic, which
+// tells how to have them taken: by an embedded run with the trial's
+// topic, as the README says, not by a real broker, which refuses them
+// (and told to run the embedded broker). Following the advice works.
+func TestEmbeddedJournalOtherTopic(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "j")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, binding.File), []byte(binding.Embedded+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := wal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(encodedRecord(t, "trial", "left")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := walpub(t, "", "--journal", dir)
+	want := "walpub --journal " + dir + " --topic trial </dev/null"
+	if r.code != ExitError || !strings.Contains(r.stderr, want) || strings.Contains(r.stderr, "kafka://") {
+		t.Fatalf("an embedded run for another topic: stderr lacks %q or sends them to a real broker: %s", want, r)
+	}
+	if r := walpub(t, "", "--journal", dir, "--topic", "trial"); r.code != ExitOK {
+		t.Fatalf("following the advice: %s", r)
+	}
+}
+
 // encodedRecord is a journal record as the producer journals it, with
 // its own _id.
 func encodedRecord(t *testing.T, topic, value string) []byte {

@@ -748,7 +748,7 @@ func (r *run) bindJournal() (int, bool) {
 			// Left by a run on the embedded broker (a trial, say): sent
 			// to a real cluster they would land where nobody meant them.
 			r.notef("the journal %s holds %d records journaled for the embedded broker; they are not sent to %s", dir, pending, want)
-			r.notef("drop them (walpub --journal %s </dev/null lets the embedded broker take them) or use another --journal", dir)
+			r.notef("drop them (walpub --journal %s </dev/null lets the embedded broker take them, with the earlier run's --topic if it had one) or use another --journal", dir)
 			return ExitUsage, false
 		}
 		if pending > 0 && want == binding.Embedded {
@@ -769,8 +769,10 @@ func (r *run) bindJournal() (int, bool) {
 }
 
 // checkEmbeddedJournal refuses to hand an in-memory broker the records an
-// earlier run left for another topic (most likely for a real broker): the
-// embedded broker would confirm them and the journal would forget them.
+// earlier run left for another topic: the embedded broker would confirm
+// them and the journal would forget them, and the read-back would not see
+// them. They are for the embedded broker (bindJournal refused others): a
+// run with their --topic takes them.
 func (r *run) checkEmbeddedJournal() (int, bool) {
 	if _, err := os.Stat(r.cfg.journal); err != nil {
 		return 0, true // a new journal; NewProducer reports other trouble
@@ -813,9 +815,16 @@ func (r *run) checkEmbeddedJournal() (int, bool) {
 	for t, n := range others {
 		list = append(list, fmt.Sprintf("%d for %q", n, t))
 	}
+	slices.Sort(list)
 	r.notef("the journal %s holds records an earlier run left unconfirmed (%s); the embedded broker would swallow them",
 		r.cfg.journal, strings.Join(list, ", "))
-	r.notef("send them to their broker (walpub kafka://HOST:PORT/TOPIC </dev/null) or use another --journal")
+	if _, bad := others["(not a journal record)"]; len(others) == 1 && !bad {
+		for t := range others {
+			r.notef("walpub --journal %s --topic %s </dev/null lets the embedded broker take them; or use another --journal", r.cfg.journal, t)
+		}
+	} else {
+		r.notef("use another --journal")
+	}
 	return ExitError, false
 }
 
