@@ -284,8 +284,10 @@ func (r *run) readFile(name string, send func(chunk) bool) bool {
 			line = nil
 		}
 		if len(line) > 0 {
-			line = bytes.TrimSuffix(line, []byte("\n"))
-			line = bytes.TrimSuffix(line, []byte("\r"))
+			if l, ok := bytes.CutSuffix(line, []byte("\n")); ok {
+				// "\r" alone, at the end of the input, is no line ending.
+				line = bytes.TrimSuffix(l, []byte("\r"))
+			}
 			start := len(arena)
 			arena = append(arena, line...)
 			rec := r.record(arena[start:len(arena):len(arena)])

@@ -105,6 +105,19 @@ func TestLinesFromFiles(t *testing.T) {
 	}
 }
 
+// TestLastLineCR: a "\r" ending the last line, with no "\n" after it, is
+// not a line ending ("\n" or "\r\n"): it stays in the record.
+func TestLastLineCR(t *testing.T) {
+	c := kfaketest.New(t, kfake.SeedTopics(1, "cr"))
+	r := walpub(t, "a\r\nb\r", "--journal", filepath.Join(t.TempDir(), "j"), kfaketest.URL(c, "cr"))
+	if r.code != ExitOK {
+		t.Fatal(r)
+	}
+	if got, want := values(readTopic(t, c.ListenAddrs(), "cr")), []string{"a", "b\r"}; !slices.Equal(got, want) {
+		t.Fatalf("values %q, want %q", got, want)
+	}
+}
+
 // TestWholeFiles: --whole makes each file one record, byte for byte.
 func TestWholeFiles(t *testing.T) {
 	c := kfaketest.New(t, kfake.SeedTopics(1, "files"))
