@@ -209,7 +209,8 @@ func (r *run) read(out chan<- chunk, stop <-chan struct{}) {
 	if len(files) == 0 {
 		files = []string{"-"}
 	}
-	for _, name := range files {
+	for i, name := range files {
+		r.reading.Store(int64(i))
 		if !r.readFile(name, send) {
 			return
 		}

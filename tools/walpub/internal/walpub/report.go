@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/walpub/walpub/adapter/kafka"
@@ -91,6 +92,10 @@ func (r *run) finish(p *kafka.Producer, inputErr, closeErr error) int {
 	}
 	if inputErr != nil {
 		fail("%v", inputErr)
+		// The input stops at the error: the files after it are not read.
+		if i := int(r.reading.Load()) + 1; i < len(r.cfg.files) {
+			r.notef("not read: %s", strings.Join(r.cfg.files[i:], " "))
+		}
 	}
 	if closeErr != nil && !errors.Is(closeErr, context.Canceled) {
 		fail("%v", closeErr)

@@ -455,6 +455,7 @@ type run struct {
 
 	keyBytes []byte       // --key
 	written  atomic.Int64 // records whose Write returned
+	reading  atomic.Int64 // the index in cfg.files of the file being read
 	leftover int          // unconfirmed records of an earlier run, at the start
 
 	interrupted chan struct{}               // closed at the first signal

@@ -118,6 +118,33 @@ func TestLastLineCR(t *testing.T) {
 	}
 }
 
+// TestInputErrorNamesFilesNotRead: a FILE that fails in a read stops the
+// input there; the lines of the files after it, neither journaled nor
+// read, are named (the files) on stderr, with exit 1.
+func TestInputErrorNamesFilesNotRead(t *testing.T) {
+	const bad = "/proc/self/mem" // its first read fails: EIO
+	if f, err := os.Open(bad); err != nil {
+		t.Skip(err)
+	} else if _, err := f.Read(make([]byte, 1)); err == nil {
+		f.Close()
+		t.Skipf("%s reads", bad)
+	} else {
+		f.Close()
+	}
+	dir := t.TempDir()
+	before, after := filepath.Join(dir, "before"), filepath.Join(dir, "after")
+	for _, f := range []string{before, after} {
+		if err := os.WriteFile(f, []byte("x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := walpub(t, "", "--journal", filepath.Join(dir, "j"), before, bad, after)
+	if r.code != ExitError || !strings.Contains(r.stdout, "1 records journaled, 1 confirmed") ||
+		!strings.Contains(r.stderr, "reading "+bad) || !strings.Contains(r.stderr, "not read: "+after) {
+		t.Errorf("walpub before %s after: %s", bad, r)
+	}
+}
+
 // TestWholeFiles: --whole makes each file one record, byte for byte.
 func TestWholeFiles(t *testing.T) {
 	c := kfaketest.New(t, kfake.SeedTopics(1, "files"))
