@@ -37,7 +37,10 @@ const (
 // interrupt comes, or Write fails. After an interrupt it still journals
 // the records the reader has handed over (the chunk at hand and those
 // queued): they were read from the input, which may not give them again
-// (a pipe). Only a second interrupt stops a Write waiting for room.
+// (a pipe), also after a second interrupt, which ends the drain: a Write
+// does not wait (walpub's journal has no wal.WithMaxBytes bound), and the
+// reader, which reads no more, soon hands over the rest or waits in a
+// read.
 func (r *run) publish(p *kafka.Producer) error {
 	chunks := make(chan chunk, 4)
 	stop := make(chan struct{})
@@ -47,21 +50,10 @@ func (r *run) publish(p *kafka.Producer) error {
 	go r.read(chunks, stop)
 	defer close(stop)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-r.aborted:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ctx := context.Background()
 	journal := func(c chunk) error {
 		for _, rec := range c.recs {
 			if err := p.Write(ctx, rec); err != nil {
-				if r.isAborted() {
-					return errAborted
-				}
 				return fmt.Errorf("journaling a record: %w", err)
 			}
 			r.written.Add(1)
@@ -85,7 +77,7 @@ func (r *run) publish(p *kafka.Producer) error {
 						return nil
 					}
 					if err := journal(c); err != nil {
-						return ignoreAborted(err)
+						return err
 					}
 					last = time.Now()
 				case now := <-tick.C:
@@ -95,7 +87,7 @@ func (r *run) publish(p *kafka.Producer) error {
 						r.noteCut(in, in.heldLine.Load(), in.heldBytes.Load())
 						return nil
 					}
-					if now.Sub(last) > interruptGrace || r.isAborted() {
+					if now.Sub(last) > interruptGrace {
 						return nil
 					}
 				}
@@ -105,7 +97,7 @@ func (r *run) publish(p *kafka.Producer) error {
 				return nil
 			}
 			if err := journal(c); err != nil {
-				return ignoreAborted(err)
+				return err
 			}
 		}
 	}
@@ -181,16 +173,6 @@ func (in *inputReader) interrupted() bool {
 	default:
 		return false
 	}
-}
-
-// errAborted: a second interrupt stopped a Write.
-var errAborted = errors.New("aborted")
-
-func ignoreAborted(err error) error {
-	if errors.Is(err, errAborted) {
-		return nil
-	}
-	return err
 }
 
 // read sends the input's records to out in chunks and closes out at the

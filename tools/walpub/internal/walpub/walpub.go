@@ -114,7 +114,8 @@ for another (exit 2), which would otherwise vanish with it.
 At the end of the input walpub waits for the broker's confirmations as long
 as they keep coming; when none has come for --drain-timeout it gives up.
 Ctrl-C (or SIGTERM) stops reading input and waits at most --drain-timeout;
-a second Ctrl-C stops at once. Unconfirmed records stay in the journal.
+a second Ctrl-C stops waiting at once (the lines already read are
+journaled first). Unconfirmed records stay in the journal.
 Progress (sent, confirmed, pending, rate) goes to stderr every second when
 stderr is a terminal or with --progress; a summary line to stdout.
 
@@ -555,15 +556,6 @@ func (r *run) interrupt(s os.Signal) {
 func (r *run) isInterrupted() bool {
 	select {
 	case <-r.interrupted:
-		return true
-	default:
-		return false
-	}
-}
-
-func (r *run) isAborted() bool {
-	select {
-	case <-r.aborted:
 		return true
 	default:
 		return false

@@ -373,6 +373,26 @@ func TestInterruptKeepsWhatWasRead(t *testing.T) {
 	}
 }
 
+// TestSecondInterruptJournalsWhatWasRead: a second signal right after the
+// first ends the drain, not the journaling of the lines walpub had read
+// (all of them here, in one read): they are journaled, as --help says,
+// not dropped unreported.
+func TestSecondInterruptJournalsWhatWasRead(t *testing.T) {
+	journal := filepath.Join(t.TempDir(), "j")
+	const n = 5000
+	w := startSignalled(strings.NewReader(lines("x", n)), "--journal", journal, "--sync", "always", "--drain-timeout", "0", deadURL(t, "t"))
+	waitUntil(t, "a record journaled", func() bool {
+		in, ok := journalInfo(t, journal)
+		return ok && in.Records > 0
+	})
+	w.sigs <- os.Interrupt
+	w.sigs <- os.Interrupt
+	code := <-w.done
+	if in, _ := journalInfo(t, journal); code != ExitUnconfirmed || in.Records != n {
+		t.Errorf("%d lines read, %d journaled, exit %d:\n%s%s", n, in.Records, code, w.out.String(), w.errOut.String())
+	}
+}
+
 // TestInterruptNamesLineBegun: walpub has read the start of a line (or of
 // a --whole input) and waits in a read for the rest when SIGINT comes: it
 // does not wait for that read, and the bytes it read are not journaled,
