@@ -9,6 +9,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -67,6 +68,16 @@ func docTables(t *testing.T, path string) map[string]docTable {
 		}
 	}
 	return tables
+}
+
+// docText returns the text of the doc.go at path.
+func docText(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // field returns the documented bytes of the field whose description
@@ -235,6 +246,7 @@ func TestFormatDocsMatchFiles(t *testing.T) {
 		t.Errorf("checkpoint: documented magic reads %q", got)
 	}
 	ckt.want(t, ckb, "version", index.CheckpointVersion) // it has a sparse entry
+	ckt.want(t, ckb, "reserved", 0)
 	ckt.want(t, ckb, "number of segment entries", uint64(len(ck.Segments)))
 	ckt.want(t, ckb, "through", ck.Through)
 	ckt.want(t, ckb, "next seq", ck.NextSeq)
@@ -304,8 +316,25 @@ func TestFormatDocsMatchFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The slots are where the doc's prose puts them.
+	at := regexp.MustCompile(`slots at offsets 0 and (\d+)`).FindStringSubmatch(docText(t, filepath.Join("index", "doc.go")))
+	if at == nil || at[1] != strconv.Itoa(index.SuperblockSlot) {
+		t.Fatalf("index/doc.go gives the superblock's second slot at %v, the code at %d", at, index.SuperblockSlot)
+	}
 	slot := sbb[int(sb.Generation%2)*index.SuperblockSlot:]
 	sbt := idxDoc[`# Superblock file "superblock"`]
+	reserved := 0
+	for _, r := range sbt {
+		if strings.HasPrefix(r.field, "reserved") {
+			reserved++
+			if !segment.AllZero(slot[r.off : r.off+r.size]) {
+				t.Errorf("superblock: documented reserved bytes %d..%d are not zero", r.off, r.off+r.size)
+			}
+		}
+	}
+	if reserved != 2 {
+		t.Errorf("superblock: %d documented reserved fields, want 2", reserved)
+	}
 	if got := string(sbt.field(t, slot, "magic")); got != index.SuperblockMagic {
 		t.Errorf("superblock: documented magic reads %q", got)
 	}
@@ -431,4 +460,93 @@ func docFrameChecksum(fb []byte, n int) uint64 {
 	rotl := func(x uint64, r uint) uint64 { return x<<r | x>>(64-r) }
 	return xxhash.Sum64(fb[32:32+n]) ^ rotl(le.Uint64(fb[8:])*p2, 31)*p1 ^
 		rotl(le.Uint64(fb[16:])*p3, 29)*p2 ^ rotl(le.Uint64(fb[24:])*p4, 27)*p1
+}
+
+// TestFormatDocsAckFrames reads the ack frames of a real log as
+// index/doc.go ("Ack frame payload") and segment/doc.go (the ack flag)
+// describe them, with encoding/binary alone: a uvarint number of ranges,
+// then each range's start delta from one past the previous range's last
+// seq (the first from 0) and its length minus one. The ranges must be the
+// seqs acknowledged, and each frame's seq the last record seq before it.
+func TestFormatDocsAckFrames(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir)
+	var seqs []uint64
+	for i := range 300 {
+		q, err := l.Append([]byte{byte(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, q)
+	}
+	want := map[uint64]bool{}
+	ack := func(qs ...uint64) {
+		t.Helper()
+		if err := l.Ack(qs...); err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range qs {
+			want[q] = true
+		}
+	}
+	ack(seqs[0])                                         // seq 1: a first delta of 1
+	ack(seqs[5], seqs[6], seqs[7], seqs[9])              // a run, then one after a gap of one
+	ack(seqs[64:129]...)                                 // a run of 65
+	ack(seqs[200], seqs[202], seqs[204])                 // single seqs
+	if _, err := l.Append([]byte("after")); err != nil { // an ack frame after a later record
+		t.Fatal(err)
+	}
+	ack(seqs[250:260]...)
+	mustClose(t, l) // seqs[299] is pending: the segment stays
+
+	got := map[uint64]bool{}
+	acks := 0
+	for _, path := range segFiles(t, dir) {
+		b, _ := readSegment(t, path)
+		var lastRecord uint64
+		for _, fr := range framesOf(t, b) {
+			if fr.Flags&(1<<3) == 0 { // documented: bit 3 = ack
+				lastRecord = fr.Seq
+				continue
+			}
+			acks++
+			if fr.Seq != lastRecord {
+				t.Errorf("ack frame at %d: seq %d, want the last record seq before it, %d", fr.Offset, fr.Seq, lastRecord)
+			}
+			if int(fr.RawLen) != len(fr.Payload) {
+				t.Errorf("ack frame at %d: raw length %d, stored %d", fr.Offset, fr.RawLen, len(fr.Payload))
+			}
+			p := fr.Payload
+			next := func() uint64 {
+				v, k := binary.Uvarint(p)
+				if k <= 0 {
+					t.Fatalf("ack frame at %d: payload %x is not the documented uvarints", fr.Offset, fr.Payload)
+				}
+				p = p[k:]
+				return v
+			}
+			n := next()
+			if n < 1 || n > 1<<20 {
+				t.Fatalf("ack frame at %d: %d ranges", fr.Offset, n)
+			}
+			var end uint64 // one past the previous range's last seq
+			for range n {
+				start := end + next()
+				length := next() + 1
+				for q := start; q < start+length; q++ {
+					got[q] = true
+				}
+				end = start + length
+			}
+			if len(p) != 0 {
+				t.Errorf("ack frame at %d: %d bytes after the documented ranges", fr.Offset, len(p))
+			}
+		}
+	}
+	if acks == 0 {
+		t.Fatal("no ack frame")
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("ack frames read as documented give %d seqs, want the %d acknowledged: %v", len(got), len(want), slices.Sorted(maps.Keys(got)))
+	}
 }
