@@ -27,8 +27,12 @@
 //
 //	uvarint  number of ranges n (1..2^20; an Ack of more writes several
 //	         frames, one after the other)
-//	n times: uvarint start delta (from the previous range's end; the first
-//	         from 0), uvarint length-1
+//	n times: uvarint start delta (from one past the previous range's last
+//	         seq; the first from 0), uvarint length-1
+//
+// The ranges are ascending, neither overlapping nor adjacent (a delta of 0
+// after the first range is refused), and their seqs positive (a first
+// delta of 0 is refused too).
 //
 // # Checkpoint file "checkpoint"
 //
