@@ -166,7 +166,7 @@ func (a *Acks) Has(seq uint64) bool {
 // Words returns the bitmap's words and the seqs they cover, [base,
 // base+n), if it has words of a bit a seq (ok: not sparse, not uniform),
 // for a reader that tests many seqs in a row: seq's bit is
-// WordBit(words, seq-base). The words never move.
+// WordBit(words, seq-base). The words never move but by Truncate.
 func (a *Acks) Words() (base, n uint64, words []uint64, ok bool) {
 	if a.seqs != nil || a.words == nil {
 		return 0, 0, nil, false
@@ -220,7 +220,9 @@ func (a *Acks) SetRange(from, to uint64) {
 }
 
 // Truncate shrinks the range to n seqs (a sealed segment's final range).
-// Bits past n are cleared. Not safe concurrently with Set.
+// Bits past n are cleared, and the words past them released: the words
+// left are copied unless they are most of them (the words move). Not safe
+// concurrently with any other call.
 func (a *Acks) Truncate(n uint64) {
 	if n >= a.n {
 		return
@@ -236,7 +238,13 @@ func (a *Acks) Truncate(n uint64) {
 		return
 	}
 	w := (bits + 63) / 64
-	a.words = a.words[:w:w]
+	if spare := uint64(cap(a.words)) - w; spare > w/8 {
+		// Reslicing would keep the whole array: the bitmap of an active
+		// segment covers every record its file could hold.
+		a.words = append(make([]uint64, 0, w), a.words[:w]...)
+	} else {
+		a.words = a.words[:w:w]
+	}
 	if r := bits % 64; r != 0 {
 		a.words[w-1] &= (1 << r) - 1
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -950,4 +951,38 @@ func TestRebase(t *testing.T) {
 	}
 	mustPanic("Rebase of a map with records", func() { l.Rebase(5) })
 	mustPanic("Rebase of a bitmap with an acknowledged seq", func() { a.Rebase(5) })
+}
+
+// TestTruncateReleasesWords: a bitmap truncated to a few seqs keeps the
+// words of those, not of the range it had: a rotation truncates a clone of
+// the active segment's bitmap, made for every record the file could hold
+// (2M seqs, 256 KiB for a 64 MiB segment), to the records it got, and the
+// sealed segment keeps that bitmap as long as it has pending records.
+func TestTruncateReleasesWords(t *testing.T) {
+	const capacity = (64<<20 - 64) / 32
+	const sealed = 16
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	kept := make([]*Acks, sealed)
+	for i := range kept {
+		a := NewAcks(1000, capacity)
+		a.Set(1000)
+		a.Set(1100)
+		c := a.Clone()
+		c.Truncate(1000)
+		if c.Count() != 2 || !c.Has(1000) || !c.Has(1100) || c.Has(1001) || c.Has(2000) || c.Len() != 1000 {
+			t.Fatalf("truncated bitmap: count %d", c.Count())
+		}
+		if a.Len() != capacity || !a.Has(1100) {
+			t.Fatal("Truncate of a clone changed the original")
+		}
+		kept[i] = c
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(kept)
+	if held := int64(after.HeapAlloc) - int64(before.HeapAlloc); held > 1<<20 {
+		t.Fatalf("%d bitmaps truncated to 1000 seqs hold %d KiB, want a few words each", sealed, held>>10)
+	}
 }
