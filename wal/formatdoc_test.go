@@ -70,6 +70,22 @@ func docTables(t *testing.T, path string) map[string]docTable {
 	return tables
 }
 
+// docVersion checks the version a table's version row names, "(N" or
+// "(N;", against the code's.
+func (tb docTable) docVersion(t *testing.T, name string, want int) {
+	t.Helper()
+	for _, r := range tb {
+		if strings.HasPrefix(r.field, name) {
+			m := regexp.MustCompile(`\((\d+)[;)]`).FindStringSubmatch(r.field)
+			if m == nil || m[1] != strconv.Itoa(want) {
+				t.Errorf("documented %q: %q names version %v, the code writes %d", name, r.field, m, want)
+			}
+			return
+		}
+	}
+	t.Errorf("no documented field %q", name)
+}
+
 // docText returns the text of the doc.go at path.
 func docText(t *testing.T, path string) string {
 	t.Helper()
@@ -193,6 +209,7 @@ func TestFormatDocsMatchFiles(t *testing.T) {
 	mustClose(t, l)
 
 	hdr := segDoc["# Segment file"]
+	hdr.docVersion(t, "format version", segment.Version)
 	frm := segDoc["# Frame"]
 	var compacted, frames int
 	for _, path := range segFiles(t, dir) {
@@ -339,6 +356,7 @@ func TestFormatDocsMatchFiles(t *testing.T) {
 		t.Errorf("superblock: documented magic reads %q", got)
 	}
 	sbt.want(t, slot, "version", index.Version)
+	sbt.docVersion(t, "version", index.Version)
 	sbt.want(t, slot, "generation", sb.Generation)
 	sbt.want(t, slot, "durable high-water mark: segment id", sb.Segment)
 	sbt.want(t, slot, "durable high-water mark: offset", uint64(sb.Offset))
@@ -378,6 +396,7 @@ func TestFormatDocsEncryption(t *testing.T) {
 		t.Errorf("encryption file: documented magic reads %q", got)
 	}
 	et.want(t, eb, "version", index.EncryptionVersion)
+	et.docVersion(t, "version", index.EncryptionVersion)
 	et.want(t, eb, "cipher", uint64(e.Cipher))
 	et.want(t, eb, "from seq", 1) // a fresh log: from its first record on
 	if e.FromSeq != 1 {
