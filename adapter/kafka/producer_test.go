@@ -539,23 +539,11 @@ func testDeadLetter(t *testing.T, opts ...Option) {
 func TestUndecodableJournalRecord(t *testing.T) {
 	t.Parallel()
 	c := kfaketest.New(t, kfake.SeedTopics(1, "t"))
-	dir := filepath.Join(t.TempDir(), "journal")
-	l, err := wal.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	stamp := time.UnixMilli(1_000_000_000_000)
 	bad := append(EncodeRecord(&kgo.Record{Topic: "t", Key: []byte("k"), Value: []byte("bad"), Timestamp: stamp,
 		Headers: []kgo.RecordHeader{{Key: "h", Value: []byte("x")}}}), 0)
-	for _, b := range [][]byte{EncodeRecord(&kgo.Record{Topic: "t", Value: []byte("before")}), bad,
-		EncodeRecord(&kgo.Record{Topic: "t", Value: []byte("after")})} {
-		if _, err := l.Append(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir := journalOf(t, EncodeRecord(&kgo.Record{Topic: "t", Value: []byte("before")}), bad,
+		EncodeRecord(&kgo.Record{Topic: "t", Value: []byte("after")}))
 	p, err := NewProducer(kfaketest.URL(c, "t"), WithJournal(dir))
 	if err != nil {
 		t.Fatal(err)

@@ -20,26 +20,14 @@ import (
 func TestUndecodableJournalRecordReported(t *testing.T) {
 	t.Parallel()
 	c := kfaketest.New(t, kfake.SeedTopics(1, "t"))
-	dir := filepath.Join(t.TempDir(), "journal")
-	l, err := wal.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	bad := append(EncodeRecord(&kgo.Record{Topic: "t", Value: []byte("bad")}), 0)
-	for _, b := range [][]byte{EncodeRecord(&kgo.Record{Topic: "t", Value: []byte("before")}), bad} {
-		if _, err := l.Append(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir := journalOf(t, EncodeRecord(&kgo.Record{Topic: "t", Value: []byte("before")}), bad)
 	var mu sync.Mutex
 	var reported [][]byte
 	var unacked int
 	var p *Producer
 	started := make(chan struct{}) // p is set
-	p, err = NewProducer(kfaketest.URL(c, "t"), WithJournal(dir), WithOnDeadLetter(func(r *kgo.Record, err error) {
+	p, err := NewProducer(kfaketest.URL(c, "t"), WithJournal(dir), WithOnDeadLetter(func(r *kgo.Record, err error) {
 		<-started
 		mu.Lock()
 		defer mu.Unlock()
@@ -69,4 +57,24 @@ func TestUndecodableJournalRecordReported(t *testing.T) {
 	if unacked != 0 {
 		t.Fatal("OnDeadLetter ran before the undecodable record's acknowledgement was journaled")
 	}
+}
+
+// journalOf returns a journal directory holding the records recs, as
+// journaled by an earlier producer that sent none of them.
+func journalOf(t *testing.T, recs ...[]byte) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "journal")
+	l, err := wal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range recs {
+		if _, err := l.Append(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

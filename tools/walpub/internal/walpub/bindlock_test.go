@@ -53,25 +53,7 @@ func TestBusyJournalBindingUntouched(t *testing.T) {
 // the next real broker named with that journal: exit 2, the journal kept.
 // A run on the embedded broker then takes them.
 func TestRealBrokerRefusesEmbeddedJournal(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "j")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, binding.File), []byte(binding.Embedded+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l, err := wal.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range []string{"trial 1", "trial 2"} { // as a killed embedded run leaves them
-		if _, err := l.Append(encodedRecord(t, DefaultTopic, v)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir := embeddedJournal(t, DefaultTopic, "trial 1", "trial 2")
 	r := walpub(t, "real\n", "--journal", dir, deadURL(t, "events"))
 	if r.code != ExitUsage || !strings.Contains(r.stderr, "journaled for the embedded broker") {
 		t.Fatalf("a real broker on a journal bound to the embedded one: %s", r)
@@ -91,23 +73,7 @@ func TestRealBrokerRefusesEmbeddedJournal(t *testing.T) {
 // topic, as the README says, not by a real broker, which refuses them
 // (and told to run the embedded broker). Following the advice works.
 func TestEmbeddedJournalOtherTopic(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "j")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, binding.File), []byte(binding.Embedded+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l, err := wal.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Append(encodedRecord(t, "trial", "left")); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir := embeddedJournal(t, "trial", "left")
 	r := walpub(t, "", "--journal", dir)
 	want := "walpub --journal " + dir + " --topic trial </dev/null"
 	if r.code != ExitError || !strings.Contains(r.stderr, want) || strings.Contains(r.stderr, "kafka://") {
@@ -128,4 +94,31 @@ func encodedRecord(t *testing.T, topic, value string) []byte {
 	}
 	return kafka.EncodeRecord(&kgo.Record{Topic: topic, Value: []byte(value),
 		Headers: []kgo.RecordHeader{{Key: "_id", Value: id}}})
+}
+
+// embeddedJournal returns a journal bound to the embedded broker holding
+// a record for topic of each of values, unconfirmed, as a killed
+// embedded-broker run leaves them.
+func embeddedJournal(t *testing.T, topic string, values ...string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "j")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := binding.Write(dir, binding.Embedded); err != nil {
+		t.Fatal(err)
+	}
+	l, err := wal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range values {
+		if _, err := l.Append(encodedRecord(t, topic, v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
