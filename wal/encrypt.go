@@ -51,8 +51,7 @@ func checkKey(st *loaded, key []byte) (sl *segment.Sealer, writeFile bool, err e
 		return nil, false, fmt.Errorf("wal: %w", err)
 	}
 	if st.haveEnc {
-		check := sl.KeyCheck(st.enc.CheckInput())
-		if !hmac.Equal(check[:], st.enc.Check[:]) {
+		if !keyFits(sl, st.enc) {
 			return nil, false, ErrKey
 		}
 		sl.PlainBelow = st.enc.FromSeq
@@ -80,6 +79,13 @@ func openSealed(sl *segment.Sealer, fr segment.Frame) (_ []byte, err error) {
 	defer catchFault("", &err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	return sl.Open(nil, fr)
+}
+
+// keyFits reports whether sl's key is the one whose key check the
+// encryption file e holds.
+func keyFits(sl *segment.Sealer, e index.Encryption) bool {
+	check := sl.KeyCheck(e.CheckInput())
+	return hmac.Equal(check[:], e.Check[:])
 }
 
 // writeEncryptionFile records that the log is encrypted under sl's key

@@ -2212,12 +2212,13 @@ func (l *Log) yieldListed(r *pendingReader, f *mapped, w *aheadWindow, view *ack
 		// With a key, a plain frame is decoded too: decodeRecord refuses
 		// one where every record is encrypted. Only what it decoded into
 		// r.out's storage is kept there, not a plain frame's bytes.
-		if flags := segment.HeaderFlags(h); flags&(segment.FlagZstd|segment.FlagEncrypted) != 0 || l.sealer != nil {
+		flags := segment.HeaderFlags(h)
+		if packed := flags&(segment.FlagZstd|segment.FlagEncrypted) != 0; packed || l.sealer != nil {
 			fr := segment.Frame{Offset: w.off + int64(at), Seq: seq, Flags: flags, RawLen: segment.HeaderRawLen(h), Payload: data}
 			if data, err = decodeRecord(fr, f.Path, r.out, l.sealer); err != nil {
 				return true, err
 			}
-			if flags&(segment.FlagZstd|segment.FlagEncrypted) != 0 {
+			if packed {
 				r.out = data
 			}
 		}
@@ -2252,11 +2253,11 @@ func (l *Log) yieldFrames(r *pendingReader, f *mapped, sc *segment.Scanner, acks
 			return true, l.frameError(f.Path, fr.Offset, fr.Seq, err)
 		}
 		data := fr.Payload
-		if fr.Compressed() || fr.Encrypted() || l.sealer != nil { // as in yieldListed
+		if packed := fr.Compressed() || fr.Encrypted(); packed || l.sealer != nil { // as in yieldListed
 			if data, err = decodeRecord(*fr, f.Path, r.out, l.sealer); err != nil {
 				return true, err
 			}
-			if fr.Compressed() || fr.Encrypted() {
+			if packed {
 				r.out = data
 			}
 		}

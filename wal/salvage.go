@@ -1,7 +1,6 @@
 package wal
 
 import (
-	"crypto/hmac"
 	"errors"
 	"fmt"
 	"iter"
@@ -69,7 +68,7 @@ func salvage(fsys vfs.FS, dir string, sl *segment.Sealer, yield func(RecordInfo,
 		path := vfs.Join(dir, index.EncryptionName)
 		if b, err := readFileUpTo(fsys, path, index.EncryptionSize+1); err == nil {
 			if e, err := index.DecodeEncryption(b); err == nil {
-				if check := sl.KeyCheck(e.CheckInput()); !hmac.Equal(check[:], e.Check[:]) {
+				if !keyFits(sl, e) {
 					yield(RecordInfo{}, fmt.Errorf("%w: the key check in %s does not match", ErrKey, path))
 					return
 				}
