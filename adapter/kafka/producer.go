@@ -373,24 +373,20 @@ func (p *Producer) Write(ctx context.Context, r *kgo.Record) error {
 	}
 	buf = appendRecord(buf, r, topic, ts, id, 0, "")
 	seq, err := p.append(ctx, buf)
-	if err != nil {
-		if handed {
+	if handed {
+		if err == nil {
+			p.hand.put(seq, buf)
+		} else {
 			p.hand.release(size)
 		}
-		if seq != 0 {
-			// Journaled, its sync failed (wal.SyncAlways): the sender
-			// still sends it, and reads on past it.
-			p.publish(seq)
-			storeMax(&p.written, seq)
-		}
-		return err
 	}
-	if handed {
-		p.hand.put(seq, buf)
+	if seq != 0 {
+		// Journaled; with an error, its sync failed (wal.SyncAlways):
+		// the sender still sends it, and reads on past it.
+		p.publish(seq)
+		storeMax(&p.written, seq)
 	}
-	p.publish(seq)
-	storeMax(&p.written, seq)
-	return nil
+	return err
 }
 
 // storeMax raises a to v unless it is already higher.
