@@ -11,7 +11,7 @@ import (
 
 // TestIntegrationProduce writes records through the robust producer to a
 // topic with three partitions, flushes, and finds every one on the broker,
-// in write order per partition.
+// in write order per partition, and none twice.
 func TestIntegrationProduce(t *testing.T) {
 	b := brokers(t)
 	topic := topicName(t)
@@ -38,5 +38,9 @@ func TestIntegrationProduce(t *testing.T) {
 	if st.DeadLettered != 0 || st.Queued != 0 || st.InFlight != 0 {
 		t.Errorf("after Flush: %+v, want nothing dead-lettered, queued or in flight", st)
 	}
-	verify(t, b, topic, keys, verifyOptions{})
+	// No fault was injected: a duplicate means the producer sent a record
+	// twice on its own.
+	if v := verify(t, b, topic, keys, verifyOptions{}); v.duplicates > 0 {
+		t.Errorf("%d duplicates on the topic, with no fault injected", v.duplicates)
+	}
 }

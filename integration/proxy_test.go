@@ -222,10 +222,17 @@ func proxyFaults(t *testing.T, exactlyOnce bool) {
 	// the producer confirms records again (with exactly once, after a
 	// fault it fences and reads back before it sends), so that every
 	// fault hits a producer at work.
+	// A producer that confirms nothing for 30 s after a fault fails the
+	// test here: the next fault would not hit a producer at work.
 	pause := func() {
+		t.Helper()
 		before := p.Stats().Delivered
 		time.Sleep(700 * time.Millisecond)
-		for deadline := time.Now().Add(30 * time.Second); p.Stats().Delivered == before && time.Now().Before(deadline); {
+		deadline := time.Now().Add(30 * time.Second)
+		for p.Stats().Delivered == before {
+			if time.Now().After(deadline) {
+				t.Fatalf("no record confirmed for 30 s after the last fault: %+v", p.Stats())
+			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
