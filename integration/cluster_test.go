@@ -107,20 +107,34 @@ func (c *testCluster) waitFor(what string, cond func() (bool, string)) {
 
 // partitionState is one partition in the cluster's metadata.
 type partitionState struct {
-	leader        int32
-	replicas, isr []int32
+	leader, leaderEpoch int32
+	replicas, isr       []int32
 }
 
 // partitions returns topic's partitions as the metadata of the broker that
-// answers says.
+// the admin client asks says.
 func (c *testCluster) partitions(topic string) (map[int32]partitionState, error) {
+	return c.partitionsAt(topic, -1)
+}
+
+// partitionsAt is partitions as node says (any node if node < 0).
+func (c *testCluster) partitionsAt(topic string, node int32) (map[int32]partitionState, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req := kmsg.NewPtrMetadataRequest()
 	rt := kmsg.NewMetadataRequestTopic()
 	rt.Topic = kmsg.StringPtr(topic)
 	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, c.admin)
+	var resp *kmsg.MetadataResponse
+	var err error
+	if node < 0 {
+		resp, err = req.RequestWith(ctx, c.admin)
+	} else {
+		var r kmsg.Response
+		if r, err = c.admin.Broker(int(node)).Request(ctx, req); err == nil {
+			resp = r.(*kmsg.MetadataResponse)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +143,7 @@ func (c *testCluster) partitions(topic string) (map[int32]partitionState, error)
 	}
 	ps := map[int32]partitionState{}
 	for _, p := range resp.Topics[0].Partitions {
-		ps[p.Partition] = partitionState{leader: p.Leader, replicas: p.Replicas, isr: p.ISR}
+		ps[p.Partition] = partitionState{leader: p.Leader, leaderEpoch: p.LeaderEpoch, replicas: p.Replicas, isr: p.ISR}
 	}
 	return ps, nil
 }
@@ -157,33 +171,49 @@ func (c *testCluster) waitHealthy(topic string, partitions int) {
 	})
 }
 
-// leader returns the node that leads partition of topic.
-func (c *testCluster) leader(topic string, partition int32) int32 {
+// leader returns the node leading partition of topic, and its leader
+// epoch, once every running node's metadata agrees on both: a node whose
+// metadata lags could name a former leader, and a test that kills it would
+// kill a follower.
+func (c *testCluster) leader(topic string, partition int32) (leader, epoch int32) {
 	c.t.Helper()
-	var leader int32
-	c.waitFor(fmt.Sprintf("a leader for %s/%d", topic, partition), func() (bool, string) {
-		ps, err := c.partitions(topic)
-		if err != nil {
-			return false, err.Error()
+	c.waitFor(fmt.Sprintf("every running node to agree on the leader of %s/%d", topic, partition), func() (bool, string) {
+		var views []string
+		agreed := true
+		leader, epoch = -1, -1
+		for n := int32(1); n <= clusterSize; n++ {
+			if c.down[n] {
+				continue
+			}
+			ps, err := c.partitionsAt(topic, n)
+			if err != nil {
+				return false, fmt.Sprintf("node %d: %v", n, err)
+			}
+			p := ps[partition]
+			views = append(views, fmt.Sprintf("node %d: leader %d epoch %d", n, p.leader, p.leaderEpoch))
+			if leader == -1 {
+				leader, epoch = p.leader, p.leaderEpoch
+			}
+			agreed = agreed && p.leader == leader && p.leaderEpoch == epoch
 		}
-		leader = ps[partition].leader
-		return leader > 0, fmt.Sprintf("%+v", ps)
+		return agreed && leader > 0, strings.Join(views, "; ")
 	})
-	return leader
+	return leader, epoch
 }
 
 // waitLeaderMoved waits until partition of topic is led by a node other
-// than from: the cluster noticed the kill and failed over.
-func (c *testCluster) waitLeaderMoved(topic string, partition, from int32) {
+// than from, in a leader epoch after fromEpoch (the one in which from led):
+// the cluster noticed the kill and failed over.
+func (c *testCluster) waitLeaderMoved(topic string, partition, from, fromEpoch int32) {
 	c.t.Helper()
 	start := time.Now()
-	c.waitFor(fmt.Sprintf("%s/%d led by another node than %d", topic, partition, from), func() (bool, string) {
+	c.waitFor(fmt.Sprintf("%s/%d led by another node than %d, after leader epoch %d", topic, partition, from, fromEpoch), func() (bool, string) {
 		ps, err := c.partitions(topic)
 		if err != nil {
 			return false, err.Error()
 		}
 		p := ps[partition]
-		return p.leader > 0 && p.leader != from, fmt.Sprintf("%+v", p)
+		return p.leader > 0 && p.leader != from && p.leaderEpoch > fromEpoch, fmt.Sprintf("%+v", p)
 	})
 	c.t.Logf("%s/%d: leadership moved away from node %d after %v", topic, partition, from, time.Since(start).Round(time.Millisecond))
 }
@@ -328,10 +358,10 @@ func (c *testCluster) killLeaders(topic string, partitions, rounds int) {
 	c.t.Helper()
 	for round := range rounds {
 		c.waitProgress(topic)
-		leader := c.leader(topic, 0)
-		c.t.Logf("round %d: killing node %d, the leader of %s/0", round, leader, topic)
+		leader, epoch := c.leader(topic, 0)
+		c.t.Logf("round %d: killing node %d, the leader of %s/0 in epoch %d", round, leader, topic, epoch)
 		c.kill(leader)
-		c.waitLeaderMoved(topic, 0, leader)
+		c.waitLeaderMoved(topic, 0, leader, epoch)
 		c.waitProgress(topic)
 		c.start(leader)
 		c.waitHealthy(topic, partitions)
@@ -415,7 +445,7 @@ func TestClusterTwoBrokersDown(t *testing.T) {
 	stopWriter := startWriter(t, p, "k", 2*time.Millisecond)
 	c.waitProgress(topic)
 
-	leader := c.leader(topic, 0)
+	leader, _ := c.leader(topic, 0)
 	other := leader%clusterSize + 1 // another node
 	c.kill(leader)
 	c.kill(other)
@@ -466,7 +496,7 @@ func TestClusterKill9DuringFailover(t *testing.T) {
 	var want []string
 	childKills, midStream := 0, 0
 	for round := range rounds {
-		leader := c.leader(topic, 0)
+		leader, epoch := c.leader(topic, 0)
 		c.down[leader] = true
 		brokerKilled := make(chan error, 1)
 		brokerDead := make(chan struct{}) // closed once kill-broker returned
@@ -497,7 +527,7 @@ func TestClusterKill9DuringFailover(t *testing.T) {
 		}
 		t.Logf("round %d: node %d killed, child %v, killed=%v: %d records written", round, leader, kill, killed, len(keys))
 		want = append(want, keys...)
-		c.waitLeaderMoved(topic, 0, leader)
+		c.waitLeaderMoved(topic, 0, leader, epoch)
 		c.start(leader)
 		c.waitHealthy(topic, partitions)
 	}
