@@ -3,7 +3,8 @@
 # (default 20s), beyond its seed corpus. A crasher stops the run with the
 # failing input written to fuzz/testdata/fuzz/<Target>/.
 #
-#   fuzz/fuzz.sh              # ~20 s per target, as .ci/run does
+#   fuzz/fuzz.sh              # 20 s per target (.ci/run's fuzz stage has
+#                             # its own loop: FUZZ_BUDGET shared by all)
 #   fuzz/fuzz.sh 10m          # the 10 minutes each
 #   PARALLEL=2 fuzz/fuzz.sh 1h FuzzLogDir FuzzSegmentScan
 #
