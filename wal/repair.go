@@ -34,7 +34,9 @@ type RepairReport struct {
 //
 // The side file, "repair-<time>.cut", is a sequence of pieces, each a
 // line "walpub-repair <file> <offset> <length>\n" followed by that many
-// bytes cut from <file> at <offset>. A log with nothing to repair is left
+// bytes cut from <file> at <offset> (a stretch of zeros among them may be
+// a hole in the side file, which reads the same). Repair holds at most
+// 1 MiB of a file in memory at once. A log with nothing to repair is left
 // as it is, with an empty report. Repair takes the directory's lock.
 func Repair(dir string) (RepairReport, error) {
 	return repair(vfs.OS, dir)
@@ -59,8 +61,11 @@ func repair(fsys vfs.FS, dir string) (rep RepairReport, err error) {
 		}
 	}()
 	sideOff := int64(0)
-	// moveBytes appends a piece to the side file.
-	moveBytes := func(path string, off int64, b []byte) error {
+	// movePiece appends a piece to the side file: the n bytes of the file
+	// at path from off on, read from src a chunk at a time (the memory
+	// Repair uses is bounded, whatever it moves). A chunk of zeros is
+	// left a hole in the side file, which reads as the same zeros.
+	movePiece := func(path string, src io.ReaderAt, off, n int64) error {
 		if side == nil {
 			rep.SideFile = vfs.Join(dir, fmt.Sprintf("repair-%s.cut", time.Now().UTC().Format("20060102T150405.000000000Z")))
 			if side, err = fsys.OpenFile(rep.SideFile, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
@@ -68,20 +73,39 @@ func repair(fsys vfs.FS, dir string) (rep RepairReport, err error) {
 				return fmt.Errorf("wal: repair: %w", err)
 			}
 		}
-		hdr := fmt.Sprintf("walpub-repair %s %d %d\n", filepath.Base(path), off, len(b))
+		hdr := fmt.Sprintf("walpub-repair %s %d %d\n", filepath.Base(path), off, n)
 		if _, err := side.WriteAt([]byte(hdr), sideOff); err != nil {
 			return fmt.Errorf("wal: repair: %w", err)
 		}
 		sideOff += int64(len(hdr))
-		if _, err := side.WriteAt(b, sideOff); err != nil {
-			return fmt.Errorf("wal: repair: %w", err)
+		buf := make([]byte, min(n, repairChunk))
+		for done := int64(0); done < n; {
+			b := buf[:min(n-done, int64(len(buf)))]
+			if k, err := src.ReadAt(b, off+done); k != len(b) {
+				if err == nil || err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return fmt.Errorf("wal: repair: read %s at offset %d: %w", path, off+done, err)
+			}
+			last := done+int64(len(b)) == n
+			switch {
+			case segment.LastNonZero(b, 0) > 0:
+				_, err = side.WriteAt(b, sideOff+done)
+			case last:
+				// The side file must reach the piece's end.
+				_, err = side.WriteAt(b[len(b)-1:], sideOff+n-1)
+			}
+			if err != nil {
+				return fmt.Errorf("wal: repair: %w", err)
+			}
+			done += int64(len(b))
 		}
-		sideOff += int64(len(b))
+		sideOff += n
 		// The bytes are safe in the side file before they leave the log.
 		if err := side.Sync(); err != nil {
 			return fmt.Errorf("wal: repair: %w", err)
 		}
-		rep.Moved += int64(len(b))
+		rep.Moved += n
 		if rep.Path == "" {
 			rep.Path, rep.Offset = path, off
 		}
@@ -89,14 +113,19 @@ func repair(fsys vfs.FS, dir string) (rep RepairReport, err error) {
 	}
 	// moveFile moves a whole file into the side file and removes it.
 	moveFile := func(path string) error {
-		b, err := readFile(fsys, path)
+		f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("wal: repair: %w", err)
 		}
-		if err := moveBytes(path, 0, b); err != nil {
+		fi, err := f.Stat()
+		if err == nil {
+			err = movePiece(path, f, 0, fi.Size())
+		}
+		f.Close()
+		if err != nil {
 			return err
 		}
 		return fsys.Remove(path)
@@ -112,14 +141,14 @@ func repair(fsys vfs.FS, dir string) (rep RepairReport, err error) {
 		case FixMoveAside:
 			return moveFile(ce.aside)
 		case FixResize:
-			if err := resizeSegment(fsys, ce.Path, moveBytes); err != nil {
+			if err := resizeSegment(fsys, ce.Path, movePiece); err != nil {
 				return err
 			}
 			if rep.Path == "" {
 				rep.Path, rep.Offset = ce.Path, ce.Offset
 			}
 		case FixCut:
-			return cutAt(fsys, dir, ce.Path, ce.Offset, moveBytes, moveFile)
+			return cutAt(fsys, dir, ce.Path, ce.Offset, movePiece, moveFile)
 		case FixCheckpoint:
 			err := rebuildCheckpoint(fsys, dir, lock)
 			if other := (*CorruptionError)(nil); errors.As(err, &other) && other.fix != FixCheckpoint {
@@ -181,7 +210,7 @@ func rebuildCheckpoint(fsys vfs.FS, dir string, lock vfs.File) error {
 
 // resizeSegment gives a segment the size its header names: a short one is
 // extended with zeros, bytes past the end of a long one are moved aside.
-func resizeSegment(fsys vfs.FS, path string, moveBytes func(string, int64, []byte) error) error {
+func resizeSegment(fsys vfs.FS, path string, movePiece pieceMover) error {
 	f, err := fsys.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("wal: repair: %w", err)
@@ -200,11 +229,7 @@ func resizeSegment(fsys vfs.FS, path string, moveBytes func(string, int64, []byt
 		return fmt.Errorf("wal: repair: %w", err)
 	}
 	if fi.Size() > h.Size {
-		extra := make([]byte, fi.Size()-h.Size)
-		if _, err := f.ReadAt(extra, h.Size); err != nil && err != io.EOF {
-			return fmt.Errorf("wal: repair: %w", err)
-		}
-		if err := moveBytes(path, h.Size, extra); err != nil {
+		if err := movePiece(path, f, h.Size, fi.Size()-h.Size); err != nil {
 			return err
 		}
 		if err := f.Truncate(h.Size); err != nil {
@@ -219,7 +244,7 @@ func resizeSegment(fsys vfs.FS, path string, moveBytes func(string, int64, []byt
 // cutAt moves the bytes of the segment at path from off on, and every
 // later segment, into the side file. A segment cut within its header
 // goes whole.
-func cutAt(fsys vfs.FS, dir, path string, off int64, moveBytes func(string, int64, []byte) error, moveFile func(string) error) error {
+func cutAt(fsys vfs.FS, dir, path string, off int64, movePiece pieceMover, moveFile func(string) error) error {
 	ids, err := listSegments(fsys, dir)
 	if err != nil {
 		return err
@@ -245,7 +270,7 @@ func cutAt(fsys vfs.FS, dir, path string, off int64, moveBytes func(string, int6
 		if err := moveFile(path); err != nil {
 			return err
 		}
-	} else if err := cutFile(fsys, path, off, moveBytes); err != nil {
+	} else if err := cutFile(fsys, path, off, movePiece); err != nil {
 		return err
 	}
 	for _, id := range ids {
@@ -258,9 +283,16 @@ func cutAt(fsys vfs.FS, dir, path string, off int64, moveBytes func(string, int6
 	return nil
 }
 
+// pieceMover moves the n bytes of the file at path from off on, read from
+// src, into the side file.
+type pieceMover func(path string, src io.ReaderAt, off, n int64) error
+
+// repairChunk is how much of a file Repair holds in memory at once.
+const repairChunk = 1 << 20
+
 // cutFile moves the non-zero bytes of the file from off on aside and
 // zeros them in place.
-func cutFile(fsys vfs.FS, path string, off int64, moveBytes func(string, int64, []byte) error) error {
+func cutFile(fsys vfs.FS, path string, off int64, movePiece pieceMover) error {
 	f, err := fsys.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("wal: repair: %w", err)
@@ -270,26 +302,21 @@ func cutFile(fsys vfs.FS, path string, off int64, moveBytes func(string, int64, 
 	if err != nil {
 		return fmt.Errorf("wal: repair: %w", err)
 	}
-	if off >= fi.Size() {
+	end, err := lastNonZeroAt(f, off, fi.Size())
+	if err != nil {
+		return fmt.Errorf("wal: repair: read %s: %w", path, err)
+	}
+	if end <= off {
 		return nil
 	}
-	rest := make([]byte, fi.Size()-off)
-	if _, err := f.ReadAt(rest, off); err != nil && err != io.EOF {
-		return fmt.Errorf("wal: repair: %w", err)
-	}
-	n := int64(len(rest))
-	for n > 0 && rest[n-1] == 0 {
-		n--
-	}
-	if n == 0 {
-		return nil
-	}
-	if err := moveBytes(path, off, rest[:n]); err != nil {
+	if err := movePiece(path, f, off, end-off); err != nil {
 		return err
 	}
-	clear(rest[:n])
-	if _, err := f.WriteAt(rest[:n], off); err != nil {
-		return fmt.Errorf("wal: repair: %w", err)
+	zeros := make([]byte, min(end-off, repairChunk))
+	for pos := off; pos < end; pos += int64(len(zeros)) {
+		if _, err := f.WriteAt(zeros[:min(end-pos, int64(len(zeros)))], pos); err != nil {
+			return fmt.Errorf("wal: repair: %w", err)
+		}
 	}
 	return f.Sync()
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"runtime/debug"
@@ -311,8 +312,7 @@ func readHeader(fsys vfs.FS, path string) (segment.Header, bool) {
 }
 
 // lastNonZeroIn returns the offset just past the last non-zero byte of
-// the file at path, reading it from its end a chunk at a time: a file
-// cut off whole may be a segment of up to 4 GiB, mostly zeros.
+// the file at path (0 if there is none).
 func lastNonZeroIn(fsys vfs.FS, path string) (int64, error) {
 	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
@@ -323,11 +323,22 @@ func lastNonZeroIn(fsys vfs.FS, path string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	buf := make([]byte, min(fi.Size(), 1<<20))
-	for end := fi.Size(); end > 0; {
-		start := max(end-int64(len(buf)), 0)
+	return lastNonZeroAt(f, 0, fi.Size())
+}
+
+// lastNonZeroAt returns the offset just past the last non-zero byte of r
+// between from and size (from if there is none), reading it from its end
+// a chunk at a time: a file cut off whole may be a segment of up to
+// 4 GiB, mostly zeros.
+func lastNonZeroAt(r io.ReaderAt, from, size int64) (int64, error) {
+	buf := make([]byte, min(max(size-from, 0), 1<<20))
+	for end := size; end > from; {
+		start := max(end-int64(len(buf)), from)
 		b := buf[:end-start]
-		if n, err := f.ReadAt(b, start); n != len(b) {
+		if n, err := r.ReadAt(b, start); n != len(b) {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
 			return 0, err
 		}
 		if e := segment.LastNonZero(b, 0); e > 0 {
@@ -335,7 +346,7 @@ func lastNonZeroIn(fsys vfs.FS, path string) (int64, error) {
 		}
 		end = start
 	}
-	return 0, nil
+	return from, nil
 }
 
 // load reads and verifies the log in dir. It returns a *CorruptionError
