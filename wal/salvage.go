@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"runtime/debug"
 
 	"github.com/walpub/walpub/wal/index"
 	"github.com/walpub/walpub/wal/internal/vfs"
@@ -84,20 +85,19 @@ func salvage(fsys vfs.FS, dir string, sl *segment.Sealer, yield func(RecordInfo,
 	var acked []ackRange
 	for _, id := range ids {
 		path := vfs.Join(dir, segment.Name(id))
-		b, err := readFile(fsys, path)
-		if err != nil {
-			continue // reported by the second pass
-		}
-		salvageFrames(path, b, func(fr segment.Frame) bool {
-			if fr.IsAck() {
-				// Malformed payloads acknowledge nothing; the second pass
-				// reports them.
-				_ = index.DecodeAckPayload(fr.Payload, func(start, n uint64) {
-					acked = append(acked, ackRange{start, n})
-				})
-			}
-			return true
-		}, func(*CorruptionError) bool { return true })
+		// A file that cannot be read is reported by the second pass.
+		_, _ = withMapped(fsys, path, func(b []byte) bool {
+			return salvageFrames(path, b, func(fr segment.Frame) bool {
+				if fr.IsAck() {
+					// Malformed payloads acknowledge nothing; the second
+					// pass reports them.
+					_ = index.DecodeAckPayload(fr.Payload, func(start, n uint64) {
+						acked = append(acked, ackRange{start, n})
+					})
+				}
+				return true
+			}, func(*CorruptionError) bool { return true })
+		})
 	}
 	acked = mergeRanges(acked)
 	var ckpt *index.Checkpoint
@@ -118,53 +118,75 @@ func salvage(fsys vfs.FS, dir string, sl *segment.Sealer, yield func(RecordInfo,
 	var buf []byte
 	for _, id := range ids {
 		path := vfs.Join(dir, segment.Name(id))
-		b, err := readFile(fsys, path)
-		if err != nil {
-			if !yield(RecordInfo{}, err) {
-				return
-			}
-			continue
-		}
-		if _, herr := segment.DecodeHeader(b); herr != nil {
-			_, reason := decodeCause(herr)
-			if !yield(RecordInfo{}, corrupt(path, 0, 0, FixCut, "segment header: %s", reason).causedBy(herr)) {
-				return
-			}
-		}
-		// A batch's records wait for its commit frame.
-		var batch []segment.Frame
-		more := salvageFrames(path, b, func(fr segment.Frame) bool {
-			if fr.IsAck() {
-				if derr := index.DecodeAckPayload(fr.Payload, func(uint64, uint64) {}); derr != nil {
-					return yield(RecordInfo{}, corrupt(path, fr.Offset, 0, FixCut, "malformed ack frame"))
-				}
-				return true
-			}
-			if fr.InBatch() {
-				batch = append(batch, fr)
-				if !fr.Commits() {
-					return true
-				}
-				frames := batch
-				batch = nil
-				for _, fr := range frames {
-					if !salvageRecord(path, fr, sl, &buf, isAcked, yield) {
-						return false
-					}
-				}
-				return true
-			}
-			if !dropBatch(path, &batch, yield) {
-				return false
-			}
-			return salvageRecord(path, fr, sl, &buf, isAcked, yield)
-		}, func(ce *CorruptionError) bool {
-			return dropBatch(path, &batch, yield) && yield(RecordInfo{}, ce)
+		more, err := withMapped(fsys, path, func(b []byte) bool {
+			return salvageSegment(path, b, sl, &buf, isAcked, yield)
 		})
-		if !more || !dropBatch(path, &batch, yield) {
+		if err != nil {
+			more = yield(RecordInfo{}, err)
+		}
+		if !more {
 			return
 		}
 	}
+}
+
+// withMapped calls fn with the bytes of the file at path, mapped
+// read-only (a segment may be up to 4 GiB, mostly zeros: the pages are
+// read as fn reaches them, and none is copied), and returns what fn
+// returned. A fault reading the mapping (the file was truncated
+// meanwhile) ends fn and is returned as an error, with more true.
+func withMapped(fsys vfs.FS, path string, fn func([]byte) bool) (more bool, err error) {
+	f, err := segment.Map(fsys, path)
+	if err != nil {
+		return true, fmt.Errorf("wal: %w", err)
+	}
+	defer f.Close()
+	more = true
+	defer catchFault(path, &err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	return fn(f.Bytes()), nil
+}
+
+// salvageSegment is Salvage's second pass over one segment file's bytes
+// b; it reports whether yield always returned true.
+func salvageSegment(path string, b []byte, sl *segment.Sealer, buf *[]byte, isAcked func(uint64) bool, yield func(RecordInfo, error) bool) bool {
+	if _, herr := segment.DecodeHeader(b); herr != nil {
+		_, reason := decodeCause(herr)
+		if !yield(RecordInfo{}, corrupt(path, 0, 0, FixCut, "segment header: %s", reason).causedBy(herr)) {
+			return false
+		}
+	}
+	// A batch's records wait for its commit frame.
+	var batch []segment.Frame
+	more := salvageFrames(path, b, func(fr segment.Frame) bool {
+		if fr.IsAck() {
+			if derr := index.DecodeAckPayload(fr.Payload, func(uint64, uint64) {}); derr != nil {
+				return yield(RecordInfo{}, corrupt(path, fr.Offset, 0, FixCut, "malformed ack frame"))
+			}
+			return true
+		}
+		if fr.InBatch() {
+			batch = append(batch, fr)
+			if !fr.Commits() {
+				return true
+			}
+			frames := batch
+			batch = nil
+			for _, fr := range frames {
+				if !salvageRecord(path, fr, sl, buf, isAcked, yield) {
+					return false
+				}
+			}
+			return true
+		}
+		if !dropBatch(path, &batch, yield) {
+			return false
+		}
+		return salvageRecord(path, fr, sl, buf, isAcked, yield)
+	}, func(ce *CorruptionError) bool {
+		return dropBatch(path, &batch, yield) && yield(RecordInfo{}, ce)
+	})
+	return more && dropBatch(path, &batch, yield)
 }
 
 // salvageFrames calls record for every frame of the segment bytes b that
@@ -230,9 +252,12 @@ func salvageRecord(path string, fr segment.Frame, sl *segment.Sealer, buf *[]byt
 		if data, err = decodeRecord(fr, path, *buf, sl); err != nil {
 			return yield(RecordInfo{}, err)
 		}
-		if fr.Compressed() || fr.Encrypted() {
-			*buf = data
+		if !fr.Compressed() && !fr.Encrypted() {
+			// data is in the file's read-only mapping: the caller gets
+			// a copy it may change.
+			data = append((*buf)[:0], data...)
 		}
+		*buf = data
 	}
 	return yield(RecordInfo{Seq: fr.Seq, Path: path, Offset: fr.Offset, Size: int(fr.RawLen),
 		StoredSize: len(fr.Payload), Compressed: fr.Compressed(), Encrypted: fr.Encrypted(),

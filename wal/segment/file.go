@@ -131,6 +131,30 @@ func Open(fsys vfs.FS, path string, writable bool) (*File, error) {
 	return s, nil
 }
 
+// Map maps the file at path read-only, whole, whatever it holds: unlike
+// Open it checks no header and no size, for a reader of damaged files.
+// An empty file is a File with no bytes.
+func Map(fsys vfs.FS, path string) (*File, error) {
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	s := &File{Path: path, f: f}
+	if fi.Size() == 0 {
+		return s, nil
+	}
+	if s.m, err = mmap.MapRegion(f.OS(), int(fi.Size()), mmap.RDONLY, 0, 0); err != nil {
+		f.Close()
+		return nil, &os.PathError{Op: "mmap", Path: path, Err: err}
+	}
+	return s, nil
+}
+
 // WriteAt writes b at off through the file rather than the mapping: for
 // large appends, the kernel's write path fills fresh page-cache pages
 // without first faulting them in through the mapping. The mapping sees
