@@ -71,6 +71,7 @@ type config struct {
 	txnID          string       // WithExactlyOnce's ID; "" derives one
 	afterCommit    func()       // withAfterCommit (tests)
 	ackFault       func() error // withAckFault (tests)
+	dlSyncFault    func() error // withDeadLetterSyncFault (tests)
 	afterFull      func()       // withAfterFull (tests)
 	journalRead    func(uint64) // withJournalRead (tests)
 	deadLetterMax  int64        // withDeadLetterMax (tests); DefaultDeadLetterMaxBytes
@@ -385,6 +386,14 @@ func (a slogAdapter) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 // injection for tests).
 func withAckFault(fn func() error) Option {
 	return func(c *config) { c.ackFault = fn }
+}
+
+// withDeadLetterSyncFault sets a function the sender calls before each sync
+// of the dead-letter log; an error it returns fails the sync, and the log
+// stays usable, as after a sync whose files were synced but whose
+// high-water mark found no room (fault injection for tests).
+func withDeadLetterSyncFault(fn func() error) Option {
+	return func(c *config) { c.dlSyncFault = fn }
 }
 
 // withAfterFull sets a function Write calls after the journal refused an

@@ -193,6 +193,11 @@ type sender struct {
 	ackRetryAt time.Time
 	ackBackoff time.Duration
 	dl         *wal.Log
+	// dlCopies maps the journal seq of a record that bury appended to the
+	// dead-letter log, but whose sync failed, to the copy's seq there: a
+	// later bury of the record syncs that copy instead of appending
+	// another.
+	dlCopies map[uint64]uint64
 
 	flushes   sync.WaitGroup // Flush calls that cut the linger of solo records
 	flushing  atomic.Bool    // one of them is running
@@ -395,6 +400,7 @@ func (s *sender) complete() {
 		if c.err == nil {
 			e.state = stateLeft
 			delete(s.backoffs, e.key)
+			delete(s.dlCopies, e.seq) // delivered after all: its copy stays a dead letter
 			delivered = append(delivered, e)
 			continue
 		}
@@ -744,10 +750,22 @@ func (s *sender) bury(dead []deadRecord) (moved, kept []deadRecord) {
 		s.log.Error("kafka: opening the dead-letter log; the records stay journaled", "records", len(dead), "err", err)
 		return nil, dead
 	}
+	var appended []uint64 // the dead-letter seqs of moved, in order
 	for _, d := range dead {
+		if seq, ok := s.dlCopies[d.e.seq]; ok {
+			// Appended by an earlier bury whose sync failed: the log
+			// still holds it, and the sync below covers it (a failed
+			// sync of the log's files fails the log for good, so a
+			// sync that succeeds later made durable everything
+			// appended before it).
+			moved = append(moved, d)
+			appended = append(appended, seq)
+			continue
+		}
 		// A seq with the error: appended, its sync failed; the Sync
 		// below decides.
-		if seq, err := s.dl.Append(EncodeDeadLetter(d.e.rec, d.err.Error())); err != nil && seq == 0 {
+		seq, err := s.dl.Append(EncodeDeadLetter(d.e.rec, d.err.Error()))
+		if err != nil && seq == 0 {
 			hint := ""
 			if errors.Is(err, wal.ErrFull) {
 				hint = "the dead-letter log is at its bound: requeue or drop its records (walcat dead-letters)"
@@ -758,14 +776,24 @@ func (s *sender) bury(dead []deadRecord) (moved, kept []deadRecord) {
 			continue
 		}
 		moved = append(moved, d)
+		appended = append(appended, seq)
 	}
 	if len(moved) == 0 {
 		return nil, kept
 	}
 	// The dead letters must be durable before the journal forgets them.
-	if err := s.dl.Sync(); err != nil {
+	if err := s.syncDeadLetter(); err != nil {
 		s.log.Error("kafka: syncing the dead-letter log; the records stay journaled", "err", err)
+		if s.dlCopies == nil {
+			s.dlCopies = make(map[uint64]uint64)
+		}
+		for i, d := range moved {
+			s.dlCopies[d.e.seq] = appended[i]
+		}
 		return nil, dead
+	}
+	for _, d := range moved {
+		delete(s.dlCopies, d.e.seq)
 	}
 	for _, d := range moved {
 		r := d.e.rec
@@ -774,6 +802,16 @@ func (s *sender) bury(dead []deadRecord) (moved, kept []deadRecord) {
 			"key_bytes", len(r.Key), "value_bytes", len(r.Value), "err", d.err)
 	}
 	return moved, kept
+}
+
+// syncDeadLetter syncs the dead-letter log.
+func (s *sender) syncDeadLetter() error {
+	if fn := s.p.cfg.dlSyncFault; fn != nil {
+		if err := fn(); err != nil {
+			return err
+		}
+	}
+	return s.dl.Sync()
 }
 
 func (s *sender) openDeadLetter() error {
