@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,18 +15,30 @@ import (
 )
 
 // TestFlushWaitsForResentRecord: record 1 (partition 0) fails once and is
-// resent while record 2
-// (partition 1) is in flight: Flush after Write(record 1) must wait for it.
+// resent while record 2 (partition 1) is in flight. Flush waits for the
+// resolved watermark to pass the last seq written before it; a Flush after
+// Write(record 1) must not return before record 1 is confirmed, so the
+// watermark must still be at record 1 when its confirmation is reported
+// (the sender publishes the watermark after the OnDelivery calls, on the
+// same goroutine, so this does not depend on timing).
 func TestFlushWaitsForResentRecord(t *testing.T) {
 	for _, manual := range []bool{false, true} {
 		t.Run(fmt.Sprint("manual=", manual), func(t *testing.T) {
 			c := kfaketest.New(t, kfake.SeedTopics(2, "t"))
 			release := holdProduces(c)
-			opts := []Option{WithClient(kgo.ProducerLinger(0)), WithRetryBackoff(500*time.Millisecond, 500*time.Millisecond)}
+			var watermark atomic.Int64 // p.resolved when record 1's confirmation was reported
+			watermark.Store(-1)
+			var p *Producer
+			opts := []Option{WithClient(kgo.ProducerLinger(0)),
+				WithOnDelivery(func(r *kgo.Record) {
+					if r.Partition == 0 {
+						watermark.Store(int64(p.resolved.Load()))
+					}
+				})}
 			if manual {
 				opts = append(opts, WithClient(kgo.RecordPartitioner(kgo.ManualPartitioner())))
 			}
-			p, _ := newTestProducer(t, kfaketest.URL(c, "t"), opts...)
+			p, _ = newTestProducer(t, kfaketest.URL(c, "t"), opts...)
 			ctx := ctxTimeout(t, 30*time.Second)
 			hash := kgo.StickyKeyPartitioner(nil).ForTopic("t")
 			record := func(part int32) *kgo.Record {
@@ -36,34 +49,31 @@ func TestFlushWaitsForResentRecord(t *testing.T) {
 					}
 				}
 			}
-			produce := func(part int32, err error) *kfake.FaultHandle {
-				return c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "t", Partitions: []int32{part}, Err: err.(*kerr.Error), Count: -1})
-			}
 			if err := p.Write(ctx, record(0)); err != nil { // seq 1
 				t.Fatal(err)
 			}
-			flushed := make(chan error, 1)
-			go func() { flushed <- p.Flush(ctx) }() // covers seq 1 only
-			time.Sleep(50 * time.Millisecond)
 			if err := p.Write(ctx, record(1)); err != nil { // seq 2
 				t.Fatal(err)
 			}
 			waitStats(t, ctx, p, "both in flight", func(st Stats) bool { return st.InFlight == 2 })
-			stuck1 := produce(1, kerr.NotEnoughReplicas) // record 2 stays in flight
+			// Record 2 stays in flight (the client retries it) until
+			// record 1, failed once, is resent and confirmed.
+			stuck1 := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "t", Partitions: []int32{1}, Err: kerr.NotEnoughReplicas, Count: -1})
 			defer stuck1.Remove()
-			c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "t", Partitions: []int32{0}, Err: kerr.UnknownServerError, Count: 1})
+			failed0 := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "t", Partitions: []int32{0}, Err: kerr.UnknownServerError, Count: 1})
+			defer failed0.Remove()
 			close(release)
-			waitStats(t, ctx, p, "record 1's failure", func(st Stats) bool { return st.Retries == 1 })
-			stuck0 := produce(0, kerr.NotEnoughReplicas) // record 1's resend stays in flight
-			defer stuck0.Remove()
-			select {
-			case err := <-flushed:
-				t.Fatalf("Flush returned %v before record 1 was confirmed: stats %+v, resolved %d", err, p.Stats(), p.resolved.Load())
-			case <-time.After(2 * time.Second):
+			waitStats(t, ctx, p, "record 1's confirmation", func(Stats) bool { return watermark.Load() >= 0 })
+			st := p.Stats()
+			if failed0.Hits() != 1 || st.Retries != 1 || st.InFlight != 1 {
+				t.Fatalf("record 1 failed %d times, stats %+v: want it failed once and resent, record 2 still in flight",
+					failed0.Hits(), st)
 			}
-			stuck0.Remove()
+			if w := watermark.Load(); w > 1 {
+				t.Fatalf("resolved watermark %d when record 1 (seq 1) was confirmed: a Flush after its Write returned before", w)
+			}
 			stuck1.Remove()
-			if err := <-flushed; err != nil {
+			if err := p.Flush(ctx); err != nil {
 				t.Fatal(err)
 			}
 		})
