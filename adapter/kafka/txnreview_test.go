@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -133,8 +134,11 @@ func TestFencedWriteAtBound(t *testing.T) {
 	c := kfaketest.New(t, kfake.SeedTopics(1, "t"))
 	const id = "walpub-fenced-at-bound"
 	release := holdProduces(c)
+	atBound := make(chan struct{})
+	var once sync.Once
 	p, _ := newTestProducer(t, kfaketest.URL(c, "t"), WithExactlyOnce(id),
-		WithWAL(wal.WithMaxBytes(64<<10)))
+		WithWAL(wal.WithMaxBytes(64<<10)),
+		withAfterFull(func() { once.Do(func() { close(atBound) }) }))
 	ctx := ctxTimeout(t, 60*time.Second)
 	werr := make(chan error, 1)
 	go func() {
@@ -145,13 +149,16 @@ func TestFencedWriteAtBound(t *testing.T) {
 			}
 		}
 	}()
-	for p.Stats().InFlight == 0 { // a transaction is open, its produce held
-		if ctx.Err() != nil {
-			t.Fatal("nothing in flight")
-		}
-		time.Sleep(5 * time.Millisecond)
+	// A transaction is open, its produce held, and the writer has reached
+	// the bound (the journal refused a record for room).
+	waitStats(t, ctx, p, "a record in flight", func(st Stats) bool { return st.InFlight > 0 })
+	select {
+	case <-atBound:
+	case err := <-werr:
+		t.Fatalf("Write: %v before the bound", err)
+	case <-ctx.Done():
+		t.Fatal("the writer did not reach the journal's bound")
 	}
-	time.Sleep(300 * time.Millisecond) // the writer reaches the bound
 	other, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.TransactionalID(id), kgo.DefaultProduceTopic("t"))
 	if err != nil {
 		t.Fatal(err)
@@ -167,9 +174,7 @@ func TestFencedWriteAtBound(t *testing.T) {
 	if err := other.ProduceSync(ctx, &kgo.Record{Value: []byte("newer")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	if err := p.Flush(fctx); !errors.Is(err, ErrFenced) {
+	if err := p.Flush(ctx); !errors.Is(err, ErrFenced) {
 		t.Fatalf("Flush: %v, want ErrFenced", err)
 	}
 	select {
@@ -177,7 +182,7 @@ func TestFencedWriteAtBound(t *testing.T) {
 		if !errors.Is(err, ErrFenced) {
 			t.Fatalf("Write: %v, want ErrFenced", err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Write blocked at the journal bound still waits 5 s after the producer was fenced")
+	case <-ctx.Done():
+		t.Fatal("Write blocked at the journal bound still waits after the producer was fenced")
 	}
 }
