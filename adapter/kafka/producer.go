@@ -276,6 +276,7 @@ func NewProducer(url string, opts ...Option) (*Producer, error) {
 	}
 	p.client, p.snd = client, snd
 	snd.manual = manualPartitioning(client)
+	snd.partitioner, _ = client.OptValue(kgo.RecordPartitioner).(kgo.Partitioner)
 	js := journal.Stats()
 	cfg.logger.Info("kafka: producer started", "journal", cfg.journal, "brokers", t.brokers,
 		"topic", t.topic, "resending", js.Pending, "resend_bytes", js.PendingBytes)

@@ -175,6 +175,10 @@ type sender struct {
 	backoff   time.Duration             // for journal read errors
 	stopping  bool                      // shutting down: failures are left in the journal
 
+	// partitioner is the client's, to tell whether a record resent alone
+	// goes to the partition of its failed attempt (soloBusy).
+	partitioner kgo.Partitioner
+
 	tx *txnState // exactly once (WithExactlyOnce); nil otherwise
 
 	opts           []kgo.Opt // the client's, to make a new one (replaceClient)
@@ -640,14 +644,15 @@ func (s *sender) settleHolds() {
 }
 
 // busy reports whether a record of key k is in flight on one of parts (or
-// not yet buffered by the client, so possibly on any); with
-// kgo.ManualPartitioner every record of k is on k's partition.
+// not yet buffered by the client, so possibly on any), or on any partition
+// when parts is nil; with kgo.ManualPartitioner every record of k is on k's
+// partition.
 func (s *sender) busy(k holdKey, parts map[int32]bool) bool {
 	for _, e := range s.inflight {
 		if e.state != stateInFlight || e.key != k {
 			continue
 		}
-		if p := e.part.Load(); s.manual || p < 0 || parts[p] {
+		if p := e.part.Load(); s.manual || p < 0 || parts == nil || parts[p] {
 			return true
 		}
 	}
@@ -890,15 +895,16 @@ func (s *sender) txnOpen() bool {
 
 // release hands the records of a hold to the client once its failures are
 // collected and its backoff is over, oldest first; a record to be sent
-// alone waits until no neighbour of its partition is in flight, and
-// nothing follows it until it is reported. An empty hold ends.
+// alone waits until no record it could share a batch with is in flight
+// (soloBusy), and nothing follows it until it is reported. An empty hold
+// ends.
 func (s *sender) release(k holdKey, h *hold, now time.Time) {
 	if h.collecting || h.solo != nil || now.Before(h.until) {
 		return
 	}
 	for len(h.q) > 0 {
 		e := h.q[0]
-		if e.solo && s.busy(k, map[int32]bool{e.part.Load(): true}) {
+		if e.solo && s.soloBusy(k, e) {
 			return
 		}
 		if !s.txnOpen() || s.tx != nil && !s.txnAdmit(e) {
@@ -925,6 +931,22 @@ func (s *sender) release(k holdKey, h *hold, now time.Time) {
 		}
 	}
 	delete(s.holds, k)
+}
+
+// soloBusy reports whether a record to be resent alone could share a batch
+// with a record of its key in flight. The partitioner sends it to the
+// partition of its failed attempt again only if the record requires a
+// consistent partition (a keyed record, by default): otherwise (a keyless
+// record, whose partition the client chooses anew) it may go to any
+// partition of its topic, where a newer record of the topic, handed to the
+// client before the failure was collected, may still be waiting for its
+// linger, and is sent alone only once no record of the topic is in flight
+// (the hold keeps the newer ones back meanwhile).
+func (s *sender) soloBusy(k holdKey, e *entry) bool {
+	if s.manual || s.partitioner != nil && s.partitioner.ForTopic(e.rec.Topic).RequiresConsistency(e.rec) {
+		return s.busy(k, map[int32]bool{e.part.Load(): true})
+	}
+	return s.busy(k, nil)
 }
 
 // cursor returns the next seq to read from the journal, and whether there
