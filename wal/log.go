@@ -97,7 +97,10 @@ type Log struct {
 	prepKick    chan struct{}
 	compactKick chan struct{}
 	quit        chan struct{}
-	wg          sync.WaitGroup
+	// closeDone is closed when the Close that does the work returns:
+	// every other Close waits for it.
+	closeDone chan struct{}
+	wg        sync.WaitGroup
 }
 
 // Record is an unacknowledged record, yielded by Pending or returned by
@@ -158,7 +161,8 @@ func Open(dir string, opts ...Option) (*Log, error) {
 // starts its goroutines. Close releases the lock only if ownLock is set.
 func openLocked(dir string, cfg config, lock vfs.File, mode loadMode) (*Log, error) {
 	l := &Log{dir: dir, cfg: cfg, fs: cfg.fs, log: cfg.logger, lock: lock,
-		prepKick: make(chan struct{}, 1), compactKick: make(chan struct{}, 1), quit: make(chan struct{})}
+		prepKick: make(chan struct{}, 1), compactKick: make(chan struct{}, 1), quit: make(chan struct{}),
+		closeDone: make(chan struct{})}
 	l.syncCond = sync.NewCond(&l.syncMu)
 	if err := l.open(mode); err != nil {
 		l.closeFiles()
@@ -2287,20 +2291,24 @@ func (l *Log) Stats() Stats {
 // the log started and releases the directory. It leaves nothing on disk
 // that holds no live record: the prepared next segment is removed and, if
 // no record of the active segment is pending, that segment is reclaimed
-// behind a one-page one (see the package doc). Later calls return
-// ErrClosed.
+// behind a one-page one (see the package doc). Later calls, and calls
+// concurrent with the one that does the work, return ErrClosed, once
+// that one has returned: whichever Close returns, the log is closed, its
+// goroutines joined and the directory free for another Open.
 func (l *Log) Close() error {
 	l.mu.Lock()
-	closing := false
 	select {
 	case <-l.quit:
-		closing = true // another Close is at work
+		// Closed, or another Close is at work: wait for it.
+		l.mu.Unlock()
+		if hook := closeWaitHook.Load(); hook != nil {
+			(*hook)()
+		}
+		<-l.closeDone
+		return ErrClosed
 	default:
 	}
-	if l.closed || closing {
-		l.mu.Unlock()
-		return ErrClosed
-	}
+	defer close(l.closeDone)
 	// Refuse new writes and stop the background work first, so that
 	// nothing races the final sync.
 	l.closing = true
@@ -2358,6 +2366,10 @@ func (l *Log) Close() error {
 	}
 	return err
 }
+
+// closeWaitHook, if set (by tests), runs in a Close that found another
+// at work, before it waits for that one.
+var closeWaitHook atomic.Pointer[func()]
 
 // idleSegmentSize is the size of the segment Close leaves active when no
 // record of the active segment is pending: one page, enough for its
