@@ -314,16 +314,19 @@ func (l *Log) removeSegment(s *seg) error {
 			break
 		}
 	}
-	l.diskBytes -= s.file.Size()
-	path := s.file.Path
+	path, size := s.file.Path, s.file.Size() // before retiring: a closed file's Size is 0
 	l.retireLocked(s.file)
 	l.mu.Unlock()
 	if err := l.fs.Remove(path); err != nil {
 		// Its records are all acknowledged: a file left behind is only
-		// space, and the next Open reclaims it again.
+		// space, and the next Open reclaims it again. It is on disk
+		// until then, and counted.
 		l.log.Warn("wal: could not remove a reclaimed segment", "file", path, "err", err)
 		return nil
 	}
+	l.mu.Lock()
+	l.diskBytes -= size
+	l.mu.Unlock()
 	l.log.Debug("wal: removed acknowledged segment", "file", path)
 	return nil
 }
@@ -535,12 +538,17 @@ func (l *Log) installMerged(m *mergeJob, nf *segment.File) error {
 		ns.pendingBytes += int64(loc.Raw)
 		ns.liveFrames += int64(segment.FrameSize(int(loc.Stored)))
 	}
-	var others []string
+	type other struct {
+		path string
+		size int64
+	}
+	var others []other
+	firstSize := first.file.Size()
 	for _, sr := range srcs {
-		l.retireLocked(sr.f)
 		if sr.s != first {
-			others = append(others, sr.f.Path)
+			others = append(others, other{sr.f.Path, sr.f.Size()})
 		}
+		l.retireLocked(sr.f)
 	}
 	// A Pending reading a member's file goes on with the merged bitmap,
 	// which answers for every seq of the members' ranges: acknowledged,
@@ -552,13 +560,19 @@ func (l *Log) installMerged(m *mergeJob, nf *segment.File) error {
 		o.view.merged.Store(&ns.view)
 	}
 	l.segs = append(l.segs[:at:at], append([]*seg{ns}, l.segs[last+1:]...)...)
-	l.diskBytes += m.size - m.oldSize
+	// The first segment's file is replaced; the others are counted until
+	// they are removed.
+	l.diskBytes += m.size - firstSize
 	l.mu.Unlock()
 
-	for _, p := range others {
-		if err := l.fs.Remove(p); err != nil {
-			l.log.Warn("wal: could not remove a merged segment; the next Open will", "file", p, "err", err)
+	for _, o := range others {
+		if err := l.fs.Remove(o.path); err != nil {
+			l.log.Warn("wal: could not remove a merged segment; the next Open will", "file", o.path, "err", err)
+			continue
 		}
+		l.mu.Lock()
+		l.diskBytes -= o.size
+		l.mu.Unlock()
 	}
 	if len(others) > 0 {
 		if err := l.fs.SyncDir(l.dir); err != nil {

@@ -917,8 +917,11 @@ func (l *Log) createFile(path string, size int64) (*segment.File, error) {
 // discardPrepared removes a prepared file and closes it, or leaves closing
 // it to the preparer if it is faulting the file's pages in (prepareStep).
 func (l *Log) discardPrepared(f *mapped) {
-	l.diskBytes -= f.Size() // before Close, after which Size is 0
-	l.fs.Remove(f.Path)
+	// Uncounted once removed (read before Close, after which Size is
+	// 0); a file left behind is counted until the next Open removes it.
+	if l.fs.Remove(f.Path) == nil {
+		l.diskBytes -= f.Size()
+	}
 	l.retireLocked(f)
 }
 
