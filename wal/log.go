@@ -748,10 +748,9 @@ func (l *Log) rotateLocked(size int64) error {
 	old.sealed = true
 	old.locs.Trim()
 	// A Pending iterator may be reading the old bitmap without the lock:
-	// truncate a copy rather than the bitmap under it.
-	acks := old.acks.Clone()
-	acks.Truncate(l.nextSeq - old.firstSeq)
-	old.setAcks(acks)
+	// truncate a copy rather than the bitmap under it, copying only the
+	// words the segment's records need.
+	old.setAcks(old.acks.TruncatedClone(l.nextSeq - old.firstSeq))
 	l.noteUnsyncedLocked(old.file)
 	l.installActiveLocked(s)
 	l.sealedUnreleased = true

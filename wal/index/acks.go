@@ -438,6 +438,33 @@ func DecodeAckPayload(p []byte, fn func(start, n uint64)) error {
 	return nil
 }
 
+// TruncatedClone returns a copy of the bitmap as it is now, truncated to
+// n seqs: what Clone then Truncate return, without copying the words
+// past n first (a rotation seals an active segment's bitmap, made for
+// every record the file could hold, under the log's lock).
+func (a *Acks) TruncatedClone(n uint64) *Acks {
+	if n >= a.n || a.words == nil && a.seqs == nil {
+		c := a.Clone()
+		c.Truncate(n)
+		return c
+	}
+	c := &Acks{base: a.base, n: n, seqs: a.seqs}
+	bits := n
+	if a.seqs != nil {
+		k, _ := a.listed(a.base + n)
+		c.seqs = a.seqs[:k:k]
+		bits = uint64(k)
+	}
+	c.words = make([]uint64, (bits+63)/64)
+	for i := range c.words {
+		c.words[i] = atomic.LoadUint64(&a.words[i])
+	}
+	if r := bits % 64; r != 0 {
+		c.words[len(c.words)-1] &= (1 << r) - 1
+	}
+	return c
+}
+
 // Clone returns a copy of the bitmap as it is now.
 func (a *Acks) Clone() *Acks {
 	if a.words == nil && a.seqs == nil {

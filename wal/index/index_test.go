@@ -575,6 +575,9 @@ func TestUniformAcks(t *testing.T) {
 		if c.Len() != 65 || c.Has(165) || c.Has(164) != full || a.Len() != 130 {
 			t.Fatalf("full=%v: Truncate", full)
 		}
+		if tc := a.TruncatedClone(65); tc.words != nil || tc.Len() != 65 || tc.Has(165) || tc.Has(164) != full || a.Len() != 130 {
+			t.Fatalf("full=%v: TruncatedClone", full)
+		}
 		if got := a.Set(150); got == full {
 			t.Fatalf("full=%v: Set(150) = %v", full, got)
 		}

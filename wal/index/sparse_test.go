@@ -82,7 +82,8 @@ func checkAgainst(t *testing.T, what string, a *Acks, ref *refAcks, r *rand.Rand
 
 // TestSparseAcks: a sparse bitmap (a bit for each listed seq, every other
 // seq acknowledged) answers every query like the reference, through Set,
-// SetRange, Clone and Truncate, whichever form NewAcksOf picks.
+// SetRange, Clone, Truncate and TruncatedClone, whichever form NewAcksOf
+// picks.
 func TestSparseAcks(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for round := range 200 {
@@ -134,10 +135,16 @@ func TestSparseAcks(t *testing.T) {
 			ref.acked[listed[0]] = true
 		}
 		k := r.Uint64N(n + 1)
+		tc := a.TruncatedClone(k)
 		a.Truncate(k)
 		ref.n = k
 		if k > 0 {
 			checkAgainst(t, "truncated", a, ref, r)
+			checkAgainst(t, "truncated clone", tc, ref, r)
+		}
+		if tc.Len() != a.Len() || tc.Sparse() != a.Sparse() || len(tc.words) != len(a.words) {
+			t.Fatalf("round %d: TruncatedClone(%d) has %d seqs, sparse %v, %d words; Truncate %d, %v, %d",
+				round, k, tc.Len(), tc.Sparse(), len(tc.words), a.Len(), a.Sparse(), len(a.words))
 		}
 	}
 }
