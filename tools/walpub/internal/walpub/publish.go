@@ -21,9 +21,12 @@ import (
 )
 
 // chunk is a batch of records read from the input, or the error that
-// ended the input.
+// ended the input. Its records are lines line, line+1, ... of the input
+// name (line 0: the record is a --whole input).
 type chunk struct {
 	recs []*kgo.Record
+	name string
+	line int64
 	err  error
 }
 
@@ -33,6 +36,108 @@ const (
 	readBuffer   = 256 << 10
 )
 
+// handoff passes the chunks the reader makes to publish. When publish
+// stops taking them (stopLocked), the two agree on that moment under mu:
+// every record the reader read is then either taken by publish (and
+// journaled) or refused by send and named, as is what a read returns after
+// publish stopped (inputReader.Read), so that no line read goes
+// unmentioned.
+type handoff struct {
+	ch   chan chunk
+	room chan struct{} // cap 1: publish took a chunk
+	done chan struct{} // closed when publish stops taking chunks
+
+	mu      sync.Mutex
+	stopped bool
+	input   *inputReader // the input being read
+	// notJournaled counts the complete lines (--whole: inputs) read
+	// from the input and not journaled because publish had stopped.
+	notJournaled int64
+}
+
+func newHandoff() handoff {
+	return handoff{ch: make(chan chunk, 4), room: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// stopLocked makes the reader hand over nothing more and returns the
+// chunks it handed over that publish has not taken.
+func (h *handoff) stopLocked() (rest []chunk) {
+	if h.stopped {
+		return nil
+	}
+	h.stopped = true
+	close(h.done)
+	for {
+		select {
+		case c, ok := <-h.ch:
+			if !ok {
+				return rest
+			}
+			rest = append(rest, c)
+		default:
+			return rest
+		}
+	}
+}
+
+// errStopped ends a read once publish takes no more records.
+var errStopped = errors.New("walpub: publish stopped taking input")
+
+// send hands c over to publish. It returns false, c refused (counted and
+// named), once publish has stopped taking chunks.
+func (r *run) send(c chunk) bool {
+	h := &r.hand
+	for {
+		h.mu.Lock()
+		if h.stopped {
+			r.refuseLocked(c)
+			h.mu.Unlock()
+			return false
+		}
+		select {
+		case h.ch <- c:
+			h.mu.Unlock()
+			return true
+		default:
+		}
+		h.mu.Unlock()
+		select {
+		case <-h.room:
+		case <-h.done:
+		}
+	}
+}
+
+// refuseLocked counts and names the records of c, read from the input
+// and never to be journaled.
+func (r *run) refuseLocked(c chunk) {
+	n := int64(len(c.recs))
+	if n == 0 {
+		return
+	}
+	r.hand.notJournaled += n
+	if c.line == 0 {
+		r.notef("%s, read whole after walpub stopped taking input, is not journaled", c.name)
+		return
+	}
+	r.notef("%s: %s, read after walpub stopped taking input, %s not journaled", c.name, lineRange(c.line, n), isAre(n))
+}
+
+// lineRange names n lines from line first.
+func lineRange(first, n int64) string {
+	if n == 1 {
+		return fmt.Sprintf("line %d", first)
+	}
+	return fmt.Sprintf("lines %d-%d", first, first+n-1)
+}
+
+func isAre(n int64) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
+}
+
 // publish journals every record of the input until the input ends, an
 // interrupt comes, or Write fails. After an interrupt it still journals
 // the records the reader has handed over (the chunk at hand and those
@@ -40,15 +145,21 @@ const (
 // (a pipe), also after a second interrupt, which ends the drain: a Write
 // does not wait (walpub's journal has no wal.WithMaxBytes bound), and the
 // reader, which reads no more, soon hands over the rest or waits in a
-// read.
+// read. Whatever the reader reads after publish returned is named as not
+// journaled (handoff).
 func (r *run) publish(p *kafka.Producer) error {
-	chunks := make(chan chunk, 4)
-	stop := make(chan struct{})
+	h := &r.hand
 	// The reader ends when the input does or when it next sends after
-	// stop; a read blocked on a terminal that never delivers ends with
-	// the process.
-	go r.read(chunks, stop)
-	defer close(stop)
+	// publish stopped; a read blocked on a terminal that never delivers
+	// ends with the process.
+	go r.read()
+	defer func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, c := range h.stopLocked() {
+			r.refuseLocked(c)
+		}
+	}()
 
 	ctx := context.Background()
 	journal := func(c chunk) error {
@@ -60,43 +171,67 @@ func (r *run) publish(p *kafka.Producer) error {
 		}
 		return c.err
 	}
+	take := func(c chunk) error {
+		select {
+		case h.room <- struct{}{}:
+		default:
+		}
+		return journal(c)
+	}
 	for {
 		select {
 		case <-r.interrupted:
 			// The reader reads no more (inputReader) but hands over the
 			// lines it holds: journal them, until it is done, or waits in
 			// a read with nothing left to hand over (everything it read
-			// from the input is in chunks), or stops handing any over.
+			// from the input is taken), or stops handing any over.
 			tick := time.NewTicker(5 * time.Millisecond)
 			defer tick.Stop()
 			last := time.Now()
 			for {
 				select {
-				case c, ok := <-chunks:
+				case c, ok := <-h.ch:
 					if !ok {
 						return nil
 					}
-					if err := journal(c); err != nil {
+					if err := take(c); err != nil {
 						return err
 					}
 					last = time.Now()
 				case now := <-tick.C:
-					if in := r.input.Load(); in != nil && in.blocked.Load() && len(chunks) == 0 {
-						// The read may never return: name what the
-						// reader holds of a line begun.
-						r.noteCut(in, in.heldLine.Load(), in.heldBytes.Load())
+					h.mu.Lock()
+					if in := h.input; in != nil && in.blocked && len(h.ch) == 0 {
+						// The read may never return: stop waiting for it,
+						// naming what the reader holds of a line begun.
+						h.stopLocked()
+						r.noteCut(in, in.heldLine, in.heldBytes)
+						h.mu.Unlock()
 						return nil
 					}
-					if now.Sub(last) > interruptGrace {
-						return nil
+					if now.Sub(last) <= interruptGrace {
+						h.mu.Unlock()
+						continue
 					}
+					rest := h.stopLocked()
+					h.mu.Unlock()
+					for i, c := range rest {
+						if err := journal(c); err != nil {
+							h.mu.Lock()
+							for _, c := range rest[i+1:] {
+								r.refuseLocked(c)
+							}
+							h.mu.Unlock()
+							return err
+						}
+					}
+					return nil
 				}
 			}
-		case c, ok := <-chunks:
+		case c, ok := <-h.ch:
 			if !ok {
 				return nil
 			}
-			if err := journal(c); err != nil {
+			if err := take(c); err != nil {
 				return err
 			}
 		}
@@ -115,26 +250,30 @@ const interruptGrace = 2 * time.Second
 // waits (blocked), everything read from the input is handed over but the
 // start of a line (or of a --whole input) that held reports: heldLine and
 // heldBytes, for publish to name them when it does not wait for the read.
+// A read that returns after publish stopped taking input ends the input
+// (errStopped), and what it returned is named as not journaled.
 type inputReader struct {
-	r       io.Reader
-	name    string
-	intr    <-chan struct{}
-	flush   func() bool
-	held    func() (line, bytes int64) // nil: every byte read is held (--whole)
-	read    int64                      // bytes read so far
-	blocked atomic.Bool
-	cut     atomic.Bool
-	noted   atomic.Bool // the bytes cut have been named
+	r     io.Reader
+	run   *run
+	name  string
+	intr  <-chan struct{}
+	flush func() bool
+	held  func() (line, bytes int64) // nil: every byte read is held (--whole)
+	read  int64                      // bytes read so far
+	cut   atomic.Bool
+	noted atomic.Bool // the bytes cut have been named
 
-	heldLine, heldBytes atomic.Int64
+	// Guarded by run.hand.mu.
+	blocked             bool
+	heldLine, heldBytes int64
 }
 
 func (in *inputReader) Read(p []byte) (int, error) {
 	if in.interrupted() {
 		return 0, io.EOF
 	}
-	if in.flush != nil {
-		in.flush()
+	if in.flush != nil && !in.flush() {
+		return 0, errStopped
 	}
 	if in.interrupted() {
 		return 0, io.EOF
@@ -143,13 +282,50 @@ func (in *inputReader) Read(p []byte) (int, error) {
 	if in.held != nil {
 		line, held = in.held()
 	}
-	in.heldLine.Store(line)
-	in.heldBytes.Store(held)
-	in.blocked.Store(true)
+	h := &in.run.hand
+	h.mu.Lock()
+	if h.stopped {
+		h.mu.Unlock()
+		return 0, errStopped
+	}
+	in.heldLine, in.heldBytes, in.blocked = line, held, true
+	h.mu.Unlock()
 	n, err := in.r.Read(p)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	in.blocked = false
+	if h.stopped {
+		in.noteLateLocked(p[:n], line)
+		return 0, errStopped
+	}
 	in.read += int64(n)
-	in.blocked.Store(false)
 	return n, err
+}
+
+// noteLateLocked counts and names the bytes a read returned after publish
+// stopped taking input: the end of line and the lines after it (line 0:
+// more of a --whole input).
+func (in *inputReader) noteLateLocked(late []byte, line int64) {
+	if len(late) == 0 {
+		return
+	}
+	r := in.run
+	if line == 0 {
+		r.notef("%s: %d more bytes, read after walpub stopped taking input, are not journaled", in.name, len(late))
+		return
+	}
+	n := int64(bytes.Count(late, []byte("\n")))
+	tail := len(late) - (bytes.LastIndexByte(late, '\n') + 1)
+	r.hand.notJournaled += n
+	switch {
+	case n == 0:
+		r.notef("%s: %d bytes of line %d, read after walpub stopped taking input, are not journaled", in.name, tail, line)
+	case tail == 0:
+		r.notef("%s: %s, read after walpub stopped taking input, %s not journaled", in.name, lineRange(line, n), isAre(n))
+	default:
+		r.notef("%s: %s and %d bytes of line %d, read after walpub stopped taking input, are not journaled",
+			in.name, lineRange(line, n), tail, line+n)
+	}
 }
 
 // noteCut names, once, the bytes of in that an interrupt left read but
@@ -175,25 +351,17 @@ func (in *inputReader) interrupted() bool {
 	}
 }
 
-// read sends the input's records to out in chunks and closes out at the
-// end of the input.
-func (r *run) read(out chan<- chunk, stop <-chan struct{}) {
-	defer close(out)
-	send := func(c chunk) bool {
-		select {
-		case out <- c:
-			return true
-		case <-stop:
-			return false
-		}
-	}
+// read sends the input's records to publish in chunks and closes the
+// handoff's channel at the end of the input.
+func (r *run) read() {
+	defer close(r.hand.ch)
 	files := r.cfg.files
 	if len(files) == 0 {
 		files = []string{"-"}
 	}
 	for i, name := range files {
 		r.reading.Store(int64(i))
-		if !r.readFile(name, send) {
+		if !r.readFile(name) {
 			return
 		}
 	}
@@ -201,12 +369,12 @@ func (r *run) read(out chan<- chunk, stop <-chan struct{}) {
 
 // readFile reads one input file ("-": standard input); it returns false
 // when reading must stop.
-func (r *run) readFile(name string, send func(chunk) bool) bool {
+func (r *run) readFile(name string) bool {
 	var in io.Reader = r.env.Stdin
 	if name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
-			send(chunk{err: err})
+			r.send(chunk{err: err})
 			return false
 		}
 		defer f.Close()
@@ -214,13 +382,18 @@ func (r *run) readFile(name string, send func(chunk) bool) bool {
 	} else {
 		name = "standard input"
 	}
-	ir := &inputReader{r: in, name: name, intr: r.interrupted}
-	r.input.Store(ir)
+	ir := &inputReader{r: in, run: r, name: name, intr: r.interrupted}
+	r.hand.mu.Lock()
+	r.hand.input = ir
+	r.hand.mu.Unlock()
 	in = ir
 	if r.cfg.whole {
 		data, err := io.ReadAll(in)
+		if errors.Is(err, errStopped) {
+			return false
+		}
 		if err != nil {
-			send(chunk{err: fmt.Errorf("reading %s: %w", name, err)})
+			r.send(chunk{err: fmt.Errorf("reading %s: %w", name, err)})
 			return false
 		}
 		if ir.cut.Load() {
@@ -229,28 +402,29 @@ func (r *run) readFile(name string, send func(chunk) bool) bool {
 		}
 		rec := r.record(data)
 		if err := r.check(rec.Value); err != nil {
-			send(chunk{err: fmt.Errorf("%s: %w", name, err)})
+			r.send(chunk{err: fmt.Errorf("%s: %w", name, err)})
 			return false
 		}
-		return send(chunk{recs: []*kgo.Record{rec}})
+		return r.send(chunk{recs: []*kgo.Record{rec}, name: name})
 	}
 	br := bufio.NewReaderSize(in, readBuffer)
 	var recs []*kgo.Record
 	arena := make([]byte, 0, chunkBytes)
+	lineNo := int64(1)
+	first := lineNo // the line of recs[0]
 	flush := func() bool {
 		if len(recs) == 0 {
 			return true
 		}
-		ok := send(chunk{recs: recs})
+		ok := r.send(chunk{recs: recs, name: name, line: first})
 		recs, arena = nil, make([]byte, 0, chunkBytes)
 		return ok
 	}
 	ir.flush = flush
-	lineNo := 1
 	var long []byte // a line longer than br's buffer, so far
 	// Before a read, br holds only the start of a line: ReadSlice reads
 	// when it finds no '\n'.
-	ir.held = func() (int64, int64) { return int64(lineNo), int64(len(long) + br.Buffered()) }
+	ir.held = func() (int64, int64) { return lineNo, int64(len(long) + br.Buffered()) }
 	for ; ; lineNo++ {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -261,9 +435,14 @@ func (r *run) readFile(name string, send func(chunk) bool) bool {
 			}
 			line, long = long, nil
 		}
+		if errors.Is(err, errStopped) {
+			// Named: the lines read (send, noteLateLocked), the line
+			// begun (noteCut).
+			return false
+		}
 		if len(line) > 0 && err == io.EOF && ir.cut.Load() {
 			// The rest of this line was never read: not a record.
-			r.noteCut(ir, int64(lineNo), int64(len(line)))
+			r.noteCut(ir, lineNo, int64(len(line)))
 			line = nil
 		}
 		if len(line) > 0 {
@@ -278,9 +457,12 @@ func (r *run) readFile(name string, send func(chunk) bool) bool {
 				// The lines before it are journaled and sent; the
 				// input stops here.
 				if flush() {
-					send(chunk{err: fmt.Errorf("%s, line %d: %w", name, lineNo, cerr)})
+					r.send(chunk{err: fmt.Errorf("%s, line %d: %w", name, lineNo, cerr)})
 				}
 				return false
+			}
+			if len(recs) == 0 {
+				first = lineNo
 			}
 			recs = append(recs, rec)
 		}
@@ -289,7 +471,7 @@ func (r *run) readFile(name string, send func(chunk) bool) bool {
 		}
 		if err != nil {
 			flush()
-			send(chunk{err: fmt.Errorf("reading %s: %w", name, err)})
+			r.send(chunk{err: fmt.Errorf("reading %s: %w", name, err)})
 			return false
 		}
 		// Hand over what there is when the input pauses, so that an

@@ -97,6 +97,16 @@ func (r *run) finish(p *kafka.Producer, inputErr, closeErr error) int {
 			r.notef("not read: %s", strings.Join(r.cfg.files[i:], " "))
 		}
 	}
+	r.hand.mu.Lock()
+	lost := r.hand.notJournaled
+	r.hand.mu.Unlock()
+	if lost > 0 {
+		unit := "lines"
+		if r.cfg.whole {
+			unit = "inputs"
+		}
+		fail("%d %s read from the input are not journaled (named above): send them again", lost, unit)
+	}
 	if closeErr != nil && !errors.Is(closeErr, context.Canceled) {
 		fail("%v", closeErr)
 	}

@@ -115,7 +115,10 @@ At the end of the input walpub waits for the broker's confirmations as long
 as they keep coming; when none has come for --drain-timeout it gives up.
 Ctrl-C (or SIGTERM) stops reading input and waits at most --drain-timeout;
 a second Ctrl-C stops waiting at once (the lines already read are
-journaled first). Unconfirmed records stay in the journal.
+journaled first). Unconfirmed records stay in the journal. walpub does not
+wait for a read that the interrupt finds waiting for input (a pipe or
+terminal): should it return lines after all, they are named on stderr as
+not journaled, and the exit status is 1.
 Progress (sent, confirmed, pending, rate) goes to stderr every second when
 stderr is a terminal or with --progress; a summary line to stdout.
 
@@ -459,11 +462,11 @@ type run struct {
 	reading  atomic.Int64 // the index in cfg.files of the file being read
 	leftover int          // unconfirmed records of an earlier run, at the start
 
-	interrupted chan struct{}               // closed at the first signal
-	aborted     chan struct{}               // closed at the second signal
-	input       atomic.Pointer[inputReader] // the input being read, for publish after an interrupt
-	signal      atomic.Value                // the first os.Signal
-	intrAt      atomic.Int64                // unix nanos of the first signal
+	interrupted chan struct{} // closed at the first signal
+	aborted     chan struct{} // closed at the second signal
+	hand        handoff       // from the reader to publish
+	signal      atomic.Value  // the first os.Signal
+	intrAt      atomic.Int64  // unix nanos of the first signal
 }
 
 // notef prints a note on stderr, over the progress line on a terminal.
@@ -488,7 +491,7 @@ func Main(ctx context.Context, args []string, env Env) int {
 		return code
 	}
 	r := &run{cfg: cfg, env: env, start: time.Now(),
-		interrupted: make(chan struct{}), aborted: make(chan struct{})}
+		interrupted: make(chan struct{}), aborted: make(chan struct{}), hand: newHandoff()}
 	if cfg.key != nil {
 		r.keyBytes = []byte(*cfg.key)
 	}
