@@ -217,6 +217,16 @@ type target struct {
 	topic   string // may be ""
 }
 
+// ParseURL parses a producer URL, "kafka://host[:port][,host[:port]...][/topic]",
+// as NewProducer does, and returns its brokers as host:port (DefaultPort
+// where the URL names none) and its topic ("" if it names none). An error
+// wraps ErrInvalidURL. A program can check a URL with it before it creates
+// or touches anything.
+func ParseURL(url string) (brokers []string, topic string, err error) {
+	t, err := parseURL(url)
+	return t.brokers, t.topic, err
+}
+
 // parseURL parses "kafka://host[:port][,host[:port]...][/topic]".
 func parseURL(raw string) (target, error) {
 	var t target

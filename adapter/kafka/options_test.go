@@ -35,6 +35,9 @@ func TestParseURL(t *testing.T) {
 		if !slices.Equal(got.brokers, c.brokers) || got.topic != c.topic {
 			t.Fatalf("%s: got %v %q, want %v %q", c.url, got.brokers, got.topic, c.brokers, c.topic)
 		}
+		if brokers, topic, err := ParseURL(c.url); err != nil || !slices.Equal(brokers, c.brokers) || topic != c.topic {
+			t.Fatalf("ParseURL(%s): %v %q %v, want %v %q", c.url, brokers, topic, err, c.brokers, c.topic)
+		}
 	}
 	bad := []string{
 		"", "localhost:9092/t", "http://host:9092/t", "kafka://", "kafka:///t",
@@ -49,6 +52,9 @@ func TestParseURL(t *testing.T) {
 	for _, u := range bad {
 		if _, err := parseURL(u); !errors.Is(err, ErrInvalidURL) {
 			t.Fatalf("%q: %v, want ErrInvalidURL", u, err)
+		}
+		if _, _, err := ParseURL(u); !errors.Is(err, ErrInvalidURL) {
+			t.Fatalf("ParseURL(%q): %v, want ErrInvalidURL", u, err)
 		}
 		if _, err := NewProducer(u, WithJournal(t.TempDir())); !errors.Is(err, ErrInvalidURL) {
 			t.Fatalf("NewProducer(%q): %v, want ErrInvalidURL", u, err)

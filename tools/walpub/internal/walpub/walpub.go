@@ -179,6 +179,7 @@ type config struct {
 	sasl         string
 	tls          bool
 	tlsCA        string
+	tlsConfig    *tls.Config // with tls: the roots of tlsCA, if given
 	progress     bool
 	drainTimeout time.Duration
 	partitions   int
@@ -189,6 +190,7 @@ type config struct {
 	// The SASL credential: --sasl's (or $WALPUB_SASL's), or hop's.
 	saslMech, saslUser, saslPass string
 	hopAuth                      string // where hop's credential came from, for a note
+	urlUser                      string // the USER of kafka://USER@host/..., to choose hop's credential
 	exactlyOnce                  bool
 	journalKeyFile               string
 	journalKey                   []byte // read from journalKeyFile
@@ -283,6 +285,17 @@ func parseArgs(args []string, env Env) (cfg config, code int, ok bool) {
 	if cfg.tlsCA != "" {
 		cfg.tls = true
 	}
+	if cfg.url != "" {
+		// Checked here, as every flag is, before the journal is touched.
+		user, rest, err := hop.SplitURLUser(cfg.url)
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		if _, _, err := kafka.ParseURL(rest); err != nil {
+			return usageErr("%v", err)
+		}
+		cfg.url, cfg.urlUser = rest, user
+	}
 	if code, ok := cfg.hopCredential(env, usageErr); !ok {
 		return config{}, code, false
 	}
@@ -298,6 +311,19 @@ func parseArgs(args []string, env Env) (cfg config, code int, ok bool) {
 	}
 	if cfg.url == "" && (cfg.sasl != "" || cfg.tls) {
 		return usageErr("--sasl and --tls need a broker URL; the embedded broker uses neither")
+	}
+	if cfg.tls {
+		cfg.tlsConfig = &tls.Config{}
+		if cfg.tlsCA != "" {
+			pem, err := os.ReadFile(cfg.tlsCA)
+			if err != nil {
+				return usageErr("--tls-ca: %v", err)
+			}
+			cfg.tlsConfig.RootCAs = x509.NewCertPool()
+			if !cfg.tlsConfig.RootCAs.AppendCertsFromPEM(pem) {
+				return usageErr("--tls-ca: no PEM certificate in %s", cfg.tlsCA)
+			}
+		}
 	}
 	if cfg.partitions < 1 || cfg.partitions > maxPartitions {
 		return usageErr("--partitions %d: want 1 to %d", cfg.partitions, maxPartitions)
@@ -357,10 +383,9 @@ func (cfg *config) hopMarks(usageErr func(string, ...any) (config, int, bool)) (
 	return 0, true
 }
 
-// hopCredential takes the user out of a hop-style URL (kafka://USER@host/...)
-// and, without --sasl, $WALPUB_SASL and --no-hop-auth, reads hop-client's
-// auth.toml and chooses the credential hop would choose for the URL's
-// first broker and user: its SASL user and password, and TLS unless it
+// hopCredential, without --sasl, $WALPUB_SASL and --no-hop-auth, reads
+// hop-client's auth.toml and chooses the credential hop would choose for
+// the URL's first broker and user (kafka://USER@host/...): its SASL user and password, and TLS unless it
 // says SASL_PLAINTEXT (verified with its ssl_ca_location, unless --tls-ca
 // names another CA file).
 func (cfg *config) hopCredential(env Env, usageErr func(string, ...any) (config, int, bool)) (int, bool) {
@@ -371,11 +396,7 @@ func (cfg *config) hopCredential(env Env, usageErr func(string, ...any) (config,
 	if cfg.url == "" {
 		return 0, true
 	}
-	user, rest, err := hop.SplitURLUser(cfg.url)
-	if err != nil {
-		return fail("%v", err)
-	}
-	cfg.url = rest
+	user, rest := cfg.urlUser, cfg.url
 	if cfg.sasl != "" || cfg.noHopAuth {
 		if user != "" {
 			return fail("the URL's user %q chooses a credential from hop's auth.toml: leave it out with --sasl, $%s or --no-hop-auth", user, SASLEnv)
@@ -598,12 +619,7 @@ func (r *run) main() int {
 	if cfg.hopAuth != "" {
 		r.notef("%s", cfg.hopAuth)
 	}
-	opts, err := r.producerOptions()
-	if err != nil {
-		r.notef("%v", err)
-		return ExitUsage
-	}
-	p, err := kafka.NewProducer(url, opts...)
+	p, err := kafka.NewProducer(url, r.producerOptions()...)
 	if err != nil {
 		return r.reportOpenError(err)
 	}
@@ -640,7 +656,7 @@ func (r *run) reportOpenError(err error) int {
 	return ExitError
 }
 
-func (r *run) producerOptions() ([]kafka.Option, error) {
+func (r *run) producerOptions() []kafka.Option {
 	cfg := r.cfg
 	level := slog.LevelWarn
 	if cfg.verbose {
@@ -659,18 +675,7 @@ func (r *run) producerOptions() ([]kafka.Option, error) {
 		opts = append(opts, kafka.WithSASL(cfg.saslMech, cfg.saslUser, cfg.saslPass))
 	}
 	if cfg.tls {
-		tc := &tls.Config{}
-		if cfg.tlsCA != "" {
-			pem, err := os.ReadFile(cfg.tlsCA)
-			if err != nil {
-				return nil, fmt.Errorf("--tls-ca: %w", err)
-			}
-			tc.RootCAs = x509.NewCertPool()
-			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("--tls-ca: no PEM certificate in %s", cfg.tlsCA)
-			}
-		}
-		opts = append(opts, kafka.WithTLS(tc))
+		opts = append(opts, kafka.WithTLS(cfg.tlsConfig))
 	}
 	if cfg.exactlyOnce {
 		opts = append(opts, kafka.WithExactlyOnce(""))
@@ -681,7 +686,7 @@ func (r *run) producerOptions() ([]kafka.Option, error) {
 	if cfg.verbose {
 		opts = append(opts, kafka.WithClient(kgo.WithLogger(kgo.BasicLogger(r.env.Stderr, kgo.LogLevelInfo, nil))))
 	}
-	return opts, nil
+	return opts
 }
 
 // boundTo returns what a run with cfg binds its records to (see package

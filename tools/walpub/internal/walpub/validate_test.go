@@ -1,0 +1,44 @@
+package walpub
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/walpub/walpub/tools/internal/binding"
+)
+
+// TestUsageErrorsLeaveJournalAlone: a command line walpub refuses (exit 2)
+// creates no journal directory, and leaves an existing journal's binding
+// as it was: every flag and the URL are checked before the journal is
+// touched.
+func TestUsageErrorsLeaveJournalAlone(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"kafka://a:99999/t"},
+		{"kafka://a b:9092/t"},
+		{"kafka://a:9092/t?x=1"},
+		{"--tls-ca", filepath.Join(dir, "missing.pem"), "kafka://a:9092/t"},
+		{"--tls-ca", notPEM, "kafka://a:9092/t"},
+	} {
+		journal := filepath.Join(t.TempDir(), "j")
+		r := walpub(t, "", append([]string{"--journal", journal}, args...)...)
+		if r.code != ExitUsage {
+			t.Errorf("walpub %s: %s", strings.Join(args, " "), r)
+		}
+		if _, err := os.Stat(journal); err == nil {
+			t.Errorf("walpub %s: exit %d, and the journal directory %s was created", strings.Join(args, " "), r.code, journal)
+		}
+	}
+	// A journal bound to the embedded broker keeps its binding.
+	journal := embeddedJournal(t, DefaultTopic)
+	r := walpub(t, "", "--journal", journal, "kafka://a:99999/t")
+	if b, err := os.ReadFile(filepath.Join(journal, binding.File)); r.code != ExitUsage || err != nil || string(b) != binding.Embedded+"\n" {
+		t.Errorf("walpub on a bad URL: exit %d, the journal's binding is now %q (%v), want %q\n%s", r.code, b, err, binding.Embedded, r)
+	}
+}
