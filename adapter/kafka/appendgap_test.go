@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -62,6 +63,9 @@ func TestWriteSyncFailureKeepsSending(t *testing.T) {
 	t.Logf("Write on a full disk: %v", err)
 	if err == nil {
 		t.Skip("the superblock write did not fail")
+	}
+	if !errors.Is(err, ErrNotSynced) {
+		t.Errorf("Write whose record was journaled, its sync failed: %v, want ErrNotSynced", err)
 	}
 	os.Remove(filler) // space returns
 	if err := p.Write(ctx, &kgo.Record{Value: []byte("second")}); err != nil {

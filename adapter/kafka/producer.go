@@ -30,6 +30,11 @@ var (
 	// ErrRecordTooLarge is returned by Write for a record that alone exceeds
 	// the journal's wal.WithMaxBytes bound; it wraps wal.ErrFull.
 	ErrRecordTooLarge = fmt.Errorf("kafka: record exceeds the journal's size bound: %w", wal.ErrFull)
+	// ErrNotSynced is wrapped by the error Write returns for a record it
+	// journaled whose sync then failed (under wal.SyncAlways): the record
+	// is in the journal and is sent like any other (a killed process
+	// keeps it), but it is not known to survive a power cut.
+	ErrNotSynced = errors.New("kafka: record journaled, its sync failed")
 )
 
 // Stats is a snapshot of a Producer's counters.
@@ -317,7 +322,8 @@ func checkClient(cl *kgo.Client, tx *txnState) error {
 // its wal.WithMaxBytes bound (until an acknowledgement makes room or ctx
 // ends) and, under wal.SyncAlways, for the sync. It returns ErrClosed once
 // Close has begun, ErrNoTopic, ErrInvalidTopic, ErrRecordTooLarge, ctx's
-// error, or the journal's error wrapped.
+// error, or the journal's error wrapped: with ErrNotSynced if the record
+// was journaled all the same (its sync failed).
 func (p *Producer) Write(ctx context.Context, r *kgo.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -416,8 +422,11 @@ func (p *Producer) append(ctx context.Context, b []byte) (uint64, error) {
 		if err == nil {
 			return seq, nil
 		}
+		if seq != 0 {
+			return seq, fmt.Errorf("%w: %w", ErrNotSynced, err)
+		}
 		if !errors.Is(err, wal.ErrFull) {
-			return seq, fmt.Errorf("kafka: journal append: %w", err)
+			return 0, fmt.Errorf("kafka: journal append: %w", err)
 		}
 		if fn := p.cfg.afterFull; fn != nil {
 			fn()
