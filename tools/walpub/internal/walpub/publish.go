@@ -18,6 +18,7 @@ import (
 	"github.com/walpub/walpub/adapter/kafka/hop"
 	"github.com/walpub/walpub/internal/headers"
 	"github.com/walpub/walpub/internal/kafkaoffsets"
+	"github.com/walpub/walpub/wal"
 )
 
 // chunk is a batch of records read from the input, or the error that
@@ -28,6 +29,8 @@ type chunk struct {
 	name string
 	line int64
 	err  error
+	// journaled, if not nil, is closed once publish has journaled recs.
+	journaled chan struct{}
 }
 
 const (
@@ -172,6 +175,9 @@ func (r *run) publish(p *kafka.Producer) error {
 				return fmt.Errorf("journaling a record: %w", err)
 			}
 			r.written.Add(1)
+		}
+		if c.journaled != nil {
+			close(c.journaled)
 		}
 		return c.err
 	}
@@ -371,6 +377,27 @@ func (r *run) read() {
 	}
 }
 
+// handOver hands c over to publish (send) and, under --sync always, waits
+// until publish has journaled it, so that no more of the input is read
+// before its records are durable. It returns false once publish has
+// stopped taking chunks.
+func (r *run) handOver(c chunk) bool {
+	if !r.syncAlways() {
+		return r.send(c)
+	}
+	c.journaled = make(chan struct{})
+	if !r.send(c) {
+		return false
+	}
+	select {
+	case <-c.journaled:
+	case <-r.hand.done:
+	}
+	return true
+}
+
+func (r *run) syncAlways() bool { return r.cfg.sync == wal.SyncAlways }
+
 // readFile reads one input file ("-": standard input); it returns false
 // when reading must stop.
 func (r *run) readFile(name string) bool {
@@ -385,6 +412,15 @@ func (r *run) readFile(name string) bool {
 		in = f
 	} else {
 		name = "standard input"
+	}
+	if r.syncAlways() && !r.cfg.whole && !isRegular(in) {
+		// A line is durable before the next is read: from a pipe or a
+		// terminal, which does not give back what was read ahead, no
+		// read may go past the line's end. A regular file is read
+		// ahead: what is read from it stays there.
+		var release func()
+		in, release = lineBounded(in)
+		defer release()
 	}
 	ir := &inputReader{r: in, run: r, name: name, intr: r.interrupted}
 	r.hand.mu.Lock()
@@ -409,7 +445,7 @@ func (r *run) readFile(name string) bool {
 			r.send(chunk{err: fmt.Errorf("%s: %w", name, err)})
 			return false
 		}
-		return r.send(chunk{recs: []*kgo.Record{rec}, name: name})
+		return r.handOver(chunk{recs: []*kgo.Record{rec}, name: name})
 	}
 	br := bufio.NewReaderSize(in, readBuffer)
 	var recs []*kgo.Record
@@ -420,7 +456,7 @@ func (r *run) readFile(name string) bool {
 		if len(recs) == 0 {
 			return true
 		}
-		ok := r.send(chunk{recs: recs, name: name, line: first})
+		ok := r.handOver(chunk{recs: recs, name: name, line: first})
 		recs, arena = nil, make([]byte, 0, chunkBytes)
 		return ok
 	}

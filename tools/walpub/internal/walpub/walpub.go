@@ -216,7 +216,7 @@ func parseArgs(args []string, env Env) (cfg config, code int, ok bool) {
 	fs.StringVar(&cfg.keyDelim, "key-delim", "", "split each line at the first `SEP`: the key before it, the value after it")
 	fs.Var(&cfg.headers, "header", "add the header `KEY=VALUE` to every record (repeatable)")
 	fs.BoolVar(&cfg.whole, "whole", false, "each FILE (or all of standard input) is one record")
-	fs.StringVar(&cfg.syncText, "sync", "every=100ms", "journal sync `policy`: every=DURATION (a power cut loses at most about the last DURATION of records read; a killed process loses none), always (each record on stable storage before the next is read: one sync per record, slow), or never (survives a killed process, not a power cut)")
+	fs.StringVar(&cfg.syncText, "sync", "every=100ms", "journal sync `policy`: every=DURATION (a power cut loses at most about the last DURATION of records read; a killed process loses none), always (each record on stable storage before the next is read: one sync per record, slow; a pipe or terminal is read no further than the line at hand, a regular file ahead, which takes nothing from it), or never (survives a killed process, not a power cut)")
 	fs.StringVar(&cfg.sasl, "sasl", "", "SASL `MECH:USER:PASSWORD`, MECH one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (default: $"+SASLEnv+" with a broker URL)")
 	fs.BoolVar(&cfg.tls, "tls", false, "connect with TLS, verifying the broker with the system's roots")
 	fs.StringVar(&cfg.tlsCA, "tls-ca", "", "verify the broker with the CA certificates in `FILE` (PEM); implies --tls")

@@ -375,12 +375,17 @@ func TestInterruptKeepsWhatWasRead(t *testing.T) {
 
 // TestSecondInterruptJournalsWhatWasRead: a second signal right after the
 // first ends the drain, not the journaling of the lines walpub had read
-// (all of them here, in one read): they are journaled, as --help says,
-// not dropped unreported.
+// (all of them here, in one read of a file, which --sync always, slowing
+// the journal, reads ahead): they are journaled, as --help says, not
+// dropped unreported.
 func TestSecondInterruptJournalsWhatWasRead(t *testing.T) {
 	journal := filepath.Join(t.TempDir(), "j")
 	const n = 5000
-	w := startSignalled(strings.NewReader(lines("x", n)), "--journal", journal, "--sync", "always", "--drain-timeout", "0", deadURL(t, "t"))
+	input := filepath.Join(t.TempDir(), "in")
+	if err := os.WriteFile(input, []byte(lines("x", n)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := startSignalled(nil, "--journal", journal, "--sync", "always", "--drain-timeout", "0", deadURL(t, "t"), input)
 	waitUntil(t, "a record journaled", func() bool {
 		in, ok := journalInfo(t, journal)
 		return ok && in.Records > 0
