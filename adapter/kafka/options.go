@@ -289,6 +289,17 @@ func parseURL(raw string) (target, error) {
 	return t, nil
 }
 
+// CheckTopic returns an error wrapping ErrInvalidTopic if Kafka refuses
+// topic as a topic name, as Write does for a record's topic, and nil if
+// not. A program can check a topic with it before it creates or touches
+// anything.
+func CheckTopic(topic string) error {
+	if err := validTopic(topic); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidTopic, err)
+	}
+	return nil
+}
+
 // validTopic applies Kafka's rules for topic names.
 func validTopic(topic string) error {
 	switch {

@@ -138,3 +138,16 @@ func TestClientOptionsRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckTopic(t *testing.T) {
+	for _, topic := range []string{"t", "a.b-c_D1", strings.Repeat("a", 249)} {
+		if err := CheckTopic(topic); err != nil {
+			t.Errorf("CheckTopic(%q): %v", topic, err)
+		}
+	}
+	for _, topic := range []string{"", ".", "..", "a b", "a/b", "é", strings.Repeat("a", 250)} {
+		if err := CheckTopic(topic); !errors.Is(err, ErrInvalidTopic) {
+			t.Errorf("CheckTopic(%q): %v, want ErrInvalidTopic", topic, err)
+		}
+	}
+}

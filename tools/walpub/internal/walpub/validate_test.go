@@ -42,3 +42,24 @@ func TestUsageErrorsLeaveJournalAlone(t *testing.T) {
 		t.Errorf("walpub on a bad URL: exit %d, the journal's binding is now %q (%v), want %q\n%s", r.code, b, err, binding.Embedded, r)
 	}
 }
+
+// TestTopicRefused: a --topic Kafka refuses is a usage error naming
+// --topic and what the user typed, not the embedded broker's internal
+// URL, and comes before anything starts (the embedded broker, the
+// journal).
+func TestTopicRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"--topic", "bad topic"},
+		{"--topic", "bad topic", "kafka://127.0.0.1:9/t"},
+	} {
+		journal := filepath.Join(t.TempDir(), "j")
+		r := walpub(t, "a\n", append([]string{"--journal", journal}, args...)...)
+		if r.code != ExitUsage || !strings.Contains(r.stderr, `walpub: --topic: kafka: invalid topic: topic "bad topic"`) ||
+			strings.Contains(r.stderr, "kafka://127.0.0.1") || strings.Contains(r.stderr, "embedded Kafka broker") {
+			t.Errorf("walpub %s: %s", strings.Join(args, " "), r)
+		}
+		if _, err := os.Stat(journal); err == nil {
+			t.Errorf("walpub %s: the journal directory was created", strings.Join(args, " "))
+		}
+	}
+}

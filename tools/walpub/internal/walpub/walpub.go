@@ -331,6 +331,11 @@ func parseArgs(args []string, env Env) (cfg config, code int, ok bool) {
 	if cfg.drainTimeout < 0 {
 		return usageErr("--drain-timeout %v: want 0 or more", cfg.drainTimeout)
 	}
+	if cfg.topic != "" {
+		if err := kafka.CheckTopic(cfg.topic); err != nil {
+			return usageErr("--topic: %v", err)
+		}
+	}
 	if cfg.url == "" && cfg.topic == "" {
 		cfg.topic = DefaultTopic
 	}
