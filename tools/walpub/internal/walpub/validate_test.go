@@ -63,3 +63,19 @@ func TestTopicRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestPartitionsNeedEmbedded: --partitions sets the embedded broker's
+// topic; with a broker URL it would be ignored, so it is refused (exit 2),
+// as --sasl and --tls are without one.
+func TestPartitionsNeedEmbedded(t *testing.T) {
+	for _, n := range []string{"3", "1"} {
+		journal := filepath.Join(t.TempDir(), "j")
+		r := walpub(t, "a\n", "--journal", journal, "--drain-timeout", "10ms", "--partitions", n, deadURL(t, "t"))
+		if r.code != ExitUsage || !strings.Contains(r.stderr, "--partitions") {
+			t.Errorf("--partitions %s with a broker URL: %s", n, r)
+		}
+		if _, err := os.Stat(journal); err == nil {
+			t.Errorf("--partitions %s with a broker URL: the journal directory was created", n)
+		}
+	}
+}

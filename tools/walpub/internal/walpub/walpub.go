@@ -222,7 +222,7 @@ func parseArgs(args []string, env Env) (cfg config, code int, ok bool) {
 	fs.StringVar(&cfg.tlsCA, "tls-ca", "", "verify the broker with the CA certificates in `FILE` (PEM); implies --tls")
 	fs.BoolVar(&cfg.progress, "progress", env.StderrTerminal, "show progress on stderr (default: when stderr is a terminal)")
 	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", 30*time.Second, "at the end of the input: give up after this `duration` without a confirmation; after Ctrl-C: wait at most this long (0: no limit)")
-	fs.IntVar(&cfg.partitions, "partitions", 1, "embedded broker: the topic's number of partitions, `N` (at most 10000)")
+	fs.IntVar(&cfg.partitions, "partitions", 1, "embedded broker only: the topic's number of partitions, `N` (at most 10000)")
 	fs.BoolVar(&cfg.verbose, "v", false, "log the producer's events (retries, resends) to stderr")
 	fs.StringVar(&cfg.hopFormat, "hop-format", "", "mark every record as a hop-client message of `FORMAT` (json, blob, voevent, avro, gcntextnotice, ...): the _format and _sender headers; inputs are checked against it")
 	fs.BoolVar(&cfg.noHopAuth, "no-hop-auth", false, "do not read hop-client's credentials (auth.toml) when --sasl is not given")
@@ -243,9 +243,13 @@ func parseArgs(args []string, env Env) (cfg config, code int, ok bool) {
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	partitionsSet := false
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "key" {
+		switch f.Name {
+		case "key":
 			cfg.key = &key
+		case "partitions":
+			partitionsSet = true
 		}
 	})
 	for _, p := range pos {
@@ -324,6 +328,9 @@ func parseArgs(args []string, env Env) (cfg config, code int, ok bool) {
 				return usageErr("--tls-ca: no PEM certificate in %s", cfg.tlsCA)
 			}
 		}
+	}
+	if cfg.url != "" && partitionsSet {
+		return usageErr("--partitions sets the embedded broker's topic; with a broker URL the topic has the partitions the broker gave it")
 	}
 	if cfg.partitions < 1 || cfg.partitions > maxPartitions {
 		return usageErr("--partitions %d: want 1 to %d", cfg.partitions, maxPartitions)
