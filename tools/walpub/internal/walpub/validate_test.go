@@ -79,3 +79,16 @@ func TestPartitionsNeedEmbedded(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptyKeyDelimRefused: --key-delim "" would split no line (bytes.Cut
+// at "" gives an empty key and the whole line): a usage error.
+func TestEmptyKeyDelimRefused(t *testing.T) {
+	journal := filepath.Join(t.TempDir(), "j")
+	r := walpub(t, "k v\n", "--journal", journal, "--key-delim", "")
+	if r.code != ExitUsage || !strings.Contains(r.stderr, "--key-delim") {
+		t.Errorf(`--key-delim "": %s`, r)
+	}
+	if _, err := os.Stat(journal); err == nil {
+		t.Error(`--key-delim "": the journal directory was created`)
+	}
+}

@@ -243,13 +243,15 @@ func parseArgs(args []string, env Env) (cfg config, code int, ok bool) {
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	partitionsSet := false
+	partitionsSet, keyDelimSet := false, false
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "key":
 			cfg.key = &key
 		case "partitions":
 			partitionsSet = true
+		case "key-delim":
+			keyDelimSet = true
 		}
 	})
 	for _, p := range pos {
@@ -261,6 +263,9 @@ func parseArgs(args []string, env Env) (cfg config, code int, ok bool) {
 			continue
 		}
 		cfg.files = append(cfg.files, p)
+	}
+	if keyDelimSet && cfg.keyDelim == "" {
+		return usageErr("--key-delim \"\": want a separator of one byte or more")
 	}
 	if cfg.key != nil && cfg.keyDelim != "" {
 		return usageErr("--key and --key-delim exclude each other")
