@@ -120,10 +120,10 @@ func (r *run) refuseLocked(c chunk) {
 	}
 	r.hand.notJournaled += n
 	if c.line == 0 {
-		r.notef("%s, read whole after walpub stopped taking input, is not journaled", c.name)
+		r.notef("%s, read whole, is not journaled", c.name)
 		return
 	}
-	r.notef("%s: %s, read after walpub stopped taking input, %s not journaled", c.name, lineRange(c.line, n), isAre(n))
+	r.notef("%s: %s, read, %s not journaled", c.name, lineRange(c.line, n), isAre(n))
 }
 
 // lineRange names n lines from line first.
@@ -166,13 +166,23 @@ func (r *run) publish(p *kafka.Producer) error {
 
 	ctx := context.Background()
 	journal := func(c chunk) error {
-		for _, rec := range c.recs {
+		for i, rec := range c.recs {
 			if err := p.Write(ctx, rec); err != nil {
+				where := c.name
+				if c.line > 0 {
+					where = fmt.Sprintf("%s, line %d", c.name, c.line+int64(i))
+				}
 				if errors.Is(err, kafka.ErrNotSynced) {
 					// Journaled, and sent: counted as such.
 					r.written.Add(1)
+					err = fmt.Errorf("%s: %w", where, err)
+				} else {
+					err = fmt.Errorf("%s: not journaled: %w", where, err)
 				}
-				return fmt.Errorf("journaling a record: %w", err)
+				h.mu.Lock()
+				r.refuseLocked(chunk{recs: c.recs[i+1:], name: c.name, line: c.line + int64(i) + 1})
+				h.mu.Unlock()
+				return err
 			}
 			r.written.Add(1)
 		}

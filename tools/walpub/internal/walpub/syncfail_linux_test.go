@@ -74,3 +74,29 @@ func TestSyncAlwaysFailedSyncCounted(t *testing.T) {
 		t.Errorf("a record journaled with its sync failed: %s", r)
 	}
 }
+
+// TestJournalErrorNamesLine: a Write that fails names the input and line
+// of its record, and the lines after it that were read (the rest of the
+// file, read ahead) are named as not journaled.
+func TestJournalErrorNamesLine(t *testing.T) {
+	dir := fullDiskJournal(t)
+	input := filepath.Join(t.TempDir(), "in")
+	if err := os.WriteFile(input, []byte("a\nb\nc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := walpub(t, "", "--journal", dir, "--sync", "always", "--drain-timeout", "1s", input)
+	if !strings.Contains(r.stderr, "sync failed") {
+		t.Fatalf("no sync failed (the fault did not fire): %s", r)
+	}
+	for _, want := range []string{
+		"walpub: " + input + ", line 1: kafka: record journaled, its sync failed: ",
+		"walpub: " + input + ": lines 2-3, read, are not journaled",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q: %s", want, r)
+		}
+	}
+	if r.code != ExitError {
+		t.Errorf("exit %d", r.code)
+	}
+}
