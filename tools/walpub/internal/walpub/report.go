@@ -83,10 +83,17 @@ func (r *run) finish(p *kafka.Producer, inputErr, closeErr error) int {
 		if err != nil {
 			fail("reading back topic %q from the embedded broker: %v", r.cfg.topic, err)
 		} else {
-			fmt.Fprintf(r.env.Stdout, "walpub: read back from the embedded broker: topic %q holds %d records, %d distinct _id\n",
-				r.cfg.topic, n, distinct)
+			dups := ""
+			if d := n - distinct; d > 0 {
+				dups = fmt.Sprintf(" (%d %s: a record sent again, as at least once allows; consumers drop them by _id)", d, plural(int64(d), "duplicate", "duplicates"))
+			}
+			fmt.Fprintf(r.env.Stdout, "walpub: read back from the embedded broker: topic %q holds %d records, %d distinct _id%s\n",
+				r.cfg.topic, n, distinct, dups)
 			if int64(distinct) < st.Delivered {
 				fail("the topic holds fewer distinct records (%d) than the broker confirmed (%d)", distinct, st.Delivered)
+			}
+			if n > distinct && r.cfg.exactlyOnce {
+				fail("--exactly-once, yet the topic, read read_committed, holds %d records more than distinct _id", n-distinct)
 			}
 		}
 	}
@@ -124,4 +131,12 @@ func (r *run) finish(p *kafka.Producer, inputErr, closeErr error) int {
 		code = r.signalCode()
 	}
 	return code
+}
+
+// plural returns one if n is 1, else many.
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

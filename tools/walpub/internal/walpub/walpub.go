@@ -105,7 +105,9 @@ among several, as in hop. --no-hop-auth connects without them.
 
 With no URL, walpub starts an embedded Kafka broker (franz-go's kfake, in
 memory) on 127.0.0.1 with the topic --topic, publishes to it, then reads
-the topic back and reports how many records landed. Nothing to install:
+the topic back and reports how many records landed, and how many of them
+are duplicates (a record sent again, which at least once allows; with
+--exactly-once a duplicate is an error). Nothing to install:
   seq 100000 | walpub
 The journal remembers where its records are bound (the URL's brokers, or
 the embedded broker): the embedded broker refuses a journal holding records
