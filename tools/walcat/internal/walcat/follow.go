@@ -2,6 +2,7 @@ package walcat
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io/fs"
@@ -31,6 +32,13 @@ says so on stderr. The output flags are dump's, --key-file included.
 A look that meets damage is retried: a writer may be in the middle of a
 frame. Damage seen on 5 looks in a row ends follow with exit status 1.
 If DIR does not exist yet, follow waits for it.
+
+Like tail -F, follow keeps following the path: a log deleted and created
+anew at DIR (or in it) is shown from its first record, with a note on
+stderr. A log counts as replaced when DIR is another directory, when the
+log ends before the seq it ended at, or when the last record printed is
+no longer the record at that seq. A log cut by "walcat repair" counts
+as replaced too (its records are shown again from the first).
 
 Examples:
   walcat follow publisher.journal
@@ -95,6 +103,13 @@ type follower struct {
 	failed  int    // looks in a row that failed
 	waiting bool   // said that DIR does not exist yet
 	quiet   *quiet // what the last good look saw at the end of the log
+
+	// What the last good look saw of the log, to tell that it was
+	// replaced (see replaced).
+	dirInfo  fs.FileInfo // DIR
+	seenNext uint64      // the log's NextSeq
+	seenSeg  uint64      // its highest segment id
+	lastData []byte      // the data of the last record printed, seq next-1
 }
 
 // quiet is the end of the log as a look saw it. While the segment files
@@ -103,10 +118,20 @@ type follower struct {
 // is not 0), so follow need not take a fresh look, which verifies the
 // whole log.
 type quiet struct {
-	names   []string // the segment files, sorted
-	last    string   // the last segment's path
-	dataEnd int64    // where its data ended
+	names   []string    // the segment files, sorted
+	last    string      // the last segment's path
+	dataEnd int64       // where its data ended
+	dir     fs.FileInfo // DIR
+	// head is the start of the last segment: its header and the header
+	// of its first frame, whose checksum covers the frame's payload. A
+	// log created anew where one was (same path, same file names, the
+	// inode numbers reused, the new data shorter than the old) differs
+	// there.
+	head []byte
 }
+
+// headSize is how many bytes of the last segment quiet.head keeps.
+const headSize = segment.HeaderSize + segment.FrameHeaderSize
 
 // segmentNames lists the segment files of dir, sorted.
 func segmentNames(dir string) ([]string, error) {
@@ -131,6 +156,9 @@ func (f *follower) unchanged() bool {
 	if q == nil {
 		return false
 	}
+	if fi, err := os.Stat(f.dir); err != nil || !os.SameFile(fi, q.dir) {
+		return false
+	}
 	names, err := segmentNames(f.dir)
 	if err != nil || !slices.Equal(names, q.names) {
 		return false
@@ -140,6 +168,10 @@ func (f *follower) unchanged() bool {
 		return false
 	}
 	defer file.Close()
+	var head [headSize]byte
+	if _, err := file.ReadAt(head[:], 0); err != nil || !bytes.Equal(head[:], q.head) {
+		return false
+	}
 	var b [segment.FrameHeaderSize]byte
 	if _, err := file.ReadAt(b[:], q.dataEnd); err != nil {
 		return false
@@ -147,40 +179,100 @@ func (f *follower) unchanged() bool {
 	return segment.AllZero(b[:])
 }
 
-// remember records the end of the log as the view v saw it.
-func (f *follower) remember(v *wal.View) {
+// remember records the log as the view v saw it, in DIR as dirInfo
+// describes it.
+func (f *follower) remember(v *wal.View, dirInfo fs.FileInfo) {
 	f.quiet = nil
-	segs := v.Info().Segments
+	in := v.Info()
+	f.dirInfo, f.seenNext, f.seenSeg = dirInfo, in.NextSeq, 0
+	segs := in.Segments
 	if len(segs) == 0 {
 		return
 	}
-	q := &quiet{last: segs[len(segs)-1].Path, dataEnd: segs[len(segs)-1].DataEnd}
+	f.seenSeg = segs[len(segs)-1].ID
+	q := &quiet{last: segs[len(segs)-1].Path, dataEnd: segs[len(segs)-1].DataEnd, dir: dirInfo}
 	for _, s := range segs {
 		q.names = append(q.names, filepath.Base(s.Path))
 	}
+	file, err := os.Open(q.last)
+	if err != nil {
+		return
+	}
+	defer file.Close()
+	q.head = make([]byte, headSize)
+	if _, err := file.ReadAt(q.head, 0); err != nil {
+		return
+	}
 	f.quiet = q
+}
+
+// replaced reports whether the log v shows in DIR (described by dirInfo)
+// is not the one the last good look saw: DIR is another directory, the
+// log ends before that look's end, its segment ids went back, or the
+// last record printed is no longer the one at its seq. A log's seqs and
+// segment ids only grow, and a record does not change.
+func (f *follower) replaced(v *wal.View, dirInfo fs.FileInfo) bool {
+	if f.dirInfo == nil {
+		return false // no look saw a log yet
+	}
+	in := v.Info()
+	switch {
+	case !os.SameFile(dirInfo, f.dirInfo), in.NextSeq < f.seenNext:
+		return true
+	case len(in.Segments) > 0 && in.Segments[len(in.Segments)-1].ID < f.seenSeg:
+		return true
+	case !f.shown:
+		return false
+	}
+	seq := f.next - 1
+	for r, err := range v.Records(seq, seq) {
+		if err != nil || r.Seq != seq || r.Data == nil {
+			break // damage is for printNew to meet; a key for print
+		}
+		return !bytes.Equal(r.Data, f.lastData)
+	}
+	return false // the record was reclaimed since
+}
+
+// restart forgets the log followed until now, so that the next one at
+// DIR is shown from its first record.
+func (f *follower) restart() {
+	f.next, f.shown, f.quiet = 1, false, nil
+	f.dirInfo, f.seenNext, f.seenSeg, f.lastData = nil, 0, 0, nil
 }
 
 // look takes one look at the log and prints what is new. done reports
 // that follow must end with code.
 func (f *follower) look() (code int, done bool) {
-	if fi, err := os.Stat(f.dir); errors.Is(err, fs.ErrNotExist) {
-		if !f.waiting {
+	fi, err := os.Stat(f.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		switch {
+		case f.dirInfo != nil:
+			f.c.errorf("follow: %s was removed; waiting for a new log there", f.dir)
+			f.restart()
+		case !f.waiting:
 			f.c.errorf("follow: %s does not exist yet; waiting for it", f.dir)
-			f.waiting = true
 		}
+		f.waiting = true
 		return 0, false
 	} else if err == nil && !fi.IsDir() {
 		f.c.errorf("follow: %s is not a directory", f.dir)
 		return ExitUsage, true
 	}
-	if f.unchanged() {
+	if err == nil && f.unchanged() {
 		return 0, false
 	}
-	v, err := f.p.opts.openView(f.dir)
+	var v *wal.View
 	if err == nil {
+		v, err = f.p.opts.openView(f.dir)
+	}
+	if err == nil {
+		if f.replaced(v, fi) {
+			f.c.errorf("follow: the log in %s was replaced (deleted and created anew, or cut); showing the new one from its first record", f.dir)
+			f.restart()
+		}
 		if err = f.printNew(v); err == nil {
-			f.remember(v)
+			f.remember(v, fi)
 		} else {
 			f.quiet = nil
 		}
@@ -223,6 +315,7 @@ func (f *follower) printNew(v *wal.View) error {
 		}
 		f.next = r.Seq + 1
 		f.shown = true
+		f.lastData = append(f.lastData[:0], r.Data...)
 	}
 	return nil
 }
