@@ -125,7 +125,8 @@
 // (package segment, Sealer), and Open refuses an encrypted log without its
 // key with ErrKey (see the file encrypt.go for how the key is checked).
 // Verify, OpenView, Salvage and Repair work without the key; View.SetKey
-// and SalvageWithKey read the records.
+// and SalvageWithKey read the records, and RepairWithKey also cuts the
+// log at a record that does not authenticate.
 //
 // # Caveats
 //

@@ -39,10 +39,46 @@ type RepairReport struct {
 // 1 MiB of a file in memory at once. A log with nothing to repair is left
 // as it is, with an empty report. Repair takes the directory's lock.
 func Repair(dir string) (RepairReport, error) {
-	return repair(vfs.OS, dir)
+	return repair(vfs.OS, dir, nil)
 }
 
-func repair(fsys vfs.FS, dir string) (rep RepairReport, err error) {
+// RepairWithKey is Repair for an encrypted log, given its key (see
+// WithEncryption): it also reads every record as Verify does and, with
+// the key, authenticates every encrypted one, so that a record that does
+// not authenticate (altered with its checksum fixed up, or encrypted
+// under another key), which Repair cannot tell from a sound one, is
+// damage it cuts the log at like any other. A key that is not the log's,
+// or a key for a log that is not encrypted, is ErrKey; it is checked once
+// the log loads, so damage that keeps it from loading, which needs no
+// key, is mended first as Repair would.
+func RepairWithKey(dir string, key []byte) (RepairReport, error) {
+	return repair(vfs.OS, dir, key)
+}
+
+// loadChecked loads the log in dir as Repair sees it: with a key, every
+// record must also decode and authenticate.
+func loadChecked(fsys vfs.FS, dir string, key []byte) error {
+	st, err := load(fsys, dir, loadRead)
+	if err != nil {
+		return err
+	}
+	v := &View{dir: dir, st: st}
+	defer v.Close()
+	if key == nil {
+		return nil
+	}
+	if err := v.SetKey(key); err != nil {
+		return err
+	}
+	for _, err := range v.Records(0, 0) {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func repair(fsys vfs.FS, dir string, key []byte) (rep RepairReport, err error) {
 	lock, err := lockDir(fsys, dir, 0o600)
 	if err != nil {
 		return rep, err
@@ -167,11 +203,8 @@ func repair(fsys vfs.FS, dir string) (rep RepairReport, err error) {
 		return nil
 	}
 	for range 1000 {
-		st, lerr := load(fsys, dir, loadRead)
+		lerr := loadChecked(fsys, dir, key)
 		if lerr == nil {
-			for _, s := range st.segs {
-				s.file.Close()
-			}
 			return rep, nil
 		}
 		var ce *CorruptionError

@@ -44,7 +44,7 @@ func TestRepairStopsWhenFixChangesNothing(t *testing.T) {
 	mustClose(t, l)
 	flipFileByte(t, filepath.Join(dir, index.CheckpointName))
 	k := &keepFS{FS: vfs.OS, name: index.CheckpointName}
-	rep, err := repair(k, dir)
+	rep, err := repair(k, dir, nil)
 	if err == nil || !strings.Contains(err.Error(), "changed nothing") {
 		t.Fatalf("Repair: %+v, %v; want an error saying the fix changed nothing", rep, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/walpub/walpub/tools/internal/cliutil"
 	"github.com/walpub/walpub/wal"
 )
 
@@ -26,6 +27,12 @@ metadata are lost, so some acknowledged records may be pending again
 missing after compaction reclaimed segments is written anew from the ack
 frames still on disk, keeping every segment.
 
+Damage that only the key can tell, an encrypted record that does not
+authenticate (altered, or encrypted under another key), is found and cut
+with --key-file FILE, the log's key file (as for dump); without it,
+repair checks an encrypted log's records by their checksums alone. A
+key file with another key is refused before anything changes.
+
 repair takes the log's lock: stop the process using the log first. Only
 repair, import-hop and dead-letters change a log. A healthy log is left
 alone.
@@ -36,6 +43,7 @@ Exit status: 0 healthy or repaired; 1 damage remains (always with
 Examples:
   walcat repair --dry-run publisher.journal   # what would be cut
   walcat repair publisher.journal
+  walcat repair --key-file journal.key publisher.journal  # an encrypted log
 `,
 }
 
@@ -44,19 +52,37 @@ func init() { repairCmd.run = runRepair }
 func runRepair(ctx context.Context, c *cli, args []string) int {
 	fs := c.newFlags(repairCmd)
 	dryRun := fs.Bool("dry-run", false, "only say what would be cut")
+	keyFile := fs.String("key-file", "", "check the records of an encrypted log with the key in `FILE`: "+cliutil.KeyFileHelp)
 	dir, code, ok := c.parse(repairCmd, fs, args)
 	if !ok {
 		return code
+	}
+	var key []byte
+	if *keyFile != "" {
+		var err error
+		if key, err = cliutil.ReadKeyFile(*keyFile); err != nil {
+			c.errorf("repair: --key-file: %v", err)
+			return ExitUsage
+		}
 	}
 	if !c.checkDir("repair", dir) {
 		return ExitUsage
 	}
 	w := c.stdout
-	err := wal.Verify(dir)
+	encrypted, err := verifyWithKey(dir, key)
 	var ce *wal.CorruptionError
 	switch {
+	case errors.Is(err, wal.ErrKey) && !encrypted:
+		c.errorf("repair: %s is not encrypted: give no --key-file", dir)
+		return ExitUsage
+	case errors.Is(err, wal.ErrKey):
+		c.errorf("repair: the key in %s is not the key of %s: %v", *keyFile, dir, err)
+		return ExitDamaged
 	case err == nil:
 		fmt.Fprintf(w, "nothing to repair: %s is healthy\n", dir)
+		if encrypted && key == nil {
+			fmt.Fprintf(w, "its encrypted records were checked by their checksums only: \"walcat repair --key-file FILE %s\" also authenticates them\n", dir)
+		}
 		return ExitOK
 	case !errors.As(err, &ce):
 		c.errorf("repair: %s cannot be verified: %v", dir, err)
@@ -72,7 +98,12 @@ func runRepair(ctx context.Context, c *cli, args []string) int {
 		}
 		return ExitDamaged
 	}
-	rep, err := wal.Repair(dir)
+	var rep wal.RepairReport
+	if key != nil {
+		rep, err = wal.RepairWithKey(dir, key)
+	} else {
+		rep, err = wal.Repair(dir)
+	}
 	if errors.Is(err, wal.ErrLocked) {
 		c.errorf("repair: another process has %s open; stop it, then run repair again", dir)
 		return ExitDamaged
@@ -90,7 +121,7 @@ func runRepair(ctx context.Context, c *cli, args []string) int {
 		c.errorf("repair: %v", err)
 		return ExitDamaged
 	}
-	if verr := wal.Verify(dir); verr != nil {
+	if _, verr := verifyWithKey(dir, key); verr != nil {
 		c.errorf("repair: %s is still damaged: %v", dir, verr)
 		return ExitDamaged
 	}
@@ -103,4 +134,27 @@ func runRepair(ctx context.Context, c *cli, args []string) int {
 	fmt.Fprintf(w, "repaired: %s is healthy: %s (%d pending), next seq %d\n", dir,
 		plural(int64(in.Records), "record"), in.Pending, in.NextSeq)
 	return ExitOK
+}
+
+// verifyWithKey is wal.Verify, with the log's key (nil: none) checking
+// that every encrypted record authenticates. It also reports whether the
+// log is encrypted.
+func verifyWithKey(dir string, key []byte) (encrypted bool, err error) {
+	v, err := wal.OpenView(dir)
+	if err != nil {
+		return false, err
+	}
+	defer v.Close()
+	encrypted = v.Info().Encrypted
+	if key != nil {
+		if err := v.SetKey(key); err != nil {
+			return encrypted, err
+		}
+	}
+	for _, err := range v.Records(0, 0) {
+		if err != nil {
+			return encrypted, err
+		}
+	}
+	return encrypted, nil
 }

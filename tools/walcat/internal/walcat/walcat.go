@@ -193,6 +193,12 @@ func (c *cli) reportOpenError(cmd, dir string, err error) int {
 		if ce.Fix() == wal.FixCheckpoint {
 			fix = "to write a new checkpoint"
 		}
+		if errors.Is(err, wal.ErrAuth) {
+			// Only the key tells this damage (verify has none): repair
+			// needs it too.
+			fmt.Fprintf(c.stderr, "Run \"walcat repair --key-file FILE %s\" with the log's key file %s.\n", dir, fix)
+			return ExitDamaged
+		}
 		fmt.Fprintf(c.stderr, "Run \"walcat verify %s\" for details and \"walcat repair %s\" %s.\n", dir, dir, fix)
 		return ExitDamaged
 	}
