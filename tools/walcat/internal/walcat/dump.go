@@ -20,7 +20,9 @@ stored size, flags (zstd: stored compressed; encrypted: stored encrypted;
 batch: written by AppendBatch) and a payload preview. Records of the
 robust producer's journal (adapter/kafka) are decoded: topic, partition,
 timestamp, key, headers (the 16-byte _id as a UUID), value, and for
-dead-letter entries the reason. --json prints one JSON object per line instead, byte fields as
+dead-letter entries the reason; byte fields are quoted (Go syntax), and
+so is a topic that is not made of the characters of a legal Kafka topic
+name. --json prints one JSON object per line instead, byte fields as
 strings when they are valid UTF-8 and as *_base64 fields otherwise.
 
 An encrypted log (wal.WithEncryption, walpub --journal-key-file) is read

@@ -185,11 +185,8 @@ func (p *printer) printText(r wal.RecordInfo, d *decoded) {
 		fmt.Fprintf(w, " kafka-error=%q data=%s", d.err.Error(), preview(r.Data, p.opts.preview))
 	default:
 		k := d.rec
-		if k.Topic == "" {
-			w.WriteString(` topic=""`)
-		} else {
-			fmt.Fprintf(w, " topic=%s", k.Topic)
-		}
+		w.WriteString(" topic=")
+		w.WriteString(topicText(k.Topic))
 		if k.Partition != 0 {
 			fmt.Fprintf(w, " partition=%d", k.Partition)
 		}
@@ -215,6 +212,25 @@ func (p *printer) printText(r wal.RecordInfo, d *decoded) {
 		}
 	}
 	w.WriteString("\n")
+}
+
+// topicText is topic as the text dump shows it: bare when it is made of
+// the characters of a legal Kafka topic name (ASCII letters, digits, '.',
+// '_', '-'), quoted otherwise (empty, or a damaged or crafted record's
+// spaces, quotes, newlines or control characters), so that no topic
+// passes for another field or record.
+func topicText(topic string) string {
+	bare := topic != ""
+	for _, c := range topic {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			bare = false
+			break
+		}
+	}
+	if bare {
+		return topic
+	}
+	return strconv.Quote(topic)
 }
 
 // timeFormat is RFC 3339 with milliseconds, Kafka's precision.
