@@ -109,7 +109,8 @@ func Checked(format string) bool {
 
 // Check reports whether hop-client's model for format can decode value,
 // as far as that can be told without hop: a json message must be valid
-// JSON; circular and external messages JSON objects with exactly the
+// JSON as Python's json reads it (NaN, Infinity and -Infinity are values
+// too); circular and external messages JSON objects with exactly the
 // fields of their model (header and body; url); a voevent well-formed XML whose root element is
 // voe:VOEvent; a gcntextnotice UTF-8 text; an avro message an Avro object
 // container file holding exactly one record (its records not decoded).
@@ -248,25 +249,95 @@ func model(format string) string {
 }
 
 func checkJSON(value []byte) error {
+	_, err := pythonJSON(value)
+	return err
+}
+
+// pythonJSON checks that value is JSON as hop reads it and returns it in
+// a form encoding/json takes: value itself, or a copy with NaN and
+// Infinity replaced by numbers (see below).
+func pythonJSON(value []byte) ([]byte, error) {
 	// hop decodes the bytes as UTF-8 first, which Go's JSON does not ask.
 	if !utf8.Valid(value) {
-		return errors.New("not UTF-8 text")
+		return nil, errors.New("not UTF-8 text")
 	}
 	if json.Valid(value) {
-		return nil
+		return value, nil
+	}
+	// hop decodes with Python's json.loads, which also takes NaN,
+	// Infinity and -Infinity where a value may stand (and json.dumps
+	// writes them). In a copy, each such token outside a string right
+	// after the start, '[', ',' or ':' (and white space) becomes a number
+	// of the same length ("0" then spaces), so that encoding/json checks
+	// the rest and its offsets are those of value. If the copy is valid,
+	// every string was where this pass saw it and every token replaced
+	// stood for a value (a number elsewhere is invalid too).
+	b := slices.Clone(value)
+	inString, escaped := false, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == 'N' || c == 'I':
+			if n := nonFinite(b, i); n > 0 {
+				b[i] = '0'
+				for j := i + 1; j < i+n; j++ {
+					b[j] = ' '
+				}
+				i += n - 1
+			}
+		}
+	}
+	if json.Valid(b) {
+		return b, nil
 	}
 	var v any
-	if err := json.Unmarshal(value, &v); err != nil {
-		return err // a *json.SyntaxError with the offset
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, err // a *json.SyntaxError with the offset
 	}
-	return errors.New("invalid JSON")
+	return nil, errors.New("invalid JSON")
+}
+
+// nonFinite returns the length of the NaN or Infinity token at b[at], or
+// 0 unless one is there where Python's json takes it: where a value
+// starts (at the start, or after '[', ',' or ':' and white space),
+// Infinity also right after such a '-'.
+func nonFinite(b []byte, at int) int {
+	n := 0
+	switch {
+	case bytes.HasPrefix(b[at:], []byte("NaN")):
+		n = 3
+	case bytes.HasPrefix(b[at:], []byte("Infinity")):
+		n = 8
+		if at > 0 && b[at-1] == '-' {
+			at--
+		}
+	default:
+		return 0
+	}
+	before := bytes.TrimRight(b[:at], " \t\r\n")
+	if len(before) == 0 || bytes.IndexByte([]byte("[,:"), before[len(before)-1]) >= 0 {
+		return n
+	}
+	return 0
 }
 
 // checkObject checks that value is a JSON object with exactly the fields
 // named, as hop builds its dataclass models from them
 // (cls(**json.loads(data)) fails on a missing or an unexpected field).
 func checkObject(value []byte, fields ...string) error {
-	if err := checkJSON(value); err != nil {
+	value, err := pythonJSON(value)
+	if err != nil {
 		return err
 	}
 	var obj map[string]json.RawMessage
