@@ -360,7 +360,8 @@ func checkObject(value []byte, fields ...string) error {
 // voeventFields are the names hop's VOEvent model takes: its load builds
 // one from the root element's attributes and child elements whose names
 // have no prefix (xmltodict, attributes unprefixed), so any other such name
-// fails it, and so does text in the root, or a missing ivorn.
+// fails it, and so does text in the root, or a missing ivorn. _raw, its
+// field for the message's bytes, is taken too (load overwrites it).
 var voeventFields = []string{"ivorn", "role", "version", "Who", "What", "WhereWhen", "How", "Why", "Citations", "Description", "Reference"}
 
 // checkVOEvent checks that value is well-formed XML whose root element is
@@ -375,8 +376,8 @@ func checkVOEvent(value []byte) error {
 	raw := xml.NewDecoder(bytes.NewReader(bytes.TrimPrefix(value, []byte("\ufeff"))))
 	depth, ivorn, rootDone := 0, false, false
 	field := func(what string, n xml.Name) error {
-		if n.Space != "" {
-			return nil // left out by hop
+		if n.Space != "" || n.Local == "_raw" {
+			return nil // left out by hop; _raw: taken, then set to the message
 		}
 		if !slices.Contains(voeventFields, n.Local) {
 			return fmt.Errorf("unexpected %s %q in voe:VOEvent (hop's VOEvent takes %s)", what, n.Local, strings.Join(voeventFields, ", "))
