@@ -13,6 +13,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/text/encoding/charmap"
+	"golang.org/x/text/encoding/ianaindex"
+	"golang.org/x/text/encoding/unicode"
 )
 
 // The headers hop-client puts on every message it publishes (hop.io.Producer.pack).
@@ -112,7 +115,7 @@ func Checked(format string) bool {
 // JSON as Python's json reads it (NaN, Infinity and -Infinity are values
 // too); circular and external messages JSON objects with exactly the
 // fields of their model (header and body; url); a voevent well-formed XML whose root element is
-// voe:VOEvent; a gcntextnotice UTF-8 text; an avro message an Avro object
+// voe:VOEvent, in an encoding hop's XML parser reads (see xmlInput); a gcntextnotice UTF-8 text; an avro message an Avro object
 // container file holding exactly one record (its records not decoded).
 // Blobs, and formats that hop-client 0.13 does not know, are not checked.
 // The format's case does not matter, as in hop. The error is a
@@ -373,7 +376,12 @@ var voeventFields = []string{"ivorn", "role", "version", "Who", "What", "WhereWh
 // an XML declaration anywhere but at the start, an entity declaration
 // (xmltodict's).
 func checkVOEvent(value []byte) error {
+	value, charset, err := xmlInput(value)
+	if err != nil {
+		return err
+	}
 	raw := xml.NewDecoder(bytes.NewReader(bytes.TrimPrefix(value, []byte("\ufeff"))))
+	raw.CharsetReader = charset
 	depth, ivorn, rootDone := 0, false, false
 	field := func(what string, n xml.Name) error {
 		if n.Space != "" || n.Local == "_raw" {
@@ -452,6 +460,7 @@ root:
 		return errors.New("voe:VOEvent has no ivorn (hop's VOEvent requires one)")
 	}
 	d := xml.NewDecoder(bytes.NewReader(value))
+	d.CharsetReader = charset
 	for {
 		_, err := d.Token()
 		if err == io.EOF {
@@ -461,6 +470,73 @@ root:
 			return err
 		}
 	}
+}
+
+// xmlInput returns value as hop's XML parser (expat) reads it, in
+// UTF-8, and the CharsetReader for the encoding its XML declaration
+// names. expat tells UTF-16 by its byte order mark or by the "<" it
+// starts with (00 3C or 3C 00), and takes a declaration of US-ASCII or
+// of a single-byte encoding Python knows (ISO-8859-1, windows-1252,
+// KOI8-R, ...; Python's names are matched here with IANA's); it refuses
+// multi-byte encodings but UTF-8 and UTF-16, unknown names, a byte the
+// encoding does not define, and a declaration of UTF-16 in a message
+// that is not, or of another encoding in one that is.
+func xmlInput(value []byte) ([]byte, func(string, io.Reader) (io.Reader, error), error) {
+	var order unicode.Endianness
+	switch {
+	case bytes.HasPrefix(value, []byte{0xfe, 0xff}), bytes.HasPrefix(value, []byte{0x00, '<'}):
+		order = unicode.BigEndian
+	case bytes.HasPrefix(value, []byte{0xff, 0xfe}), bytes.HasPrefix(value, []byte{'<', 0x00}):
+		order = unicode.LittleEndian
+	default:
+		return value, singleByteCharset, nil
+	}
+	utf8Value, err := unicode.UTF16(order, unicode.UseBOM).NewDecoder().Bytes(value)
+	if err != nil {
+		return nil, nil, fmt.Errorf("not UTF-16: %w", err)
+	}
+	charset := func(label string, input io.Reader) (io.Reader, error) {
+		switch strings.ToUpper(label) {
+		case "UTF-16", "UTF-16LE", "UTF-16BE":
+			return input, nil // transcoded already
+		}
+		return nil, fmt.Errorf("the XML declaration names encoding %q, but the message is in UTF-16", label)
+	}
+	return utf8Value, charset, nil
+}
+
+// singleByteCharset is the CharsetReader for a message not in UTF-16: it
+// reads the rest of the message in the single-byte encoding label names.
+func singleByteCharset(label string, input io.Reader) (io.Reader, error) {
+	if strings.HasPrefix(strings.ToUpper(label), "UTF-16") {
+		return nil, fmt.Errorf("the XML declaration names encoding %q, but the message is not in UTF-16", label)
+	}
+	enc, err := ianaindex.IANA.Encoding(label)
+	if err != nil || enc == nil {
+		return nil, fmt.Errorf("unknown encoding %q", label)
+	}
+	name, _ := ianaindex.IANA.Name(enc)
+	cm, single := enc.(*charmap.Charmap)
+	if !single && name != "US-ASCII" {
+		return nil, fmt.Errorf("encoding %q: hop's XML parser (expat) refuses multi-byte encodings but UTF-8 and UTF-16", label)
+	}
+	b, err := io.ReadAll(input)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range b {
+		if !single && c > 0x7f || single && cm.DecodeByte(c) == utf8.RuneError {
+			return nil, fmt.Errorf("byte 0x%02x is not a character of encoding %q", c, label)
+		}
+	}
+	if !single {
+		return bytes.NewReader(b), nil
+	}
+	text, err := cm.NewDecoder().Bytes(b)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.NewReader(text), nil
 }
 
 func xmlName(n xml.Name) string {

@@ -1,0 +1,78 @@
+package hop
+
+import (
+	"encoding/binary"
+	"testing"
+	"unicode/utf16"
+)
+
+// utf16Bytes encodes s in UTF-16, big-endian or little-endian, after a
+// byte order mark if bom.
+func utf16Bytes(s string, big, bom bool) []byte {
+	var order binary.AppendByteOrder = binary.LittleEndian
+	if big {
+		order = binary.BigEndian
+	}
+	units := utf16.Encode([]rune(s))
+	if bom {
+		units = append([]uint16{0xfeff}, units...)
+	}
+	b := make([]byte, 0, 2*len(units))
+	for _, u := range units {
+		b = order.AppendUint16(b, u)
+	}
+	return b
+}
+
+// TestCheckVOEventEncodings: hop reads a VOEvent with expat (xmltodict),
+// which takes UTF-16 (by its byte order mark, or by the "<?" it starts
+// with) and, declared in the XML declaration, US-ASCII, ISO-8859-1 and
+// the other single-byte encodings Python knows; it refuses multi-byte
+// ones but UTF-8 and UTF-16, unknown names, a byte the declared encoding
+// does not define, and a declaration that names an encoding the bytes
+// are not in. Each case was run through hop-client 0.13.0's
+// VOEvent.deserialize and load_file, with the same outcome. Check
+// refused every encoding but UTF-8 ('CharsetReader is nil', 'invalid
+// UTF-8').
+func TestCheckVOEventEncodings(t *testing.T) {
+	const body = `<voe:VOEvent xmlns:voe="http://www.ivoa.net/xml/VOEvent/v2.0" ivorn="ivo://x/y#1" role="test" version="2.0"><Who><Description>X</Description></Who></voe:VOEvent>`
+	decl := func(enc string) string { return `<?xml version="1.0" encoding="` + enc + `"?>` }
+	with := func(s, x string) string {
+		for i := range len(s) {
+			if s[i] == 'X' {
+				return s[:i] + x + s[i+1:]
+			}
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name string
+		doc  []byte
+		ok   bool
+	}{
+		{"ISO-8859-1", []byte(decl("ISO-8859-1") + with(body, "caf\xe9")), true},
+		{"latin1", []byte(decl("latin1") + with(body, "caf\xe9")), true},
+		{"single quotes", []byte(`<?xml version='1.0' encoding='iso-8859-1'?>` + with(body, "caf\xe9")), true},
+		{"windows-1252", []byte(decl("windows-1252") + with(body, "\x80")), true},
+		{"ISO-8859-15", []byte(decl("ISO-8859-15") + with(body, "\xa4")), true},
+		{"KOI8-R", []byte(decl("KOI8-R") + with(body, "\xd6")), true},
+		{"US-ASCII", []byte(decl("US-ASCII") + body), true},
+		{"US-ASCII, a byte above 127", []byte(decl("US-ASCII") + with(body, "caf\xe9")), false},
+		{"UTF-16LE with BOM", utf16Bytes(decl("UTF-16")+with(body, "café €"), false, true), true},
+		{"UTF-16BE with BOM", utf16Bytes(decl("UTF-16")+with(body, "café €"), true, true), true},
+		{"UTF-16LE no BOM", utf16Bytes(decl("UTF-16LE")+with(body, "café"), false, false), true},
+		{"UTF-16BE no BOM", utf16Bytes(decl("UTF-16")+with(body, "café"), true, false), true},
+		{"UTF-16 no declaration", utf16Bytes(with(body, "café"), false, true), true},
+		{"UTF-16 declared ISO-8859-1", utf16Bytes(decl("ISO-8859-1")+body, false, true), false},
+		{"UTF-8 declared UTF-16", []byte(decl("UTF-16") + body), false},
+		{"Shift_JIS", []byte(decl("Shift_JIS") + with(body, "\x82\xa0")), false},
+		{"Big5", []byte(decl("Big5") + body), false},
+		{"unknown", []byte(decl("no-such-enc") + body), false},
+		{"ISO-8859-1 undeclared", []byte(with(body, "caf\xe9")), false},
+	} {
+		err := Check(FormatVOEvent, tc.doc)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: Check(voevent) = %v; hop takes it: %v", tc.name, err, tc.ok)
+		}
+	}
+}
