@@ -35,7 +35,9 @@ type Credential struct {
 	Protocol string
 	// Mechanism is the SASL mechanism as auth.toml names it; "" is hop's
 	// default, SCRAM-SHA-512 (OAUTHBEARER with a token endpoint or
-	// command).
+	// command). LoadAuth sets OAUTHBEARER for an entry with a
+	// token_command key and no mechanism, as hop does, even for an empty
+	// command.
 	Mechanism string
 	// SSLCALocation is a PEM file of the CAs to verify the broker with;
 	// "" for the system's roots (hop: certifi's).
@@ -136,6 +138,12 @@ func authEntry(t map[string]any) (Credential, string) {
 	}
 	if !c.TLS() {
 		c.SSLCALocation = "" // hop ignores it without TLS
+	}
+	_, hasMechanism := t["mechanism"]
+	if _, hasCommand := t["token_command"]; hasCommand && !hasMechanism {
+		// hop tests for the key, not its value: an empty command too
+		// makes an OAUTHBEARER credential, not a SCRAM one.
+		c.Mechanism = "OAUTHBEARER"
 	}
 	return c, ""
 }

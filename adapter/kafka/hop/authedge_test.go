@@ -1,0 +1,40 @@
+package hop
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestLoadAuthTokenCommandEmpty: a credential with a token_command key
+// and no mechanism is an OAUTHBEARER credential for hop-client 0.13.0
+// even when the command is "" (it tests for the key, not its value), so
+// SASLMechanism refuses it as unsupported, as for any token command. It
+// returned SCRAM-SHA-512: walpub authenticated with the password where
+// hop would not. An empty token_endpoint is no endpoint, for hop as here.
+func TestLoadAuthTokenCommandEmpty(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "auth.toml")
+	for _, tc := range []struct {
+		extra string
+		mech  string // "" for unsupported (OAUTHBEARER)
+	}{
+		{`token_command = ""`, ""},
+		{`token_command = "get-token"`, ""},
+		{`token_endpoint = ""`, "SCRAM-SHA-512"},
+		{"token_command = \"\"\nmechanism = \"PLAIN\"", "PLAIN"},
+	} {
+		writeAuth(t, p, "[[auth]]\nusername = \"u\"\npassword = \"p\"\n"+tc.extra+"\n", 0o600)
+		creds, err := LoadAuth(p)
+		if err != nil || len(creds) != 1 {
+			t.Fatalf("%s: LoadAuth: %+v, %v", tc.extra, creds, err)
+		}
+		m, err := creds[0].SASLMechanism()
+		switch {
+		case tc.mech == "" && (!errors.Is(err, ErrUnsupportedMechanism) || !strings.Contains(err.Error(), "OAUTHBEARER")):
+			t.Errorf("%s: mechanism %q, %v; hop uses OAUTHBEARER", tc.extra, m, err)
+		case tc.mech != "" && (err != nil || m != tc.mech):
+			t.Errorf("%s: mechanism %q, %v; hop uses %s", tc.extra, m, err, tc.mech)
+		}
+	}
+}
