@@ -1,10 +1,10 @@
 package hop
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -191,6 +191,26 @@ func LoadAuth(path string) ([]Credential, error) {
 
 // hostPort splits a host, possibly with a port, as hop does (RFC 3986 host
 // and port); a string that is not one gives "" and "".
+// unquote decodes the %XX escapes of s as Python's urllib.parse.unquote
+// does; net/url's unescaping refuses a bad escape, which hop keeps.
+func unquote(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			if v, err := hex.DecodeString(s[i+1 : i+3]); err == nil {
+				b = append(b, v[0])
+				i += 2
+				continue
+			}
+		}
+		b = append(b, s[i])
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
 var hostPortRE = regexp.MustCompile(`^([^\[:][^:]*|\[[^\]]+\])(:([0-9]+))?$`)
 
 func splitHostPort(hp string) (host, port string, hasPort bool) {
@@ -267,7 +287,10 @@ func SelectCredential(creds []Credential, broker, user string) (Credential, erro
 // SplitURLUser splits the user of a hop-style URL (kafka://user@host/...,
 // user percent-encoded; a ":password" after it is ignored, as hop ignores
 // it) from the rest: it returns the user ("" without one) and the URL
-// without it.
+// without it. The user is unescaped as hop does (Python's
+// urllib.parse.unquote): a '%' that does not start an escape of two hex
+// digits is kept as it is, and escaped bytes that are not UTF-8 become
+// U+FFFD; err is always nil.
 func SplitURLUser(rawURL string) (user, rest string, err error) {
 	scheme, after, ok := strings.Cut(rawURL, "://")
 	if !ok {
@@ -279,9 +302,7 @@ func SplitURLUser(rawURL string) (user, rest string, err error) {
 		return "", rawURL, nil
 	}
 	u, _, _ = strings.Cut(u, ":") // a password in the URL is ignored, as hop ignores it
-	if user, err = url.PathUnescape(u); err != nil {
-		return "", rawURL, fmt.Errorf("hop: the user in %q: %w", rawURL, err)
-	}
+	user = unquote(u)
 	rest = scheme + "://" + hosts
 	if hasPath {
 		rest += "/" + path

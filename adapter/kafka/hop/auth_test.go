@@ -223,7 +223,29 @@ func TestSplitURLUser(t *testing.T) {
 			t.Errorf("SplitURLUser(%s) = %q, %q, %v", tc.in, user, rest, err)
 		}
 	}
-	if _, _, err := SplitURLUser("kafka://a%zz@h/t"); err == nil {
-		t.Error("bad escape: no error")
+}
+
+// TestSplitURLUserAsHop: the user of a URL is read as hop-client 0.13.0
+// reads it (adc's parse_kafka_url, then urllib's unquote; each case was
+// run through them): a '%' that does not start an escape of two hex
+// digits stays as it is, escaped bytes that are not UTF-8 become U+FFFD,
+// and an empty user ("kafka://@host", "kafka://:pw@host") is no user.
+// SplitURLUser refused a bad escape, so walpub refused URLs hop takes.
+func TestSplitURLUserAsHop(t *testing.T) {
+	for _, tc := range []struct{ in, user, rest string }{
+		{"kafka://al%ZZice@host/t", "al%ZZice", "kafka://host/t"},
+		{"kafka://al%2xice@host/t", "al%2xice", "kafka://host/t"},
+		{"kafka://al%ice@host/t", "al%ice", "kafka://host/t"},
+		{"kafka://%@host/t", "%", "kafka://host/t"},
+		{"kafka://al%C3%A9@host/t", "alé", "kafka://host/t"},
+		{"kafka://al%FFx@host/t", "al\uFFFDx", "kafka://host/t"},
+		{"kafka://a+b@host/t", "a+b", "kafka://host/t"},
+		{"kafka://@host/t", "", "kafka://host/t"},
+		{"kafka://:pw@host/t", "", "kafka://host/t"},
+	} {
+		user, rest, err := SplitURLUser(tc.in)
+		if err != nil || user != tc.user || rest != tc.rest {
+			t.Errorf("SplitURLUser(%s) = %q, %q, %v; hop reads user %q", tc.in, user, rest, err, tc.user)
+		}
 	}
 }
