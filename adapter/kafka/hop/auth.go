@@ -140,6 +140,15 @@ func authEntry(t map[string]any) (Credential, string) {
 		c.SSLCALocation = "" // hop ignores it without TLS
 	}
 	_, hasMechanism := t["mechanism"]
+	if hasMechanism {
+		// hop looks the name up among its SASLMethod names, '-' read as
+		// '_', case mattering; any other fails its load_auth.
+		switch strings.ReplaceAll(c.Mechanism, "-", "_") {
+		case "PLAIN", "SCRAM_SHA_256", "SCRAM_SHA_512", "OAUTHBEARER":
+		default:
+			return c, fmt.Sprintf("has mechanism %q, which hop-client does not know: it takes PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER, in upper case ('_' for '-' too)", c.Mechanism)
+		}
+	}
 	if _, hasCommand := t["token_command"]; hasCommand && !hasMechanism {
 		// hop tests for the key, not its value: an empty command too
 		// makes an OAUTHBEARER credential, not a SCRAM one.
@@ -150,7 +159,9 @@ func authEntry(t map[string]any) (Credential, string) {
 
 // LoadAuth reads hop-client credentials from path, a TOML file whose
 // "auth" key holds one table or an array of tables (username and password
-// required). As hop does, it refuses a file that its group or others may
+// required; a mechanism, if given, one of hop's names: PLAIN,
+// SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, upper case, '_' for '-'
+// too; as in hop, one entry with another refuses the file). As hop does, it refuses a file that its group or others may
 // access, or that has set-id or sticky bits (ErrUnsafePermissions).
 func LoadAuth(path string) ([]Credential, error) {
 	fi, err := os.Stat(path)

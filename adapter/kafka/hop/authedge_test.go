@@ -38,3 +38,29 @@ func TestLoadAuthTokenCommandEmpty(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadAuthMechanismNames: hop-client 0.13.0 looks an entry's
+// mechanism up among its SASLMethod names, PLAIN, SCRAM_SHA_256,
+// SCRAM_SHA_512 and OAUTHBEARER, with '-' read as '_' and case
+// mattering; any other value (lower case, GSSAPI, "") fails hop's
+// load_auth (KeyError) for the whole file, whichever entry has it. So
+// LoadAuth refuses the file with ErrInvalidAuth, naming the entry and the
+// mechanism. It took lower case names (and an unknown one unless its
+// credential was picked), using credentials hop refuses to.
+func TestLoadAuthMechanismNames(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "auth.toml")
+	for _, tc := range []struct {
+		mech string
+		ok   bool
+	}{
+		{"PLAIN", true}, {"SCRAM_SHA_256", true}, {"SCRAM-SHA-256", true}, {"SCRAM-SHA-512", true}, {"OAUTHBEARER", true},
+		{"scram-sha-512", false}, {"plain", false}, {"Scram-Sha-256", false}, {"GSSAPI", false}, {"", false}, {"bogus", false},
+	} {
+		// The entry with the mechanism is not the one a broker would pick.
+		writeAuth(t, p, "[[auth]]\nusername = \"u\"\npassword = \"p\"\n[[auth]]\nusername = \"v\"\npassword = \"q\"\nhostname = \"elsewhere\"\nmechanism = \""+tc.mech+"\"\n", 0o600)
+		creds, err := LoadAuth(p)
+		if tc.ok != (err == nil) || !tc.ok && (!errors.Is(err, ErrInvalidAuth) || !strings.Contains(err.Error(), "auth entry 2") || !strings.Contains(err.Error(), `"`+tc.mech+`"`)) {
+			t.Errorf("mechanism %q: LoadAuth: %d credentials, %v; hop takes it: %v", tc.mech, len(creds), err, tc.ok)
+		}
+	}
+}
