@@ -76,3 +76,35 @@ func TestCheckVOEventEncodings(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckVOEventXMLVersion: hop's XML parser (expat) takes any version
+// in the XML declaration made of name characters ("1.1", "2.0", even
+// "abc"), and parses the document as XML 1.0; encoding/xml refused all but
+// 1.0 ('unsupported version "1.1"'). Each case was run through hop-client
+// 0.13.0's VOEvent.deserialize, with the same outcome. A VOEvent of
+// version 1.1 (the VOEvent schema, not XML) was taken before already.
+func TestCheckVOEventXMLVersion(t *testing.T) {
+	const body = `<voe:VOEvent xmlns:voe="v" ivorn="i"/>`
+	for _, tc := range []struct {
+		decl string
+		ok   bool
+	}{
+		{`<?xml version="1.1"?>`, true},
+		{`<?xml version='1.1' encoding='UTF-8'?>`, true},
+		{`<?xml version="2.0"?>`, true},
+		{`<?xml version="abc"?>`, true},
+		{`<?xml version=""?>`, true},
+		{"<?xml\n  version = \"1.1\"?>", true},
+		{"\ufeff<?xml version=\"1.1\"?>", true},
+		{`<?xml version="1.0 "?>`, false},
+	} {
+		err := Check(FormatVOEvent, []byte(tc.decl+body))
+		if (err == nil) != tc.ok {
+			t.Errorf("Check(voevent, %s...) = %v; hop takes it: %v", tc.decl, err, tc.ok)
+		}
+	}
+	doc := utf16Bytes(`<?xml version="1.1" encoding="UTF-16"?>`+body, false, true)
+	if err := Check(FormatVOEvent, doc); err != nil {
+		t.Errorf("UTF-16, XML 1.1: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -489,12 +490,13 @@ func xmlInput(value []byte) ([]byte, func(string, io.Reader) (io.Reader, error),
 	case bytes.HasPrefix(value, []byte{0xff, 0xfe}), bytes.HasPrefix(value, []byte{'<', 0x00}):
 		order = unicode.LittleEndian
 	default:
-		return value, singleByteCharset, nil
+		return anyXMLVersion(value), singleByteCharset, nil
 	}
 	utf8Value, err := unicode.UTF16(order, unicode.UseBOM).NewDecoder().Bytes(value)
 	if err != nil {
 		return nil, nil, fmt.Errorf("not UTF-16: %w", err)
 	}
+	utf8Value = anyXMLVersion(utf8Value)
 	charset := func(label string, input io.Reader) (io.Reader, error) {
 		switch strings.ToUpper(label) {
 		case "UTF-16", "UTF-16LE", "UTF-16BE":
@@ -503,6 +505,29 @@ func xmlInput(value []byte) ([]byte, func(string, io.Reader) (io.Reader, error),
 		return nil, fmt.Errorf("the XML declaration names encoding %q, but the message is in UTF-16", label)
 	}
 	return utf8Value, charset, nil
+}
+
+// xmlVersion finds the version in an XML declaration at the start of a
+// document: its value is submatch 2 or 3.
+var xmlVersion = regexp.MustCompile(`^(?:\x{FEFF})?<\?xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*(?:"([-A-Za-z0-9._:]*)"|'([-A-Za-z0-9._:]*)')`)
+
+// anyXMLVersion returns doc with the version its XML declaration names,
+// if not 1.0 but made of name characters, replaced by 1.0 (in a copy):
+// expat takes any such version (and parses XML 1.0), encoding/xml only
+// 1.0.
+func anyXMLVersion(doc []byte) []byte {
+	m := xmlVersion.FindSubmatchIndex(doc)
+	if m == nil {
+		return doc
+	}
+	start, end := m[2], m[3]
+	if start < 0 {
+		start, end = m[4], m[5]
+	}
+	if v := string(doc[start:end]); v == "1.0" || v == "" {
+		return doc
+	}
+	return slices.Concat(doc[:start], []byte("1.0"), doc[end:])
 }
 
 // singleByteCharset is the CharsetReader for a message not in UTF-16: it
