@@ -21,7 +21,8 @@ type RepairReport struct {
 	SideFile string // where they went
 }
 
-// Repair truncates the log in dir at its first damaged frame so that it
+// Repair truncates the log in dir at its first damaged frame (as Verify
+// finds it: a record that does not decode is damage too) so that it
 // opens again, moving every byte it cuts off into a side file in dir; it
 // never deletes data. Everything after the damage goes too: the rest of
 // the damaged segment and every later segment. Damaged or inconsistent
@@ -43,11 +44,10 @@ func Repair(dir string) (RepairReport, error) {
 }
 
 // RepairWithKey is Repair for an encrypted log, given its key (see
-// WithEncryption): it also reads every record as Verify does and, with
-// the key, authenticates every encrypted one, so that a record that does
-// not authenticate (altered with its checksum fixed up, or encrypted
-// under another key), which Repair cannot tell from a sound one, is
-// damage it cuts the log at like any other. A key that is not the log's,
+// WithEncryption): it also authenticates every encrypted record, so that
+// a record that does not authenticate (altered with its checksum fixed
+// up, or encrypted under another key), which Repair cannot tell from a
+// sound one, is damage it cuts the log at like any other. A key that is not the log's,
 // or a key for a log that is not encrypted, is ErrKey; it is checked once
 // the log loads, so damage that keeps it from loading, which needs no
 // key, is mended first as Repair would.
@@ -55,8 +55,9 @@ func RepairWithKey(dir string, key []byte) (RepairReport, error) {
 	return repair(vfs.OS, dir, key)
 }
 
-// loadChecked loads the log in dir as Repair sees it: with a key, every
-// record must also decode and authenticate.
+// loadChecked loads the log in dir as Repair sees it: every record must
+// also decode, as for Verify, and with a key every encrypted one
+// authenticate.
 func loadChecked(fsys vfs.FS, dir string, key []byte) error {
 	st, err := load(fsys, dir, loadRead)
 	if err != nil {
@@ -64,11 +65,10 @@ func loadChecked(fsys vfs.FS, dir string, key []byte) error {
 	}
 	v := &View{dir: dir, st: st}
 	defer v.Close()
-	if key == nil {
-		return nil
-	}
-	if err := v.SetKey(key); err != nil {
-		return err
+	if key != nil {
+		if err := v.SetKey(key); err != nil {
+			return err
+		}
 	}
 	for _, err := range v.Records(0, 0) {
 		if err != nil {
