@@ -563,6 +563,12 @@ func (ld *loader) openSegments() {
 		o := &opened{isLast: isLast, path: path}
 		ld.files = append(ld.files, o)
 		f, oerr := segment.Open(ld.fsys, path, isLast && ld.mode != loadRead)
+		if oerr != nil && ld.mode == loadRead && errors.Is(oerr, fs.ErrNotExist) {
+			// Listed, then gone: the log's writer reclaimed it (every
+			// record acknowledged) or merged it into the one before.
+			o.err = fmt.Errorf("wal: %s was removed while the log was read: %w", path, errChanged)
+			return
+		}
 		if oerr != nil {
 			var se *segment.Error
 			if errors.As(oerr, &se) && f == nil && ld.beyond(id, 0) {

@@ -92,13 +92,17 @@ type RecordInfo struct {
 // view reads it, and finish it (and start the next) while the view scans
 // on: what looks like damage followed by a valid frame. Damage is
 // therefore looked at again a few times before it is reported; real
-// damage stays.
-func OpenView(dir string) (*View, error) {
+// damage stays. So is a segment file that the writer removed (reclaimed
+// or merged) between listing the directory and opening the file.
+func OpenView(dir string) (*View, error) { return openView(vfs.OS, dir) }
+
+// openView is OpenView on the file system fsys.
+func openView(fsys vfs.FS, dir string) (*View, error) {
 	var st *loaded
 	var err error
 	for try := 0; ; try++ {
-		st, err = load(vfs.OS, dir, loadRead)
-		if err == nil || !errors.Is(err, ErrCorrupt) || try == viewRetries {
+		st, err = load(fsys, dir, loadRead)
+		if err == nil || !errors.Is(err, ErrCorrupt) && !errors.Is(err, errChanged) || try == viewRetries {
 			break
 		}
 		time.Sleep(viewRetryWait)
@@ -108,6 +112,11 @@ func OpenView(dir string) (*View, error) {
 	}
 	return &View{dir: dir, st: st}, nil
 }
+
+// errChanged: a file of the log changed (a segment file listed was gone
+// when it was opened) while a view read it, which a writer does; the
+// view looks again.
+var errChanged = errors.New("the log changed while it was read")
 
 const (
 	viewRetries   = 3
