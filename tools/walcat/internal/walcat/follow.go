@@ -73,7 +73,7 @@ func runFollow(ctx context.Context, c *cli, args []string) int {
 		c.errorf("follow: -n must be 0 or more and --interval positive")
 		return ExitUsage
 	}
-	f := follower{c: c, p: p, w: w, dir: dir, next: *from, lastN: uint64(*last)}
+	f := follower{ctx: ctx, c: c, p: p, w: w, dir: dir, next: *from, lastN: uint64(*last)}
 	tick := time.NewTicker(*interval)
 	defer tick.Stop()
 	for {
@@ -93,6 +93,7 @@ func runFollow(ctx context.Context, c *cli, args []string) int {
 }
 
 type follower struct {
+	ctx     context.Context // ended by an interrupt: follow ends
 	c       *cli
 	p       *printer
 	w       *bufio.Writer
@@ -278,6 +279,13 @@ func (f *follower) look() (code int, done bool) {
 		}
 		v.Close()
 	}
+	if errors.Is(err, errInterrupted) {
+		if err := f.w.Flush(); err != nil {
+			f.c.errorf("follow: %v", err)
+			return ExitDamaged, true
+		}
+		return ExitOK, true
+	}
 	var oe outputError
 	if errors.As(err, &oe) {
 		f.c.errorf("follow: %v", oe.err)
@@ -316,9 +324,17 @@ func (f *follower) printNew(v *wal.View) error {
 		f.next = r.Seq + 1
 		f.shown = true
 		f.lastData = append(f.lastData[:0], r.Data...)
+		if f.ctx.Err() != nil {
+			// Interrupted while catching up on many records: follow
+			// ends here, not once it has printed them all.
+			return errInterrupted
+		}
 	}
 	return nil
 }
+
+// errInterrupted: follow was interrupted in the middle of a look.
+var errInterrupted = errors.New("interrupted")
 
 // outputError is a failure to write the output, which no retry mends.
 type outputError struct{ err error }

@@ -548,7 +548,7 @@ func TestFollowSkipsIdleLooks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := follower{c: &cli{stdout: &out, stderr: &errOut}, p: p, w: w, dir: dir, next: 1}
+	f := follower{ctx: context.Background(), c: &cli{stdout: &out, stderr: &errOut}, p: p, w: w, dir: dir, next: 1}
 	look := func(wantNew int) {
 		t.Helper()
 		before := f.next
