@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"iter"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/walpub/walpub/wal/internal/vfs"
@@ -93,7 +94,11 @@ type RecordInfo struct {
 // on: what looks like damage followed by a valid frame. Damage is
 // therefore looked at again a few times before it is reported; real
 // damage stays. So is a segment file that the writer removed (reclaimed
-// or merged) between listing the directory and opening the file.
+// or merged) between listing the directory and opening the file. A torn
+// tail is looked at again the same way: if it has become the frames that
+// follow (the writer was writing them), the view is the log as it was
+// before them, with no torn tail; one that stays (a writer killed in the
+// middle of a frame) is reported.
 func OpenView(dir string) (*View, error) { return openView(vfs.OS, dir) }
 
 // openView is OpenView on the file system fsys.
@@ -110,7 +115,63 @@ func openView(fsys vfs.FS, dir string) (*View, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st.tornFrom >= 0 && len(st.dropped) == 0 {
+		for try := 0; ; try++ {
+			if hook := tornHook.Load(); hook != nil {
+				(*hook)()
+			}
+			if st.tornWritten() {
+				// A frame the writer was writing: the view is the log
+				// as it was before it.
+				st.tornFrom, st.tornTo, st.tornBatch = -1, 0, false
+				break
+			}
+			if try == viewRetries {
+				break
+			}
+			time.Sleep(viewRetryWait)
+		}
+	}
 	return &View{dir: dir, st: st}, nil
+}
+
+// tornHook, if set (by tests), runs each time a view looks at a torn tail
+// again (see tornWritten).
+var tornHook atomic.Pointer[func()]
+
+// tornWritten reports whether the torn tail of the last segment, as load
+// found it, now holds valid frames up to the last byte it held, batches
+// committed, with the seqs that follow the segment's: a frame the log's
+// writer was writing when the view scanned it, finished since. A tail
+// that a killed writer left torn stays so.
+func (st *loaded) tornWritten() (written bool) {
+	s := st.segs[len(st.segs)-1]
+	var err error
+	defer catchFault(s.file.Path, &err) // a fault: not written
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	expect := s.firstSeq
+	if s.lastSeq != 0 {
+		expect = s.lastSeq + 1
+	}
+	inBatch := false
+	for sc := segment.NewScanner(s.file.Bytes(), st.tornFrom); sc.Next(); {
+		fr := sc.Frame()
+		switch {
+		case fr.IsAck():
+			if inBatch || fr.Seq != expect-1 {
+				return false
+			}
+		case fr.Seq != expect:
+			return false
+		default:
+			expect++
+			inBatch = fr.InBatch() && !fr.Commits()
+		}
+		if !inBatch && fr.End() >= st.tornTo {
+			return true
+		}
+	}
+	return false
 }
 
 // errChanged: a file of the log changed (a segment file listed was gone
