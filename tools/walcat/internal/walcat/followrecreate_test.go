@@ -3,6 +3,7 @@ package walcat
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -35,7 +36,7 @@ func TestFollowRecreatedLog(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f := follower{c: &cli{stdout: &out, stderr: &errOut}, p: p, w: w, dir: dir, next: 1}
+			f := follower{ctx: context.Background(), c: &cli{stdout: &out, stderr: &errOut}, p: p, w: w, dir: dir, next: 1}
 			look := func() {
 				t.Helper()
 				if code, done := f.look(); done {
