@@ -40,7 +40,7 @@ var (
 // Stats is a snapshot of a Producer's counters.
 type Stats struct {
 	Queued       int   // journaled, not yet handed to the client
-	InFlight     int   // handed to the client, not yet confirmed
+	InFlight     int   // handed to the client, not yet confirmed (nor its acknowledgement journaled)
 	Delivered    int64 // confirmed by the broker since NewProducer
 	Retries      int64 // records requeued after a failed attempt
 	DeadLettered int64 // records moved to the dead-letter log (unfixable errors)
@@ -85,7 +85,11 @@ type Producer struct {
 
 	fatal atomic.Pointer[error] // set once when the sender stops for good (ErrFenced)
 
-	inFlight     atomic.Int64
+	inFlight atomic.Int64
+	// unacked: records the broker confirmed (or that went to the
+	// dead-letter log) whose acknowledgement the journal has not taken
+	// yet (the sender's unacked, as of its last try).
+	unacked      atomic.Int64
 	delivered    atomic.Int64
 	retries      atomic.Int64
 	deadLettered atomic.Int64
@@ -637,7 +641,11 @@ func (p *Producer) Stats() Stats {
 		js = p.journal.Stats()
 	}
 	p.mu.Unlock()
-	inFlight := int(p.inFlight.Load())
+	// A record the broker confirmed is in flight until the journal took
+	// its acknowledgement: until then it is neither delivered nor queued
+	// (the journal may count it pending, or, after an Ack whose sync
+	// failed, not).
+	inFlight := int(p.inFlight.Load() + p.unacked.Load())
 	return Stats{
 		Queued:       max(js.Pending-inFlight, 0),
 		InFlight:     inFlight,

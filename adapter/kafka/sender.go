@@ -501,6 +501,7 @@ func (s *sender) complete() {
 // before its acknowledgement is journaled. It returns whether it
 // acknowledged any.
 func (s *sender) journalAcks() bool {
+	s.p.unacked.Store(int64(len(s.unacked)))
 	if len(s.unacked) == 0 || time.Now().Before(s.ackRetryAt) {
 		return false
 	}
@@ -525,6 +526,7 @@ func (s *sender) journalAcks() bool {
 	}
 	s.p.delivered.Add(nDelivered)
 	s.p.deadLettered.Add(nDead)
+	s.p.unacked.Store(0)
 	// Callbacks before progress is published: Flush returns after them.
 	onDelivery, onDead := s.p.cfg.onDelivery, s.p.cfg.onDeadLetter
 	for _, d := range s.unacked {
