@@ -396,6 +396,9 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 	if err := ld.checkEnd(); err != nil {
 		return nil, err
 	}
+	if err := ld.checkCheckpointBounds(); err != nil {
+		return nil, err
+	}
 	ackedSince, err := ld.buildAcks()
 	if err != nil {
 		return nil, err
@@ -458,8 +461,15 @@ func (ld *loader) readMetadata() error {
 	}
 
 	found, err := ld.readMetaFile(ld.ckPath, -1, &st.ckptBytes, func(b []byte) (err error) {
-		st.ckpt, err = index.DecodeCheckpoint(b)
-		return err
+		if st.ckpt, err = index.DecodeCheckpoint(b); err != nil {
+			return err
+		}
+		// The sealed end is the first seq of the segment that was active
+		// when it was written, at or below the log's next seq then.
+		if c := st.ckpt; c.SealedEnd > c.NextSeq {
+			return &index.FormatError{Offset: 32, Reason: fmt.Sprintf("checkpoint sealed end %d is past its next seq %d", c.SealedEnd, c.NextSeq)}
+		}
+		return nil
 	})
 	if err != nil {
 		return err
@@ -508,6 +518,10 @@ func (ld *loader) checkSegmentsNamed() (empty bool, err error) {
 		if st.ckpt.NextSeq > 1 {
 			return false, corruptMeta(vfs.Join(dir, segment.Name(max(st.ckpt.Through, 1))), 0, 0, ld.ckPath,
 				"missing segment: the checkpoint names records but no segment file exists")
+		}
+		if st.ckpt.Through > 0 {
+			return false, corruptMeta(vfs.Join(dir, segment.Name(st.ckpt.Through+1)), 0, 0, ld.ckPath,
+				"missing segment: segment %d is gone but the checkpoint implies it", st.ckpt.Through+1)
 		}
 		st.nextSeq = 1
 		return true, nil
@@ -802,6 +816,33 @@ func (ld *loader) checkEnd() error {
 	if st.ckpt.NextSeq > st.nextSeq {
 		return corruptMeta(lastPath, lastSeg.tail, st.nextSeq, ld.ckPath,
 			"records %d..%d are missing: the checkpoint saw them", st.nextSeq, st.ckpt.NextSeq-1)
+	}
+	return nil
+}
+
+// checkCheckpointBounds checks the checkpoint's through and sealed end
+// against the segments: it was written when segment through+1 was the
+// active one, starting at the sealed end, and no segment after through is
+// reclaimed or merged before a later checkpoint covers it, so that segment
+// is on disk (its header is below the durable mark) and starts there. A
+// checkpoint that says otherwise, checksum and all, is damage: trusted, a
+// sealed end too far would acknowledge records no one acknowledged (every
+// seq below it that no entry covers counts as acknowledged).
+func (ld *loader) checkCheckpointBounds() error {
+	st := ld.st
+	if !st.haveCkpt {
+		return nil
+	}
+	next := st.ckpt.Through + 1
+	i := slices.IndexFunc(st.segs, func(s *seg) bool { return s.id >= next })
+	if i < 0 || st.segs[i].id != next {
+		return corruptMeta(vfs.Join(ld.dir, segment.Name(next)), 0, st.ckpt.SealedEnd, ld.ckPath,
+			"missing segment: segment %d is gone but the checkpoint implies it", next)
+	}
+	if s := st.segs[i]; s.firstSeq != st.ckpt.SealedEnd {
+		return corruptMeta(ld.ckPath, 32, 0, ld.ckPath,
+			"checkpoint sealed end %d (through segment %d), yet segment %d starts at seq %d",
+			st.ckpt.SealedEnd, st.ckpt.Through, next, s.firstSeq)
 	}
 	return nil
 }
