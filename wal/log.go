@@ -169,6 +169,10 @@ func openLocked(dir string, cfg config, lock vfs.File, mode loadMode) (*Log, err
 		if l.zenc != nil {
 			l.zenc.Close()
 		}
+		if l.sb != nil {
+			// Opened last: only taking its space can have failed after.
+			l.sb.Close()
+		}
 		return nil, err
 	}
 	l.wg.Add(2)
@@ -289,7 +293,7 @@ func (l *Log) open(mode loadMode) error {
 	// now, so that a sync on a disk that has filled up since still records
 	// its mark, and compaction, which syncs before it deletes, can free
 	// space. Without room even now, the first write will ask again.
-	if err := vfs.Reserve(l.sb.OS(), 2*index.SuperblockSlot); err != nil && !noSpace(err) {
+	if err := l.sb.Reserve(2 * index.SuperblockSlot); err != nil && !noSpace(err) {
 		return fmt.Errorf("wal: %w", err)
 	}
 	return nil

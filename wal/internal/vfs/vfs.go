@@ -48,6 +48,11 @@ type File interface {
 	// into a mapping of it can never fail for want of space. Where the
 	// file system cannot preallocate it writes the zeros out instead.
 	Allocate(size int64) error
+	// Reserve allocates disk for the file's first size bytes without
+	// changing its size, so that writes there later need no new space:
+	// a file rewritten in place on a disk that may be full when it is.
+	// It does nothing where the file system cannot preallocate.
+	Reserve(size int64) error
 	// WriteVAt writes the buffers one after the other at off, as one
 	// WriteAt of their concatenation would (pwritev on Linux: the bytes
 	// go from where they are into the page cache, with no copy to join
@@ -81,6 +86,7 @@ type osFile struct{ *os.File }
 func (f osFile) OS() *os.File              { return f.File }
 func (f osFile) Sync() error               { return datasync(f.File) }
 func (f osFile) Allocate(size int64) error { return allocate(f.File, size) }
+func (f osFile) Reserve(size int64) error  { return reserve(f.File, size) }
 
 func (f osFile) WriteVAt(bufs [][]byte, off int64) (int, error) { return writev(f.File, bufs, off) }
 
@@ -117,7 +123,10 @@ type Faulty struct {
 	failAlloc   int   // fail the next n Allocates with ENOSPC
 	failRename  int   // fail the next n Renames
 	failRemove  int   // fail the next n Removes
+	failReserve int   // fail the next n Reserves
 	writeErr    error // error for failed writes (default ErrInjected)
+	reserveErr  error // error for failed Reserves (default ErrInjected)
+	open        int   // files opened and not closed
 	Syncs       int   // Syncs performed (successful or not)
 	Allocations int
 	// MostBuffers is the most buffers one WriteVAt was given.
@@ -152,6 +161,18 @@ func (f *Faulty) FailNextWrites(n int, err error) {
 // FailNextAllocates makes the next n Allocate calls fail with ENOSPC.
 func (f *Faulty) FailNextAllocates(n int) { f.mu.Lock(); f.failAlloc = n; f.mu.Unlock() }
 
+// FailNextReserves makes the next n Reserve calls fail with err
+// (ErrInjected when nil).
+func (f *Faulty) FailNextReserves(n int, err error) {
+	f.mu.Lock()
+	f.failReserve, f.reserveErr = n, err
+	f.mu.Unlock()
+}
+
+// OpenFiles returns how many files OpenFile opened that are not closed
+// yet: a test's check for a leaked descriptor.
+func (f *Faulty) OpenFiles() int { f.mu.Lock(); defer f.mu.Unlock(); return f.open }
+
 // FailNextRenames makes the next n Rename calls fail.
 func (f *Faulty) FailNextRenames(n int) { f.mu.Lock(); f.failRename = n; f.mu.Unlock() }
 
@@ -173,6 +194,9 @@ func (f *Faulty) OpenFile(name string, flag int, perm fs.FileMode) (File, error)
 	if err != nil {
 		return nil, err
 	}
+	f.mu.Lock()
+	f.open++
+	f.mu.Unlock()
 	return &faultyFile{File: file, fs: f}, nil
 }
 
@@ -205,7 +229,31 @@ func (f *Faulty) SyncDir(name string) error {
 
 type faultyFile struct {
 	File
-	fs *Faulty
+	fs     *Faulty
+	closed bool // under fs.mu
+}
+
+func (f *faultyFile) Close() error {
+	f.fs.mu.Lock()
+	if !f.closed {
+		f.closed = true
+		f.fs.open--
+	}
+	f.fs.mu.Unlock()
+	return f.File.Close()
+}
+
+func (f *faultyFile) Reserve(size int64) error {
+	f.fs.mu.Lock()
+	err := f.fs.reserveErr
+	f.fs.mu.Unlock()
+	if f.fs.take(&f.fs.failReserve) {
+		if err == nil {
+			err = ErrInjected
+		}
+		return &os.PathError{Op: "fallocate", Path: f.Name(), Err: err}
+	}
+	return f.File.Reserve(size)
 }
 
 func (f *faultyFile) Sync() error {

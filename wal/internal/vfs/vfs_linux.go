@@ -142,12 +142,12 @@ func writev(f *os.File, bufs [][]byte, off int64) (int, error) {
 	}
 }
 
-// Reserve allocates disk space for the first size bytes of f without
+// reserve allocates disk space for the first size bytes of f without
 // changing its size (fallocate with FALLOC_FL_KEEP_SIZE), so that writes
 // there later need no new space: a file rewritten in place on a disk that
 // may be full when it is. It does nothing where the file system cannot
 // preallocate.
-func Reserve(f *os.File, size int64) error {
+func reserve(f *os.File, size int64) error {
 	_, err := fallocate(f, unix.FALLOC_FL_KEEP_SIZE, size)
 	return err
 }

@@ -85,7 +85,7 @@ func TestReserve(t *testing.T) {
 			t.Fatal(err)
 		}
 		if reserve {
-			if err := Reserve(f, 1024); err != nil {
+			if err := (osFile{f}).Reserve(1024); err != nil {
 				t.Fatal(err)
 			}
 			if fi, err := f.Stat(); err != nil || fi.Size() != 0 {

@@ -25,5 +25,5 @@ func writev(f *os.File, bufs [][]byte, off int64) (int, error) {
 	return n, nil
 }
 
-// Reserve does nothing here (see the Linux version).
-func Reserve(f *os.File, size int64) error { return nil }
+// reserve does nothing here (see the Linux version).
+func reserve(f *os.File, size int64) error { return nil }
