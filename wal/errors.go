@@ -47,6 +47,9 @@ type CorruptionError struct {
 
 	fix   Fix    // what Repair does about it
 	aside string // with FixMoveAside: the metadata file to move aside
+	// byHand: not damage to bytes Repair can move (a directory or a link
+	// where the log keeps a file): Repair refuses, changing nothing.
+	byHand bool
 }
 
 // Fix says what Repair does about a CorruptionError (see

@@ -371,6 +371,9 @@ func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
 	old := debug.SetPanicOnFault(true)
 	defer debug.SetPanicOnFault(old)
 
+	if err := ld.checkFileTypes(); err != nil {
+		return nil, err
+	}
 	if err := ld.readMetadata(); err != nil {
 		return nil, err
 	}
@@ -436,6 +439,45 @@ type opened struct {
 	// mark: its name reached the disk before its data.
 	headerLost bool
 	path       string
+}
+
+// checkFileTypes checks that every name in dir the log keeps a file
+// under (a segment's, the superblock's, the checkpoint's, the encryption
+// file's) is a regular file. A directory or a device there is damage,
+// and so is a symbolic link, even to a good file: the log's renames and
+// directory syncs would not cover its target (a checkpoint rewritten
+// replaces the link; a segment's name made durable says nothing of the
+// target's), and a segment listed would be left out without a word.
+// Nothing is opened: a FIFO would block the read.
+func (ld *loader) checkFileTypes() error {
+	ents, err := ld.fsys.ReadDir(ld.dir)
+	if err != nil {
+		return fmt.Errorf("wal: %w", err)
+	}
+	for _, e := range ents {
+		name, typ := e.Name(), e.Type()
+		_, isSeg := segment.ParseName(name)
+		isMeta := name == index.SuperblockName || name == index.CheckpointName || name == index.EncryptionName
+		if !isSeg && !isMeta || typ.IsRegular() {
+			continue
+		}
+		what := "a directory"
+		switch {
+		case typ&fs.ModeSymlink != 0:
+			what = "a symbolic link"
+		case !typ.IsDir():
+			what = fmt.Sprintf("a special file (%v)", typ)
+		}
+		path := vfs.Join(ld.dir, name)
+		const why = "%s, not a regular file (the log's renames and directory syncs cover only regular files in its directory)"
+		e := corruptMeta(path, 0, 0, path, why, what)
+		if isSeg {
+			e = corrupt(path, 0, 0, FixCut, why, what)
+		}
+		e.byHand = true
+		return e
+	}
+	return nil
 }
 
 // readMetadata reads the superblock (the durable high-water mark), the
