@@ -535,3 +535,30 @@ func TestPutFrameHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestResyncFindsFrameWithZeroFirstWords: the end of the data is a frame
+// header of 32 zero bytes, not 16. A frame's first 16 bytes (checksum,
+// stored length, flags) are all zero for one frame only: an empty plain
+// record of the version 1 checksum scheme (no flag) at the one seq whose
+// checksum is 0 (xxhash64 of the header's 24 bytes after the checksum, a
+// bijection of the seq). The Scanner reads it; the search for a frame
+// after damage skipped it, and with it the record.
+func TestResyncFindsFrameWithZeroFirstWords(t *testing.T) {
+	const seq = 5027305878554004365 // found by inverting xxhash64; checked below
+	seg := make([]byte, HeaderSize+4*FrameHeaderSize)
+	at := int64(HeaderSize + FrameHeaderSize)
+	if n := PutFrame(seg[at:], seq, 0, 0, nil); n != FrameHeaderSize {
+		t.Fatalf("frame of %d bytes", n)
+	}
+	if !AllZero(seg[at : at+16]) {
+		t.Fatalf("the frame's first 16 bytes are not zero: %x", seg[at:at+16])
+	}
+	sc := NewScanner(seg, at)
+	if !sc.Next() || sc.Frame().Seq != seq {
+		t.Fatalf("the Scanner does not read the frame: %v", sc.Err())
+	}
+	seg[HeaderSize] = 1 // damage before it
+	if next, sure := NewResync(seg).Next(HeaderSize); next != at || !sure {
+		t.Fatalf("Resync.Next = %d, %v; want the frame at %d", next, sure, at)
+	}
+}
