@@ -3,6 +3,7 @@ package wal
 import (
 	"crypto/hmac"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"runtime/debug"
 
@@ -42,8 +43,11 @@ func checkKey(st *loaded, key []byte) (sl *segment.Sealer, writeFile bool, err e
 		}
 	}
 	if key == nil {
-		if st.haveEnc || sealed != nil {
-			return nil, false, ErrKey
+		switch {
+		case st.haveEnc:
+			return nil, false, fmt.Errorf("%w: %s says the log is encrypted", ErrKey, st.encPath)
+		case sealed != nil:
+			return nil, false, fmt.Errorf("%w: %s holds an encrypted record at offset %d", ErrKey, sealed.file.Path, sealed.sealedAt)
 		}
 		return nil, false, nil
 	}
@@ -52,7 +56,7 @@ func checkKey(st *loaded, key []byte) (sl *segment.Sealer, writeFile bool, err e
 	}
 	if st.haveEnc {
 		if !keyFits(sl, st.enc) {
-			return nil, false, ErrKey
+			return nil, false, fmt.Errorf("%w: the key check in %s does not match", ErrKey, st.encPath)
 		}
 		sl.PlainBelow = st.enc.FromSeq
 		return sl, false, nil
@@ -66,7 +70,14 @@ func checkKey(st *loaded, key []byte) (sl *segment.Sealer, writeFile bool, err e
 			return nil, false, corrupt(sealed.file.Path, sealed.sealedAt, 0, FixCut, "%s", err).causedBy(err)
 		}
 		if _, err := openSealed(sl, fr); err != nil {
-			return nil, false, ErrKey
+			if !errors.Is(err, segment.ErrAuth) {
+				// A fault reading the mapping, not a key that differs.
+				return nil, false, fmt.Errorf("wal: %s at offset %d: %w", sealed.file.Path, sealed.sealedAt, err)
+			}
+			// Another key, or the record altered with its checksum fixed
+			// up: with no key check to go by, they look the same.
+			return nil, false, fmt.Errorf("%w: the first encrypted record, %s at offset %d (seq %d), does not open with the key given",
+				ErrKey, sealed.file.Path, sealed.sealedAt, fr.Seq)
 		}
 		sl.PlainBelow = fr.Seq
 	}
