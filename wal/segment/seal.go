@@ -75,15 +75,7 @@ type Sealer struct {
 	// log is encrypted: a reader refuses an unencrypted record frame
 	// there. Set once, before the Sealer is shared.
 	PlainBelow uint64
-
-	mu     sync.Mutex
-	nonces [nonceChunk]byte // random bytes read ahead, used from next
-	next   int
 }
-
-// nonceChunk is how many random bytes are read at once: a read from the
-// kernel a few hundred frames rather than one a frame.
-const nonceChunk = NonceSize * 341
 
 // NewSealer returns a Sealer for a 32-byte key. The key is not kept: the
 // Sealer holds keys derived from it (HKDF-SHA256), one for frames and one
@@ -108,9 +100,7 @@ func NewSealer(key []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("segment: %w", err)
 	}
-	s := &Sealer{aead: aead, check: ck}
-	s.next = nonceChunk
-	return s, nil
+	return &Sealer{aead: aead, check: ck}, nil
 }
 
 // KeyCheck returns a value that identifies the key together with salt
@@ -171,20 +161,16 @@ func Nonce(fr Frame) []byte {
 	return fr.Payload[:NonceSize]
 }
 
-// nonce fills b (NonceSize bytes) with fresh random bytes.
+// nonce fills b (NonceSize bytes) with fresh random bytes, read from the
+// kernel's generator for this frame alone: bytes read ahead and kept in
+// the process would be handed out again by every copy of it (a cloned VM
+// or container snapshot, a restored checkpoint), repeating nonces under
+// one key, while the kernel's generator is reseeded on such a fork (Linux:
+// vgetrandom and the VM generation ID). crypto/rand.Read never fails (it
+// ends the program if the kernel's generator is unusable, rather than
+// return weak bytes).
 func (s *Sealer) nonce(b []byte) {
-	s.mu.Lock()
-	if s.next+NonceSize > len(s.nonces) {
-		// crypto/rand.Read never fails (it ends the program if the
-		// kernel's generator is unusable, rather than return weak bytes).
-		rand.Read(s.nonces[:])
-		s.next = 0
-	}
-	copy(b, s.nonces[s.next:s.next+NonceSize])
-	// Used bytes are wiped: a nonce is handed out once.
-	clear(s.nonces[s.next : s.next+NonceSize])
-	s.next += NonceSize
-	s.mu.Unlock()
+	rand.Read(b)
 }
 
 // aadSize is the size of a sealed frame's associated data.
