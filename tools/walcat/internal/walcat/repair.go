@@ -57,27 +57,17 @@ func runRepair(ctx context.Context, c *cli, args []string) int {
 	if !ok {
 		return code
 	}
-	var key []byte
-	if *keyFile != "" {
-		var err error
-		if key, err = cliutil.ReadKeyFile(*keyFile); err != nil {
-			c.errorf("repair: --key-file: %v", err)
-			return ExitUsage
-		}
-	}
-	if !c.checkDir("repair", dir) {
+	key, ok := c.readKeyFlag("repair", *keyFile)
+	if !ok || !c.checkDir("repair", dir) {
 		return ExitUsage
 	}
 	w := c.stdout
 	encrypted, err := verifyWithKey(dir, key)
+	if code, refused := c.keyRefused("repair", dir, *keyFile, encrypted, err); refused {
+		return code
+	}
 	var ce *wal.CorruptionError
 	switch {
-	case errors.Is(err, wal.ErrKey) && !encrypted:
-		c.errorf("repair: %s is not encrypted: give no --key-file", dir)
-		return ExitUsage
-	case errors.Is(err, wal.ErrKey):
-		c.errorf("repair: the key in %s is not the key of %s: %v", *keyFile, dir, err)
-		return ExitDamaged
 	case err == nil:
 		fmt.Fprintf(w, "nothing to repair: %s is healthy\n", dir)
 		if encrypted && key == nil {
@@ -139,6 +129,41 @@ func runRepair(ctx context.Context, c *cli, args []string) int {
 // verifyWithKey is wal.Verify, with the log's key (nil: none) checking
 // that every encrypted record authenticates. It also reports whether the
 // log is encrypted.
+// readKeyFlag reads the key in keyFile, the --key-file of command cmd
+// ("" for none: a nil key); it reports a file it cannot read as a usage
+// error.
+func (c *cli) readKeyFlag(cmd, keyFile string) ([]byte, bool) {
+	if keyFile == "" {
+		return nil, true
+	}
+	key, err := cliutil.ReadKeyFile(keyFile)
+	if err != nil {
+		c.errorf("%s: --key-file: %v", cmd, err)
+		return nil, false
+	}
+	return key, true
+}
+
+// keyRefused reports, for command cmd, an ErrKey from verifyWithKey:
+// a key given for a log that is not encrypted (a usage error), or a key
+// that is not the log's. It returns the exit status and whether err was
+// one of them.
+func (c *cli) keyRefused(cmd, dir, keyFile string, encrypted bool, err error) (int, bool) {
+	switch {
+	case !errors.Is(err, wal.ErrKey):
+		return 0, false
+	case !encrypted:
+		c.errorf("%s: %s is not encrypted: give no --key-file", cmd, dir)
+		return ExitUsage, true
+	default:
+		c.errorf("%s: the key in %s is not the key of %s: %v", cmd, keyFile, dir, err)
+		return ExitDamaged, true
+	}
+}
+
+// verifyWithKey checks the log in dir as Verify does and, with a key
+// (not nil), also authenticates its encrypted records; it reports
+// whether the log is encrypted.
 func verifyWithKey(dir string, key []byte) (encrypted bool, err error) {
 	v, err := wal.OpenView(dir)
 	if err != nil {

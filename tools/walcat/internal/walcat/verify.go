@@ -8,6 +8,7 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/walpub/walpub/tools/internal/cliutil"
 	"github.com/walpub/walpub/wal"
 )
 
@@ -20,10 +21,12 @@ Checks the log as Open would, without changing it: every segment header,
 every frame's checksum, sequence numbers (no gap, no repeat), batches
 (committed whole), the metadata (superblock and checkpoint), the durable
 high-water mark, and that every compressed record decompresses. It needs
-no key: an encrypted log's checksums cover the stored bytes (whether a
-record authenticates is checked by reading it with its key: walcat dump
---key-file). A torn tail (a write cut short by a crash, beyond the
-high-water mark) is healthy: the next Open cuts it; verify reports it.
+no key: an encrypted log's checksums cover the stored bytes. With
+--key-file FILE, the log's key file (as for dump), it also authenticates
+every encrypted record, which finds a record altered with its checksum
+fixed up, or encrypted under another key. A torn tail (a write cut short
+by a crash, beyond the high-water mark) is healthy: the next Open cuts
+it; verify reports it.
 
 Exit status: 0 healthy; 1 damaged, with the damaged file, the offset of
 the damaged frame, the seq expected there and the reason; 2 usage error,
@@ -32,6 +35,7 @@ or DIR is not a directory or holds no log.
 Examples:
   walcat verify publisher.journal
   walcat verify --json DIR
+  walcat verify --key-file journal.key DIR   # an encrypted log, authenticated
   walcat verify DIR || walcat repair DIR
 `,
 }
@@ -67,14 +71,23 @@ type jsonSummary struct {
 func runVerify(ctx context.Context, c *cli, args []string) int {
 	fs := c.newFlags(verifyCmd)
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	keyFile := fs.String("key-file", "", "also authenticate the records of an encrypted log with the key in `FILE`: "+cliutil.KeyFileHelp)
 	dir, code, ok := c.parse(verifyCmd, fs, args)
 	if !ok {
 		return code
 	}
-	if !c.checkDir("verify", dir) {
+	key, ok := c.readKeyFlag("verify", *keyFile)
+	if !ok || !c.checkDir("verify", dir) {
 		return ExitUsage
 	}
-	err := wal.Verify(dir)
+	encrypted, err := verifyWithKey(dir, key)
+	if code, refused := c.keyRefused("verify", dir, *keyFile, encrypted, err); refused {
+		return code
+	}
+	withKey := ""
+	if key != nil {
+		withKey = "--key-file FILE "
+	}
 	var in *wal.Info
 	if err == nil {
 		// The summary comes from a second look; on a live log it may
@@ -88,10 +101,12 @@ func runVerify(ctx context.Context, c *cli, args []string) int {
 	if *asJSON {
 		return printVerifyJSON(c.stdout, dir, in, err)
 	}
-	return printVerifyText(c.stdout, dir, in, err)
+	return printVerifyText(c.stdout, dir, withKey, in, err)
 }
 
-func printVerifyText(w io.Writer, dir string, in *wal.Info, err error) int {
+// printVerifyText prints verify's result; withKey is the --key-file the
+// repair it advises needs ("" for none).
+func printVerifyText(w io.Writer, dir, withKey string, in *wal.Info, err error) int {
 	var ce *wal.CorruptionError
 	switch {
 	case err == nil:
@@ -130,9 +145,9 @@ func printVerifyText(w io.Writer, dir string, in *wal.Info, err error) int {
 		}
 		fmt.Fprintf(w, "  reason: %s\n", ce.Reason)
 		if ce.Fix() == wal.FixCheckpoint {
-			fmt.Fprintf(w, "Run \"walcat repair %s\" to write a new checkpoint from the ack frames still on disk.\n", dir)
+			fmt.Fprintf(w, "Run \"walcat repair %s%s\" to write a new checkpoint from the ack frames still on disk.\n", withKey, dir)
 		} else {
-			fmt.Fprintf(w, "Run \"walcat repair %s\" to cut the log at the damage; the bytes cut off are kept in a side file.\n", dir)
+			fmt.Fprintf(w, "Run \"walcat repair %s%s\" to cut the log at the damage; the bytes cut off are kept in a side file.\n", withKey, dir)
 		}
 		return ExitDamaged
 	default:
