@@ -36,7 +36,7 @@ If DIR does not exist yet, follow waits for it.
 Like tail -F, follow keeps following the path: a log deleted and created
 anew at DIR (or in it) is shown from its first record, with a note on
 stderr. A log counts as replaced when DIR is another directory, when the
-log ends before the seq it ended at, or when the last record printed is
+log ends before the seq it ended at, or when the last record it held is
 no longer the record at that seq. A log cut by "walcat repair" counts
 as replaced too (its records are shown again from the first).
 
@@ -110,7 +110,7 @@ type follower struct {
 	dirInfo  fs.FileInfo // DIR
 	seenNext uint64      // the log's NextSeq
 	seenSeg  uint64      // its highest segment id
-	lastData []byte      // the data of the last record printed, seq next-1
+	lastData []byte      // the data of the log's last record, seq seenNext-1 (nil: not read)
 }
 
 // quiet is the end of the log as a look saw it. While the segment files
@@ -186,6 +186,14 @@ func (f *follower) remember(v *wal.View, dirInfo fs.FileInfo) {
 	f.quiet = nil
 	in := v.Info()
 	f.dirInfo, f.seenNext, f.seenSeg = dirInfo, in.NextSeq, 0
+	// The last record, printed or not (-n 0), tells a log created anew
+	// with as many records or more.
+	f.lastData = nil
+	if in.NextSeq > 1 {
+		if data, ok := recordData(v, in.NextSeq-1); ok {
+			f.lastData = append([]byte(nil), data...)
+		}
+	}
 	segs := in.Segments
 	if len(segs) == 0 {
 		return
@@ -222,17 +230,23 @@ func (f *follower) replaced(v *wal.View, dirInfo fs.FileInfo) bool {
 		return true
 	case len(in.Segments) > 0 && in.Segments[len(in.Segments)-1].ID < f.seenSeg:
 		return true
-	case !f.shown:
+	case f.lastData == nil:
 		return false
 	}
-	seq := f.next - 1
+	data, ok := recordData(v, f.seenNext-1)
+	return ok && !bytes.Equal(data, f.lastData) // not there: reclaimed since
+}
+
+// recordData returns the data of the record at seq (not 0) in v, if it
+// is there and readable (damage is for printNew to meet; a missing key for print).
+func recordData(v *wal.View, seq uint64) ([]byte, bool) {
 	for r, err := range v.Records(seq, seq) {
 		if err != nil || r.Seq != seq || r.Data == nil {
-			break // damage is for printNew to meet; a key for print
+			break
 		}
-		return !bytes.Equal(r.Data, f.lastData)
+		return r.Data, true
 	}
-	return false // the record was reclaimed since
+	return nil, false
 }
 
 // restart forgets the log followed until now, so that the next one at
@@ -323,7 +337,6 @@ func (f *follower) printNew(v *wal.View) error {
 		}
 		f.next = r.Seq + 1
 		f.shown = true
-		f.lastData = append(f.lastData[:0], r.Data...)
 		if f.ctx.Err() != nil {
 			// Interrupted while catching up on many records: follow
 			// ends here, not once it has printed them all.

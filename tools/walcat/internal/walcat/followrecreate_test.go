@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -17,41 +18,41 @@ import (
 // until that log passed the old one's seqs, and then only its later
 // records. Each case replaces the log between two looks, the new one
 // with fewer, as many or more records than the old one had; with
-// seen=true, a look in between finds DIR missing.
+// seen=true, a look in between finds DIR missing; from=0 is -n 0 (no
+// record of the old log printed).
 func TestFollowRecreatedLog(t *testing.T) {
 	for _, c := range []struct {
 		n    int
 		seen bool
-	}{{2, false}, {3, false}, {5, false}, {3, true}} {
+		from uint64 // follower.next: 1 for --from 1, 0 (lastN 0) for -n 0
+	}{{2, false, 1}, {3, false, 1}, {5, false, 1}, {3, true, 1}, {5, false, 0}, {5, true, 0}} {
 		n := c.n
-		t.Run(fmt.Sprintf("new=%d,seen=%v", n, c.seen), func(t *testing.T) {
+		t.Run(fmt.Sprintf("new=%d,seen=%v,from=%d", n, c.seen, c.from), func(t *testing.T) {
 			dir := t.TempDir()
 			l := openLog(t, dir)
 			for i := 1; i <= 3; i++ {
 				mustAppend(t, l, []byte(fmt.Sprintf("old %d", i)))
 			}
-			var out, errOut bytes.Buffer
-			w := bufio.NewWriter(&out)
-			p, err := (&printOpts{format: "auto", preview: 16}).printer(w)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f := follower{ctx: context.Background(), c: &cli{stdout: &out, stderr: &errOut}, p: p, w: w, dir: dir, next: 1}
-			look := func() {
-				t.Helper()
-				if code, done := f.look(); done {
-					t.Fatalf("look ended follow with %d: %s", code, errOut.String())
-				}
-				if err := w.Flush(); err != nil {
-					t.Fatal(err)
-				}
-			}
+			f, out, errOut := newTestFollower(t, dir, c.from)
+			look := func() { t.Helper(); f.mustLook(t) }
 			look()
 			if err := l.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.RemoveAll(dir); err != nil {
+			// Unseen, the log is replaced inside DIR, which stays the
+			// same directory: only the log's records can tell.
+			gone := dir
+			if !c.seen {
+				gone = filepath.Join(dir, "*")
+			}
+			names, err := filepath.Glob(gone)
+			if err != nil {
 				t.Fatal(err)
+			}
+			for _, name := range names {
+				if err := os.RemoveAll(name); err != nil {
+					t.Fatal(err)
+				}
 			}
 			want := "replaced"
 			if c.seen {
@@ -80,5 +81,30 @@ func TestFollowRecreatedLog(t *testing.T) {
 				t.Errorf("the record appended later was printed %d times:\n%s", c, out.String())
 			}
 		})
+	}
+}
+
+// newTestFollower returns a follower of dir from seq next (0: -n 0),
+// printing to out and errOut.
+func newTestFollower(t *testing.T, dir string, next uint64) (f *follower, out, errOut *bytes.Buffer) {
+	t.Helper()
+	out, errOut = new(bytes.Buffer), new(bytes.Buffer)
+	w := bufio.NewWriter(out)
+	p, err := (&printOpts{format: "auto", preview: 16}).printer(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &follower{ctx: context.Background(), c: &cli{stdout: out, stderr: errOut}, p: p, w: w, dir: dir, next: next}, out, errOut
+}
+
+// mustLook takes a look, fails the test if it ended follow, and flushes
+// what it printed.
+func (f *follower) mustLook(t *testing.T) {
+	t.Helper()
+	if code, done := f.look(); done {
+		t.Fatalf("look ended follow with %d: %s", code, f.c.stderr)
+	}
+	if err := f.w.Flush(); err != nil {
+		t.Fatal(err)
 	}
 }

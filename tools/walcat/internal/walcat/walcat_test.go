@@ -1,7 +1,6 @@
 package walcat
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -542,19 +541,11 @@ func TestFollowSkipsIdleLooks(t *testing.T) {
 	for i := range 3 {
 		mustAppend(t, l, []byte(fmt.Sprintf("record %d", i)))
 	}
-	var out, errOut bytes.Buffer
-	w := bufio.NewWriter(&out)
-	p, err := (&printOpts{format: "auto", preview: 16}).printer(w)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := follower{ctx: context.Background(), c: &cli{stdout: &out, stderr: &errOut}, p: p, w: w, dir: dir, next: 1}
+	f, out, _ := newTestFollower(t, dir, 1)
 	look := func(wantNew int) {
 		t.Helper()
 		before := f.next
-		if code, done := f.look(); done {
-			t.Fatalf("look ended follow with %d: %s", code, errOut.String())
-		}
+		f.mustLook(t)
 		if got := int(f.next - before); got != wantNew {
 			t.Fatalf("look printed %d new records, want %d", got, wantNew)
 		}
@@ -585,9 +576,6 @@ func TestFollowSkipsIdleLooks(t *testing.T) {
 		t.Fatal("a new segment went unnoticed")
 	}
 	look(n)
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
 	if got := strings.Count(out.String(), "\n"); got != 4+n {
 		t.Fatalf("printed %d lines, want %d:\n%s", got, 4+n, out.String())
 	}
