@@ -2,6 +2,8 @@ package wal
 
 import (
 	"bytes"
+	"cmp"
+	"errors"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -25,6 +27,13 @@ import (
 //
 // Stores into a mapping bypass the interface; they are read from the
 // files (the page cache) at the cut and at each sync.
+//
+// A SyncDir counts for the log directory only when it names it; one of
+// the directory that holds it makes the log directory's own name durable
+// (see dirMade). What it does not model: a page written back in a state
+// between its last sync and the cut (each page, or sector, is either as
+// synced or as it is now), metadata other than names and sizes (modes,
+// times), and a device that lies about its flushes.
 type cutFS struct {
 	fs  vfs.FS
 	dir string // the log directory: names in the image are relative to it
@@ -43,11 +52,24 @@ type cutFS struct {
 	// directory operations in order, at its worst: at the cut, every
 	// removal since the last SyncDir survives and every creation and
 	// rename since is lost. Only a SyncDir makes a name durable.
-	unordered  bool
-	ops        []dirOp
-	durableOps int
-	inodes     map[uint64]*inode
-	live       map[string]uint64 // name -> inode, as the process sees it
+	unordered bool
+	// lostSizes: a file's size changed since its last sync (extended by
+	// a write or Allocate, cut by Truncate) is, at random, the size it
+	// had at that sync (0 if never synced): the change never reached the
+	// disk.
+	lostSizes bool
+	// grain is the unit in which unsynced data reaches the disk or not
+	// (adversarial mode): 4096, a page, unless set (512, a sector).
+	grain int
+	// dirMade: MkdirAll created the log directory; dirDurable: a SyncDir
+	// of the directory holding it made its name durable since. In
+	// unordered mode a log directory made but not durable is gone at the
+	// cut, with everything in it.
+	dirMade, dirDurable bool
+	ops                 []dirOp
+	durableOps          int
+	inodes              map[uint64]*inode
+	live                map[string]uint64 // name -> inode, as the process sees it
 	// trigger is called before every operation, with its kind and path;
 	// returning true cuts the power before it happens.
 	trigger func(kind, path string) bool
@@ -108,6 +130,10 @@ func (c *cutFS) isCut() bool {
 }
 
 func (c *cutFS) cutLocked() {
+	if c.unordered && c.dirMade && !c.dirDurable {
+		c.image = map[string][]byte{}
+		return
+	}
 	k := c.durableOps
 	if n := len(c.ops) - k; c.kill || c.metaAll {
 		k = len(c.ops)
@@ -147,13 +173,18 @@ func (c *cutFS) cutLocked() {
 		cur := make([]byte, fi.Size())
 		n, _ := in.f.ReadAt(cur, 0)
 		cur = cur[:n]
-		img := make([]byte, len(cur))
+		size := len(cur)
+		if c.lostSizes && !c.kill && len(in.synced) != size && c.rng.IntN(2) == 0 {
+			size = len(in.synced)
+		}
+		img := make([]byte, size)
 		copy(img, in.synced)
+		grain := cmp.Or(c.grain, 4096)
 		if c.kill {
 			copy(img, cur)
 		} else if c.writeBack > 0 {
-			for off := 0; off < len(cur); off += 4096 {
-				end := min(off+4096, len(cur))
+			for off := 0; off < min(size, len(cur)); off += grain {
+				end := min(off+grain, size, len(cur))
 				if !bytes.Equal(img[off:end], cur[off:end]) && c.rng.Float64() < c.writeBack {
 					copy(img[off:end], cur[off:end])
 				}
@@ -243,7 +274,22 @@ func (c *cutFS) ReadDir(name string) ([]fs.DirEntry, error) {
 	return c.fs.ReadDir(name)
 }
 
-func (c *cutFS) MkdirAll(name string, perm fs.FileMode) error { return c.fs.MkdirAll(name, perm) }
+func (c *cutFS) MkdirAll(name string, perm fs.FileMode) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.enter("mkdir", name) {
+		return errPowerCut
+	}
+	_, err := os.Stat(name)
+	made := filepath.Clean(name) == filepath.Clean(c.dir) && errors.Is(err, fs.ErrNotExist)
+	if err := c.fs.MkdirAll(name, perm); err != nil {
+		return err
+	}
+	if made {
+		c.dirMade = true
+	}
+	return nil
+}
 
 func (c *cutFS) SyncDir(name string) error {
 	c.mu.Lock()
@@ -254,7 +300,12 @@ func (c *cutFS) SyncDir(name string) error {
 	if err := c.fs.SyncDir(name); err != nil {
 		return err
 	}
-	c.durableOps = len(c.ops)
+	switch filepath.Clean(name) {
+	case filepath.Clean(c.dir):
+		c.durableOps = len(c.ops)
+	case filepath.Dir(filepath.Clean(c.dir)):
+		c.dirDurable = true
+	}
 	return nil
 }
 

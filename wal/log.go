@@ -3,9 +3,11 @@ package wal
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"iter"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -122,8 +124,8 @@ type Stats struct {
 	TornBytes    int64  // bytes Open cut off: a torn tail, or what a power cut left unfinished
 }
 
-// Open opens the log in dir, creating the directory (mode 0700) and an
-// empty log if needed. It verifies every unacknowledged record and the
+// Open opens the log in dir, creating the directory (mode 0700, its name
+// synced into the directory holding it) and an empty log if needed. It verifies every unacknowledged record and the
 // metadata: damage is a *CorruptionError naming the file and offset,
 // except beyond the durable high-water mark, where damage is what a crash
 // or power cut leaves (a torn tail, pages never written back, a segment
@@ -141,7 +143,7 @@ func Open(dir string, opts ...Option) (*Log, error) {
 	if !cfg.encrypt {
 		cfg.key = nil
 	}
-	if err := cfg.fs.MkdirAll(dir, 0o700); err != nil {
+	if err := mkdirDurable(cfg.fs, dir); err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
 	lock, err := lockDir(cfg.fs, dir, cfg.fileMode)
@@ -155,6 +157,29 @@ func Open(dir string, opts ...Option) (*Log, error) {
 	}
 	l.ownLock = true
 	return l, nil
+}
+
+// mkdirDurable creates dir (mode 0700) and its missing parents, as
+// MkdirAll, and syncs the directory holding each one it created: a new
+// directory's name is an entry of its parent, which a power cut may take
+// until that is synced, and with it every record synced into the log.
+func mkdirDurable(fsys vfs.FS, dir string) error {
+	var made []string
+	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) || filepath.Dir(p) == p {
+			break
+		}
+		made = append(made, p)
+	}
+	if err := fsys.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, p := range made {
+		if err := fsys.SyncDir(filepath.Dir(p)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // openLocked opens the log in dir, whose lock the caller holds, and

@@ -146,10 +146,13 @@ type powerCutResult struct {
 // order (each record below the highest kept is pending or was
 // acknowledged); its bytes are the ones written; no acknowledgement known
 // durable is undone; and the log works on.
-func powerCut(t *testing.T, policy SyncPolicy, step cutStep, k int, seed uint64, writeBack float64) powerCutResult {
+func powerCut(t *testing.T, policy SyncPolicy, step cutStep, k int, seed uint64, writeBack float64, harsh bool) powerCutResult {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "log")
 	cfs := newCutFS(dir, seed, writeBack)
+	if harsh {
+		cfs.unordered, cfs.lostSizes, cfs.grain = true, true, 512
+	}
 	defer cfs.close()
 	var res powerCutResult
 	n := 0
@@ -313,8 +316,18 @@ func TestPowerCut(t *testing.T) {
 		var tl tally
 		firedBy := map[string]int{}
 		for si, step := range cutSteps {
-			for _, wb := range []float64{0, 0.5} {
+			// harsh: unsynced directory operations unordered (removals
+			// kept, creations and renames lost), sizes changed since the
+			// last sync lost at random, data written back by sectors.
+			for _, v := range []struct {
+				wb    float64
+				harsh bool
+			}{{0, false}, {0.5, false}, {0.5, true}} {
+				wb, harsh := v.wb, v.harsh
 				seed := base*1000 + uint64(si)*10 + uint64(wb*2)
+				if harsh {
+					seed += 5
+				}
 				k := 1 + int(seed%3)
 				switch {
 				case step.name == "any-operation":
@@ -325,8 +338,11 @@ func TestPowerCut(t *testing.T) {
 					k = 1 + rand.New(rand.NewPCG(seed, 2)).IntN(30)
 				}
 				name := fmt.Sprintf("%s/%s/k=%d/writeback=%v", pol.name, step.name, k, wb)
+				if harsh {
+					name += "/harsh"
+				}
 				t.Run(name, func(t *testing.T) {
-					res := powerCut(t, pol.p, step, k, seed, wb)
+					res := powerCut(t, pol.p, step, k, seed, wb, harsh)
 					tl.runs++
 					if res.fired {
 						tl.fired++
