@@ -97,6 +97,41 @@ func newCutFS(dir string, seed uint64, writeBack float64) *cutFS {
 		inodes: map[uint64]*inode{}, live: map[string]uint64{}, opsSeen: map[string]int{}}
 }
 
+// adopt takes the files already in the log directory as durable, names
+// and contents: for a cutFS over an existing log (Repair's, say).
+func (c *cutFS) adopt() error {
+	ents, err := os.ReadDir(c.dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		path := filepath.Join(c.dir, e.Name())
+		h, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		fi, err := h.Stat()
+		if err != nil {
+			h.Close()
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			h.Close()
+			return err
+		}
+		ino := fi.Sys().(*syscall.Stat_t).Ino
+		c.inodes[ino] = &inode{f: h, synced: b}
+		c.live[e.Name()] = ino
+		c.ops = append(c.ops, dirOp{kind: 'c', a: e.Name(), ino: ino})
+	}
+	c.durableOps = len(c.ops)
+	return nil
+}
+
 var errPowerCut = &os.PathError{Op: "power", Path: "cut", Err: syscall.EIO}
 
 // enter is called before each operation, under mu: it cuts the power if

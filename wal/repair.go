@@ -108,6 +108,12 @@ func repair(fsys vfs.FS, dir string, key []byte) (rep RepairReport, err error) {
 				side = nil
 				return fmt.Errorf("wal: repair: %w", err)
 			}
+			// The side file's name is durable before any byte leaves
+			// the log: a power cut could otherwise keep the cut (a
+			// synced zeroing, a removal) and take the side file.
+			if err := fsys.SyncDir(dir); err != nil {
+				return fmt.Errorf("wal: repair: %w", err)
+			}
 		}
 		hdr := fmt.Sprintf("walpub-repair %s %d %d\n", filepath.Base(path), off, n)
 		if _, err := side.WriteAt([]byte(hdr), sideOff); err != nil {
