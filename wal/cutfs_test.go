@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,10 +31,12 @@ import (
 //
 // A SyncDir counts for the log directory only when it names it; one of
 // the directory that holds it makes the log directory's own name durable
-// (see dirMade). What it does not model: a page written back in a state
-// between its last sync and the cut (each page, or sector, is either as
-// synced or as it is now), metadata other than names and sizes (modes,
-// times), and a device that lies about its flushes.
+// (see dirMade). With bgWriteBack, pages also reach the disk between
+// syncs as they are at that moment, so that the disk may hold a page in
+// a state between its last sync and the cut. What it does not model:
+// such states between two operations of the log (stores into a mapping
+// in between), metadata other than names and sizes (modes, times), and a
+// device that lies about its flushes.
 type cutFS struct {
 	fs  vfs.FS
 	dir string // the log directory: names in the image are relative to it
@@ -41,6 +44,10 @@ type cutFS struct {
 	mu        sync.Mutex
 	rng       *rand.Rand
 	writeBack float64 // adversarial: the chance an unsynced page reached the disk
+	// bgWriteBack: before each operation, the chance that the kernel
+	// writes back, as they are then, a random half of the unsynced pages
+	// (by grain) of one file taken at random.
+	bgWriteBack float64
 	// kill models a killed process instead of a power cut: the page
 	// cache and every directory operation survive.
 	kill bool
@@ -66,10 +73,14 @@ type cutFS struct {
 	// unordered mode a log directory made but not durable is gone at the
 	// cut, with everything in it.
 	dirMade, dirDurable bool
-	ops                 []dirOp
-	durableOps          int
-	inodes              map[uint64]*inode
-	live                map[string]uint64 // name -> inode, as the process sees it
+	// keep, if set, says how many of the n directory operations since the
+	// last SyncDir survive the cut (journaled mode), instead of a random
+	// number.
+	keep       func(n int) int
+	ops        []dirOp
+	durableOps int
+	inodes     map[uint64]*inode
+	live       map[string]uint64 // name -> inode, as the process sees it
 	// trigger is called before every operation, with its kind and path;
 	// returning true cuts the power before it happens.
 	trigger func(kind, path string) bool
@@ -84,6 +95,9 @@ type cutFS struct {
 type inode struct {
 	f      *os.File // our own handle, to read what the file holds now
 	synced []byte   // what it held at its last sync; nil if never synced
+	// disk is what the disk holds, if background write-back
+	// (bgWriteBack) wrote pages since the last sync; nil: synced.
+	disk []byte
 }
 
 type dirOp struct {
@@ -144,6 +158,9 @@ func (c *cutFS) enter(kind, path string) bool {
 		c.cutLocked()
 		return true
 	}
+	if c.bgWriteBack > 0 && !c.kill && c.rng.Float64() < c.bgWriteBack {
+		c.writeBackLocked()
+	}
 	c.opsSeen[kind]++
 	return false
 }
@@ -172,6 +189,8 @@ func (c *cutFS) cutLocked() {
 	k := c.durableOps
 	if n := len(c.ops) - k; c.kill || c.metaAll {
 		k = len(c.ops)
+	} else if c.keep != nil {
+		k += c.keep(n)
 	} else if n > 0 {
 		k += c.rng.IntN(n + 1)
 	}
@@ -209,11 +228,12 @@ func (c *cutFS) cutLocked() {
 		n, _ := in.f.ReadAt(cur, 0)
 		cur = cur[:n]
 		size := len(cur)
-		if c.lostSizes && !c.kill && len(in.synced) != size && c.rng.IntN(2) == 0 {
-			size = len(in.synced)
+		base := in.onDisk()
+		if c.lostSizes && !c.kill && len(base) != size && c.rng.IntN(2) == 0 {
+			size = len(base)
 		}
 		img := make([]byte, size)
-		copy(img, in.synced)
+		copy(img, base)
 		grain := cmp.Or(c.grain, 4096)
 		if c.kill {
 			copy(img, cur)
@@ -227,6 +247,47 @@ func (c *cutFS) cutLocked() {
 		}
 		c.image[name] = img
 	}
+}
+
+// onDisk returns what the disk holds of the file (before the cut's own
+// write-back).
+func (in *inode) onDisk() []byte {
+	if in.disk != nil {
+		return in.disk
+	}
+	return in.synced
+}
+
+// writeBackLocked writes back, as they are now, a random half of the
+// pages (by grain) of one file taken at random that differ from what the
+// disk holds; the file's size on disk becomes its size now.
+func (c *cutFS) writeBackLocked() {
+	if len(c.live) == 0 {
+		return
+	}
+	names := make([]string, 0, len(c.live))
+	for name := range c.live {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	in := c.inodes[c.live[names[c.rng.IntN(len(names))]]]
+	fi, err := in.f.Stat()
+	if err != nil {
+		return
+	}
+	cur := make([]byte, fi.Size())
+	n, _ := in.f.ReadAt(cur, 0)
+	cur = cur[:n]
+	disk := make([]byte, len(cur))
+	copy(disk, in.onDisk())
+	grain := cmp.Or(c.grain, 4096)
+	for off := 0; off < len(cur); off += grain {
+		end := min(off+grain, len(cur))
+		if !bytes.Equal(disk[off:end], cur[off:end]) && c.rng.IntN(2) == 0 {
+			copy(disk[off:end], cur[off:end])
+		}
+	}
+	in.disk = disk
 }
 
 func (c *cutFS) rel(path string) string {
@@ -370,7 +431,7 @@ func (f *powerFile) Sync() error {
 	if err := f.File.Sync(); err != nil {
 		return err
 	}
-	in.synced = b[:n]
+	in.synced, in.disk = b[:n], nil
 	return nil
 }
 

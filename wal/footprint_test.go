@@ -148,6 +148,9 @@ func TestPowerCutShrinkOnClose(t *testing.T) {
 		for k := 1; ; k++ {
 			dir := filepath.Join(t.TempDir(), "log")
 			cfs := newCutFS(dir, uint64(k), wb)
+			if wb > 0 {
+				cfs.unordered, cfs.lostSizes, cfs.grain = true, true, 512
+			}
 			var closing atomic.Bool
 			var seen int
 			fired := false

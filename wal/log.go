@@ -288,8 +288,11 @@ func (l *Log) open(mode loadMode) error {
 		}
 	}
 	// Segments after a power cut's hole go after the hole is cleared, so
-	// that a crash in between leaves the same hole for the next Open.
-	for _, path := range st.dropped {
+	// that a crash in between leaves the same hole for the next Open; the
+	// last first, so that a crash between two removals leaves the
+	// segments that remain in a run after the hole, which the next Open
+	// drops again, not a missing segment between two others.
+	for _, path := range slices.Backward(st.dropped) {
 		if err := l.fs.Remove(path); err != nil {
 			return fmt.Errorf("wal: remove a segment after a power cut's hole: %w", err)
 		}

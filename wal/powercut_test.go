@@ -151,7 +151,7 @@ func powerCut(t *testing.T, policy SyncPolicy, step cutStep, k int, seed uint64,
 	dir := filepath.Join(t.TempDir(), "log")
 	cfs := newCutFS(dir, seed, writeBack)
 	if harsh {
-		cfs.unordered, cfs.lostSizes, cfs.grain = true, true, 512
+		cfs.unordered, cfs.lostSizes, cfs.grain, cfs.bgWriteBack = true, true, 512, 0.3
 	}
 	defer cfs.close()
 	var res powerCutResult

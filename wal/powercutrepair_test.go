@@ -85,7 +85,7 @@ func TestPowerCutRepairAtEachStep(t *testing.T) {
 						t.Fatal(err)
 					}
 					if harsh {
-						cfs.writeBack, cfs.unordered, cfs.lostSizes, cfs.grain = 0.5, true, true, 512
+						cfs.writeBack, cfs.unordered, cfs.lostSizes, cfs.grain, cfs.bgWriteBack = 0.5, true, true, 512, 0.3
 					}
 					seen, fired := 0, false
 					cfs.trigger = func(kind, path string) bool {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/walpub/walpub/wal/index"
 	"github.com/walpub/walpub/wal/internal/vfs"
 )
 
@@ -18,15 +19,30 @@ import (
 // does (unsynced directory operations kept in order, any prefix; unsynced
 // pages lost), or harshly (unsynced directory operations unordered: every
 // removal kept, every creation and rename lost; half of the unsynced
-// sectors written back; sizes changed since the last sync lost at random).
+// sectors written back, at the cut and at random moments before it; sizes
+// changed since the last sync lost at random). With eachPrefix, each cut
+// is taken with each prefix of the unsynced directory operations in turn
+// rather than one at random.
 type cutMode struct {
-	name  string
-	setup func(c *cutFS)
+	name       string
+	setup      func(c *cutFS)
+	eachPrefix bool
 }
 
 var cutModes = []cutMode{
-	{"journaled", func(*cutFS) {}},
-	{"harsh", func(c *cutFS) { c.writeBack, c.unordered, c.lostSizes, c.grain = 0.5, true, true, 512 }},
+	{"journaled", func(*cutFS) {}, false},
+	{"harsh", func(c *cutFS) {
+		c.writeBack, c.unordered, c.lostSizes, c.grain, c.bgWriteBack = 0.5, true, true, 512, 0.3
+	}, false},
+}
+
+// cutModesEachPrefix are cutModes with the journaled cuts taken with each
+// prefix of the unsynced directory operations, and a killed process (the
+// page cache and every directory operation kept).
+var cutModesEachPrefix = []cutMode{
+	{"journaled", func(*cutFS) {}, true},
+	cutModes[1],
+	{"killed", func(c *cutFS) { c.kill = true }, false},
 }
 
 // cutEachStep cuts the power at each file-system operation of an
@@ -38,16 +54,23 @@ var cutModes = []cutMode{
 // cut if it is not out yet, and check gets the directory the disk's image
 // was written to. It stops at the first k the operation did not reach,
 // and fails if fewer than minCuts cuts happened.
-func cutEachStep(t *testing.T, minCuts int, run func(t *testing.T, cfs *cutFS, dir string, arm func()), check func(t *testing.T, k int, after string)) {
-	for mi, mode := range cutModes {
+func cutEachStep(t *testing.T, modes []cutMode, minCuts int, run func(t *testing.T, cfs *cutFS, dir string, arm func()), check func(t *testing.T, k int, after string)) {
+	for mi, mode := range modes {
 		t.Run(mode.name, func(t *testing.T) {
 			cuts := 0
-			for k := 1; ; k++ {
+			// once cuts at step k keeping p unsynced directory
+			// operations (p < 0: as the mode says); it reports whether
+			// the cut happened at step k, and how many unsynced
+			// operations there were.
+			once := func(k, p int) (fired bool, unsynced int) {
 				dir := filepath.Join(t.TempDir(), "log")
 				cfs := newCutFS(dir, uint64(k*10+mi), 0)
 				mode.setup(cfs)
+				if p >= 0 {
+					cfs.keep = func(n int) int { unsynced = n; return min(p, n) }
+				}
 				var armed atomic.Bool
-				seen, fired := 0, false
+				seen := 0
 				var steps []string
 				cfs.trigger = func(kind, path string) bool {
 					if !armed.Load() {
@@ -67,24 +90,48 @@ func cutEachStep(t *testing.T, minCuts int, run func(t *testing.T, cfs *cutFS, d
 				img := snapshot(cfs.image)
 				cfs.close()
 				if t.Failed() {
-					return
+					return false, 0
 				}
 				if !didFire {
 					cfs.mu.Lock()
 					t.Logf("the operation's steps, in the run that was not cut: %s", strings.Join(steps, ", "))
 					cfs.mu.Unlock()
-					break
+					return false, 0
 				}
 				cuts++
 				after := img.write(t, filepath.Join(t.TempDir(), "after"))
-				t.Run(fmt.Sprintf("k=%d", k), func(t *testing.T) { check(t, k, after) })
+				name := fmt.Sprintf("k=%d", k)
+				if p >= 0 {
+					name += fmt.Sprintf("/prefix=%d", p)
+				}
+				t.Run(name, func(t *testing.T) { check(t, k, after) })
 				if t.Failed() {
-					t.Logf("files after the cut at step %d: %v", k, img.names())
-					return
+					cfs.mu.Lock()
+					t.Logf("files after the cut at step %d: %v; the steps up to the cut: %s", k, img.names(), strings.Join(steps, ", "))
+					cfs.mu.Unlock()
+				}
+				return true, unsynced
+			}
+			for k := 1; !t.Failed(); k++ {
+				if !mode.eachPrefix {
+					if fired, _ := once(k, -1); !fired {
+						break
+					}
+					continue
+				}
+				fired, n := once(k, 0)
+				for p := 1; fired && p <= n && !t.Failed(); p++ {
+					once(k, p)
+				}
+				if !fired {
+					break
 				}
 			}
+			if t.Failed() {
+				return
+			}
 			if cuts < minCuts {
-				t.Fatalf("only %d operations to cut at, want at least %d", cuts, minCuts)
+				t.Fatalf("only %d power cuts, want at least %d", cuts, minCuts)
 			}
 			t.Logf("%d power cuts", cuts)
 		})
@@ -135,7 +182,7 @@ func powerCutWorkEachStep(t *testing.T, policy SyncPolicy) {
 		res.returned, res.ackRet = nil, nil
 	}
 	always := policy.kind == syncAlways
-	cutEachStep(t, 20, func(t *testing.T, cfs *cutFS, dir string, arm func()) {
+	cutEachStep(t, cutModes, 20, func(t *testing.T, cfs *cutFS, dir string, arm func()) {
 		res = result{durable: map[uint64]bool{}, acked: map[uint64]bool{}, ackCall: map[uint64]bool{}}
 		// Written under SyncNever and closed (synced), for speed: five
 		// segments, the last nearly full.
@@ -178,10 +225,14 @@ func powerCutWorkEachStep(t *testing.T, policy SyncPolicy) {
 		for _, s := range first {
 			res.acked[s], res.ackCall[s] = true, true
 		}
-		// Let the background work settle: the steps cut at are those
-		// that follow.
+		// A reclaim pass of our own, so that the background work has
+		// settled: the steps cut at are those that follow.
 		l.reclaimMu.Lock()
+		_, err = l.reclaim()
 		l.reclaimMu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
 		arm()
 		batch := [][]byte{powerCutRecord(q + 1), powerCutRecord(q + 2), powerCutRecord(q + 3)}
 		res.batch = []uint64{q + 1, q + 2, q + 3}
@@ -289,7 +340,7 @@ func TestPowerCutEncryptionEachStep(t *testing.T) {
 	key := bytes.Repeat([]byte{7}, 32)
 	wrong := bytes.Repeat([]byte{8}, 32)
 	var plain, sealed uint64 // the plain records' last seq; the sealed record's seq, if its Append returned
-	cutEachStep(t, 8, func(t *testing.T, cfs *cutFS, dir string, arm func()) {
+	cutEachStep(t, cutModesEachPrefix, 8, func(t *testing.T, cfs *cutFS, dir string, arm func()) {
 		plain, sealed = 0, 0
 		l, err := Open(dir, WithSegmentSize(smallSeg), WithSync(SyncAlways), withFS(cfs), WithLogger(quiet))
 		if err != nil {
@@ -360,51 +411,32 @@ func TestPowerCutEncryptionEachStep(t *testing.T) {
 // next Open keeps exactly the records an undisturbed recovery keeps.
 func TestPowerCutRecoveryEachStep(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	// A SyncNever log cut with half of its unsynced pages written back:
-	// holes, with records after them, beyond the durable mark.
-	var img snapshot
-	for seed := uint64(1); img == nil && seed < 200; seed++ {
-		dir := filepath.Join(t.TempDir(), "log")
-		cfs := newCutFS(dir, seed, 0.5)
-		l, err := Open(dir, WithSegmentSize(smallSeg), withFS(cfs), WithLogger(quiet))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for q := uint64(1); q <= 120; q++ {
-			if _, err := l.Append(powerCutRecord(q)); err != nil {
-				t.Fatal(err)
-			}
-			if q%3 == 0 && q < 90 {
-				if err := l.Ack(q); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if q == 40 {
-				if err := l.Sync(); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		cfs.cut()
-		l.Close()
-		s := snapshot(cfs.image)
-		cfs.close()
-		// Both kinds of a power cut's leftovers: a hole within the
-		// segment that stays active, and segments after it.
-		probe := s.write(t, filepath.Join(t.TempDir(), "probe"))
-		st, err := load(vfs.OS, probe, loadRead)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, sg := range st.segs {
-			sg.file.Close()
-		}
-		if st.tornFrom >= 0 && len(st.dropped) > 0 {
-			img = s
-		}
+	// A killed log whose metadata never reached the disk (nothing is
+	// below a durable mark), with frames in the middle of its second
+	// segment never written back: a hole with valid frames after it, and
+	// two segments or more after that one.
+	_, killed := damageImages(t)
+	img := killed.snap.clone()
+	delete(img, index.SuperblockName)
+	delete(img, index.CheckpointName)
+	names := img.segNames()
+	if len(names) < 4 {
+		t.Fatalf("the image has %d segments, want 4 or more", len(names))
 	}
-	if img == nil {
-		t.Fatal("no power cut left damage to recover from")
+	b := img[names[1]]
+	frs := framesOf(t, b)
+	mid := len(frs) / 2
+	clear(b[frs[mid].Offset:frs[mid+1].End()])
+	probe := img.write(t, filepath.Join(t.TempDir(), "probe"))
+	st, err := load(vfs.OS, probe, loadRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sg := range st.segs {
+		sg.file.Close()
+	}
+	if st.tornFrom < 0 || len(st.dropped) < 2 {
+		t.Fatalf("the image's hole: torn from %d, %d segments after it; want a hole and 2 or more", st.tornFrom, len(st.dropped))
 	}
 	ref := img.write(t, filepath.Join(t.TempDir(), "ref"))
 	l, err := Open(ref, WithSegmentSize(smallSeg), WithLogger(quiet))
@@ -417,7 +449,7 @@ func TestPowerCutRecoveryEachStep(t *testing.T) {
 		wantPending = append(wantPending, rec.Seq)
 	}
 	mustClose(t, l)
-	cutEachStep(t, 5, func(t *testing.T, cfs *cutFS, dir string, arm func()) {
+	cutEachStep(t, cutModesEachPrefix, 5, func(t *testing.T, cfs *cutFS, dir string, arm func()) {
 		img.write(t, dir)
 		if err := cfs.adopt(); err != nil {
 			t.Fatal(err)
@@ -437,7 +469,7 @@ func TestPowerCutRecoveryEachStep(t *testing.T) {
 		var got []uint64
 		for _, rec := range pendingOf(t, l) {
 			got = append(got, rec.Seq)
-			if !bytes.Equal(rec.Data, powerCutRecord(rec.Seq)) {
+			if !bytes.Equal(rec.Data, killed.m.data[rec.Seq]) {
 				t.Fatalf("record %d: bytes differ", rec.Seq)
 			}
 		}
