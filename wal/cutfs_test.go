@@ -60,6 +60,12 @@ type cutFS struct {
 	// removal since the last SyncDir survives and every creation and
 	// rename since is lost. Only a SyncDir makes a name durable.
 	unordered bool
+	// subset models a file system that keeps any subset of the directory
+	// operations since the last SyncDir: each survives the cut, or not,
+	// at random, whatever came before or after it. A rename that
+	// survives links its file under the new name even if the file's
+	// creation did not.
+	subset bool
 	// lostSizes: a file's size changed since its last sync (extended by
 	// a write or Allocate, cut by Truncate) is, at random, the size it
 	// had at that sync (0 if never synced): the change never reached the
@@ -76,7 +82,11 @@ type cutFS struct {
 	// keep, if set, says how many of the n directory operations since the
 	// last SyncDir survive the cut (journaled mode), instead of a random
 	// number.
-	keep       func(n int) int
+	keep func(n int) int
+	// keepSet, if set, says which of the n directory operations since the
+	// last SyncDir survive the cut in subset mode (bit i: the i-th),
+	// instead of a random subset.
+	keepSet    func(n int) uint64
 	ops        []dirOp
 	durableOps int
 	inodes     map[uint64]*inode
@@ -182,7 +192,7 @@ func (c *cutFS) isCut() bool {
 }
 
 func (c *cutFS) cutLocked() {
-	if c.unordered && c.dirMade && !c.dirDurable {
+	if (c.unordered || c.subset && c.rng.IntN(2) == 0) && c.dirMade && !c.dirDurable {
 		c.image = map[string][]byte{}
 		return
 	}
@@ -195,10 +205,22 @@ func (c *cutFS) cutLocked() {
 		k += c.rng.IntN(n + 1)
 	}
 	ops := c.ops[:k]
-	if c.unordered {
+	switch {
+	case c.unordered:
 		ops = c.ops[:c.durableOps:c.durableOps]
 		for _, op := range c.ops[c.durableOps:] {
 			if op.kind == 'd' {
+				ops = append(ops, op)
+			}
+		}
+	case c.subset && !c.kill && !c.metaAll:
+		ops = c.ops[:c.durableOps:c.durableOps]
+		mask := c.rng.Uint64()
+		if c.keepSet != nil {
+			mask = c.keepSet(len(c.ops) - c.durableOps)
+		}
+		for i, op := range c.ops[c.durableOps:] {
+			if i >= 64 || mask>>i&1 == 1 {
 				ops = append(ops, op)
 			}
 		}
@@ -212,6 +234,8 @@ func (c *cutFS) cutLocked() {
 			if ino, ok := names[op.a]; ok {
 				delete(names, op.a)
 				names[op.b] = ino
+			} else if c.subset && op.ino != 0 {
+				names[op.b] = op.ino
 			}
 		case 'd':
 			delete(names, op.a)
@@ -355,9 +379,10 @@ func (c *cutFS) Rename(oldpath, newpath string) error {
 	if err := c.fs.Rename(oldpath, newpath); err != nil {
 		return err
 	}
-	c.live[c.rel(newpath)] = c.live[c.rel(oldpath)]
+	ino := c.live[c.rel(oldpath)]
+	c.live[c.rel(newpath)] = ino
 	delete(c.live, c.rel(oldpath))
-	c.ops = append(c.ops, dirOp{kind: 'r', a: c.rel(oldpath), b: c.rel(newpath)})
+	c.ops = append(c.ops, dirOp{kind: 'r', a: c.rel(oldpath), b: c.rel(newpath), ino: ino})
 	return nil
 }
 

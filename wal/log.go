@@ -289,21 +289,21 @@ func (l *Log) open(mode loadMode) error {
 	}
 	// Segments after a power cut's hole go after the hole is cleared, so
 	// that a crash in between leaves the same hole for the next Open; the
-	// last first, so that a crash between two removals leaves the
-	// segments that remain in a run after the hole, which the next Open
-	// drops again, not a missing segment between two others.
+	// last first, each removal made durable before the next, so that a
+	// crash at any point leaves the segments that remain in a run after
+	// the hole, which the next Open drops again, not a missing segment
+	// between two others (a file system may keep any of the removals
+	// not yet synced, not only the first ones).
 	for _, path := range slices.Backward(st.dropped) {
 		if err := l.fs.Remove(path); err != nil {
 			return fmt.Errorf("wal: remove a segment after a power cut's hole: %w", err)
 		}
 		l.log.Warn("wal: removed a segment written after what a power cut took", "file", path)
-	}
-	if len(st.dropped) > 0 {
-		l.tornBytes += st.droppedBytes
 		if err := l.fs.SyncDir(l.dir); err != nil {
 			return fmt.Errorf("wal: %w", err)
 		}
 	}
+	l.tornBytes += st.droppedBytes
 	if l.active == nil {
 		// No segment yet, or the last one is compacted: start a new one.
 		s, err := l.newSegmentLocked(l.cfg.segmentSize)

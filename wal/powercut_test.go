@@ -151,7 +151,7 @@ func powerCut(t *testing.T, policy SyncPolicy, step cutStep, k int, seed uint64,
 	dir := filepath.Join(t.TempDir(), "log")
 	cfs := newCutFS(dir, seed, writeBack)
 	if harsh {
-		cfs.unordered, cfs.lostSizes, cfs.grain, cfs.bgWriteBack = true, true, 512, 0.3
+		cfs.subset, cfs.lostSizes, cfs.grain, cfs.bgWriteBack = true, true, 512, 0.3
 	}
 	defer cfs.close()
 	var res powerCutResult
@@ -316,9 +316,9 @@ func TestPowerCut(t *testing.T) {
 		var tl tally
 		firedBy := map[string]int{}
 		for si, step := range cutSteps {
-			// harsh: unsynced directory operations unordered (removals
-			// kept, creations and renames lost), sizes changed since the
-			// last sync lost at random, data written back by sectors.
+			// harsh: any subset of the unsynced directory operations
+			// kept, sizes changed since the last sync lost at random,
+			// data written back by sectors, also between syncs.
 			for _, v := range []struct {
 				wb    float64
 				harsh bool

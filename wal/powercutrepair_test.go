@@ -19,8 +19,9 @@ import (
 // segment's zeroing, the removal of later segments, the moving aside of
 // damaged metadata and the checkpoint written anew), until Repair
 // completes, as a journaling file system leaves the disk (directory
-// operations in order) and as one that keeps none of them unsynced
-// (cutFS.unordered, with sizes lost and data written back by sectors).
+// operations in order) and as one that keeps any subset of those not
+// synced (cutFS.subset, with sizes lost and data written back by sectors,
+// also between syncs).
 // Repair promises it never deletes data: every record pending in the
 // damaged log must, after the cut, be either in the log (once a Repair
 // run to its end lets it open) or in a side file on disk, with its bytes;
@@ -85,7 +86,7 @@ func TestPowerCutRepairAtEachStep(t *testing.T) {
 						t.Fatal(err)
 					}
 					if harsh {
-						cfs.writeBack, cfs.unordered, cfs.lostSizes, cfs.grain, cfs.bgWriteBack = 0.5, true, true, 512, 0.3
+						cfs.writeBack, cfs.subset, cfs.lostSizes, cfs.grain, cfs.bgWriteBack = 0.5, true, true, 512, 0.3
 					}
 					seen, fired := 0, false
 					cfs.trigger = func(kind, path string) bool {
