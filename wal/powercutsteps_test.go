@@ -187,7 +187,11 @@ func powerCutWorkEachStep(t *testing.T, policy SyncPolicy) {
 		res.returned, res.ackRet = nil, nil
 	}
 	always := policy.kind == syncAlways
-	cutEachStep(t, cutModes, 20, func(t *testing.T, cfs *cutFS, dir string, arm func()) {
+	modes := cutModesEachPrefix
+	if testing.Short() {
+		modes = cutModes // one choice of the unsynced directory operations a cut
+	}
+	cutEachStep(t, modes, 20, func(t *testing.T, cfs *cutFS, dir string, arm func()) {
 		res = result{durable: map[uint64]bool{}, acked: map[uint64]bool{}, ackCall: map[uint64]bool{}}
 		// Written under SyncNever and closed (synced), for speed: five
 		// segments, the last nearly full.
