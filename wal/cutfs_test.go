@@ -418,7 +418,9 @@ func (c *cutFS) SyncDir(name string) error {
 	if c.enter("syncdir", name) {
 		return errPowerCut
 	}
-	if err := c.fs.SyncDir(name); err != nil {
+	// No real flush: the model keeps what a sync covers itself, and
+	// fsyncs on a loaded disk would make up most of the tests' time.
+	if _, err := os.Stat(name); err != nil {
 		return err
 	}
 	switch filepath.Clean(name) {
@@ -453,9 +455,7 @@ func (f *powerFile) Sync() error {
 	}
 	b := make([]byte, fi.Size())
 	n, _ := in.f.ReadAt(b, 0)
-	if err := f.File.Sync(); err != nil {
-		return err
-	}
+	// No real fdatasync (see SyncDir).
 	in.synced, in.disk = b[:n], nil
 	return nil
 }

@@ -21,7 +21,7 @@ import (
 // operations kept; half of the unsynced sectors written back, at the cut
 // and at random moments before it; sizes changed since the last sync lost
 // at random). With eachPrefix, each cut is taken with each prefix (each
-// subset, harshly; of the first 6 at most) of the unsynced directory
+// subset, harshly, of the first 4 at most) of the unsynced directory
 // operations in turn rather than one at random.
 type cutMode struct {
 	name       string
@@ -123,7 +123,7 @@ func cutEachStep(t *testing.T, modes []cutMode, minCuts int, run func(t *testing
 				fired, n := once(k, 0)
 				choices := n + 1 // prefixes
 				if mode.name == "harsh" {
-					choices = 1 << min(n, 6) // subsets
+					choices = 1 << min(n, 4) // subsets
 				}
 				for p := 1; fired && p < choices && !t.Failed(); p++ {
 					once(k, p)
