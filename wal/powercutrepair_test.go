@@ -95,7 +95,7 @@ func TestPowerCutRepairAtEachStep(t *testing.T) {
 						}
 						return fired
 					}
-					_, rerr := repair(cfs, dir)
+					_, rerr := repair(cfs, dir, nil)
 					cfs.cut()
 					img := snapshot(cfs.image)
 					cfs.close()
