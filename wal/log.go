@@ -3,11 +3,9 @@ package wal
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"iter"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/walpub/walpub/internal/fsutil"
 	"github.com/walpub/walpub/wal/index"
 	"github.com/walpub/walpub/wal/internal/vfs"
 	"github.com/walpub/walpub/wal/segment"
@@ -143,7 +142,8 @@ func Open(dir string, opts ...Option) (*Log, error) {
 	if !cfg.encrypt {
 		cfg.key = nil
 	}
-	if err := mkdirDurable(cfg.fs, dir); err != nil {
+	mkdir := func(d string) error { return cfg.fs.MkdirAll(d, 0o700) }
+	if err := fsutil.MkdirAllSynced(dir, mkdir, cfg.fs.SyncDir); err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
 	lock, err := lockDir(cfg.fs, dir, cfg.fileMode)
@@ -157,29 +157,6 @@ func Open(dir string, opts ...Option) (*Log, error) {
 	}
 	l.ownLock = true
 	return l, nil
-}
-
-// mkdirDurable creates dir (mode 0700) and its missing parents, as
-// MkdirAll, and syncs the directory holding each one it created: a new
-// directory's name is an entry of its parent, which a power cut may take
-// until that is synced, and with it every record synced into the log.
-func mkdirDurable(fsys vfs.FS, dir string) error {
-	var made []string
-	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
-		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) || filepath.Dir(p) == p {
-			break
-		}
-		made = append(made, p)
-	}
-	if err := fsys.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	for _, p := range made {
-		if err := fsys.SyncDir(filepath.Dir(p)); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // openLocked opens the log in dir, whose lock the caller holds, and

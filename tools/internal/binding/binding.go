@@ -37,7 +37,10 @@ var ErrBusy = errors.New("binding: the journal's binding is locked by another pr
 // records may go where holds the lock until it is done with the journal,
 // so that no other run rebinds it meanwhile.
 func Lock(dir string) (unlock func(), err error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// The journal's directory is made here, before the log is opened in
+	// it: its name is synced into its parent as wal.Open does.
+	mkdir := func(d string) error { return os.MkdirAll(d, 0o700) }
+	if err := fsutil.MkdirAllSynced(dir, mkdir, fsutil.SyncDir); err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(filepath.Join(dir, File+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
