@@ -33,7 +33,8 @@ import (
 // says what the readable ack frames and the checkpoint, if it decodes,
 // record. RecordInfo.Data is valid only until the iteration step returns.
 // A segment file that cannot be read is reported (with its error) and
-// skipped; a directory that cannot be read ends the iteration.
+// skipped, and so is a segment's name on a directory, a symbolic link or
+// a special file; a directory that cannot be read ends the iteration.
 //
 // Encrypted records are yielded without their data (RecordInfo.Data nil);
 // SalvageWithKey opens them.
@@ -79,6 +80,18 @@ func salvage(fsys vfs.FS, dir string, sl *segment.Sealer, yield func(RecordInfo,
 	ids, err := listSegments(fsys, dir)
 	if err != nil {
 		yield(RecordInfo{}, err)
+		return
+	}
+	// A segment's name on something other than a regular file (which
+	// the listing leaves out) is reported, not read.
+	more := true
+	if err := fileTypeDamage(fsys, dir, func(ce *CorruptionError) bool {
+		more = yield(RecordInfo{}, ce)
+		return more
+	}); err != nil {
+		more = yield(RecordInfo{}, err)
+	}
+	if !more {
 		return
 	}
 	// First pass: what the ack frames acknowledge, wherever they are.

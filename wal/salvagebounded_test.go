@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -103,5 +104,42 @@ func TestSalvageDataWritable(t *testing.T) {
 		if string(r.Data) != "xbc" {
 			t.Fatalf("Data %q", r.Data)
 		}
+	}
+}
+
+// TestSalvageReportsNonRegularSegments: a segment's name on a directory
+// or a symbolic link, which Open refuses, is reported by Salvage as
+// damage naming it, and the regular segments are read. Before, Salvage
+// left such names out of its listing without a word.
+func TestSalvageReportsNonRegularSegments(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir)
+	if _, err := l.Append([]byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, l)
+	asDir := filepath.Join(dir, segment.Name(7))
+	asLink := filepath.Join(dir, segment.Name(8))
+	if err := os.Mkdir(asDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, segment.Name(1)), asLink); err != nil {
+		t.Fatal(err)
+	}
+	reported := map[string]bool{}
+	records := 0
+	for _, err := range Salvage(dir) {
+		var ce *CorruptionError
+		switch {
+		case errors.As(err, &ce):
+			reported[ce.Path] = true
+		case err != nil:
+			t.Fatalf("Salvage: %v", err)
+		default:
+			records++
+		}
+	}
+	if !reported[asDir] || !reported[asLink] || records != 1 {
+		t.Fatalf("Salvage reported %v and yielded %d records; want %s and %s reported, 1 record", reported, records, asDir, asLink)
 	}
 }

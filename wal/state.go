@@ -450,7 +450,25 @@ type opened struct {
 // target's), and a segment listed would be left out without a word.
 // Nothing is opened: a FIFO would block the read.
 func (ld *loader) checkFileTypes() error {
-	ents, err := ld.fsys.ReadDir(ld.dir)
+	var first *CorruptionError
+	err := fileTypeDamage(ld.fsys, ld.dir, func(e *CorruptionError) bool {
+		first = e
+		return false
+	})
+	if err != nil {
+		return err
+	}
+	if first != nil {
+		return first
+	}
+	return nil
+}
+
+// fileTypeDamage calls damage for each name in dir the log keeps a file
+// under that is not a regular file (see checkFileTypes), until it returns
+// false.
+func fileTypeDamage(fsys vfs.FS, dir string, damage func(*CorruptionError) bool) error {
+	ents, err := fsys.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
@@ -468,14 +486,16 @@ func (ld *loader) checkFileTypes() error {
 		case !typ.IsDir():
 			what = fmt.Sprintf("a special file (%v)", typ)
 		}
-		path := vfs.Join(ld.dir, name)
+		path := vfs.Join(dir, name)
 		const why = "%s, not a regular file (the log's renames and directory syncs cover only regular files in its directory)"
-		e := corruptMeta(path, 0, 0, path, why, what)
+		ce := corruptMeta(path, 0, 0, path, why, what)
 		if isSeg {
-			e = corrupt(path, 0, 0, FixCut, why, what)
+			ce = corrupt(path, 0, 0, FixCut, why, what)
 		}
-		e.byHand = true
-		return e
+		ce.byHand = true
+		if !damage(ce) {
+			return nil
+		}
 	}
 	return nil
 }
