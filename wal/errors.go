@@ -47,9 +47,6 @@ type CorruptionError struct {
 
 	fix   Fix    // what Repair does about it
 	aside string // with FixMoveAside: the metadata file to move aside
-	// byHand: not damage to bytes Repair can move (a directory or a link
-	// where the log keeps a file): Repair refuses, changing nothing.
-	byHand bool
 }
 
 // Fix says what Repair does about a CorruptionError (see
@@ -71,6 +68,11 @@ const (
 	// FixCheckpoint: the checkpoint Path is missing; write a new one from
 	// the ack frames still on disk, keeping every segment.
 	FixCheckpoint
+	// FixByHand: Path is not damage to bytes Repair can move (a
+	// directory, a symbolic link or a special file where the log keeps a
+	// file): Repair refuses, changing nothing; a person moves it out of
+	// the log's directory, or puts the file itself there.
+	FixByHand
 )
 
 // String names the fix.
@@ -84,6 +86,8 @@ func (f Fix) String() string {
 		return "move aside"
 	case FixCheckpoint:
 		return "new checkpoint"
+	case FixByHand:
+		return "by hand"
 	}
 	return fmt.Sprintf("Fix(%d)", uint8(f))
 }

@@ -77,6 +77,10 @@ func TestLogNamesMustBeRegularFiles(t *testing.T) {
 				if ce.Path != path || ce.Offset != 0 || !strings.Contains(ce.Reason, word) {
 					t.Fatalf("got %v, want a *CorruptionError naming %s at offset 0 as %s", err, path, word)
 				}
+				// What Repair does, as a tool tells it beforehand.
+				if ce.Fix() != FixByHand {
+					t.Fatalf("Fix() = %v, want %v", ce.Fix(), FixByHand)
+				}
 				// Repair refuses too, and changes nothing: it is not
 				// damage it can cut away.
 				before := readDir(t, dir).data()

@@ -223,7 +223,7 @@ func repair(fsys vfs.FS, dir string, key []byte) (rep RepairReport, err error) {
 			return rep, fmt.Errorf("wal: repair: the fix changed nothing: %w", lerr)
 		}
 		last = ce.Error()
-		if ce.byHand {
+		if ce.fix == FixByHand {
 			return rep, fmt.Errorf("wal: repair: move it out of the log's directory, or put the file itself there: %w", lerr)
 		}
 		if err := mend(ce); err != nil {

@@ -488,11 +488,7 @@ func fileTypeDamage(fsys vfs.FS, dir string, damage func(*CorruptionError) bool)
 		}
 		path := vfs.Join(dir, name)
 		const why = "%s, not a regular file (the log's renames and directory syncs cover only regular files in its directory)"
-		ce := corruptMeta(path, 0, 0, path, why, what)
-		if isSeg {
-			ce = corrupt(path, 0, 0, FixCut, why, what)
-		}
-		ce.byHand = true
+		ce := corrupt(path, 0, 0, FixByHand, why, what)
 		if !damage(ce) {
 			return nil
 		}

@@ -79,6 +79,10 @@ func runRepair(ctx context.Context, c *cli, args []string) int {
 		return ExitDamaged
 	}
 	fmt.Fprintf(w, "damage: %s at offset %d%s: %s\n", ce.Path, ce.Offset, seqText(ce.Seq), ce.Reason)
+	if ce.Fix() == wal.FixByHand {
+		fmt.Fprintln(w, byHandAdvice(ce))
+		return ExitDamaged
+	}
 	lost := ce.Fix() == wal.FixCheckpoint
 	if *dryRun {
 		if lost {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -116,4 +117,29 @@ func TestVerifyKeyFile(t *testing.T) {
 	if v := walcat(t, "verify", "--key-file", keyFile, plain); v.code != ExitUsage || !strings.Contains(v.stderr, "not encrypted") {
 		t.Errorf("verify --key-file of a plain log: exit %d\nstdout: %s\nstderr: %s", v.code, v.stdout, v.stderr)
 	}
+}
+
+// TestByHandDamage: a segment's name on a directory is damage walcat
+// repair does not change (wal.FixByHand): verify and repair --dry-run say
+// to move it away, not that repair would cut the log there, and repair
+// refuses, changing nothing.
+func TestByHandDamage(t *testing.T) {
+	dir := t.TempDir()
+	buildPlainLog(t, dir)
+	odd := filepath.Join(dir, segment.Name(9))
+	if err := os.Mkdir(odd, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	advice := "Move " + odd + " out of the log's directory"
+	if v := walcat(t, "verify", dir); v.code != ExitDamaged || !strings.Contains(v.stdout, advice) || strings.Contains(v.stdout, `Run "walcat repair`) {
+		t.Errorf("verify: exit %d\nstdout: %s\nstderr: %s", v.code, v.stdout, v.stderr)
+	}
+	before := snapshot(t, dir)
+	for _, args := range [][]string{{"repair", "--dry-run", dir}, {"repair", dir}} {
+		r := walcat(t, args...)
+		if r.code != ExitDamaged || !strings.Contains(r.stdout, advice) || strings.Contains(r.stdout, "would cut") {
+			t.Errorf("%v: exit %d\nstdout: %s\nstderr: %s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	compareSnapshots(t, "repair", before, snapshot(t, dir))
 }

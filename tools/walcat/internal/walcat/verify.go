@@ -144,9 +144,12 @@ func printVerifyText(w io.Writer, dir, withKey string, in *wal.Info, err error) 
 			fmt.Fprintf(w, "  seq:    unknown\n")
 		}
 		fmt.Fprintf(w, "  reason: %s\n", ce.Reason)
-		if ce.Fix() == wal.FixCheckpoint {
+		switch ce.Fix() {
+		case wal.FixByHand:
+			fmt.Fprintln(w, byHandAdvice(ce))
+		case wal.FixCheckpoint:
 			fmt.Fprintf(w, "Run \"walcat repair %s%s\" to write a new checkpoint from the ack frames still on disk.\n", withKey, dir)
-		} else {
+		default:
 			fmt.Fprintf(w, "Run \"walcat repair %s%s\" to cut the log at the damage; the bytes cut off are kept in a side file.\n", withKey, dir)
 		}
 		return ExitDamaged

@@ -189,6 +189,10 @@ func (c *cli) reportOpenError(cmd, dir string, err error) int {
 	var ce *wal.CorruptionError
 	if errors.As(err, &ce) {
 		c.errorf("%s: %s is damaged: %s at offset %d%s: %s", cmd, dir, ce.Path, ce.Offset, seqText(ce.Seq), ce.Reason)
+		if ce.Fix() == wal.FixByHand {
+			fmt.Fprintln(c.stderr, byHandAdvice(ce))
+			return ExitDamaged
+		}
 		fix := "to cut the log at the damage"
 		if ce.Fix() == wal.FixCheckpoint {
 			fix = "to write a new checkpoint"
@@ -204,6 +208,12 @@ func (c *cli) reportOpenError(cmd, dir string, err error) int {
 	}
 	c.errorf("%s: %v", cmd, err)
 	return ExitDamaged
+}
+
+// byHandAdvice says what a person does about damage of kind
+// wal.FixByHand, which walcat repair does not change.
+func byHandAdvice(ce *wal.CorruptionError) string {
+	return fmt.Sprintf("Move %s out of the log's directory, or put the file itself there: walcat repair does not change it.", ce.Path)
 }
 
 func seqText(seq uint64) string {
