@@ -116,13 +116,9 @@ func holdsLog(dir string) bool {
 // encrypted when it has an encryption file or an encrypted record (as for
 // wal.Open).
 func (c *cli) keyOptions(cmd, dir, keyFile string) ([]wal.Option, bool) {
-	if keyFile == "" {
-		return nil, true
-	}
-	key, err := cliutil.ReadKeyFile(keyFile)
-	if err != nil {
-		c.errorf("%s: --key-file: %v", cmd, err)
-		return nil, false
+	key, ok := c.readKeyFlag(cmd, keyFile)
+	if !ok || key == nil {
+		return nil, ok
 	}
 	if _, err := os.Stat(filepath.Join(dir, index.EncryptionName)); err != nil && holdsLog(dir) && !encryptedRecords(dir) {
 		c.errorf("%s: %s is not encrypted: with --key-file it would be from now on (walpub --journal-key-file starts that); give no --key-file", cmd, dir)

@@ -130,9 +130,6 @@ func runRepair(ctx context.Context, c *cli, args []string) int {
 	return ExitOK
 }
 
-// verifyWithKey is wal.Verify, with the log's key (nil: none) checking
-// that every encrypted record authenticates. It also reports whether the
-// log is encrypted.
 // readKeyFlag reads the key in keyFile, the --key-file of command cmd
 // ("" for none: a nil key); it reports a file it cannot read as a usage
 // error.
@@ -165,9 +162,9 @@ func (c *cli) keyRefused(cmd, dir, keyFile string, encrypted bool, err error) (i
 	}
 }
 
-// verifyWithKey checks the log in dir as Verify does and, with a key
-// (not nil), also authenticates its encrypted records; it reports
-// whether the log is encrypted.
+// verifyWithKey is wal.Verify, with the log's key (nil: none) checking
+// that every encrypted record authenticates. It also reports whether the
+// log is encrypted.
 func verifyWithKey(dir string, key []byte) (encrypted bool, err error) {
 	v, err := wal.OpenView(dir)
 	if err != nil {
