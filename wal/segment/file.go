@@ -86,16 +86,10 @@ func Open(fsys vfs.FS, path string, writable bool) (*File, error) {
 	if writable {
 		flag, prot = os.O_RDWR, mmap.RDWR
 	}
-	f, err := fsys.OpenFile(path, flag, 0)
+	f, size, err := openSized(fsys, path, flag)
 	if err != nil {
 		return nil, err
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	size := fi.Size()
 	if size < HeaderSize {
 		f.Close()
 		return nil, errAt(0, "file is %d bytes, shorter than a segment header", size)
@@ -131,24 +125,34 @@ func Open(fsys vfs.FS, path string, writable bool) (*File, error) {
 	return s, nil
 }
 
-// Map maps the file at path read-only, whole, whatever it holds: unlike
-// Open it checks no header and no size, for a reader of damaged files.
-// An empty file is a File with no bytes.
-func Map(fsys vfs.FS, path string) (*File, error) {
-	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+// openSized opens the file at path with flag and returns it with its
+// size.
+func openSized(fsys vfs.FS, path string, flag int) (vfs.File, int64, error) {
+	f, err := fsys.OpenFile(path, flag, 0)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
+}
+
+// Map maps the file at path read-only, whole, whatever it holds: unlike
+// Open it checks no header and no size, for a reader of damaged files.
+// An empty file is a File with no bytes.
+func Map(fsys vfs.FS, path string) (*File, error) {
+	f, size, err := openSized(fsys, path, os.O_RDONLY)
+	if err != nil {
 		return nil, err
 	}
 	s := &File{Path: path, f: f}
-	if fi.Size() == 0 {
+	if size == 0 {
 		return s, nil
 	}
-	if s.m, err = mmap.MapRegion(f.OS(), int(fi.Size()), mmap.RDONLY, 0, 0); err != nil {
+	if s.m, err = mmap.MapRegion(f.OS(), int(size), mmap.RDONLY, 0, 0); err != nil {
 		f.Close()
 		return nil, &os.PathError{Op: "mmap", Path: path, Err: err}
 	}
