@@ -197,11 +197,10 @@ type sender struct {
 	ackRetryAt time.Time
 	ackBackoff time.Duration
 	dl         *wal.Log
-	// dlCopies maps the journal seq of a record that bury appended to the
-	// dead-letter log, but whose sync failed, to the copy's seq there: a
-	// later bury of the record syncs that copy instead of appending
-	// another.
-	dlCopies map[uint64]uint64
+	// dlCopies holds the journal seqs of the records that bury appended
+	// to the dead-letter log, but whose sync failed: a later bury of such
+	// a record syncs that copy instead of appending another.
+	dlCopies map[uint64]bool
 
 	flushes   sync.WaitGroup // Flush calls that cut the linger of solo records
 	flushing  atomic.Bool    // one of them is running
@@ -757,22 +756,19 @@ func (s *sender) bury(dead []deadRecord) (moved, kept []deadRecord) {
 		s.log.Error("kafka: opening the dead-letter log; the records stay journaled", "records", len(dead), "err", err)
 		return nil, dead
 	}
-	var appended []uint64 // the dead-letter seqs of moved, in order
 	for _, d := range dead {
-		if seq, ok := s.dlCopies[d.e.seq]; ok {
+		if s.dlCopies[d.e.seq] {
 			// Appended by an earlier bury whose sync failed: the log
 			// still holds it, and the sync below covers it (a failed
 			// sync of the log's files fails the log for good, so a
 			// sync that succeeds later made durable everything
 			// appended before it).
 			moved = append(moved, d)
-			appended = append(appended, seq)
 			continue
 		}
 		// A seq with the error: appended, its sync failed; the Sync
 		// below decides.
-		seq, err := s.dl.Append(EncodeDeadLetter(d.e.rec, d.err.Error()))
-		if err != nil && seq == 0 {
+		if seq, err := s.dl.Append(EncodeDeadLetter(d.e.rec, d.err.Error())); err != nil && seq == 0 {
 			hint := ""
 			if errors.Is(err, wal.ErrFull) {
 				hint = "the dead-letter log is at its bound: requeue or drop its records (walcat dead-letters)"
@@ -783,7 +779,6 @@ func (s *sender) bury(dead []deadRecord) (moved, kept []deadRecord) {
 			continue
 		}
 		moved = append(moved, d)
-		appended = append(appended, seq)
 	}
 	if len(moved) == 0 {
 		return nil, kept
@@ -792,17 +787,15 @@ func (s *sender) bury(dead []deadRecord) (moved, kept []deadRecord) {
 	if err := s.syncDeadLetter(); err != nil {
 		s.log.Error("kafka: syncing the dead-letter log; the records stay journaled", "err", err)
 		if s.dlCopies == nil {
-			s.dlCopies = make(map[uint64]uint64)
+			s.dlCopies = make(map[uint64]bool)
 		}
-		for i, d := range moved {
-			s.dlCopies[d.e.seq] = appended[i]
+		for _, d := range moved {
+			s.dlCopies[d.e.seq] = true
 		}
 		return nil, dead
 	}
 	for _, d := range moved {
 		delete(s.dlCopies, d.e.seq)
-	}
-	for _, d := range moved {
 		r := d.e.rec
 		s.log.Error("kafka: record moved to the dead-letter log",
 			"seq", d.e.seq, "topic", r.Topic, "partition", r.Partition,
