@@ -131,7 +131,7 @@ func repair(fsys vfs.FS, dir string, key []byte) (rep RepairReport, err error) {
 			}
 			last := done+int64(len(b)) == n
 			switch {
-			case segment.LastNonZero(b, 0) > 0:
+			case !segment.AllZero(b):
 				_, err = side.WriteAt(b, sideOff+done)
 			case last:
 				// The side file must reach the piece's end.

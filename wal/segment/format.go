@@ -550,11 +550,10 @@ func (r *Resync) Next(off int64) (next int64, sure bool) {
 		off = HeaderSize
 	}
 	for ; off+FrameHeaderSize <= int64(len(seg)); off += Align {
-		// Skip zero words quickly: a zero header, all 32 bytes, is the
-		// end of the data, never a frame. Its first 16 bytes are not
-		// enough: an empty record frame whose checksum is 0 has them zero.
-		le := binary.LittleEndian
-		if le.Uint64(seg[off:])|le.Uint64(seg[off+8:])|le.Uint64(seg[off+16:])|le.Uint64(seg[off+24:]) == 0 {
+		// Skip zero words quickly: a zero header, all of it, is the end
+		// of the data, never a frame. Its first 16 bytes are not enough:
+		// an empty record frame whose checksum is 0 has them zero.
+		if allZero(seg[off : off+FrameHeaderSize]) {
 			continue
 		}
 		if !plausibleHeader(seg[off : off+FrameHeaderSize]) {
