@@ -70,12 +70,7 @@ func loadChecked(fsys vfs.FS, dir string, key []byte) error {
 			return err
 		}
 	}
-	for _, err := range v.Records(0, 0) {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return v.readAll()
 }
 
 func repair(fsys vfs.FS, dir string, key []byte) (rep RepairReport, err error) {

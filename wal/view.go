@@ -332,6 +332,12 @@ func Verify(dir string) error {
 		return err
 	}
 	defer v.Close()
+	return v.readAll()
+}
+
+// readAll reads every record of the view (verifying it as Records does)
+// and returns the first error.
+func (v *View) readAll() error {
 	for _, err := range v.Records(0, 0) {
 		if err != nil {
 			return err
