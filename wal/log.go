@@ -142,8 +142,7 @@ func Open(dir string, opts ...Option) (*Log, error) {
 	if !cfg.encrypt {
 		cfg.key = nil
 	}
-	mkdir := func(d string) error { return cfg.fs.MkdirAll(d, 0o700) }
-	if err := fsutil.MkdirAllSynced(dir, mkdir, cfg.fs.SyncDir); err != nil {
+	if err := fsutil.MkdirAllSynced(dir, 0o700, cfg.fs.MkdirAll, cfg.fs.SyncDir); err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
 	lock, err := lockDir(cfg.fs, dir, cfg.fileMode)

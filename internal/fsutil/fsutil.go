@@ -22,12 +22,12 @@ func SyncDir(dir string) error {
 	return err
 }
 
-// MkdirAllSynced creates dir and its missing parents with mkdirAll, then
-// syncs, with syncDir, the directory holding each one it created: a new
-// directory's name is an entry of its parent, which a power cut may take
-// until that is synced, and with it everything synced into the new
-// directory.
-func MkdirAllSynced(dir string, mkdirAll func(string) error, syncDir func(string) error) error {
+// MkdirAllSynced creates dir and its missing parents with mkdirAll (an
+// os.MkdirAll) and mode perm, then syncs, with syncDir, the directory
+// holding each one it created: a new directory's name is an entry of its
+// parent, which a power cut may take until that is synced, and with it
+// everything synced into the new directory.
+func MkdirAllSynced(dir string, perm fs.FileMode, mkdirAll func(string, fs.FileMode) error, syncDir func(string) error) error {
 	var made []string
 	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
 		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) || filepath.Dir(p) == p {
@@ -35,7 +35,7 @@ func MkdirAllSynced(dir string, mkdirAll func(string) error, syncDir func(string
 		}
 		made = append(made, p)
 	}
-	if err := mkdirAll(dir); err != nil {
+	if err := mkdirAll(dir, perm); err != nil {
 		return err
 	}
 	for _, p := range made {

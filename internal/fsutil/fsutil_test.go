@@ -16,9 +16,8 @@ func TestMkdirAllSynced(t *testing.T) {
 		synced = append(synced, d)
 		return SyncDir(d)
 	}
-	mkdir := func(d string) error { return os.MkdirAll(d, 0o700) }
 	dir := filepath.Join(root, "a", "b", "c")
-	if err := MkdirAllSynced(dir, mkdir, sync); err != nil {
+	if err := MkdirAllSynced(dir, 0o700, os.MkdirAll, sync); err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
@@ -29,7 +28,7 @@ func TestMkdirAllSynced(t *testing.T) {
 		t.Fatalf("synced %v, want %v", synced, want)
 	}
 	synced = nil
-	if err := MkdirAllSynced(dir, mkdir, sync); err != nil || len(synced) != 0 {
+	if err := MkdirAllSynced(dir, 0o700, os.MkdirAll, sync); err != nil || len(synced) != 0 {
 		t.Fatalf("an existing directory: %v, synced %v", err, synced)
 	}
 }

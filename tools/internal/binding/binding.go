@@ -39,8 +39,7 @@ var ErrBusy = errors.New("binding: the journal's binding is locked by another pr
 func Lock(dir string) (unlock func(), err error) {
 	// The journal's directory is made here, before the log is opened in
 	// it: its name is synced into its parent as wal.Open does.
-	mkdir := func(d string) error { return os.MkdirAll(d, 0o700) }
-	if err := fsutil.MkdirAllSynced(dir, mkdir, fsutil.SyncDir); err != nil {
+	if err := fsutil.MkdirAllSynced(dir, 0o700, os.MkdirAll, fsutil.SyncDir); err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(filepath.Join(dir, File+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
