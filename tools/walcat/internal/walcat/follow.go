@@ -218,7 +218,7 @@ func (f *follower) remember(v *wal.View, dirInfo fs.FileInfo) {
 // replaced reports whether the log v shows in DIR (described by dirInfo)
 // is not the one the last good look saw: DIR is another directory, the
 // log ends before that look's end, its segment ids went back, or the
-// last record printed is no longer the one at its seq. A log's seqs and
+// last record that look saw is no longer the one at its seq. A log's seqs and
 // segment ids only grow, and a record does not change.
 func (f *follower) replaced(v *wal.View, dirInfo fs.FileInfo) bool {
 	if f.dirInfo == nil {

@@ -214,20 +214,13 @@ func (p *printer) printText(r wal.RecordInfo, d *decoded) {
 	w.WriteString("\n")
 }
 
-// topicText is topic as the text dump shows it: bare when it is made of
-// the characters of a legal Kafka topic name (ASCII letters, digits, '.',
-// '_', '-'), quoted otherwise (empty, or a damaged or crafted record's
-// spaces, quotes, newlines or control characters), so that no topic
-// passes for another field or record.
+// topicText is topic as the text dump shows it: bare when it is a legal
+// Kafka topic name (kafka.CheckTopic: ASCII letters, digits, '.', '_',
+// '-'), quoted otherwise (empty, or a damaged or crafted record's spaces,
+// quotes, newlines or control characters), so that no topic passes for
+// another field or record.
 func topicText(topic string) string {
-	bare := topic != ""
-	for _, c := range topic {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			bare = false
-			break
-		}
-	}
-	if bare {
+	if kafka.CheckTopic(topic) == nil {
 		return topic
 	}
 	return strconv.Quote(topic)
