@@ -123,7 +123,7 @@ func (r *run) refuseLocked(c chunk) {
 		r.notef("%s, read whole, is not journaled", c.name)
 		return
 	}
-	r.notef("%s: %s, read, %s not journaled", c.name, lineRange(c.line, n), isAre(n))
+	r.notef("%s: %s, read, %s not journaled", c.name, lineRange(c.line, n), plural(n, "is", "are"))
 }
 
 // lineRange names n lines from line first.
@@ -132,13 +132,6 @@ func lineRange(first, n int64) string {
 		return fmt.Sprintf("line %d", first)
 	}
 	return fmt.Sprintf("lines %d-%d", first, first+n-1)
-}
-
-func isAre(n int64) string {
-	if n == 1 {
-		return "is"
-	}
-	return "are"
 }
 
 // publish journals every record of the input until the input ends, an
@@ -341,7 +334,7 @@ func (in *inputReader) noteLateLocked(late []byte, line int64) {
 	case n == 0:
 		r.notef("%s: %d bytes of line %d, read after walpub stopped taking input, are not journaled", in.name, tail, line)
 	case tail == 0:
-		r.notef("%s: %s, read after walpub stopped taking input, %s not journaled", in.name, lineRange(line, n), isAre(n))
+		r.notef("%s: %s, read after walpub stopped taking input, %s not journaled", in.name, lineRange(line, n), plural(n, "is", "are"))
 	default:
 		r.notef("%s: %s and %d bytes of line %d, read after walpub stopped taking input, are not journaled",
 			in.name, lineRange(line, n), tail, line+n)
