@@ -200,8 +200,6 @@ func LoadAuth(path string) ([]Credential, error) {
 	return creds, nil
 }
 
-// hostPort splits a host, possibly with a port, as hop does (RFC 3986 host
-// and port); a string that is not one gives "" and "".
 // unquote decodes the %XX escapes of s as Python's urllib.parse.unquote
 // does; net/url's unescaping refuses a bad escape, which hop keeps.
 func unquote(s string) string {
@@ -222,6 +220,8 @@ func unquote(s string) string {
 	return strings.ToValidUTF8(string(b), "\uFFFD")
 }
 
+// hostPort splits a host, possibly with a port, as hop does (RFC 3986 host
+// and port); a string that is not one gives "" and "".
 var hostPortRE = regexp.MustCompile(`^([^\[:][^:]*|\[[^\]]+\])(:([0-9]+))?$`)
 
 func splitHostPort(hp string) (host, port string, hasPort bool) {
