@@ -115,20 +115,23 @@ func TestCheckpointBoundsMatchSegments(t *testing.T) {
 
 // TestCheckpointWithoutSegments: a checkpoint through a segment id, in a
 // directory with no segment file, names a segment that is not there, even
-// when it names no record (a log always has its active segment).
+// when it names no record (a log always has its active segment): the one
+// after through, whether or not the checkpoint names records.
 func TestCheckpointWithoutSegments(t *testing.T) {
-	dir := t.TempDir()
-	b := index.AppendCheckpoint(nil, index.Checkpoint{Through: 4, NextSeq: 1, SealedEnd: 1})
-	if err := os.WriteFile(filepath.Join(dir, index.CheckpointName), b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l, err := Open(dir)
-	if err == nil {
-		l.Close()
-		t.Fatal("Open accepted a checkpoint through segment 4 with no segment file")
-	}
-	if ce := asCorruption(t, err, dir); filepath.Base(ce.Path) != segment.Name(5) || ce.Fix() != FixMoveAside {
-		t.Fatalf("got %v (fix %v), want segment 5 missing, the checkpoint moved aside", err, ce.Fix())
+	for _, nextSeq := range []uint64{1, 10} {
+		dir := t.TempDir()
+		b := index.AppendCheckpoint(nil, index.Checkpoint{Through: 4, NextSeq: nextSeq, SealedEnd: 1})
+		if err := os.WriteFile(filepath.Join(dir, index.CheckpointName), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		l, err := Open(dir)
+		if err == nil {
+			l.Close()
+			t.Fatalf("next seq %d: Open accepted a checkpoint through segment 4 with no segment file", nextSeq)
+		}
+		if ce := asCorruption(t, err, dir); filepath.Base(ce.Path) != segment.Name(5) || ce.Fix() != FixMoveAside {
+			t.Fatalf("next seq %d: got %v (fix %v), want segment 5 missing, the checkpoint moved aside", nextSeq, err, ce.Fix())
+		}
 	}
 }
 

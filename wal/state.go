@@ -574,7 +574,7 @@ func (ld *loader) checkSegmentsNamed() (empty bool, err error) {
 				"missing segment: the superblock names records but no segment file exists")
 		}
 		if st.ckpt.NextSeq > 1 {
-			return false, corruptMeta(vfs.Join(dir, segment.Name(max(st.ckpt.Through, 1))), 0, 0, ld.ckPath,
+			return false, corruptMeta(vfs.Join(dir, segment.Name(st.ckpt.Through+1)), 0, 0, ld.ckPath,
 				"missing segment: the checkpoint names records but no segment file exists")
 		}
 		if st.ckpt.Through > 0 {
