@@ -228,12 +228,8 @@ func (a *Acks) Truncate(n uint64) {
 		return
 	}
 	a.n = n
-	bits := n
-	if a.seqs != nil {
-		k, _ := a.listed(a.base + n)
-		a.seqs = a.seqs[:k:k]
-		bits = uint64(k)
-	}
+	var bits uint64
+	a.seqs, bits = a.kept(n)
 	if a.words == nil {
 		return
 	}
@@ -245,8 +241,25 @@ func (a *Acks) Truncate(n uint64) {
 	} else {
 		a.words = a.words[:w:w]
 	}
+	clearPast(a.words, bits)
+}
+
+// kept returns what Truncate(n) keeps of a's seq list (nil for a plain
+// bitmap) and how many bits of the words it keeps: one per listed seq
+// kept, or one per seq below a.base+n.
+func (a *Acks) kept(n uint64) (seqs []uint64, bits uint64) {
+	if a.seqs == nil {
+		return nil, n
+	}
+	k, _ := a.listed(a.base + n)
+	return a.seqs[:k:k], uint64(k)
+}
+
+// clearPast clears the bits of words from bit bits on (words holds
+// exactly the words those bits need).
+func clearPast(words []uint64, bits uint64) {
 	if r := bits % 64; r != 0 {
-		a.words[w-1] &= (1 << r) - 1
+		words[len(words)-1] &= (1 << r) - 1
 	}
 }
 
@@ -448,20 +461,12 @@ func (a *Acks) TruncatedClone(n uint64) *Acks {
 		c.Truncate(n)
 		return c
 	}
-	c := &Acks{base: a.base, n: n, seqs: a.seqs}
-	bits := n
-	if a.seqs != nil {
-		k, _ := a.listed(a.base + n)
-		c.seqs = a.seqs[:k:k]
-		bits = uint64(k)
-	}
-	c.words = make([]uint64, (bits+63)/64)
+	seqs, bits := a.kept(n)
+	c := &Acks{base: a.base, n: n, seqs: seqs, words: make([]uint64, (bits+63)/64)}
 	for i := range c.words {
 		c.words[i] = atomic.LoadUint64(&a.words[i])
 	}
-	if r := bits % 64; r != 0 {
-		c.words[len(c.words)-1] &= (1 << r) - 1
-	}
+	clearPast(c.words, bits)
 	return c
 }
 
