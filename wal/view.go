@@ -105,34 +105,37 @@ func OpenView(dir string) (*View, error) { return openView(vfs.OS, dir) }
 func openView(fsys vfs.FS, dir string) (*View, error) {
 	var st *loaded
 	var err error
-	for try := 0; ; try++ {
+	lookAgain(func() bool {
 		st, err = load(fsys, dir, loadRead)
-		if err == nil || !errors.Is(err, ErrCorrupt) && !errors.Is(err, errChanged) || try == viewRetries {
-			break
-		}
-		time.Sleep(viewRetryWait)
-	}
+		return err == nil || !errors.Is(err, ErrCorrupt) && !errors.Is(err, errChanged)
+	})
 	if err != nil {
 		return nil, err
 	}
 	if st.tornFrom >= 0 && len(st.dropped) == 0 {
-		for try := 0; ; try++ {
+		lookAgain(func() bool {
 			if hook := tornHook.Load(); hook != nil {
 				(*hook)()
 			}
-			if st.tornWritten() {
-				// A frame the writer was writing: the view is the log
-				// as it was before it.
-				st.tornFrom, st.tornTo, st.tornBatch = -1, 0, false
-				break
+			if !st.tornWritten() {
+				return false
 			}
-			if try == viewRetries {
-				break
-			}
-			time.Sleep(viewRetryWait)
-		}
+			// A frame the writer was writing: the view is the log as it
+			// was before it.
+			st.tornFrom, st.tornTo, st.tornBatch = -1, 0, false
+			return true
+		})
 	}
 	return &View{dir: dir, st: st}, nil
+}
+
+// lookAgain calls look until it reports it is done, at most
+// viewRetries+1 times, viewRetryWait apart: what a live writer is in the
+// middle of changes between the looks, damage stays.
+func lookAgain(look func() (done bool)) {
+	for try := 0; !look() && try < viewRetries; try++ {
+		time.Sleep(viewRetryWait)
+	}
 }
 
 // tornHook, if set (by tests), runs each time a view looks at a torn tail
