@@ -298,25 +298,28 @@ func SelectCredential(creds []Credential, broker, user string) (Credential, erro
 // SplitURLUser splits the user of a hop-style URL (kafka://user@host/...,
 // user percent-encoded; a ":password" after it is ignored, as hop ignores
 // it) from the rest: it returns the user ("" without one) and the URL
-// without it. The user is unescaped as hop does (Python's
-// urllib.parse.unquote): a '%' that does not start an escape of two hex
-// digits is kept as it is, and escaped bytes that are not UTF-8 become
-// U+FFFD; err is always nil.
+// without it. As for hop, the user runs up to the last '@' before the
+// first '/', '?' or '#' (kafka://a@b@host/... is user "a@b" at host).
+// The user is unescaped as hop does (Python's urllib.parse.unquote): a
+// '%' that does not start an escape of two hex digits is kept as it is,
+// and escaped bytes that are not UTF-8 become U+FFFD; err is always nil.
 func SplitURLUser(rawURL string) (user, rest string, err error) {
 	scheme, after, ok := strings.Cut(rawURL, "://")
 	if !ok {
 		return "", rawURL, nil
 	}
-	hosts, path, hasPath := strings.Cut(after, "/")
-	u, hosts, hasUser := strings.Cut(hosts, "@")
-	if !hasUser {
+	// The authority ends at the first '/', '?' or '#', and the user at
+	// its last '@', as urllib's netloc and username do (a user may hold a
+	// raw '@').
+	end := strings.IndexAny(after, "/?#")
+	if end < 0 {
+		end = len(after)
+	}
+	authority, tail := after[:end], after[end:]
+	at := strings.LastIndexByte(authority, '@')
+	if at < 0 {
 		return "", rawURL, nil
 	}
-	u, _, _ = strings.Cut(u, ":") // a password in the URL is ignored, as hop ignores it
-	user = unquote(u)
-	rest = scheme + "://" + hosts
-	if hasPath {
-		rest += "/" + path
-	}
-	return user, rest, nil
+	u, _, _ := strings.Cut(authority[:at], ":") // a password in the URL is ignored, as hop ignores it
+	return unquote(u), scheme + "://" + authority[at+1:] + tail, nil
 }

@@ -249,3 +249,34 @@ func TestSplitURLUserAsHop(t *testing.T) {
 		}
 	}
 }
+
+// TestSplitURLUserAtSignAsHop: a user holding a raw '@' runs up to the
+// last '@' of the authority, as hop-client 0.13.0 reads it (adc's
+// parse_kafka_url takes urllib's username, which splits at the last '@';
+// each user below is what it gave), and the authority ends at the first
+// '/', '?' or '#', as urllib's does. The brokers are those after that
+// '@', urllib's host and port: hop's own broker split is at the first
+// '@' ("b@host"), a broker no client can reach. SplitURLUser split at the
+// first '@' of everything before the first '/', so "kafka://a@b@host"
+// gave user "a" and a rest walpub refused as credentials in the URL, and
+// "kafka://host?x@y/t" user "host?x" and broker y, where hop reads host.
+func TestSplitURLUserAtSignAsHop(t *testing.T) {
+	for _, tc := range []struct{ in, user, rest string }{
+		{"kafka://a@b@host/t", "a@b", "kafka://host/t"},
+		{"kafka://a@b@host:9092,h2:9093/t", "a@b", "kafka://host:9092,h2:9093/t"},
+		{"kafka://a@b@c@host/t", "a@b@c", "kafka://host/t"},
+		{"kafka://a:pw@b@host/t", "a", "kafka://host/t"},
+		{"kafka://a@b:pw@host/t", "a@b", "kafka://host/t"},
+		{"kafka://user%40ex.org@host/t", "user@ex.org", "kafka://host/t"},
+		{"kafka://a@b@host", "a@b", "kafka://host"},
+		{"kafka://a@b@[::1]:9092/t", "a@b", "kafka://[::1]:9092/t"},
+		{"kafka://a@host/t@x", "a", "kafka://host/t@x"},
+		{"kafka://host?x@y/t", "", "kafka://host?x@y/t"},
+		{"kafka://host#x@y/t", "", "kafka://host#x@y/t"},
+	} {
+		user, rest, err := SplitURLUser(tc.in)
+		if err != nil || user != tc.user || rest != tc.rest {
+			t.Errorf("SplitURLUser(%s) = %q, %q, %v; want %q, %q", tc.in, user, rest, err, tc.user, tc.rest)
+		}
+	}
+}
