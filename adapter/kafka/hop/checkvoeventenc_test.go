@@ -108,3 +108,58 @@ func TestCheckVOEventXMLVersion(t *testing.T) {
 		t.Errorf("UTF-16, XML 1.1: %v", err)
 	}
 }
+
+// TestCheckVOEventPythonEncodingNames: hop's XML parser (pyexpat) hands
+// an encoding name expat does not know itself (it knows UTF-8, UTF-16,
+// ISO-8859-1 and US-ASCII) to Python's codec registry, which lowercases
+// it, turns its punctuation into '_' and looks it up among Python's
+// aliases: "cp1252", "latin-1", "ascii", "ISO8859_15", "mac-roman" are
+// taken. Each document is what Python's ElementTree writes with that
+// encoding name ("café € ü", characters the encoding lacks as
+// references), and each verdict is hop-client 0.13.0's
+// VOEvent.deserialize's. A UTF-8 spelling expat does not know ("utf8",
+// "UTF8", "utf_8") reads no byte above 0x7f (pyexpat builds a single-byte
+// table from Python's decoder), so hop refuses such a document with
+// UTF-8 in it, and takes it in ASCII. Check refused every Python-only
+// spelling ('unknown encoding "cp1252"').
+func TestCheckVOEventPythonEncodingNames(t *testing.T) {
+	doc := func(enc, text string) []byte {
+		return []byte(`<?xml version='1.0' encoding='` + enc + `'?>` + "\n" +
+			`<voe:VOEvent xmlns:voe="http://www.ivoa.net/xml/VOEvent/v2.0" ivorn="ivo://x/y#1" role="test" version="2.0"><Who><Description>` +
+			text + `</Description></Who></voe:VOEvent>`)
+	}
+	for _, tc := range []struct {
+		enc, text string
+		ok        bool
+	}{
+		{"cp1252", "caf\xe9 \x80 \xfc", true},
+		{"cp1250", "caf\xe9 \x80 \xfc", true},
+		{"windows-1252", "caf\xe9 \x80 \xfc", true},
+		{"latin-1", "caf\xe9 &#8364; \xfc", true},
+		{"Latin-1", "caf\xe9 &#8364; \xfc", true},
+		{"latin_1", "caf\xe9 &#8364; \xfc", true},
+		{"latin1", "caf\xe9 &#8364; \xfc", true},
+		{"L1", "caf\xe9 &#8364; \xfc", true},
+		{"iso8859-1", "caf\xe9 &#8364; \xfc", true},
+		{"ISO8859_15", "caf\xe9 \xa4 \xfc", true},
+		{"latin9", "caf\xe9 \xa4 \xfc", true},
+		{"iso8859_2", "caf\xe9 &#8364; \xfc", true},
+		{"latin2", "caf\xe9 &#8364; \xfc", true},
+		{"ascii", "caf&#233; &#8364; &#252;", true},
+		{"US_ASCII", "caf&#233; &#8364; &#252;", true},
+		{"mac-roman", "caf\x8e \xdb \x9f", true},
+		{"koi8_r", "caf&#233; &#8364; &#252;", true},
+		{"cp437", "caf\x82 &#8364; \x81", true},
+		{"cp850", "caf\x82 &#8364; \x81", true},
+		{"utf8", "caf\xc3\xa9 \xe2\x82\xac \xc3\xbc", false},
+		{"UTF8", "caf\xc3\xa9 \xe2\x82\xac \xc3\xbc", false},
+		{"utf_8", "caf\xc3\xa9 \xe2\x82\xac \xc3\xbc", false},
+		{"utf8", "caf&#233; &#8364; &#252;", true},
+		{"ascii", "caf\xe9", false},
+	} {
+		err := Check(FormatVOEvent, doc(tc.enc, tc.text))
+		if (err == nil) != tc.ok {
+			t.Errorf("%s, %q: Check(voevent) = %v; hop takes it: %v", tc.enc, tc.text, err, tc.ok)
+		}
+	}
+}

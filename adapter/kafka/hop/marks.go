@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/encoding/ianaindex"
 	"golang.org/x/text/encoding/unicode"
@@ -478,7 +479,7 @@ root:
 // names. expat tells UTF-16 by its byte order mark or by the "<" it
 // starts with (00 3C or 3C 00), and takes a declaration of US-ASCII or
 // of a single-byte encoding Python knows (ISO-8859-1, windows-1252,
-// KOI8-R, ...; Python's names are matched here with IANA's); it refuses
+// KOI8-R, ..., by IANA's names or Python's; see lookupEncoding); it refuses
 // multi-byte encodings but UTF-8 and UTF-16, unknown names, a byte the
 // encoding does not define, and a declaration of UTF-16 in a message
 // that is not, or of another encoding in one that is.
@@ -536,7 +537,7 @@ func singleByteCharset(label string, input io.Reader) (io.Reader, error) {
 	if strings.HasPrefix(strings.ToUpper(label), "UTF-16") {
 		return nil, fmt.Errorf("the XML declaration names encoding %q, but the message is not in UTF-16", label)
 	}
-	enc, err := ianaindex.IANA.Encoding(label)
+	enc, err := lookupEncoding(label)
 	if err != nil || enc == nil {
 		return nil, fmt.Errorf("unknown encoding %q", label)
 	}
@@ -562,6 +563,71 @@ func singleByteCharset(label string, input io.Reader) (io.Reader, error) {
 		return nil, err
 	}
 	return bytes.NewReader(text), nil
+}
+
+// lookupEncoding returns the encoding label names for hop's XML parser:
+// one of IANA's names, or a spelling of Python's codec registry, to which
+// pyexpat hands every name expat does not know. Python lowercases the
+// name, makes each run of characters but letters, digits and '.' one '_'
+// (codecs.lookup, encodings.normalize_encoding) and looks that up among
+// its aliases; the common ones are mapped here onto IANA's names, the rest
+// tried as IANA's with '-' for '_'. Python's UTF-8 is US-ASCII here: pyexpat
+// reads an encoding through a table of single bytes, where UTF-8 defines
+// none above 0x7f.
+func lookupEncoding(label string) (encoding.Encoding, error) {
+	if enc, err := ianaindex.IANA.Encoding(label); err == nil && enc != nil {
+		return enc, nil
+	}
+	name := pythonCodecName(label)
+	if canonical, ok := pythonAliases[name]; ok {
+		name = canonical
+	}
+	iana := strings.ReplaceAll(name, "_", "-")
+	digits, cp := strings.CutPrefix(name, "cp")
+	switch {
+	case name == "ascii", name == "utf_8", name == "utf_8_sig":
+		iana = "US-ASCII"
+	case name == "latin_1":
+		iana = "ISO-8859-1"
+	case name == "mac_roman":
+		iana = "macintosh"
+	case strings.HasPrefix(name, "iso8859_"):
+		iana = "ISO-8859-" + strings.TrimPrefix(name, "iso8859_")
+	case cp && (strings.HasPrefix(digits, "125") && len(digits) == 4 || digits == "874"):
+		iana = "windows-" + digits
+	}
+	return ianaindex.IANA.Encoding(iana)
+}
+
+// pythonAliases maps Python's codec aliases (encodings.aliases) that
+// neither pythonCodecName's result nor it with '-' for '_' is an IANA name
+// of, for the encodings lookupEncoding reads, onto Python's codec names.
+var pythonAliases = map[string]string{
+	"utf8": "utf_8", "u8": "utf_8", "utf": "utf_8", "utf8_ucs2": "utf_8", "utf8_ucs4": "utf_8", "cp65001": "utf_8",
+	"latin": "latin_1", "iso8859": "latin_1",
+	"latin7": "iso8859_13", "l7": "iso8859_13",
+	"latin9": "iso8859_15", "l9": "iso8859_15",
+	"macroman": "mac_roman",
+}
+
+// pythonCodecName returns label normalised as Python's codec registry
+// does before it looks a name up: lowercased, each run of characters other
+// than letters, digits and '.' between two of those one '_'.
+func pythonCodecName(label string) string {
+	var b strings.Builder
+	sep := false
+	for _, c := range strings.ToLower(label) {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' {
+			if sep && b.Len() > 0 {
+				b.WriteByte('_')
+			}
+			b.WriteRune(c)
+			sep = false
+		} else {
+			sep = true
+		}
+	}
+	return b.String()
 }
 
 func xmlName(n xml.Name) string {
