@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -197,10 +198,12 @@ type sender struct {
 	ackRetryAt time.Time
 	ackBackoff time.Duration
 	dl         *wal.Log
-	// dlCopies holds the journal seqs of the records that bury appended
-	// to the dead-letter log, but whose sync failed: a later bury of such
-	// a record syncs that copy instead of appending another.
-	dlCopies map[uint64]bool
+	// dlCopies maps the journal seq of a record that bury appended to the
+	// dead-letter log, but whose sync failed, to the copy's seq there: a
+	// later bury of the record syncs that copy instead of appending
+	// another, and its delivery, or Close with the record still journaled,
+	// acknowledges the copy (dropDeadLetterCopies).
+	dlCopies map[uint64]uint64
 
 	flushes   sync.WaitGroup // Flush calls that cut the linger of solo records
 	flushing  atomic.Bool    // one of them is running
@@ -403,7 +406,6 @@ func (s *sender) complete() {
 		if c.err == nil {
 			e.state = stateLeft
 			delete(s.backoffs, e.key)
-			delete(s.dlCopies, e.seq) // delivered after all: its copy stays a dead letter
 			delivered = append(delivered, e)
 			continue
 		}
@@ -470,6 +472,7 @@ func (s *sender) complete() {
 	}
 	if len(delivered) > 0 {
 		s.backoff = 0
+		s.dropDeadLetterCopies(delivered)
 	}
 	for _, e := range delivered {
 		s.unacked = append(s.unacked, settled{e, nil})
@@ -757,7 +760,7 @@ func (s *sender) bury(dead []deadRecord) (moved, kept []deadRecord) {
 		return nil, dead
 	}
 	for _, d := range dead {
-		if s.dlCopies[d.e.seq] {
+		if _, ok := s.dlCopies[d.e.seq]; ok {
 			// Appended by an earlier bury whose sync failed: the log
 			// still holds it, and the sync below covers it (a failed
 			// sync of the log's files fails the log for good, so a
@@ -768,7 +771,8 @@ func (s *sender) bury(dead []deadRecord) (moved, kept []deadRecord) {
 		}
 		// A seq with the error: appended, its sync failed; the Sync
 		// below decides.
-		if seq, err := s.dl.Append(EncodeDeadLetter(d.e.rec, d.err.Error())); err != nil && seq == 0 {
+		seq, err := s.dl.Append(EncodeDeadLetter(d.e.rec, d.err.Error()))
+		if err != nil && seq == 0 {
 			hint := ""
 			if errors.Is(err, wal.ErrFull) {
 				hint = "the dead-letter log is at its bound: requeue or drop its records (walcat dead-letters)"
@@ -778,6 +782,10 @@ func (s *sender) bury(dead []deadRecord) (moved, kept []deadRecord) {
 			kept = append(kept, d)
 			continue
 		}
+		if s.dlCopies == nil {
+			s.dlCopies = make(map[uint64]uint64)
+		}
+		s.dlCopies[d.e.seq] = seq // until the sync below succeeds
 		moved = append(moved, d)
 	}
 	if len(moved) == 0 {
@@ -786,12 +794,6 @@ func (s *sender) bury(dead []deadRecord) (moved, kept []deadRecord) {
 	// The dead letters must be durable before the journal forgets them.
 	if err := s.syncDeadLetter(); err != nil {
 		s.log.Error("kafka: syncing the dead-letter log; the records stay journaled", "err", err)
-		if s.dlCopies == nil {
-			s.dlCopies = make(map[uint64]bool)
-		}
-		for _, d := range moved {
-			s.dlCopies[d.e.seq] = true
-		}
 		return nil, dead
 	}
 	for _, d := range moved {
@@ -802,6 +804,40 @@ func (s *sender) bury(dead []deadRecord) (moved, kept []deadRecord) {
 			"key_bytes", len(r.Key), "value_bytes", len(r.Value), "err", d.err)
 	}
 	return moved, kept
+}
+
+// dropDeadLetterCopies acknowledges in the dead-letter log the copies that
+// moves of es whose sync failed left there: es, which stayed journaled,
+// are delivered now. A copy left there would be a dead letter of a
+// delivered record, which a requeue would send again. Close does the same
+// for the copies of records still journaled: the next run knows nothing of
+// them, and would deliver such a record and leave its copy, or move it
+// again beside its copy. Losing the acknowledgement in a crash leaves the
+// copy, a duplicate at worst, as before.
+func (s *sender) dropDeadLetterCopies(es []*entry) {
+	if len(s.dlCopies) == 0 {
+		return
+	}
+	var copies []uint64
+	for _, e := range es {
+		if seq, ok := s.dlCopies[e.seq]; ok {
+			copies = append(copies, seq)
+			delete(s.dlCopies, e.seq)
+		}
+	}
+	s.ackDeadLetterCopies(copies)
+}
+
+// ackDeadLetterCopies acknowledges copies, seqs of the dead-letter log
+// (see dropDeadLetterCopies).
+func (s *sender) ackDeadLetterCopies(copies []uint64) {
+	if len(copies) == 0 {
+		return
+	}
+	if err := s.dl.Ack(copies...); err != nil {
+		s.log.Warn("kafka: acknowledging in the dead-letter log the copies of records a failed move left there; they stay dead letters, and a requeue sends them again",
+			"records", len(copies), "err", err)
+	}
 }
 
 // syncDeadLetter syncs the dead-letter log.
@@ -832,6 +868,10 @@ func (s *sender) closeDeadLetter() error {
 	if s.dl == nil {
 		return nil
 	}
+	// The records of these copies stay journaled, for the next run
+	// (dropDeadLetterCopies).
+	s.ackDeadLetterCopies(slices.Collect(maps.Values(s.dlCopies)))
+	clear(s.dlCopies)
 	if err := s.dl.Close(); err != nil {
 		return fmt.Errorf("kafka: closing dead-letter log: %w", err)
 	}

@@ -526,6 +526,7 @@ func (s *sender) txnAbortOpen() {
 // the floors past them and reports them.
 func (s *sender) txnCommitted(held []*entry) {
 	t := s.tx
+	s.dropDeadLetterCopies(held)
 	acks := s.acks[:0]
 	for _, e := range held {
 		acks = append(acks, e.seq)
