@@ -528,7 +528,11 @@ func AllZero(b []byte) bool { return allZero(b) }
 // A Resync is not safe for concurrent use.
 type Resync struct {
 	seg    []byte
+	base   int64 // the segment offset of seg[0]: 0, or a window's (NewResyncAt)
 	budget int64 // bytes left to hash
+	// zeroTail: seg is a window whose trailing zeros were left out
+	// (NewResyncAt).
+	zeroTail bool
 	// Hashed counts the bytes hashed so far.
 	Hashed int64
 }
@@ -538,42 +542,94 @@ func NewResync(seg []byte) *Resync {
 	return &Resync{seg: seg, budget: 4*int64(len(seg)) + 1<<20}
 }
 
+// NewResyncAt is NewResync for a window of a segment whose trailing zeros
+// may have been left out (what a cut moved aside: see wal.Repair): win
+// holds the segment's bytes from offset base (a multiple of Align) on, and
+// every offset (Next's argument and result) is the segment's. A frame
+// that runs past win's end is checked as if zeros followed win.
+func NewResyncAt(win []byte, base int64) *Resync {
+	r := NewResync(win)
+	r.base, r.zeroTail = base, true
+	return r
+}
+
 // Next returns the offset of the first frame at or after off (aligned)
 // that decodes without error, or -1 when there is none; sure is true.
 // When the bound on work is reached first, it returns the offset of the
 // first candidate it could not check, with sure false: a frame may or may
 // not start there.
 func (r *Resync) Next(off int64) (next int64, sure bool) {
-	seg := r.seg
+	seg, base := r.seg, r.base
+	end := base + int64(len(seg))
 	off = (off + Align - 1) &^ (Align - 1)
-	if off < HeaderSize {
-		off = HeaderSize
-	}
-	for ; off+FrameHeaderSize <= int64(len(seg)); off += Align {
+	off = max(off, HeaderSize, base)
+	for ; off < end; off += Align {
+		h := seg[off-base : min(off-base+FrameHeaderSize, int64(len(seg)))]
+		if len(h) < FrameHeaderSize {
+			if !r.zeroTail {
+				break
+			}
+			var padded [FrameHeaderSize]byte
+			copy(padded[:], h)
+			h = padded[:]
+		}
 		// Skip zero words quickly: a zero header, all of it, is the end
 		// of the data, never a frame. Its first 16 bytes are not enough:
 		// an empty record frame whose checksum is 0 has them zero.
-		if allZero(seg[off : off+FrameHeaderSize]) {
+		if allZero(h) {
 			continue
 		}
-		if !plausibleHeader(seg[off : off+FrameHeaderSize]) {
+		if !plausibleHeader(h) {
 			continue
 		}
-		fr, err := decodeFrame(seg, off, false)
-		if err != nil {
+		stored := HeaderStored(h)
+		if stored > MaxPayload {
 			continue
 		}
-		cost := int64(FrameHeaderSize - 8 + len(fr.Payload))
+		fits := off+int64(FrameSize(int(stored))) <= end
+		if !fits && !r.zeroTail {
+			continue
+		}
+		if fits {
+			s := Scanner{b: seg, base: base, lim: end, next: off}
+			if !s.step() {
+				continue
+			}
+		}
+		cost := int64(FrameHeaderSize - 8 + int(stored))
 		if cost > r.budget {
 			return off, false
 		}
 		r.budget -= cost
 		r.Hashed += cost
-		if checksumOK(seg[off:], FrameHeaderSize+len(fr.Payload)) {
+		if fits && checksumOK(seg[off-base:], FrameHeaderSize+int(stored)) ||
+			!fits && checksumZeroTail(h, seg[off-base:], FrameHeaderSize+int(stored)) == binary.LittleEndian.Uint64(h) {
 			return off, true
 		}
 	}
 	return -1, true
+}
+
+// checksumZeroTail is Checksum of a frame of which part holds only the
+// start, as if zeros followed part up to end; h is its header, padded
+// with zeros where part is shorter.
+func checksumZeroTail(h, part []byte, end int) uint64 {
+	part = part[:min(len(part), end)] // the padding is not hashed
+	d := xxhash.New()
+	sumPayload := HeaderFlags(h)&FlagSumPayload != 0
+	if !sumPayload {
+		_, _ = d.Write(h[8:FrameHeaderSize])
+	}
+	if len(part) > FrameHeaderSize {
+		_, _ = d.Write(part[FrameHeaderSize:])
+	}
+	for n := end - max(len(part), FrameHeaderSize); n > 0; n -= PageSize {
+		_, _ = d.Write(zeroPage[:min(n, PageSize)])
+	}
+	if sumPayload {
+		return foldHeader(d.Sum64(), h)
+	}
+	return d.Sum64()
 }
 
 var zeroPage [PageSize]byte

@@ -562,3 +562,39 @@ func TestResyncFindsFrameWithZeroFirstWords(t *testing.T) {
 		t.Fatalf("Resync.Next = %d, %v; want the frame at %d", next, sure, at)
 	}
 }
+
+// TestResyncAtZeroTail: a window whose trailing zeros were left out finds
+// the frame it ends in, by either checksum scheme, wherever the zeros
+// begin (in the payload, the padding, even the header), and only where
+// nothing but zeros was left out.
+func TestResyncAtZeroTail(t *testing.T) {
+	const base = 4096
+	payload := append([]byte("ends in zeros"), make([]byte, 45)...)
+	for _, flags := range []uint32{0, FlagSumPayload} {
+		// 8 bytes of damage, then the frame.
+		full := append(bytes.Repeat([]byte{0xee}, Align), frameBuf(9, flags, len(payload), payload, 0)[HeaderSize:]...)
+		found := 0
+		for k := Align + 1; k <= len(full); k++ {
+			next, sure := NewResyncAt(full[:k], base).Next(base)
+			zerosCut := AllZero(full[k:])
+			switch {
+			case !sure:
+				t.Fatalf("flags %#x, window of %d bytes: the search stopped unsure", flags, k)
+			case zerosCut && next != base+Align:
+				t.Fatalf("flags %#x, window of %d bytes (only zeros left out): Next = %d, want %d", flags, k, next, base+Align)
+			case !zerosCut && next != -1:
+				t.Fatalf("flags %#x, window of %d bytes (non-zero bytes left out): Next = %d, want none", flags, k, next)
+			}
+			if zerosCut {
+				found++
+			}
+		}
+		if found < len(payload)-13 {
+			t.Fatalf("flags %#x: only %d windows ended in the frame's zeros", flags, found)
+		}
+		// A whole segment's Resync does not read past its end.
+		if next, _ := NewResync(full[:len(full)-8]).Next(Align + HeaderSize); next != -1 {
+			t.Fatalf("flags %#x: NewResync found a frame running past the segment's end at %d", flags, next)
+		}
+	}
+}
