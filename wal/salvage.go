@@ -169,9 +169,21 @@ func salvageSegment(path string, b []byte, sl *segment.Sealer, buf *[]byte, isAc
 			return false
 		}
 	}
+	return salvageRecords(path, sl, buf, isAcked, yield, func(record func(segment.Frame) bool, damage func(*CorruptionError) bool) bool {
+		return salvageFrames(path, b, record, damage)
+	})
+}
+
+// salvageRecords yields the records of the frames that frames calls its
+// record callback with, and the damage it reports, as Salvage does: ack
+// frames checked, a batch's records held until its commit frame and
+// reported as damage without one. It reports whether yield always
+// returned true.
+func salvageRecords(path string, sl *segment.Sealer, buf *[]byte, isAcked func(uint64) bool, yield func(RecordInfo, error) bool,
+	frames func(record func(segment.Frame) bool, damage func(*CorruptionError) bool) bool) bool {
 	// A batch's records wait for its commit frame.
 	var batch []segment.Frame
-	more := salvageFrames(path, b, func(fr segment.Frame) bool {
+	more := frames(func(fr segment.Frame) bool {
 		if fr.IsAck() {
 			if derr := index.DecodeAckPayload(fr.Payload, func(uint64, uint64) {}); derr != nil {
 				return yield(RecordInfo{}, corrupt(path, fr.Offset, 0, FixCut, "malformed ack frame"))
@@ -207,8 +219,20 @@ func salvageSegment(path string, b []byte, sl *segment.Sealer, buf *[]byte, isAc
 // first unreadable offset to the next frame that verifies (or the end of
 // the data). It reports whether both callbacks always returned true.
 func salvageFrames(path string, b []byte, record func(segment.Frame) bool, damage func(*CorruptionError) bool) bool {
+	return salvageWindow(path, b, 0, record, damage)
+}
+
+// salvageWindow is salvageFrames for the bytes of a segment from offset
+// base on (a multiple of segment.Align; 0: the whole file, its header
+// included), with every offset the segment's. A window's frames start at
+// base, and the frame it ends in is read as if zeros followed: what a
+// cut moved aside leaves out the zeros it ended with (see frameWithZeros).
+func salvageWindow(path string, b []byte, base int64, record func(segment.Frame) bool, damage func(*CorruptionError) bool) bool {
 	sc := segment.NewScanner(b, segment.HeaderSize)
-	resync := segment.NewResync(b)
+	if base > 0 {
+		sc = segment.NewScannerAt(b, base, base)
+	}
+	resync := segment.NewResyncAt(b, base)
 	// Where the search's bound on work cuts it short (bytes crafted to
 	// look like frames), the rest of the file is reported unread.
 	const stopped = "the search for a valid frame stopped at offset %d (too many damaged frame headers); the rest of the file is not read"
@@ -221,6 +245,17 @@ func salvageFrames(path string, b []byte, record func(segment.Frame) bool, damag
 		off, err := sc.Offset(), sc.Err()
 		if err == nil {
 			return true // the end of b
+		}
+		if errors.Is(err, segment.ErrPartial) {
+			fr, ferr := frameWithZeros(b[off-base:], off)
+			switch {
+			case ferr == nil:
+				return record(fr)
+			case errors.Is(ferr, segment.ErrEnd):
+				return true
+			}
+			_, reason := decodeCause(ferr)
+			return damage(corrupt(path, off, 0, FixCut, "%s; skipped to the end of the data", reason).causedBy(ferr))
 		}
 		if errors.Is(err, segment.ErrEnd) {
 			// Zeros here; a frame may still follow (a zeroed stretch is
@@ -287,4 +322,36 @@ func dropBatch(path string, batch *[]segment.Frame, yield func(RecordInfo, error
 	*batch = nil
 	return yield(RecordInfo{}, corrupt(path, first.Offset, first.Seq, FixCut,
 		"batch without its commit frame: its records from seq %d are left out", first.Seq))
+}
+
+// maxZeroTailFrame bounds the frame frameWithZeros copies.
+const maxZeroTailFrame = 64 << 20
+
+// frameWithZeros decodes and verifies the frame at segment offset off of
+// which rest holds only the start, as if zeros followed rest. A cut moves
+// aside a segment's bytes up to the last non-zero one, so the last frame
+// of what it moved may lack its trailing zeros: its padding, a payload
+// that ends in zeros, even the end of its header. The frame is copied
+// whole; one of more than maxZeroTailFrame bytes is not read.
+func frameWithZeros(rest []byte, off int64) (segment.Frame, error) {
+	var h [segment.FrameHeaderSize]byte
+	copy(h[:], rest)
+	if segment.AllZero(h[:]) {
+		return segment.Frame{}, segment.ErrEnd
+	}
+	stored := segment.HeaderStored(h[:])
+	if stored > segment.MaxPayload {
+		return segment.Frame{}, &segment.Error{Offset: off, Reason: fmt.Sprintf("frame length %d exceeds the largest payload", stored)}
+	}
+	size := segment.FrameSize(int(stored))
+	if size > maxZeroTailFrame {
+		return segment.Frame{}, &segment.Error{Offset: off, Reason: fmt.Sprintf("frame of %d bytes, cut short, not read (more than %d)", size, maxZeroTailFrame)}
+	}
+	buf := make([]byte, size) // rest is shorter: the frame runs past it
+	copy(buf, rest)
+	sc := segment.NewScannerAt(buf, off, off)
+	if !sc.Next() {
+		return segment.Frame{}, sc.Err()
+	}
+	return sc.Frame(), nil
 }
