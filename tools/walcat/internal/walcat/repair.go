@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"github.com/walpub/walpub/tools/internal/cliutil"
 	"github.com/walpub/walpub/wal"
@@ -21,7 +22,14 @@ metadata that is damaged or names what was cut (superblock, checkpoint)
 move into a side file "repair-<time>.cut" in DIR (a sequence of
 pieces, each a line "walpub-repair <file> <offset> <length>" followed by
 those bytes). Records after the damage are no longer in the log; the
-side file keeps their bytes. Acknowledgements recorded only in moved
+side file keeps their bytes. --requeue then appends again, under new
+seqs, every record the side file holds that still reads whole and that it
+does not record as acknowledged, so that a damaged record costs that
+record alone (for a robust producer's journal: the next producer sends
+them, with their topic and _id), and renames the side file
+"<name>.requeued"; on a healthy log it requeues the side files earlier
+repairs left. A crash before the rename requeues them again the next
+time: duplicates, never a loss. Acknowledgements recorded only in moved
 metadata are lost, so some acknowledged records may be pending again
 (they are sent again: at least once, never a loss). A checkpoint that is
 missing after compaction reclaimed segments is written anew from the ack
@@ -35,7 +43,7 @@ key file with another key is refused before anything changes.
 
 repair takes the log's lock: stop the process using the log first. Only
 repair, import-hop and dead-letters change a log. A healthy log is left
-alone.
+alone, but for the side files --requeue appends.
 
 Exit status: 0 healthy or repaired; 1 damage remains (always with
 --dry-run) or the repair failed; 2 usage error.
@@ -43,6 +51,7 @@ Exit status: 0 healthy or repaired; 1 damage remains (always with
 Examples:
   walcat repair --dry-run publisher.journal   # what would be cut
   walcat repair publisher.journal
+  walcat repair --requeue publisher.journal   # and keep the records after the damage
   walcat repair --key-file journal.key publisher.journal  # an encrypted log
 `,
 }
@@ -53,6 +62,7 @@ func runRepair(ctx context.Context, c *cli, args []string) int {
 	fs := c.newFlags(repairCmd)
 	dryRun := fs.Bool("dry-run", false, "only say what would be cut")
 	keyFile := fs.String("key-file", "", "check the records of an encrypted log with the key in `FILE`: "+cliutil.KeyFileHelp)
+	requeue := fs.Bool("requeue", false, "then append again, as new records, the records that the cut (or an earlier repair) moved to a side file and that still read whole")
 	dir, code, ok := c.parse(repairCmd, fs, args)
 	if !ok {
 		return code
@@ -73,6 +83,13 @@ func runRepair(ctx context.Context, c *cli, args []string) int {
 		if encrypted && key == nil {
 			fmt.Fprintf(w, "its encrypted records were checked by their checksums only: \"walcat repair --key-file FILE %s\" also authenticates them\n", dir)
 		}
+		if *requeue && !*dryRun {
+			return c.requeueCut(dir, key)
+		}
+		if sides, _ := filepath.Glob(filepath.Join(dir, "repair-*.cut")); len(sides) > 0 {
+			fmt.Fprintf(w, "earlier repairs left %s of records cut off: \"walcat repair --requeue %s\" appends again those that still read whole\n",
+				plural(int64(len(sides)), "side file"), dir)
+		}
 		return ExitOK
 	case !errors.As(err, &ce):
 		c.errorf("repair: %s cannot be verified: %v", dir, err)
@@ -89,6 +106,9 @@ func runRepair(ctx context.Context, c *cli, args []string) int {
 			fmt.Fprintf(w, "would write a new checkpoint from the ack frames still on disk, keeping every segment\n")
 		} else {
 			fmt.Fprintf(w, "would cut the log there, moving the bytes cut off (and any later segment or damaged metadata) to a side file in %s\n", dir)
+			if *requeue {
+				fmt.Fprintf(w, "would then append again the records cut off that still read whole and are not acknowledged\n")
+			}
 		}
 		return ExitDamaged
 	}
@@ -127,6 +147,54 @@ func runRepair(ctx context.Context, c *cli, args []string) int {
 	v.Close()
 	fmt.Fprintf(w, "repaired: %s is healthy: %s (%d pending), next seq %d\n", dir,
 		plural(int64(in.Records), "record"), in.Pending, in.NextSeq)
+	if *requeue {
+		return c.requeueCut(dir, key)
+	}
+	if rep.SideFile != "" && !lost {
+		fmt.Fprintf(w, "the records cut off are no longer in the log: \"walcat repair --requeue %s\" appends again those that still read whole\n", dir)
+	}
+	return ExitOK
+}
+
+// requeueCut runs wal.RequeueCut on the log in dir (encrypted with key,
+// if not nil) and says what it did.
+func (c *cli) requeueCut(dir string, key []byte) int {
+	var opts []wal.Option
+	if key != nil {
+		opts = append(opts, wal.WithEncryption(key))
+	}
+	rep, err := wal.RequeueCut(dir, opts...)
+	w := c.stdout
+	for _, side := range rep.SideFiles {
+		fmt.Fprintf(w, "requeued the records of %s (renamed %s.requeued)\n", side, filepath.Base(side))
+	}
+	if rep.Requeued > 0 || len(rep.SideFiles) > 0 {
+		fmt.Fprintf(w, "requeued %s: appended to the log again, under new seqs\n", plural(int64(rep.Requeued), "record"))
+	}
+	if rep.Acked > 0 {
+		fmt.Fprintf(w, "left out %s that the side file records as acknowledged\n", plural(int64(rep.Acked), "record"))
+	}
+	const shown = 10
+	for i, d := range rep.Damage {
+		if i == shown {
+			fmt.Fprintf(w, "left out, unreadable: %d more stretches\n", len(rep.Damage)-shown)
+			break
+		}
+		fmt.Fprintf(w, "left out, unreadable: %v\n", d)
+	}
+	switch {
+	case errors.Is(err, wal.ErrLocked):
+		c.errorf("repair: another process has %s open; stop it, then run repair --requeue again", dir)
+		return ExitDamaged
+	case errors.Is(err, wal.ErrKey):
+		c.errorf("repair: %v: give the log's key with --key-file FILE", err)
+		return ExitDamaged
+	case err != nil:
+		c.errorf("repair: requeue: %v", err)
+		return ExitDamaged
+	case len(rep.SideFiles) == 0:
+		fmt.Fprintf(w, "no side file of a repair is left to requeue in %s\n", dir)
+	}
 	return ExitOK
 }
 
