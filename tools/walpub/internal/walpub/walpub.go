@@ -654,12 +654,28 @@ func (r *run) main() int {
 	return r.finish(p, inputErr, closeErr)
 }
 
+// repairAdvice says what mends the damage ce in the journal.
+func (r *run) repairAdvice(ce *wal.CorruptionError) string {
+	j := r.cfg.journal
+	key := ""
+	if r.cfg.journalKeyFile != "" {
+		key = "--key-file " + r.cfg.journalKeyFile + " "
+	}
+	switch ce.Fix() {
+	case wal.FixByHand:
+		return fmt.Sprintf("move %s out of the journal's directory, or put the file itself there: walcat repair does not change it", ce.Path)
+	case wal.FixCut:
+		return fmt.Sprintf(`"walcat verify %s" shows the damage; "walcat repair %s--requeue %s" cuts the journal there and appends again every record after the damage that still reads whole (the next run sends them; the damaged record is lost), keeping the cut bytes in a side file`, j, key, j)
+	}
+	return fmt.Sprintf(`"walcat verify %s" shows the damage; "walcat repair %s%s" mends it, keeping what it moves in a side file (records already confirmed may be sent again, none is lost)`, j, key, j)
+}
+
 func (r *run) reportOpenError(err error) int {
 	var ce *wal.CorruptionError
 	switch {
 	case errors.As(err, &ce):
 		r.notef("the journal %s is damaged: %s at offset %d: %s", r.cfg.journal, ce.Path, ce.Offset, ce.Reason)
-		r.notef(`"walcat verify %s" shows the damage; "walcat repair %s" cuts the journal there, keeping the cut bytes in a side file`, r.cfg.journal, r.cfg.journal)
+		r.notef("%s", r.repairAdvice(ce))
 	case errors.Is(err, wal.ErrLocked):
 		r.notef("the journal %s is in use by another process (another walpub?); wait for it or use --journal", r.cfg.journal)
 	case errors.Is(err, wal.ErrKey) && r.cfg.journalKey == nil:
