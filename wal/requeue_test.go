@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/walpub/walpub/internal/testutil"
 	"github.com/walpub/walpub/wal/internal/vfs"
 	"github.com/walpub/walpub/wal/segment"
 )
@@ -60,33 +61,17 @@ func flipAt(t testing.TB, dir string, seq uint64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var path string
-	var off int64
+	defer v.Close()
+	flipped := false
 	for r, err := range v.Records(seq, seq) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Seq == seq {
-			path, off = r.Path, r.Offset
-		}
+		testutil.FlipByte(t, r.Path, r.Offset+segment.FrameHeaderSize+5)
+		flipped = true
 	}
-	v.Close()
-	if path == "" {
+	if !flipped {
 		t.Fatalf("record %d not found", seq)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 1)
-	at := off + segment.FrameHeaderSize + 5
-	if _, err := f.ReadAt(b, at); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x40
-	if _, err := f.WriteAt(b, at); err != nil {
-		t.Fatal(err)
 	}
 }
 

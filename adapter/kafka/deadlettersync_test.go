@@ -54,12 +54,7 @@ func TestDeadLetterSyncFailureNoDuplicate(t *testing.T) {
 	if n := reported.Load(); n != 1 {
 		t.Errorf("OnDeadLetter called %d times, want 1", n)
 	}
-	dl, err := wal.Open(filepath.Join(dir, DeadLetterDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dl.Close()
-	if n := dl.Stats().Pending; n != 1 {
+	if n := deadLetters(t, dir); n != 1 {
 		t.Fatalf("the dead-letter log holds %d copies of the record, want 1", n)
 	}
 }
@@ -125,12 +120,7 @@ func TestDeadLetterSyncFailureThenDelivered(t *testing.T) {
 			if got := readTopicWith(t, c.ListenAddrs(), "t", read...); len(got[0]) != 1 {
 				t.Fatalf("the topic holds %d records, want 1", len(got[0]))
 			}
-			dl, err := wal.Open(filepath.Join(dir, DeadLetterDir))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer dl.Close()
-			if n := dl.Stats().Pending; n != 0 {
+			if n := deadLetters(t, dir); n != 0 {
 				t.Fatalf("the dead-letter log holds %d records after the record was delivered, want 0", n)
 			}
 		})
@@ -183,12 +173,19 @@ func TestDeadLetterSyncFailureThenClosed(t *testing.T) {
 	if st := p2.Stats(); st.Delivered != 1 || st.DeadLettered != 0 {
 		t.Fatalf("the next run delivered %d, dead-lettered %d; want 1, 0", st.Delivered, st.DeadLettered)
 	}
+	if n := deadLetters(t, dir); n != 0 {
+		t.Fatalf("the dead-letter log holds %d records after the record was delivered, want 0", n)
+	}
+}
+
+// deadLetters returns how many records the dead-letter log of the journal
+// in dir holds.
+func deadLetters(t *testing.T, dir string) int {
+	t.Helper()
 	dl, err := wal.Open(filepath.Join(dir, DeadLetterDir))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer dl.Close()
-	if n := dl.Stats().Pending; n != 0 {
-		t.Fatalf("the dead-letter log holds %d records after the record was delivered, want 0", n)
-	}
+	return dl.Stats().Pending
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/walpub/walpub/adapter/kafka"
 	"github.com/walpub/walpub/internal/testutil"
+	"github.com/walpub/walpub/tools/internal/logtest"
 	"github.com/walpub/walpub/wal"
 )
 
@@ -159,21 +160,7 @@ func buildCompressedLog(t *testing.T, dir string) {
 
 // recordAt returns where seq is stored.
 func recordAt(t *testing.T, dir string, seq uint64) wal.RecordInfo {
-	t.Helper()
-	v, err := wal.OpenView(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	for r, err := range v.Records(seq, seq) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.Data = nil
-		return r
-	}
-	t.Fatalf("seq %d not found", seq)
-	return wal.RecordInfo{}
+	return logtest.RecordAt(t, dir, seq)
 }
 
 // buildDamagedLog is the plain log with one payload byte of seq 5 (in the

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/walpub/walpub/internal/testutil"
+	"github.com/walpub/walpub/tools/internal/logtest"
 	"github.com/walpub/walpub/wal"
 	"github.com/walpub/walpub/wal/index"
 	"github.com/walpub/walpub/wal/segment"
@@ -34,15 +36,7 @@ func TestDamagedJournalAdvice(t *testing.T) {
 			}
 		}, "move JOURNAL/" + segment.Name(2) + " out of the journal's directory, or put the file itself there: walcat repair does not change it"},
 		{"checkpoint", func(t *testing.T, journal string) {
-			path := filepath.Join(journal, index.CheckpointName)
-			b, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b[len(b)/2] ^= 1
-			if err := os.WriteFile(path, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			testutil.FlipByte(t, filepath.Join(journal, index.CheckpointName), 20)
 		}, `"walcat repair JOURNAL" mends it`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -84,36 +78,6 @@ func TestDamagedJournalAdvice(t *testing.T) {
 // journal.
 func flipRecord(t *testing.T, journal string, seq uint64) {
 	t.Helper()
-	v, err := wal.OpenView(journal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var path string
-	var off int64
-	for r, err := range v.Records(seq, seq) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Seq == seq {
-			path, off = r.Path, r.Offset
-		}
-	}
-	v.Close()
-	if path == "" {
-		t.Fatalf("record %d not found", seq)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 1)
-	at := off + segment.FrameHeaderSize + 3
-	if _, err := f.ReadAt(b, at); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x20
-	if _, err := f.WriteAt(b, at); err != nil {
-		t.Fatal(err)
-	}
+	r := logtest.RecordAt(t, journal, seq)
+	testutil.FlipByte(t, r.Path, r.Offset+segment.FrameHeaderSize+3)
 }
