@@ -37,24 +37,29 @@ type Log struct {
 	closed bool
 	// closing: Close has begun; appends, acks and syncs are refused, so
 	// that Close's final sync covers everything written.
-	closing       bool
-	err           error // sticky: the first write or sync failure
-	segs          []*seg
-	active        *seg
-	nextSeq       uint64
-	pending       int
-	pendingBytes  int64
-	diskBytes     int64 // segment files and the prepared one
-	sbBytes       int64 // superblock file size
-	ckptBytes     int64 // checkpoint file size
-	encBytes      int64 // encryption file size
-	tornBytes     int64
-	unsynced      []*mapped // sealed segment files written since the last sync
-	dirDirty      bool      // a file was created, renamed or removed since the last sync
-	prepared      *mapped
-	prepSeq       atomic.Uint64
-	prepPopulated int64 // bytes of the prepared file pre-faulted
-	readSince     int64 // bytes read through the mappings since the preparer last released pages
+	closing      bool
+	err          error // sticky: the first write or sync failure
+	segs         []*seg
+	active       *seg
+	nextSeq      uint64
+	pending      int
+	pendingBytes int64
+	diskBytes    int64 // segment files and the prepared one
+	sbBytes      int64 // superblock file size
+	ckptBytes    int64 // checkpoint file size
+	encBytes     int64 // encryption file size
+	tornBytes    int64
+	unsynced     []*mapped // sealed segment files written since the last sync
+	dirDirty     bool      // a file was created, renamed or removed since the last sync
+	// renames counts the rotations' renames of a prepared file to a
+	// segment's name, and renamesDurable those a sync of the directory
+	// covers: a rotation renames only once the one before it is durable
+	// (see newSegmentLocked).
+	renames, renamesDurable uint64
+	prepared                *mapped
+	prepSeq                 atomic.Uint64
+	prepPopulated           int64 // bytes of the prepared file pre-faulted
+	readSince               int64 // bytes read through the mappings since the preparer last released pages
 	// prepIndex: the prepared file's index and acknowledgement bitmap,
 	// allocated (and their memory faulted in) by the preparer, so that a
 	// rotation does neither under the lock; nil until then.
@@ -829,6 +834,23 @@ func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 		f = &mapped{File: nf}
 	}
 	path := vfs.Join(l.dir, segment.Name(id))
+	if l.renamesDurable < l.renames {
+		// The last segment's name is not durable yet (the sync round
+		// after its rotation has not synced the directory): a file
+		// system may keep any subset of the directory operations not
+		// synced at a power cut, and keeping this name without that one
+		// would leave a hole with records after it, not a prefix. Rare:
+		// the round syncs the directory first thing.
+		if err := l.fs.SyncDir(l.dir); err != nil {
+			if l.prepared == nil && size == l.cfg.segmentSize {
+				l.prepared, l.prepPopulated, l.prepIndex = f, populated, ix
+			} else {
+				l.discardPrepared(f)
+			}
+			return nil, fmt.Errorf("wal: new segment: sync the directory: %w", err)
+		}
+		l.renamesDurable = l.renames
+	}
 	if err := f.WriteHeader(segment.Header{ID: id, FirstSeq: l.nextSeq}); err != nil {
 		// What the file holds is unknown: it is not used again.
 		l.discardPrepared(f)
@@ -846,6 +868,7 @@ func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 	}
 	f.Path = path
 	l.dirDirty = true
+	l.renames++
 	if ix == nil {
 		ix = newSegIndex(size)
 	}
@@ -1416,7 +1439,7 @@ func (l *Log) doSync(at pos) (pos, error) {
 		at, lastSeq = pos{last.id, last.tail}, l.active.firstSeq-1
 	}
 	sb := index.Superblock{Segment: at.seg, Offset: at.off, Seq: lastSeq}
-	dirDirty := l.dirDirty
+	dirDirty, renames := l.dirDirty, l.renames
 	l.dirDirty = false
 	if !sealedOnly && l.appended != l.syncedAppended {
 		// A round with nothing appended since the last says nothing of
@@ -1430,6 +1453,17 @@ func (l *Log) doSync(at pos) (pos, error) {
 	}
 
 	var err error
+	if dirDirty {
+		// First, so that a rotation's new name is durable well before
+		// the next rotation needs it to be (newSegmentLocked); a name
+		// durable ahead of the file's data is one a power cut may find
+		// holding zeros, which recovery takes for a hole.
+		if err = l.fs.SyncDir(l.dir); err == nil {
+			l.mu.Lock()
+			l.renamesDurable = max(l.renamesDurable, renames)
+			l.mu.Unlock()
+		}
+	}
 	for _, f := range files {
 		l.mu.Lock()
 		retired := f.retired // set under the lock by compaction and removal
@@ -1447,9 +1481,6 @@ func (l *Log) doSync(at pos) (pos, error) {
 			err = f.Sync()
 		}
 		l.release(f)
-	}
-	if err == nil && dirDirty {
-		err = l.fs.SyncDir(l.dir)
 	}
 	if err == nil {
 		err = l.writeSuperblock(sb)
