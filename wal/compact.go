@@ -22,7 +22,8 @@ func wasDense(s *seg, n int) bool {
 
 // compactor reclaims acknowledged space in the background: it writes the
 // checkpoint, deletes sealed segments whose records are all acknowledged
-// and compacts those held by a few.
+// and compacts those held by a few. It retries a failed pass after
+// reclaimRetry, and stops once the log has failed (see reclaimFailed).
 func (l *Log) compactor() {
 	defer l.wg.Done()
 	retry := time.NewTimer(time.Hour)
@@ -40,7 +41,9 @@ func (l *Log) compactor() {
 		l.reclaimMu.Unlock()
 		switch {
 		case err != nil:
-			l.log.Warn("wal: reclaiming space failed; will retry", "err", err)
+			if !l.reclaimFailed(err) {
+				return
+			}
 			retry.Reset(reclaimRetry)
 		case recheck:
 			retry.Reset(stuckAfter)
@@ -88,8 +91,23 @@ func (l *Log) reclaimNow() {
 		return
 	}
 	if _, err := l.reclaim(); err != nil {
-		l.log.Warn("wal: reclaiming space failed; will retry", "err", err)
+		l.reclaimFailed(err)
 	}
+}
+
+// reclaimFailed logs a failed reclaim pass and reports whether a later
+// pass may succeed (a full disk, say, has room again): not once the log
+// has failed, when every pass returns that failure, which failLocked
+// has logged once already.
+func (l *Log) reclaimFailed(err error) (retry bool) {
+	l.mu.Lock()
+	poisoned := l.err != nil
+	l.mu.Unlock()
+	if poisoned {
+		return false
+	}
+	l.log.Warn("wal: reclaiming space failed; will retry", "err", err)
+	return true
 }
 
 // reclaimRetry is how long the compactor waits after a failure (a full
