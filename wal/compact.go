@@ -2,7 +2,9 @@ package wal
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"time"
@@ -455,6 +457,14 @@ func (l *Log) mergeSize(srcs []mergeSrc) (need int64, err error) {
 func (l *Log) writeMerged(m *mergeJob) (*segment.File, error) {
 	tmp := m.path + ".compact" + tmpExt
 	nf, err := segment.Create(l.fs, tmp, m.size, l.cfg.fileMode)
+	if errors.Is(err, fs.ErrExist) {
+		// The copy of an earlier pass whose removal failed (see below):
+		// it holds nothing the log needs. Left there, it would postpone
+		// this merge at every pass until Open removed it.
+		if err = l.fs.Remove(tmp); err == nil {
+			nf, err = segment.Create(l.fs, tmp, m.size, l.cfg.fileMode)
+		}
+	}
 	if err != nil {
 		l.log.Warn("wal: compaction postponed", "file", m.path, "err", err)
 		return nil, nil
