@@ -1,10 +1,13 @@
 package wal
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"log/slog"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"testing"
 	"time"
 )
@@ -15,7 +18,9 @@ import (
 // it cuts the power (cutFS: only what was synced survives). The append
 // must return ErrClosed, or nil with its record durable: a Close that let
 // it in after taking its final position returned nil for a record never
-// synced, its round skipping the retired file (issue 10 item 5).
+// synced, its round skipping the retired file (issue 10 item 5). Each
+// step waits until the one before has happened (a goroutine blocked
+// where it should be, seen in its stack), not for a time.
 func TestCloseRacingSyncAlwaysAppend(t *testing.T) {
 	// After the compactor's first checkpoint, Close has none to write
 	// (and no round of its own to run).
@@ -35,9 +40,10 @@ func TestCloseRacingSyncAlwaysAppend(t *testing.T) {
 			close(held)
 			<-release
 		case 2:
-			// Until Close has retired the files (with the fix, Close
-			// does not wait for this round: the append was refused).
-			for deadline := time.Now().Add(3 * time.Second); !closedNow() && time.Now().Before(deadline); {
+			// Until Close has retired the files (with the fix, no append
+			// makes this round: the late one is refused), or waits for
+			// this round itself (a Close that syncs the late append).
+			for !closedNow() && !goroutineIn("(*Log).Close(", "(*Log).syncTo(", "[sync.Cond.Wait") {
 				time.Sleep(time.Millisecond)
 			}
 		}
@@ -58,15 +64,21 @@ func TestCloseRacingSyncAlwaysAppend(t *testing.T) {
 	closeErr := make(chan error, 1)
 	go func() { closeErr <- l.Close() }()
 	// Close stops the background work, then takes the position its final
-	// sync must reach (the first append's): give it ample time.
-	<-l.quit
-	time.Sleep(200 * time.Millisecond)
+	// sync must reach (the first append's) and waits in syncTo for the
+	// held round to reach it.
+	eventually(t, "Close waiting for the held round", func() bool {
+		return goroutineIn("(*Log).Close(", "(*Log).syncTo(", "[sync.Cond.Wait")
+	})
 	late := make(chan result, 1)
 	go func() {
 		q, err := l.Append([]byte("during Close"))
 		late <- result{q, err}
 	}()
-	time.Sleep(100 * time.Millisecond) // the append writes, then waits for the held round
+	// The late append is refused, or writes and then waits for the held
+	// round (the first append's goroutine runs that one, in doSync).
+	eventually(t, "the append during Close refused or waiting for the held round", func() bool {
+		return len(late) > 0 || goroutineIn("(*Log).Append(", "(*Log).syncTo(", "[sync.Cond.Wait")
+	})
 	close(release)
 	if r := <-first; r.err != nil {
 		t.Fatalf("the append before Close: %v", r.err)
@@ -94,6 +106,19 @@ func TestCloseRacingSyncAlwaysAppend(t *testing.T) {
 	default:
 		t.Logf("the append during Close returned seq %d, durable", res.seq)
 	}
+}
+
+// goroutineIn reports whether a goroutine's stack names every one of
+// frames; "[sync.Cond.Wait" is in the header of one blocked in a
+// sync.Cond's Wait (one woken by a Broadcast, not yet run, is runnable).
+func goroutineIn(frames ...string) bool {
+	buf := make([]byte, 1<<20)
+	for _, g := range bytes.Split(buf[:runtime.Stack(buf, true)], []byte("\n\n")) {
+		if !slices.ContainsFunc(frames, func(f string) bool { return !bytes.Contains(g, []byte(f)) }) {
+			return true
+		}
+	}
+	return false
 }
 
 // openCutSyncAlways opens a SyncAlways log on a cutFS (only what was
