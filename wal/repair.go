@@ -28,7 +28,9 @@ type RepairReport struct {
 // the damaged segment and every later segment. Damaged or inconsistent
 // metadata (superblock, checkpoint) is moved aside whole; acknowledgements
 // only it recorded are then lost, so some acknowledged records may be
-// pending again (at-least-once, never a loss). A checkpoint that is
+// pending again (at-least-once, never a loss). Segment files after a
+// hole, which Open would remove as written after a power cut, are moved
+// aside too (see loadChecked). A checkpoint that is
 // missing (or was moved aside) after compaction reclaimed segments is
 // written anew from the segments' own ack frames; the report then names
 // it, with nothing moved.
@@ -57,7 +59,14 @@ func RepairWithKey(dir string, key []byte) (RepairReport, error) {
 
 // loadChecked loads the log in dir as Repair sees it: every record must
 // also decode, as for Verify, and with a key every encrypted one
-// authenticate.
+// authenticate. Segment files after a hole, which Open would remove as
+// written after what a power cut took, are damage to cut there: Repair
+// moves them into its side file. They may hold records once durable: a
+// Repair interrupted after it zeroed a segment's tail at the damage and
+// removed a later segment that the superblock names leaves the segments
+// between after a stretch of zeros; the next Repair moves that
+// superblock aside, and with it the mark that told the zeros from a
+// power cut's.
 func loadChecked(fsys vfs.FS, dir string, key []byte) error {
 	st, err := load(fsys, dir, loadRead)
 	if err != nil {
@@ -70,7 +79,13 @@ func loadChecked(fsys vfs.FS, dir string, key []byte) error {
 			return err
 		}
 	}
-	return v.readAll()
+	if err := v.readAll(); err != nil {
+		return err
+	}
+	if len(st.dropped) > 0 {
+		return corrupt(st.dropped[0], 0, 0, FixCut, "segment after a hole, which Open would remove as written after a power cut")
+	}
+	return nil
 }
 
 func repair(fsys vfs.FS, dir string, key []byte) (rep RepairReport, err error) {
