@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -962,7 +964,24 @@ var prepareHook atomic.Pointer[func(f *segment.File)]
 // preparedPath names a new file to prepare a segment in; the names are
 // unique, so the preparer and a rotation that cannot wait never collide.
 func (l *Log) preparedPath() string {
-	return vfs.Join(l.dir, fmt.Sprintf("next-%d%s%s", l.prepSeq.Add(1), segment.Ext, tmpExt))
+	return vfs.Join(l.dir, fmt.Sprintf("%s%d%s%s", preparedPrefix, l.prepSeq.Add(1), segment.Ext, tmpExt))
+}
+
+// preparedPrefix starts the name of a prepared segment file.
+const preparedPrefix = "next-"
+
+// isPreparedName reports whether name is one preparedPath makes.
+func isPreparedName(name string) bool {
+	digits, ok := strings.CutPrefix(name, preparedPrefix)
+	if !ok {
+		return false
+	}
+	digits, ok = strings.CutSuffix(digits, segment.Ext+tmpExt)
+	if !ok || digits == "" {
+		return false
+	}
+	_, err := strconv.ParseUint(digits, 10, 64)
+	return err == nil
 }
 
 // Pre-faulting (unless WithPrefault(false)): the preparer keeps the pages

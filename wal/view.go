@@ -17,9 +17,10 @@ import (
 // open. It is a snapshot of the moment OpenView ran. A View is not safe
 // for concurrent use.
 type View struct {
-	dir    string
-	st     *loaded
-	sealer *segment.Sealer // SetKey's: opens encrypted records
+	dir      string
+	st       *loaded
+	sealer   *segment.Sealer // SetKey's: opens encrypted records
+	prepared int64           // bytes of the prepared next segment files (see preparedBytes)
 }
 
 // Info summarises a log.
@@ -33,7 +34,7 @@ type Info struct {
 	PendingBytes  int64  // payload bytes of pending records, uncompressed
 	RawBytes      int64  // payload bytes of all records present, uncompressed
 	StoredBytes   int64  // payload bytes of all records present, as stored
-	DiskBytes     int64  // bytes of segment and metadata files
+	DiskBytes     int64  // bytes of segment and metadata files, the prepared next segment's included
 	OldestPending uint64 // seq of the oldest pending record, 0 if none
 	HighWater     HighWater
 	TornBytes     int64 // bytes of a torn tail that Open would cut
@@ -44,6 +45,10 @@ type Info struct {
 	// EncryptedRecords counts the records present that are encrypted;
 	// Records - EncryptedRecords are stored in plain text.
 	EncryptedRecords int
+	// PreparedBytes are the bytes of the next segment a writer prepared
+	// ahead of rotation (allocated in full, holding no record yet),
+	// counted in DiskBytes as Log.Stats counts them; 0 if none.
+	PreparedBytes int64
 }
 
 // HighWater is the durable high-water mark the last sync recorded.
@@ -126,7 +131,27 @@ func openView(fsys vfs.FS, dir string) (*View, error) {
 			return true
 		})
 	}
-	return &View{dir: dir, st: st}, nil
+	return &View{dir: dir, st: st, prepared: preparedBytes(fsys, dir)}, nil
+}
+
+// preparedBytes returns the bytes of the prepared next segment files in
+// dir (see Log.preparedPath): there is one while a writer has the log
+// open, and a crash may leave one, which the next Open removes.
+func preparedBytes(fsys vfs.FS, dir string) int64 {
+	ents, err := fsys.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !isPreparedName(e.Name()) {
+			continue
+		}
+		if fi, err := e.Info(); err == nil { // gone since: taken by a rotation, or discarded
+			n += fi.Size()
+		}
+	}
+	return n
 }
 
 // lookAgain calls look until it reports it is done, at most
@@ -217,7 +242,7 @@ func (v *View) Info() Info {
 	st := v.st
 	in := Info{Dir: v.dir, NextSeq: st.nextSeq, TornOffset: st.tornFrom,
 		HighWater: HighWater{st.hwm.Segment, st.hwm.Offset, st.hwm.Seq},
-		DiskBytes: st.sbBytes + st.ckptBytes + st.encBytes}
+		DiskBytes: st.sbBytes + st.ckptBytes + st.encBytes + v.prepared, PreparedBytes: v.prepared}
 	if st.tornFrom >= 0 {
 		in.TornBytes = st.tornTo - st.tornFrom
 	}

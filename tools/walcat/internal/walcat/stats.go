@@ -20,9 +20,10 @@ var statsCmd = &command{
 Prints a summary of the log: segments, records on disk (pending and
 acknowledged), the next seq, the oldest pending record, live data (the
 pending records' payload bytes), payload bytes raw and as stored with the
-compression ratio, bytes on disk, the durable high-water mark, a torn tail
-if there is one, whether the log is encrypted (and how many of its records
-are), and a table of the segments. The log is read without a lock and no
+compression ratio, bytes on disk (with the next segment a writer has
+prepared ahead of rotation, which holds no record yet), the durable
+high-water mark, a torn tail if there is one, whether the log is encrypted
+(and how many of its records are), and a table of the segments. The log is read without a lock and no
 byte of it changes; an encrypted log needs no key.
 
 Examples:
@@ -46,6 +47,7 @@ type jsonStats struct {
 	StoredBytes      int64         `json:"stored_bytes"`
 	CompressionRatio float64       `json:"compression_ratio"` // raw/stored; 1 when nothing is stored
 	DiskBytes        int64         `json:"disk_bytes"`
+	PreparedBytes    int64         `json:"prepared_bytes"` // of disk_bytes: the writer's prepared next segment, no records
 	HighWater        jsonHighWater `json:"high_water"`
 	TornBytes        int64         `json:"torn_bytes"`
 	TornOffset       int64         `json:"torn_offset"` // -1: none
@@ -117,7 +119,12 @@ func printStatsText(w io.Writer, in wal.Info) {
 	}
 	fmt.Fprintf(tw, "live data:\t%s (pending payloads, uncompressed)\n", sizeText(in.PendingBytes))
 	fmt.Fprintf(tw, "payloads:\t%s raw, %s stored (compression ratio %.2f)\n", sizeText(in.RawBytes), sizeText(in.StoredBytes), ratio(in))
-	fmt.Fprintf(tw, "on disk:\t%s (segments and metadata)\n", sizeText(in.DiskBytes))
+	if in.PreparedBytes > 0 {
+		fmt.Fprintf(tw, "on disk:\t%s (segments and metadata; %s of them the prepared next segment, no records)\n",
+			sizeText(in.DiskBytes), cliutil.IBytes(in.PreparedBytes))
+	} else {
+		fmt.Fprintf(tw, "on disk:\t%s (segments and metadata)\n", sizeText(in.DiskBytes))
+	}
 	if hw := in.HighWater; hw.Segment == 0 {
 		fmt.Fprintf(tw, "high-water mark:\tnone (never synced)\n")
 	} else {
@@ -159,7 +166,7 @@ func printStatsJSON(w io.Writer, in wal.Info) {
 	j := jsonStats{Dir: in.Dir, Segments: len(in.Segments), Records: in.Records, Pending: in.Pending,
 		Acked: in.Acked, NextSeq: in.NextSeq, OldestPending: in.OldestPending, PendingBytes: in.PendingBytes,
 		RawBytes: in.RawBytes, StoredBytes: in.StoredBytes, CompressionRatio: ratio(in), DiskBytes: in.DiskBytes,
-		HighWater: jsonHighWater(in.HighWater), TornBytes: in.TornBytes, TornOffset: in.TornOffset,
+		PreparedBytes: in.PreparedBytes, HighWater: jsonHighWater(in.HighWater), TornBytes: in.TornBytes, TornOffset: in.TornOffset,
 		Encrypted: in.Encrypted, EncryptedRecords: in.EncryptedRecords, SegmentList: []jsonSegment{}}
 	for _, s := range in.Segments {
 		j.SegmentList = append(j.SegmentList, jsonSegment{File: filepath.Base(s.Path), ID: s.ID, FirstSeq: s.FirstSeq,
