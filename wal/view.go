@@ -259,7 +259,7 @@ func (v *View) Info() Info {
 	}
 	in.Acked = in.Records - in.Pending
 	in.Encrypted = st.encrypted()
-	for r, err := range v.records(0, 0, false) {
+	for r, err := range v.records(0, 0, false, false) {
 		if err != nil {
 			break
 		}
@@ -281,21 +281,41 @@ func (v *View) Info() Info {
 // decompressed. It stops with an error at a record that does not decode
 // (or, with the key, does not authenticate).
 func (v *View) Records(from, to uint64) iter.Seq2[RecordInfo, error] {
-	return v.records(from, to, true)
+	return v.records(from, to, true, false)
 }
 
-// records is Records; without data it decodes no payload (Info's count).
-func (v *View) records(from, to uint64, data bool) iter.Seq2[RecordInfo, error] {
+// RecordsOnce is Records for one pass over the log, such as a dump's: it
+// unmaps each segment file once it has passed it (yielded its records, or
+// found none of them wanted), so that a caller that takes its time does
+// not keep the files a writer has removed since taking up the disk (a
+// removed file's space is freed when its last mapping goes). The segments
+// it passed are gone from the view: Info and later calls see only those
+// it did not reach.
+func (v *View) RecordsOnce(from, to uint64) iter.Seq2[RecordInfo, error] {
+	return v.records(from, to, true, true)
+}
+
+// records is Records; without data it decodes no payload (Info's count);
+// with release it is RecordsOnce.
+func (v *View) records(from, to uint64, data, release bool) iter.Seq2[RecordInfo, error] {
 	return func(yield func(RecordInfo, error) bool) {
 		var buf []byte
-		for _, s := range v.st.segs {
+		for i := 0; i < len(v.st.segs); {
+			s := v.st.segs[i]
 			if to != 0 && s.firstSeq > to {
 				return
 			}
-			if s.lastSeq < from {
+			if s.lastSeq >= from && !v.recordsIn(s, from, to, data, &buf, yield) {
+				return
+			}
+			if !release {
+				i++
 				continue
 			}
-			if !v.recordsIn(s, from, to, data, &buf, yield) {
+			// Passed: no record yielded from s is in use any more.
+			v.st.segs = v.st.segs[1:]
+			if err := s.file.Close(); err != nil {
+				yield(RecordInfo{}, fmt.Errorf("wal: %w", err))
 				return
 			}
 		}

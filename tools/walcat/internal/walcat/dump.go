@@ -92,7 +92,10 @@ func runDump(ctx context.Context, c *cli, args []string) int {
 			return code
 		}
 		defer v.Close()
-		records = v.Records(*from, *to)
+		// Each segment's mapping goes once its records are printed: a
+		// paused dump (the pipe to a pager full) must not keep the
+		// segments the writer reclaims meanwhile on the disk.
+		records = v.RecordsOnce(*from, *to)
 	}
 	damaged := 0
 	for r, err := range records {
