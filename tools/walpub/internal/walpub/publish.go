@@ -56,6 +56,16 @@ type handoff struct {
 	// notJournaled counts the complete lines (--whole: inputs) read
 	// from the input and not journaled because publish had stopped.
 	notJournaled int64
+
+	// For joinReader: wake (on mu) is signalled when the reader ends
+	// (readerEnded), starts a read (input.blocked) or opens an input
+	// (opening: its name, while os.Open may wait, a FIFO's for a
+	// writer). final: walpub ends with the reader in such a wait, and
+	// no note follows the summary.
+	wake        *sync.Cond
+	readerEnded bool
+	opening     string
+	final       bool
 }
 
 func newHandoff() handoff {
@@ -147,8 +157,14 @@ func (r *run) publish(p *kafka.Producer) error {
 	h := &r.hand
 	// The reader ends when the input does or when it next sends after
 	// publish stopped; a read blocked on a terminal that never delivers
-	// ends with the process.
-	go r.read()
+	// ends with the process (joinReader).
+	go func() {
+		r.read()
+		h.mu.Lock()
+		h.readerEnded = true
+		h.wake.Broadcast()
+		h.mu.Unlock()
+	}()
 	defer func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -251,6 +267,31 @@ func (r *run) publish(p *kafka.Producer) error {
 	}
 }
 
+// joinReader waits for the reader to end, so that every note it prints
+// comes before the summary. Publish has stopped taking input: the reader
+// then ends at its next step, unless it waits in a read begun before, or
+// in opening an input, which may never return (a terminal or a pipe that
+// delivers nothing more, a FIFO no writer opens). walpub does not wait for
+// that: it says so, and what the wait returns goes unnamed (final).
+func (r *run) joinReader() {
+	h := &r.hand
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for !h.readerEnded {
+		switch in := h.input; {
+		case h.opening != "":
+			h.final = true
+			r.notef("%s is not read: walpub ends while opening it waits", h.opening)
+			return
+		case in != nil && in.blocked:
+			h.final = true
+			r.notef("%s: walpub ends while a read of it waits: what that read returns is not journaled", in.name)
+			return
+		}
+		h.wake.Wait()
+	}
+}
+
 // interruptGrace bounds how long publish, after an interrupt, waits for a
 // reader that hands over nothing and is not waiting in a read (opening a
 // FIFO, say).
@@ -302,6 +343,7 @@ func (in *inputReader) Read(p []byte) (int, error) {
 		return 0, errStopped
 	}
 	in.heldLine, in.heldBytes, in.blocked = line, held, true
+	h.wake.Broadcast()
 	h.mu.Unlock()
 	n, err := in.r.Read(p)
 	h.mu.Lock()
@@ -319,10 +361,12 @@ func (in *inputReader) Read(p []byte) (int, error) {
 // stopped taking input: the end of line and the lines after it (line 0:
 // more of a --whole input).
 func (in *inputReader) noteLateLocked(late []byte, line int64) {
-	if len(late) == 0 {
+	r := in.run
+	if len(late) == 0 || r.hand.final {
+		// final: after the summary, which said that what this read
+		// returns is not journaled (joinReader).
 		return
 	}
-	r := in.run
 	if line == 0 {
 		r.notef("%s: %d more bytes, read after walpub stopped taking input, are not journaled", in.name, len(late))
 		return
@@ -406,7 +450,19 @@ func (r *run) syncAlways() bool { return r.cfg.sync == wal.SyncAlways }
 func (r *run) readFile(name string) bool {
 	var in io.Reader = r.env.Stdin
 	if name != "-" {
+		h := &r.hand
+		h.mu.Lock()
+		if h.stopped {
+			h.mu.Unlock()
+			return false
+		}
+		h.opening = name
+		h.wake.Broadcast()
+		h.mu.Unlock()
 		f, err := os.Open(name)
+		h.mu.Lock()
+		h.opening = ""
+		h.mu.Unlock()
 		if err != nil {
 			r.send(chunk{err: err})
 			return false

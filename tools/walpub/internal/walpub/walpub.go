@@ -20,6 +20,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -532,6 +533,7 @@ func Main(ctx context.Context, args []string, env Env) int {
 	}
 	r := &run{cfg: cfg, env: env, start: time.Now(),
 		interrupted: make(chan struct{}), aborted: make(chan struct{}), hand: newHandoff()}
+	r.hand.wake = sync.NewCond(&r.hand.mu)
 	if cfg.key != nil {
 		r.keyBytes = []byte(*cfg.key)
 	}
@@ -650,6 +652,7 @@ func (r *run) main() int {
 	stopProgress := r.startProgress(p)
 	inputErr := r.publish(p)
 	closeErr := r.drain(p)
+	r.joinReader()
 	stopProgress()
 	return r.finish(p, inputErr, closeErr)
 }
