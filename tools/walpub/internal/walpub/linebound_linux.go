@@ -16,20 +16,21 @@ const teePeek = 16 << 10
 // the end of a line ('\n'), and its release. A pipe (or FIFO) is read up
 // to the end of the line it holds: tee(2) copies what the pipe holds,
 // without consuming it, into a pipe of walpub's own, where the line's end
-// is looked for. Any other input is read a byte at a time.
-func lineBounded(in io.Reader) (io.Reader, func()) {
+// is looked for. Any other input is read a byte at a time. A file's reads
+// wait through gate, if not nil (readGate).
+func lineBounded(in io.Reader, gate *readGate) (io.Reader, func()) {
 	f, ok := in.(*os.File)
 	if !ok {
 		return byteReader{in}, func() {}
 	}
 	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
-		return byteReader{in}, func() {}
+		return byteReader{gated(f, gate)}, func() {}
 	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		return byteReader{in}, func() {}
+		return byteReader{gated(f, gate)}, func() {}
 	}
-	t := &teeReader{f: f, fd: int(f.Fd()), pr: pr, pw: int(pw.Fd())}
+	t := &teeReader{f: f, fd: int(f.Fd()), pr: pr, pw: int(pw.Fd()), gate: gate}
 	return t, func() {
 		pr.Close()
 		pw.Close()
@@ -45,9 +46,16 @@ type teeReader struct {
 	// bytewise: tee is refused (the pipe is non-blocking, say): a byte
 	// at a time.
 	bytewise bool
+	gate     *readGate // nil: reads are not cancellable
 }
 
 func (t *teeReader) Read(p []byte) (int, error) {
+	if t.gate != nil {
+		// tee waits, like a read, until the pipe holds something.
+		if err := t.gate.wait(t.fd); err != nil {
+			return 0, err
+		}
+	}
 	if t.bytewise {
 		return byteReader{t.f}.Read(p)
 	}

@@ -156,8 +156,8 @@ func lineRange(first, n int64) string {
 func (r *run) publish(p *kafka.Producer) error {
 	h := &r.hand
 	// The reader ends when the input does or when it next sends after
-	// publish stopped; a read blocked on a terminal that never delivers
-	// ends with the process (joinReader).
+	// publish stopped; joinReader waits for it, cancelling a read that
+	// waits (a terminal that never delivers) where it can.
 	go func() {
 		r.read()
 		h.mu.Lock()
@@ -271,8 +271,12 @@ func (r *run) publish(p *kafka.Producer) error {
 // comes before the summary. Publish has stopped taking input: the reader
 // then ends at its next step, unless it waits in a read begun before, or
 // in opening an input, which may never return (a terminal or a pipe that
-// delivers nothing more, a FIFO no writer opens). walpub does not wait for
-// that: it says so, and what the wait returns goes unnamed (final).
+// delivers nothing more, a FIFO no writer opens). A read of a file walpub
+// opened or was given (standard input) is cancelled (readGate), and the
+// reader ends. walpub does not wait for another (an Env.Stdin that is no
+// *os.File, or on a system without readGate), nor for an open (open(2)
+// of a FIFO cannot be cancelled): it says so, and what the wait returns
+// goes unnamed (final).
 func (r *run) joinReader() {
 	h := &r.hand
 	h.mu.Lock()
@@ -283,6 +287,10 @@ func (r *run) joinReader() {
 			h.final = true
 			r.notef("%s is not read: walpub ends while opening it waits", h.opening)
 			return
+		case in != nil && in.blocked && in.cancel != nil:
+			// The read ends (errCanceled), then the reader.
+			in.cancel()
+			in.cancel = nil
 		case in != nil && in.blocked:
 			h.final = true
 			r.notef("%s: walpub ends while a read of it waits: what that read returns is not journaled", in.name)
@@ -314,13 +322,20 @@ type inputReader struct {
 	flush func() bool
 	held  func() (line, bytes int64) // nil: every byte read is held (--whole)
 	read  int64                      // bytes read so far
-	cut   atomic.Bool
-	noted atomic.Bool // the bytes cut have been named
+	// cancel ends a read that waits (readGate), making the reader
+	// end; nil if reads of this input cannot be cancelled.
+	cancel func()
+	cut    atomic.Bool
+	noted  atomic.Bool // the bytes cut have been named
 
 	// Guarded by run.hand.mu.
 	blocked             bool
 	heldLine, heldBytes int64
 }
+
+// readHook, if set (by tests), runs before each read of the input that
+// may wait, with the bytes held of the line begun.
+var readHook atomic.Pointer[func(held int64)]
 
 func (in *inputReader) Read(p []byte) (int, error) {
 	if in.interrupted() {
@@ -345,6 +360,9 @@ func (in *inputReader) Read(p []byte) (int, error) {
 	in.heldLine, in.heldBytes, in.blocked = line, held, true
 	h.wake.Broadcast()
 	h.mu.Unlock()
+	if hook := readHook.Load(); hook != nil {
+		(*hook)(held)
+	}
 	n, err := in.r.Read(p)
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -472,16 +490,28 @@ func (r *run) readFile(name string) bool {
 	} else {
 		name = "standard input"
 	}
+	// A read of a pipe or a terminal may wait forever: through a gate,
+	// joinReader can end it.
+	var gate *readGate
+	if f, ok := in.(*os.File); ok && !isRegular(f) {
+		gate = newReadGate()
+		defer gate.close()
+	}
 	if r.syncAlways() && !r.cfg.whole && !isRegular(in) {
 		// A line is durable before the next is read: from a pipe or a
 		// terminal, which does not give back what was read ahead, no
 		// read may go past the line's end. A regular file is read
 		// ahead: what is read from it stays there.
 		var release func()
-		in, release = lineBounded(in)
+		in, release = lineBounded(in, gate)
 		defer release()
+	} else if f, ok := in.(*os.File); ok {
+		in = gated(f, gate)
 	}
 	ir := &inputReader{r: in, run: r, name: name, intr: r.interrupted}
+	if gate != nil {
+		ir.cancel = gate.cancel
+	}
 	r.hand.mu.Lock()
 	r.hand.input = ir
 	r.hand.mu.Unlock()

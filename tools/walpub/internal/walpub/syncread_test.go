@@ -85,7 +85,7 @@ func TestLineBoundedPipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	pw.Close()
-	in, release := lineBounded(pr)
+	in, release := lineBounded(pr, nil)
 	defer release()
 	var got []string
 	buf := make([]byte, 1<<10)
