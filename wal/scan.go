@@ -31,6 +31,9 @@ func (ld *loader) verifySegments() {
 	var jobs []*segScan
 	hwm := ld.st.hwm
 	for _, o := range ld.files {
+		if o.err == nil && o.s != nil && ld.reuse(o, through) {
+			continue
+		}
 		if o.err == nil && o.s != nil {
 			end := o.s.file.HoleFrom(0)
 			if o.s.id == hwm.Segment && hwm.Offset >= segment.HeaderSize {
@@ -46,6 +49,9 @@ func (ld *loader) verifySegments() {
 	scanJobs(jobs, workers)
 	for _, j := range jobs {
 		j.apply(through)
+		if ld.st.scans != nil && j.errs[0] == nil {
+			ld.keep(j.o, j.pieces[0].acks)
+		}
 	}
 }
 

@@ -133,6 +133,9 @@ type loaded struct {
 	haveEnc  bool
 	encPath  string
 	encBytes int64
+	// scans, in a read-only load: what was found of each segment file,
+	// for the next view to reuse (View.Reopen, segCache).
+	scans map[uint64]*segCache
 }
 
 // encrypted reports whether the log is encrypted: an encryption file, or
@@ -357,9 +360,18 @@ func lastNonZeroAt(r io.ReaderAt, from, size int64) (int64, error) {
 // check that the checkpoint's pending records are all there, count what
 // is pending.
 func load(fsys vfs.FS, dir string, mode loadMode) (_ *loaded, err error) {
+	return loadFrom(fsys, dir, mode, nil)
+}
+
+// loadFrom is load reusing prev, what an earlier read-only load found of
+// the segment files (segCache), for those unchanged since.
+func loadFrom(fsys vfs.FS, dir string, mode loadMode, prev map[uint64]*segCache) (_ *loaded, err error) {
 	ld := &loader{fsys: fsys, dir: dir, mode: mode, st: &loaded{tornFrom: -1},
-		sbPath: vfs.Join(dir, index.SuperblockName), ckPath: vfs.Join(dir, index.CheckpointName)}
+		sbPath: vfs.Join(dir, index.SuperblockName), ckPath: vfs.Join(dir, index.CheckpointName), prev: prev}
 	st := ld.st
+	if mode == loadRead {
+		st.scans = map[uint64]*segCache{}
+	}
 	defer func() {
 		if err != nil {
 			for _, s := range st.segs {
@@ -426,6 +438,9 @@ type loader struct {
 	mark           pos        // the durable mark (see setMark)
 	files          []*opened  // the segments opened, in order (leftovers not)
 	replay         []ackRange // ack frames of segments the checkpoint does not cover
+
+	// prev: what an earlier read-only load found, to reuse (loadFrom).
+	prev map[uint64]*segCache
 }
 
 // opened is one segment file as openSegments and verifySegments found it.

@@ -106,12 +106,26 @@ type RecordInfo struct {
 // middle of a frame) is reported.
 func OpenView(dir string) (*View, error) { return openView(vfs.OS, dir) }
 
+// Reopen returns a new view of the log in v's directory, as OpenView
+// does, except that it reads and verifies again only the segment files
+// that are new since v was opened, the last one (which a writer appends
+// to) and those that changed (another file, or its size, modification
+// time or header, or data past where v found it ended): of a file that v
+// found sound and sealed, it takes what v found. A tool that looks at a
+// live log again and again (walcat follow) so reads about its newest
+// data each time, not its whole history. The key (SetKey) is not carried
+// over. v may be closed already.
+func (v *View) Reopen() (*View, error) { return openViewFrom(vfs.OS, v.dir, v.st.scans) }
+
 // openView is OpenView on the file system fsys.
-func openView(fsys vfs.FS, dir string) (*View, error) {
+func openView(fsys vfs.FS, dir string) (*View, error) { return openViewFrom(fsys, dir, nil) }
+
+// openViewFrom is openView reusing prev (see Reopen).
+func openViewFrom(fsys vfs.FS, dir string, prev map[uint64]*segCache) (*View, error) {
 	var st *loaded
 	var err error
 	lookAgain(func() bool {
-		st, err = load(fsys, dir, loadRead)
+		st, err = loadFrom(fsys, dir, loadRead, prev)
 		return err == nil || !errors.Is(err, ErrCorrupt) && !errors.Is(err, errChanged)
 	})
 	if err != nil {
@@ -237,7 +251,24 @@ func (v *View) Close() error {
 	return err
 }
 
-// Info returns the summary of the log.
+// NextSeq returns the seq the next Append would get: Info's NextSeq,
+// without the reading of every record Info does.
+func (v *View) NextSeq() uint64 { return v.st.nextSeq }
+
+// Segments describes the segment files: Info's Segments, without the
+// reading of every record Info does.
+func (v *View) Segments() []SegmentInfo {
+	var segs []SegmentInfo
+	for _, s := range v.st.segs {
+		segs = append(segs, SegmentInfo{Path: s.file.Path, ID: s.id, FirstSeq: s.firstSeq, LastSeq: s.lastSeq,
+			Size: s.file.Size(), DataEnd: s.tail, Compacted: s.compacted(), Generation: s.gen,
+			Records: s.locs.Len(), Pending: s.pending})
+	}
+	return segs
+}
+
+// Info returns the summary of the log. It reads every record (to count
+// their bytes), verifying it as Records does.
 func (v *View) Info() Info {
 	st := v.st
 	in := Info{Dir: v.dir, NextSeq: st.nextSeq, TornOffset: st.tornFrom,
@@ -247,15 +278,12 @@ func (v *View) Info() Info {
 		in.TornBytes = st.tornTo - st.tornFrom
 	}
 	in.TornBytes += st.droppedBytes
-	for _, s := range st.segs {
-		si := SegmentInfo{Path: s.file.Path, ID: s.id, FirstSeq: s.firstSeq, LastSeq: s.lastSeq,
-			Size: s.file.Size(), DataEnd: s.tail, Compacted: s.compacted(), Generation: s.gen,
-			Records: s.locs.Len(), Pending: s.pending}
-		in.Segments = append(in.Segments, si)
+	in.Segments = v.Segments()
+	for i, si := range in.Segments {
 		in.DiskBytes += si.Size
 		in.Records += si.Records
-		in.Pending += s.pending
-		in.PendingBytes += s.pendingBytes
+		in.Pending += si.Pending
+		in.PendingBytes += st.segs[i].pendingBytes
 	}
 	in.Acked = in.Records - in.Pending
 	in.Encrypted = st.encrypted()

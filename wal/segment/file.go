@@ -219,6 +219,9 @@ func (s *File) Bytes() []byte { return s.m }
 // Size is the file's size.
 func (s *File) Size() int64 { return int64(len(s.m)) }
 
+// Stat returns the file's information.
+func (s *File) Stat() (fs.FileInfo, error) { return s.f.Stat() }
+
 // Sync makes everything stored into the mapping durable.
 func (s *File) Sync() error { return s.f.Sync() }
 

@@ -25,7 +25,9 @@ appended after them, by any process, until interrupted (Ctrl-C): like
 tail -f. It polls: every --interval it checks whether anything was
 appended (the segment files, and the bytes past the end of the data), and
 if so takes a fresh read-only look at the log (no lock, no byte changed)
-and prints the records with a higher seq than the last one printed. A
+and prints the records with a higher seq than the last one printed. A look
+reads and verifies what is new since the one before (the last segment,
+new and changed segment files), not the whole log again. A
 record acknowledged and reclaimed between two looks is not shown; follow
 says so on stderr. The output flags are dump's, --key-file included.
 
@@ -104,6 +106,9 @@ type follower struct {
 	failed  int    // looks in a row that failed
 	waiting bool   // said that DIR does not exist yet
 	quiet   *quiet // what the last good look saw at the end of the log
+	// prev is the last good look's view (closed): the next look reads
+	// what changed since (wal.View.Reopen); nil: read the whole log.
+	prev *wal.View
 
 	// What the last good look saw of the log, to tell that it was
 	// replaced (see replaced).
@@ -116,8 +121,7 @@ type follower struct {
 // quiet is the end of the log as a look saw it. While the segment files
 // are the same and the bytes where the next frame would go are still
 // zero, nothing was appended (a frame header is never all zeros: its seq
-// is not 0), so follow need not take a fresh look, which verifies the
-// whole log.
+// is not 0), so follow need not take a fresh look.
 type quiet struct {
 	names   []string    // the segment files, sorted
 	last    string      // the last segment's path
@@ -184,17 +188,17 @@ func (f *follower) unchanged() bool {
 // describes it.
 func (f *follower) remember(v *wal.View, dirInfo fs.FileInfo) {
 	f.quiet = nil
-	in := v.Info()
-	f.dirInfo, f.seenNext, f.seenSeg = dirInfo, in.NextSeq, 0
+	next := v.NextSeq()
+	f.dirInfo, f.seenNext, f.seenSeg = dirInfo, next, 0
 	// The last record, printed or not (-n 0), tells a log created anew
 	// with as many records or more.
 	f.lastData = nil
-	if in.NextSeq > 1 {
-		if data, ok := recordData(v, in.NextSeq-1); ok {
+	if next > 1 {
+		if data, ok := recordData(v, next-1); ok {
 			f.lastData = append([]byte(nil), data...)
 		}
 	}
-	segs := in.Segments
+	segs := v.Segments()
 	if len(segs) == 0 {
 		return
 	}
@@ -224,11 +228,11 @@ func (f *follower) replaced(v *wal.View, dirInfo fs.FileInfo) bool {
 	if f.dirInfo == nil {
 		return false // no look saw a log yet
 	}
-	in := v.Info()
+	segs := v.Segments()
 	switch {
-	case !os.SameFile(dirInfo, f.dirInfo), in.NextSeq < f.seenNext:
+	case !os.SameFile(dirInfo, f.dirInfo), v.NextSeq() < f.seenNext:
 		return true
-	case len(in.Segments) > 0 && in.Segments[len(in.Segments)-1].ID < f.seenSeg:
+	case len(segs) > 0 && segs[len(segs)-1].ID < f.seenSeg:
 		return true
 	case f.lastData == nil:
 		return false
@@ -252,7 +256,7 @@ func recordData(v *wal.View, seq uint64) ([]byte, bool) {
 // restart forgets the log followed until now, so that the next one at
 // DIR is shown from its first record.
 func (f *follower) restart() {
-	f.next, f.shown, f.quiet = 1, false, nil
+	f.next, f.shown, f.quiet, f.prev = 1, false, nil, nil
 	f.dirInfo, f.seenNext, f.seenSeg, f.lastData = nil, 0, 0, nil
 }
 
@@ -279,15 +283,22 @@ func (f *follower) look() (code int, done bool) {
 	}
 	var v *wal.View
 	if err == nil {
-		v, err = f.p.opts.openView(f.dir)
+		v, err = f.p.opts.reopenView(f.prev, f.dir)
+	}
+	if err == nil && f.replaced(v, fi) {
+		f.c.errorf("follow: the log in %s was replaced (deleted and created anew, or cut); showing the new one from its first record", f.dir)
+		if f.prev != nil {
+			// A new log, or one cut: nothing of the last look's is
+			// taken for it.
+			v.Close()
+			v, err = f.p.opts.openView(f.dir)
+		}
+		f.restart()
 	}
 	if err == nil {
-		if f.replaced(v, fi) {
-			f.c.errorf("follow: the log in %s was replaced (deleted and created anew, or cut); showing the new one from its first record", f.dir)
-			f.restart()
-		}
 		if err = f.printNew(v); err == nil {
 			f.remember(v, fi)
+			f.prev = v
 		} else {
 			f.quiet = nil
 		}
@@ -319,7 +330,7 @@ func (f *follower) look() (code int, done bool) {
 
 func (f *follower) printNew(v *wal.View) error {
 	if f.next == 0 {
-		next := v.Info().NextSeq
+		next := v.NextSeq()
 		f.next = 1
 		if next > f.lastN {
 			f.next = max(next-f.lastN, 1)

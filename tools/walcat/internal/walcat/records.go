@@ -49,7 +49,19 @@ func (o *printOpts) register(fs *flag.FlagSet) {
 // openView opens the view of dir, given the key if the log is encrypted
 // and a key file was given.
 func (o *printOpts) openView(dir string) (*wal.View, error) {
-	v, err := wal.OpenView(dir)
+	return o.reopenView(nil, dir)
+}
+
+// reopenView is openView reading only what changed since prev, the view
+// before (wal.View.Reopen), if not nil.
+func (o *printOpts) reopenView(prev *wal.View, dir string) (*wal.View, error) {
+	var v *wal.View
+	var err error
+	if prev != nil {
+		v, err = prev.Reopen()
+	} else {
+		v, err = wal.OpenView(dir)
+	}
 	if err != nil {
 		return nil, err
 	}
