@@ -363,8 +363,14 @@ func TestPowerCut(t *testing.T) {
 			}
 		}
 		for _, step := range cutSteps {
-			if firedBy[step.name] == 0 {
+			switch {
+			case firedBy[step.name] > 0:
+			case base == 1:
 				t.Errorf("%s: no run cut the power at %s", pol.name, step.name)
+			default:
+				// Another seed may pick operations the run never
+				// reaches: it explores, the fixed seeds cover.
+				t.Logf("%s: no run cut the power at %s with this seed", pol.name, step.name)
 			}
 		}
 		summary = append(summary, fmt.Sprintf("%-7s %3d cuts (%d at their step): records written %d, promised %d, kept %d; %d cuts lost unpromised records, %d cut damage (TornBytes > 0)",
