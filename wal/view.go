@@ -267,6 +267,10 @@ func (v *View) Segments() []SegmentInfo {
 	return segs
 }
 
+// Encrypted reports whether the log is encrypted: Info's Encrypted,
+// without the reading of every record Info does.
+func (v *View) Encrypted() bool { return v.st.encrypted() }
+
 // Info returns the summary of the log. It reads every record (to count
 // their bytes), verifying it as Records does.
 func (v *View) Info() Info {

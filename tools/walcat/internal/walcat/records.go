@@ -65,7 +65,9 @@ func (o *printOpts) reopenView(prev *wal.View, dir string) (*wal.View, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.key != nil && v.Info().Encrypted {
+	// Encrypted, not Info: Info reads every record, and a look of
+	// follow would read the whole log again.
+	if o.key != nil && v.Encrypted() {
 		if err := v.SetKey(o.key); err != nil {
 			v.Close()
 			return nil, fmt.Errorf("the key in %s is not the key of %s: %w", o.keyFile, dir, err)
