@@ -2,6 +2,7 @@ package wal
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -30,7 +31,8 @@ type RequeueReport struct {
 // Repair cut off: every record its side files ("repair-<time>.cut" in dir)
 // hold that still reads whole and that they do not say is acknowledged.
 // The records come back under new seqs, oldest side file first, in the
-// order each side file holds them, with their bytes as they were
+// order the log held them (segment by segment, by offset: a batch whose
+// middle a cut took, Repair then cut at its start, comes back whole), with their bytes as they were
 // appended (stored as opts say: compressed, encrypted). Which of them are
 // acknowledged is known from the ack frames and the checkpoint the side
 // file holds: a record whose acknowledgement was elsewhere is appended
@@ -221,27 +223,78 @@ func sideRecords(fsys vfs.FS, path string, sl *segment.Sealer) func(func(RecordI
 				}
 				return false
 			}
-			var buf []byte
+			// Each segment's pieces are read in the log's order, one
+			// stream: a batch may begin in one piece and end in the next
+			// (Repair cut it at damage in its middle, then at its start,
+			// the log then ending in a batch without its commit frame).
+			var segs []cutPiece
 			for _, p := range pieces {
-				if _, ok := segment.ParseName(p.name); !ok {
-					continue
+				if _, ok := segment.ParseName(p.name); ok {
+					segs = append(segs, p)
 				}
-				// Offsets in the side file, not in the segment it came from.
-				moved := func(ce *CorruptionError) *CorruptionError {
-					ce.Reason = fmt.Sprintf("%s (cut from %s at offset %d)", ce.Reason, p.name, ce.Offset)
-					ce.Path, ce.Offset = path, p.at+ce.Offset-p.off
-					return ce
-				}
-				inSide := func(r RecordInfo, err error) bool {
-					if ce := (*CorruptionError)(nil); errors.As(err, &ce) {
-						return yield(r, moved(ce))
+			}
+			slices.SortStableFunc(segs, func(a, b cutPiece) int {
+				ia, _ := segment.ParseName(a.name)
+				ib, _ := segment.ParseName(b.name)
+				return cmp.Or(cmp.Compare(ia, ib), cmp.Compare(a.off, b.off))
+			})
+			// pieceAt returns the piece that holds the side file's offset
+			// at: a frame starts in its piece.
+			all := segs
+			pieceAt := func(at int64) cutPiece {
+				for _, p := range all {
+					if at >= p.at && at < p.at+max(int64(len(p.b)), 1) {
+						return p
 					}
-					if err == nil {
-						r.Path, r.Offset = path, p.at+r.Offset-p.off
-					}
-					return yield(r, err)
 				}
-				if !salvagePieceRecords(path, p, sl, &buf, isAcked, inSide) {
+				return cutPiece{}
+			}
+			// Offsets in the side file, not in the segment they came from.
+			inSide := func(r RecordInfo, err error) bool {
+				if ce := (*CorruptionError)(nil); errors.As(err, &ce) {
+					p := pieceAt(ce.Offset)
+					ce.Reason = fmt.Sprintf("%s (cut from %s at offset %d)", ce.Reason, p.name, ce.Offset-p.at+p.off)
+					ce.Path = path
+					return yield(r, ce)
+				}
+				if err == nil {
+					r.Path = path
+				}
+				return yield(r, err)
+			}
+			var buf []byte
+			for len(segs) > 0 {
+				n := 1
+				for n < len(segs) && segs[n].name == segs[0].name {
+					n++
+				}
+				group := segs[:n]
+				segs = segs[n:]
+				if !salvageRecords(path, sl, &buf, isAcked, inSide, func(record func(segment.Frame) bool, damage func(*CorruptionError) bool) bool {
+					for _, p := range group {
+						toSide := func(off int64) int64 { return p.at + off - p.off }
+						rec := func(fr segment.Frame) bool {
+							fr.Offset = toSide(fr.Offset)
+							return record(fr)
+						}
+						dmg := func(ce *CorruptionError) bool {
+							ce.Offset = toSide(ce.Offset)
+							return damage(ce)
+						}
+						if p.off == 0 {
+							if _, herr := segment.DecodeHeader(p.b); herr != nil {
+								_, reason := decodeCause(herr)
+								if !dmg(corrupt(path, 0, 0, FixCut, "segment header: %s", reason).causedBy(herr)) {
+									return false
+								}
+							}
+						}
+						if !salvagePiece(path, p, rec, dmg) {
+							return false
+						}
+					}
+					return true
+				}) {
 					return false
 				}
 			}
@@ -263,14 +316,4 @@ func salvagePiece(path string, p cutPiece, record func(segment.Frame) bool, dama
 		return damage(corrupt(path, p.off, 0, FixByHand, "side file: a piece of %s at offset %d, not where a frame can start", p.name, p.off))
 	}
 	return salvageWindow(path, p.b, p.off, record, damage)
-}
-
-// salvagePieceRecords is salvageSegment for piece p of a side file.
-func salvagePieceRecords(path string, p cutPiece, sl *segment.Sealer, buf *[]byte, isAcked func(uint64) bool, yield func(RecordInfo, error) bool) bool {
-	if p.off == 0 {
-		return salvageSegment(path, p.b, sl, buf, isAcked, yield)
-	}
-	return salvageRecords(path, sl, buf, isAcked, yield, func(record func(segment.Frame) bool, damage func(*CorruptionError) bool) bool {
-		return salvagePiece(path, p, record, damage)
-	})
 }

@@ -22,7 +22,9 @@ import (
 // unreadable bytes start, and the reading goes on at the next frame that
 // verifies: an error is a report, not the end. A batch whose commit frame
 // is missing is left out and reported (it was never acknowledged as
-// written). A damaged segment header is reported, and the file's frames
+// written); one that damage interrupts is yielded where a commit frame, or
+// a frame that is not the batch's, reads after the damage (the log went on
+// past the batch only once it was committed). A damaged segment header is reported, and the file's frames
 // are read all the same. The search for the next valid frame after damage
 // does work bounded by a few times the file's size: bytes crafted to look
 // like frames can make it stop, and the rest of that file is then
@@ -177,13 +179,32 @@ func salvageSegment(path string, b []byte, sl *segment.Sealer, buf *[]byte, isAc
 // salvageRecords yields the records of the frames that frames calls its
 // record callback with, and the damage it reports, as Salvage does: ack
 // frames checked, a batch's records held until its commit frame and
-// reported as damage without one. It reports whether yield always
-// returned true.
+// reported as damage without one. A batch that damage interrupts is held
+// on: its commit frame may be in the damage, and a frame read after it
+// says that the log went on past the batch, which it does only once the
+// batch is committed (a batch is written whole, and only a torn tail
+// lacks its commit frame); its records are then yielded. It reports
+// whether yield always returned true.
 func salvageRecords(path string, sl *segment.Sealer, buf *[]byte, isAcked func(uint64) bool, yield func(RecordInfo, error) bool,
 	frames func(record func(segment.Frame) bool, damage func(*CorruptionError) bool) bool) bool {
 	// A batch's records wait for its commit frame.
 	var batch []segment.Frame
+	// held: damage came after the batch began.
+	held := false
+	flush := func() bool {
+		frames := batch
+		batch, held = nil, false
+		for _, fr := range frames {
+			if !salvageRecord(path, fr, sl, buf, isAcked, yield) {
+				return false
+			}
+		}
+		return true
+	}
 	more := frames(func(fr segment.Frame) bool {
+		if held && !(fr.InBatch() && !fr.Commits()) && !flush() {
+			return false
+		}
 		if fr.IsAck() {
 			if derr := index.DecodeAckPayload(fr.Payload, func(uint64, uint64) {}); derr != nil {
 				return yield(RecordInfo{}, corrupt(path, fr.Offset, 0, FixCut, "malformed ack frame"))
@@ -195,22 +216,17 @@ func salvageRecords(path string, sl *segment.Sealer, buf *[]byte, isAcked func(u
 			if !fr.Commits() {
 				return true
 			}
-			frames := batch
-			batch = nil
-			for _, fr := range frames {
-				if !salvageRecord(path, fr, sl, buf, isAcked, yield) {
-					return false
-				}
-			}
-			return true
+			return flush()
 		}
 		if !dropBatch(path, &batch, yield) {
 			return false
 		}
 		return salvageRecord(path, fr, sl, buf, isAcked, yield)
 	}, func(ce *CorruptionError) bool {
-		return dropBatch(path, &batch, yield) && yield(RecordInfo{}, ce)
+		held = held || len(batch) > 0
+		return yield(RecordInfo{}, ce)
 	})
+	held = false
 	return more && dropBatch(path, &batch, yield)
 }
 

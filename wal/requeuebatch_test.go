@@ -1,0 +1,77 @@
+package wal
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestRequeueCutBatchCutInMiddle: a committed batch of AppendBatch whose
+// middle record is damaged is cut there by Repair, and then, as a batch
+// without its commit frame at the log's end, at its start: its records
+// before the damaged one go into the side file as a piece of their own,
+// after the piece that holds the rest of the batch and its commit frame.
+// Every record of the batch but the damaged one reads whole and must
+// come back, as Salvage yields them from the log before the repair.
+func TestRequeueCutBatchCutInMiddle(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	l := mustOpen(t, dir, WithSegmentSize(smallSeg))
+	if _, err := l.Append([]byte("before the batch")); err != nil {
+		t.Fatal(err)
+	}
+	var batch [][]byte
+	for i := range 10 {
+		batch = append(batch, fmt.Appendf(nil, "batch record %d", i))
+	}
+	first, err := l.AppendBatch(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, l)
+	damaged := first + 4
+	flipAt(t, dir, damaged)
+	// Salvage, before the repair, yields the batch's records before the
+	// damage too: its commit frame reads after it.
+	var salvaged []string
+	for r, err := range Salvage(dir) {
+		if err == nil {
+			salvaged = append(salvaged, string(r.Data))
+		}
+	}
+	want := []string{"before the batch"}
+	for i, b := range batch {
+		if first+uint64(i) != damaged {
+			want = append(want, string(b))
+		}
+	}
+	if !slices.Equal(salvaged, want) {
+		t.Fatalf("Salvage yielded\n%q\nwant\n%q", salvaged, want)
+	}
+	rep, err := Repair(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rq, err := RequeueCut(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The damage names the side file, and the segment and offset the
+	// bytes were cut from.
+	for _, err := range rq.Damage {
+		if !strings.Contains(err.Error(), rep.SideFile+" at offset ") || !strings.Contains(err.Error(), "(cut from 00000000000000000001.seg at offset ") {
+			t.Errorf("damage %q does not name the side file and the piece", err)
+		}
+	}
+	l = mustOpen(t, dir)
+	var got []string
+	for _, r := range pendingOf(t, l) {
+		got = append(got, string(r.Data))
+	}
+	mustClose(t, l)
+	// Every record but the damaged one, in the order the log held them.
+	if !slices.Equal(got, want) {
+		t.Fatalf("pending after the requeue:\n%q\nwant\n%q\n(repair %+v, requeue %+v)", got, want, rep, rq)
+	}
+}
