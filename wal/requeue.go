@@ -39,7 +39,8 @@ type RequeueReport struct {
 // again all the same (delivered twice at worst, never lost), and so is a
 // record a side file holds twice (the leftover of an interrupted merge).
 // Damage in a side file is reported, not appended, and the reading goes
-// on after it, as for Salvage.
+// on after it, as for Salvage, with work bounded over each side file as a
+// whole (see sideWork), however many pieces it holds.
 //
 // Each side file's records are appended and synced before it is renamed
 // to "<name>.requeued": a crash in between appends them again the next
@@ -195,9 +196,10 @@ func sideRecords(fsys vfs.FS, path string, sl *segment.Sealer) func(func(RecordI
 			pieces, perr := cutPieces(path, b)
 			var acked []ackRange
 			var ckpts []index.Checkpoint
+			work := sideWork(len(b))
 			for _, p := range pieces {
 				if _, ok := segment.ParseName(p.name); ok {
-					salvagePiece(path, p, func(fr segment.Frame) bool {
+					salvagePiece(path, p, &work, func(fr segment.Frame) bool {
 						if fr.IsAck() {
 							_ = index.DecodeAckPayload(fr.Payload, func(start, n uint64) {
 								acked = append(acked, ackRange{start, n})
@@ -263,6 +265,7 @@ func sideRecords(fsys vfs.FS, path string, sl *segment.Sealer) func(func(RecordI
 				return yield(r, err)
 			}
 			var buf []byte
+			work = sideWork(len(b))
 			for len(segs) > 0 {
 				n := 1
 				for n < len(segs) && segs[n].name == segs[0].name {
@@ -289,7 +292,7 @@ func sideRecords(fsys vfs.FS, path string, sl *segment.Sealer) func(func(RecordI
 								}
 							}
 						}
-						if !salvagePiece(path, p, rec, dmg) {
+						if !salvagePiece(path, p, &work, rec, dmg) {
 							return false
 						}
 					}
@@ -309,11 +312,20 @@ func sideRecords(fsys vfs.FS, path string, sl *segment.Sealer) func(func(RecordI
 	}
 }
 
+// sideWork is the bound on the bytes hashed beyond a side file's own in
+// one reading of it (of size bytes), over all its pieces: the search for
+// a frame after damage, and the zeros after a piece's last frame (see
+// frameWithZeros). A few times its size, as for a segment (NewResync),
+// and room for the zeros of a few of the largest frames cut short: a
+// side file crafted of many small pieces, each claiming a frame that runs
+// far past it, is read in time bounded by its size.
+func sideWork(size int) int64 { return 4*int64(size) + 2*maxZeroTailFrame + 1<<20 }
+
 // salvagePiece calls salvageWindow on the bytes of piece p: a whole
 // segment file (from offset 0) or what a cut moved from its offset on.
-func salvagePiece(path string, p cutPiece, record func(segment.Frame) bool, damage func(*CorruptionError) bool) bool {
+func salvagePiece(path string, p cutPiece, work *int64, record func(segment.Frame) bool, damage func(*CorruptionError) bool) bool {
 	if p.off%segment.Align != 0 || p.off > 0 && p.off < segment.HeaderSize {
 		return damage(corrupt(path, p.off, 0, FixByHand, "side file: a piece of %s at offset %d, not where a frame can start", p.name, p.off))
 	}
-	return salvageWindow(path, p.b, p.off, record, damage)
+	return salvageWindow(path, p.b, p.off, work, record, damage)
 }

@@ -235,7 +235,7 @@ func salvageRecords(path string, sl *segment.Sealer, buf *[]byte, isAcked func(u
 // first unreadable offset to the next frame that verifies (or the end of
 // the data). It reports whether both callbacks always returned true.
 func salvageFrames(path string, b []byte, record func(segment.Frame) bool, damage func(*CorruptionError) bool) bool {
-	return salvageWindow(path, b, 0, record, damage)
+	return salvageWindow(path, b, 0, nil, record, damage)
 }
 
 // salvageWindow is salvageFrames for the bytes of a segment from offset
@@ -243,12 +243,20 @@ func salvageFrames(path string, b []byte, record func(segment.Frame) bool, damag
 // included), with every offset the segment's. A window's frames start at
 // base, and the frame it ends in is read as if zeros followed: what a
 // cut moved aside leaves out the zeros it ended with (see frameWithZeros).
-func salvageWindow(path string, b []byte, base int64, record func(segment.Frame) bool, damage func(*CorruptionError) bool) bool {
+// work, if not nil, is the bound on the bytes hashed beyond those of b
+// (the search after damage, zeros after b) that the windows of one file
+// share: what this one leaves of it is stored back; nil, a bound of b's
+// own (NewResync's).
+func salvageWindow(path string, b []byte, base int64, work *int64, record func(segment.Frame) bool, damage func(*CorruptionError) bool) bool {
 	sc := segment.NewScanner(b, segment.HeaderSize)
 	if base > 0 {
 		sc = segment.NewScannerAt(b, base, base)
 	}
 	resync := segment.NewResyncAt(b, base)
+	if work != nil {
+		resync.SetBudget(*work)
+		defer func() { *work = resync.Budget() }()
+	}
 	// Where the search's bound on work cuts it short (bytes crafted to
 	// look like frames), the rest of the file is reported unread.
 	const stopped = "the search for a valid frame stopped at offset %d (too many damaged frame headers); the rest of the file is not read"
@@ -263,7 +271,7 @@ func salvageWindow(path string, b []byte, base int64, record func(segment.Frame)
 			return true // the end of b
 		}
 		if errors.Is(err, segment.ErrPartial) {
-			fr, ferr := frameWithZeros(b[off-base:], off)
+			fr, ferr := frameWithZeros(b[off-base:], off, resync)
 			switch {
 			case ferr == nil:
 				return record(fr)
@@ -348,8 +356,11 @@ const maxZeroTailFrame = 64 << 20
 // aside a segment's bytes up to the last non-zero one, so the last frame
 // of what it moved may lack its trailing zeros: its padding, a payload
 // that ends in zeros, even the end of its header. The frame is copied
-// whole; one of more than maxZeroTailFrame bytes is not read.
-func frameWithZeros(rest []byte, off int64) (segment.Frame, error) {
+// whole; one of more than maxZeroTailFrame bytes is not read, nor one
+// whose zeros after rest are more than the bytes work may still hash (they
+// are taken from it: a file of many pieces, each ending in a frame that
+// claims to run far past it, costs no more than the bound).
+func frameWithZeros(rest []byte, off int64, work *segment.Resync) (segment.Frame, error) {
 	var h [segment.FrameHeaderSize]byte
 	copy(h[:], rest)
 	if segment.AllZero(h[:]) {
@@ -363,7 +374,12 @@ func frameWithZeros(rest []byte, off int64) (segment.Frame, error) {
 	if size > maxZeroTailFrame {
 		return segment.Frame{}, &segment.Error{Offset: off, Reason: fmt.Sprintf("frame of %d bytes, cut short, not read (more than %d)", size, maxZeroTailFrame)}
 	}
-	buf := make([]byte, size) // rest is shorter: the frame runs past it
+	zeros := int64(size - len(rest)) // rest is shorter: the frame runs past it
+	if zeros > work.Budget() {
+		return segment.Frame{}, &segment.Error{Offset: off, Reason: fmt.Sprintf("frame of %d bytes, cut short, not read (the bound on work for the file is spent)", size)}
+	}
+	work.SetBudget(work.Budget() - zeros)
+	buf := make([]byte, size)
 	copy(buf, rest)
 	sc := segment.NewScannerAt(buf, off, off)
 	if !sc.Next() {

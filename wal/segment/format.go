@@ -553,6 +553,14 @@ func NewResyncAt(win []byte, base int64) *Resync {
 	return r
 }
 
+// Budget returns how many bytes the Resync may still hash.
+func (r *Resync) Budget() int64 { return r.budget }
+
+// SetBudget sets how many bytes the Resync may still hash: a reader of
+// many windows of one file (the pieces of what Repair moved aside) shares
+// one bound over them, passing what one left to the next.
+func (r *Resync) SetBudget(n int64) { r.budget = n }
+
 // Next returns the offset of the first frame at or after off (aligned)
 // that decodes without error, or -1 when there is none; sure is true.
 // When the bound on work is reached first, it returns the offset of the
