@@ -330,6 +330,11 @@ func salvageRecord(path string, fr segment.Frame, sl *segment.Sealer, buf *[]byt
 			data = append((*buf)[:0], data...)
 		}
 		*buf = data
+		if data == nil {
+			// An empty record, opened: nil Data is an encrypted record
+			// not opened (no key).
+			data = []byte{}
+		}
 	}
 	return yield(RecordInfo{Seq: fr.Seq, Path: path, Offset: fr.Offset, Size: int(fr.RawLen),
 		StoredSize: len(fr.Payload), Compressed: fr.Compressed(), Encrypted: fr.Encrypted(),

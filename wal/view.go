@@ -384,6 +384,11 @@ func (v *View) recordsIn(s *seg, from, to uint64, withData bool, buf *[]byte, yi
 			if fr.Compressed() || fr.Encrypted() {
 				*buf = data
 			}
+			if data == nil {
+				// An empty record, opened: nil Data is an encrypted
+				// record not opened (no key).
+				data = []byte{}
+			}
 		}
 		r := RecordInfo{Seq: fr.Seq, Path: s.file.Path, Offset: fr.Offset, Size: int(fr.RawLen),
 			StoredSize: len(fr.Payload), Compressed: fr.Compressed(), Encrypted: fr.Encrypted(),
