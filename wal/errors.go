@@ -47,6 +47,9 @@ type CorruptionError struct {
 
 	fix   Fix    // what Repair does about it
 	aside string // with FixMoveAside: the metadata file to move aside
+	// batch: with FixCut, the offset of the first frame of the batch
+	// Offset is in, if it is in one (0: none).
+	batch int64
 }
 
 // Fix says what Repair does about a CorruptionError (see
@@ -55,7 +58,9 @@ type Fix uint8
 
 const (
 	// FixCut: cut Path at Offset, moving the rest of that segment and
-	// every later segment into a side file.
+	// every later segment into a side file; damage within a batch of
+	// AppendBatch is cut at the batch's first frame, so that the batch's
+	// frames go into one piece of the side file together.
 	FixCut Fix = iota
 	// FixResize: give the segment Path the size its header names: a short
 	// one is extended with zeros, bytes past the end of a long one are
@@ -94,6 +99,27 @@ func (f Fix) String() string {
 
 // Fix returns what Repair does about e.
 func (e *CorruptionError) Fix() Fix { return e.fix }
+
+// inBatch records that the damage e reports is within the batch whose
+// first frame is at offset start of the same file.
+func (e *CorruptionError) inBatch(start int64) {
+	if start > 0 && start < e.Offset {
+		e.batch = start
+	}
+}
+
+// cutOffset returns where Repair cuts for e (FixCut): at Offset, or at
+// the start of the batch Offset is in. Cutting at the damage would leave
+// the batch's frames before it at the end of the log without their
+// commit frame, which the next round would cut into another piece (or,
+// after an interrupted Repair, another side file), apart from the
+// batch's commit frame that says they were written.
+func (e *CorruptionError) cutOffset() int64 {
+	if e.batch > 0 {
+		return e.batch
+	}
+	return e.Offset
+}
 
 func (e *CorruptionError) Error() string {
 	s := fmt.Sprintf("wal: corrupt log: %s at offset %d", e.Path, e.Offset)

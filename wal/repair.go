@@ -25,7 +25,9 @@ type RepairReport struct {
 // finds it: a record that does not decode is damage too) so that it
 // opens again, moving every byte it cuts off into a side file in dir; it
 // never deletes data. Everything after the damage goes too: the rest of
-// the damaged segment and every later segment. Damaged or inconsistent
+// the damaged segment and every later segment; damage within a batch of
+// AppendBatch is cut at the batch's first frame, the batch going into the
+// side file whole. Damaged or inconsistent
 // metadata (superblock, checkpoint) is moved aside whole; acknowledgements
 // only it recorded are then lost, so some acknowledged records may be
 // pending again (at-least-once, never a loss). Segment files after a
@@ -200,7 +202,7 @@ func repair(fsys vfs.FS, dir string, key []byte) (rep RepairReport, err error) {
 				rep.Path, rep.Offset = ce.Path, ce.Offset
 			}
 		case FixCut:
-			return cutAt(fsys, dir, ce.Path, ce.Offset, movePiece, moveFile)
+			return cutAt(fsys, dir, ce.Path, ce.cutOffset(), movePiece, moveFile)
 		case FixCheckpoint:
 			err := rebuildCheckpoint(fsys, dir, lock)
 			if other := (*CorruptionError)(nil); errors.As(err, &other) && other.fix != FixCheckpoint {

@@ -2,19 +2,24 @@ package wal
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/walpub/walpub/wal/segment"
 )
 
 // TestRequeueCutBatchCutInMiddle: a committed batch of AppendBatch whose
-// middle record is damaged is cut there by Repair, and then, as a batch
-// without its commit frame at the log's end, at its start: its records
-// before the damaged one go into the side file as a piece of their own,
-// after the piece that holds the rest of the batch and its commit frame.
-// Every record of the batch but the damaged one reads whole and must
-// come back, as Salvage yields them from the log before the repair.
+// middle record is damaged was cut there by Repair (before it cut such
+// damage at the batch's start), and then, as a batch without its commit
+// frame at the log's end, at its start: its records before the damaged
+// one went into the side file as a piece of their own, after the piece
+// that holds the rest of the batch and its commit frame. The test lays
+// out that side file as Repair did. Every record of the batch but the
+// damaged one reads whole and must come back, as Salvage yields them
+// from the log before the repair.
 func TestRequeueCutBatchCutInMiddle(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "log")
 	l := mustOpen(t, dir, WithSegmentSize(smallSeg))
@@ -31,6 +36,21 @@ func TestRequeueCutBatchCutInMiddle(t *testing.T) {
 	}
 	mustClose(t, l)
 	damaged := first + 4
+	var batchAt, damagedAt int64
+	v, err := OpenView(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r, err := range v.Records(first, damaged) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Seq == first {
+			batchAt = r.Offset
+		}
+		damagedAt = r.Offset
+	}
+	v.Close()
 	flipAt(t, dir, damaged)
 	// Salvage, before the repair, yields the batch's records before the
 	// damage too: its commit frame reads after it.
@@ -49,8 +69,29 @@ func TestRequeueCutBatchCutInMiddle(t *testing.T) {
 	if !slices.Equal(salvaged, want) {
 		t.Fatalf("Salvage yielded\n%q\nwant\n%q", salvaged, want)
 	}
-	rep, err := Repair(dir)
+	// Repair's two cuts: at the damage, then at the batch's start.
+	seg := segFiles(t, dir)[0]
+	b, err := os.ReadFile(seg)
 	if err != nil {
+		t.Fatal(err)
+	}
+	end := segment.LastNonZero(b, damagedAt)
+	side := fmt.Appendf(nil, "walpub-repair %s %d %d\n", filepath.Base(seg), damagedAt, end-damagedAt)
+	side = append(side, b[damagedAt:end]...)
+	bEnd := segment.LastNonZero(b[:damagedAt], batchAt)
+	side = fmt.Appendf(side, "walpub-repair %s %d %d\n", filepath.Base(seg), batchAt, bEnd-batchAt)
+	side = append(side, b[batchAt:bEnd]...)
+	clear(b[batchAt:])
+	rep := RepairReport{SideFile: filepath.Join(dir, "repair-20260101T000000.000000000Z.cut")}
+	if err := os.WriteFile(rep.SideFile, side, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(seg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The superblock's mark names the records cut: Repair moves it aside
+	// (into a side file of its own here).
+	if _, err := Repair(dir); err != nil {
 		t.Fatal(err)
 	}
 	rq, err := RequeueCut(dir)
@@ -72,6 +113,6 @@ func TestRequeueCutBatchCutInMiddle(t *testing.T) {
 	mustClose(t, l)
 	// Every record but the damaged one, in the order the log held them.
 	if !slices.Equal(got, want) {
-		t.Fatalf("pending after the requeue:\n%q\nwant\n%q\n(repair %+v, requeue %+v)", got, want, rep, rq)
+		t.Fatalf("pending after the requeue:\n%q\nwant\n%q\n(requeue %+v)", got, want, rq)
 	}
 }

@@ -636,6 +636,9 @@ func (fs *frameScan) finish(f *segment.File, sc *segment.Scanner) scanResult {
 		end = fs.batchStart
 	} else if damage != nil && fs.batchStart >= 0 {
 		end = fs.batchStart
+		if damage.Path == f.Path {
+			damage.inBatch(fs.batchStart)
+		}
 	}
 	// Whatever follows the end of the data must be zeros, unless it is a
 	// torn tail of the last segment. Only what the file system holds data

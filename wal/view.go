@@ -366,9 +366,23 @@ func (v *View) recordsIn(s *seg, from, to uint64, withData bool, buf *[]byte, yi
 	old := debug.SetPanicOnFault(true)
 	defer debug.SetPanicOnFault(old)
 	sc := segment.NewScanner(s.file.Bytes()[:s.tail], segment.HeaderSize)
+	// batchAt: the first frame of the batch fr is in, or -1 (a record
+	// that does not decode is cut at its batch's start: see cutOffset).
+	batchAt := int64(-1)
 	for sc.Next() {
 		fr := sc.Frame()
-		if fr.IsAck() || fr.Seq < from {
+		if fr.IsAck() {
+			continue
+		}
+		at := batchAt
+		if fr.InBatch() && at < 0 {
+			at = fr.Offset
+		}
+		batchAt = at
+		if !fr.InBatch() || fr.Commits() {
+			batchAt = -1
+		}
+		if fr.Seq < from {
 			continue
 		}
 		if to != 0 && fr.Seq > to {
@@ -378,6 +392,9 @@ func (v *View) recordsIn(s *seg, from, to uint64, withData bool, buf *[]byte, yi
 		if withData && (v.sealer != nil || !fr.Encrypted()) {
 			var derr error
 			if data, derr = decodeRecord(fr, s.file.Path, *buf, v.sealer); derr != nil {
+				if ce := (*CorruptionError)(nil); errors.As(derr, &ce) && at >= 0 {
+					ce.inBatch(at)
+				}
 				err = derr
 				return false
 			}
