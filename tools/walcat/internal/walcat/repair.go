@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/walpub/walpub/tools/internal/cliutil"
 	"github.com/walpub/walpub/wal"
+	"github.com/walpub/walpub/wal/index"
 )
 
 var repairCmd = &command{
@@ -73,6 +75,14 @@ func runRepair(ctx context.Context, c *cli, args []string) int {
 	}
 	w := c.stdout
 	encrypted, err := verifyWithKey(dir, key)
+	if key != nil && err != nil && !errors.Is(err, wal.ErrKey) {
+		// Damage the reading stopped at, perhaps before it could check
+		// the key: wal.RepairWithKey would check it only once it mended
+		// damage that keeps the log from loading.
+		if enc, kerr := keyOfDamaged(dir, key); kerr != nil {
+			encrypted, err = enc, kerr
+		}
+	}
 	if code, refused := c.keyRefused("repair", dir, *keyFile, encrypted, err); refused {
 		return code
 	}
@@ -228,6 +238,30 @@ func (c *cli) keyRefused(cmd, dir, keyFile string, encrypted bool, err error) (i
 		c.errorf("%s: the key in %s is not the key of %s: %v", cmd, keyFile, dir, err)
 		return ExitDamaged, true
 	}
+}
+
+// keyOfDamaged checks key against the damaged log in dir before any
+// repair, as far as the log tells without loading: the encryption file,
+// where it is intact, says whether key is the log's (wal.SalvageWithKey
+// checks it first); a log with neither that file nor an encrypted record
+// is not encrypted, and any key is refused for it (with ErrKey, as
+// View.SetKey refuses it). It also reports whether the log is encrypted.
+func keyOfDamaged(dir string, key []byte) (encrypted bool, err error) {
+	for _, err := range wal.SalvageWithKey(dir, key) {
+		if errors.Is(err, wal.ErrKey) {
+			return true, err
+		}
+		break
+	}
+	if _, err := os.Stat(filepath.Join(dir, index.EncryptionName)); err == nil {
+		return true, nil
+	}
+	for r, err := range wal.Salvage(dir) {
+		if err == nil && r.Encrypted {
+			return true, nil
+		}
+	}
+	return false, fmt.Errorf("%w: %s is not encrypted", wal.ErrKey, dir)
 }
 
 // verifyWithKey is wal.Verify, with the log's key (nil: none) checking
