@@ -252,7 +252,11 @@ func salvageWindow(path string, b []byte, base int64, work *int64, record func(s
 	if base > 0 {
 		sc = segment.NewScannerAt(b, base, base)
 	}
-	resync := segment.NewResyncAt(b, base)
+	// A whole file holds its zeros: no frame runs past its end.
+	resync := segment.NewResync(b)
+	if base > 0 {
+		resync = segment.NewResyncAt(b, base)
+	}
 	if work != nil {
 		resync.SetBudget(*work)
 		defer func() { *work = resync.Budget() }()

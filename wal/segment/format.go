@@ -565,12 +565,18 @@ func (r *Resync) SetBudget(n int64) { r.budget = n }
 // that decodes without error, or -1 when there is none; sure is true.
 // When the bound on work is reached first, it returns the offset of the
 // first candidate it could not check, with sure false: a frame may or may
-// not start there.
+// not start there. In a window (NewResyncAt), a candidate that runs past
+// its end and that the bound cannot afford is passed over: only the
+// window's last frame may run past it, so a frame found after it is the
+// next; if none is, the search ends unsure at it.
 func (r *Resync) Next(off int64) (next int64, sure bool) {
 	seg, base := r.seg, r.base
 	end := base + int64(len(seg))
 	off = (off + Align - 1) &^ (Align - 1)
 	off = max(off, HeaderSize, base)
+	// unsure: the first candidate running past the window's end that
+	// the bound kept from being checked, or -1.
+	unsure := int64(-1)
 	for ; off < end; off += Align {
 		h := seg[off-base : min(off-base+FrameHeaderSize, int64(len(seg)))]
 		if len(h) < FrameHeaderSize {
@@ -606,6 +612,19 @@ func (r *Resync) Next(off int64) (next int64, sure bool) {
 		}
 		cost := int64(FrameHeaderSize - 8 + int(stored))
 		if cost > r.budget {
+			if !fits {
+				// Only the window's last frame runs past its end: if
+				// this is one, no frame follows; if not (a header a
+				// payload happens to hold), one may. The search goes on,
+				// and ends unsure here if it finds none.
+				if unsure < 0 {
+					unsure = off
+				}
+				continue
+			}
+			if unsure >= 0 {
+				return unsure, false
+			}
 			return off, false
 		}
 		r.budget -= cost
@@ -614,6 +633,9 @@ func (r *Resync) Next(off int64) (next int64, sure bool) {
 			!fits && checksumZeroTail(h, seg[off-base:], FrameHeaderSize+int(stored)) == binary.LittleEndian.Uint64(h) {
 			return off, true
 		}
+	}
+	if unsure >= 0 {
+		return unsure, false
 	}
 	return -1, true
 }
