@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -33,6 +34,7 @@ import (
 	"github.com/walpub/walpub/tools/internal/binding"
 	"github.com/walpub/walpub/tools/internal/cliutil"
 	"github.com/walpub/walpub/wal"
+	"github.com/walpub/walpub/wal/index"
 )
 
 // Exit statuses.
@@ -661,7 +663,13 @@ func (r *run) main() int {
 func (r *run) repairAdvice(ce *wal.CorruptionError) string {
 	j := r.cfg.journal
 	key := ""
-	if r.cfg.journalKeyFile != "" {
+	// The key only for a journal that is encrypted: walcat repair refuses
+	// one for a journal that is not (--journal-key-file would have
+	// encrypted it from now on, but the damage came first). Its
+	// encryption file tells; a journal that lost it (a repair moved it
+	// aside) gets the advice without, and walcat asks for the key where
+	// it needs it.
+	if _, err := os.Stat(filepath.Join(j, index.EncryptionName)); err == nil && r.cfg.journalKeyFile != "" {
 		key = "--key-file " + r.cfg.journalKeyFile + " "
 	}
 	switch ce.Fix() {
