@@ -156,34 +156,55 @@ type cutPiece struct {
 // maxPieceLine bounds the line that starts a piece.
 const maxPieceLine = 512
 
+// pieceMark starts every piece line.
+var pieceMark = []byte("walpub-repair ")
+
 // cutPieces parses the side file whose bytes are b into its pieces
-// (see Repair). A malformed piece line, or a piece that runs past the end
-// of the file, is a *CorruptionError: the pieces before it are returned.
-func cutPieces(path string, b []byte) ([]cutPiece, error) {
-	var pieces []cutPiece
+// (see Repair). A malformed piece line, or one naming more bytes than
+// the file holds, is a *CorruptionError, and the parsing goes on at the
+// next piece line, if any (the bytes up to it are not read): a damaged
+// line costs its own piece, not every piece after it too.
+func cutPieces(path string, b []byte) (pieces []cutPiece, damage []error) {
 	for pos := int64(0); pos < int64(len(b)); {
-		line := b[pos:min(int64(len(b)), pos+maxPieceLine)]
-		nl := bytes.IndexByte(line, '\n')
-		bad := func(reason string) error {
-			return corrupt(path, pos, 0, FixByHand, "side file: %s", reason)
+		p, reason := cutPieceAt(b, pos)
+		if reason == "" {
+			pieces = append(pieces, p)
+			pos = p.at + int64(len(p.b))
+			continue
 		}
-		if nl < 0 {
-			return pieces, bad("no piece line")
+		next := bytes.Index(b[pos+1:], pieceMark)
+		skipped := "the rest of the side file is not read"
+		if next >= 0 {
+			skipped = fmt.Sprintf("skipped to the next piece line, at offset %d", pos+1+int64(next))
 		}
-		f := strings.Fields(string(line[:nl]))
-		if len(f) != 4 || f[0] != "walpub-repair" || filepath.Base(f[1]) != f[1] {
-			return pieces, bad(fmt.Sprintf("malformed piece line %q", line[:nl]))
+		damage = append(damage, corrupt(path, pos, 0, FixByHand, "side file: %s; %s", reason, skipped))
+		if next < 0 {
+			break
 		}
-		off, err1 := strconv.ParseInt(f[2], 10, 64)
-		n, err2 := strconv.ParseInt(f[3], 10, 64)
-		at := pos + int64(nl) + 1
-		if err1 != nil || err2 != nil || off < 0 || n < 0 || n > int64(len(b))-at {
-			return pieces, bad(fmt.Sprintf("piece line %q names bytes the side file does not hold", line[:nl]))
-		}
-		pieces = append(pieces, cutPiece{name: f[1], off: off, at: at, b: b[at : at+n]})
-		pos = at + n
+		pos += 1 + int64(next)
 	}
-	return pieces, nil
+	return pieces, damage
+}
+
+// cutPieceAt parses the piece whose line starts at pos in the side file
+// b, or says why it cannot.
+func cutPieceAt(b []byte, pos int64) (cutPiece, string) {
+	line := b[pos:min(int64(len(b)), pos+maxPieceLine)]
+	nl := bytes.IndexByte(line, '\n')
+	if nl < 0 {
+		return cutPiece{}, "no piece line"
+	}
+	f := strings.Fields(string(line[:nl]))
+	if len(f) != 4 || f[0] != "walpub-repair" || filepath.Base(f[1]) != f[1] {
+		return cutPiece{}, fmt.Sprintf("malformed piece line %q", line[:nl])
+	}
+	off, err1 := strconv.ParseInt(f[2], 10, 64)
+	n, err2 := strconv.ParseInt(f[3], 10, 64)
+	at := pos + int64(nl) + 1
+	if err1 != nil || err2 != nil || off < 0 || n < 0 || n > int64(len(b))-at {
+		return cutPiece{}, fmt.Sprintf("piece line %q names bytes the side file does not hold", line[:nl])
+	}
+	return cutPiece{name: f[1], off: off, at: at, b: b[at : at+n]}, ""
 }
 
 // sideRecords yields the records of the side file at path as Salvage
@@ -193,7 +214,7 @@ func cutPieces(path string, b []byte) ([]cutPiece, error) {
 func sideRecords(fsys vfs.FS, path string, sl *segment.Sealer) func(func(RecordInfo, error) bool) {
 	return func(yield func(RecordInfo, error) bool) {
 		more, err := withMapped(fsys, path, func(b []byte) bool {
-			pieces, perr := cutPieces(path, b)
+			pieces, perrs := cutPieces(path, b)
 			var acked []ackRange
 			var ckpts []index.Checkpoint
 			work := sideWork(len(b))
@@ -301,8 +322,10 @@ func sideRecords(fsys vfs.FS, path string, sl *segment.Sealer) func(func(RecordI
 					return false
 				}
 			}
-			if perr != nil {
-				return yield(RecordInfo{}, perr)
+			for _, err := range perrs {
+				if !yield(RecordInfo{}, err) {
+					return false
+				}
 			}
 			return true
 		})
