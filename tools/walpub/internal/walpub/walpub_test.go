@@ -486,8 +486,12 @@ func TestKilledProcessNoBroker(t *testing.T) {
 // run, every record the killed process journaled is on the topic
 // (duplicates allowed, no loss).
 func TestKilledProcessMidStream(t *testing.T) {
-	c := kfaketest.New(t, kfake.SeedTopics(1, "mid"))
-	killMidStream(t, c.ListenAddrs(), "mid")
+	topics := make([]string, killAttempts)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("mid-%d", i)
+	}
+	c := kfaketest.New(t, kfake.SeedTopics(1, topics...))
+	killMidStream(t, c.ListenAddrs(), func(i int) string { return topics[i] })
 }
 
 // TestKilledProcessMidStreamRealBroker is TestKilledProcessMidStream
@@ -497,10 +501,33 @@ func TestKilledProcessMidStreamRealBroker(t *testing.T) {
 	if brokers == "" {
 		t.Skip("KAFKA_BROKERS is not set: start a broker with scripts/kafka.sh start; eval \"$(scripts/kafka.sh env)\"")
 	}
-	killMidStream(t, strings.Split(brokers, ","), fmt.Sprintf("walpub-tool-kill-%d", time.Now().UnixNano()))
+	killMidStream(t, strings.Split(brokers, ","), func(int) string { return fmt.Sprintf("walpub-tool-kill-%d", time.Now().UnixNano()) })
 }
 
-func killMidStream(t *testing.T, addrs []string, topic string) {
+// killAttempts bounds the tries of killMidStream at killing the child
+// while records are unconfirmed.
+const killAttempts = 5
+
+// killMidStream kills a walpub child publishing to a topic (topic(i) for
+// try i) while it has records journaled and unconfirmed, then checks that
+// the next run sends every journaled record. The kill comes once progress
+// shows records both confirmed and pending; the broker may have confirmed
+// the rest by then (the progress line is a second old at most), so a
+// try that killed a child with nothing unconfirmed, which would check no
+// recovery, is made again, on a new journal and topic, up to killAttempts
+// times.
+func killMidStream(t *testing.T, addrs []string, topic func(try int) string) {
+	for try := range killAttempts {
+		if killMidStreamOnce(t, addrs, topic(try)) {
+			return
+		}
+	}
+	t.Fatalf("in %d tries, the child was killed each time with none of its journaled records unconfirmed: not mid-stream", killAttempts)
+}
+
+// killMidStreamOnce is one try of killMidStream; it reports false, having
+// checked nothing, if the child had nothing unconfirmed when killed.
+func killMidStreamOnce(t *testing.T, addrs []string, topic string) bool {
 	url := "kafka://" + strings.Join(addrs, ",") + "/" + topic
 	dir := t.TempDir()
 	journal := filepath.Join(dir, "j")
@@ -568,7 +595,8 @@ func killMidStream(t *testing.T, addrs []string, topic string) {
 	if pending == 0 {
 		// Everything was confirmed before the kill: the next run has
 		// nothing to resend, and the test would check no recovery.
-		t.Fatalf("the child was killed with none of its %d journaled records unconfirmed: not mid-stream", len(journaled))
+		t.Logf("the child was killed with none of its %d journaled records unconfirmed: not mid-stream; again", len(journaled))
+		return false
 	}
 
 	r := walpub(t, "", "--journal", journal, url)
@@ -597,6 +625,7 @@ func killMidStream(t *testing.T, addrs []string, topic string) {
 		t.Fatalf("%d of %d journaled records lost", lost, len(journaled))
 	}
 	t.Logf("all %d journaled records on the topic, %d duplicates", len(journaled), dups)
+	return true
 }
 
 func TestUsageErrors(t *testing.T) {
