@@ -103,6 +103,7 @@ type Log struct {
 	sealer *segment.Sealer
 
 	prepKick    chan struct{}
+	dirKick     chan struct{} // a rotation renamed a file: dirSyncer makes the name durable
 	compactKick chan struct{}
 	quit        chan struct{}
 	// closeDone is closed when the Close that does the work returns:
@@ -169,7 +170,7 @@ func Open(dir string, opts ...Option) (*Log, error) {
 // starts its goroutines. Close releases the lock only if ownLock is set.
 func openLocked(dir string, cfg config, lock vfs.File, mode loadMode) (*Log, error) {
 	l := &Log{dir: dir, cfg: cfg, fs: cfg.fs, log: cfg.logger, lock: lock,
-		prepKick: make(chan struct{}, 1), compactKick: make(chan struct{}, 1), quit: make(chan struct{}),
+		prepKick: make(chan struct{}, 1), compactKick: make(chan struct{}, 1), dirKick: make(chan struct{}, 1), quit: make(chan struct{}),
 		closeDone: make(chan struct{})}
 	l.syncCond = sync.NewCond(&l.syncMu)
 	if err := l.open(mode); err != nil {
@@ -183,9 +184,10 @@ func openLocked(dir string, cfg config, lock vfs.File, mode loadMode) (*Log, err
 		}
 		return nil, err
 	}
-	l.wg.Add(2)
+	l.wg.Add(3)
 	go l.preparer()
 	go l.compactor()
+	go l.dirSyncer()
 	if cfg.sync.kind == syncEvery {
 		l.wg.Add(1)
 		go l.syncer(cfg.sync.every)
@@ -837,12 +839,12 @@ func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 	}
 	path := vfs.Join(l.dir, segment.Name(id))
 	if l.renamesDurable < l.renames {
-		// The last segment's name is not durable yet (the sync round
-		// after its rotation has not synced the directory): a file
-		// system may keep any subset of the directory operations not
-		// synced at a power cut, and keeping this name without that one
-		// would leave a hole with records after it, not a prefix. Rare:
-		// the round syncs the directory first thing.
+		// The last segment's name is not durable yet (neither
+		// dirSyncer, which syncs the directory after each rotation, nor a
+		// sync round has yet): a file system may keep any subset of the
+		// directory operations not synced at a power cut, and keeping
+		// this name without that one would leave a hole with records
+		// after it, not a prefix.
 		if err := l.fs.SyncDir(l.dir); err != nil {
 			if l.prepared == nil && size == l.cfg.segmentSize {
 				l.prepared, l.prepPopulated, l.prepIndex = f, populated, ix
@@ -871,6 +873,7 @@ func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 	f.Path = path
 	l.dirDirty = true
 	l.renames++
+	l.kick(l.dirKick)
 	if ix == nil {
 		ix = newSegIndex(size)
 	}
@@ -1039,6 +1042,33 @@ func (l *Log) preparer() {
 			default:
 			}
 		}
+	}
+}
+
+// dirSyncer syncs the log directory after each rotation, so that the new
+// segment's name is durable well before the next rotation needs it to be
+// (newSegmentLocked), without waiting for a sync round (which may be
+// writing a sealed segment back) and without holding up the preparer: a
+// directory sync can take as long as the file system's journal commit,
+// tens of milliseconds while segments are written back. A failure is
+// left to the rotation, which syncs the directory itself.
+func (l *Log) dirSyncer() {
+	defer l.wg.Done()
+	for {
+		select {
+		case <-l.quit:
+			return
+		case <-l.dirKick:
+		}
+		l.mu.Lock()
+		renames, done := l.renames, l.renamesDurable >= l.renames || l.closed
+		l.mu.Unlock()
+		if done || l.fs.SyncDir(l.dir) != nil {
+			continue
+		}
+		l.mu.Lock()
+		l.renamesDurable = max(l.renamesDurable, renames)
+		l.mu.Unlock()
 	}
 }
 
