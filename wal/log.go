@@ -1502,17 +1502,6 @@ func (l *Log) doSync(at pos) (pos, error) {
 	}
 
 	var err error
-	if dirDirty {
-		// First, so that a rotation's new name is durable well before
-		// the next rotation needs it to be (newSegmentLocked); a name
-		// durable ahead of the file's data is one a power cut may find
-		// holding zeros, which recovery takes for a hole.
-		if err = l.fs.SyncDir(l.dir); err == nil {
-			l.mu.Lock()
-			l.renamesDurable = max(l.renamesDurable, renames)
-			l.mu.Unlock()
-		}
-	}
 	for _, f := range files {
 		l.mu.Lock()
 		retired := f.retired // set under the lock by compaction and removal
@@ -1530,6 +1519,13 @@ func (l *Log) doSync(at pos) (pos, error) {
 			err = f.Sync()
 		}
 		l.release(f)
+	}
+	if err == nil && dirDirty {
+		if err = l.fs.SyncDir(l.dir); err == nil {
+			l.mu.Lock()
+			l.renamesDurable = max(l.renamesDurable, renames)
+			l.mu.Unlock()
+		}
 	}
 	if err == nil {
 		err = l.writeSuperblock(sb)
