@@ -76,9 +76,14 @@ func TestSoloResendOtherPartition(t *testing.T) {
 	})
 	var part atomic.Int32
 	mBuffered := make(partitioned)
+	// A's held request must not time out and be sent again (uncontrolled:
+	// delivered) on a loaded machine: under the full suite with -race,
+	// the client's deadline on it (produce timeout 10 s plus 10 s) once
+	// ran out, and A and N were delivered before N was seen in flight.
 	p, _ := newTestProducer(t, kfaketest.URL(c, "t"),
-		WithClient(kgo.RecordPartitioner(steer{&part}), kgo.ProducerLinger(time.Minute), kgo.WithHooks(mBuffered)))
-	ctx := ctxTimeout(t, 30*time.Second)
+		WithClient(kgo.RecordPartitioner(steer{&part}), kgo.ProducerLinger(time.Minute), kgo.WithHooks(mBuffered),
+			kgo.ProduceRequestTimeout(2*time.Minute), kgo.RequestTimeoutOverhead(2*time.Minute)))
+	ctx := ctxTimeout(t, time.Minute)
 	val := func(c byte) []byte { // 15000 bytes: one fits, two do not
 		b := make([]byte, 15000)
 		rand.Read(b) // the client compresses batches
