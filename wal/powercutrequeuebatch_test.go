@@ -16,19 +16,7 @@ import (
 func TestPowerCutRepairBatchThenRequeue(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	base := filepath.Join(t.TempDir(), "log")
-	l := mustOpen(t, base, WithSegmentSize(smallSeg))
-	if _, err := l.Append([]byte("before the batch")); err != nil {
-		t.Fatal(err)
-	}
-	var batch [][]byte
-	for i := range 10 {
-		batch = append(batch, fmt.Appendf(nil, "batch record %d", i))
-	}
-	first, err := l.AppendBatch(batch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustClose(t, l)
+	first, batch := batchLog(t, base, WithSegmentSize(smallSeg))
 	damaged := first + 4
 	flipAt(t, base, damaged)
 	orig := readDir(t, base)

@@ -26,19 +26,7 @@ func TestRepairCutsBatchAtItsStart(t *testing.T) {
 			if tc.key != nil {
 				opts = append(opts, WithEncryption(tc.key))
 			}
-			l := mustOpen(t, dir, opts...)
-			if _, err := l.Append([]byte("before the batch")); err != nil {
-				t.Fatal(err)
-			}
-			var batch [][]byte
-			for i := range 10 {
-				batch = append(batch, fmt.Appendf(nil, "batch record %d", i))
-			}
-			first, err := l.AppendBatch(batch)
-			if err != nil {
-				t.Fatal(err)
-			}
-			mustClose(t, l)
+			first, batch := batchLog(t, dir, opts...)
 			damaged := first + 4
 			var batchAt int64
 			var rep RepairReport
@@ -96,7 +84,7 @@ func TestRepairCutsBatchAtItsStart(t *testing.T) {
 			if _, err := RequeueCut(dir, opts...); err != nil {
 				t.Fatal(err)
 			}
-			l = mustOpen(t, dir, opts...)
+			l := mustOpen(t, dir, opts...)
 			var got []string
 			for _, r := range pendingOf(t, l) {
 				got = append(got, string(r.Data))

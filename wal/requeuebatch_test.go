@@ -22,19 +22,7 @@ import (
 // from the log before the repair.
 func TestRequeueCutBatchCutInMiddle(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "log")
-	l := mustOpen(t, dir, WithSegmentSize(smallSeg))
-	if _, err := l.Append([]byte("before the batch")); err != nil {
-		t.Fatal(err)
-	}
-	var batch [][]byte
-	for i := range 10 {
-		batch = append(batch, fmt.Appendf(nil, "batch record %d", i))
-	}
-	first, err := l.AppendBatch(batch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustClose(t, l)
+	first, batch := batchLog(t, dir, WithSegmentSize(smallSeg))
 	damaged := first + 4
 	var batchAt, damagedAt int64
 	v, err := OpenView(dir)
@@ -105,7 +93,7 @@ func TestRequeueCutBatchCutInMiddle(t *testing.T) {
 			t.Errorf("damage %q does not name the side file and the piece", err)
 		}
 	}
-	l = mustOpen(t, dir)
+	l := mustOpen(t, dir)
 	var got []string
 	for _, r := range pendingOf(t, l) {
 		got = append(got, string(r.Data))
@@ -115,4 +103,24 @@ func TestRequeueCutBatchCutInMiddle(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("pending after the requeue:\n%q\nwant\n%q\n(requeue %+v)", got, want, rq)
 	}
+}
+
+// batchLog writes into a new log in dir a record, then a batch of 10
+// records ("batch record 0" ...), and closes it; it returns the batch's
+// first seq and its records.
+func batchLog(t testing.TB, dir string, opts ...Option) (first uint64, batch [][]byte) {
+	t.Helper()
+	l := mustOpen(t, dir, opts...)
+	if _, err := l.Append([]byte("before the batch")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		batch = append(batch, fmt.Appendf(nil, "batch record %d", i))
+	}
+	first, err := l.AppendBatch(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, l)
+	return first, batch
 }
