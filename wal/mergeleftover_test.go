@@ -67,32 +67,10 @@ func TestMergeRetriedAfterLeftoverCopy(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "log")
 	fsys := &mergeLeftoverFS{FS: vfs.OS}
 	opts := []Option{WithSegmentSize(smallSeg), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}
-	l := mustOpen(t, dir, append(opts, withFS(fsys))...)
-	checkpointWritten(t, l)
-	m := newModel()
-	for i := range 45 {
-		d := make([]byte, 4000)
-		d[0] = byte(i)
-		q, err := l.Append(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.data[q] = d
-	}
-	rs := segRanges(l)
-	if len(rs) < 3 {
-		t.Fatalf("segments %v, want two sealed", rs)
-	}
-	fsys.armedSync.Store(true)
-	fsys.armedRemove.Store(true)
-	// The first segment's records but its last: a sparse segment, stuck,
-	// which the compactor merges into a copy of one record.
-	for q := rs[0][0]; q < rs[0][1]-1; q++ {
-		if err := l.Ack(q); err != nil {
-			t.Fatal(err)
-		}
-		m.acked[q] = true
-	}
+	l, m := stuckSparseSegment(t, dir, fsys, opts, func() {
+		fsys.armedSync.Store(true)
+		fsys.armedRemove.Store(true)
+	})
 	eventually(t, "the copy's sync and removal failed, and the segment compacted", func() bool {
 		l.mu.Lock()
 		done := l.segs[0].compacted()

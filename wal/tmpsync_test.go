@@ -60,32 +60,10 @@ func TestTempSyncFailureRetried(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "log")
 	fsys := &tmpSyncFailFS{FS: vfs.OS}
 	opts := []Option{WithSegmentSize(smallSeg), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}
-	l := mustOpen(t, dir, append(opts, withFS(fsys))...)
-	checkpointWritten(t, l)
-	m := newModel()
-	for i := range 45 {
-		d := make([]byte, 4000)
-		d[0] = byte(i)
-		q, err := l.Append(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.data[q] = d
-	}
-	rs := segRanges(l)
-	if len(rs) < 3 {
-		t.Fatalf("segments %v, want two sealed", rs)
-	}
-	fsys.ckpt.Store(true)
-	fsys.compact.Store(true)
-	// The first segment's records but its last: a sparse segment, stuck,
-	// which the compactor merges into a copy of one record.
-	for q := rs[0][0]; q < rs[0][1]-1; q++ {
-		if err := l.Ack(q); err != nil {
-			t.Fatal(err)
-		}
-		m.acked[q] = true
-	}
+	l, m := stuckSparseSegment(t, dir, fsys, opts, func() {
+		fsys.ckpt.Store(true)
+		fsys.compact.Store(true)
+	})
 	eventually(t, "both syncs failed, the checkpoint written and the segment compacted", func() bool {
 		l.mu.Lock()
 		done := l.ckptEpoch == l.ackEpoch && l.segs[0].compacted()
@@ -103,4 +81,36 @@ func TestTempSyncFailureRetried(t *testing.T) {
 		t.Fatalf("Sync: %v", err)
 	}
 	m.checkReopened(t, l, dir, opts...)
+}
+
+// stuckSparseSegment opens a log in dir on fsys with opts, appends two
+// segments' worth and more of 4000-byte records, calls arm, and then
+// acknowledges every record of the first segment but its last: a sparse
+// segment, stuck, which the compactor merges into a copy of one record.
+func stuckSparseSegment(t *testing.T, dir string, fsys vfs.FS, opts []Option, arm func()) (*Log, *model) {
+	t.Helper()
+	l := mustOpen(t, dir, append(opts, withFS(fsys))...)
+	checkpointWritten(t, l)
+	m := newModel()
+	for i := range 45 {
+		d := make([]byte, 4000)
+		d[0] = byte(i)
+		q, err := l.Append(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.data[q] = d
+	}
+	rs := segRanges(l)
+	if len(rs) < 3 {
+		t.Fatalf("segments %v, want two sealed", rs)
+	}
+	arm()
+	for q := rs[0][0]; q < rs[0][1]-1; q++ {
+		if err := l.Ack(q); err != nil {
+			t.Fatal(err)
+		}
+		m.acked[q] = true
+	}
+	return l, m
 }
