@@ -78,34 +78,7 @@ func TestPowerCutRepairAtEachStep(t *testing.T) {
 		}
 		for _, harsh := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/harsh=%v", c.name, harsh), func(t *testing.T) {
-				cuts := 0
-				for k := 1; ; k++ {
-					dir := orig.write(t, filepath.Join(t.TempDir(), "log"))
-					cfs := newCutFS(dir, uint64(k), 0)
-					if err := cfs.adopt(); err != nil {
-						t.Fatal(err)
-					}
-					if harsh {
-						cfs.writeBack, cfs.subset, cfs.lostSizes, cfs.grain, cfs.bgWriteBack = 0.5, true, true, 512, 0.3
-					}
-					seen, fired := 0, false
-					cfs.trigger = func(kind, path string) bool {
-						if seen++; seen == k {
-							fired = true
-						}
-						return fired
-					}
-					_, rerr := repair(cfs, dir, nil)
-					cfs.cut()
-					img := snapshot(cfs.image)
-					cfs.close()
-					if !fired {
-						if rerr != nil {
-							t.Fatalf("Repair without a power cut: %v", rerr)
-						}
-						break
-					}
-					cuts++
+				cuts := repairCutAtEachStep(t, orig, harsh, func(k int, img snapshot) {
 					after := img.write(t, filepath.Join(t.TempDir(), "after"))
 					// Repair to its end, undisturbed, then open. The
 					// records it moves aside go to a side file of its own.
@@ -145,13 +118,51 @@ func TestPowerCutRepairAtEachStep(t *testing.T) {
 					if err := os.RemoveAll(after); err != nil {
 						t.Fatal(err)
 					}
-				}
+				})
 				if cuts < 5 {
 					t.Fatalf("only %d operations in Repair to cut at", cuts)
 				}
 				t.Logf("%d power cuts", cuts)
 			})
 		}
+	}
+}
+
+// repairCutAtEachStep runs Repair on a copy of the log image orig, on a
+// cutFS (harsh: the adversarial model), cutting the power at its k-th
+// operation, for k = 1, 2, ... until a Repair runs to its end first; it
+// calls check with k and what the disk held after each cut, and returns
+// how many cuts there were.
+func repairCutAtEachStep(t *testing.T, orig snapshot, harsh bool, check func(k int, img snapshot)) (cuts int) {
+	t.Helper()
+	for k := 1; ; k++ {
+		dir := orig.write(t, filepath.Join(t.TempDir(), "log"))
+		cfs := newCutFS(dir, uint64(k), 0)
+		if err := cfs.adopt(); err != nil {
+			t.Fatal(err)
+		}
+		if harsh {
+			cfs.writeBack, cfs.subset, cfs.lostSizes, cfs.grain, cfs.bgWriteBack = 0.5, true, true, 512, 0.3
+		}
+		seen, fired := 0, false
+		cfs.trigger = func(kind, path string) bool {
+			if seen++; seen == k {
+				fired = true
+			}
+			return fired
+		}
+		_, rerr := repair(cfs, dir, nil)
+		cfs.cut()
+		img := snapshot(cfs.image)
+		cfs.close()
+		if !fired {
+			if rerr != nil {
+				t.Fatalf("Repair without a power cut: %v", rerr)
+			}
+			return cuts
+		}
+		cuts++
+		check(k, img)
 	}
 }
 

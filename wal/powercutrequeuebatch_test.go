@@ -22,34 +22,7 @@ func TestPowerCutRepairBatchThenRequeue(t *testing.T) {
 	orig := readDir(t, base)
 	for _, harsh := range []bool{false, true} {
 		t.Run(fmt.Sprintf("harsh=%v", harsh), func(t *testing.T) {
-			cuts := 0
-			for k := 1; ; k++ {
-				dir := orig.write(t, filepath.Join(t.TempDir(), "log"))
-				cfs := newCutFS(dir, uint64(k), 0)
-				if err := cfs.adopt(); err != nil {
-					t.Fatal(err)
-				}
-				if harsh {
-					cfs.writeBack, cfs.subset, cfs.lostSizes, cfs.grain, cfs.bgWriteBack = 0.5, true, true, 512, 0.3
-				}
-				seen, fired := 0, false
-				cfs.trigger = func(kind, path string) bool {
-					if seen++; seen == k {
-						fired = true
-					}
-					return fired
-				}
-				_, rerr := repair(cfs, dir, nil)
-				cfs.cut()
-				img := snapshot(cfs.image)
-				cfs.close()
-				if !fired {
-					if rerr != nil {
-						t.Fatalf("Repair without a power cut: %v", rerr)
-					}
-					break
-				}
-				cuts++
+			cuts := repairCutAtEachStep(t, orig, harsh, func(k int, img snapshot) {
 				after := img.write(t, filepath.Join(t.TempDir(), "after"))
 				if _, err := Repair(after); err != nil {
 					t.Fatalf("k=%d: Repair after the cut: %v (files %v)", k, err, img.names())
@@ -75,7 +48,7 @@ func TestPowerCutRepairBatchThenRequeue(t *testing.T) {
 				if len(lost) > 0 || !have["before the batch"] {
 					t.Fatalf("k=%d: batch records %v lost (files after the cut %v)", k, lost, img.names())
 				}
-			}
+			})
 			if cuts < 3 {
 				t.Fatalf("only %d operations in Repair to cut at", cuts)
 			}
