@@ -6,30 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
-	"sync"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/walpub/walpub/internal/testutil"
 	"github.com/walpub/walpub/wal/internal/vfs"
 )
-
-// lockedBuffer is a bytes.Buffer that a logger and a test share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *lockedBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *lockedBuffer) count(s string) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return bytes.Count(w.b.Bytes(), []byte(s))
-}
 
 // compactorRunning reports whether l's compactor goroutine is still
 // running (its frame names l as the receiver).
@@ -44,7 +27,7 @@ func compactorRunning(l *Log) bool {
 // again every reclaimRetry until Close.
 func TestPoisonStopsReclaimRetries(t *testing.T) {
 	fsys := &vfs.Faulty{FS: vfs.OS}
-	var logs lockedBuffer
+	var logs testutil.SyncBuffer
 	l := mustOpen(t, t.TempDir(), withFS(fsys), WithSync(SyncAlways), WithSegmentSize(smallSeg),
 		WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	checkpointWritten(t, l)
@@ -63,13 +46,13 @@ func TestPoisonStopsReclaimRetries(t *testing.T) {
 	for deadline := time.Now().Add(30 * time.Second); compactorRunning(l); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the compactor still runs 30 s after the log was poisoned; it logged %d retries",
-				logs.count("will retry"))
+				strings.Count(logs.String(), "will retry"))
 		}
 	}
-	if n := logs.count("will retry"); n != 0 {
-		t.Errorf("the compactor logged %d retries after the log was poisoned, want none:\n%s", n, logs.b.String())
+	if n := strings.Count(logs.String(), "will retry"); n != 0 {
+		t.Errorf("the compactor logged %d retries after the log was poisoned, want none:\n%s", n, logs.String())
 	}
-	if n := logs.count("log failed"); n != 1 {
+	if n := strings.Count(logs.String(), "log failed"); n != 1 {
 		t.Errorf("the failure was logged %d times, want once", n)
 	}
 	if err := l.Close(); !errors.Is(err, vfs.ErrInjected) {
