@@ -306,11 +306,8 @@ func sideRecords(fsys vfs.FS, path string, sl *segment.Sealer) func(func(RecordI
 							return damage(ce)
 						}
 						if p.off == 0 {
-							if _, herr := segment.DecodeHeader(p.b); herr != nil {
-								_, reason := decodeCause(herr)
-								if !dmg(corrupt(path, 0, 0, FixCut, "segment header: %s", reason).causedBy(herr)) {
-									return false
-								}
+							if ce := headerDamage(path, p.b); ce != nil && !dmg(ce) {
+								return false
 							}
 						}
 						if !salvagePiece(path, p, &work, rec, dmg) {

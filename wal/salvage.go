@@ -165,15 +165,23 @@ func withMapped(fsys vfs.FS, path string, fn func([]byte) bool) (more bool, err 
 // salvageSegment is Salvage's second pass over one segment file's bytes
 // b; it reports whether yield always returned true.
 func salvageSegment(path string, b []byte, sl *segment.Sealer, buf *[]byte, isAcked func(uint64) bool, yield func(RecordInfo, error) bool) bool {
-	if _, herr := segment.DecodeHeader(b); herr != nil {
-		_, reason := decodeCause(herr)
-		if !yield(RecordInfo{}, corrupt(path, 0, 0, FixCut, "segment header: %s", reason).causedBy(herr)) {
-			return false
-		}
+	if ce := headerDamage(path, b); ce != nil && !yield(RecordInfo{}, ce) {
+		return false
 	}
 	return salvageRecords(path, sl, buf, isAcked, yield, func(record func(segment.Frame) bool, damage func(*CorruptionError) bool) bool {
 		return salvageFrames(path, b, record, damage)
 	})
+}
+
+// headerDamage reports a segment header at the start of b that does not
+// decode, as damage Salvage reads on after (nil: the header is sound).
+func headerDamage(path string, b []byte) *CorruptionError {
+	_, herr := segment.DecodeHeader(b)
+	if herr == nil {
+		return nil
+	}
+	_, reason := decodeCause(herr)
+	return corrupt(path, 0, 0, FixCut, "segment header: %s", reason).causedBy(herr)
 }
 
 // salvageRecords yields the records of the frames that frames calls its
