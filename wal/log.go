@@ -838,6 +838,16 @@ func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 		f = &mapped{File: nf}
 	}
 	path := vfs.Join(l.dir, segment.Name(id))
+	// keepForNextTry keeps the file, not yet renamed, for the next try,
+	// if it is one a rotation takes: not an oversized record's, nor
+	// Close's one-page one.
+	keepForNextTry := func() {
+		if l.prepared == nil && size == l.cfg.segmentSize {
+			l.prepared, l.prepPopulated, l.prepIndex = f, populated, ix
+		} else {
+			l.discardPrepared(f)
+		}
+	}
 	if l.renamesDurable < l.renames {
 		// The last segment's name is not durable yet (neither
 		// dirSyncer, which syncs the directory after each rotation, nor a
@@ -846,11 +856,7 @@ func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 		// this name without that one would leave a hole with records
 		// after it, not a prefix.
 		if err := l.fs.SyncDir(l.dir); err != nil {
-			if l.prepared == nil && size == l.cfg.segmentSize {
-				l.prepared, l.prepPopulated, l.prepIndex = f, populated, ix
-			} else {
-				l.discardPrepared(f)
-			}
+			keepForNextTry()
 			return nil, fmt.Errorf("wal: new segment: sync the directory: %w", err)
 		}
 		l.renamesDurable = l.renames
@@ -861,13 +867,7 @@ func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 		return nil, fmt.Errorf("wal: new segment: %w", err)
 	}
 	if err := l.fs.Rename(f.Path, path); err != nil {
-		// Keep the file for the next try, if it is one a rotation
-		// takes: not an oversized record's, nor Close's one-page one.
-		if l.prepared == nil && size == l.cfg.segmentSize {
-			l.prepared, l.prepPopulated, l.prepIndex = f, populated, ix
-		} else {
-			l.discardPrepared(f)
-		}
+		keepForNextTry()
 		return nil, fmt.Errorf("wal: new segment: %w", err)
 	}
 	f.Path = path
