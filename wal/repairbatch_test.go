@@ -1,7 +1,6 @@
 package wal
 
 import (
-	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -49,17 +48,8 @@ func TestRepairCutsBatchAtItsStart(t *testing.T) {
 			} else {
 				_, fr := sealedFrame(t, dir, first)
 				batchAt = fr.Offset
-				path, fr := sealedFrame(t, dir, damaged)
-				b, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				fb := b[fr.Offset:]
-				fb[segment.FrameHeaderSize+segment.NonceSize] ^= 1
-				binary.LittleEndian.PutUint64(fb, segment.Checksum(fb, segment.FrameHeaderSize+len(fr.Payload)))
-				if err := os.WriteFile(path, b, 0o600); err != nil {
-					t.Fatal(err)
-				}
+				tamperSealed(t, dir, damaged)
+				var err error
 				if rep, err = RepairWithKey(dir, tc.key); err != nil {
 					t.Fatal(err)
 				}

@@ -25,17 +25,7 @@ func TestRepairWithKey(t *testing.T) {
 		}
 	}
 	mustClose(t, l)
-	path, fr := sealedFrame(t, dir, 3)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fb := b[fr.Offset:]
-	fb[segment.FrameHeaderSize+segment.NonceSize] ^= 1
-	binary.LittleEndian.PutUint64(fb, segment.Checksum(fb, segment.FrameHeaderSize+len(fr.Payload)))
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path, fr := tamperSealed(t, dir, 3)
 
 	before := readDir(t, dir)
 	if rep, err := Repair(dir); err != nil || rep != (RepairReport{}) {
@@ -73,4 +63,24 @@ func TestRepairWithKey(t *testing.T) {
 	if _, err := RepairWithKey(plain, testKey); !errors.Is(err, ErrKey) {
 		t.Fatalf("RepairWithKey of a plain log: %v; want ErrKey", err)
 	}
+}
+
+// tamperSealed alters the ciphertext of the encrypted record seq of the
+// closed log in dir and fixes up its frame's checksum, so that only its
+// authentication, which needs the key, tells the damage; it returns the
+// segment file and the frame as it was.
+func tamperSealed(t *testing.T, dir string, seq uint64) (string, segment.Frame) {
+	t.Helper()
+	path, fr := sealedFrame(t, dir, seq)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb := b[fr.Offset:]
+	fb[segment.FrameHeaderSize+segment.NonceSize] ^= 1
+	binary.LittleEndian.PutUint64(fb, segment.Checksum(fb, segment.FrameHeaderSize+len(fr.Payload)))
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, fr
 }
