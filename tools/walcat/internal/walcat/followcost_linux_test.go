@@ -35,8 +35,19 @@ func readChars(t *testing.T) int64 {
 // record was appended reads about the same bytes whether the log holds
 // 2 sealed segments or 10: it verifies what is new (wal.View.Reopen), not
 // the whole log again. Before, every look that found a change read and
-// verified every segment: a 64 KiB segment more for each in the history.
+// verified every segment: a 64 KiB segment more for each in the history,
+// 503619 bytes more at 10 sealed segments than at 2.
+//
+// What a look reads of the last segment, which it always scans again,
+// is not the same from run to run, though: the scan reads up to where the
+// file system holds data, and the log's preparer may or may not have
+// populated pages of the active segment ahead of its records by then
+// (those read as data). That can add up to the segment's size to either
+// look (seen: 5112 bytes read at 2 sealed segments, 67112 at 10), so the
+// bound is one segment, and 8 KiB for what does grow with the history
+// (the checkpoint: about 1 KiB more at 10 segments).
 func TestFollowLookReadsOnlyNew(t *testing.T) {
+	const segmentSize = 64 << 10 // openLog's
 	read := map[int]int64{}
 	for _, sealed := range []int{2, 10} {
 		dir := t.TempDir()
@@ -58,7 +69,7 @@ func TestFollowLookReadsOnlyNew(t *testing.T) {
 		}
 	}
 	t.Logf("bytes read by a look: %v", read)
-	if grew := read[10] - read[2]; grew > 8<<10 {
+	if grew := read[10] - read[2]; grew > segmentSize+8<<10 {
 		t.Errorf("a look at a log of 10 sealed segments read %d bytes more than one at a log of 2: %s",
 			grew, fmt.Sprint(read))
 	}
