@@ -75,6 +75,9 @@ type config struct {
 	afterFull      func()       // withAfterFull (tests)
 	journalRead    func(uint64) // withJournalRead (tests)
 	deadLetterMax  int64        // withDeadLetterMax (tests); DefaultDeadLetterMaxBytes
+
+	// withCommitInterval (tests); 0: defaultCommitInterval.
+	commitInterval time.Duration
 }
 
 func defaultConfig() config {
@@ -429,6 +432,14 @@ func withAfterFull(fn func()) Option {
 // handoff (tests).
 func withJournalRead(fn func(seq uint64)) Option {
 	return func(c *config) { c.journalRead = fn }
+}
+
+// withCommitInterval sets how long a transaction stays open under exactly
+// once before it falls due by time (tests: with a long one, a transaction
+// ends once it holds the in-flight window's worth of records, whatever
+// the scheduling).
+func withCommitInterval(d time.Duration) Option {
+	return func(c *config) { c.commitInterval = d }
 }
 
 // withDeadLetterMax sets the dead-letter log's bound (tests).

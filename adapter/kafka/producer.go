@@ -261,6 +261,9 @@ func NewProducer(url string, opts ...Option) (*Producer, error) {
 			_ = journal.Close()
 			return nil, err
 		}
+		if cfg.commitInterval > 0 {
+			snd.tx.interval = cfg.commitInterval
+		}
 		snd.tx.baseOpts = copts
 		copts = append(slices.Clone(copts), kgo.TransactionalID(snd.tx.file.TransactionalID),
 			kgo.TransactionTimeout(txnTimeout))

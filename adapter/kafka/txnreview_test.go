@@ -24,12 +24,22 @@ import (
 // acknowledgement is retried, and the next producer's reconcile must find
 // T1 committed rather than send it again (read_committed sees each record
 // once).
+//
+// T1 and T2 are 10 records each whatever the scheduling: a transaction
+// ends once it holds the window's bytes, those of 10 records, never by
+// time (its commit interval is an hour; the window's count would not do,
+// as T1's unacknowledged records take their room in it). With the default
+// interval (100 ms) a Write held up that long (a loaded machine) ended T1
+// before its last records, whose acknowledgement then succeeded: 5
+// pending instead of 10.
 func TestFloorsWaitForUnackedCommit(t *testing.T) {
 	c := kfaketest.New(t, kfake.SeedTopics(1, "t"))
 	url := kfaketest.URL(c, "t")
 	dir := t.TempDir() + "/journal"
 	var calls atomic.Int64
+	size := encodedLen(testRecord(0, 1, 10), "t", make([]byte, idLen), 0, "") // every record's: same lengths
 	p, err := NewProducer(url, WithJournal(dir), WithExactlyOnce(""),
+		WithMaxInFlight(1000, 10*size), withCommitInterval(time.Hour),
 		WithRetryBackoff(time.Hour, time.Hour), // the failed ack is retried only at Close
 		withAckFault(func() error {
 			if n := calls.Add(1); n == 1 || n >= 3 {
