@@ -52,7 +52,7 @@ type Log struct {
 	encBytes     int64 // encryption file size
 	tornBytes    int64
 	unsynced     []*mapped // sealed segment files written since the last sync
-	dirDirty     bool      // a file was created, renamed or removed since the last sync
+	dirDirty     bool      // a rotation renamed a segment into place since the last sync round
 	// renames counts the rotations' renames of a prepared file to a
 	// segment's name, and renamesDurable those a sync of the directory
 	// covers: a rotation renames only once the one before it is durable
