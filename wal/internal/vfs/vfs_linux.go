@@ -33,15 +33,29 @@ const awaitMin = 256
 // that finishes under the fdatasync that follows.
 const awaitLimit = 5 * time.Second
 
+// AwaitWriteback starts the writeback awaitChunk bytes at a time, with at
+// most awaitDepth chunks in flight: 8 MiB queued on the device at most.
+// Started whole, a sealed segment's writeback (64 MiB) queued ahead of
+// every journal commit on the device, and a sync of the log directory
+// behind it took 10 to 30 ms instead of under one; a rotation, which
+// waits for the rename before it to be durable, stalled the writer that
+// long. Fewer bytes in flight write back more slowly: a 256 MiB file went
+// back at about 2.9 GB/s started whole, 2.5 GB/s so, 0.9 GB/s a MiB at a
+// time.
+const (
+	awaitChunk = 2 << 20
+	awaitDepth = 4
+)
+
 // AwaitWriteback starts writing f's dirty pages back to the device
-// (sync_file_range) and waits, asleep, while any are in flight, counting
-// them with cachestat. It returns the naps it took. It returns at once,
-// having done nothing, where fewer than awaitMin of f's pages are dirty or
-// under writeback, or where the kernel lacks either call; and it stops
-// waiting once no page is in flight, even if some are still dirty (pages
-// the writeback skipped: the fdatasync after writes them). It changes no
-// data and makes nothing durable; it leaves the fdatasync after it little
-// to wait for.
+// (sync_file_range), a chunk at a time (see awaitChunk), and waits,
+// asleep, while any are in flight, counting them with cachestat. It
+// returns the naps it took. It returns at once, having done nothing,
+// where fewer than awaitMin of f's pages are dirty or under writeback, or
+// where the kernel lacks either call; and it stops waiting once no page is
+// in flight, even if some are still dirty (pages the writeback skipped:
+// the fdatasync after writes them). It changes no data and makes nothing
+// durable; it leaves the fdatasync after it little to wait for.
 //
 // A goroutine blocked in fdatasync holds one of the process's GOMAXPROCS
 // places to run Go code for the whole device write (tens of milliseconds
@@ -55,17 +69,66 @@ func AwaitWriteback(f *os.File) (naps int) {
 	if !ok || st.Dirty+st.Writeback < awaitMin {
 		return 0
 	}
-	if unix.SyncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE) != nil {
+	var fst unix.Stat_t
+	if unix.Fstat(fd, &fst) != nil {
 		return 0
 	}
-	deadline := time.Now().Add(awaitLimit)
-	for nap := 100 * time.Microsecond; ; nap = min(2*nap, 2*time.Millisecond) {
-		if st, ok := pageStat(fd); !ok || st.Writeback == 0 || time.Now().After(deadline) {
+	return awaitChunks(fst.Size, fdWriteback(fd), time.Sleep, time.Now().Add(awaitLimit))
+}
+
+// writeback is what AwaitWriteback asks of the kernel about one file:
+// start writing a range back, and count the range's pages in flight.
+type writeback interface {
+	start(off, n int64) error
+	inFlight(off, n int64) (pages uint64, ok bool)
+}
+
+// fdWriteback is the writeback of an open file.
+type fdWriteback int
+
+func (fd fdWriteback) start(off, n int64) error {
+	return unix.SyncFileRange(int(fd), off, n, unix.SYNC_FILE_RANGE_WRITE)
+}
+
+func (fd fdWriteback) inFlight(off, n int64) (uint64, bool) {
+	var st unix.Cachestat_t
+	if unix.Cachestat(uint(fd), &unix.CachestatRange{Off: uint64(off), Len: uint64(n)}, &st, 0) != nil {
+		return 0, false
+	}
+	return st.Writeback, true
+}
+
+// awaitChunks starts the writeback of a file of size bytes a chunk at a
+// time, in order, each once the chunk awaitDepth before it has none in
+// flight, and then waits until the last ones have none. Past deadline it
+// waits no more (the chunks left are still started); a failed start ends
+// it.
+func awaitChunks(size int64, wb writeback, sleep func(time.Duration), deadline time.Time) (naps int) {
+	chunk := func(off int64) int64 { return min(awaitChunk, size-off) }
+	wait := func(off int64) {
+		for nap := 50 * time.Microsecond; ; nap = min(2*nap, time.Millisecond) {
+			if n, ok := wb.inFlight(off, chunk(off)); !ok || n == 0 || time.Now().After(deadline) {
+				return
+			}
+			sleep(nap)
+			naps++
+		}
+	}
+	var started []int64 // chunks started and not yet waited for, oldest first
+	for off := int64(0); off < size; off += chunk(off) {
+		if len(started) == awaitDepth {
+			wait(started[0])
+			started = started[1:]
+		}
+		if wb.start(off, chunk(off)) != nil {
 			return naps
 		}
-		time.Sleep(nap)
-		naps++
+		started = append(started, off)
 	}
+	for _, off := range started {
+		wait(off)
+	}
+	return naps
 }
 
 // pageStat returns the page-cache counts of the whole of fd's file.
