@@ -730,7 +730,7 @@ func (l *Log) appendedLocked(s *seg, n int, w, raw int64, mapWrites bool) error 
 	// The preparer works in chunks of a MiB or more: whether it has work
 	// is worth asking once every 64 KiB appended.
 	kick := l.prepared == nil || (s.tail-w)>>16 != s.tail>>16 &&
-		(l.populateDueLocked(s) || l.releaseBehindDueLocked(s))
+		(l.populateDueLocked(s) || l.zeroDueLocked(s) || l.releaseBehindDueLocked(s))
 	debt := l.takeReclaimDebtLocked()
 	l.mu.Unlock()
 	if kick {
@@ -1085,6 +1085,10 @@ func (l *Log) prepareStep() bool {
 		l.releaseMapped() // unlocks
 		return true
 	}
+	if from, to := l.zeroNextLocked(a); from < to {
+		l.zeroAheadLocked(a, from, to) // unlocks
+		return true
+	}
 	if from, to, write := l.populateNextLocked(a); from < to {
 		f := a.file
 		f.refs++
@@ -1225,6 +1229,86 @@ func (l *Log) syncGapLocked() int64 {
 // mapping.
 func (l *Log) prefaultLocked() bool {
 	return l.mapWrites && !l.cfg.noPrefault
+}
+
+// zeroChunk is how much of the active segment the preparer writes zeros
+// over at a time, holding the log's lock (see zeroNextLocked), and
+// zeroSyncEvery how much it zeroes between the syncs that make those
+// blocks written on the device.
+const (
+	zeroChunk     = 256 << 10
+	zeroSyncEvery = populateChunk
+)
+
+// zeros is zeroChunk bytes of zeros, never written to.
+var zeros = make([]byte, zeroChunk)
+
+// zeroHook, if set (by tests), is called with each range the preparer
+// writes zeros over and the active segment's tail at that moment, with
+// the log's lock held.
+var zeroHook atomic.Pointer[func(f *segment.File, from, to, tail int64)]
+
+// zeroNextLocked returns the next range [from, to) of the active segment
+// a for the preparer to write zeros over, from >= to if none.
+//
+// Where syncs are frequent (writeAheadLocked is 0: SyncAlways, SyncEvery,
+// an explicit Sync every few MiB), every sync writes records into blocks
+// that fallocate left unwritten, and the file system must record that
+// they now hold data: a journal commit on top of the data's write (on
+// ext4, 10,000 bytes and an fdatasync took 150-160 µs into fallocated
+// blocks, 88-101 µs into blocks written before). So the preparer writes
+// zeros over the window ahead of the tail (aheadLocked), a zeroChunk at
+// a time, and syncs them every zeroSyncEvery (zeroAheadLocked): the
+// records' syncs then find the blocks written. It starts at the page
+// after the tail's, so that it never writes where a record is, and holds
+// the lock while it writes, so that no append or acknowledgement writes
+// there meanwhile. Not with WithPrefault(false): like pre-faulting, it is
+// background work that a machine with no idle core pays for.
+func (l *Log) zeroNextLocked(a *seg) (from, to int64) {
+	if l.cfg.noPrefault || a.sealed || l.writeAheadLocked() > 0 {
+		return 0, 0
+	}
+	limit := min(a.file.Size(), a.tail+l.aheadLocked())
+	from = max(a.zeroed, segment.PageAlign(a.tail))
+	return from, min(from+zeroChunk, limit)
+}
+
+// zeroDueLocked reports whether the preparer has zeros to write ahead of
+// the active segment a's tail (at half the window, as populateDueLocked).
+func (l *Log) zeroDueLocked(a *seg) bool {
+	return !l.cfg.noPrefault && l.writeAheadLocked() == 0 &&
+		a.zeroed < a.file.Size() && a.tail+l.aheadLocked()/2 > a.zeroed
+}
+
+// zeroAheadLocked writes zeros over [from, to) of the active segment a,
+// ahead of its tail (see zeroNextLocked), with the lock held, and
+// releases it; then, once zeroSyncEvery more are zeroed or the window is,
+// syncs the file. A write that fails stops the zeroing of this segment:
+// the zeros are an optimisation. A failed sync poisons the log, as any
+// sync does: the records written since the last one may be lost with it.
+func (l *Log) zeroAheadLocked(a *seg, from, to int64) {
+	f := a.file
+	if hook := zeroHook.Load(); hook != nil {
+		(*hook)(f.File, from, to, a.tail)
+	}
+	if err := f.WriteAt(zeros[:to-from], from); err != nil {
+		l.log.Warn("wal: could not write zeros ahead of the tail; stopped for this segment", "path", f.Path, "err", err)
+		a.zeroed = f.Size()
+		l.mu.Unlock()
+		return
+	}
+	a.zeroed = to
+	syncNow := from/zeroSyncEvery != to/zeroSyncEvery || to >= min(f.Size(), a.tail+l.aheadLocked())
+	if !syncNow {
+		l.mu.Unlock()
+		return
+	}
+	f.refs++
+	l.mu.Unlock()
+	if err := f.SyncAsleep(); err != nil {
+		l.fail(fmt.Errorf("wal: sync the zeros ahead of the tail: %w", err))
+	}
+	l.release(f)
 }
 
 // populateNextLocked returns the next range [from, to) of the active

@@ -55,6 +55,10 @@ type seg struct {
 	// wpopulated: the active segment is pre-faulted for writing up to
 	// here (see Log.writeAheadLocked).
 	wpopulated int64
+	// zeroed: the active segment's blocks from the page after its tail
+	// up to here were written with zeros ahead of the records (see
+	// Log.zeroNextLocked).
+	zeroed int64
 
 	// As loaded (scanSegment): the offsets of the first encrypted and the
 	// first unencrypted record frame, 0 if none.
