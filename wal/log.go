@@ -1232,13 +1232,8 @@ func (l *Log) prefaultLocked() bool {
 }
 
 // zeroChunk is how much of the active segment the preparer writes zeros
-// over at a time, holding the log's lock (see zeroNextLocked), and
-// zeroSyncEvery how much it zeroes between the syncs that make those
-// blocks written on the device.
-const (
-	zeroChunk     = 256 << 10
-	zeroSyncEvery = populateChunk
-)
+// over at a time, holding the log's lock (see zeroNextLocked).
+const zeroChunk = 256 << 10
 
 // zeros is zeroChunk bytes of zeros, never written to.
 var zeros = make([]byte, zeroChunk)
@@ -1253,17 +1248,21 @@ var zeroHook atomic.Pointer[func(f *segment.File, from, to, tail int64)]
 //
 // Where syncs are frequent (writeAheadLocked is 0: SyncAlways, SyncEvery,
 // an explicit Sync every few MiB), every sync writes records into blocks
-// that fallocate left unwritten, and the file system must record that
-// they now hold data: a journal commit on top of the data's write (on
-// ext4, 10,000 bytes and an fdatasync took 150-160 µs into fallocated
-// blocks, 88-101 µs into blocks written before). So the preparer writes
-// zeros over the window ahead of the tail (aheadLocked), a zeroChunk at
-// a time, and syncs them every zeroSyncEvery (zeroAheadLocked): the
-// records' syncs then find the blocks written. It starts at the page
-// after the tail's, so that it never writes where a record is, and holds
-// the lock while it writes, so that no append or acknowledgement writes
-// there meanwhile. Not with WithPrefault(false): like pre-faulting, it is
-// background work that a machine with no idle core pays for.
+// that fallocate left unwritten, and the file system must then record
+// that they hold data: a journal commit on top of the data's write (on
+// ext4 here, 10,000 bytes and an fdatasync took 150-160 µs into
+// fallocated blocks, 88-101 µs into blocks written before). So the
+// preparer writes zeros over the window ahead of the tail (aheadLocked),
+// a zeroChunk at a time, and writes them back to the device
+// (zeroAheadLocked): the records' syncs then find the blocks written, and
+// the journal commits that mark them so come from the zeros' writeback,
+// a chunk at a time, not from every sync. It starts at the page after
+// the tail's, so that it never writes where a record is, and holds the
+// lock while it writes, so that no append or acknowledgement writes there
+// meanwhile. Not with WithPrefault(false): like pre-faulting, it is
+// background work that a machine with no idle core pays for. It doubles
+// what a synced log writes to the device, as zero-filling write-ahead
+// logs do.
 func (l *Log) zeroNextLocked(a *seg) (from, to int64) {
 	if l.cfg.noPrefault || a.sealed || l.writeAheadLocked() > 0 {
 		return 0, 0
@@ -1281,11 +1280,11 @@ func (l *Log) zeroDueLocked(a *seg) bool {
 }
 
 // zeroAheadLocked writes zeros over [from, to) of the active segment a,
-// ahead of its tail (see zeroNextLocked), with the lock held, and
-// releases it; then, once zeroSyncEvery more are zeroed or the window is,
-// syncs the file. A write that fails stops the zeroing of this segment:
-// the zeros are an optimisation. A failed sync poisons the log, as any
-// sync does: the records written since the last one may be lost with it.
+// ahead of its tail (see zeroNextLocked), with the lock held, releases
+// it, and writes them back to the device, waiting for them asleep
+// (segment.File.WriteBack, which leaves any writeback error to the next
+// sync). A write that fails stops the zeroing of this segment: the zeros
+// are an optimisation.
 func (l *Log) zeroAheadLocked(a *seg, from, to int64) {
 	f := a.file
 	if hook := zeroHook.Load(); hook != nil {
@@ -1298,16 +1297,9 @@ func (l *Log) zeroAheadLocked(a *seg, from, to int64) {
 		return
 	}
 	a.zeroed = to
-	syncNow := from/zeroSyncEvery != to/zeroSyncEvery || to >= min(f.Size(), a.tail+l.aheadLocked())
-	if !syncNow {
-		l.mu.Unlock()
-		return
-	}
 	f.refs++
 	l.mu.Unlock()
-	if err := f.SyncAsleep(); err != nil {
-		l.fail(fmt.Errorf("wal: sync the zeros ahead of the tail: %w", err))
-	}
+	f.WriteBack(from, to-from)
 	l.release(f)
 }
 

@@ -234,6 +234,12 @@ func (s *File) SyncAsleep() error {
 	return s.f.Sync()
 }
 
+// WriteBack writes the dirty pages of [off, off+n) back to the device and
+// waits for them, asleep, without syncing the file: nothing is made
+// durable, and a writeback error is left to the next Sync
+// (vfs.WriteBack).
+func (s *File) WriteBack(off, n int64) { vfs.WriteBack(s.f.OS(), off, n) }
+
 // Populate pre-faults the pages of [start, end), off the append path. It
 // changes no data and dirties no page. Errors are ignored: it is an
 // optimisation only.

@@ -76,6 +76,21 @@ func AwaitWriteback(f *os.File) (naps int) {
 	return awaitChunks(fst.Size, fdWriteback(fd), time.Sleep, time.Now().Add(awaitLimit))
 }
 
+// WriteBack starts writing f's dirty pages in [off, off+n) back to the
+// device (sync_file_range) and waits, asleep, while any of them are in
+// flight, as AwaitWriteback does, for at most awaitLimit. It makes nothing
+// durable, changes no data, and leaves any writeback error to the next
+// fdatasync of f: it waits by counting pages (cachestat), not with
+// sync_file_range's SYNC_FILE_RANGE_WAIT_AFTER, which would take the error
+// for itself.
+func WriteBack(f *os.File, off, n int64) {
+	defer runtime.KeepAlive(f)
+	wb := fdWriteback(f.Fd())
+	if wb.start(off, n) == nil {
+		awaitRange(wb, off, n, time.Sleep, time.Now().Add(awaitLimit))
+	}
+}
+
 // writeback is what AwaitWriteback asks of the kernel about one file:
 // start writing a range back, and count the range's pages in flight.
 type writeback interface {
@@ -105,19 +120,10 @@ func (fd fdWriteback) inFlight(off, n int64) (uint64, bool) {
 // it.
 func awaitChunks(size int64, wb writeback, sleep func(time.Duration), deadline time.Time) (naps int) {
 	chunk := func(off int64) int64 { return min(awaitChunk, size-off) }
-	wait := func(off int64) {
-		for nap := 50 * time.Microsecond; ; nap = min(2*nap, time.Millisecond) {
-			if n, ok := wb.inFlight(off, chunk(off)); !ok || n == 0 || time.Now().After(deadline) {
-				return
-			}
-			sleep(nap)
-			naps++
-		}
-	}
 	var started []int64 // chunks started and not yet waited for, oldest first
 	for off := int64(0); off < size; off += chunk(off) {
 		if len(started) == awaitDepth {
-			wait(started[0])
+			naps += awaitRange(wb, started[0], chunk(started[0]), sleep, deadline)
 			started = started[1:]
 		}
 		if wb.start(off, chunk(off)) != nil {
@@ -126,9 +132,21 @@ func awaitChunks(size int64, wb writeback, sleep func(time.Duration), deadline t
 		started = append(started, off)
 	}
 	for _, off := range started {
-		wait(off)
+		naps += awaitRange(wb, off, chunk(off), sleep, deadline)
 	}
 	return naps
+}
+
+// awaitRange naps until no page of [off, off+n) is in flight, the count
+// fails, or deadline has passed, and returns the naps it took.
+func awaitRange(wb writeback, off, n int64, sleep func(time.Duration), deadline time.Time) (naps int) {
+	for nap := 50 * time.Microsecond; ; nap = min(2*nap, time.Millisecond) {
+		if c, ok := wb.inFlight(off, n); !ok || c == 0 || time.Now().After(deadline) {
+			return naps
+		}
+		sleep(nap)
+		naps++
+	}
 }
 
 // pageStat returns the page-cache counts of the whole of fd's file.

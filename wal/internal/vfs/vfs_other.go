@@ -10,6 +10,9 @@ func datasync(f *os.File) error { return f.Sync() }
 // follows it does all the waiting.
 func AwaitWriteback(f *os.File) (naps int) { return 0 }
 
+// WriteBack does nothing here (see the Linux version).
+func WriteBack(f *os.File, off, n int64) {}
+
 func allocate(f *os.File, size int64) error { return writeZeros(f, size) }
 
 // writev writes bufs one WriteAt at a time, where there is no pwritev.
