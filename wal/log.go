@@ -1235,9 +1235,6 @@ func (l *Log) prefaultLocked() bool {
 // over at a time, holding the log's lock (see zeroNextLocked).
 const zeroChunk = 256 << 10
 
-// zeros is zeroChunk bytes of zeros, never written to.
-var zeros = make([]byte, zeroChunk)
-
 // zeroHook, if set (by tests), is called with each range the preparer
 // writes zeros over and the active segment's tail at that moment, with
 // the log's lock held.
@@ -1253,7 +1250,8 @@ var zeroHook atomic.Pointer[func(f *segment.File, from, to, tail int64)]
 // ext4 here, 10,000 bytes and an fdatasync took 150-160 µs into
 // fallocated blocks, 88-101 µs into blocks written before). So the
 // preparer writes zeros over the window ahead of the tail (aheadLocked),
-// a zeroChunk at a time, and writes them back to the device
+// a zeroChunk at a time (a page per write: segment.File.WriteZeros), and
+// writes them back to the device
 // (zeroAheadLocked): the records' syncs then find the blocks written, and
 // the journal commits that mark them so come from the zeros' writeback,
 // a chunk at a time, not from every sync. It starts at the page after
@@ -1267,7 +1265,7 @@ func (l *Log) zeroNextLocked(a *seg) (from, to int64) {
 	if l.cfg.noPrefault || a.sealed || l.writeAheadLocked() > 0 {
 		return 0, 0
 	}
-	limit := min(a.file.Size(), a.tail+l.aheadLocked())
+	limit := min(a.file.Size(), a.tail+l.aheadLocked()) &^ (segment.PageSize - 1)
 	from = max(a.zeroed, segment.PageAlign(a.tail))
 	return from, min(from+zeroChunk, limit)
 }
@@ -1290,7 +1288,7 @@ func (l *Log) zeroAheadLocked(a *seg, from, to int64) {
 	if hook := zeroHook.Load(); hook != nil {
 		(*hook)(f.File, from, to, a.tail)
 	}
-	if err := f.WriteAt(zeros[:to-from], from); err != nil {
+	if err := f.WriteZeros(from, to-from); err != nil {
 		l.log.Warn("wal: could not write zeros ahead of the tail; stopped for this segment", "path", f.Path, "err", err)
 		a.zeroed = f.Size()
 		l.mu.Unlock()
@@ -1315,7 +1313,10 @@ func (l *Log) populateNextLocked(a *seg) (from, to int64, write bool) {
 		from = max(a.wpopulated, a.tail&^(segment.PageSize-1))
 		return from, min(from+populateChunk, a.tail+w, size), true
 	}
-	from = a.populated
+	// Nor, faulting for reading, the pages the tail has passed: a writer
+	// that got ahead of the preparer (while it wrote zeros, say) faulted
+	// them in itself, and the preparer may have released them since.
+	from = max(a.populated, a.tail&^(segment.PageSize-1))
 	return from, min(from+populateChunk, a.tail+l.aheadLocked(), size), false
 }
 

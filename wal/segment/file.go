@@ -234,6 +234,24 @@ func (s *File) SyncAsleep() error {
 	return s.f.Sync()
 }
 
+// WriteZeros writes zeros over [off, off+n), where the log holds nothing
+// (ahead of its tail), a page per
+// pwrite: the page cache then holds them as single pages, as SmallPages
+// has the mapping fault them in, so that a store dirties a page and not a
+// large folio around it. It goes to the file itself, not through the
+// file system layer the file was opened with (vfs.FS): the range reads
+// as zeros before and after, so a test's model of what a crash keeps, or
+// of which write fails, has nothing to see.
+func (s *File) WriteZeros(off, n int64) error {
+	f := s.f.OS()
+	for end := off + n; off < end; off += PageSize {
+		if _, err := f.WriteAt(zeroPage[:min(PageSize, end-off)], off); err != nil {
+			return &os.PathError{Op: "write zeros", Path: s.Path, Err: err}
+		}
+	}
+	return nil
+}
+
 // WriteBack writes the dirty pages of [off, off+n) back to the device and
 // waits for them, asleep, without syncing the file: nothing is made
 // durable, and a writeback error is left to the next Sync
