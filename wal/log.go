@@ -1250,8 +1250,7 @@ var zeroHook atomic.Pointer[func(f *segment.File, from, to, tail int64)]
 // ext4 here, 10,000 bytes and an fdatasync took 150-160 µs into
 // fallocated blocks, 88-101 µs into blocks written before). So the
 // preparer writes zeros over the window ahead of the tail (aheadLocked),
-// a zeroChunk at a time (a page per write: segment.File.WriteZeros), and
-// writes them back to the device
+// a zeroChunk at a time, and writes them back to the device
 // (zeroAheadLocked): the records' syncs then find the blocks written, and
 // the journal commits that mark them so come from the zeros' writeback,
 // a chunk at a time, not from every sync. It starts at the page after

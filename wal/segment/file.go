@@ -235,22 +235,23 @@ func (s *File) SyncAsleep() error {
 }
 
 // WriteZeros writes zeros over [off, off+n), where the log holds nothing
-// (ahead of its tail), a page per
-// pwrite: the page cache then holds them as single pages, as SmallPages
-// has the mapping fault them in, so that a store dirties a page and not a
-// large folio around it. It goes to the file itself, not through the
-// file system layer the file was opened with (vfs.FS): the range reads
-// as zeros before and after, so a test's model of what a crash keeps, or
-// of which write fails, has nothing to see.
+// (ahead of its tail), with one pwrite. It goes to the file itself, not
+// through the file system layer the file was opened with (vfs.FS): the
+// range reads as zeros before and after, so a test's model of what a
+// crash keeps, or of which write fails, has nothing to see.
 func (s *File) WriteZeros(off, n int64) error {
-	f := s.f.OS()
-	for end := off + n; off < end; off += PageSize {
-		if _, err := f.WriteAt(zeroPage[:min(PageSize, end-off)], off); err != nil {
+	for n > 0 {
+		c := min(n, int64(len(zeroChunkBuf)))
+		if _, err := s.f.OS().WriteAt(zeroChunkBuf[:c], off); err != nil {
 			return &os.PathError{Op: "write zeros", Path: s.Path, Err: err}
 		}
+		off, n = off+c, n-c
 	}
 	return nil
 }
+
+// zeroChunkBuf is zeros for WriteZeros, never written to.
+var zeroChunkBuf = make([]byte, 256<<10)
 
 // WriteBack writes the dirty pages of [off, off+n) back to the device and
 // waits for them, asleep, without syncing the file: nothing is made
