@@ -85,6 +85,8 @@ type Log struct {
 	// when the last sync round began, lastSyncGap the bytes appended
 	// between the two rounds before.
 	appended, syncedAppended, lastSyncGap int64
+	// userSynced: Sync was called since Open (see zeroNextLocked).
+	userSynced bool
 
 	// Group commit.
 	syncMu   sync.Mutex
@@ -1261,7 +1263,7 @@ var zeroHook atomic.Pointer[func(f *segment.File, from, to, tail int64)]
 // what a synced log writes to the device, as zero-filling write-ahead
 // logs do.
 func (l *Log) zeroNextLocked(a *seg) (from, to int64) {
-	if l.cfg.noPrefault || a.sealed || l.writeAheadLocked() > 0 {
+	if !l.zeroingLocked() || a.sealed {
 		return 0, 0
 	}
 	limit := min(a.file.Size(), a.tail+l.aheadLocked()) &^ (segment.PageSize - 1)
@@ -1272,8 +1274,16 @@ func (l *Log) zeroNextLocked(a *seg) (from, to int64) {
 // zeroDueLocked reports whether the preparer has zeros to write ahead of
 // the active segment a's tail (at half the window, as populateDueLocked).
 func (l *Log) zeroDueLocked(a *seg) bool {
-	return !l.cfg.noPrefault && l.writeAheadLocked() == 0 &&
-		a.zeroed < a.file.Size() && a.tail+l.aheadLocked()/2 > a.zeroed
+	return l.zeroingLocked() && a.zeroed < a.file.Size() && a.tail+l.aheadLocked()/2 > a.zeroed
+}
+
+// zeroingLocked reports whether the preparer writes zeros ahead of the
+// tail (see zeroNextLocked): syncs are frequent, and they are the
+// caller's (SyncAlways, SyncEvery, or Sync called since Open), not only a
+// SyncNever log's checkpoint rounds, which would make them look frequent
+// for a while after its first checkpoint.
+func (l *Log) zeroingLocked() bool {
+	return !l.cfg.noPrefault && (l.cfg.sync.kind != syncNever || l.userSynced) && l.writeAheadLocked() == 0
 }
 
 // zeroAheadLocked writes zeros over [from, to) of the active segment a,
@@ -1456,6 +1466,7 @@ func (l *Log) Sync() error {
 		return err
 	}
 	at := pos{l.active.id, l.active.tail}
+	l.userSynced = true
 	l.mu.Unlock()
 	return l.syncTo(at)
 }

@@ -110,21 +110,26 @@ func TestZeroAheadWhereSyncsFrequent(t *testing.T) {
 	}
 }
 
-// TestZeroAheadOnlyWhereSyncsFrequent: with syncs rare (SyncNever and no
-// Sync, within one 64 MiB segment: pages are faulted for writing instead)
-// or pre-faulting off (WithPrefault(false), as the Kafka producer's
-// journal has it), the preparer writes no zeros. (Under SyncNever the
-// rounds that sync the active segment, a checkpoint's, count as syncs:
-// the first checkpoint after a few MiB appended, or after a rotation of
-// 1 MiB segments, makes them frequent until 32 MiB more are appended
-// without one, for pre-faulting and zeroing alike.)
-func TestZeroAheadOnlyWhereSyncsFrequent(t *testing.T) {
+// TestZeroAheadOnlyWhereCallerSyncsOften: with syncs rare (SyncNever and no
+// Sync, within one 64 MiB segment: pages are faulted for writing
+// instead), under SyncNever with no Sync at all (1 MiB segments: the
+// checkpoint rounds after rotations sync the active segment, which
+// counts as frequent syncs for pre-faulting, but they are not the
+// caller's), or with pre-faulting off (WithPrefault(false), as the Kafka
+// producer's journal has it), the preparer writes no zeros; under
+// SyncNever with a Sync every 100 KB, it does.
+func TestZeroAheadOnlyWhereCallerSyncsOften(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		opts []Option
+
+		syncEvery int
+		zeroes    bool
 	}{
-		{"SyncNever", []Option{WithSync(SyncNever), WithSegmentSize(64 << 20)}},
-		{"SyncAlways, no prefault", []Option{WithSync(SyncAlways), WithPrefault(false), WithSegmentSize(1 << 20)}},
+		{"SyncNever", []Option{WithSync(SyncNever), WithSegmentSize(64 << 20)}, 0, false},
+		{"SyncNever, 1 MiB segments", []Option{WithSync(SyncNever), WithSegmentSize(1 << 20)}, 0, false},
+		{"SyncAlways, no prefault", []Option{WithSync(SyncAlways), WithPrefault(false), WithSegmentSize(1 << 20)}, 0, false},
+		{"SyncNever, Sync every 100 KB", []Option{WithSync(SyncNever), WithSegmentSize(1 << 20)}, 100, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "log")
@@ -138,9 +143,18 @@ func TestZeroAheadOnlyWhereSyncsFrequent(t *testing.T) {
 				if _, err := l.Append(zeroRecord(i)); err != nil {
 					t.Fatal(err)
 				}
+				if tc.syncEvery > 0 && i%tc.syncEvery == 0 {
+					if err := l.Sync(); err != nil {
+						t.Fatal(err)
+					}
+				}
 			}
 			mustClose(t, l)
-			if got := zeroed(); len(got) != 0 {
+			got := zeroed()
+			switch {
+			case tc.zeroes && len(got) == 0:
+				t.Error("no range zeroed")
+			case !tc.zeroes && len(got) != 0:
 				t.Errorf("%d ranges zeroed, the first [%d, %d) with the tail at %d; want none", len(got), got[0].from, got[0].to, got[0].tail)
 			}
 		})
