@@ -153,11 +153,11 @@ func WithMaxBytes(bytes int64) Option { return func(c *config) { c.maxBytes = by
 // producer's journal) it costs more CPU than it saves. With false, each
 // page's first store faults it in on the appending thread, and the page
 // cache may hold the pages in large folios whatever the sync policy.
-// The same goroutine, where syncs are frequent, writes zeros over the
-// blocks ahead of the writer and writes them back, so that a sync finds
-// them written and costs the file system no journal commit (about 40%
-// less time per fdatasync of a small batch on ext4); with false it does
-// not. Durability and the format are the same either way.
+// The same goroutine, where the caller syncs often (SyncAlways,
+// SyncEvery, or Sync every few MiB), writes zeros over the blocks ahead
+// of the writer and writes them back, so that a sync finds them written
+// and costs the file system no journal commit (about 40% less time per
+// fdatasync of a small batch on ext4); with false it does not. Durability and the format are the same either way.
 func WithPrefault(on bool) Option { return func(c *config) { c.noPrefault = !on } }
 
 // WithFileMode sets the permissions of every file the log creates
