@@ -157,7 +157,8 @@ func WithMaxBytes(bytes int64) Option { return func(c *config) { c.maxBytes = by
 // SyncEvery, or Sync every few MiB), writes zeros over the blocks ahead
 // of the writer and writes them back, so that a sync finds them written
 // and costs the file system no journal commit (about 40% less time per
-// fdatasync of a small batch on ext4); with false it does not. Durability and the format are the same either way.
+// fdatasync of a small batch on ext4); with false it does not.
+// Durability and the format are the same either way.
 func WithPrefault(on bool) Option { return func(c *config) { c.noPrefault = !on } }
 
 // WithFileMode sets the permissions of every file the log creates
