@@ -65,7 +65,7 @@ const (
 func AwaitWriteback(f *os.File) (naps int) {
 	fd := int(f.Fd())
 	defer runtime.KeepAlive(f)
-	st, ok := pageStat(fd)
+	st, ok := pageStat(fd, 0, 0)
 	if !ok || st.Dirty+st.Writeback < awaitMin {
 		return 0
 	}
@@ -106,11 +106,8 @@ func (fd fdWriteback) start(off, n int64) error {
 }
 
 func (fd fdWriteback) inFlight(off, n int64) (uint64, bool) {
-	var st unix.Cachestat_t
-	if unix.Cachestat(uint(fd), &unix.CachestatRange{Off: uint64(off), Len: uint64(n)}, &st, 0) != nil {
-		return 0, false
-	}
-	return st.Writeback, true
+	st, ok := pageStat(int(fd), off, n)
+	return st.Writeback, ok
 }
 
 // awaitChunks starts the writeback of a file of size bytes a chunk at a
@@ -149,10 +146,11 @@ func awaitRange(wb writeback, off, n int64, sleep func(time.Duration), deadline 
 	}
 }
 
-// pageStat returns the page-cache counts of the whole of fd's file.
-func pageStat(fd int) (unix.Cachestat_t, bool) {
+// pageStat returns the page-cache counts of [off, off+n) of fd's file;
+// n 0: to its end.
+func pageStat(fd int, off, n int64) (unix.Cachestat_t, bool) {
 	var st unix.Cachestat_t
-	err := unix.Cachestat(uint(fd), &unix.CachestatRange{}, &st, 0)
+	err := unix.Cachestat(uint(fd), &unix.CachestatRange{Off: uint64(off), Len: uint64(n)}, &st, 0)
 	return st, err == nil
 }
 

@@ -47,7 +47,7 @@ func TestAwaitWriteback(t *testing.T) {
 	}
 	stat := func(f *os.File) unix.Cachestat_t {
 		t.Helper()
-		st, ok := pageStat(int(f.Fd()))
+		st, ok := pageStat(int(f.Fd()), 0, 0)
 		if !ok {
 			t.Skip("no cachestat in this kernel")
 		}
