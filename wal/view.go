@@ -110,11 +110,11 @@ func OpenView(dir string) (*View, error) { return openView(vfs.OS, dir) }
 // does, except that it reads and verifies again only the segment files
 // that are new since v was opened, the last one (which a writer appends
 // to) and those that changed (another file, or its size, modification
-// time or header, or data past where v found it ended): of a file that v
-// found sound and sealed, it takes what v found. A tool that looks at a
-// live log again and again (walcat follow) so reads about its newest
-// data each time, not its whole history. The key (SetKey) is not carried
-// over. v may be closed already.
+// time, status change time or header, or data past where v found it
+// ended): of a file that v found sound and sealed, it takes what v found.
+// A tool that looks at a live log again and again (walcat follow) so
+// reads about its newest data each time, not its whole history. The key
+// (SetKey) is not carried over. v may be closed already.
 func (v *View) Reopen() (*View, error) { return openViewFrom(vfs.OS, v.dir, v.st.scans) }
 
 // openView is OpenView on the file system fsys.

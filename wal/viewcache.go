@@ -55,16 +55,17 @@ func (ld *loader) keep(o *opened, acks []ackRange) {
 // can stand for a scan now, and reports whether it did (through: see
 // segScan.apply). It can for a file that was not the last one then and
 // is not now, that scan found sound, and that is the same file with the
-// same size, modification time and header, zeros still where its data
-// ended, and its last record's frame header as it was: a writer appends
-// to the last segment only and rewrites a segment as a new file
-// (compaction); a repair changes a file's time and cuts its last records
-// (the time may stay the same if the repair comes within the file
-// system's clock tick of the earlier look: the last frame tells).
-// Recovery can make a sealed segment the active one again, and it gets
-// appended to: the zeros after its data tell. Other changes to a sealed
-// file (a bit flipped on the disk, ack frames alone cut off its end) are
-// not looked for: OpenView and Verify find them.
+// same size, modification time, status change time (Linux) and header,
+// zeros still where its data ended, and its last record's frame header
+// as it was: a writer appends to the last segment only and rewrites a
+// segment as a new file (compaction); a repair changes a file's time and
+// cuts its last records (the time may stay the same if the repair comes
+// within the file system's clock tick of the earlier look: the last frame
+// tells). Any other write through the file system moves the status change
+// time, and so does setting the modification time back. Recovery can
+// make a sealed segment the active one again, and it gets appended to:
+// the zeros after its data tell. A change below the file system (a bit
+// flipped on the disk) is not looked for: OpenView and Verify find it.
 func (ld *loader) reuse(o *opened, through uint64) bool {
 	s := o.s
 	c := ld.prev[s.id]
@@ -72,7 +73,7 @@ func (ld *loader) reuse(o *opened, through uint64) bool {
 		return false
 	}
 	fi, err := s.file.Stat()
-	if err != nil || !os.SameFile(fi, c.fi) || fi.Size() != c.fi.Size() || !fi.ModTime().Equal(c.fi.ModTime()) {
+	if err != nil || !os.SameFile(fi, c.fi) || fi.Size() != c.fi.Size() || !fi.ModTime().Equal(c.fi.ModTime()) || changed(c.fi, fi) {
 		return false
 	}
 	if c.tail+segment.FrameHeaderSize <= fi.Size() {
@@ -93,6 +94,14 @@ func (ld *loader) reuse(o *opened, through uint64) bool {
 	}
 	ld.st.scans[s.id] = c
 	return true
+}
+
+// changed reports whether the file's status change time moved from was
+// to now: it was written to, or its modification time set, since.
+func changed(was, now fs.FileInfo) bool {
+	w, ok1 := changeTime(was)
+	n, ok2 := changeTime(now)
+	return ok1 && ok2 && w != n
 }
 
 // lastFrameHead returns the header of the frame of the last record in
