@@ -1234,8 +1234,8 @@ func (l *Log) prefaultLocked() bool {
 }
 
 // zeroChunk is how much of the active segment the preparer writes zeros
-// over at a time, holding the log's lock (see zeroNextLocked).
-const zeroChunk = 256 << 10
+// over at a time, holding the log's lock (see zeroNextLocked): one pwrite.
+const zeroChunk = segment.ZeroChunk
 
 // zeroHook, if set (by tests), is called with each range the preparer
 // writes zeros over and the active segment's tail at that moment, with

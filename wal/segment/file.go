@@ -235,10 +235,10 @@ func (s *File) SyncAsleep() error {
 }
 
 // WriteZeros writes zeros over [off, off+n), where the log holds nothing
-// (ahead of its tail), with one pwrite. It goes to the file itself, not
-// through the file system layer the file was opened with (vfs.FS): the
-// range reads as zeros before and after, so a test's model of what a
-// crash keeps, or of which write fails, has nothing to see.
+// (ahead of its tail), with one pwrite per ZeroChunk. It goes to the file
+// itself, not through the file system layer the file was opened with
+// (vfs.FS): the range reads as zeros before and after, so a test's model
+// of what a crash keeps, or of which write fails, has nothing to see.
 func (s *File) WriteZeros(off, n int64) error {
 	for n > 0 {
 		c := min(n, int64(len(zeroChunkBuf)))
@@ -250,8 +250,11 @@ func (s *File) WriteZeros(off, n int64) error {
 	return nil
 }
 
+// ZeroChunk is the most WriteZeros writes with one pwrite.
+const ZeroChunk = 256 << 10
+
 // zeroChunkBuf is zeros for WriteZeros, never written to.
-var zeroChunkBuf = make([]byte, 256<<10)
+var zeroChunkBuf = make([]byte, ZeroChunk)
 
 // WriteBack writes the dirty pages of [off, off+n) back to the device and
 // waits for them, asleep, without syncing the file: nothing is made
