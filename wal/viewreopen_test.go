@@ -88,14 +88,6 @@ func TestViewReopenReadsOnlyNew(t *testing.T) {
 		// not a power cut's loss.
 		first := again.Segments()[0]
 		again.Close()
-		f, err := os.OpenFile(first.Path, os.O_RDWR, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fi, err := f.Stat()
-		if err != nil {
-			t.Fatal(err)
-		}
 		var last RecordInfo
 		for r, err := range mustView(t, dir).Records(first.LastSeq, first.LastSeq) {
 			if err != nil {
@@ -103,13 +95,7 @@ func TestViewReopenReadsOnlyNew(t *testing.T) {
 			}
 			last = r
 		}
-		if _, err := f.WriteAt(make([]byte, segment.FrameSize(last.StoredSize)), last.Offset); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-		if err := os.Chtimes(first.Path, fi.ModTime(), fi.ModTime()); err != nil {
-			t.Fatal(err)
-		}
+		rewriteKeepingTime(t, first.Path, last.Offset, make([]byte, segment.FrameSize(last.StoredSize)))
 		if v, err := again.Reopen(); !errors.Is(err, ErrCorrupt) {
 			if err == nil {
 				v.Close()
@@ -120,6 +106,31 @@ func TestViewReopenReadsOnlyNew(t *testing.T) {
 			t.Errorf("OpenView after segment 1 was cut: %v, want damage", err)
 		}
 	}
+}
+
+// rewriteKeepingTime writes b at off of the file at path, then sets the
+// file's modification time back to what it was, and returns the file's
+// status from before the write.
+func rewriteKeepingTime(t *testing.T, path string, off int64, b []byte) os.FileInfo {
+	t.Helper()
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, before.ModTime(), before.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	return before
 }
 
 // mustView opens a view of dir, closed with the test.
