@@ -369,7 +369,7 @@ func (l *Log) merge(run []ackSnapshot) error {
 	m := mergeJob{srcs: make([]mergeSrc, len(run))}
 	for i, sn := range run {
 		m.srcs[i] = mergeSrc{sn.seg, sn.seg.file, sn.seg.tail, sn.acks}
-		sn.seg.file.refs++
+		sn.seg.file.pin()
 		m.oldSize += sn.seg.file.Size()
 		m.gen = max(m.gen, sn.seg.gen)
 		m.mergedThrough = max(m.mergedThrough, sn.seg.file.Header.MergedThrough, sn.seg.id)
@@ -548,7 +548,7 @@ func (l *Log) installMerged(m *mergeJob, nf *segment.File) error {
 	// segment's). The bitmap is built from them alone, sparse when the
 	// range is much larger, so that neither time nor memory grows with
 	// the span.
-	ns := &seg{id: first.id, firstSeq: first.firstSeq, file: &mapped{File: nf}, locs: m.locs, tail: m.tail,
+	ns := &seg{id: first.id, firstSeq: first.firstSeq, file: newMapped(nf), locs: m.locs, tail: m.tail,
 		sealed: true, gen: m.gen + 1}
 	ns.setAcks(index.NewAcksOf(first.firstSeq, end-first.firstSeq, m.copied))
 	members := l.segs[at : last+1]

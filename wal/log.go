@@ -837,7 +837,7 @@ func (l *Log) newSegmentLocked(size int64) (*seg, error) {
 		if err != nil {
 			return nil, fmt.Errorf("wal: new segment: %w", err)
 		}
-		f = &mapped{File: nf}
+		f = newMapped(nf)
 	}
 	path := vfs.Join(l.dir, segment.Name(id))
 	// keepForNextTry keeps the file, not yet renamed, for the next try,
@@ -1093,7 +1093,7 @@ func (l *Log) prepareStep() bool {
 	}
 	if from, to, write := l.populateNextLocked(a); from < to {
 		f := a.file
-		f.refs++
+		f.pin()
 		l.mu.Unlock()
 		f.SmallPages(!write)
 		if write {
@@ -1142,7 +1142,7 @@ func (l *Log) prepareStep() bool {
 		// changes no data) or discard it: our pin keeps it mapped until
 		// we are done.
 		small := l.writeAheadLocked() == 0
-		p.refs++
+		p.pin()
 		l.mu.Unlock()
 		if hook := prepareHook.Load(); hook != nil {
 			(*hook)(p.File)
@@ -1173,7 +1173,7 @@ func (l *Log) prepareStep() bool {
 		l.fs.Remove(path)
 		return false
 	}
-	l.prepared, l.prepPopulated, l.prepIndex = &mapped{File: f}, 0, nil
+	l.prepared, l.prepPopulated, l.prepIndex = newMapped(f), 0, nil
 	l.diskBytes += size
 	return true
 }
@@ -1304,7 +1304,7 @@ func (l *Log) zeroAheadLocked(a *seg, from, to int64) {
 		return
 	}
 	a.zeroed = to
-	f.refs++
+	f.pin()
 	l.mu.Unlock()
 	f.WriteBack(from, to-from)
 	l.release(f)
@@ -1421,7 +1421,7 @@ func (l *Log) releaseMapped() {
 		}
 	}
 	for _, sp := range spans {
-		sp.f.refs++
+		sp.f.pin()
 	}
 	l.readSince = 0
 	l.sealedUnreleased = false
@@ -1437,24 +1437,22 @@ func (l *Log) releaseMapped() {
 	}
 }
 
-// release unpins a file, closing it if it was retired.
+// release drops a reference to m, a reader's (or the log's, for
+// retireLocked), and closes m if it was the last. It takes no lock.
 func (l *Log) release(m *mapped) {
-	l.mu.Lock()
-	m.refs--
-	closeIt := m.retired && m.refs == 0
-	l.mu.Unlock()
-	if closeIt {
+	if m.refs.Add(-1) == 0 {
 		m.Close()
 	}
 }
 
-// retireLocked closes m now or, if a reader holds it, when the last one
-// lets go.
+// retireLocked drops the log's reference to m: it closes m now or, if a
+// reader holds it, when the last one lets go.
 func (l *Log) retireLocked(m *mapped) {
-	m.retired = true
-	if m.refs == 0 {
-		m.Close()
+	if m.retired {
+		return
 	}
+	m.retired = true
+	l.release(m)
 }
 
 // Sync makes every record appended and every acknowledgement made so far
@@ -1564,7 +1562,7 @@ func (l *Log) doSync(at pos) (pos, error) {
 	var files []*mapped
 	for _, f := range synced {
 		if !f.retired {
-			f.refs++
+			f.pin()
 			files = append(files, f)
 		}
 	}
@@ -1711,7 +1709,7 @@ func (l *Log) Get(seq uint64) ([]byte, error) {
 		return nil, ErrNotFound
 	}
 	f := s.file
-	f.refs++
+	f.pin()
 	l.noteReadLocked(pagesTouched(segment.FrameHeaderSize + int64(loc.Stored)))
 	l.mu.Unlock()
 	defer l.release(f)
@@ -1771,7 +1769,7 @@ func (l *Log) GetRange(dst []Record, from, to uint64, maxBytes int) (_ []Record,
 		return dst, next, nil
 	}
 	f := s.file
-	f.refs++
+	f.pin()
 	l.noteReadLocked(touched)
 	l.mu.Unlock()
 	defer l.release(f)
@@ -2059,7 +2057,7 @@ func (l *Log) Pending() iter.Seq2[Record, error] {
 					cuts = nil // one window: nothing to read ahead
 				}
 			}
-			f.refs++
+			f.pin()
 			l.mu.Unlock()
 			more, err := l.pendingIn(&r, f, acks, tail, start, cuts, from, end, yield)
 			l.release(f)

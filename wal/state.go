@@ -19,14 +19,27 @@ import (
 
 const tmpExt = ".tmp"
 
-// mapped is a segment file shared by the log and its readers. A reader
-// pins it (refs, under Log.mu); a retired file is closed when its last
-// reader lets go.
+// mapped is a segment file shared by the log and its readers. It counts
+// its references: one is the log's, until it retires the file, and each
+// reader holds one more while it reads (pin, under Log.mu, on a file the
+// log has not retired or a reader still holds; Log.release, without the
+// lock, so that a reader done with a file does not wait for an appender
+// that holds it). The last reference to go closes the file.
 type mapped struct {
 	*segment.File
-	refs    int
-	retired bool
+	refs    atomic.Int32
+	retired bool // under Log.mu
 }
+
+// newMapped returns f shared, with the log's reference.
+func newMapped(f *segment.File) *mapped {
+	m := &mapped{File: f}
+	m.refs.Store(1)
+	return m
+}
+
+// pin takes a reader's reference; the caller holds Log.mu.
+func (m *mapped) pin() { m.refs.Add(1) }
 
 // seg is one logical segment: a range of seqs, its current file, where
 // each record lives and which are acknowledged.
@@ -680,7 +693,7 @@ func (ld *loader) openSegments() {
 			}
 			return
 		}
-		o.s = &seg{id: id, firstSeq: f.Header.FirstSeq, file: &mapped{File: f}, locs: index.NewLocations(f.Header.FirstSeq), gen: f.Header.Generation}
+		o.s = &seg{id: id, firstSeq: f.Header.FirstSeq, file: newMapped(f), locs: index.NewLocations(f.Header.FirstSeq), gen: f.Header.Generation}
 		st.segs = append(st.segs, o.s)
 		if f.Header.ID != id {
 			o.err = corrupt(path, 0, 0, FixCut, "header names segment %d", f.Header.ID)
@@ -756,7 +769,7 @@ func (ld *loader) cutAfter(i int, from, to int64, batch bool) error {
 		return fmt.Errorf("wal: %w", err)
 	}
 	s.file.Close()
-	s.file = &mapped{File: f}
+	s.file = newMapped(f)
 	return nil
 }
 
