@@ -96,3 +96,42 @@ func TestCeilingSkipsBoundWalpubExceeds(t *testing.T) {
 		}
 	}
 }
+
+// The buffered file with the device writes of walpub's power-cut bound
+// under SyncNever (bufio+xxhash/sealed) bounds the write targets: above
+// walpub and below the goal, it is the ceiling the verdict names, where
+// without it the next bound (raw write(2)) is above the goal and explains
+// nothing.
+func TestCeilingSealedBaseline(t *testing.T) {
+	const goal = "1 KiB appends in batches of 100: ≥ buffered file"
+	ag := map[aggKey]*agg{}
+	set := func(impl, wl string, v float64) {
+		ag[aggKey{"wal", impl, wl}] = &agg{Impl: impl, Workload: wl, N: 5, MBPS: stat{Med: v}, RecPS: stat{Med: v * 1000}}
+	}
+	set("walpub", "batch100-1KiB", 3000)
+	set("bufio+xxhash", "batch100-1KiB", 3400)
+	set("bufio+xxhash/batch", "batch100-1KiB", 2400)
+	set("mmap+xxhash", "batch100-1KiB", 1900)
+	set("raw-write", "append-1MiB", 4600)
+	find := func() target {
+		t.Helper()
+		for _, tg := range targets(nil, ag) {
+			if tg.Goal == goal {
+				return tg
+			}
+		}
+		t.Fatalf("no target %q", goal)
+		return target{}
+	}
+	if tg := find(); tg.Ceiling != 4600 || strings.Contains(tg.verdict(), "above the ceiling") {
+		t.Fatalf("without the sealed baseline: ceiling %v, verdict %q; want raw write(2)'s 4600, explaining nothing", tg.Ceiling, tg.verdict())
+	}
+	set(sealedBaseline, "batch100-1KiB", 3250)
+	tg := find()
+	if tg.Ceiling != 3250 || !strings.Contains(tg.CeilingName, sealedBaseline) {
+		t.Errorf("ceiling %v (%s), want %s's 3250", tg.Ceiling, tg.CeilingName, sealedBaseline)
+	}
+	if v := tg.verdict(); !strings.Contains(v, "above the ceiling measured") || !strings.Contains(v, "0.92x of it") {
+		t.Errorf("verdict %q", v)
+	}
+}
