@@ -62,7 +62,8 @@ func init() {
 		Kind:   "baseline",
 		Module: "github.com/cespare/xxhash/v2",
 		Note: "bufio+xxhash in files of 64 MiB, walpub's segment size: each full file is written back to the device " +
-			"(fdatasync, then a sync of the directory) by a background goroutine while the writer goes on, as " +
+			"by a background goroutine while the writer goes on (sync_file_range 2 MiB at a time, at most 4 in flight, " +
+			"then fdatasync and a sync of the directory), as " +
 			"walpub's SyncNever syncs each sealed segment, which bounds what a power cut can take. It does the " +
 			"device writes that bound costs, which bufio+xxhash leaves to the kernel after its run; its buffer is " +
 			"lost to kill -9 as bufio+xxhash's is. Writes without sync only.",
@@ -274,11 +275,20 @@ func (l *sealedLog) next() error {
 }
 
 // syncer writes back each full file, then the directory (which holds the
-// names of the files made so far), and closes the file.
+// names of the files made so far), and closes the file. It starts a
+// file's writeback sealedChunk at a time, with at most sealedDepth chunks
+// in flight, as walpub does its sealed segments': started whole (one
+// fdatasync), the file's writes queue on the device ahead of the file
+// system's journal commits, and the writer's next write(2), waiting for
+// one, stalled for tens of milliseconds (the runs of this baseline ranged
+// from 1221 to 3107 MB/s for 1 KiB batches).
 func (l *sealedLog) syncer() {
 	var first error
 	for f := range l.full {
-		err := unix.Fdatasync(int(f.Fd()))
+		err := writeBackChunks(f)
+		if err == nil {
+			err = unix.Fdatasync(int(f.Fd()))
+		}
 		if err == nil {
 			err = syncDir(l.dir)
 		}
@@ -288,6 +298,47 @@ func (l *sealedLog) syncer() {
 		}
 	}
 	l.done <- first
+}
+
+// sealedChunk and sealedDepth: bufio+xxhash/sealed's syncer starts the
+// writeback of a full file sealedChunk at a time, with at most
+// sealedDepth chunks in flight (walpub's figures).
+const (
+	sealedChunk = 2 << 20
+	sealedDepth = 4
+)
+
+// writeBackChunks writes f back to the device sealedChunk at a time, the
+// writeback of a chunk started once the one sealedDepth before it is
+// done, and waits for the last ones.
+func writeBackChunks(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	fd := int(f.Fd())
+	wait := func(off int64) error {
+		return unix.SyncFileRange(fd, off, sealedChunk, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+	}
+	var started []int64
+	for off := int64(0); off < fi.Size(); off += sealedChunk {
+		if len(started) == sealedDepth {
+			if err := wait(started[0]); err != nil {
+				return err
+			}
+			started = started[1:]
+		}
+		if err := unix.SyncFileRange(fd, off, sealedChunk, unix.SYNC_FILE_RANGE_WRITE); err != nil {
+			return err
+		}
+		started = append(started, off)
+	}
+	for _, off := range started {
+		if err := wait(off); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func syncDir(dir string) error {

@@ -28,6 +28,12 @@ type target struct {
 	// on this machine.
 	Ceiling     float64
 	CeilingName string
+	// Sealed is what the buffered file reached with the device writes of
+	// walpub's power-cut bound (sealedBaseline), in Unit; 0 or NaN where
+	// not measured. The verdict names it where it is below the goal and
+	// not the ceiling: walpub ahead of it is ahead of the buffered file
+	// doing the work walpub's guarantee needs.
+	Sealed float64
 }
 
 // aboveCeiling reports whether the goal asks for more than the physical
@@ -67,6 +73,10 @@ func (t target) verdict() string {
 	} else if t.beyondCeiling() {
 		v += fmt.Sprintf("; not explained by a limit measured in this run: walpub is above every bound measured, the highest being %s, which reached %s (walpub %.2fx of it)",
 			strings.TrimSuffix(t.CeilingName, ","), fmtVal(t.Ceiling, t.Unit), t.Ours/t.Ceiling)
+	}
+	if t.Sealed > 0 && t.Need*t.Ref > t.Sealed && !strings.Contains(t.CeilingName, sealedBaseline) {
+		v += fmt.Sprintf("; the goal is above what the buffered file reached with the device writes of walpub's power-cut bound under SyncNever (%s: %s; walpub %.2fx of it)",
+			sealedBaseline, fmtVal(t.Sealed, t.Unit), t.Ours/t.Sealed)
 	}
 	return v
 }
@@ -199,6 +209,7 @@ func targets(s *Suite, ag map[aggKey]*agg) []target {
 		}
 		if !strings.HasSuffix(wl, "-sync") && !strings.HasPrefix(wl, "replay") {
 			t.Ceiling, t.CeilingName = ceiling(wl, rec, t.Ours)
+			t.Sealed = med(sealedBaseline, wl, rec)
 		}
 		// A replay verifies every record twice (Open, then Pending): two
 		// verifying passes side by side on the cores bound it.

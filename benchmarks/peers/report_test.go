@@ -131,7 +131,15 @@ func TestCeilingSealedBaseline(t *testing.T) {
 	if tg.Ceiling != 3250 || !strings.Contains(tg.CeilingName, sealedBaseline) {
 		t.Errorf("ceiling %v (%s), want %s's 3250", tg.Ceiling, tg.CeilingName, sealedBaseline)
 	}
-	if v := tg.verdict(); !strings.Contains(v, "above the ceiling measured") || !strings.Contains(v, "0.92x of it") {
+	if v := tg.verdict(); !strings.Contains(v, "above the ceiling measured") || !strings.Contains(v, "0.92x of it") ||
+		strings.Count(v, sealedBaseline) != 1 {
 		t.Errorf("verdict %q", v)
+	}
+	// walpub ahead of it: not a ceiling, but the verdict still says the
+	// goal is above it, and where walpub stands.
+	set(sealedBaseline, "batch100-1KiB", 2900)
+	tg = find()
+	if v := tg.verdict(); tg.Ceiling != 4600 || !strings.Contains(v, sealedBaseline+": 2900 MB/s; walpub 1.03x of it") {
+		t.Errorf("walpub above the sealed baseline: ceiling %v, verdict %q", tg.Ceiling, v)
 	}
 }
