@@ -377,7 +377,7 @@ func (l *Log) merge(run []ackSnapshot) error {
 	l.mu.Unlock()
 	defer func() {
 		for _, sr := range m.srcs {
-			l.release(sr.f)
+			sr.f.unpin()
 		}
 	}()
 	m.first = m.srcs[0].s

@@ -1109,7 +1109,7 @@ func (l *Log) prepareStep() bool {
 			}
 		}
 		l.mu.Unlock()
-		l.release(f)
+		f.unpin()
 		return true
 	}
 	if p := l.prepared; p != nil && l.prepIndex == nil && p.Size() == l.cfg.segmentSize && l.halfFullLocked(a) {
@@ -1155,7 +1155,7 @@ func (l *Log) prepareStep() bool {
 			l.prepPopulated = to
 		}
 		l.mu.Unlock()
-		l.release(p)
+		p.unpin()
 		return true
 	}
 	size := l.cfg.segmentSize
@@ -1307,7 +1307,7 @@ func (l *Log) zeroAheadLocked(a *seg, from, to int64) {
 	f.pin()
 	l.mu.Unlock()
 	f.WriteBack(from, to-from)
-	l.release(f)
+	f.unpin()
 }
 
 // populateNextLocked returns the next range [from, to) of the active
@@ -1433,15 +1433,7 @@ func (l *Log) releaseMapped() {
 			sp.f.SmallPages(false)
 		}
 		sp.f.Release(0, sp.to)
-		l.release(sp.f)
-	}
-}
-
-// release drops a reference to m, a reader's (or the log's, for
-// retireLocked), and closes m if it was the last. It takes no lock.
-func (l *Log) release(m *mapped) {
-	if m.refs.Add(-1) == 0 {
-		m.Close()
+		sp.f.unpin()
 	}
 }
 
@@ -1452,7 +1444,7 @@ func (l *Log) retireLocked(m *mapped) {
 		return
 	}
 	m.retired = true
-	l.release(m)
+	m.unpin()
 }
 
 // Sync makes every record appended and every acknowledgement made so far
@@ -1603,7 +1595,7 @@ func (l *Log) doSync(at pos) (pos, error) {
 		default:
 			err = f.Sync()
 		}
-		l.release(f)
+		f.unpin()
 	}
 	if err == nil && dirDirty {
 		if err = l.fs.SyncDir(l.dir); err == nil {
@@ -1712,7 +1704,7 @@ func (l *Log) Get(seq uint64) ([]byte, error) {
 	f.pin()
 	l.noteReadLocked(pagesTouched(segment.FrameHeaderSize + int64(loc.Stored)))
 	l.mu.Unlock()
-	defer l.release(f)
+	defer f.unpin()
 	return l.read(f, loc.Off, seq)
 }
 
@@ -1772,7 +1764,7 @@ func (l *Log) GetRange(dst []Record, from, to uint64, maxBytes int) (_ []Record,
 	f.pin()
 	l.noteReadLocked(touched)
 	l.mu.Unlock()
-	defer l.release(f)
+	defer f.unpin()
 	for _, e := range locs[:n] {
 		b, err := l.read(f, e.Off, e.seq)
 		if err != nil {
@@ -2060,7 +2052,7 @@ func (l *Log) Pending() iter.Seq2[Record, error] {
 			f.pin()
 			l.mu.Unlock()
 			more, err := l.pendingIn(&r, f, acks, tail, start, cuts, from, end, yield)
-			l.release(f)
+			f.unpin()
 			if err != nil {
 				yield(Record{}, err)
 				return

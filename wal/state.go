@@ -22,9 +22,9 @@ const tmpExt = ".tmp"
 // mapped is a segment file shared by the log and its readers. It counts
 // its references: one is the log's, until it retires the file, and each
 // reader holds one more while it reads (pin, under Log.mu, on a file the
-// log has not retired or a reader still holds; Log.release, without the
-// lock, so that a reader done with a file does not wait for an appender
-// that holds it). The last reference to go closes the file.
+// log has not retired or a reader still holds; unpin, without the lock,
+// so that a reader done with a file does not wait for an appender that
+// holds it). The last reference to go closes the file.
 type mapped struct {
 	*segment.File
 	refs    atomic.Int32
@@ -40,6 +40,14 @@ func newMapped(f *segment.File) *mapped {
 
 // pin takes a reader's reference; the caller holds Log.mu.
 func (m *mapped) pin() { m.refs.Add(1) }
+
+// unpin drops a reference, a reader's (or the log's, for
+// Log.retireLocked), and closes m if it was the last. It takes no lock.
+func (m *mapped) unpin() {
+	if m.refs.Add(-1) == 0 {
+		m.Close()
+	}
+}
 
 // seg is one logical segment: a range of seqs, its current file, where
 // each record lives and which are acknowledged.
