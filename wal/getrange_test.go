@@ -183,3 +183,99 @@ func TestGetRangeDamage(t *testing.T) {
 		t.Fatalf("GetRange after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestGetRangeInto: GetRangeInto returns what GetRange does, with each
+// record's bytes in the caller's buffer, one after the other, and the rest
+// of the buffer; it stops before a record that no longer fits, and a first
+// record that does not fit is a copy of its own, as GetRange's, with the
+// buffer left unused. Compressed and encrypted records are decoded into the
+// buffer too.
+func TestGetRangeInto(t *testing.T) {
+	for name, opts := range map[string][]Option{
+		"plain":              nil,
+		"zstd":               {WithCompression(CompressionZstd)},
+		"encrypted":          {WithEncryption(testKey)},
+		"zstd and encrypted": {WithCompression(CompressionZstd), WithEncryption(testKey)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			l := mustOpen(t, t.TempDir(), append([]Option{WithSegmentSize(smallSeg)}, opts...)...)
+			defer mustClose(t, l)
+			m := newModel()
+			r := rand.New(rand.NewPCG(7, 11))
+			for range 3000 {
+				d := randRecord(r, 1+r.IntN(900))
+				q, err := l.Append(d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m.data[q] = d
+				if r.IntN(5) == 0 {
+					if err := l.Ack(q); err != nil {
+						t.Fatal(err)
+					}
+					m.acked[q] = true
+				}
+			}
+			var inBuf, copies, full int
+			for _, size := range []int{0, 100, 2000, 64 << 10} {
+				var got []Record
+				for q := uint64(1); q < m.next(); {
+					buf := make([]byte, size)
+					want, wantNext, err := l.GetRange(nil, q, m.next(), 16<<10)
+					if err != nil {
+						t.Fatal(err)
+					}
+					recs, rest, next, err := l.GetRangeInto(nil, buf, q, m.next(), 16<<10)
+					if err != nil {
+						t.Fatalf("GetRangeInto(%d): %v", q, err)
+					}
+					if next <= q || next > wantNext || len(recs) > len(want) {
+						t.Fatalf("GetRangeInto(%d) into %d bytes: %d records, next %d; GetRange: %d, %d", q, size, len(recs), next, len(want), wantNext)
+					}
+					off := 0
+					for i, rec := range recs {
+						if rec.Seq != want[i].Seq || !bytes.Equal(rec.Data, want[i].Data) {
+							t.Fatalf("GetRangeInto(%d): record %d is seq %d, want seq %d as GetRange's", q, i, rec.Seq, want[i].Seq)
+						}
+						if !bytes.Equal(rec.Data, m.data[rec.Seq]) {
+							t.Fatalf("GetRangeInto: seq %d differs from what was written", rec.Seq)
+						}
+						switch {
+						case inBufAt(rec.Data, buf, off):
+							inBuf++
+							off += len(rec.Data)
+						case len(buf) > 0 && len(recs[0].Data) <= len(buf):
+							t.Fatalf("GetRangeInto(%d): seq %d is not in the buffer after the records before it", q, rec.Seq)
+						default:
+							copies++
+						}
+					}
+					if len(rest) != len(buf)-off || len(rest) > 0 && &rest[0] != &buf[off] {
+						t.Fatalf("GetRangeInto(%d): %d bytes left of %d, %d used", q, len(rest), len(buf), off)
+					}
+					if len(recs) < len(want) {
+						// Stopped early: only for room.
+						if off == 0 || len(want[len(recs)].Data) <= len(rest) {
+							t.Fatalf("GetRangeInto(%d): %d records of GetRange's %d, with %d bytes left", q, len(recs), len(want), len(rest))
+						}
+						full++
+					}
+					got = append(got, recs...)
+					q = next
+				}
+				if len(got) != len(m.pending()) {
+					t.Fatalf("buffers of %d bytes: %d records, want %d", size, len(got), len(m.pending()))
+				}
+			}
+			t.Logf("records in the buffer %d, copies %d, calls stopped for room %d", inBuf, copies, full)
+			if inBuf == 0 || copies == 0 || full == 0 {
+				t.Fatal("a case was never reached")
+			}
+		})
+	}
+}
+
+// inBufAt reports whether b is buf[off:off+len(b)], in buf's storage.
+func inBufAt(b, buf []byte, off int) bool {
+	return len(b) > 0 && off+len(b) <= len(buf) && &b[0] == &buf[off] && cap(b) >= len(b)
+}

@@ -119,7 +119,8 @@ type Log struct {
 type Record struct {
 	Seq uint64
 	// Data: Pending's is valid only until the iteration step returns (copy
-	// to keep); GetRange's is the caller's.
+	// to keep); GetRange's is the caller's, and GetRangeInto's is in the
+	// caller's buffer, or the caller's.
 	Data []byte
 }
 
@@ -1705,7 +1706,7 @@ func (l *Log) Get(seq uint64) ([]byte, error) {
 	l.noteReadLocked(pagesTouched(segment.FrameHeaderSize + int64(loc.Stored)))
 	l.mu.Unlock()
 	defer f.unpin()
-	return l.read(f, loc.Off, seq)
+	return l.read(f, loc.Off, seq, nil)
 }
 
 // GetRange appends to dst copies of the unacknowledged records with seqs
@@ -1723,10 +1724,29 @@ func (l *Log) Get(seq uint64) ([]byte, error) {
 // record cannot be read, GetRange returns the records before it, next at
 // its seq, and the error Get would return for it.
 func (l *Log) GetRange(dst []Record, from, to uint64, maxBytes int) (_ []Record, next uint64, err error) {
+	dst, _, next, err = l.getRange(dst, nil, from, to, maxBytes)
+	return dst, next, err
+}
+
+// GetRangeInto is GetRange with the records' bytes in buf's storage, one
+// after the other, instead of copies of their own; it returns the part of
+// buf it did not use. Besides GetRange's bounds it stops before a record
+// that does not fit in what is left of buf. If not even the first fits, it
+// is GetRange: copies of their own, and buf unused. A reader that keeps
+// records until they are handled and then reuses their storage (a sender
+// with a window in flight) allocates nothing per record: the caller owns
+// buf, and must not reuse a part of it while a record in it is in use.
+func (l *Log) GetRangeInto(dst []Record, buf []byte, from, to uint64, maxBytes int) (_ []Record, rest []byte, next uint64, err error) {
+	return l.getRange(dst, buf[:len(buf):len(buf)], from, to, maxBytes)
+}
+
+// getRange is GetRange (buf nil) and GetRangeInto.
+func (l *Log) getRange(dst []Record, buf []byte, from, to uint64, maxBytes int) (_ []Record, rest []byte, next uint64, err error) {
+	rest = buf
 	l.mu.Lock()
 	if err := l.checkLocked(); err != nil {
 		l.mu.Unlock()
-		return dst, from, err
+		return dst, rest, from, err
 	}
 	to = min(to, l.nextSeq)
 	i := segsThrough(l.segs, from)
@@ -1737,7 +1757,7 @@ func (l *Log) GetRange(dst []Record, from, to uint64, maxBytes int) (_ []Record,
 			next = min(to, l.segs[0].firstSeq)
 		}
 		l.mu.Unlock()
-		return dst, max(from, next), nil
+		return dst, rest, max(from, next), nil
 	}
 	s := l.segs[i-1]
 	if i < len(l.segs) {
@@ -1746,10 +1766,20 @@ func (l *Log) GetRange(dst []Record, from, to uint64, maxBytes int) (_ []Record,
 	var locs [getRangeMax]frameLoc
 	n, size, touched := 0, 0, int64(0)
 	next = from
+	inBuf := 0 // bytes of buf the records found so far take
 	for stop := min(to, from+getRangeScan); next < stop && n < len(locs) && (n == 0 || size < maxBytes); next++ {
 		loc, ok := s.unacked(next)
 		if !ok {
 			continue
+		}
+		if buf != nil {
+			if inBuf+int(loc.Raw) > len(buf) {
+				if n > 0 {
+					break
+				}
+				buf = nil // not even the first fits: copies, as GetRange's
+			}
+			inBuf += int(loc.Raw)
 		}
 		locs[n] = frameLoc{next, loc}
 		n++
@@ -1758,7 +1788,7 @@ func (l *Log) GetRange(dst []Record, from, to uint64, maxBytes int) (_ []Record,
 	}
 	if n == 0 {
 		l.mu.Unlock()
-		return dst, next, nil
+		return dst, rest, next, nil
 	}
 	f := s.file
 	f.pin()
@@ -1766,13 +1796,21 @@ func (l *Log) GetRange(dst []Record, from, to uint64, maxBytes int) (_ []Record,
 	l.mu.Unlock()
 	defer f.unpin()
 	for _, e := range locs[:n] {
-		b, err := l.read(f, e.Off, e.seq)
+		var into []byte
+		if buf != nil {
+			into = buf[:0:e.Raw]
+		}
+		b, err := l.read(f, e.Off, e.seq, into)
 		if err != nil {
-			return dst, e.seq, err
+			return dst, rest, e.seq, err
+		}
+		if buf != nil {
+			buf = buf[e.Raw:]
+			rest = buf
 		}
 		dst = append(dst, Record{Seq: e.seq, Data: b})
 	}
-	return dst, next, nil
+	return dst, rest, next, nil
 }
 
 // getRangeMax is the most records one GetRange returns, and getRangeScan
@@ -1783,11 +1821,12 @@ const (
 	getRangeScan = 8 * getRangeMax
 )
 
-// read returns a copy of record seq, whose frame is at off of f (pinned),
-// once its checksum is verified. A fault reading the mapping (an I/O error
-// on one of its pages, or the file truncated under it) is an error, not
-// the end of the process.
-func (l *Log) read(f *mapped, off int64, seq uint64) (_ []byte, err error) {
+// read returns record seq, whose frame is at off of f (pinned), once its
+// checksum is verified: a copy of its own, or with buf non-nil in buf's
+// storage (cap(buf) is at least the record's size). A fault reading the
+// mapping (an I/O error on one of its pages, or the file truncated under
+// it) is an error, not the end of the process.
+func (l *Log) read(f *mapped, off int64, seq uint64, buf []byte) (_ []byte, err error) {
 	defer catchFault(f.Path, &err)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	fr, err := segment.DecodeFrame(f.Bytes(), off)
@@ -1797,7 +1836,10 @@ func (l *Log) read(f *mapped, off int64, seq uint64) (_ []byte, err error) {
 	if err != nil {
 		return nil, l.frameError(f.Path, off, seq, err)
 	}
-	return decodeRecord(fr, f.Path, nil, l.sealer)
+	if buf != nil && !fr.Compressed() && !fr.Encrypted() {
+		return append(buf[:0], fr.Payload...), nil // decodeRecord's would be the mapping
+	}
+	return decodeRecord(fr, f.Path, buf, l.sealer)
 }
 
 // readFrame decodes the frame at off of f and verifies its checksum; a

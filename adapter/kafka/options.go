@@ -136,7 +136,9 @@ func WithWAL(opts ...wal.Option) Option {
 // WithLogger's logger, and the WithTLS and WithSASL settings. By default none are added. Options
 // that weaken delivery (kgo.DisableIdempotentWrite, other acks, record
 // retry limits or timeouts) are honoured but weaken the guarantees: failures
-// they cause are retried, which may duplicate or reorder records. Repeated
+// they cause are retried, which may duplicate or reorder records. Hooks and
+// partitioners they add see records whose byte slices the producer reuses
+// once the record is confirmed: they must copy what they keep. Repeated
 // calls accumulate.
 func WithClient(opts ...kgo.Opt) Option {
 	return func(c *config) { c.clientOpts = append(c.clientOpts, opts...) }

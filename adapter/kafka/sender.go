@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -53,6 +54,10 @@ type entry struct {
 	noPart uint8
 	state  entryState
 	key    holdKey
+	// chunk holds the record's bytes if the sender read them into one
+	// (readJournal): the record is then done with (doneWith) or
+	// detached before anything but the sender and the client sees it.
+	chunk *chunk
 	// part is the partition the client buffered the record for, -1 until
 	// it did (see partHook); set on the client's goroutines.
 	part atomic.Int32
@@ -97,8 +102,9 @@ type hold struct {
 // together.
 const entrySlab = 32
 
-// newEntry decodes a journal record into a new entry.
-func (s *sender) newEntry(seq uint64, data []byte) (*entry, error) {
+// newEntry decodes a journal record into a new entry; c is the chunk
+// holding data, if any, whose reference to the record the entry takes.
+func (s *sender) newEntry(seq uint64, data []byte, c *chunk) (*entry, error) {
 	if len(s.slab) == 0 {
 		s.slab = make([]entry, entrySlab)
 	}
@@ -109,7 +115,7 @@ func (s *sender) newEntry(seq uint64, data []byte) (*entry, error) {
 		return nil, err
 	}
 	s.slab = s.slab[1:]
-	e.Context, e.seq, e.size = s.ctx, seq, len(data)
+	e.Context, e.seq, e.size, e.chunk = s.ctx, seq, len(data), c
 	e.r.Context = e
 	e.rec = &e.r
 	e.key = holdKey{e.r.Topic, -1}
@@ -159,10 +165,22 @@ type sender struct {
 	next uint64     // the next seq written by this producer to read
 
 	// ahead holds records read from the journal with the one the cursor
-	// needed (readJournal), in aheadBuf's storage; every seq from
-	// aheadFrom up to aheadTo not in it was not found.
+	// needed (readJournal), in aheadBuf's storage, their bytes in
+	// aheadChunk if not nil; every seq from aheadFrom up to aheadTo not in
+	// it was not found.
 	ahead, aheadBuf    []wal.Record
 	aheadFrom, aheadTo uint64
+	aheadChunk         *chunk
+	// chunk is the chunk records are read into, from chunkRest on (nil:
+	// none, records are read as copies of their own); spareChunks are
+	// chunks done with, to be reused.
+	chunk       *chunk
+	chunkRest   []byte
+	spareChunks []*chunk
+	chunks      atomic.Int64 // this sender's chunks not yet collected
+	// Chunks made, spares reused, and fresh chunks wanted past chunkLimit
+	// (for tests).
+	chunksMade, chunksReused, chunkMisses atomic.Int64
 
 	inflight  []*entry // handed to the client, ascending seq; done ones dropped by popLeft
 	nInFlight int
@@ -258,6 +276,7 @@ func (s *sender) run() {
 		}
 		s.dispatch()
 		s.publishProgress(false)
+		s.idleChunks()
 		var tick <-chan time.Time
 		if t := s.wakeAt(); !t.IsZero() {
 			timer.Reset(time.Until(t))
@@ -535,10 +554,13 @@ func (s *sender) journalAcks() bool {
 		d.e.rec.Context = nil // callbacks get the record, not the entry
 		switch {
 		case d.err == nil && onDelivery != nil:
+			detach(d.e)
 			onDelivery(d.e.rec)
 		case d.err != nil && onDead != nil:
+			detach(d.e)
 			onDead(d.e.rec, d.err)
 		}
+		s.doneWith(d.e)
 	}
 	clear(s.unacked)
 	s.unacked = s.unacked[:0]
@@ -1026,7 +1048,7 @@ func (s *sender) read() *entry {
 		}
 		if len(s.runs) == 0 {
 			if data, ok := s.p.hand.take(seq); ok {
-				if e, err := s.newEntry(seq, data); err == nil {
+				if e, err := s.newEntry(seq, data, nil); err == nil {
 					s.advance()
 					return e
 				}
@@ -1036,7 +1058,7 @@ func (s *sender) read() *entry {
 		if fn := s.p.cfg.journalRead; fn != nil {
 			fn(seq)
 		}
-		data, err := s.readJournal(seq)
+		data, c, err := s.readJournal(seq)
 		if errors.Is(err, wal.ErrNotFound) {
 			s.advance() // acknowledged meanwhile
 			continue
@@ -1046,9 +1068,13 @@ func (s *sender) read() *entry {
 			s.delay()
 			return nil
 		}
-		e, err := s.newEntry(seq, data) // Get returned a copy we own
+		e, err := s.newEntry(seq, data, c)
 		if err != nil {
 			// Not ours: keep the bytes in the dead-letter log.
+			if c != nil {
+				data = slices.Clone(data)
+				s.unref(c)
+			}
 			e := &entry{seq: seq, rec: &kgo.Record{Value: data}, size: len(data)}
 			moved, _ := s.bury([]deadRecord{{e, fmt.Errorf("undecodable journal record: %w", err)}})
 			if len(moved) == 0 {
@@ -1069,38 +1095,185 @@ func (s *sender) read() *entry {
 }
 
 // readJournal returns record seq, the cursor's, from the journal, as
-// wal.Log.Get does. It reads the records after it in the same call
-// (wal.Log.GetRange), up to the end of the cursor's run or of what was
-// published and at most readAheadBytes, and serves the cursor's next seqs
-// from them: the journal's lock is taken twice per call, not twice per
-// record, and the writer appending meanwhile waits for it less.
-func (s *sender) readJournal(seq uint64) ([]byte, error) {
+// wal.Log.Get does, and the chunk holding it (nil: the bytes are a copy of
+// their own), whose reference to it passes to the caller. It reads the
+// records after it in the same call (wal.Log.GetRangeInto), up to the end
+// of the cursor's run or of what was published and at most readAheadBytes,
+// and serves the cursor's next seqs from them: the journal's lock is taken
+// twice per call, not twice per record, and the writer appending meanwhile
+// waits for it less.
+func (s *sender) readJournal(seq uint64) ([]byte, *chunk, error) {
 	if seq < s.aheadFrom || seq >= s.aheadTo {
 		_, last := s.cursorRun()
-		clear(s.ahead) // read and never taken: behind the cursor
-		recs, next, err := s.p.journal.GetRange(s.aheadBuf[:0], seq, last+1, readAheadBytes)
+		s.dropAhead() // read and never taken: behind the cursor
+		if len(s.chunkRest) < readAheadBytes {
+			s.nextChunk()
+		}
+		recs, rest, next, err := s.p.journal.GetRangeInto(s.aheadBuf[:0], s.chunkRest, seq, last+1, readAheadBytes)
 		s.aheadBuf, s.ahead, s.aheadFrom, s.aheadTo = recs, recs, seq, next
+		s.aheadChunk = nil
+		if len(rest) < len(s.chunkRest) {
+			s.chunkRest, s.aheadChunk = rest, s.chunk
+			s.chunk.refs += len(recs)
+		}
 		if len(recs) == 0 && (err != nil || next <= seq) {
 			// Nothing read at seq: Get says why, as it did before.
 			s.aheadTo = seq
-			return s.p.journal.Get(seq)
+			data, err := s.p.journal.Get(seq)
+			return data, nil, err
 		}
 	}
 	for len(s.ahead) > 0 && s.ahead[0].Seq < seq {
 		s.ahead[0] = wal.Record{}
 		s.ahead = s.ahead[1:]
+		s.unref(s.aheadChunk)
 	}
 	if len(s.ahead) == 0 || s.ahead[0].Seq != seq {
-		return nil, wal.ErrNotFound // acknowledged: GetRange skipped it
+		return nil, nil, wal.ErrNotFound // acknowledged: GetRange skipped it
 	}
 	data := s.ahead[0].Data
 	s.ahead[0] = wal.Record{} // the sender's entry holds it from now on
 	s.ahead = s.ahead[1:]
-	return data, nil
+	return data, s.aheadChunk, nil
+}
+
+// dropAhead forgets the records read ahead and not taken.
+func (s *sender) dropAhead() {
+	for range s.ahead {
+		s.unref(s.aheadChunk)
+	}
+	clear(s.ahead)
+	s.ahead = nil
 }
 
 // readAheadBytes bounds the records one readJournal reads ahead.
 const readAheadBytes = 256 << 10
+
+// chunk is storage the sender reads journal records into
+// (wal.Log.GetRangeInto), so that reading a record back allocates nothing:
+// once the sender reads into a newer chunk and every record read into this
+// one is done with, it is reused. A record is done with (doneWith) once the
+// broker confirmed it or it went to the dead-letter log, its
+// acknowledgement is journaled and its callback has returned, with a copy
+// of its own (detach). A record that ends otherwise (left journaled at
+// shutdown, found committed by reconcile) keeps its chunk from being
+// reused; the garbage collector takes the chunk once no record refers to
+// it. Only the sender goroutine touches a chunk's fields.
+type chunk struct {
+	buf  []byte
+	refs int  // records read into it and not done with
+	old  bool // the sender reads into a newer chunk
+}
+
+const chunkSize = 1 << 20
+
+// chunkLimit bounds the sender's chunks not yet collected by the garbage
+// collector (chunks), so that records held long (a partition that keeps
+// failing, among others that deliver) cannot keep chunk after chunk alive
+// for a record or two each: past it, records are read as copies of their
+// own.
+func (s *sender) chunkLimit() int64 {
+	return max(4, 2*int64(s.p.cfg.maxInFlightLen)/chunkSize)
+}
+
+// nextChunk makes a fresh chunk the one records are read into: a spare,
+// a new one, or none past chunkLimit.
+func (s *sender) nextChunk() {
+	if c := s.chunk; c != nil {
+		c.old = true
+		if c.refs == 0 {
+			s.recycle(c)
+		}
+	}
+	s.chunk, s.chunkRest = nil, nil
+	switch n := len(s.spareChunks); {
+	case n > 0:
+		s.chunk = s.spareChunks[n-1]
+		s.spareChunks[n-1] = nil
+		s.spareChunks = s.spareChunks[:n-1]
+		s.chunksReused.Add(1)
+	case s.chunks.Load() < s.chunkLimit():
+		s.chunk = &chunk{buf: make([]byte, chunkSize)}
+		s.chunks.Add(1)
+		s.chunksMade.Add(1)
+		runtime.AddCleanup(s.chunk, func(n *atomic.Int64) { n.Add(-1) }, &s.chunks)
+	default:
+		s.chunkMisses.Add(1)
+	}
+	if s.chunk != nil {
+		s.chunk.old = false
+		s.chunkRest = s.chunk.buf
+	}
+}
+
+// unref drops a reference to c, if not nil, from a record done with.
+func (s *sender) unref(c *chunk) {
+	if c == nil {
+		return
+	}
+	c.refs--
+	if c.refs == 0 && c.old {
+		s.recycle(c)
+	}
+}
+
+// recycle keeps c, which no record refers to any more, for reuse (the
+// spares are at most chunkLimit: every chunk counts towards it).
+func (s *sender) recycle(c *chunk) {
+	s.spareChunks = append(s.spareChunks, c)
+}
+
+// idleChunks lets the garbage collector have the spare chunks, and the
+// current one if no record refers to it, once the sender has nothing in
+// flight, held or to read: an idle producer keeps no chunk.
+func (s *sender) idleChunks() {
+	if len(s.spareChunks) == 0 && s.chunk == nil || s.nInFlight+s.nHeld+len(s.unacked) > 0 || len(s.ahead) > 0 {
+		return
+	}
+	if _, more := s.cursor(); more {
+		return
+	}
+	clear(s.spareChunks)
+	s.spareChunks = nil
+	if s.chunk != nil && s.chunk.refs == 0 {
+		s.chunk, s.chunkRest = nil, nil
+	}
+}
+
+// doneWith drops e's reference to its chunk: e's bytes are no longer
+// read, by the sender, the client or a callback.
+func (s *sender) doneWith(e *entry) {
+	c := e.chunk
+	e.chunk = nil
+	s.unref(c)
+}
+
+// detach gives e's record bytes of their own instead of its chunk's,
+// before a callback, which may keep them, receives it.
+func detach(e *entry) {
+	if e.chunk == nil {
+		return
+	}
+	r := e.rec
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Value)
+	}
+	b := make([]byte, 0, n)
+	take := func(v []byte) []byte {
+		if v == nil {
+			return nil
+		}
+		b = append(b, v...)
+		return b[len(b)-len(v) : len(b) : len(b)]
+	}
+	r.Key, r.Value = take(r.Key), take(r.Value)
+	hs := make([]kgo.RecordHeader, len(r.Headers))
+	for i, h := range r.Headers {
+		hs[i] = kgo.RecordHeader{Key: h.Key, Value: take(h.Value)}
+	}
+	r.Headers = hs
+}
 
 func (s *sender) produce(e *entry) {
 	e.state = stateInFlight

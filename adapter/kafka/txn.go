@@ -572,11 +572,14 @@ func (s *sender) txnCommitted(held []*entry) {
 	}
 	s.backoff = 0
 	s.p.delivered.Add(int64(len(held)))
-	if fn := s.p.cfg.onDelivery; fn != nil {
-		for _, e := range held {
+	fn := s.p.cfg.onDelivery
+	for _, e := range held {
+		if fn != nil {
 			e.rec.Context = nil
+			detach(e)
 			fn(e.rec)
 		}
+		s.doneWith(e)
 	}
 	s.publishProgress(true)
 }
