@@ -20,20 +20,9 @@ func TestGetRange(t *testing.T) {
 	m := newModel()
 	r := rand.New(rand.NewPCG(3, 5))
 	for i := range 4000 {
-		d := randRecord(r, r.IntN(300))
-		q, err := l.Append(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.data[q] = d
 		// A stretch of acknowledged records longer than a call looks at,
 		// and some at random.
-		if i >= 1500 && i < 1500+2*getRangeScan || r.IntN(6) == 0 {
-			if err := l.Ack(q); err != nil {
-				t.Fatal(err)
-			}
-			m.acked[q] = true
-		}
+		m.appendAck(t, l, randRecord(r, r.IntN(300)), i >= 1500 && i < 1500+2*getRangeScan || r.IntN(6) == 0)
 	}
 	// The first segment reclaimed: its seqs are found nowhere.
 	l.mu.Lock()
@@ -203,18 +192,7 @@ func TestGetRangeInto(t *testing.T) {
 			m := newModel()
 			r := rand.New(rand.NewPCG(7, 11))
 			for range 3000 {
-				d := randRecord(r, 1+r.IntN(900))
-				q, err := l.Append(d)
-				if err != nil {
-					t.Fatal(err)
-				}
-				m.data[q] = d
-				if r.IntN(5) == 0 {
-					if err := l.Ack(q); err != nil {
-						t.Fatal(err)
-					}
-					m.acked[q] = true
-				}
+				m.appendAck(t, l, randRecord(r, 1+r.IntN(900)), r.IntN(5) == 0)
 			}
 			var inBuf, copies, full int
 			for _, size := range []int{0, 100, 2000, 64 << 10} {

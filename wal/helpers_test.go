@@ -137,6 +137,23 @@ func (m *model) appendRandom(t testing.TB, l *Log, r *rand.Rand, n int) {
 	}
 }
 
+// appendAck appends d and records it, then acknowledges it if ack.
+func (m *model) appendAck(t testing.TB, l *Log, d []byte, ack bool) uint64 {
+	t.Helper()
+	q, err := l.Append(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.data[q] = d
+	if ack {
+		if err := l.Ack(q); err != nil {
+			t.Fatal(err)
+		}
+		m.acked[q] = true
+	}
+	return q
+}
+
 // checkReopened checks the log l, open on dir with opts, against the
 // model, closes it, and checks and closes it again after a reopen.
 func (m *model) checkReopened(t testing.TB, l *Log, dir string, opts ...Option) {

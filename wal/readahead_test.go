@@ -33,17 +33,7 @@ func readAheadLog(t *testing.T) (*Log, *model, string) {
 		if i == 1000 {
 			d = randRecord(r, 2*readWindow+100)
 		}
-		q, err := l.Append(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.data[q] = d
-		if r.IntN(5) == 0 {
-			if err := l.Ack(q); err != nil {
-				t.Fatal(err)
-			}
-			m.acked[q] = true
-		}
+		m.appendAck(t, l, d, r.IntN(5) == 0)
 	}
 	mustClose(t, l)
 	l = mustOpen(t, dir, opts...)
