@@ -115,17 +115,7 @@ func TestChunkReuse(t *testing.T) {
 			t.Fatalf("record %d never reported", i)
 		}
 	}
-	landed := readTopic(t, c.ListenAddrs(), "t")
-	total := 0
-	for _, rs := range landed {
-		for _, r := range rs {
-			checkRecord(t, r, size, 3)
-			total++
-		}
-	}
-	if tl := countIDs(t, landed); total != n || len(tl.copies) != n {
-		t.Fatalf("%d records landed, %d distinct; want %d", total, len(tl.copies), n)
-	}
+	checkLanded(t, c, n, size, 3)
 }
 
 // TestChunksBounded: records of a partition that keeps failing, one in 25
@@ -177,6 +167,13 @@ func TestChunksBounded(t *testing.T) {
 	if err := p.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+	checkLanded(t, c, n, size, every)
+}
+
+// checkLanded fails unless topic t of c holds chunkRecord(i) once for
+// every i below n.
+func checkLanded(t *testing.T, c *kfake.Cluster, n, size, every int) {
+	t.Helper()
 	landed := readTopic(t, c.ListenAddrs(), "t")
 	total := 0
 	for _, rs := range landed {
