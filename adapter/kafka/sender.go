@@ -1268,11 +1268,9 @@ func detach(e *entry) {
 		return b[len(b)-len(v) : len(b) : len(b)]
 	}
 	r.Key, r.Value = take(r.Key), take(r.Value)
-	hs := make([]kgo.RecordHeader, len(r.Headers))
-	for i, h := range r.Headers {
-		hs[i] = kgo.RecordHeader{Key: h.Key, Value: take(h.Value)}
+	for i := range r.Headers { // the entry's own, or the heap's (newEntry)
+		r.Headers[i].Value = take(r.Headers[i].Value)
 	}
-	r.Headers = hs
 }
 
 func (s *sender) produce(e *entry) {
