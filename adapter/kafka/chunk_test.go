@@ -3,6 +3,7 @@ package kafka
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -115,7 +116,14 @@ func TestChunkReuse(t *testing.T) {
 			t.Fatalf("record %d never reported", i)
 		}
 	}
-	checkLanded(t, c, n, size, 3)
+	// The kept records' _ids are those the records landed with.
+	tl := checkLanded(t, c, n, size, 3)
+	for _, r := range got.recs {
+		l := tl.byID[hex.EncodeToString(header(r, idHeader))]
+		if l == nil || recordIndex(t, l) != recordIndex(t, r) {
+			t.Fatalf("record %d kept by the callback: _id %x landed with no record or another", recordIndex(t, r), header(r, idHeader))
+		}
+	}
 }
 
 // TestChunksBounded: records of a partition that keeps failing, one in 25
@@ -171,8 +179,8 @@ func TestChunksBounded(t *testing.T) {
 }
 
 // checkLanded fails unless topic t of c holds chunkRecord(i) once for
-// every i below n.
-func checkLanded(t *testing.T, c *kfake.Cluster, n, size, every int) {
+// every i below n, and returns the records by _id.
+func checkLanded(t *testing.T, c *kfake.Cluster, n, size, every int) tally {
 	t.Helper()
 	landed := readTopic(t, c.ListenAddrs(), "t")
 	total := 0
@@ -182,7 +190,9 @@ func checkLanded(t *testing.T, c *kfake.Cluster, n, size, every int) {
 			total++
 		}
 	}
-	if tl := countIDs(t, landed); total != n || len(tl.copies) != n {
+	tl := countIDs(t, landed)
+	if total != n || len(tl.copies) != n {
 		t.Fatalf("%d records landed, %d distinct; want %d", total, len(tl.copies), n)
 	}
+	return tl
 }
